@@ -1,0 +1,1 @@
+ALTER TABLE "gov_widgets"."widgets" ADD COLUMN "color" text DEFAULT 'blue' NOT NULL;

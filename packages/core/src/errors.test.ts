@@ -1,0 +1,191 @@
+import { describe, expect, it, vi } from "vitest";
+import { AgentHaltedError, ConfigError, GovernanceError, InvalidArgumentError } from "./errors";
+import { StoreError, toStoreError } from "./store-errors";
+
+describe("GovernanceError", () => {
+  it("carries a stable code, a recovery hint and the cause", () => {
+    const cause = new Error("root");
+    const error = new GovernanceError({
+      code: "SOME_CODE",
+      message: "what happened",
+      recoveryHint: "do this",
+      cause,
+    });
+    expect(error).toMatchObject({
+      code: "SOME_CODE",
+      message: "what happened",
+      recoveryHint: "do this",
+      cause,
+    });
+    expect(error.toJSON()).toEqual({
+      name: "GovernanceError",
+      code: "SOME_CODE",
+      message: "what happened",
+      recoveryHint: "do this",
+    });
+  });
+
+  // Regression: `instanceof` fails when two copies of @gov/core are installed.
+  it("is recognized across two copies of the package", async () => {
+    vi.resetModules();
+    const specifier = "./errors?copy=2";
+    const copy = (await import(/* @vite-ignore */ specifier)) as typeof import("./errors");
+    expect(copy.GovernanceError).not.toBe(GovernanceError);
+    const foreign = new copy.InvalidArgumentError("field", "bad", "fix");
+    expect(foreign instanceof GovernanceError).toBe(false);
+    expect(GovernanceError.isInstance(foreign)).toBe(true);
+    expect(AgentHaltedError.isInstance(new copy.AgentHaltedError({ agentId: "a" }))).toBe(true);
+  });
+
+  it("does not recognize look-alikes", () => {
+    expect(GovernanceError.isInstance({ code: "X", message: "m", recoveryHint: "h" })).toBe(false);
+    expect(GovernanceError.isInstance(null)).toBe(false);
+    expect(GovernanceError.isInstance(new Error("plain"))).toBe(false);
+  });
+});
+
+describe("AgentHaltedError", () => {
+  it("is deliberately not a GovernanceError, so a broad catch cannot swallow a halt", () => {
+    const error = new AgentHaltedError({
+      agentId: "billing-agent",
+      haltedBy: "alice@example.com",
+      haltedAt: new Date("2026-01-01T00:00:00Z"),
+      reason: "runaway spend",
+      path: "scope.check",
+    });
+    expect(GovernanceError.isInstance(error)).toBe(false);
+    expect(error instanceof GovernanceError).toBe(false);
+    expect(AgentHaltedError.isInstance(error)).toBe(true);
+    expect(error.code).toBe("AGENT_HALTED");
+    expect(error.message).toBe(
+      'Agent "billing-agent" was halted by alice@example.com at 2026-01-01T00:00:00.000Z: runaway spend (refused in scope.check).',
+    );
+    expect(error.recoveryHint).toContain("presence.resume");
+  });
+});
+
+describe("ConfigError", () => {
+  it("lists every problem with where it came from and the fix", () => {
+    const error = new ConfigError([
+      {
+        source: "env",
+        name: "GOVERNANCE_DB_POOL_SIZE",
+        problem: "is not an integer.",
+        fix: "Use digits only.",
+      },
+      { source: "option", name: "logLevel", problem: "is not a level.", fix: 'Use "info".' },
+    ]);
+    expect(error.code).toBe("CONFIG_INVALID");
+    expect(error.message).toContain(
+      "environment variable GOVERNANCE_DB_POOL_SIZE: is not an integer. Fix: Use digits only.",
+    );
+    expect(error.message).toContain('option logLevel: is not a level. Fix: Use "info".');
+    expect(error.issues).toHaveLength(2);
+  });
+});
+
+describe("toStoreError", () => {
+  const cases: [string, Record<string, unknown>, string, boolean][] = [
+    [
+      "connection failure (08006)",
+      { code: "08006", message: "connection failure" },
+      "STORE_CONNECTION",
+      true,
+    ],
+    [
+      "admin shutdown (57P01)",
+      { code: "57P01", message: "terminating connection" },
+      "STORE_CONNECTION",
+      true,
+    ],
+    [
+      "unique violation (23505)",
+      { code: "23505", message: "duplicate key", constraint: "t_pkey" },
+      "STORE_UNIQUE_VIOLATION",
+      false,
+    ],
+    [
+      "serialization failure (40001)",
+      { code: "40001", message: "could not serialize" },
+      "STORE_SERIALIZATION_FAILURE",
+      true,
+    ],
+    ["deadlock (40P01)", { code: "40P01", message: "deadlock detected" }, "STORE_DEADLOCK", true],
+    [
+      "statement timeout (57014)",
+      { code: "57014", message: "canceling statement" },
+      "STORE_TIMEOUT",
+      true,
+    ],
+    [
+      "lock not available (55P03)",
+      { code: "55P03", message: "could not obtain lock" },
+      "STORE_TIMEOUT",
+      true,
+    ],
+    [
+      "undefined table (42P01)",
+      { code: "42P01", message: "relation does not exist" },
+      "STORE_QUERY_FAILED",
+      false,
+    ],
+    [
+      "refused socket",
+      { code: "ECONNREFUSED", message: "connect ECONNREFUSED 127.0.0.1:1" },
+      "STORE_CONNECTION",
+      true,
+    ],
+    [
+      "lost connection",
+      { message: "Connection terminated unexpectedly" },
+      "STORE_CONNECTION",
+      true,
+    ],
+    [
+      "ended pool",
+      { message: "Cannot use a pool after calling end on the pool" },
+      "STORE_CLOSED",
+      false,
+    ],
+  ];
+
+  it.each(cases)("classifies %s", (_label, raw, code, retryable) => {
+    const error = toStoreError(Object.assign(new Error(String(raw.message)), raw));
+    expect(StoreError.isInstance(error)).toBe(true);
+    expect((error as StoreError).code).toBe(code);
+    expect((error as StoreError).isRetryable).toBe(retryable);
+  });
+
+  it("finds the driver error inside drizzle's wrapper, without copying the query or its parameters", () => {
+    const driver = Object.assign(new Error("duplicate key value"), { code: "23505" });
+    const wrapped = new Error("Failed query: insert into t values ($1)\nparams: secret-value", {
+      cause: driver,
+    });
+    const error = toStoreError(wrapped) as StoreError;
+    expect(error.code).toBe("STORE_UNIQUE_VIOLATION");
+    expect(error.message).not.toContain("secret-value");
+    expect(error.cause).toBe(wrapped);
+  });
+
+  it("leaves errors that are not database errors alone", () => {
+    const bug = new TypeError("x is not a function");
+    expect(toStoreError(bug)).toBe(bug);
+    const governance = new InvalidArgumentError("f", "p", "x");
+    expect(toStoreError(governance)).toBe(governance);
+  });
+
+  it("never puts credentials of a connection string into its message", () => {
+    const error = toStoreError(
+      Object.assign(
+        new Error(
+          "could not connect to postgres://admin:hunter2@db.internal:5432/gov?password=hunter2",
+        ),
+        {
+          code: "08001",
+        },
+      ),
+    ) as StoreError;
+    expect(error.message).not.toContain("hunter2");
+    expect(error.message).not.toContain("admin:");
+  });
+});

@@ -1,0 +1,118 @@
+export { canonicalJson, canonicalJsonHash, type JsonValue } from "./canonical-json";
+export { type Clock, ManualClock, systemClock } from "./clock";
+export {
+  CORE_ENV_BINDINGS,
+  CORE_FIELD_FIXES,
+  type CoreConfig,
+  type CoreOptionsInput,
+  coreOptionsSchema,
+  type EnvBinding,
+  type EnvValueKind,
+  type FieldFixes,
+  type ReadConfigInput,
+  readConfig,
+  readCoreConfig,
+  readHistoricalKeyEnv,
+  type StoreConfig,
+  type StoreOptionsInput,
+  storeOptionsSchema,
+} from "./config";
+export {
+  type DatabaseTarget,
+  DEFAULT_EMBEDDED_DIRECTORY,
+  parseDatabaseUrl,
+  redactConnectionStrings,
+} from "./database-url";
+export {
+  type AgentHaltedDetails,
+  AgentHaltedError,
+  CORE_ERROR_CODES,
+  ConfigError,
+  type ConfigIssue,
+  type CoreErrorCode,
+  GovernanceError,
+  type GovernanceErrorOptions,
+  InvalidArgumentError,
+} from "./errors";
+export {
+  CHAIN_KEY_ENV_PREFIX,
+  ChainKey,
+  constantTimeEqualHex,
+  EMBEDDED_KEY_FILE,
+  historicalKeysFromEnv,
+  KEY_ID_LENGTH,
+  Keyring,
+  keyFingerprint,
+  loadOrCreateKeyFile,
+  MIN_SECRET_BYTES,
+  MIN_SECRET_DISTINCT_BYTES,
+  type ResolveKeyringOptions,
+  resolveKeyring,
+  SecretError,
+  validateSecret,
+} from "./keys";
+export {
+  createConsoleLogger,
+  type LogFields,
+  type Logger,
+  type LogLevel,
+  silentLogger,
+} from "./logger";
+export {
+  loadMigrations,
+  MIGRATIONS_TABLE,
+  type Migration,
+  MigrationError,
+  type MigrationReport,
+  type MigrationSource,
+  type ModuleMigrationReport,
+  moduleSchema,
+  type RunMigrationsOptions,
+  runMigrations,
+} from "./migrations";
+export {
+  defineModule,
+  type ModuleContext,
+  type ModuleDefinition,
+  type ProvidedPorts,
+} from "./module";
+export {
+  defaultTemplateCacheDirectory,
+  ensurePgliteTemplate,
+  type PgliteTemplateOptions,
+} from "./pglite-template";
+export {
+  type AuditEventInput,
+  type AuditMetadata,
+  type AuditReceipt,
+  type AuditSink,
+  type HaltCheckContext,
+  type HaltGuard,
+  noopAuditSink,
+  noopHaltGuard,
+} from "./ports";
+export {
+  acquireTransactionLock,
+  advisoryLockKey,
+  type CreateStoreOptions,
+  createStore,
+  type GovDatabase,
+  type GovQueryResult,
+  type GovQueryResultHKT,
+  type GovTransaction,
+  type HealthReport,
+  type IsolationLevel,
+  type ListenOptions,
+  MAX_NOTIFY_PAYLOAD_BYTES,
+  resolveTarget,
+  type Store,
+  type Subscription,
+  type TransactionOptions,
+  tryAcquireTransactionLock,
+} from "./store";
+export {
+  StoreError,
+  type StoreErrorDetails,
+  type StoreErrorKind,
+  toStoreError,
+} from "./store-errors";

@@ -1,0 +1,196 @@
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { inspect } from "node:util";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { parseDatabaseUrl } from "./database-url";
+import {
+  ChainKey,
+  constantTimeEqualHex,
+  EMBEDDED_KEY_FILE,
+  Keyring,
+  keyFingerprint,
+  loadOrCreateKeyFile,
+  resolveKeyring,
+  SecretError,
+  validateSecret,
+} from "./keys";
+import { type Logger, silentLogger } from "./logger";
+
+const SECRET = "s3cr3t-0123456789-abcdefghijklmnopqrstuvwxyz";
+const OLD_SECRET = "old-secret-ABCDEFGHIJKLMNOPQRSTUVWXYZ-987654321";
+
+function secretError(run: () => unknown): SecretError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof SecretError) return error;
+    throw error;
+  }
+  throw new Error("expected a SecretError");
+}
+
+describe("validateSecret", () => {
+  it("accepts a strong secret", () => {
+    expect(() => validateSecret(SECRET)).not.toThrow();
+  });
+
+  it("refuses fewer than 32 bytes, naming the field, the length, the limit and how to generate one", () => {
+    const error = secretError(() =>
+      validateSecret("short-but-varied-0123", "GOVERNANCE_AUDIT_SECRET"),
+    );
+    expect(error.code).toBe("SECRET_INVALID");
+    expect(error.field).toBe("GOVERNANCE_AUDIT_SECRET");
+    expect(error.message).toBe(
+      "GOVERNANCE_AUDIT_SECRET is too short: 21 bytes, at least 32 are required.",
+    );
+    expect(error.recoveryHint).toContain("openssl rand");
+  });
+
+  it("counts bytes, not characters", () => {
+    // 16 characters, 48 bytes of UTF-8.
+    expect(() => validateSecret("€₤¥₩₪₫₭₮₯₰₱₲₳₴₵₶")).not.toThrow();
+  });
+
+  it("refuses a long secret with fewer than 8 distinct byte values, without repeating it", () => {
+    const weak = "abcabcabcabcabcabcabcabcabcabcabcabc";
+    const error = secretError(() => validateSecret(weak));
+    expect(error.message).toContain("only 3 distinct byte values");
+    expect(error.message).not.toContain(weak);
+  });
+});
+
+describe("ChainKey and Keyring", () => {
+  it("identifies a key by a stable fingerprint and never shows the secret", () => {
+    const key = new ChainKey(SECRET);
+    expect(key.fingerprint).toBe(keyFingerprint(SECRET));
+    expect(key.fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    expect(key.id).toBe(key.fingerprint.slice(0, 16));
+    expect(JSON.stringify(key)).not.toContain(SECRET);
+    expect(inspect(key, { showHidden: true, depth: 5 })).not.toContain(SECRET);
+    expect(String(key)).toBe(`ChainKey(${key.id})`);
+  });
+
+  it("signs and verifies with HMAC-SHA256, rejecting a changed message or MAC", () => {
+    const key = new ChainKey(SECRET);
+    const mac = key.hmacHex("payload");
+    expect(mac).toMatch(/^[0-9a-f]{64}$/);
+    expect(key.verifyHex("payload", mac)).toBe(true);
+    expect(key.verifyHex("payload!", mac)).toBe(false);
+    const flipped = `${mac.slice(0, 63)}${mac.endsWith("0") ? "1" : "0"}`;
+    expect(key.verifyHex("payload", flipped)).toBe(false);
+    expect(key.verifyHex("payload", mac.slice(0, 10))).toBe(false);
+    expect(new ChainKey(OLD_SECRET).verifyHex("payload", mac)).toBe(false);
+  });
+
+  it("compares MACs in constant time, and unequal lengths as unequal", () => {
+    expect(constantTimeEqualHex("abcd", "abcd")).toBe(true);
+    expect(constantTimeEqualHex("abcd", "abce")).toBe(false);
+    expect(constantTimeEqualHex("abcd", "abc")).toBe(false);
+  });
+
+  it("finds current and historical keys by fingerprint prefix", () => {
+    const current = new ChainKey(SECRET);
+    const old = new ChainKey(OLD_SECRET);
+    const keyring = new Keyring(current, [old, new ChainKey(OLD_SECRET)]);
+    expect(keyring.keys).toHaveLength(2);
+    expect(keyring.find(current.id)).toBe(current);
+    expect(keyring.find(old.fingerprint)).toBe(old);
+    expect(keyring.find(old.id.toUpperCase())).toBe(old);
+    expect(keyring.find("1234")).toBeUndefined();
+    const error = secretError(() => keyring.require("deadbeefdeadbeef"));
+    expect(error.code).toBe("KEY_NOT_FOUND");
+    expect(error.recoveryHint).toContain("GOVERNANCE_CHAIN_KEY_DEADBEEFDEADBEEF");
+    expect(JSON.stringify(keyring)).not.toContain(SECRET);
+  });
+});
+
+describe("the embedded database's key file", () => {
+  let directory: string;
+
+  beforeEach(async () => {
+    directory = await mkdtemp(join(tmpdir(), "gov-keys-"));
+  });
+
+  afterEach(async () => {
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  it("is created once with mode 0600 and read back on the next start", async () => {
+    const first = await loadOrCreateKeyFile(directory, silentLogger);
+    expect(first.created).toBe(true);
+    expect((await stat(first.path)).mode & 0o777).toBe(0o600);
+    const second = await loadOrCreateKeyFile(directory, silentLogger);
+    expect(second).toMatchObject({ created: false, secret: first.secret });
+    expect(() => validateSecret(first.secret)).not.toThrow();
+  });
+
+  it("gives concurrent first starts one and the same key", async () => {
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => loadOrCreateKeyFile(directory, silentLogger)),
+    );
+    expect(new Set(results.map((result) => result.secret)).size).toBe(1);
+    expect(results.filter((result) => result.created)).toHaveLength(1);
+  });
+
+  it("warns when the file is readable by others, and refuses a weak one", async () => {
+    const warnings: string[] = [];
+    const logger: Logger = { ...silentLogger, warn: (message) => warnings.push(message) };
+    await writeFile(join(directory, EMBEDDED_KEY_FILE), `${SECRET}\n`, { mode: 0o644 });
+    const loaded = await loadOrCreateKeyFile(directory, logger);
+    expect(loaded.secret).toBe(SECRET);
+    expect(warnings[0]).toContain("chmod 600");
+    await writeFile(join(directory, EMBEDDED_KEY_FILE), "weak\n", { mode: 0o600 });
+    await expect(loadOrCreateKeyFile(directory, logger)).rejects.toMatchObject({
+      code: "SECRET_INVALID",
+    });
+  });
+});
+
+describe("resolveKeyring", () => {
+  it("uses an explicit secret, with historical keys", async () => {
+    const keyring = await resolveKeyring({
+      target: parseDatabaseUrl("postgres://db/gov") as never,
+      auditSecret: SECRET,
+      historicalKeys: [OLD_SECRET],
+      logger: silentLogger,
+    });
+    expect(keyring.current.fingerprint).toBe(keyFingerprint(SECRET));
+    expect(keyring.find(keyFingerprint(OLD_SECRET))).toBeDefined();
+  });
+
+  it("refuses to start on a real Postgres without a secret rather than use a throwaway key", async () => {
+    const error = await resolveKeyring({
+      target: parseDatabaseUrl("postgres://db/gov") as never,
+      logger: silentLogger,
+    }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(SecretError);
+    expect(error).toMatchObject({ code: "SECRET_REQUIRED", field: "auditSecret" });
+    expect((error as SecretError).recoveryHint).toContain("GOVERNANCE_AUDIT_SECRET");
+  });
+
+  it("keeps a generated key beside an embedded database, so the same key comes back after a restart", async () => {
+    const home = await mkdtemp(join(tmpdir(), "gov-home-"));
+    try {
+      const target = parseDatabaseUrl(home) as never;
+      const first = await resolveKeyring({ target, logger: silentLogger });
+      const second = await resolveKeyring({ target, logger: silentLogger });
+      expect(second.current.fingerprint).toBe(first.current.fingerprint);
+      expect(await readFile(join(home, EMBEDDED_KEY_FILE), "utf8")).not.toBe("");
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
+  it("uses a random key for memory://", async () => {
+    const a = await resolveKeyring({
+      target: parseDatabaseUrl("memory://") as never,
+      logger: silentLogger,
+    });
+    const b = await resolveKeyring({
+      target: parseDatabaseUrl("memory://") as never,
+      logger: silentLogger,
+    });
+    expect(a.current.fingerprint).not.toBe(b.current.fingerprint);
+  });
+});

@@ -1,0 +1,230 @@
+import { redactConnectionStrings } from "./database-url";
+import { CORE_ERROR_CODES, GovernanceError } from "./errors";
+
+const STORE_ERROR_MARKER = Symbol.for("@gov/core.StoreError");
+
+/** The classes of database failure that callers act on differently. */
+export type StoreErrorKind =
+  | "connection"
+  | "unique"
+  | "serialization"
+  | "deadlock"
+  | "timeout"
+  | "closed"
+  | "locked"
+  | "query";
+
+const CODE_BY_KIND: Record<StoreErrorKind, string> = {
+  connection: CORE_ERROR_CODES.STORE_CONNECTION,
+  unique: CORE_ERROR_CODES.STORE_UNIQUE_VIOLATION,
+  serialization: CORE_ERROR_CODES.STORE_SERIALIZATION_FAILURE,
+  deadlock: CORE_ERROR_CODES.STORE_DEADLOCK,
+  timeout: CORE_ERROR_CODES.STORE_TIMEOUT,
+  closed: CORE_ERROR_CODES.STORE_CLOSED,
+  locked: CORE_ERROR_CODES.STORE_LOCKED,
+  query: CORE_ERROR_CODES.STORE_QUERY_FAILED,
+};
+
+const HINT_BY_KIND: Record<StoreErrorKind, string> = {
+  connection:
+    "Check that the database is running and reachable (GOVERNANCE_DATABASE_URL); the operation can be retried once it is.",
+  unique: "The row already exists; read it instead of inserting it again.",
+  serialization: "Retry the whole transaction; another transaction changed the same rows.",
+  deadlock: "Retry the whole transaction; take locks in a consistent order to avoid the cycle.",
+  timeout:
+    "The statement or lock wait timed out; retry, or look for a long-running transaction holding the lock.",
+  closed: "The store was closed; open a new one with createStore().",
+  locked:
+    "Another process has the embedded database open. Close it, or use a real Postgres (GOVERNANCE_DATABASE_URL=postgres://…) for several processes.",
+  query: "Inspect error.sqlState and error.cause; this is usually a bug or a schema mismatch.",
+};
+
+/** Details kept from the database's error report. */
+export interface StoreErrorDetails {
+  kind: StoreErrorKind;
+  message: string;
+  sqlState?: string | undefined;
+  constraint?: string | undefined;
+  table?: string | undefined;
+  schema?: string | undefined;
+  cause?: unknown;
+}
+
+/**
+ * A database operation failed. Postgres and PGlite errors are classified once, here, by
+ * SQLSTATE (`08xxx` connection, `23505` unique, `40001` serialization, `40P01` deadlock,
+ * `57014`/`55P03` timeout) and by the driver's network errors.
+ *
+ * The message never contains a connection string.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await store.transaction(work);
+ * } catch (error) {
+ *   if (StoreError.isInstance(error) && error.isRetryable) return retry();
+ *   throw error;
+ * }
+ * ```
+ */
+export class StoreError extends GovernanceError {
+  /** The class of failure. */
+  readonly kind: StoreErrorKind;
+  /** The five-character SQLSTATE, when the database reported one. */
+  readonly sqlState: string | undefined;
+  /** The violated constraint, for `unique`. */
+  readonly constraint: string | undefined;
+  readonly table: string | undefined;
+  readonly schema: string | undefined;
+
+  constructor(details: StoreErrorDetails) {
+    super({
+      code: CODE_BY_KIND[details.kind],
+      message: redactConnectionStrings(details.message),
+      recoveryHint: HINT_BY_KIND[details.kind],
+      cause: details.cause,
+    });
+    Object.defineProperty(this, STORE_ERROR_MARKER, { value: true });
+    this.name = "StoreError";
+    this.kind = details.kind;
+    this.sqlState = details.sqlState;
+    this.constraint = details.constraint;
+    this.table = details.table;
+    this.schema = details.schema;
+  }
+
+  /**
+   * True when retrying the same operation can succeed: a lost or refused connection, a
+   * serialization failure, a deadlock, or a timeout.
+   */
+  get isRetryable(): boolean {
+    return (
+      this.kind === "connection" ||
+      this.kind === "serialization" ||
+      this.kind === "deadlock" ||
+      this.kind === "timeout"
+    );
+  }
+
+  /** True for a `StoreError` from any copy of `@gov/core`. */
+  static override isInstance(error: unknown): error is StoreError {
+    return (
+      GovernanceError.isInstance(error) &&
+      (error as unknown as Record<symbol, unknown>)[STORE_ERROR_MARKER] === true
+    );
+  }
+}
+
+const NETWORK_ERROR_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "ECONNABORTED",
+]);
+
+const CONNECTION_MESSAGES = [
+  /connection terminated/i,
+  /timeout exceeded when trying to connect/i,
+  /not queryable/i,
+  /connection (?:is )?closed/i,
+  /server closed the connection/i,
+  /the database system is (?:starting up|shutting down)/i,
+];
+
+const CLOSED_MESSAGES = [/after calling end on the pool/i, /pool is (?:closed|ending)/i];
+
+interface ErrorLike {
+  code?: unknown;
+  message?: unknown;
+  constraint?: unknown;
+  table?: unknown;
+  schema?: unknown;
+  cause?: unknown;
+}
+
+function asErrorLike(value: unknown): ErrorLike | undefined {
+  return typeof value === "object" && value !== null ? (value as ErrorLike) : undefined;
+}
+
+function isSqlState(code: unknown): code is string {
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code);
+}
+
+function kindForSqlState(sqlState: string): StoreErrorKind {
+  if (sqlState.startsWith("08")) return "connection";
+  if (sqlState === "57P01" || sqlState === "57P02" || sqlState === "57P03" || sqlState === "53300")
+    return "connection";
+  if (sqlState === "23505") return "unique";
+  if (sqlState === "40001") return "serialization";
+  if (sqlState === "40P01") return "deadlock";
+  if (sqlState === "57014" || sqlState === "55P03") return "timeout";
+  return "query";
+}
+
+/**
+ * Classify any error thrown by a database driver (pg, PGlite, drizzle's wrapper around
+ * either) into a {@link StoreError}. A `StoreError` is returned unchanged; anything that is
+ * not a database error (a bug in the caller's callback, a `GovernanceError` thrown on
+ * purpose) is returned unchanged too, so that `throw toStoreError(error)` is always safe.
+ *
+ * @param error What was thrown.
+ * @param target A description of the database for connection errors, e.g.
+ *   `Postgres at db.internal:5432` (never the connection string).
+ */
+export function toStoreError(error: unknown, target = "the database"): unknown {
+  if (StoreError.isInstance(error)) return error;
+  if (GovernanceError.isInstance(error)) return error;
+  // Walk the cause chain: drizzle wraps the driver's error (and puts the query and its
+  // parameters in its own message, which we therefore never copy).
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current !== undefined; depth++) {
+    if (StoreError.isInstance(current)) return current;
+    const candidate = asErrorLike(current);
+    if (!candidate) break;
+    const message = typeof candidate.message === "string" ? candidate.message : String(current);
+    if (isSqlState(candidate.code)) {
+      const kind = kindForSqlState(candidate.code);
+      return new StoreError({
+        kind,
+        message:
+          kind === "connection"
+            ? `Lost or refused connection to ${target}: ${message} (SQLSTATE ${candidate.code}).`
+            : `${message} (SQLSTATE ${candidate.code}).`,
+        sqlState: candidate.code,
+        constraint: typeof candidate.constraint === "string" ? candidate.constraint : undefined,
+        table: typeof candidate.table === "string" ? candidate.table : undefined,
+        schema: typeof candidate.schema === "string" ? candidate.schema : undefined,
+        cause: error,
+      });
+    }
+    if (typeof candidate.code === "string" && NETWORK_ERROR_CODES.has(candidate.code)) {
+      return new StoreError({
+        kind: "connection",
+        message: `Could not reach ${target} (${candidate.code}).`,
+        cause: error,
+      });
+    }
+    if (CLOSED_MESSAGES.some((pattern) => pattern.test(message))) {
+      return new StoreError({
+        kind: "closed",
+        message: `The store is closed: ${message}`,
+        cause: error,
+      });
+    }
+    if (CONNECTION_MESSAGES.some((pattern) => pattern.test(message))) {
+      return new StoreError({
+        kind: "connection",
+        message: `Lost or refused connection to ${target}: ${message}`,
+        cause: error,
+      });
+    }
+    current = candidate.cause;
+  }
+  return error;
+}

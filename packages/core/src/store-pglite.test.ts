@@ -1,0 +1,95 @@
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { sql } from "drizzle-orm";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type Logger, silentLogger } from "./logger";
+import { createStore, type Store } from "./store";
+import { PGLITE_DATA_FOLDER, PGLITE_LOCK_FILE } from "./store-pglite";
+
+describe("the embedded database in a directory", () => {
+  let home: string;
+  const open: Store[] = [];
+
+  beforeEach(async () => {
+    home = await mkdtemp(join(tmpdir(), "gov-pglite-"));
+  });
+
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((store) => store.close()));
+    await rm(home, { recursive: true, force: true });
+  });
+
+  async function openStore(
+    options: { databaseUrl?: string; cwd?: string; logger?: Logger } = {},
+  ): Promise<Store> {
+    const store = await createStore({ databaseUrl: home, logger: silentLogger, ...options });
+    open.push(store);
+    return store;
+  }
+
+  it("starts from the initialized template and keeps its data across a restart", async () => {
+    const first = await openStore();
+    expect(existsSync(join(home, PGLITE_DATA_FOLDER, "PG_VERSION"))).toBe(true);
+    expect(first.directory).toBe(home);
+    await first.query(sql`create table notes (body text)`);
+    await first.query(sql`insert into notes values (${"kept"})`);
+    await first.close();
+    const second = await openStore();
+    expect(await second.query(sql`select body from notes`)).toEqual([{ body: "kept" }]);
+  });
+
+  it("refuses a second store on the same directory: two writers would corrupt it", async () => {
+    await openStore();
+    await expect(openStore()).rejects.toMatchObject({ code: "STORE_LOCKED", kind: "locked" });
+  });
+
+  it("takes over a lock left by a process that no longer runs", async () => {
+    const first = await openStore();
+    await first.close();
+    const { hostname } = await import("node:os");
+    await writeFile(
+      join(home, PGLITE_LOCK_FILE),
+      JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), since: "then" }),
+    );
+    const store = await openStore();
+    expect((await store.health()).ok).toBe(true);
+  });
+
+  it("releases its lock on close", async () => {
+    const store = await openStore();
+    expect(existsSync(join(home, PGLITE_LOCK_FILE))).toBe(true);
+    await store.close();
+    expect(existsSync(join(home, PGLITE_LOCK_FILE))).toBe(false);
+  });
+
+  it("uses ./.governance when no URL is given, and says so in one line", async () => {
+    const lines: string[] = [];
+    const logger: Logger = { ...silentLogger, info: (message) => lines.push(message) };
+    const store = await createStore({ cwd: home, logger });
+    open.push(store);
+    expect(store.directory).toBe(join(home, ".governance"));
+    expect(lines.filter((line) => line.includes("No database URL given"))).toHaveLength(1);
+    expect(lines[0]).toContain("GOVERNANCE_DATABASE_URL");
+  });
+
+  it("keeps the host's event loop turning while it works", async () => {
+    const store = await openStore();
+    await store.query(sql`create table rows (id int, body text)`);
+    let ticks = 0;
+    let running = true;
+    const spin = () => {
+      ticks++;
+      if (running) setImmediate(spin);
+    };
+    setImmediate(spin);
+    for (let index = 0; index < 300; index++) {
+      await store.query(sql`insert into rows values (${index}, ${"x".repeat(100)})`);
+    }
+    running = false;
+    // On the host's thread, the awaits of an in-process database resolve as microtasks and
+    // no setImmediate callback would run until the loop ends.
+    expect(ticks).toBeGreaterThan(100);
+  });
+});

@@ -1,0 +1,354 @@
+/**
+ * Test helpers for packages built on `@gov/core`: run one database suite on both engines,
+ * each test on its own fresh database, without paying initdb or migrations per test.
+ *
+ * @example
+ * ```ts
+ * import { createTestStore, testEngines } from "@gov/core/testing";
+ *
+ * describe.each(testEngines())("audit on $name", (engine) => {
+ *   let store: TestStore;
+ *   beforeEach(async () => { store = await createTestStore(engine, { migrations: [auditMigrations] }); });
+ *   afterEach(() => store.close());
+ *   it.skipIf(!engine.available)("appends", async () => { … });
+ * });
+ * ```
+ * @module
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { sql } from "drizzle-orm";
+import { storeOptionsSchema } from "../config";
+import { parseDatabaseUrl } from "../database-url";
+import { type Logger, silentLogger } from "../logger";
+import { loadMigrations, type MigrationSource, runMigrations } from "../migrations";
+import { ensurePgliteTemplate } from "../pglite-template";
+import { createStore, type HealthReport, type Store, type Subscription } from "../store";
+import { StoreError } from "../store-errors";
+import { openPgliteStore } from "../store-pglite";
+
+export { ensurePgliteTemplate } from "../pglite-template";
+
+/** The variable that points the real-Postgres half of the tests at a server. */
+export const TEST_DATABASE_URL_ENV = "GOVERNANCE_TEST_DATABASE_URL";
+
+/** An engine a database suite runs on. */
+export interface TestEngine {
+  name: "pglite" | "postgres";
+  /** False when the engine is not configured here; skip its tests (visibly). */
+  available: boolean;
+  /** The admin URL of the test server, for `postgres`. */
+  url?: string;
+}
+
+/**
+ * Both engines: PGlite, always available, and real Postgres, available when
+ * `GOVERNANCE_TEST_DATABASE_URL` is set.
+ */
+export function testEngines(env: Record<string, string | undefined> = process.env): TestEngine[] {
+  const url = env[TEST_DATABASE_URL_ENV];
+  return [
+    { name: "pglite", available: true },
+    url ? { name: "postgres", available: true, url } : { name: "postgres", available: false },
+  ];
+}
+
+/** A store on a database of its own; `close()` also deletes the database. */
+export interface TestStore extends Store {
+  /** The engine it runs on. */
+  readonly engineName: "pglite" | "postgres";
+  /** A connection string for another process (real Postgres only), or null. */
+  readonly connectionString: string | null;
+}
+
+/** Options of {@link createTestStore}. */
+export interface CreateTestStoreOptions {
+  /** Migrations applied to the fresh database (once per set, then copied). */
+  migrations?: readonly MigrationSource[];
+  logger?: Logger;
+}
+
+async function migrationSetId(migrations: readonly MigrationSource[]): Promise<string> {
+  const hash = createHash("sha256");
+  for (const source of [...migrations].sort((a, b) => a.name.localeCompare(b.name))) {
+    hash.update(`${source.name}\0`);
+    for (const migration of await loadMigrations(source))
+      hash.update(`${migration.tag}\0${migration.hash}\0`);
+  }
+  return hash.digest("hex").slice(0, 16);
+}
+
+const pgliteTemplates = new Map<string, Promise<string>>();
+
+/** An archive of a fresh embedded database with `migrations` applied, made once per set. */
+async function migratedPgliteTemplate(
+  id: string,
+  migrations: readonly MigrationSource[],
+): Promise<string> {
+  let pending = pgliteTemplates.get(id);
+  if (!pending) {
+    pending = (async () => {
+      const file = join(tmpdir(), "gov-test-templates", `pglite-${id}.tar.gz`);
+      if (existsSync(file)) return file;
+      const base = await ensurePgliteTemplate();
+      const config = storeOptionsSchema.parse({ databaseUrl: "memory://" });
+      const target = parseDatabaseUrl("memory://");
+      if (target?.engine !== "pglite") throw new Error("unreachable");
+      const store = await openPgliteStore(target, config, silentLogger, { template: base });
+      try {
+        await runMigrations(store, migrations);
+        const archive = await (store as unknown as { dump(): Promise<ArrayBuffer> }).dump();
+        await mkdir(join(tmpdir(), "gov-test-templates"), { recursive: true });
+        const staging = `${file}.${process.pid}-${randomBytes(4).toString("hex")}`;
+        await writeFile(staging, Buffer.from(archive));
+        await rename(staging, file);
+      } finally {
+        await store.close();
+      }
+      return file;
+    })();
+    pgliteTemplates.set(id, pending);
+    pending.catch(() => pgliteTemplates.delete(id));
+  }
+  return pending;
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+const postgresTemplates = new Map<string, Promise<string>>();
+
+/** A template database with `migrations` applied, made once per set and server. */
+async function migratedPostgresTemplate(
+  adminUrl: string,
+  id: string,
+  migrations: readonly MigrationSource[],
+): Promise<string> {
+  const key = `${adminUrl}\0${id}`;
+  let pending = postgresTemplates.get(key);
+  if (!pending) {
+    pending = (async () => {
+      const name = `gov_tpl_${id}`;
+      // Two connections: one holds the lock in a transaction, the other runs CREATE DATABASE,
+      // which cannot run inside a transaction block.
+      const lock = await createStore({
+        databaseUrl: adminUrl,
+        logger: silentLogger,
+        pool: { max: 1 },
+      });
+      const admin = await createStore({
+        databaseUrl: adminUrl,
+        logger: silentLogger,
+        pool: { max: 1 },
+      });
+      try {
+        // Several test processes may start at once: one builds the template, the others wait.
+        await lock.transaction(async (tx) => {
+          await tx.execute(sql`select pg_advisory_xact_lock(4242, 1)`);
+          const exists = await tx.execute<{ ok: boolean }>(
+            sql`select exists(select 1 from pg_database where datname = ${name}) as ok`,
+          );
+          if (exists.rows[0]?.ok) return;
+          // Build under a temporary name and rename when complete, so that a template is
+          // never seen half-migrated.
+          const building = `${name}_b${randomBytes(3).toString("hex")}`;
+          await admin.query(sql.raw(`create database "${building}" template template0`));
+          const store = await createStore({
+            databaseUrl: withDatabase(adminUrl, building),
+            logger: silentLogger,
+            pool: { max: 1 },
+          });
+          try {
+            await runMigrations(store, migrations);
+          } finally {
+            await store.close();
+          }
+          await admin.query(sql.raw(`alter database "${building}" rename to "${name}"`));
+        });
+      } finally {
+        await admin.close();
+        await lock.close();
+      }
+      return name;
+    })();
+    postgresTemplates.set(key, pending);
+    pending.catch(() => postgresTemplates.delete(key));
+  }
+  return pending;
+}
+
+/** Drop everything a test may have created, then migrate again: a fresh database. */
+const RESET_SQL = `
+do $$
+declare s text;
+begin
+  for s in select nspname from pg_namespace
+    where nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
+      and nspname not like 'pg_temp%' and nspname not like 'pg_toast_temp%'
+  loop
+    execute format('drop schema %I cascade', s);
+  end loop;
+end $$
+`;
+
+const idlePglite = new Map<string, Store[]>();
+
+async function bootPglite(
+  id: string,
+  migrations: readonly MigrationSource[],
+  logger: Logger,
+): Promise<Store> {
+  const template =
+    migrations.length === 0
+      ? await ensurePgliteTemplate()
+      : await migratedPgliteTemplate(id, migrations);
+  const config = storeOptionsSchema.parse({ databaseUrl: "memory://" });
+  const target = parseDatabaseUrl("memory://");
+  if (target?.engine !== "pglite") throw new Error("unreachable");
+  return openPgliteStore(target, config, logger, { template });
+}
+
+/**
+ * An embedded database for one test. Booting PGlite costs most of a second of CPU, so each
+ * test process keeps its instances: when a test closes its store, the database is wiped
+ * (every schema dropped, session state discarded) and migrated again, then handed to the
+ * next test, which sees a database as fresh as a new one.
+ */
+async function pooledPgliteStore(
+  id: string,
+  migrations: readonly MigrationSource[],
+  logger: Logger,
+): Promise<TestStore> {
+  const idle = idlePglite.get(id) ?? [];
+  idlePglite.set(id, idle);
+  let inner = idle.pop();
+  if (inner && !(await inner.health()).ok) {
+    await inner.close();
+    inner = undefined;
+  }
+  const store = inner ?? (await bootPglite(id, migrations, logger));
+  const subscriptions = new Set<Subscription>();
+  let closing: Promise<void> | null = null;
+  const recycle = async () => {
+    for (const subscription of subscriptions) await subscription.unsubscribe();
+    try {
+      if (store.closed) return;
+      await store.query(sql.raw(RESET_SQL));
+      await store.query(sql.raw("create schema public"));
+      await store.query(sql.raw("discard all"));
+      await runMigrations(store, migrations);
+      idle.push(store);
+    } catch {
+      await store.close();
+    }
+  };
+  const facade: TestStore = {
+    engineName: "pglite",
+    connectionString: null,
+    engine: "pglite",
+    description: store.description,
+    directory: store.directory,
+    db: store.db,
+    get closed() {
+      return closing !== null || store.closed;
+    },
+    query: (query) => (closing ? Promise.reject(closedError()) : store.query(query)),
+    transaction: (work, options) =>
+      closing ? Promise.reject(closedError()) : store.transaction(work, options),
+    listen: async (channel, handler, options) => {
+      if (closing) throw closedError();
+      const subscription = await store.listen(channel, handler, options);
+      subscriptions.add(subscription);
+      return subscription;
+    },
+    notify: (channel, payload) =>
+      closing ? Promise.reject(closedError()) : store.notify(channel, payload),
+    health: async (options) =>
+      closing ? { ...(await closedHealth(store)) } : store.health(options),
+    close: () => {
+      closing ??= recycle();
+      return closing;
+    },
+    [Symbol.asyncDispose]: () => facade.close(),
+  };
+  return facade;
+}
+
+function closedError(): StoreError {
+  return new StoreError({ kind: "closed", message: "The store is closed." });
+}
+
+async function closedHealth(store: Store): Promise<HealthReport> {
+  const error = closedError();
+  return {
+    ok: false,
+    engine: store.engine,
+    description: store.description,
+    latencyMs: null,
+    error: { code: error.code, message: error.message },
+  };
+}
+
+/**
+ * A store on a fresh database of its own, with `migrations` applied: on PGlite, a new
+ * in-memory database copied from a migrated archive; on Postgres, a new database copied
+ * from a migrated template database (and dropped on `close()`).
+ */
+export async function createTestStore(
+  engine: TestEngine,
+  options: CreateTestStoreOptions = {},
+): Promise<TestStore> {
+  const migrations = options.migrations ?? [];
+  const logger = options.logger ?? silentLogger;
+  const id = await migrationSetId(migrations);
+  if (engine.name === "pglite") return pooledPgliteStore(id, migrations, logger);
+  if (!engine.url)
+    throw new Error(
+      `${TEST_DATABASE_URL_ENV} is not set; skip this test when engine.available is false`,
+    );
+  const adminUrl = engine.url;
+  const template = await migratedPostgresTemplate(adminUrl, id, migrations);
+  const database = `gov_test_${process.pid}_${randomBytes(5).toString("hex")}`;
+  const admin = await createStore({
+    databaseUrl: adminUrl,
+    logger: silentLogger,
+    pool: { max: 1 },
+  });
+  try {
+    await admin.query(sql.raw(`create database "${database}" template "${template}"`));
+  } finally {
+    await admin.close();
+  }
+  const connectionString = withDatabase(adminUrl, database);
+  const store = await createStore({ databaseUrl: connectionString, logger, pool: { max: 10 } });
+  const close = store.close.bind(store);
+  let dropped: Promise<void> | null = null;
+  const closeAndDrop = () => {
+    dropped ??= (async () => {
+      await close();
+      const cleanup = await createStore({
+        databaseUrl: adminUrl,
+        logger: silentLogger,
+        pool: { max: 1 },
+      });
+      try {
+        await cleanup.query(sql.raw(`drop database if exists "${database}" with (force)`));
+      } finally {
+        await cleanup.close();
+      }
+    })();
+    return dropped;
+  };
+  return Object.assign(store, {
+    engineName: "postgres" as const,
+    connectionString,
+    close: closeAndDrop,
+    [Symbol.asyncDispose]: closeAndDrop,
+  });
+}
