@@ -1,3 +1,8 @@
+/**
+ * drizzle's `sql` template tag, re-exported so that raw queries (`store.query(sql\`…\`)`)
+ * use the same drizzle as the store. Interpolated values are always sent as parameters.
+ */
+export { type SQL, sql } from "drizzle-orm";
 export { canonicalJson, canonicalJsonHash, type JsonValue } from "./canonical-json";
 export { type Clock, ManualClock, systemClock } from "./clock";
 export {

@@ -3,27 +3,14 @@ import { existsSync, readFileSync, unlinkSync } from "node:fs";
 import { mkdir, open, readFile, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { type SQL, sql } from "drizzle-orm";
 import type { StoreConfig } from "./config";
 import type { DatabaseTarget } from "./database-url";
 import type { Logger } from "./logger";
 import { ensurePgliteTemplate } from "./pglite-template";
 import { PgliteThread } from "./pglite-thread";
-import {
-  acquireTransactionLock,
-  assertChannel,
-  assertPayload,
-  type GovDatabase,
-  type GovTransaction,
-  type HealthReport,
-  type ListenOptions,
-  type Store,
-  type Subscription,
-  type TransactionOptions,
-  transactionConfig,
-} from "./store";
+import type { GovDatabase, Store, Subscription } from "./store";
+import { BaseStore } from "./store-base";
 import { StoreError, toStoreError } from "./store-errors";
-import { measureHealth } from "./store-postgres";
 
 /** Folder of the PGlite data directory inside the governance home. */
 export const PGLITE_DATA_FOLDER = "pgdata";
@@ -249,36 +236,33 @@ function isAlive(holder: { pid: number; host: string }): boolean {
   }
 }
 
-class PgliteStore implements Store {
+class PgliteStore extends BaseStore {
   readonly engine = "pglite" as const;
-  readonly description: string;
   readonly directory: string | null;
-  readonly db: GovDatabase;
   readonly #thread: PgliteThread;
   readonly #client: PgliteClient;
   readonly #lock: DirectoryLock | null;
   readonly #logger: Logger;
   readonly #handlers = new Map<string, Set<(payload: string) => void>>();
-  #closed = false;
-  #closing: Promise<void> | null = null;
 
   constructor(
     db: GovDatabase,
-    thread: PgliteThread,
-    client: PgliteClient,
-    lock: DirectoryLock | null,
-    directory: string | null,
+    parts: {
+      thread: PgliteThread;
+      client: PgliteClient;
+      lock: DirectoryLock | null;
+      directory: string | null;
+    },
     description: string,
     logger: Logger,
   ) {
-    this.db = db;
-    this.#thread = thread;
-    this.#client = client;
-    this.#lock = lock;
-    this.directory = directory;
-    this.description = description;
+    super(db, description);
+    this.#thread = parts.thread;
+    this.#client = parts.client;
+    this.#lock = parts.lock;
+    this.directory = parts.directory;
     this.#logger = logger;
-    thread.onNotification = (channel, payload) => {
+    parts.thread.onNotification = (channel, payload) => {
       for (const handler of this.#handlers.get(channel) ?? []) {
         try {
           handler(payload);
@@ -292,50 +276,10 @@ class PgliteStore implements Store {
     };
   }
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  #assertOpen(): void {
-    if (this.#closed)
-      throw new StoreError({
-        kind: "closed",
-        message: `The store (${this.description}) is closed.`,
-      });
-  }
-
-  async query<Row extends Record<string, unknown>>(query: SQL): Promise<Row[]> {
-    this.#assertOpen();
-    try {
-      const result = await this.db.execute<Row>(query);
-      return result.rows;
-    } catch (error) {
-      throw toStoreError(error, this.description);
-    }
-  }
-
-  async transaction<T>(
-    work: (tx: GovTransaction) => Promise<T>,
-    options?: TransactionOptions,
-  ): Promise<T> {
-    this.#assertOpen();
-    try {
-      return await this.db.transaction(async (tx) => {
-        for (const lock of options?.locks ?? []) await acquireTransactionLock(tx, lock);
-        return work(tx);
-      }, transactionConfig(options));
-    } catch (error) {
-      throw toStoreError(error, this.description);
-    }
-  }
-
-  async listen(
+  protected async subscribe(
     channel: string,
     handler: (payload: string) => void,
-    _options?: ListenOptions,
   ): Promise<Subscription> {
-    assertChannel(channel);
-    this.#assertOpen();
     let handlers = this.#handlers.get(channel);
     if (!handlers) {
       handlers = new Set();
@@ -357,49 +301,29 @@ class PgliteStore implements Store {
         set?.delete(handler);
         if (set && set.size === 0) {
           this.#handlers.delete(channel);
-          if (!this.#closed) await this.#client.exec(`UNLISTEN ${channel}`).catch(() => undefined);
+          if (!this.closed) await this.#client.exec(`UNLISTEN ${channel}`).catch(() => undefined);
         }
       },
     };
   }
 
-  async notify(channel: string, payload = ""): Promise<void> {
-    assertChannel(channel);
-    assertPayload(payload);
-    await this.query(sql`select pg_notify(${channel}, ${payload})`);
-  }
-
-  async health(options?: { timeoutMs?: number }): Promise<HealthReport> {
-    return measureHealth(this, options?.timeoutMs ?? 2_000);
-  }
-
   /** @internal Archive the database (for test templates). */
   async dump(): Promise<ArrayBuffer> {
-    this.#assertOpen();
+    this.assertOpen();
     await this.#client.drain();
     return (await this.#thread.call("dump", { compression: "gzip" })) as ArrayBuffer;
   }
 
-  async close(): Promise<void> {
-    if (!this.#closing) {
-      this.#closed = true;
-      this.#closing = (async () => {
-        try {
-          await this.#client.drain();
-          await this.#thread.call("close", null);
-        } catch (error) {
-          this.#logger.warn("The embedded database did not close cleanly.", { error });
-        } finally {
-          await this.#thread.terminate();
-          await this.#lock?.release();
-        }
-      })();
+  protected async release(): Promise<void> {
+    try {
+      await this.#client.drain();
+      await this.#thread.call("close", null);
+    } catch (error) {
+      this.#logger.warn("The embedded database did not close cleanly.", { error });
+    } finally {
+      await this.#thread.terminate();
+      await this.#lock?.release();
     }
-    return this.#closing;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
   }
 }
 
@@ -434,7 +358,12 @@ export async function openPgliteStore(
     const client = new PgliteClient(thread);
     const { drizzle } = await import("drizzle-orm/pglite");
     const db = drizzle({ client: client as never }) as unknown as GovDatabase;
-    return new PgliteStore(db, thread, client, lock, target.directory, target.description, logger);
+    return new PgliteStore(
+      db,
+      { thread, client, lock, directory: target.directory },
+      target.description,
+      logger,
+    );
   } catch (error) {
     await thread?.terminate();
     await lock?.release();

@@ -1,22 +1,11 @@
-import { type SQL, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import type { Client, Pool, PoolConfig } from "pg";
 import type { StoreConfig } from "./config";
 import type { DatabaseTarget } from "./database-url";
 import { ConfigError } from "./errors";
 import type { Logger } from "./logger";
-import {
-  acquireTransactionLock,
-  assertChannel,
-  assertPayload,
-  type GovDatabase,
-  type GovTransaction,
-  type HealthReport,
-  type ListenOptions,
-  type Store,
-  type Subscription,
-  type TransactionOptions,
-  transactionConfig,
-} from "./store";
+import type { GovDatabase, ListenOptions, Store, Subscription } from "./store";
+import { BaseStore } from "./store-base";
 import { StoreError, toStoreError } from "./store-errors";
 
 type PgModule = typeof import("pg");
@@ -193,136 +182,29 @@ class PostgresListener {
   }
 }
 
-class PostgresStore implements Store {
+class PostgresStore extends BaseStore {
   readonly engine = "postgres" as const;
-  readonly description: string;
   readonly directory = null;
-  readonly db: GovDatabase;
   readonly #pool: Pool;
   readonly #listener: PostgresListener;
-  #closed = false;
-  #closing: Promise<void> | null = null;
 
   constructor(db: GovDatabase, pool: Pool, listener: PostgresListener, description: string) {
-    this.db = db;
+    super(db, description);
     this.#pool = pool;
     this.#listener = listener;
-    this.description = description;
   }
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  #assertOpen(): void {
-    if (this.#closed)
-      throw new StoreError({
-        kind: "closed",
-        message: `The store (${this.description}) is closed.`,
-      });
-  }
-
-  async query<Row extends Record<string, unknown>>(query: SQL): Promise<Row[]> {
-    this.#assertOpen();
-    try {
-      const result = await this.db.execute<Row>(query);
-      return result.rows;
-    } catch (error) {
-      throw toStoreError(error, this.description);
-    }
-  }
-
-  async transaction<T>(
-    work: (tx: GovTransaction) => Promise<T>,
-    options?: TransactionOptions,
-  ): Promise<T> {
-    this.#assertOpen();
-    try {
-      return await this.db.transaction(async (tx) => {
-        for (const lock of options?.locks ?? []) await acquireTransactionLock(tx, lock);
-        return work(tx);
-      }, transactionConfig(options));
-    } catch (error) {
-      throw toStoreError(error, this.description);
-    }
-  }
-
-  async listen(
+  protected subscribe(
     channel: string,
     handler: (payload: string) => void,
     options?: ListenOptions,
   ): Promise<Subscription> {
-    assertChannel(channel);
-    this.#assertOpen();
     return this.#listener.subscribe(channel, handler, options);
   }
 
-  async notify(channel: string, payload = ""): Promise<void> {
-    assertChannel(channel);
-    assertPayload(payload);
-    await this.query(sql`select pg_notify(${channel}, ${payload})`);
-  }
-
-  async health(options?: { timeoutMs?: number }): Promise<HealthReport> {
-    return measureHealth(this, options?.timeoutMs ?? 2_000);
-  }
-
-  async close(): Promise<void> {
-    if (!this.#closing) {
-      this.#closed = true;
-      this.#closing = (async () => {
-        await this.#listener.close();
-        await this.#pool.end().catch(() => undefined);
-      })();
-    }
-    return this.#closing;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
-  }
-}
-
-/** @internal Run `select 1` with a timeout and report; never throws. */
-export async function measureHealth(store: Store, timeoutMs: number): Promise<HealthReport> {
-  const started = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      store.query(sql`select 1 as ok`),
-      new Promise((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new StoreError({
-                kind: "timeout",
-                message: `The database did not answer within ${timeoutMs} ms.`,
-              }),
-            ),
-          timeoutMs,
-        );
-      }),
-    ]);
-    return {
-      ok: true,
-      engine: store.engine,
-      description: store.description,
-      latencyMs: performance.now() - started,
-      error: null,
-    };
-  } catch (error) {
-    const classified = toStoreError(error, store.description);
-    return {
-      ok: false,
-      engine: store.engine,
-      description: store.description,
-      latencyMs: null,
-      error: StoreError.isInstance(classified)
-        ? { code: classified.code, message: classified.message }
-        : { code: "STORE_QUERY_FAILED", message: "The health check failed." },
-    };
-  } finally {
-    if (timer) clearTimeout(timer);
+  protected async release(): Promise<void> {
+    await this.#listener.close();
+    await this.#pool.end().catch(() => undefined);
   }
 }
 

@@ -308,10 +308,32 @@ export async function createTestStore(
   const logger = options.logger ?? silentLogger;
   const id = await migrationSetId(migrations);
   if (engine.name === "pglite") return pooledPgliteStore(id, migrations, logger);
-  if (!engine.url)
+  const database = await postgresTestDatabase(engine, id, migrations);
+  const store = await createStore({ databaseUrl: database.databaseUrl, logger, pool: { max: 10 } });
+  const close = store.close.bind(store);
+  let dropped: Promise<void> | null = null;
+  const closeAndDrop = () => {
+    dropped ??= close().then(() => database.dispose());
+    return dropped;
+  };
+  return Object.assign(store, {
+    engineName: "postgres" as const,
+    connectionString: database.databaseUrl,
+    close: closeAndDrop,
+    [Symbol.asyncDispose]: closeAndDrop,
+  });
+}
+
+async function postgresTestDatabase(
+  engine: TestEngine,
+  id: string,
+  migrations: readonly MigrationSource[],
+): Promise<{ databaseUrl: string; dispose(): Promise<void> }> {
+  if (!engine.url) {
     throw new Error(
       `${TEST_DATABASE_URL_ENV} is not set; skip this test when engine.available is false`,
     );
+  }
   const adminUrl = engine.url;
   const template = await migratedPostgresTemplate(adminUrl, id, migrations);
   const database = `gov_test_${process.pid}_${randomBytes(5).toString("hex")}`;
@@ -325,30 +347,37 @@ export async function createTestStore(
   } finally {
     await admin.close();
   }
-  const connectionString = withDatabase(adminUrl, database);
-  const store = await createStore({ databaseUrl: connectionString, logger, pool: { max: 10 } });
-  const close = store.close.bind(store);
-  let dropped: Promise<void> | null = null;
-  const closeAndDrop = () => {
-    dropped ??= (async () => {
-      await close();
-      const cleanup = await createStore({
-        databaseUrl: adminUrl,
-        logger: silentLogger,
-        pool: { max: 1 },
-      });
-      try {
-        await cleanup.query(sql.raw(`drop database if exists "${database}" with (force)`));
-      } finally {
-        await cleanup.close();
-      }
-    })();
-    return dropped;
+  let disposed: Promise<void> | null = null;
+  return {
+    databaseUrl: withDatabase(adminUrl, database),
+    dispose: () => {
+      disposed ??= (async () => {
+        const cleanup = await createStore({
+          databaseUrl: adminUrl,
+          logger: silentLogger,
+          pool: { max: 1 },
+        });
+        try {
+          await cleanup.query(sql.raw(`drop database if exists "${database}" with (force)`));
+        } finally {
+          await cleanup.close();
+        }
+      })();
+      return disposed;
+    },
   };
-  return Object.assign(store, {
-    engineName: "postgres" as const,
-    connectionString,
-    close: closeAndDrop,
-    [Symbol.asyncDispose]: closeAndDrop,
-  });
+}
+
+/**
+ * The URL of a fresh database, for code that opens its own store (an SDK, a child
+ * process): `memory://` on PGlite; on Postgres, a new database copied from a migrated
+ * template, dropped by `dispose()`.
+ */
+export async function createTestDatabase(
+  engine: TestEngine,
+  options: { migrations?: readonly MigrationSource[] } = {},
+): Promise<{ databaseUrl: string; dispose(): Promise<void> }> {
+  const migrations = options.migrations ?? [];
+  if (engine.name === "pglite") return { databaseUrl: "memory://", dispose: async () => undefined };
+  return postgresTestDatabase(engine, await migrationSetId(migrations), migrations);
 }

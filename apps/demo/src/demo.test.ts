@@ -1,0 +1,47 @@
+import { silentLogger } from "@gov/sdk";
+import { describe, expect, it } from "vitest";
+import { billingTools, FakeLLM, type GovernanceHooks, refundScript, runAgent } from "./agent";
+import { runDemo } from "./demo";
+
+describe("the demo", () => {
+  it("runs the scripted agent on the embedded database and closes", async () => {
+    const lines: string[] = [];
+    await runDemo({ databaseUrl: "memory://", logger: silentLogger, env: {} }, (line) =>
+      lines.push(line),
+    );
+    expect(lines[0]).toMatch(/^governance store: embedded PGlite in memory/);
+    expect(lines).toContain(
+      "agent answered: Refunded 120.00 EUR on INV-42 and emailed the customer.",
+    );
+    expect(lines).toContain("5 model calls, 3 tool calls, 1183 tokens (fake LLM, no network)");
+    expect(lines.at(-1)).toBe("closed cleanly");
+  });
+
+  it("stops the agent when a governance hook refuses", async () => {
+    const refused = new Error("refund needs approval");
+    const hooks: GovernanceHooks = {
+      beforePlan: async () => undefined,
+      beforeModelCall: async () => undefined,
+      afterModelCall: async () => undefined,
+      beforeToolCall: async (tool) => {
+        if (tool === "issue_refund") throw refused;
+      },
+      afterToolCall: async () => undefined,
+    };
+    const tools = billingTools();
+    const calls: string[] = [];
+    const spied = Object.fromEntries(
+      Object.entries(tools).map(([name, tool]) => [
+        name,
+        async (args: Record<string, unknown>) => {
+          calls.push(name);
+          return tool(args);
+        },
+      ]),
+    );
+    await expect(
+      runAgent(new FakeLLM(refundScript()), spied, hooks, "Refund invoice INV-42"),
+    ).rejects.toBe(refused);
+    expect(calls).toEqual(["lookup_invoice"]);
+  });
+});

@@ -1,0 +1,152 @@
+import { type SQL, sql } from "drizzle-orm";
+import {
+  acquireTransactionLock,
+  assertChannel,
+  assertPayload,
+  type GovDatabase,
+  type GovTransaction,
+  type HealthReport,
+  type ListenOptions,
+  type Store,
+  type Subscription,
+  type TransactionOptions,
+} from "./store";
+import { StoreError, toStoreError } from "./store-errors";
+
+/**
+ * What both engines share: errors classified at every exit, use after close refused,
+ * advisory locks taken first in a transaction, NOTIFY, and the health check. An engine
+ * supplies LISTEN and the release of its connections.
+ */
+export abstract class BaseStore implements Store {
+  abstract readonly engine: "postgres" | "pglite";
+  abstract readonly directory: string | null;
+  readonly description: string;
+  readonly db: GovDatabase;
+  #closing: Promise<void> | null = null;
+
+  constructor(db: GovDatabase, description: string) {
+    this.db = db;
+    this.description = description;
+  }
+
+  get closed(): boolean {
+    return this.#closing !== null;
+  }
+
+  /** @throws {StoreError} `STORE_CLOSED` after {@link close}. */
+  protected assertOpen(): void {
+    if (this.#closing) {
+      throw new StoreError({
+        kind: "closed",
+        message: `The store (${this.description}) is closed.`,
+      });
+    }
+  }
+
+  async query<Row extends Record<string, unknown>>(query: SQL): Promise<Row[]> {
+    this.assertOpen();
+    try {
+      const result = await this.db.execute<Row>(query);
+      return result.rows;
+    } catch (error) {
+      throw toStoreError(error, this.description);
+    }
+  }
+
+  async transaction<T>(
+    work: (tx: GovTransaction) => Promise<T>,
+    options?: TransactionOptions,
+  ): Promise<T> {
+    this.assertOpen();
+    try {
+      return await this.db.transaction(
+        async (tx) => {
+          for (const lock of options?.locks ?? []) await acquireTransactionLock(tx, lock);
+          return work(tx);
+        },
+        options?.isolationLevel ? { isolationLevel: options.isolationLevel } : undefined,
+      );
+    } catch (error) {
+      throw toStoreError(error, this.description);
+    }
+  }
+
+  async listen(
+    channel: string,
+    handler: (payload: string) => void,
+    options?: ListenOptions,
+  ): Promise<Subscription> {
+    assertChannel(channel);
+    this.assertOpen();
+    return this.subscribe(channel, handler, options);
+  }
+
+  /** Engine-specific LISTEN; the channel is already validated. */
+  protected abstract subscribe(
+    channel: string,
+    handler: (payload: string) => void,
+    options?: ListenOptions,
+  ): Promise<Subscription>;
+
+  async notify(channel: string, payload = ""): Promise<void> {
+    assertChannel(channel);
+    assertPayload(payload);
+    await this.query(sql`select pg_notify(${channel}, ${payload})`);
+  }
+
+  async health(options?: { timeoutMs?: number }): Promise<HealthReport> {
+    const timeoutMs = options?.timeoutMs ?? 2_000;
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.query(sql`select 1 as ok`),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new StoreError({
+                  kind: "timeout",
+                  message: `The database did not answer within ${timeoutMs} ms.`,
+                }),
+              ),
+            timeoutMs,
+          );
+        }),
+      ]);
+      return {
+        ok: true,
+        engine: this.engine,
+        description: this.description,
+        latencyMs: performance.now() - started,
+        error: null,
+      };
+    } catch (error) {
+      const classified = toStoreError(error, this.description);
+      return {
+        ok: false,
+        engine: this.engine,
+        description: this.description,
+        latencyMs: null,
+        error: StoreError.isInstance(classified)
+          ? { code: classified.code, message: classified.message }
+          : { code: "STORE_QUERY_FAILED", message: "The health check failed." },
+      };
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.release();
+    return this.#closing;
+  }
+
+  /** Release the engine's connections; called once. */
+  protected abstract release(): Promise<void>;
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

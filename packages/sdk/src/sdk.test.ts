@@ -1,0 +1,268 @@
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  type AuditEventInput,
+  type AuditSink,
+  ConfigError,
+  defineModule,
+  EMBEDDED_KEY_FILE,
+  type ModuleContext,
+  silentLogger,
+  sql,
+} from "@gov/core";
+import { createTestDatabase, testEngines } from "@gov/core/testing";
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
+import { ModuleDisabledError } from "./errors";
+import type { SdkModuleEntry } from "./modules";
+import { GovernanceSDK } from "./sdk";
+
+const SECRET = "s3cr3t-0123456789-abcdefghijklmnopqrstuvwxyz";
+
+/** A migrations folder of @gov/core's fixtures: module "widgets", schema gov_widgets. */
+const widgetsFolder = new URL("../../core/src/__fixtures__/widgets/drizzle", import.meta.url);
+
+class RecordingSink implements AuditSink {
+  readonly events: AuditEventInput[] = [];
+  async log(event: AuditEventInput) {
+    this.events.push(event);
+    return { eventId: String(this.events.length), isPlaceholder: false };
+  }
+}
+
+function fixtureRegistry(log: string[]): SdkModuleEntry[] {
+  const recorder = defineModule({
+    name: "recorder",
+    create: () => new RecordingSink(),
+    provides: (sink: RecordingSink) => ({ audit: sink }),
+    close: async () => {
+      log.push("close recorder");
+    },
+  });
+  const widgets = defineModule({
+    name: "widgets",
+    migrations: { name: "widgets", migrationsFolder: widgetsFolder },
+    create: (context: ModuleContext, options: { greeting: string }) => ({ context, options }),
+    close: async () => {
+      log.push("close widgets");
+    },
+  });
+  return [
+    { definition: recorder, flag: "enableRecorder", enabledByDefault: true },
+    {
+      definition: widgets,
+      flag: "enableWidgets",
+      enabledByDefault: true,
+      moduleOptions: () => ({ greeting: "hello" }),
+    },
+  ];
+}
+
+describe("GovernanceSDK with core alone", () => {
+  let home: string;
+
+  beforeEach(async () => {
+    home = await mkdtemp(join(tmpdir(), "gov-sdk-"));
+  });
+
+  afterEach(async () => {
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it("starts on the embedded database, answers a health check and closes cleanly", async () => {
+    const sdk = await GovernanceSDK.start({
+      databaseUrl: "memory://",
+      logger: silentLogger,
+      env: {},
+    });
+    expect(sdk.store.engine).toBe("pglite");
+    expect(await sdk.health()).toMatchObject({ ok: true, engine: "pglite" });
+    expect(sdk.migrations).toEqual({ dryRun: false, modules: [] });
+    expect(sdk.config).not.toHaveProperty("auditSecret");
+    await sdk.close();
+    await sdk.close();
+    expect(sdk.store.closed).toBe(true);
+  });
+
+  it("closes with `await using`", async () => {
+    let store: GovernanceSDK["store"] | undefined;
+    {
+      await using sdk = await GovernanceSDK.start({
+        databaseUrl: "memory://",
+        logger: silentLogger,
+        env: {},
+      });
+      store = sdk.store;
+    }
+    expect(store?.closed).toBe(true);
+  });
+
+  it("keeps the generated key of an embedded database, so chains verify after a restart", async () => {
+    const first = await GovernanceSDK.start({ databaseUrl: home, logger: silentLogger, env: {} });
+    const fingerprint = first.keyring.current.fingerprint;
+    await first.close();
+    expect(existsSync(join(home, EMBEDDED_KEY_FILE))).toBe(true);
+    const second = await GovernanceSDK.start({ databaseUrl: home, logger: silentLogger, env: {} });
+    expect(second.keyring.current.fingerprint).toBe(fingerprint);
+    await second.close();
+  });
+
+  it("reads GOVERNANCE_* variables, with explicit options winning", async () => {
+    const sdk = await GovernanceSDK.start({
+      logger: silentLogger,
+      pool: { max: 3 },
+      env: {
+        GOVERNANCE_DATABASE_URL: "memory://",
+        GOVERNANCE_DB_POOL_SIZE: "30",
+        GOVERNANCE_AUDIT_SECRET: SECRET,
+      },
+    });
+    expect(sdk.store.engine).toBe("pglite");
+    expect(sdk.config.pool.max).toBe(3);
+    await sdk.close();
+  });
+
+  it("refuses bad configuration with every problem named, and opens nothing", async () => {
+    const error = await GovernanceSDK.start({
+      databaseUrl: home,
+      logger: silentLogger,
+      env: { GOVERNANCE_DB_POOL_SIZE: "lots" },
+      logLevel: "chatty" as never,
+    }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).issues.map((issue) => issue.name).sort()).toEqual([
+      "GOVERNANCE_DB_POOL_SIZE",
+      "logLevel",
+    ]);
+    expect(existsSync(join(home, "pgdata"))).toBe(false);
+    expect(existsSync(join(home, EMBEDDED_KEY_FILE))).toBe(false);
+  });
+
+  it("refuses a real Postgres without an audit secret before connecting to it", async () => {
+    // Port 1 refuses connections: had the SDK tried to connect, this would be STORE_CONNECTION.
+    await expect(
+      GovernanceSDK.start({
+        databaseUrl: "postgres://gov@127.0.0.1:1/gov",
+        logger: silentLogger,
+        env: {},
+      }),
+    ).rejects.toMatchObject({ code: "SECRET_REQUIRED" });
+  });
+
+  it("never puts the connection string in the error when Postgres is unreachable", async () => {
+    const error = (await GovernanceSDK.start({
+      databaseUrl: "postgres://gov:hunter2@127.0.0.1:1/gov",
+      auditSecret: SECRET,
+      logger: silentLogger,
+      env: {},
+    }).catch((caught: unknown) => caught)) as Error & { code: string };
+    expect(error.code).toBe("STORE_CONNECTION");
+    expect(error.message).toContain("127.0.0.1:1");
+    expect(error.message).not.toContain("hunter2");
+    expect(JSON.stringify(error)).not.toContain("hunter2");
+  });
+});
+
+describe.each(testEngines())("GovernanceSDK composition on $name", (engine) => {
+  it.skipIf(!engine.available)(
+    "runs the enabled modules' migrations and wires the ports in order",
+    async () => {
+      const { databaseUrl, dispose } = await createTestDatabase(engine);
+      onTestFinished(dispose);
+      const log: string[] = [];
+      const sdk = await GovernanceSDK.compose(
+        { databaseUrl, auditSecret: SECRET, logger: silentLogger, env: {} },
+        fixtureRegistry(log),
+      );
+      try {
+        expect(sdk.migrations.modules).toEqual([
+          expect.objectContaining({
+            module: "widgets",
+            applied: ["0000_create_widgets", "0001_add_color"],
+          }),
+        ]);
+        const recorder = sdk.getModule<RecordingSink>("recorder");
+        const widgets = sdk.getModule<{ context: ModuleContext; options: { greeting: string } }>(
+          "widgets",
+        );
+        // The module composed after the recorder received its sink through the audit port.
+        expect(widgets.context.audit).toBe(recorder);
+        expect(widgets.context.store).toBe(sdk.store);
+        expect(widgets.context.keyring).toBe(sdk.keyring);
+        expect(widgets.options).toEqual({ greeting: "hello" });
+        const tables = await sdk.store.query(
+          sql`select tablename from pg_tables where schemaname = 'gov_widgets' order by 1`,
+        );
+        expect(tables).toEqual([{ tablename: "__migrations" }, { tablename: "widgets" }]);
+      } finally {
+        await sdk.close();
+      }
+      expect(log).toEqual(["close widgets", "close recorder"]);
+    },
+  );
+
+  it.skipIf(!engine.available)(
+    "leaves a disabled module out, runs none of its migrations, and names its flag on access",
+    async () => {
+      const { databaseUrl, dispose } = await createTestDatabase(engine);
+      onTestFinished(dispose);
+      const sdk = await GovernanceSDK.compose(
+        {
+          databaseUrl,
+          auditSecret: SECRET,
+          logger: silentLogger,
+          env: {},
+          enableWidgets: false,
+        } as never,
+        fixtureRegistry([]),
+      );
+      try {
+        expect(sdk.isEnabled("widgets")).toBe(false);
+        expect(sdk.migrations.modules).toEqual([]);
+        const error = (() => {
+          try {
+            sdk.getModule("widgets");
+          } catch (caught) {
+            return caught;
+          }
+        })();
+        expect(error).toBeInstanceOf(ModuleDisabledError);
+        expect(error).toMatchObject({
+          code: "MODULE_DISABLED",
+          module: "widgets",
+          flag: "enableWidgets",
+        });
+        expect((error as Error).message).toContain("enableWidgets: false");
+        expect(
+          await sdk.store.query(sql`select 1 from pg_namespace where nspname = 'gov_widgets'`),
+        ).toEqual([]);
+      } finally {
+        await sdk.close();
+      }
+    },
+  );
+
+  it.skipIf(!engine.available)("closes what it opened when a module fails to start", async () => {
+    const log: string[] = [];
+    const failing = defineModule({
+      name: "failing",
+      create: () => {
+        throw new Error("cannot start");
+      },
+    });
+    const registry = [
+      ...fixtureRegistry(log),
+      { definition: failing, flag: "enableFailing" as const, enabledByDefault: true },
+    ];
+    const { databaseUrl, dispose } = await createTestDatabase(engine);
+    onTestFinished(dispose);
+    await expect(
+      GovernanceSDK.compose(
+        { databaseUrl, auditSecret: SECRET, logger: silentLogger, env: {} },
+        registry,
+      ),
+    ).rejects.toThrow("cannot start");
+    expect(log).toEqual(["close widgets", "close recorder"]);
+  });
+});

@@ -1,0 +1,263 @@
+import {
+  type AuditSink,
+  type Clock,
+  CORE_ENV_BINDINGS,
+  CORE_FIELD_FIXES,
+  type CoreConfig,
+  type CoreOptionsInput,
+  coreOptionsSchema,
+  createConsoleLogger,
+  createStore,
+  type HaltGuard,
+  type HealthReport,
+  type Keyring,
+  type Logger,
+  type MigrationReport,
+  type ModuleContext,
+  noopAuditSink,
+  noopHaltGuard,
+  readConfig,
+  readHistoricalKeyEnv,
+  resolveKeyring,
+  resolveTarget,
+  runMigrations,
+  type Store,
+  silentLogger,
+  systemClock,
+} from "@gov/core";
+import { z } from "zod";
+import { ModuleDisabledError } from "./errors";
+import { BUILT_IN_MODULES, type SdkModuleEntry } from "./modules";
+
+/**
+ * Options of {@link GovernanceSDK.start}. Every option can also come from its environment
+ * variable (`GOVERNANCE_DATABASE_URL`, `GOVERNANCE_AUDIT_SECRET`, …); an option passed here
+ * wins over the variable.
+ */
+export interface GovernanceSDKOptions extends CoreOptionsInput {
+  /** Where log lines go. @default a console logger at `logLevel` */
+  logger?: Logger;
+  /** The source of time for governance decisions. @default the system clock */
+  clock?: Clock;
+  /** The environment to read `GOVERNANCE_*` variables from. @default process.env */
+  env?: Record<string, string | undefined>;
+  /** Directory that relative paths (the embedded database) are resolved against. @default process.cwd() */
+  cwd?: string;
+}
+
+/** What the SDK parsed from its options and the environment. Secrets are not kept here. */
+export type GovernanceConfig = Omit<CoreConfig, "auditSecret" | "historicalKeys"> &
+  Record<string, unknown>;
+
+interface Composed {
+  entry: SdkModuleEntry;
+  instance: unknown;
+}
+
+/**
+ * Runtime governance for an AI agent: one store, its migrations, the keyring, and the
+ * modules enabled by the `enable*` options, wired together through core's ports (the
+ * audit module's sink, the presence module's halt guard).
+ *
+ * @example
+ * ```ts
+ * await using sdk = await GovernanceSDK.start({ databaseUrl: process.env.GOVERNANCE_DATABASE_URL });
+ * const report = await sdk.health();
+ * ```
+ */
+export class GovernanceSDK implements AsyncDisposable {
+  /** The store every module keeps its data in. */
+  readonly store: Store;
+  /** The current chain key and the historical ones. */
+  readonly keyring: Keyring;
+  /** The clock governance decisions use. */
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** The parsed configuration (without secrets). */
+  readonly config: GovernanceConfig;
+  /** What the migrations runner did at start. */
+  readonly migrations: MigrationReport;
+  readonly #modules: ReadonlyMap<string, Composed>;
+  readonly #flags: ReadonlyMap<string, string>;
+  #closing: Promise<void> | null = null;
+
+  private constructor(parts: {
+    store: Store;
+    keyring: Keyring;
+    clock: Clock;
+    logger: Logger;
+    config: GovernanceConfig;
+    migrations: MigrationReport;
+    modules: Map<string, Composed>;
+    flags: Map<string, string>;
+  }) {
+    this.store = parts.store;
+    this.keyring = parts.keyring;
+    this.clock = parts.clock;
+    this.logger = parts.logger;
+    this.config = parts.config;
+    this.migrations = parts.migrations;
+    this.#modules = parts.modules;
+    this.#flags = parts.flags;
+  }
+
+  /**
+   * Read the options (merged with the environment), open the store, run the migrations of
+   * the enabled modules, resolve the keyring and compose the modules.
+   *
+   * With a real Postgres an audit secret is required (`GOVERNANCE_AUDIT_SECRET`); with the
+   * embedded database one is generated once and kept beside the data.
+   *
+   * @throws {ConfigError} when an option or variable is invalid (nothing is opened);
+   *   {@link SecretError} when the secret is missing or weak; {@link StoreError} or
+   *   {@link MigrationError} when the database cannot be opened or migrated.
+   */
+  static async start(options: GovernanceSDKOptions = {}): Promise<GovernanceSDK> {
+    return GovernanceSDK.compose(options, BUILT_IN_MODULES);
+  }
+
+  /**
+   * Start with an explicit list of modules instead of the built-in ones: for a custom
+   * umbrella that adds its own modules (defined with `defineModule`) to the same wiring.
+   * Each entry's flag becomes an option; its module is reached with {@link getModule}.
+   */
+  static async compose(
+    options: GovernanceSDKOptions,
+    registry: readonly SdkModuleEntry[],
+  ): Promise<GovernanceSDK> {
+    const {
+      logger: givenLogger,
+      clock = systemClock,
+      env = process.env,
+      cwd,
+      ...serializable
+    } = options;
+    const schema = coreOptionsSchema.extend(
+      Object.fromEntries(
+        registry.flatMap((entry) => [
+          [entry.flag, z.boolean().default(entry.enabledByDefault)],
+          ...Object.entries(entry.options ?? {}),
+        ]),
+      ),
+    );
+    const fixes = Object.assign(
+      {},
+      CORE_FIELD_FIXES,
+      ...registry.map((entry) => ({ [entry.flag]: "Use true or false.", ...entry.fixes })),
+    );
+    const bindings = [...CORE_ENV_BINDINGS, ...registry.flatMap((entry) => entry.env ?? [])];
+    const parsed = readConfig(schema, bindings, fixes, {
+      options: serializable,
+      env,
+    }) as CoreConfig & Record<string, unknown>;
+    const historicalKeys = [...parsed.historicalKeys, ...readHistoricalKeyEnv(env)];
+    const logger =
+      givenLogger ??
+      (parsed.logLevel === "silent" ? silentLogger : createConsoleLogger(parsed.logLevel));
+    const target = resolveTarget(parsed, cwd);
+    // Refuse a missing or weak secret before connecting to anything.
+    const keyring = await resolveKeyring({
+      target,
+      auditSecret: parsed.auditSecret,
+      historicalKeys,
+      logger,
+    });
+    const { auditSecret: _secret, historicalKeys: _keys, ...config } = parsed;
+    const enabled = registry.filter((entry) => config[entry.flag] === true);
+    const store = await createStore({
+      databaseUrl: config.databaseUrl,
+      pool: config.pool,
+      pglite: config.pglite,
+      applicationName: config.applicationName,
+      logger,
+      ...(cwd ? { cwd } : {}),
+    });
+    const composed: Composed[] = [];
+    try {
+      const migrations = await runMigrations(
+        store,
+        enabled.flatMap((entry) =>
+          entry.definition.migrations ? [entry.definition.migrations] : [],
+        ),
+        { logger },
+      );
+      let audit: AuditSink = noopAuditSink;
+      let halt: HaltGuard = noopHaltGuard;
+      for (const entry of enabled) {
+        const context: ModuleContext = { store, keyring, clock, logger, audit, halt };
+        const instance = await entry.definition.create(
+          context,
+          entry.moduleOptions?.(config) as never,
+        );
+        composed.push({ entry, instance });
+        const provided = entry.definition.provides?.(instance) ?? {};
+        audit = provided.audit ?? audit;
+        halt = provided.halt ?? halt;
+      }
+      return new GovernanceSDK({
+        store,
+        keyring,
+        clock,
+        logger,
+        config,
+        migrations,
+        modules: new Map(composed.map((part) => [part.entry.definition.name, part])),
+        flags: new Map(registry.map((entry) => [entry.definition.name, entry.flag])),
+      });
+    } catch (error) {
+      await closeModules(composed, logger);
+      await store.close();
+      throw error;
+    }
+  }
+
+  /**
+   * The instance of a composed module, by name (`sdk.getModule<AuditModule>("audit")` is
+   * what `sdk.audit` returns).
+   * @throws {ModuleDisabledError} naming the flag, when the module is disabled or unknown.
+   */
+  getModule<Instance>(name: string): Instance {
+    const part = this.#modules.get(name);
+    if (part) return part.instance as Instance;
+    throw new ModuleDisabledError(
+      name,
+      this.#flags.get(name) ?? `enable${name.charAt(0).toUpperCase()}${name.slice(1)}`,
+    );
+  }
+
+  /** Whether a module is composed in this SDK. */
+  isEnabled(name: string): boolean {
+    return this.#modules.has(name);
+  }
+
+  /** Check that the database answers; never throws. */
+  health(options?: { timeoutMs?: number }): Promise<HealthReport> {
+    return this.store.health(options);
+  }
+
+  /**
+   * Close the modules (in reverse order of composition, so that the audit module flushes
+   * last) and then the store. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await closeModules([...this.#modules.values()], this.logger);
+      await this.store.close();
+    })();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+async function closeModules(composed: readonly Composed[], logger: Logger): Promise<void> {
+  for (const part of [...composed].reverse()) {
+    try {
+      await part.entry.definition.close?.(part.instance);
+    } catch (error) {
+      logger.error(`The ${part.entry.definition.name} module did not close cleanly.`, { error });
+    }
+  }
+}
