@@ -334,9 +334,13 @@ export async function openPgliteStore(
   logger: Logger,
   overrides: { template?: string | null } = {},
 ): Promise<Store> {
-  const lock = target.directory ? await DirectoryLock.acquire(target.directory) : null;
-  let thread: PgliteThread | null = null;
+  // Start the thread (and the driver's import) first: both take a while and need nothing
+  // from what follows, so they overlap with the lock and the template lookup.
+  const thread = new PgliteThread();
+  const driver = import("drizzle-orm/pglite");
+  let lock: DirectoryLock | null = null;
   try {
+    lock = target.directory ? await DirectoryLock.acquire(target.directory) : null;
     const dataDirectory = target.directory ? join(target.directory, PGLITE_DATA_FOLDER) : null;
     const needsTemplate = dataDirectory === null || !existsSync(join(dataDirectory, "PG_VERSION"));
     const template =
@@ -348,7 +352,6 @@ export async function openPgliteStore(
               logger,
             })
           : null;
-    thread = new PgliteThread();
     const opened = (await thread.call("init", {
       directory: dataDirectory,
       template,
@@ -356,7 +359,7 @@ export async function openPgliteStore(
     })) as { serverVersion: string; fromTemplate: boolean; initdb: boolean };
     logger.debug("Embedded database open.", { ...opened, description: target.description });
     const client = new PgliteClient(thread);
-    const { drizzle } = await import("drizzle-orm/pglite");
+    const { drizzle } = await driver;
     const db = drizzle({ client: client as never }) as unknown as GovDatabase;
     return new PgliteStore(
       db,
@@ -365,7 +368,8 @@ export async function openPgliteStore(
       logger,
     );
   } catch (error) {
-    await thread?.terminate();
+    await driver.catch(() => undefined);
+    await thread.terminate();
     await lock?.release();
     throw toStoreError(error, target.description);
   }
