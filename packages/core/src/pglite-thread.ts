@@ -49,6 +49,7 @@ export class PgliteThread {
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   #failure: StoreError | null = null;
+  #holds = 0;
   onNotification: Notify | null = null;
 
   constructor() {
@@ -71,6 +72,7 @@ export class PgliteThread {
         const pending = message.id === undefined ? undefined : this.#pending.get(message.id);
         if (!pending || message.id === undefined) return;
         this.#pending.delete(message.id);
+        this.#updateRef();
         if (message.ok) pending.resolve(message.value);
         else
           pending.reject(
@@ -97,8 +99,24 @@ export class PgliteThread {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
+      this.#updateRef();
       this.#worker.postMessage({ id, op, payload });
     });
+  }
+
+  /**
+   * Keep the host process alive while something waits on the thread (a request, or a
+   * notification subscription: `delta` +1 / -1); when idle, the thread does not hold the
+   * process open, as pg's `allowExitOnIdle`.
+   */
+  hold(delta: 1 | -1): void {
+    this.#holds = Math.max(0, this.#holds + delta);
+    this.#updateRef();
+  }
+
+  #updateRef(): void {
+    if (this.#pending.size > 0 || this.#holds > 0) this.#worker.ref();
+    else this.#worker.unref();
   }
 
   async terminate(): Promise<void> {

@@ -1,7 +1,9 @@
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Logger, silentLogger } from "./logger";
@@ -91,5 +93,29 @@ describe("the embedded database in a directory", () => {
     // On the host's thread, the awaits of an in-process database resolve as microtasks and
     // no setImmediate callback would run until the loop ends.
     expect(ticks).toBeGreaterThan(100);
+  });
+
+  it("does not hold the host process open while idle, as pg's allowExitOnIdle", async () => {
+    const child = fileURLToPath(new URL("./__fixtures__/idle-exit-child.ts", import.meta.url));
+    const result = await new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
+      const processHandle = spawn(process.execPath, ["--import", "tsx", child], {
+        cwd: fileURLToPath(new URL("..", import.meta.url)),
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let stdout = "";
+      processHandle.stdout.on("data", (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      // Not a speed limit: a process held open by the thread would never exit at all.
+      const timer = setTimeout(() => {
+        processHandle.kill();
+        reject(new Error("the process did not exit on its own"));
+      }, 45_000);
+      processHandle.on("close", (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout });
+      });
+    });
+    expect(result).toEqual({ code: 0, stdout: '[{"one":1}]\n' });
   });
 });

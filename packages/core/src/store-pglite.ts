@@ -292,11 +292,13 @@ class PgliteStore extends BaseStore {
       }
     }
     handlers.add(handler);
+    this.#thread.hold(1);
     let active = true;
     return {
       unsubscribe: async () => {
         if (!active) return;
         active = false;
+        this.#thread.hold(-1);
         const set = this.#handlers.get(channel);
         set?.delete(handler);
         if (set && set.size === 0) {

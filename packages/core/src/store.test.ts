@@ -1,7 +1,13 @@
 import { sql } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { GovernanceError, InvalidArgumentError } from "./errors";
-import { acquireTransactionLock, advisoryLockKey, tryAcquireTransactionLock } from "./store";
+import { silentLogger } from "./logger";
+import {
+  acquireTransactionLock,
+  advisoryLockKey,
+  createStore,
+  tryAcquireTransactionLock,
+} from "./store";
 import { StoreError } from "./store-errors";
 import { createTestStore, type TestEngine, type TestStore, testEngines } from "./testing";
 
@@ -194,6 +200,51 @@ describe.each(testEngines())("store on $name", (engine: TestEngine) => {
       expect(store.closed).toBe(true);
       await expect(store.query(sql`select 1`)).rejects.toMatchObject({ code: "STORE_CLOSED" });
       expect(await store.health()).toMatchObject({ ok: false, error: { code: "STORE_CLOSED" } });
+    },
+  );
+
+  it.skipIf(engine.name !== "postgres" || !engine.available)(
+    "listens again after losing its connection, and says so to catch up",
+    async () => {
+      const received: string[] = [];
+      let reconnects = 0;
+      await store.listen("gov_test_reconnect", (payload) => received.push(payload), {
+        onReconnect: () => {
+          reconnects++;
+        },
+      });
+      // An operator (or a failover) kills the listening session.
+      const killed = await store.query<{ ok: boolean }>(sql`
+        select pg_terminate_backend(pid) as ok from pg_stat_activity
+        where datname = current_database() and query ilike 'LISTEN%' and pid <> pg_backend_pid()`);
+      expect(killed).toEqual([{ ok: true }]);
+      await waitFor(() => reconnects === 1);
+      await store.notify("gov_test_reconnect", "after reconnect");
+      await waitFor(() => received.length === 1);
+      expect(received).toEqual(["after reconnect"]);
+    },
+  );
+
+  it.skipIf(engine.name !== "postgres" || !engine.available)(
+    "classifies a statement that runs past pool.statementTimeoutMs as a retryable timeout",
+    async () => {
+      const limited = await createStore({
+        databaseUrl: store.connectionString as string,
+        logger: silentLogger,
+        pool: { max: 1, statementTimeoutMs: 100 },
+      });
+      try {
+        const error = (await limited
+          .query(sql`select pg_sleep(2)`)
+          .catch((caught: unknown) => caught)) as StoreError;
+        expect(error).toMatchObject({
+          code: "STORE_TIMEOUT",
+          sqlState: "57014",
+          isRetryable: true,
+        });
+      } finally {
+        await limited.close();
+      }
     },
   );
 
