@@ -174,5 +174,9 @@ describe("parseDatabaseUrl", () => {
     expect(
       redactConnectionStrings("failed for postgres://admin:hunter2@db:5432/gov password=hunter2"),
     ).toBe("failed for postgres://***@db:5432/gov password=***");
+    // Regression: a password with an unencoded "@" leaked its tail.
+    expect(redactConnectionStrings("at postgres://u:p@ss@host/db")).toBe(
+      "at postgres://***@host/db",
+    );
   });
 });

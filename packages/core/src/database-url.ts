@@ -99,7 +99,10 @@ function describePostgres(url: URL): string {
  * produces, so that a driver that echoes its configuration cannot leak it.
  */
 export function redactConnectionStrings(text: string): string {
-  return text
-    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi, "$1***@")
-    .replace(/\b(password|passwd|pwd|sslpassword)=([^\s&;]+)/gi, "$1=***");
+  return (
+    text
+      // Greedy up to the last "@" of the authority: a password may hold an unencoded "@".
+      .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#]*@/gi, "$1***@")
+      .replace(/\b(password|passwd|pwd|sslpassword)=([^\s&;]+)/gi, "$1=***")
+  );
 }

@@ -124,6 +124,18 @@ describe("toStoreError", () => {
       true,
     ],
     [
+      "bad password (28P01)",
+      { code: "28P01", message: "password authentication failed" },
+      "STORE_ACCESS_DENIED",
+      false,
+    ],
+    [
+      "missing database (3D000)",
+      { code: "3D000", message: 'database "x" does not exist' },
+      "STORE_ACCESS_DENIED",
+      false,
+    ],
+    [
       "undefined table (42P01)",
       { code: "42P01", message: "relation does not exist" },
       "STORE_QUERY_FAILED",

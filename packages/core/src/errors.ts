@@ -32,10 +32,14 @@ export const CORE_ERROR_CODES = {
   STORE_CLOSED: "STORE_CLOSED",
   /** Another process holds the embedded database directory. */
   STORE_LOCKED: "STORE_LOCKED",
+  /** The database refused the credentials, or the database does not exist (SQLSTATE 28xxx, 3D000). */
+  STORE_ACCESS_DENIED: "STORE_ACCESS_DENIED",
   /** The database holds a migration this version of the code does not know. */
   MIGRATION_UNKNOWN: "MIGRATION_UNKNOWN",
   /** An applied migration differs from the file shipped with the code. */
   MIGRATION_CHECKSUM_MISMATCH: "MIGRATION_CHECKSUM_MISMATCH",
+  /** The database's migration history has a gap or is out of order. */
+  MIGRATION_HISTORY_INVALID: "MIGRATION_HISTORY_INVALID",
   /** A migrations folder is missing or malformed. */
   MIGRATION_SOURCE_INVALID: "MIGRATION_SOURCE_INVALID",
   /** A migration statement failed; the module's migrations were rolled back. */

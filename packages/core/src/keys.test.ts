@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
@@ -68,6 +68,13 @@ describe("ChainKey and Keyring", () => {
     expect(key.id).toBe(key.fingerprint.slice(0, 16));
     expect(JSON.stringify(key)).not.toContain(SECRET);
     expect(inspect(key, { showHidden: true, depth: 5 })).not.toContain(SECRET);
+    // Regression: the key bytes were an enumerable symbol property, copied by spreads.
+    const hex = Buffer.from(SECRET).toString("hex").slice(0, 16);
+    const spread = inspect({ ...key }, { showHidden: true, depth: 5 });
+    expect(spread).not.toContain(SECRET);
+    expect(spread.replaceAll(" ", "")).not.toContain(hex);
+    expect(Object.getOwnPropertySymbols(key)).toEqual([]);
+    expect(inspect(Object.assign({}, key), { showHidden: true })).not.toContain("Buffer");
     expect(String(key)).toBe(`ChainKey(${key.id})`);
   });
 
@@ -136,7 +143,8 @@ describe("the embedded database's key file", () => {
   it("warns when the file is readable by others, and refuses a weak one", async () => {
     const warnings: string[] = [];
     const logger: Logger = { ...silentLogger, warn: (message) => warnings.push(message) };
-    await writeFile(join(directory, EMBEDDED_KEY_FILE), `${SECRET}\n`, { mode: 0o644 });
+    await writeFile(join(directory, EMBEDDED_KEY_FILE), `${SECRET}\n`);
+    await chmod(join(directory, EMBEDDED_KEY_FILE), 0o644); // whatever the umask
     const loaded = await loadOrCreateKeyFile(directory, logger);
     expect(loaded.secret).toBe(SECRET);
     expect(warnings[0]).toContain("chmod 600");

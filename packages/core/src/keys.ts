@@ -78,8 +78,6 @@ export function keyFingerprint(secret: string | Uint8Array): string {
     .digest("hex");
 }
 
-const KEY_MATERIAL = Symbol("gov.keyMaterial");
-
 /**
  * A chain key: the secret, known by its fingerprint. The secret itself is not enumerable
  * and never appears in `JSON.stringify`, `console.log` or `util.inspect` output.
@@ -89,7 +87,7 @@ export class ChainKey {
   readonly fingerprint: string;
   /** The first {@link KEY_ID_LENGTH} hex characters of the fingerprint. */
   readonly id: string;
-  private readonly [KEY_MATERIAL]: Buffer;
+  readonly #material: Buffer;
 
   /**
    * @param secret The key material; validated with {@link validateSecret}.
@@ -97,14 +95,14 @@ export class ChainKey {
    */
   constructor(secret: string | Uint8Array, field = "auditSecret") {
     validateSecret(secret, field);
-    this[KEY_MATERIAL] = toBytes(secret);
+    this.#material = toBytes(secret);
     this.fingerprint = keyFingerprint(secret);
     this.id = this.fingerprint.slice(0, KEY_ID_LENGTH);
   }
 
   /** HMAC-SHA256 of `data` under this key, as 32 bytes. */
   hmac(data: string | Uint8Array): Buffer {
-    return createHmac("sha256", this[KEY_MATERIAL]).update(data).digest();
+    return createHmac("sha256", this.#material).update(data).digest();
   }
 
   /** HMAC-SHA256 of `data` under this key, as 64 lowercase hex characters. */

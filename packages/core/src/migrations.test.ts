@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { gadgetsMigrations, migrationsFolderCopy, widgetsMigrations } from "./__fixtures__";
 import { silentLogger } from "./logger";
 import { loadMigrations, MigrationError, runMigrations } from "./migrations";
-import { createStore } from "./store";
+import { createStore, type Store } from "./store";
 import { createTestStore, type TestEngine, type TestStore, testEngines } from "./testing";
 
 async function appliedTags(store: TestStore, schema: string): Promise<string[]> {
@@ -224,19 +224,71 @@ describe.each(testEngines())("migrations on $name", (engine: TestEngine) => {
     },
   );
 
+  // Regression: under a REPEATABLE READ default, a process that waited for the lock kept a
+  // snapshot from before the winner's commit and failed with "schema already exists".
+  it.skipIf(engine.name !== "postgres" || !engine.available)(
+    "agrees under concurrency even when the database defaults to repeatable read",
+    async () => {
+      const [row] = await store.query<{ name: string }>(sql`select current_database() as name`);
+      await store.query(
+        sql.raw(
+          `alter database "${row?.name}" set default_transaction_isolation = 'repeatable read'`,
+        ),
+      );
+      const url = store.connectionString as string;
+      const stores = await Promise.all(
+        Array.from({ length: 4 }, () =>
+          createStore({ databaseUrl: url, logger: silentLogger, pool: { max: 2 } }),
+        ),
+      );
+      try {
+        const [isolation] = await (stores[0] as Store).query<{ level: string }>(
+          sql`select current_setting('transaction_isolation') as level`,
+        );
+        expect(isolation?.level).toBe("repeatable read");
+        const reports = await Promise.all(
+          stores.map((each) => runMigrations(each, [widgetsMigrations, gadgetsMigrations])),
+        );
+        const appliedCounts = reports.map((report) =>
+          report.modules.reduce((sum, module) => sum + module.applied.length, 0),
+        );
+        expect(appliedCounts.sort()).toEqual([0, 0, 0, 3]);
+      } finally {
+        await Promise.all(stores.map((each) => each.close()));
+      }
+    },
+  );
+
   it.skipIf(engine.name !== "postgres" || !engine.available)(
     "lets several processes migrate one database at the same moment",
     async () => {
       const url = store.connectionString as string;
       const child = fileURLToPath(new URL("./__fixtures__/migrate-child.ts", import.meta.url));
-      const startAt = Date.now() + 1_500;
+      const barrier = "4244";
+      // A real barrier: the test holds an exclusive advisory lock; each child connects, then
+      // waits for a shared lock on it. Once all of them wait, the test lets go, and they
+      // all start migrating at the same moment.
+      let openBarrier: () => void = () => undefined;
+      const barrierOpen = new Promise<void>((resolve) => {
+        openBarrier = resolve;
+      });
+      let barrierHeld: () => void = () => undefined;
+      const held = new Promise<void>((resolve) => {
+        barrierHeld = resolve;
+      });
+      const holder = store.transaction(async (tx) => {
+        await tx.execute(sql`select pg_advisory_xact_lock(${barrier}::bigint)`);
+        barrierHeld();
+        await barrierOpen;
+      });
+      await held;
       const runs = Array.from(
         { length: 3 },
         () =>
           new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
             const processHandle = spawn(
               process.execPath,
-              ["--import", "tsx", child, url, String(startAt)],
+              ["--import", "tsx", child, url, barrier],
               {
                 cwd: fileURLToPath(new URL("..", import.meta.url)),
                 stdio: ["ignore", "pipe", "pipe"],
@@ -253,10 +305,25 @@ describe.each(testEngines())("migrations on $name", (engine: TestEngine) => {
             processHandle.on("close", (code) => resolve({ code, stdout, stderr }));
           }),
       );
+      const waiting = async () =>
+        (
+          await store.query<{ n: number }>(
+            sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and objid = ${Number(barrier)} and not granted`,
+          )
+        )[0]?.n ?? 0;
+      const deadline = Date.now() + 60_000;
+      while ((await waiting()) < 3) {
+        if (Date.now() > deadline) throw new Error("the children never reached the barrier");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      openBarrier();
+      await holder;
       const results = await Promise.all(runs);
       for (const result of results) expect(result, result.stderr).toMatchObject({ code: 0 });
       const applied = results.map(
-        (result) => (JSON.parse(result.stdout.trim()) as { applied: number }).applied,
+        (result) =>
+          (JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "") as { applied: number })
+            .applied,
       );
       expect(applied.sort()).toEqual([0, 0, 3]);
       expect(await appliedTags(store, "gov_widgets")).toEqual([

@@ -239,7 +239,7 @@ function checkHistory(
     }
     if (row.id !== position) {
       throw new MigrationError({
-        code: CORE_ERROR_CODES.MIGRATION_CHECKSUM_MISMATCH,
+        code: CORE_ERROR_CODES.MIGRATION_HISTORY_INVALID,
         module,
         tag: row.tag,
         message: `The migration history of schema ${schema} has a gap before ${row.tag}. Nothing was changed.`,
@@ -263,7 +263,8 @@ export interface RunMigrationsOptions {
  * Each module keeps its own migrations table (`gov_<name>.__migrations`), so the histories
  * of modules never mix. The whole run is one transaction holding one advisory lock per
  * module (taken in name order), so any number of processes can start at once: one applies,
- * the others wait and then find nothing to do. Before anything is applied, every module's
+ * the others wait and then find nothing to do. It runs at READ COMMITTED whatever the
+ * database's default, so that a process that waited sees what the winner committed. Before anything is applied, every module's
  * history is checked against the code: a migration the code does not know (the database is
  * newer than the code), or a changed file, refuses the run and nothing is changed.
  *
@@ -295,48 +296,55 @@ export async function runMigrations(
   const rollback = Symbol("dry run");
   let report: MigrationReport | undefined;
   try {
-    await store.transaction(async (tx) => {
-      const plans: { module: string; schema: string; code: Migration[]; applied: AppliedRow[] }[] =
-        [];
-      for (const { source, migrations } of loaded) {
-        await acquireTransactionLock(tx, `gov:migrations:${source.name}`);
-        const schema = moduleSchema(source.name);
-        const state = await readApplied(tx, schema);
-        if (state === "foreign-schema") {
-          throw new MigrationError({
-            code: CORE_ERROR_CODES.MIGRATION_UNKNOWN,
-            module: source.name,
-            message: `Schema ${schema} exists and holds tables, but has no ${MIGRATIONS_TABLE} table: it was not created by the "${source.name}" module's migrations. Nothing was changed.`,
-            recoveryHint: `Use a database where ${schema} belongs to @gov, or drop the unrelated schema.`,
+    await store.transaction(
+      async (tx) => {
+        const plans: {
+          module: string;
+          schema: string;
+          code: Migration[];
+          applied: AppliedRow[];
+        }[] = [];
+        for (const { source, migrations } of loaded) {
+          await acquireTransactionLock(tx, `gov:migrations:${source.name}`);
+          const schema = moduleSchema(source.name);
+          const state = await readApplied(tx, schema);
+          if (state === "foreign-schema") {
+            throw new MigrationError({
+              code: CORE_ERROR_CODES.MIGRATION_UNKNOWN,
+              module: source.name,
+              message: `Schema ${schema} exists and holds tables, but has no ${MIGRATIONS_TABLE} table: it was not created by the "${source.name}" module's migrations. Nothing was changed.`,
+              recoveryHint: `Use a database where ${schema} belongs to @gov, or drop the unrelated schema.`,
+            });
+          }
+          const applied = state === "no-schema" ? [] : state;
+          checkHistory(source.name, schema, migrations, applied);
+          plans.push({ module: source.name, schema, code: migrations, applied });
+        }
+        const modules: ModuleMigrationReport[] = [];
+        for (const plan of plans) {
+          const pending = plan.code.slice(plan.applied.length);
+          const done: string[] = [];
+          if (!dryRun) {
+            for (const migration of pending) {
+              await applyMigration(tx, plan.module, plan.schema, migration);
+              done.push(migration.tag);
+              options.logger?.info(`Applied migration ${migration.tag} to ${plan.schema}.`);
+            }
+          }
+          modules.push({
+            module: plan.module,
+            schema: plan.schema,
+            alreadyApplied: plan.applied.map((row) => row.tag),
+            applied: done,
+            pending: dryRun ? pending.map((migration) => migration.tag) : [],
           });
         }
-        const applied = state === "no-schema" ? [] : state;
-        checkHistory(source.name, schema, migrations, applied);
-        plans.push({ module: source.name, schema, code: migrations, applied });
-      }
-      const modules: ModuleMigrationReport[] = [];
-      for (const plan of plans) {
-        const pending = plan.code.slice(plan.applied.length);
-        const done: string[] = [];
-        if (!dryRun) {
-          for (const migration of pending) {
-            await applyMigration(tx, plan.module, plan.schema, migration);
-            done.push(migration.tag);
-            options.logger?.info(`Applied migration ${migration.tag} to ${plan.schema}.`);
-          }
-        }
-        modules.push({
-          module: plan.module,
-          schema: plan.schema,
-          alreadyApplied: plan.applied.map((row) => row.tag),
-          applied: done,
-          pending: dryRun ? pending.map((migration) => migration.tag) : [],
-        });
-      }
-      report = { dryRun, modules };
-      // A dry run takes the same locks and reads, then leaves everything as it was.
-      if (dryRun) throw rollback;
-    });
+        report = { dryRun, modules };
+        // A dry run takes the same locks and reads, then leaves everything as it was.
+        if (dryRun) throw rollback;
+      },
+      { isolationLevel: "read committed" },
+    );
   } catch (error) {
     if (error !== rollback) throw error;
   }
@@ -375,13 +383,21 @@ async function applyMigration(
       ),
     );
   } catch (error) {
+    const classified = toStoreError(error);
+    const missingSchema = StoreError.isInstance(classified) && classified.sqlState === "3F000";
     throw new MigrationError({
-      code: CORE_ERROR_CODES.MIGRATION_SOURCE_INVALID,
+      code: missingSchema
+        ? CORE_ERROR_CODES.MIGRATION_SOURCE_INVALID
+        : CORE_ERROR_CODES.MIGRATION_FAILED,
       module,
       tag: migration.tag,
-      message: `After migration ${migration.tag}, schema ${schema} does not exist: the first migration of module "${module}" must create it.`,
-      recoveryHint: `Declare the module's tables in pgSchema("${schema}") so that drizzle-kit generates CREATE SCHEMA.`,
-      cause: error,
+      message: missingSchema
+        ? `After migration ${migration.tag}, schema ${schema} does not exist: the first migration of module "${module}" must create it.`
+        : `Recording migration ${migration.tag} in ${schema}.${MIGRATIONS_TABLE} failed: ${StoreError.isInstance(classified) ? classified.message : "the database refused it."} Every migration of this run was rolled back.`,
+      recoveryHint: missingSchema
+        ? `Declare the module's tables in pgSchema("${schema}") so that drizzle-kit generates CREATE SCHEMA.`
+        : "Check that the database user may create tables in the module's schema, then start again.",
+      cause: classified,
     });
   }
   await tx.execute(

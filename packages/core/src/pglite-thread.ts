@@ -51,6 +51,8 @@ export class PgliteThread {
   #failure: StoreError | null = null;
   #holds = 0;
   onNotification: Notify | null = null;
+  /** Called once if the thread dies without having been terminated. */
+  onUnexpectedExit: (() => void) | null = null;
 
   constructor() {
     this.#worker = new Worker(workerUrl());
@@ -89,9 +91,20 @@ export class PgliteThread {
   }
 
   #fail(message: string, cause?: unknown): void {
-    if (!this.#failure) this.#failure = new StoreError({ kind: "connection", message, cause });
+    if (!this.#failure) {
+      // Nothing brings a dead thread back: the store is closed, not retryable.
+      this.#failure = new StoreError({
+        kind: "closed",
+        message: `${message} The store is closed; open it again.`,
+        cause,
+      });
+      const onExit = this.onUnexpectedExit;
+      this.onUnexpectedExit = null;
+      onExit?.();
+    }
     for (const pending of this.#pending.values()) pending.reject(this.#failure);
     this.#pending.clear();
+    this.#updateRef();
   }
 
   call(op: string, payload: unknown): Promise<unknown> {
@@ -100,7 +113,21 @@ export class PgliteThread {
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       this.#updateRef();
-      this.#worker.postMessage({ id, op, payload });
+      try {
+        this.#worker.postMessage({ id, op, payload });
+      } catch (error) {
+        // A value that cannot be copied to the thread (a function, a class instance with
+        // methods): the request never left, so it must not stay pending.
+        this.#pending.delete(id);
+        this.#updateRef();
+        reject(
+          new StoreError({
+            kind: "query",
+            message: `A query parameter cannot be sent to the embedded database (${(error as Error).name}); pass plain values: strings, numbers, booleans, Dates, Uint8Arrays, arrays and plain objects.`,
+            cause: error,
+          }),
+        );
+      }
     });
   }
 
@@ -120,6 +147,7 @@ export class PgliteThread {
   }
 
   async terminate(): Promise<void> {
+    this.onUnexpectedExit = null;
     this.#failure ??= new StoreError({
       kind: "closed",
       message: "The embedded database is closed.",

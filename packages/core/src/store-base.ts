@@ -1,3 +1,4 @@
+import { inspect } from "node:util";
 import { type SQL, sql } from "drizzle-orm";
 import {
   acquireTransactionLock,
@@ -12,6 +13,29 @@ import {
   type TransactionOptions,
 } from "./store";
 import { StoreError, toStoreError } from "./store-errors";
+
+/**
+ * Postgres turns COMMIT of a transaction in which a statement failed into a silent
+ * ROLLBACK. When `work` caught such a failure and returned normally, the caller would be
+ * told its writes were committed while nothing was; one statement before COMMIT tells.
+ */
+async function assertNotAborted(tx: GovTransaction): Promise<void> {
+  try {
+    await tx.execute(sql`select 1`);
+  } catch (error) {
+    const classified = toStoreError(error);
+    if (StoreError.isInstance(classified) && classified.sqlState === "25P02") {
+      throw new StoreError({
+        kind: "query",
+        sqlState: "25P02",
+        message:
+          "A statement inside the transaction failed and its error was caught; Postgres rolled the whole transaction back, so nothing was committed.",
+        cause: error,
+      });
+    }
+    throw classified;
+  }
+}
 
 /**
  * What both engines share: errors classified at every exit, use after close refused,
@@ -63,7 +87,9 @@ export abstract class BaseStore implements Store {
       return await this.db.transaction(
         async (tx) => {
           for (const lock of options?.locks ?? []) await acquireTransactionLock(tx, lock);
-          return work(tx);
+          const result = await work(tx);
+          await assertNotAborted(tx);
+          return result;
         },
         options?.isolationLevel ? { isolationLevel: options.isolationLevel } : undefined,
       );
@@ -148,5 +174,14 @@ export abstract class BaseStore implements Store {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+
+  /** What `console.log(store)` shows: the engine and the safe description, never the driver's options. */
+  [inspect.custom](): string {
+    return `Store(${this.engine}, ${this.description}${this.closed ? ", closed" : ""})`;
+  }
+
+  toJSON(): { engine: string; description: string; closed: boolean } {
+    return { engine: this.engine, description: this.description, closed: this.closed };
   }
 }

@@ -12,6 +12,7 @@ export type StoreErrorKind =
   | "timeout"
   | "closed"
   | "locked"
+  | "access"
   | "query";
 
 const CODE_BY_KIND: Record<StoreErrorKind, string> = {
@@ -22,6 +23,7 @@ const CODE_BY_KIND: Record<StoreErrorKind, string> = {
   timeout: CORE_ERROR_CODES.STORE_TIMEOUT,
   closed: CORE_ERROR_CODES.STORE_CLOSED,
   locked: CORE_ERROR_CODES.STORE_LOCKED,
+  access: CORE_ERROR_CODES.STORE_ACCESS_DENIED,
   query: CORE_ERROR_CODES.STORE_QUERY_FAILED,
 };
 
@@ -36,6 +38,8 @@ const HINT_BY_KIND: Record<StoreErrorKind, string> = {
   closed: "The store was closed; open a new one with createStore().",
   locked:
     "Another process has the embedded database open. Close it, or use a real Postgres (GOVERNANCE_DATABASE_URL=postgres://…) for several processes.",
+  access:
+    "Check the user, password and database name in GOVERNANCE_DATABASE_URL, and that the user may connect; retrying will not help.",
   query: "Inspect error.sqlState and error.cause; this is usually a bug or a schema mismatch.",
 };
 
@@ -160,6 +164,7 @@ function kindForSqlState(sqlState: string): StoreErrorKind {
   if (sqlState.startsWith("08")) return "connection";
   if (sqlState === "57P01" || sqlState === "57P02" || sqlState === "57P03" || sqlState === "53300")
     return "connection";
+  if (sqlState.startsWith("28") || sqlState === "3D000") return "access";
   if (sqlState === "23505") return "unique";
   if (sqlState === "40001") return "serialization";
   if (sqlState === "40P01") return "deadlock";
@@ -178,38 +183,52 @@ function kindForSqlState(sqlState: string): StoreErrorKind {
  *   `Postgres at db.internal:5432` (never the connection string).
  */
 export function toStoreError(error: unknown, target = "the database"): unknown {
-  if (StoreError.isInstance(error)) return error;
   if (GovernanceError.isInstance(error)) return error;
-  // Walk the cause chain: drizzle wraps the driver's error (and puts the query and its
-  // parameters in its own message, which we therefore never copy).
+  // The chain of causes, outermost first. drizzle wraps the driver's error in one whose
+  // message holds the query and its parameters: data, never to be copied into a message or
+  // matched against patterns. Only the errors under it are read.
+  const chain: ErrorLike[] = [];
   let current: unknown = error;
-  for (let depth = 0; depth < 5 && current !== undefined; depth++) {
+  for (let depth = 0; depth < 6 && current !== undefined && current !== null; depth++) {
     if (StoreError.isInstance(current)) return current;
     const candidate = asErrorLike(current);
     if (!candidate) break;
-    const message = typeof candidate.message === "string" ? candidate.message : String(current);
-    if (isSqlState(candidate.code)) {
-      const kind = kindForSqlState(candidate.code);
-      return new StoreError({
-        kind,
-        message:
-          kind === "connection"
-            ? `Lost or refused connection to ${target}: ${message} (SQLSTATE ${candidate.code}).`
-            : `${message} (SQLSTATE ${candidate.code}).`,
-        sqlState: candidate.code,
-        constraint: typeof candidate.constraint === "string" ? candidate.constraint : undefined,
-        table: typeof candidate.table === "string" ? candidate.table : undefined,
-        schema: typeof candidate.schema === "string" ? candidate.schema : undefined,
-        cause: error,
-      });
-    }
-    if (typeof candidate.code === "string" && NETWORK_ERROR_CODES.has(candidate.code)) {
-      return new StoreError({
-        kind: "connection",
-        message: `Could not reach ${target} (${candidate.code}).`,
-        cause: error,
-      });
-    }
+    chain.push(candidate);
+    current = candidate.cause;
+  }
+  const drivers = chain.filter((candidate) => !isQueryWrapper(candidate));
+  const reported = drivers.find((candidate) => isSqlState(candidate.code));
+  if (reported && isSqlState(reported.code)) {
+    const kind = kindForSqlState(reported.code);
+    const message =
+      typeof reported.message === "string" ? reported.message : "the database reported an error";
+    return new StoreError({
+      kind,
+      message:
+        kind === "connection"
+          ? `Lost or refused connection to ${target}: ${message} (SQLSTATE ${reported.code}).`
+          : kind === "access"
+            ? `${target} refused access: ${message} (SQLSTATE ${reported.code}).`
+            : `${message} (SQLSTATE ${reported.code}).`,
+      sqlState: reported.code,
+      constraint: typeof reported.constraint === "string" ? reported.constraint : undefined,
+      table: typeof reported.table === "string" ? reported.table : undefined,
+      schema: typeof reported.schema === "string" ? reported.schema : undefined,
+      cause: error,
+    });
+  }
+  const network = drivers.find(
+    (candidate) => typeof candidate.code === "string" && NETWORK_ERROR_CODES.has(candidate.code),
+  );
+  if (network) {
+    return new StoreError({
+      kind: "connection",
+      message: `Could not reach ${target} (${String(network.code)}).`,
+      cause: error,
+    });
+  }
+  for (const candidate of drivers) {
+    const message = typeof candidate.message === "string" ? candidate.message : "";
     if (CLOSED_MESSAGES.some((pattern) => pattern.test(message))) {
       return new StoreError({
         kind: "closed",
@@ -224,7 +243,16 @@ export function toStoreError(error: unknown, target = "the database"): unknown {
         cause: error,
       });
     }
-    current = candidate.cause;
   }
   return error;
+}
+
+/** drizzle's `DrizzleQueryError`: carries the query and its parameters. */
+function isQueryWrapper(candidate: ErrorLike): boolean {
+  const record = candidate as ErrorLike & { query?: unknown; params?: unknown; name?: unknown };
+  return (
+    record.name === "DrizzleQueryError" ||
+    ("query" in record && "params" in record) ||
+    (typeof record.message === "string" && record.message.startsWith("Failed query:"))
+  );
 }

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -57,6 +57,62 @@ describe("the embedded database in a directory", () => {
     );
     const store = await openStore();
     expect((await store.health()).ok).toBe(true);
+  });
+
+  // Regression: a container restarted with the same pid found its own old lock and was
+  // locked out forever.
+  it("takes over a lock that names this process but no store of it holds", async () => {
+    const { hostname } = await import("node:os");
+    await writeFile(
+      join(home, PGLITE_LOCK_FILE),
+      JSON.stringify({ pid: process.pid, host: hostname(), nonce: "old", since: "then" }),
+    );
+    const store = await openStore();
+    expect((await store.health()).ok).toBe(true);
+  });
+
+  it("treats an empty lock file as being written, until it is old", async () => {
+    const lockPath = join(home, PGLITE_LOCK_FILE);
+    await writeFile(lockPath, "");
+    await expect(openStore()).rejects.toMatchObject({ code: "STORE_LOCKED" });
+    const old = new Date(Date.now() - 60_000);
+    await utimes(lockPath, old, old);
+    const store = await openStore();
+    expect((await store.health()).ok).toBe(true);
+  });
+
+  it("lets exactly one of several processes racing for a stale lock open the database", async () => {
+    const { hostname } = await import("node:os");
+    const first = await openStore();
+    await first.close();
+    await writeFile(
+      join(home, PGLITE_LOCK_FILE),
+      JSON.stringify({ pid: 2 ** 22 + 777, host: hostname(), since: "then" }),
+    );
+    const goFile = join(home, "go");
+    const child = fileURLToPath(new URL("./__fixtures__/lock-child.ts", import.meta.url));
+    const children = Array.from({ length: 5 }, () => {
+      const handle = spawn(process.execPath, ["--import", "tsx", child, home, goFile], {
+        cwd: fileURLToPath(new URL("..", import.meta.url)),
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let stdout = "";
+      const ready = new Promise<void>((resolve) => {
+        handle.stdout.on("data", (chunk: Buffer) => {
+          stdout += chunk.toString();
+          if (stdout.includes("ready")) resolve();
+        });
+      });
+      const done = new Promise<string>((resolve) => handle.on("close", () => resolve(stdout)));
+      return { ready, done };
+    });
+    await Promise.all(children.map((each) => each.ready));
+    await writeFile(goFile, "go");
+    const outcomes = (await Promise.all(children.map((each) => each.done))).map((out) =>
+      out.replace("ready", "").trim(),
+    );
+    expect(outcomes.filter((outcome) => outcome === "opened")).toHaveLength(1);
+    expect(outcomes.filter((outcome) => outcome === "STORE_LOCKED")).toHaveLength(4);
   });
 
   it("releases its lock on close", async () => {

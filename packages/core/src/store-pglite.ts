@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, unlinkSync } from "node:fs";
-import { mkdir, open, readFile, unlink } from "node:fs/promises";
+import { link, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { StoreConfig } from "./config";
@@ -29,6 +30,11 @@ class Mutex {
     );
     return result;
   }
+}
+
+/** Marks the async context of one open transaction. */
+interface TransactionToken {
+  active: boolean;
 }
 
 interface QueryOptions {
@@ -64,7 +70,7 @@ function rawTypes(parsers: QueryOptions["parsers"]): number[] {
 class PgliteClient {
   readonly #thread: PgliteThread;
   readonly #mutex = new Mutex();
-  readonly #insideTransaction = new AsyncLocalStorage<boolean>();
+  readonly #transactionToken = new AsyncLocalStorage<TransactionToken>();
 
   constructor(thread: PgliteThread) {
     this.#thread = thread;
@@ -84,7 +90,7 @@ class PgliteClient {
   }
 
   #assertNotNested(): void {
-    if (this.#insideTransaction.getStore()) {
+    if (this.#transactionToken.getStore()?.active) {
       // On one connection this would wait for the transaction it is part of, forever.
       throw new StoreError({
         kind: "query",
@@ -111,29 +117,33 @@ class PgliteClient {
   ): Promise<T> {
     this.#assertNotNested();
     return this.#mutex.run(async () => {
+      // The token is shared with everything `work` starts; it goes inactive at the end, so
+      // that work outliving the transaction (a timer, a leaked tx) is not mistaken for it.
+      const token: TransactionToken = { active: true };
+      const ended = () =>
+        new StoreError({
+          kind: "closed",
+          message: "This transaction has already committed or rolled back; use the store instead.",
+        });
       const tx = {
         query: (sqlText: string, params?: unknown[], options?: QueryOptions) =>
-          this.#send(sqlText, params, options),
+          token.active ? this.#send(sqlText, params, options) : Promise.reject(ended()),
         exec: (sqlText: string) =>
-          this.#thread.call("exec", { sql: sqlText }) as Promise<QueryResults[]>,
+          token.active
+            ? (this.#thread.call("exec", { sql: sqlText }) as Promise<QueryResults[]>)
+            : Promise.reject(ended()),
       };
       await tx.exec("BEGIN");
-      let result: T;
       try {
-        result = await this.#insideTransaction.run(true, () => work(tx));
+        const result = await this.#transactionToken.run(token, () => work(tx));
+        await tx.exec("COMMIT");
+        return result;
       } catch (error) {
         await tx.exec("ROLLBACK").catch(() => undefined);
         throw error;
+      } finally {
+        token.active = false;
       }
-      const [commit] = await tx.exec("COMMIT");
-      if ((commit as { command?: string } | undefined)?.command === "ROLLBACK") {
-        throw new StoreError({
-          kind: "query",
-          message:
-            "The transaction was rolled back at COMMIT because a statement inside it had failed.",
-        });
-      }
-      return result;
     });
   }
 
@@ -143,14 +153,22 @@ class PgliteClient {
   }
 }
 
+/** Lock files held (or being taken) by stores of this process. */
+const heldHere = new Set<string>();
+
+/** An empty or unreadable lock file younger than this is being written by its owner. */
+const LOCK_CREATION_GRACE_MS = 10_000;
+
 /**
  * Keeps a second process (or a second store in this process) out of an embedded database:
- * two PGlite instances writing one directory would corrupt it. A lock left by a process that
- * no longer runs is taken over.
+ * two PGlite instances writing one directory would corrupt it. The lock file appears whole
+ * or not at all (written aside, then linked into place); a lock left by a process that no
+ * longer runs is moved aside atomically, so that of several contenders exactly one takes it.
  */
 class DirectoryLock {
   readonly #path: string;
   readonly #token: string;
+  readonly #nonce = randomBytes(8).toString("hex");
   #held = false;
   readonly #onExit = () => this.#releaseSync();
 
@@ -159,43 +177,85 @@ class DirectoryLock {
     this.#token = JSON.stringify({
       pid: process.pid,
       host: hostname(),
+      nonce: this.#nonce,
       since: new Date().toISOString(),
     });
   }
 
   static async acquire(directory: string): Promise<DirectoryLock> {
-    await mkdir(directory, { recursive: true, mode: 0o700 });
-    const lock = new DirectoryLock(join(directory, PGLITE_LOCK_FILE));
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const handle = await open(lock.#path, "wx", 0o600);
-        await handle.writeFile(lock.#token);
-        await handle.close();
-        lock.#held = true;
-        process.once("exit", lock.#onExit);
-        return lock;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
-          throw new StoreError({
-            kind: "connection",
-            message: `Cannot create the embedded database's lock file in ${directory}: ${(error as Error).message}`,
-            cause: error,
-          });
+    const path = join(directory, PGLITE_LOCK_FILE);
+    const locked = (by: string) =>
+      new StoreError({
+        kind: "locked",
+        message: `The embedded database in ${directory} is open in ${by}; an embedded database serves one process at a time.`,
+      });
+    if (heldHere.has(path)) throw locked("another store of this process");
+    heldHere.add(path);
+    try {
+      await mkdir(directory, { recursive: true, mode: 0o700 });
+      const lock = new DirectoryLock(path);
+      for (let attempt = 0; attempt < 5; attempt++) {
+        if (await lock.#tryCreate()) {
+          process.once("exit", lock.#onExit);
+          return lock;
         }
+        let content: string;
+        let age: number;
+        try {
+          content = await readFile(path, "utf8");
+          age = Date.now() - (await stat(path)).mtimeMs;
+        } catch {
+          continue; // Gone in between: try again.
+        }
+        const holder = parseHolder(content);
+        if (!holder && age < LOCK_CREATION_GRACE_MS)
+          throw locked("another process, which is opening it");
+        // A lock naming this very process, yet held by none of its stores, was left by an
+        // earlier process with the same pid (a restarted container): it is stale.
+        const ours = holder?.pid === process.pid && holder.host === hostname();
+        if (holder && !ours && isAlive(holder)) throw locked(`another process (pid ${holder.pid})`);
+        await lock.#takeOverStale(content);
       }
-      const holder = await readHolder(lock.#path);
-      if (holder && isAlive(holder)) {
-        throw new StoreError({
-          kind: "locked",
-          message: `The embedded database in ${directory} is open in another ${holder.pid === process.pid ? "store of this process" : `process (pid ${holder.pid})`}; an embedded database serves one process at a time.`,
-        });
-      }
-      await unlink(lock.#path).catch(() => undefined);
+      throw locked("another process that keeps taking it");
+    } catch (error) {
+      heldHere.delete(path);
+      if (StoreError.isInstance(error)) throw error;
+      throw new StoreError({
+        kind: "connection",
+        message: `Cannot take the embedded database's lock in ${directory}: ${(error as Error).message}`,
+        cause: error,
+      });
     }
-    throw new StoreError({
-      kind: "locked",
-      message: `Could not take the lock of the embedded database in ${directory}.`,
-    });
+  }
+
+  /** Create the lock file with our token; false when one exists. */
+  async #tryCreate(): Promise<boolean> {
+    const temporary = `${this.#path}.${process.pid}.${this.#nonce}.tmp`;
+    await writeFile(temporary, this.#token, { mode: 0o600 });
+    try {
+      await link(temporary, this.#path);
+      this.#held = true;
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+      throw error;
+    } finally {
+      await rm(temporary, { force: true });
+    }
+  }
+
+  /** Move a stale lock aside; if what was moved is not what was judged stale, put it back. */
+  async #takeOverStale(staleContent: string): Promise<void> {
+    const aside = `${this.#path}.stale-${this.#nonce}`;
+    try {
+      await rename(this.#path, aside);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw error;
+    }
+    const moved = await readFile(aside, "utf8").catch(() => staleContent);
+    if (moved !== staleContent) await link(aside, this.#path).catch(() => undefined);
+    await rm(aside, { force: true });
   }
 
   async release(): Promise<void> {
@@ -205,6 +265,7 @@ class DirectoryLock {
   #releaseSync(): void {
     if (!this.#held) return;
     this.#held = false;
+    heldHere.delete(this.#path);
     process.removeListener("exit", this.#onExit);
     try {
       if (readFileSync(this.#path, "utf8") === this.#token) unlinkSync(this.#path);
@@ -214,9 +275,9 @@ class DirectoryLock {
   }
 }
 
-async function readHolder(path: string): Promise<{ pid: number; host: string } | null> {
+function parseHolder(content: string): { pid: number; host: string } | null {
   try {
-    const parsed = JSON.parse(await readFile(path, "utf8")) as { pid?: unknown; host?: unknown };
+    const parsed = JSON.parse(content) as { pid?: unknown; host?: unknown };
     return typeof parsed.pid === "number" && typeof parsed.host === "string"
       ? { pid: parsed.pid, host: parsed.host }
       : null;
@@ -258,6 +319,12 @@ class PgliteStore extends BaseStore {
   ) {
     super(db, description);
     this.#thread = parts.thread;
+    parts.thread.onUnexpectedExit = () => {
+      logger.error(
+        `The embedded database's thread died; ${description} is closed and its lock released.`,
+      );
+      void this.close();
+    };
     this.#client = parts.client;
     this.#lock = parts.lock;
     this.directory = parts.directory;
@@ -373,6 +440,12 @@ export async function openPgliteStore(
     await driver.catch(() => undefined);
     await thread.terminate();
     await lock?.release();
-    throw toStoreError(error, target.description);
+    const classified = toStoreError(error, target.description);
+    if (StoreError.isInstance(classified)) throw classified;
+    throw new StoreError({
+      kind: "connection",
+      message: `Could not open ${target.description}: ${error instanceof Error ? error.message : String(error)}`,
+      cause: error,
+    });
   }
 }

@@ -28,6 +28,10 @@ async function loadPg(): Promise<PgModule> {
 
 type Handler = (payload: string) => void;
 
+/** How often the listening connection is checked, and how long it may take to answer. */
+const HEARTBEAT_INTERVAL_MS = 30_000;
+const HEARTBEAT_TIMEOUT_MS = 10_000;
+
 /**
  * LISTEN on one dedicated connection (a pooled connection would be handed to other work).
  * When the connection drops, it reconnects with backoff, listens again, and tells
@@ -39,8 +43,10 @@ class PostgresListener {
   readonly #logger: Logger;
   readonly #description: string;
   readonly #handlers = new Map<string, Set<Handler>>();
+  readonly #listening = new Map<string, Promise<void>>();
   readonly #reconnectHandlers = new Set<() => void>();
   #client: Client | null = null;
+  #heartbeat: NodeJS.Timeout | null = null;
   #connecting: Promise<Client> | null = null;
   #closed = false;
   #retryDelayMs = 250;
@@ -59,17 +65,24 @@ class PostgresListener {
     options: ListenOptions | undefined,
   ): Promise<Subscription> {
     const client = await this.#connect();
-    let handlers = this.#handlers.get(channel);
-    if (!handlers) {
-      handlers = new Set();
-      this.#handlers.set(channel, handlers);
-      try {
-        await client.query(`LISTEN ${channel}`);
-      } catch (error) {
-        this.#handlers.delete(channel);
-        throw toStoreError(error, this.#description);
-      }
+    let listening = this.#listening.get(channel);
+    if (!listening) {
+      // The first subscriber of a channel issues LISTEN; those who come while it is in
+      // flight wait for the same outcome, so that none holds a subscription that never fires.
+      this.#handlers.set(channel, new Set());
+      listening = client.query(`LISTEN ${channel}`).then(
+        () => undefined,
+        (error: unknown) => {
+          this.#handlers.delete(channel);
+          this.#listening.delete(channel);
+          throw toStoreError(error, this.#description);
+        },
+      );
+      this.#listening.set(channel, listening);
     }
+    await listening;
+    const handlers = this.#handlers.get(channel);
+    if (!handlers) throw new StoreError({ kind: "closed", message: "The store is closed." });
     handlers.add(handler);
     const onReconnect = options?.onReconnect;
     if (onReconnect) this.#reconnectHandlers.add(onReconnect);
@@ -83,6 +96,7 @@ class PostgresListener {
         set?.delete(handler);
         if (set && set.size === 0) {
           this.#handlers.delete(channel);
+          this.#listening.delete(channel);
           await this.#client?.query(`UNLISTEN ${channel}`).catch(() => undefined);
         }
       },
@@ -101,7 +115,14 @@ class PostgresListener {
   }
 
   async #open(): Promise<Client> {
-    const client = new this.#pg.Client(this.#config);
+    // TCP keepalive, and a heartbeat below: a half-open connection (a NAT timeout, a
+    // failover that drops packets) raises no error by itself, and notifications would
+    // silently stop.
+    const client = new this.#pg.Client({
+      ...this.#config,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    });
     client.on("notification", (message) => {
       const handlers = this.#handlers.get(message.channel);
       if (!handlers) return;
@@ -134,12 +155,38 @@ class PostgresListener {
     }
     this.#client = client;
     this.#retryDelayMs = 250;
+    this.#startHeartbeat(client);
     return client;
+  }
+
+  #startHeartbeat(client: Client): void {
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#heartbeat = setInterval(() => {
+      let timer: NodeJS.Timeout | undefined;
+      Promise.race([
+        client.query("select 1"),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error("heartbeat timed out")), HEARTBEAT_TIMEOUT_MS);
+        }),
+      ]).then(
+        () => clearTimeout(timer),
+        () => {
+          clearTimeout(timer);
+          this.#logger.warn(
+            `The listening connection to ${this.#description} stopped answering; reconnecting.`,
+          );
+          this.#lost(client);
+        },
+      );
+    }, HEARTBEAT_INTERVAL_MS);
+    this.#heartbeat.unref();
   }
 
   #lost(client: Client): void {
     if (this.#client !== client) return;
     this.#client = null;
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#heartbeat = null;
     client.removeAllListeners("end");
     client.on("error", () => undefined);
     client.end().catch(() => undefined);
@@ -170,6 +217,8 @@ class PostgresListener {
 
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#heartbeat = null;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
     const client = this.#client ?? (await this.#connecting?.catch(() => null)) ?? null;
@@ -216,8 +265,13 @@ export async function openPostgresStore(
 ): Promise<Store> {
   const pg = await loadPg();
   const { drizzle } = await import("drizzle-orm/node-postgres");
+  // The password is handed to pg as a function, never as a string or inside the connection
+  // string: pg keeps its options on the pool, where a console.log(store) would print them.
+  const { parse } = await import("pg-connection-string");
+  const { password, ...parsed } = parse(target.connectionString);
   const connection: PoolConfig = {
-    connectionString: target.connectionString,
+    ...(parsed as PoolConfig),
+    ...(password ? { password: () => password } : {}),
     connectionTimeoutMillis: config.pool.connectionTimeoutMs,
     application_name: config.applicationName,
     ...(config.pool.statementTimeoutMs > 0

@@ -6,9 +6,10 @@ import {
   acquireTransactionLock,
   advisoryLockKey,
   createStore,
+  type GovTransaction,
   tryAcquireTransactionLock,
 } from "./store";
-import { StoreError } from "./store-errors";
+import { StoreError, toStoreError } from "./store-errors";
 import { createTestStore, type TestEngine, type TestStore, testEngines } from "./testing";
 
 async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
@@ -92,23 +93,27 @@ describe.each(testEngines())("store on $name", (engine: TestEngine) => {
     },
   );
 
-  it.skipIf(!engine.available)(
-    "serializes transactions that take the same advisory lock",
+  // On PGlite one connection serializes everything, so only Postgres can show the lock.
+  it.skipIf(engine.name !== "postgres" || !engine.available)(
+    "serializes transactions that take the same advisory lock (and loses updates without it)",
     async () => {
       await store.query(sql`create table counter (n int not null)`);
       await store.query(sql`insert into counter values (0)`);
-      // Read-modify-write with a pause in between: without the lock, concurrent increments
-      // would read the same value and lose updates (on Postgres; PGlite has one connection).
-      const increment = () =>
+      // Read-modify-write with a pause in between, eight at once.
+      const increment = (locks: string[]) =>
         store.transaction(
           async (tx) => {
             const current = await tx.execute<{ n: number }>(sql`select n from counter`);
             await new Promise((resolve) => setTimeout(resolve, 5));
             await tx.execute(sql`update counter set n = ${(current.rows[0]?.n ?? 0) + 1}`);
           },
-          { locks: ["gov_test:counter"] },
+          { locks },
         );
-      await Promise.all(Array.from({ length: 8 }, increment));
+      await Promise.all(Array.from({ length: 8 }, () => increment([])));
+      const [unlocked] = await store.query<{ n: number }>(sql`select n from counter`);
+      expect(unlocked?.n).toBeLessThan(8);
+      await store.query(sql`update counter set n = 0`);
+      await Promise.all(Array.from({ length: 8 }, () => increment(["gov_test:counter"])));
       expect(await store.query(sql`select n from counter`)).toEqual([{ n: 8 }]);
     },
   );
@@ -169,6 +174,10 @@ describe.each(testEngines())("store on $name", (engine: TestEngine) => {
       expect(received).toEqual(["direct", "committed"]);
       await subscription.unsubscribe();
       await subscription.unsubscribe();
+      if (engine.name === "pglite") {
+        // The embedded database has one session: it must no longer LISTEN at all.
+        expect(await store.query(sql`select pg_listening_channels() as channel`)).toEqual([]);
+      }
       await store.notify("gov_test_events", "after");
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(received).toEqual(["direct", "committed"]);
@@ -248,6 +257,46 @@ describe.each(testEngines())("store on $name", (engine: TestEngine) => {
     },
   );
 
+  // Regression: COMMIT of a transaction whose failed statement was caught is a silent
+  // ROLLBACK; the caller was told its writes were committed.
+  it.skipIf(!engine.available)(
+    "refuses to report a transaction as committed when Postgres rolled it back",
+    async () => {
+      await store.query(sql`create table items (id int primary key)`);
+      await store.query(sql`insert into items values (1)`);
+      const error = await store
+        .transaction(async (tx) => {
+          await tx.execute(sql`insert into items values (2)`);
+          await tx.execute(sql`insert into items values (1)`).catch(() => undefined);
+          return "looks fine";
+        })
+        .catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ code: "STORE_QUERY_FAILED", sqlState: "25P02" });
+      expect((error as Error).message).toContain("nothing was committed");
+      expect(await store.query(sql`select id from items order by id`)).toEqual([{ id: 1 }]);
+    },
+  );
+
+  // Regression: drizzle's wrapper message (the query and its parameters) was matched
+  // against connection patterns and copied into the error.
+  it.skipIf(!engine.available)(
+    "classifies by the driver's error, never by the parameters in drizzle's message",
+    async () => {
+      const error = (await store
+        .query(sql`select ${"server closed the connection; secret=hunter2"}::int`)
+        .catch((caught: unknown) => caught)) as StoreError;
+      expect(error).toMatchObject({
+        code: "STORE_QUERY_FAILED",
+        sqlState: "22P02",
+        isRetryable: false,
+      });
+      // Postgres itself quotes the bad input; drizzle's listing of the query and all of its
+      // parameters is never copied.
+      expect(error.message).not.toContain("Failed query");
+      expect(error.message).not.toContain("params:");
+    },
+  );
+
   it.skipIf(engine.name !== "pglite")(
     "refuses a query on the root connection inside a transaction instead of hanging",
     async () => {
@@ -260,6 +309,48 @@ describe.each(testEngines())("store on $name", (engine: TestEngine) => {
       expect((error as Error).message).toContain("Use the tx argument");
     },
   );
+});
+
+describe("the embedded store's transactions", () => {
+  let store: TestStore;
+
+  beforeEach(async () => {
+    store = await createTestStore({ name: "pglite", available: true });
+  });
+
+  afterEach(async () => {
+    await store.close();
+  });
+
+  it("refuses a transaction handle used after its transaction ended", async () => {
+    let leaked: GovTransaction | undefined;
+    await store.transaction(async (tx) => {
+      leaked = tx;
+    });
+    const error = await leaked?.execute(sql`select 1`).catch((caught: unknown) => caught);
+    expect(toStoreError(error)).toMatchObject({ code: "STORE_CLOSED" });
+  });
+
+  // Regression: work started inside a transaction and run after it committed was taken for
+  // a query inside the transaction.
+  it("lets work that outlives a transaction use the store", async () => {
+    let later: Promise<unknown> | undefined;
+    await store.transaction(async () => {
+      later = new Promise((resolve, reject) => {
+        setTimeout(() => store.query(sql`select 1 as one`).then(resolve, reject), 20);
+      });
+    });
+    await expect(later).resolves.toEqual([{ one: 1 }]);
+  });
+
+  it("refuses a parameter that cannot reach the database thread, and keeps working", async () => {
+    const error = await store
+      .query(sql`select ${{ run: () => 1 } as never}::jsonb`)
+      .catch((caught: unknown) => caught);
+    expect(StoreError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject({ code: "STORE_QUERY_FAILED" });
+    expect(await store.query(sql`select 2 as two`)).toEqual([{ two: 2 }]);
+  });
 });
 
 describe("advisoryLockKey", () => {

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { inspect } from "node:util";
 import {
   type AuditEventInput,
   type AuditSink,
@@ -160,8 +161,38 @@ describe("GovernanceSDK with core alone", () => {
     expect(error.code).toBe("STORE_CONNECTION");
     expect(error.message).toContain("127.0.0.1:1");
     expect(error.message).not.toContain("hunter2");
-    expect(JSON.stringify(error)).not.toContain("hunter2");
+    expect(inspect(error, { depth: 10, showHidden: true })).not.toContain("hunter2");
   });
+});
+
+describe.each(testEngines())("GovernanceSDK configuration on $name", (engine) => {
+  // Regression: sdk.config carried the database URL, password included.
+  it.skipIf(engine.name !== "postgres" || !engine.available)(
+    "keeps the database password out of sdk.config",
+    async () => {
+      const { databaseUrl, dispose } = await createTestDatabase(engine);
+      onTestFinished(dispose);
+      const url = new URL(databaseUrl);
+      url.password = "hunter2"; // trust authentication ignores it; it must still not leak
+      const sdk = await GovernanceSDK.start({
+        databaseUrl: url.toString(),
+        auditSecret: SECRET,
+        logger: silentLogger,
+        env: {},
+      });
+      try {
+        expect(JSON.stringify(sdk.config)).not.toContain("hunter2");
+        expect(inspect(sdk, { depth: 6 })).not.toContain("hunter2");
+        expect(inspect(sdk.store, { depth: 6 })).not.toContain("hunter2");
+        // Even the driver's own objects, reached through drizzle, hold no password string.
+        expect(inspect(sdk.store.db, { depth: 8 })).not.toContain("hunter2");
+        expect(sdk.config.database).toMatch(/^Postgres at 127\.0\.0\.1:5432\//);
+        expect(sdk.config).not.toHaveProperty("databaseUrl");
+      } finally {
+        await sdk.close();
+      }
+    },
+  );
 });
 
 describe.each(testEngines())("GovernanceSDK composition on $name", (engine) => {

@@ -1,3 +1,4 @@
+import { inspect } from "node:util";
 import {
   type AuditSink,
   type Clock,
@@ -8,6 +9,7 @@ import {
   coreOptionsSchema,
   createConsoleLogger,
   createStore,
+  type EnvBinding,
   type HaltGuard,
   type HealthReport,
   type Keyring,
@@ -45,9 +47,18 @@ export interface GovernanceSDKOptions extends CoreOptionsInput {
   cwd?: string;
 }
 
-/** What the SDK parsed from its options and the environment. Secrets are not kept here. */
-export type GovernanceConfig = Omit<CoreConfig, "auditSecret" | "historicalKeys"> &
-  Record<string, unknown>;
+/**
+ * What the SDK parsed from its options and the environment, safe to log: secrets (the
+ * audit secret, historical keys, anything bound to a secret variable) are left out, and
+ * the database URL, which may hold a password, is replaced by its description.
+ */
+export type GovernanceConfig = Omit<
+  CoreConfig,
+  "auditSecret" | "historicalKeys" | "databaseUrl"
+> & {
+  /** Where the data lives, e.g. `Postgres at db:5432/gov` (never the connection string). */
+  database: string;
+} & Record<string, unknown>;
 
 interface Composed {
   entry: SdkModuleEntry;
@@ -162,10 +173,10 @@ export class GovernanceSDK implements AsyncDisposable {
       historicalKeys,
       logger,
     });
-    const { auditSecret: _secret, historicalKeys: _keys, ...config } = parsed;
+    const config = publicConfig(parsed, bindings, target.description);
     const enabled = registry.filter((entry) => config[entry.flag] === true);
     const store = await createStore({
-      databaseUrl: config.databaseUrl,
+      databaseUrl: parsed.databaseUrl,
       pool: config.pool,
       pglite: config.pglite,
       applicationName: config.applicationName,
@@ -250,6 +261,44 @@ export class GovernanceSDK implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+
+  /** What `console.log(sdk)` shows; never a secret or a driver's options. */
+  [inspect.custom](): string {
+    return `GovernanceSDK(${this.store.description}; modules: ${[...this.#modules.keys()].join(", ") || "none"})`;
+  }
+
+  toJSON(): { config: GovernanceConfig; modules: string[]; key: string } {
+    return {
+      config: this.config,
+      modules: [...this.#modules.keys()],
+      key: this.keyring.current.id,
+    };
+  }
+}
+
+/** The parsed options without anything secret. */
+function publicConfig(
+  parsed: CoreConfig & Record<string, unknown>,
+  bindings: readonly EnvBinding[],
+  database: string,
+): GovernanceConfig {
+  const secretPaths = bindings
+    .filter((binding) => binding.kind === "secret")
+    .map((binding) => binding.path);
+  const { auditSecret: _secret, historicalKeys: _keys, databaseUrl: _url, ...rest } = parsed;
+  const config: Record<string, unknown> = { ...rest, database };
+  for (const path of secretPaths) {
+    const [head, ...tail] = path;
+    if (head === undefined || !(head in config)) continue;
+    if (tail.length === 0) {
+      delete config[head];
+    } else if (tail.length === 1 && typeof config[head] === "object" && config[head] !== null) {
+      const nested = { ...(config[head] as Record<string, unknown>) };
+      delete nested[tail[0] as string];
+      config[head] = nested;
+    }
+  }
+  return config as GovernanceConfig;
 }
 
 async function closeModules(composed: readonly Composed[], logger: Logger): Promise<void> {

@@ -18,14 +18,17 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, rename, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { storeOptionsSchema } from "../config";
 import { parseDatabaseUrl } from "../database-url";
 import { type Logger, silentLogger } from "../logger";
 import { loadMigrations, type MigrationSource, runMigrations } from "../migrations";
-import { ensurePgliteTemplate } from "../pglite-template";
+import {
+  defaultTemplateCacheDirectory,
+  ensurePgliteTemplate,
+  installedPgliteVersion,
+} from "../pglite-template";
 import { createStore, type HealthReport, type Store, type Subscription } from "../store";
 import { StoreError } from "../store-errors";
 import { openPgliteStore } from "../store-pglite";
@@ -91,7 +94,10 @@ async function migratedPgliteTemplate(
   let pending = pgliteTemplates.get(id);
   if (!pending) {
     pending = (async () => {
-      const file = join(tmpdir(), "gov-test-templates", `pglite-${id}.tar.gz`);
+      // Keyed by the PGlite version too (a data directory belongs to one version), in the
+      // user's own cache rather than a shared temporary folder.
+      const folder = join(defaultTemplateCacheDirectory(), "test-templates");
+      const file = join(folder, `pglite-${installedPgliteVersion()}-${id}.tar.gz`);
       if (existsSync(file)) return file;
       const base = await ensurePgliteTemplate();
       const config = storeOptionsSchema.parse({ databaseUrl: "memory://" });
@@ -101,7 +107,7 @@ async function migratedPgliteTemplate(
       try {
         await runMigrations(store, migrations);
         const archive = await (store as unknown as { dump(): Promise<ArrayBuffer> }).dump();
-        await mkdir(join(tmpdir(), "gov-test-templates"), { recursive: true });
+        await mkdir(folder, { recursive: true, mode: 0o700 });
         const staging = `${file}.${process.pid}-${randomBytes(4).toString("hex")}`;
         await writeFile(staging, Buffer.from(archive));
         await rename(staging, file);
