@@ -1,5 +1,6 @@
 import { inspect } from "node:util";
 import { type SQL, sql } from "drizzle-orm";
+import type { PgDialect } from "drizzle-orm/pg-core";
 import {
   acquireTransactionLock,
   assertChannel,
@@ -13,6 +14,15 @@ import {
   type TransactionOptions,
 } from "./store";
 import { StoreError, toStoreError } from "./store-errors";
+
+/**
+ * Types whose values stay as the database's text in query results (timestamps, dates,
+ * intervals and arrays of them, numeric arrays): the same choice drizzle makes, so that a
+ * raw query and a drizzle query read a row alike on both engines.
+ */
+export const TEXT_RESULT_TYPES: readonly number[] = [
+  1184, 1114, 1082, 1186, 1231, 1115, 1185, 1187, 1182,
+];
 
 /**
  * Postgres turns COMMIT of a transaction in which a statement failed into a silent
@@ -70,13 +80,23 @@ export abstract class BaseStore implements Store {
 
   async query<Row extends Record<string, unknown>>(query: SQL): Promise<Row[]> {
     this.assertOpen();
+    // Straight to the driver: the hot checks of every module go through here, and drizzle's
+    // session would build a prepared-query object with a dozen closures for each call.
+    const { sql: text, params } = (this.db as unknown as { dialect: PgDialect }).dialect.sqlToQuery(
+      query,
+    );
     try {
-      const result = await this.db.execute<Row>(query);
-      return result.rows;
+      return (await this.runQuery(text, params)) as Row[];
     } catch (error) {
       throw toStoreError(error, this.description);
     }
   }
+
+  /**
+   * Run one parameterized statement outside a transaction and return its rows, with the
+   * date and time types (and numeric arrays) left as the database's text, as drizzle does.
+   */
+  protected abstract runQuery(text: string, params: unknown[]): Promise<Record<string, unknown>[]>;
 
   async transaction<T>(
     work: (tx: GovTransaction) => Promise<T>,

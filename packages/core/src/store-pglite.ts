@@ -10,7 +10,7 @@ import type { Logger } from "./logger";
 import { ensurePgliteTemplate } from "./pglite-template";
 import { PgliteThread } from "./pglite-thread";
 import type { GovDatabase, Store, Subscription } from "./store";
-import { BaseStore } from "./store-base";
+import { BaseStore, TEXT_RESULT_TYPES } from "./store-base";
 import { StoreError, toStoreError } from "./store-errors";
 
 /** Folder of the PGlite data directory inside the governance home. */
@@ -103,6 +103,21 @@ class PgliteClient {
   query(sqlText: string, params?: unknown[], options?: QueryOptions): Promise<QueryResults> {
     this.#assertNotNested();
     return this.#mutex.run(() => this.#send(sqlText, params, options));
+  }
+
+  /** A statement with rows as objects and the {@link TEXT_RESULT_TYPES} kept as text. */
+  async queryText(sqlText: string, params: unknown[]): Promise<Record<string, unknown>[]> {
+    this.#assertNotNested();
+    const result = await this.#mutex.run(
+      () =>
+        this.#thread.call("query", {
+          sql: sqlText,
+          params,
+          rowMode: "object",
+          rawTypes: TEXT_RESULT_TYPES,
+        }) as Promise<QueryResults>,
+    );
+    return result.rows as Record<string, unknown>[];
   }
 
   exec(sqlText: string): Promise<QueryResults[]> {
@@ -341,6 +356,10 @@ class PgliteStore extends BaseStore {
         }
       }
     };
+  }
+
+  protected runQuery(text: string, params: unknown[]): Promise<Record<string, unknown>[]> {
+    return this.#client.queryText(text, params);
   }
 
   protected async subscribe(

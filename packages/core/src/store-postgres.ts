@@ -5,7 +5,7 @@ import type { DatabaseTarget } from "./database-url";
 import { ConfigError } from "./errors";
 import type { Logger } from "./logger";
 import type { GovDatabase, ListenOptions, Store, Subscription } from "./store";
-import { BaseStore } from "./store-base";
+import { BaseStore, TEXT_RESULT_TYPES } from "./store-base";
 import { StoreError, toStoreError } from "./store-errors";
 
 type PgModule = typeof import("pg");
@@ -236,11 +236,33 @@ class PostgresStore extends BaseStore {
   readonly directory = null;
   readonly #pool: Pool;
   readonly #listener: PostgresListener;
+  readonly #types: {
+    getTypeParser: (oid: number, format?: "text" | "binary") => (value: string) => unknown;
+  };
 
-  constructor(db: GovDatabase, pool: Pool, listener: PostgresListener, description: string) {
+  constructor(
+    db: GovDatabase,
+    pool: Pool,
+    listener: PostgresListener,
+    description: string,
+    pg: PgModule,
+  ) {
     super(db, description);
     this.#pool = pool;
     this.#listener = listener;
+    const text = new Set(TEXT_RESULT_TYPES);
+    const keep = (value: string) => value;
+    this.#types = {
+      getTypeParser: (oid, format) =>
+        text.has(oid)
+          ? keep
+          : (pg.types.getTypeParser(oid, format ?? "text") as (value: string) => unknown),
+    };
+  }
+
+  protected async runQuery(text: string, params: unknown[]): Promise<Record<string, unknown>[]> {
+    const result = await this.#pool.query({ text, values: params, types: this.#types });
+    return result.rows;
   }
 
   protected subscribe(
@@ -291,7 +313,7 @@ export async function openPostgresStore(
   });
   const db = drizzle({ client: pool }) as unknown as GovDatabase;
   const listener = new PostgresListener(pg, connection, logger, target.description);
-  const store = new PostgresStore(db, pool, listener, target.description);
+  const store = new PostgresStore(db, pool, listener, target.description, pg);
   try {
     await store.query(sql`select 1`);
   } catch (error) {
