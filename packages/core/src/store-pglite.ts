@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, unlinkSync } from "node:fs";
-import { link, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { StoreConfig } from "./config";
@@ -173,12 +173,15 @@ const heldHere = new Set<string>();
 
 /** An empty or unreadable lock file younger than this is being written by its owner. */
 const LOCK_CREATION_GRACE_MS = 10_000;
+/** How long to keep trying while others take over a stale lock. */
+const LOCK_ACQUIRE_TIMEOUT_MS = 5_000;
 
 /**
  * Keeps a second process (or a second store in this process) out of an embedded database:
  * two PGlite instances writing one directory would corrupt it. The lock file appears whole
  * or not at all (written aside, then linked into place); a lock left by a process that no
- * longer runs is moved aside atomically, so that of several contenders exactly one takes it.
+ * longer runs is removed under a takeover file, so that of several contenders exactly one
+ * takes it.
  */
 class DirectoryLock {
   readonly #path: string;
@@ -209,7 +212,8 @@ class DirectoryLock {
     try {
       await mkdir(directory, { recursive: true, mode: 0o700 });
       const lock = new DirectoryLock(path);
-      for (let attempt = 0; attempt < 5; attempt++) {
+      const deadline = Date.now() + LOCK_ACQUIRE_TIMEOUT_MS;
+      while (Date.now() < deadline) {
         if (await lock.#tryCreate()) {
           process.once("exit", lock.#onExit);
           return lock;
@@ -259,18 +263,37 @@ class DirectoryLock {
     }
   }
 
-  /** Move a stale lock aside; if what was moved is not what was judged stale, put it back. */
+  /**
+   * Remove a stale lock. Only the process that holds the takeover file may do so, and only
+   * after reading, under it, that the lock is still the stale one: a live lock is never
+   * removed, and of several contenders exactly one then creates the new lock.
+   */
   async #takeOverStale(staleContent: string): Promise<void> {
-    const aside = `${this.#path}.stale-${this.#nonce}`;
+    const takeover = `${this.#path}.takeover`;
+    const temporary = `${takeover}.${process.pid}.${this.#nonce}.tmp`;
     try {
-      await rename(this.#path, aside);
+      await writeFile(temporary, this.#token, { mode: 0o600 });
+      await link(temporary, takeover);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw error;
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      // Someone else is taking over. A takeover file left by a process that died in those
+      // few milliseconds is cleared once it is old.
+      const age = await stat(takeover).then(
+        (stats) => Date.now() - stats.mtimeMs,
+        () => 0,
+      );
+      if (age > LOCK_CREATION_GRACE_MS) await rm(takeover, { force: true });
+      await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 30));
+      return;
+    } finally {
+      await rm(temporary, { force: true });
     }
-    const moved = await readFile(aside, "utf8").catch(() => staleContent);
-    if (moved !== staleContent) await link(aside, this.#path).catch(() => undefined);
-    await rm(aside, { force: true });
+    try {
+      const current = await readFile(this.#path, "utf8").catch(() => null);
+      if (current === staleContent) await rm(this.#path, { force: true });
+    } finally {
+      await rm(takeover, { force: true });
+    }
   }
 
   async release(): Promise<void> {
