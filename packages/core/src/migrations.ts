@@ -190,19 +190,20 @@ async function readApplied(
   tx: GovTransaction,
   schema: string,
 ): Promise<AppliedRow[] | "no-schema" | "foreign-schema"> {
-  const state = await tx.execute<{
-    has_schema: boolean;
-    has_table: boolean;
-    relations: number;
-  }>(sql`
+  const state = await tx.execute<{ has_schema: boolean; has_table: boolean }>(sql`
     select
-      exists(select 1 from pg_namespace where nspname = ${schema}) as has_schema,
       to_regclass(${`"${schema}"."${MIGRATIONS_TABLE}"`}) is not null as has_table,
-      (select count(*)::int from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = ${schema}) as relations
+      exists(select 1 from pg_namespace where nspname = ${schema}) as has_schema
   `);
   const row = state.rows[0];
   if (!row?.has_schema) return "no-schema";
-  if (!row.has_table) return row.relations === 0 ? "no-schema" : "foreign-schema";
+  if (!row.has_table) {
+    // A schema without our table: empty (someone made it for us), or not ours.
+    const relations = await tx.execute<{ n: number }>(sql`
+      select count(*)::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = ${schema}
+    `);
+    return (relations.rows[0]?.n ?? 0) === 0 ? "no-schema" : "foreign-schema";
+  }
   const applied = await tx.execute<AppliedRow>(
     sql`select id, tag, hash from ${sql.identifier(schema)}.${sql.identifier(MIGRATIONS_TABLE)} order by id`,
   );

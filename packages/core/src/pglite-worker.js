@@ -17,7 +17,9 @@ import {
   renameSync,
   writeFileSync,
 } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parentPort } from "node:worker_threads";
 import { PGlite } from "@electric-sql/pglite";
 import { materializeFromTemplate } from "./pglite-archive.js";
@@ -57,6 +59,26 @@ function serializeError(error) {
   return out;
 }
 
+/**
+ * Start compiling PGlite's WebAssembly and reading its file bundle. Falls back to letting
+ * PGlite load them itself if they cannot be found.
+ * @returns {Promise<{ pgliteWasmModule?: any, fsBundle?: Blob }>}
+ */
+async function prepareRuntime() {
+  try {
+    const wasm = fileURLToPath(import.meta.resolve("@electric-sql/pglite/pglite.wasm"));
+    const data = fileURLToPath(import.meta.resolve("@electric-sql/pglite/pglite.data"));
+    const [pgliteWasmModule, fsBundle] = await Promise.all([
+      // `WebAssembly` is a global of Node; the DOM-less typings here do not declare it.
+      readFile(wasm).then((bytes) => /** @type {any} */ (globalThis).WebAssembly.compile(bytes)),
+      readFile(data).then((bytes) => new Blob([bytes])),
+    ]);
+    return { pgliteWasmModule, fsBundle };
+  } catch {
+    return {};
+  }
+}
+
 /** @param {string | null} directory */
 function isEmptyDirectory(directory) {
   return directory !== null && (!existsSync(directory) || readdirSync(directory).length === 0);
@@ -75,6 +97,9 @@ async function handle(op, payload) {
       let initdb = false;
       /** @type {import("@electric-sql/pglite").PGliteOptions} */
       const options = { relaxedDurability: Boolean(relaxedDurability) };
+      // Compile Postgres' WebAssembly on V8's background threads while this thread unpacks
+      // the template: the two no longer wait for each other.
+      const prepared = prepareRuntime();
       if (directory === null) {
         if (template) {
           options.loadDataDir = new Blob([readFileSync(template)]);
@@ -90,6 +115,7 @@ async function handle(op, payload) {
           initdb = true;
         }
       }
+      Object.assign(options, await prepared);
       db = await PGlite.create(directory ?? "memory://", options);
       db.onNotification((channel, notificationPayload) => {
         port.postMessage({ type: "notification", channel, payload: notificationPayload });
