@@ -3,13 +3,14 @@
  * held while the embedded database works. Results: bench/results/core.json.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { type BenchResult, type BenchTarget, reportResults, summarize } from "@gov/bench-kit";
-import { createStore, silentLogger, sql } from "../src/index";
+import { createStore, ensurePgliteTemplate, silentLogger, sql } from "../src/index";
+import { extractTar } from "../src/pglite-archive.js";
 
 const RUNS = Number(process.env.GOVERNANCE_BENCH_RUNS ?? 5);
 const child = fileURLToPath(new URL("./cold-start-child.mjs", import.meta.url));
@@ -37,6 +38,27 @@ const results: BenchResult[] = [];
   }
   results.push(summarize("pglite.first-start", "ms", first));
   results.push(summarize("pglite.reopen", "ms", reopen));
+}
+
+// 2b. What the disk costs: unpacking the template alone (about 1,000 files) into a new
+//     directory. On a throttled virtual disk this is most of the first start.
+{
+  const template = await ensurePgliteTemplate();
+  if (template) {
+    const archive = readFileSync(template);
+    const samples: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      const home = mkdtempSync(join(tmpdir(), "gov-bench-"));
+      try {
+        const started = performance.now();
+        extractTar(archive, join(home, "pgdata"));
+        samples.push(performance.now() - started);
+      } finally {
+        rmSync(home, { recursive: true, force: true });
+      }
+    }
+    results.push(summarize("pglite.template-unpack", "ms", samples));
+  }
 }
 
 // 3. Cold start on a real Postgres (a database created for the bench, migrated on the first run).
