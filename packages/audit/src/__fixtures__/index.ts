@@ -1,0 +1,97 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  ChainKey,
+  Keyring,
+  type Logger,
+  ManualClock,
+  type Store,
+  silentLogger,
+  sql,
+} from "@gov/core";
+import { createTestStore, type TestEngine, type TestStore } from "@gov/core/testing";
+import { AuditModule, type AuditOptions, auditMigrations } from "../module";
+
+export const SECRET_A = "audit-key-A-0123456789-abcdefghijklmnopqrstuv";
+export const SECRET_B = "audit-key-B-9876543210-ZYXWVUTSRQPONMLKJIHGFE";
+
+/** A logger that keeps what it was told, for assertions on warnings. */
+export function recordingLogger(): Logger & { lines: { level: string; message: string }[] } {
+  const lines: { level: string; message: string }[] = [];
+  const at = (level: string) => (message: string) => {
+    lines.push({ level, message });
+  };
+  return { lines, debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+}
+
+export interface AuditHarness {
+  store: TestStore;
+  audit: AuditModule;
+  keyring: Keyring;
+  clock: ManualClock;
+  spoolDirectory: string;
+  /** Another module on the same store, e.g. with another keyring. */
+  another(options?: {
+    keyring?: Keyring;
+    store?: Store;
+    audit?: AuditOptions;
+    logger?: Logger;
+  }): AuditModule;
+  close(): Promise<void>;
+}
+
+/** A fresh database with the audit schema, and a module on it. */
+export async function auditHarness(
+  engine: TestEngine,
+  options: AuditOptions & { logger?: Logger } = {},
+): Promise<AuditHarness> {
+  const store = await createTestStore(engine, { migrations: [auditMigrations] });
+  const keyring = new Keyring(new ChainKey(SECRET_A));
+  const clock = new ManualClock(new Date("2026-01-01T00:00:00.000Z"));
+  const spoolDirectory = await mkdtemp(join(tmpdir(), "gov-audit-spool-"));
+  const modules: AuditModule[] = [];
+  const make = (
+    extra: { keyring?: Keyring; store?: Store; audit?: AuditOptions; logger?: Logger } = {},
+  ) => {
+    const module = new AuditModule(
+      {
+        store: extra.store ?? store,
+        keyring: extra.keyring ?? keyring,
+        clock,
+        logger: extra.logger ?? options.logger ?? silentLogger,
+      },
+      { spoolDirectory, retryIntervalMs: 20, ...options, ...extra.audit },
+    );
+    modules.push(module);
+    return module;
+  };
+  const audit = make();
+  return {
+    store,
+    audit,
+    keyring,
+    clock,
+    spoolDirectory,
+    another: make,
+    close: async () => {
+      for (const module of modules) await module.close();
+      await store.close();
+      await rm(spoolDirectory, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Change the chain as a superuser would: triggers off for this transaction, unique indexes
+ * dropped so that forks and duplicates can be written.
+ */
+export async function tamper(store: Store, statements: readonly string[]): Promise<void> {
+  await store.transaction(async (tx) => {
+    await tx.execute(sql.raw("set local session_replication_role = replica"));
+    await tx.execute(sql.raw("drop index if exists gov_audit.events_chain_seq"));
+    await tx.execute(sql.raw("drop index if exists gov_audit.events_chain_prev_hash"));
+    await tx.execute(sql.raw("drop index if exists gov_audit.events_chain_root"));
+    for (const statement of statements) await tx.execute(sql.raw(statement));
+  });
+}

@@ -1,0 +1,243 @@
+import {
+  type AuditEventInput,
+  type AuditMetadata,
+  canonicalJson,
+  InvalidArgumentError,
+} from "@gov/core";
+import { InvalidAuditEventError } from "./errors";
+
+/** The reference's limits on an audit event. */
+export const AUDIT_LIMITS = {
+  kind: 128,
+  agentId: 256,
+  sessionId: 256,
+  model: 128,
+  metadataKeys: 64,
+  metadataKeyLength: 256,
+  /** Bytes of one metadata value, in its canonical JSON form. */
+  metadataValueBytes: 8 * 1024,
+  /** Bytes of all the metadata, in its canonical JSON form. */
+  metadataBytes: 64 * 1024,
+} as const;
+
+/** Chains of events without a session are named `agent:<agentId>`; sessions may not use it. */
+export const AGENT_CHAIN_PREFIX = "agent:";
+
+/** A validated, sanitized event: what gets signed. */
+export interface NormalizedEvent {
+  agentId: string;
+  kind: string;
+  sessionId: string | null;
+  parentEventId: string | null;
+  model: string | null;
+  inputHash: string | null;
+  outputHash: string | null;
+  metadata: AuditMetadata;
+}
+
+/** A global character class of the given code point ranges. */
+function characters(ranges: readonly (readonly [number, number])[]): RegExp {
+  const hex = (code: number) => `\\u${code.toString(16).padStart(4, "0")}`;
+  return new RegExp(`[${ranges.map(([from, to]) => `${hex(from)}-${hex(to)}`).join("")}]`, "g");
+}
+
+// C0 and C1 controls, and the bidirectional overrides that make text read other than it is.
+const BIDI: readonly (readonly [number, number])[] = [
+  [0x202a, 0x202e],
+  [0x2066, 0x2069],
+];
+const CONTROL_IN_NAMES = characters([[0x00, 0x1f], [0x7f, 0x9f], ...BIDI]);
+// In free text, tab, line feed and carriage return are kept.
+const CONTROL_IN_TEXT = characters([
+  [0x00, 0x08],
+  [0x0b, 0x0c],
+  [0x0e, 0x1f],
+  [0x7f, 0x9f],
+  ...BIDI,
+]);
+const REPLACEMENT = "\ufffd";
+const HEX_HASH = /^[0-9a-f]{32,128}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** NFC, with control and bidi-override characters replaced by U+FFFD. */
+export function sanitizeName(value: string): string {
+  return value.normalize("NFC").replace(CONTROL_IN_NAMES, REPLACEMENT);
+}
+
+/** NFC, with control characters (but tab and line breaks) replaced by U+FFFD. */
+export function sanitizeText(value: string): string {
+  return value.normalize("NFC").replace(CONTROL_IN_TEXT, REPLACEMENT);
+}
+
+function sanitizeValue(value: unknown): unknown {
+  if (typeof value === "string") return sanitizeText(value);
+  if (Array.isArray(value)) return value.map(sanitizeValue);
+  if (value !== null && typeof value === "object" && !(value instanceof Date)) {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) {
+      if (item !== undefined) out[sanitizeName(key)] = sanitizeValue(item);
+    }
+    return out;
+  }
+  return value;
+}
+
+function requiredName(value: unknown, field: string, limit: number): string {
+  if (typeof value !== "string") {
+    throw new InvalidAuditEventError(
+      field,
+      `must be a string, got ${value === null ? "null" : typeof value}.`,
+      `Pass ${field} as a string.`,
+    );
+  }
+  const clean = sanitizeName(value);
+  if (clean.trim().length === 0)
+    throw new InvalidAuditEventError(field, "must not be empty.", `Pass a non-empty ${field}.`);
+  if (clean.length > limit) {
+    throw new InvalidAuditEventError(
+      field,
+      `is ${clean.length} characters long; the limit is ${limit}.`,
+      `Shorten ${field} to at most ${limit} characters.`,
+      limit,
+    );
+  }
+  return clean;
+}
+
+function optionalName(value: unknown, field: string, limit: number): string | null {
+  if (value === undefined || value === null) return null;
+  return requiredName(value, field, limit);
+}
+
+function optionalHash(value: unknown, field: string): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== "string" || !HEX_HASH.test(value.toLowerCase())) {
+    throw new InvalidAuditEventError(
+      field,
+      "must be a hex digest (32 to 128 hex characters).",
+      `Pass the SHA-256 of the ${field === "inputHash" ? "input" : "output"} as hex, or leave it out.`,
+    );
+  }
+  return value.toLowerCase();
+}
+
+function byteLength(text: string): number {
+  return Buffer.byteLength(text, "utf8");
+}
+
+/**
+ * Validate an event against the reference's limits and sanitize its text (NFC, control
+ * characters neutralized), so that what is signed is exactly what is stored and shown.
+ *
+ * @throws {InvalidAuditEventError} naming the field, the limit and the fix.
+ */
+export function normalizeEvent(input: AuditEventInput): NormalizedEvent {
+  if (typeof input !== "object" || input === null) {
+    throw new InvalidAuditEventError("event", "must be an object.", "Pass { agentId, kind, … }.");
+  }
+  const agentId = requiredName(input.agentId, "agentId", AUDIT_LIMITS.agentId);
+  const kind = requiredName(input.kind, "kind", AUDIT_LIMITS.kind);
+  const sessionId = optionalName(input.sessionId, "sessionId", AUDIT_LIMITS.sessionId);
+  if (sessionId?.startsWith(AGENT_CHAIN_PREFIX)) {
+    throw new InvalidAuditEventError(
+      "sessionId",
+      `must not start with "${AGENT_CHAIN_PREFIX}", which names the chains of events without a session.`,
+      "Use another session id, such as a UUID.",
+    );
+  }
+  const model = optionalName(input.model, "model", AUDIT_LIMITS.model);
+  let parentEventId: string | null = null;
+  if (input.parentEventId !== undefined && input.parentEventId !== null) {
+    if (typeof input.parentEventId !== "string" || !UUID.test(input.parentEventId.toLowerCase())) {
+      throw new InvalidAuditEventError(
+        "parentEventId",
+        "must be the UUID of an audit event.",
+        "Pass the eventId of a record returned by log().",
+      );
+    }
+    parentEventId = input.parentEventId.toLowerCase();
+  }
+  const inputHash = optionalHash(input.inputHash, "inputHash");
+  const outputHash = optionalHash(input.outputHash, "outputHash");
+  const metadata = normalizeMetadata(input.metadata);
+  return { agentId, kind, sessionId, parentEventId, model, inputHash, outputHash, metadata };
+}
+
+function normalizeMetadata(raw: unknown): AuditMetadata {
+  if (raw === undefined || raw === null) return {};
+  if (
+    typeof raw !== "object" ||
+    Array.isArray(raw) ||
+    Object.getPrototypeOf(raw) !== Object.prototype
+  ) {
+    throw new InvalidAuditEventError(
+      "metadata",
+      "must be a plain object.",
+      "Pass metadata as { key: value }.",
+    );
+  }
+  const entries = Object.entries(raw as Record<string, unknown>).filter(
+    ([, value]) => value !== undefined,
+  );
+  if (entries.length > AUDIT_LIMITS.metadataKeys) {
+    throw new InvalidAuditEventError(
+      "metadata",
+      `has ${entries.length} keys; the limit is ${AUDIT_LIMITS.metadataKeys}.`,
+      "Keep the fields an auditor needs, or nest related ones under one key.",
+      AUDIT_LIMITS.metadataKeys,
+    );
+  }
+  const metadata: AuditMetadata = {};
+  for (const [rawKey, rawValue] of entries) {
+    const key = sanitizeName(rawKey);
+    if (key.length === 0 || key.length > AUDIT_LIMITS.metadataKeyLength) {
+      throw new InvalidAuditEventError(
+        "metadata",
+        `has a key of ${key.length} characters; keys are 1 to ${AUDIT_LIMITS.metadataKeyLength}.`,
+        "Use short, descriptive keys.",
+        AUDIT_LIMITS.metadataKeyLength,
+      );
+    }
+    const value = sanitizeValue(rawValue);
+    let text: string;
+    try {
+      text = canonicalJson(value, `metadata.${key}`);
+    } catch (error) {
+      if (error instanceof InvalidArgumentError) {
+        throw new InvalidAuditEventError(
+          error.field,
+          error.message.replace(/^Invalid [^:]+: /, ""),
+          error.recoveryHint,
+        );
+      }
+      throw error;
+    }
+    if (byteLength(text) > AUDIT_LIMITS.metadataValueBytes) {
+      throw new InvalidAuditEventError(
+        `metadata.${key}`,
+        `is ${byteLength(text)} bytes as JSON; the limit is ${AUDIT_LIMITS.metadataValueBytes}.`,
+        "Store a hash or a reference to large content instead of the content.",
+        AUDIT_LIMITS.metadataValueBytes,
+      );
+    }
+    metadata[key] = value;
+  }
+  const text = canonicalJson(metadata, "metadata");
+  const total = byteLength(text);
+  if (total > AUDIT_LIMITS.metadataBytes) {
+    throw new InvalidAuditEventError(
+      "metadata",
+      `is ${total} bytes as JSON; the limit is ${AUDIT_LIMITS.metadataBytes}.`,
+      "Store hashes or references to large content instead of the content.",
+      AUDIT_LIMITS.metadataBytes,
+    );
+  }
+  // Exactly the JSON data model (a Date becomes its ISO string): the record handed back is
+  // the record that is signed and stored.
+  return JSON.parse(text) as AuditMetadata;
+}
+
+/** The chain an event belongs to: its session, or its agent's chain. */
+export function chainOf(event: Pick<NormalizedEvent, "agentId" | "sessionId">): string {
+  return event.sessionId ?? `${AGENT_CHAIN_PREFIX}${event.agentId}`;
+}

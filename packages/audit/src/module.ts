@@ -1,0 +1,1216 @@
+import { createHash, randomUUID } from "node:crypto";
+import { resolve } from "node:path";
+import {
+  type AuditEventInput,
+  type AuditSink,
+  advisoryLockKey,
+  ChainKey,
+  type Clock,
+  canonicalJson,
+  defineModule,
+  GovernanceError,
+  InvalidArgumentError,
+  Keyring,
+  type Logger,
+  type MigrationSource,
+  type ModuleContext,
+  type SQL,
+  type Store,
+  StoreError,
+  sql,
+  toStoreError,
+} from "@gov/core";
+import { AUDIT_ERROR_CODES, ChainIntegrityError, InvalidAuditEventError } from "./errors";
+import { AGENT_CHAIN_PREFIX, chainOf, type NormalizedEvent, normalizeEvent } from "./models";
+import {
+  type AuditEventRecord,
+  type PayloadFields,
+  PLACEHOLDER_HMAC,
+  recordFromPayload,
+  signedPayload,
+  signRecord,
+} from "./record";
+import { AuditSpool, type SpoolEntry } from "./spool";
+import {
+  ChainVerifier,
+  checkpointPayload,
+  type StoredCheckpoint,
+  type StoredRow,
+  type VerificationReport,
+} from "./verify";
+
+/** The audit module's migrations: schema `gov_audit`. */
+export const auditMigrations: MigrationSource = {
+  name: "audit",
+  migrationsFolder: new URL("../drizzle", import.meta.url),
+};
+
+/** Options of the audit module. */
+export interface AuditOptions {
+  /**
+   * Verify the chains of the rows `getEvents()` returns before returning them (throws
+   * `ChainIntegrityError` on tampering). @default false
+   */
+  verifyChainOnRead?: boolean;
+  /**
+   * Where events wait while the database is unreachable; `null` disables the spool (events
+   * then become placeholders). @default `<embedded database home>/audit-spool`, or
+   * `./.governance/audit-spool`
+   */
+  spoolDirectory?: string | null;
+  /** Most events one transaction carries. @default 1000 */
+  maxBatchSize?: number;
+  /** First wait before retrying the database after a failure; doubles up to 30 s. @default 1000 */
+  retryIntervalMs?: number;
+  /** Sign every chain's head in a checkpoint this often (0: only when `checkpoint()` is called). @default 0 */
+  checkpointIntervalMs?: number;
+}
+
+/** Filters of {@link AuditModule.getEvents}. */
+export interface EventFilters {
+  sessionId?: string;
+  agentId?: string;
+  kind?: string;
+  /** Events at or after this time. */
+  since?: Date;
+  /** Events before this time. */
+  until?: Date;
+  /** Most events returned. @default 1000 (at most 10000) */
+  limit?: number;
+}
+
+/** Options of {@link AuditModule.verifyChain}. */
+export interface VerifyChainOptions {
+  /** One session's chain; all chains when absent. */
+  sessionId?: string;
+  /** An agent's chain of events without a session. */
+  agentId?: string;
+  /** First seq of a window (needs `sessionId` or `agentId`). */
+  fromSeq?: number;
+  /** Last seq of a window (needs `sessionId` or `agentId`). */
+  toSeq?: number;
+}
+
+/** Counters of what the module did; degradations show here and in warnings. */
+export interface AuditMetrics {
+  /** log() calls accepted. */
+  logged: number;
+  /** Events written to the chain (including replayed ones). */
+  stored: number;
+  /** Transactions that wrote them. */
+  batches: number;
+  /** Events that went to the spool because the database could not take them. */
+  spooled: number;
+  /** Spooled events since written into the chain. */
+  replayed: number;
+  /** Events neither the database nor the spool could keep: lost, and returned as placeholders. */
+  placeholders: number;
+  /** Subscriber calls that threw. */
+  subscriberErrors: number;
+  /** Events waiting in the spool now. */
+  spoolDepth: number;
+  /** True while the database is not taking events. */
+  degraded: boolean;
+  /** The last database failure, if any (code and message; never a connection string). */
+  lastError: { code: string; message: string } | null;
+}
+
+/** Options of {@link AuditModule.track}. */
+export interface TrackOptions {
+  kind: string;
+  agentId: string;
+  sessionId?: string | null;
+  parentEventId?: string | null;
+  model?: string | null;
+}
+
+/** Options of {@link AuditModule.rotateChainKey}. */
+export interface RotateChainKeyOptions {
+  /** The new secret (≥ 32 bytes, ≥ 8 distinct byte values). */
+  newKey: string;
+  /** Who rotated it. */
+  operatorId: string;
+  /** Why. */
+  reason: string;
+}
+
+type Subscriber = (record: AuditEventRecord) => void | Promise<void>;
+
+interface Pending {
+  event: NormalizedEvent;
+  eventId: string;
+  chain: string;
+  createdAt: Date;
+  resolve(record: AuditEventRecord): void;
+}
+
+const SYSTEM_AGENT = "gov.audit";
+const MAX_RETRY_MS = 30_000;
+const PAGE = 5_000;
+const CHAIN_LOCK = "gov_audit:chain:";
+
+/**
+ * The tamper-evident audit chain.
+ *
+ * `log()` validates an event, then hands it to a writer that group-commits: all events
+ * waiting when a transaction starts go into it (many sessions at once), each session's
+ * appends serialized across processes by an advisory lock, and each `log()` resolves when
+ * its event is durable. When the database cannot take them, events go to a durable local
+ * spool and are replayed, in order, when it is back. `log()` never throws but for invalid
+ * input.
+ *
+ * @example
+ * ```ts
+ * const record = await sdk.audit.log({ agentId: "billing-agent", kind: "llm.call", model: "gpt-4o-mini" });
+ * await sdk.audit.verifyChain({ sessionId });
+ * ```
+ */
+export class AuditModule implements AuditSink {
+  readonly #store: Store;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  #keyring: Keyring;
+  readonly #verifyOnRead: boolean;
+  readonly #maxBatch: number;
+  readonly #retryBaseMs: number;
+  readonly #spool: AuditSpool | null;
+  readonly #subscribers = new Set<Subscriber>();
+  readonly #queue: Pending[] = [];
+  #draining: Promise<void> | null = null;
+  #closed = false;
+  #retryAt = 0;
+  #retryDelayMs: number;
+  #retryTimer: NodeJS.Timeout | null = null;
+  #checkpointTimer: NodeJS.Timeout | null = null;
+  /** Chains given a `chain.degraded_start` marker in this episode of degradation. */
+  readonly #markedChains = new Set<string>();
+  readonly #metrics: AuditMetrics = {
+    logged: 0,
+    stored: 0,
+    batches: 0,
+    spooled: 0,
+    replayed: 0,
+    placeholders: 0,
+    subscriberErrors: 0,
+    spoolDepth: 0,
+    degraded: false,
+    lastError: null,
+  };
+
+  constructor(
+    context: Pick<ModuleContext, "store" | "keyring" | "clock" | "logger">,
+    options: AuditOptions = {},
+  ) {
+    this.#store = context.store;
+    this.#keyring = context.keyring;
+    this.#clock = context.clock;
+    this.#logger = context.logger;
+    this.#verifyOnRead = options.verifyChainOnRead ?? false;
+    this.#maxBatch = positiveInteger(options.maxBatchSize ?? 1_000, "maxBatchSize", 100_000);
+    this.#retryBaseMs = positiveInteger(
+      options.retryIntervalMs ?? 1_000,
+      "retryIntervalMs",
+      600_000,
+    );
+    this.#retryDelayMs = this.#retryBaseMs;
+    const spoolDirectory =
+      options.spoolDirectory === undefined
+        ? resolve(context.store.directory ?? ".governance", "audit-spool")
+        : options.spoolDirectory;
+    this.#spool = spoolDirectory === null ? null : new AuditSpool(spoolDirectory, context.logger);
+    const interval = options.checkpointIntervalMs ?? 0;
+    if (interval > 0) {
+      this.#checkpointTimer = setInterval(
+        () => {
+          this.checkpoint().catch((error: unknown) =>
+            this.#logger.warn("A periodic audit checkpoint failed.", { error: describe(error) }),
+          );
+        },
+        positiveInteger(interval, "checkpointIntervalMs", 86_400_000),
+      );
+      this.#checkpointTimer.unref();
+    }
+  }
+
+  /** @internal Adopt events an earlier process left in the spool, and replay them. */
+  async start(): Promise<void> {
+    if (!this.#spool) return;
+    try {
+      if ((await this.#spool.adoptOrphans()) > 0) {
+        this.#metrics.degraded = true;
+        this.#kick();
+      }
+    } catch (error) {
+      this.#logger.warn("Could not read the audit spool of earlier processes.", {
+        error: describe(error),
+      });
+    }
+  }
+
+  /** The keyring the module signs and verifies with (it changes on rotation). */
+  get keyring(): Keyring {
+    return this.#keyring;
+  }
+
+  /**
+   * Record an event. Resolves once it is durable — in the chain, or, while the database is
+   * away, in the local spool — with its record. Never throws on an internal failure; when
+   * nothing can keep the event, it resolves with a placeholder (`isPlaceholder`, an HMAC of
+   * 64 zeros, `metadata["audit.unavailable"] = true`) and says so in a warning and a metric.
+   *
+   * @throws {InvalidAuditEventError} only for invalid input; nothing is written then.
+   */
+  log(input: AuditEventInput): Promise<AuditEventRecord> {
+    const event = normalizeEvent(input);
+    if (this.#closed) {
+      return Promise.resolve(
+        this.#placeholder(event, randomUUID(), this.#clock.now(), "the audit module is closed"),
+      );
+    }
+    this.#metrics.logged++;
+    return new Promise<AuditEventRecord>((resolvePromise) => {
+      this.#queue.push({
+        event,
+        eventId: randomUUID(),
+        chain: chainOf(event),
+        createdAt: this.#clock.now(),
+        resolve: resolvePromise,
+      });
+      this.#kick();
+    });
+  }
+
+  /**
+   * Call `callback` with each record once it is in the chain. A subscriber that throws (or
+   * rejects) is logged and counted; it never breaks the chain or the host.
+   * @returns a function that unsubscribes.
+   */
+  subscribe(callback: Subscriber): () => void {
+    if (typeof callback !== "function") {
+      throw new InvalidArgumentError("callback", "must be a function.", "Pass (record) => { … }.");
+    }
+    this.#subscribers.add(callback);
+    return () => this.#subscribers.delete(callback);
+  }
+
+  /** What the module did so far. */
+  metrics(): AuditMetrics {
+    return {
+      ...this.#metrics,
+      spoolDepth: this.#spool?.depth ?? 0,
+      lastError: this.#metrics.lastError ? { ...this.#metrics.lastError } : null,
+    };
+  }
+
+  /** Resolves when every event logged so far is durable (in the chain or the spool). */
+  async flush(): Promise<void> {
+    while (this.#draining || this.#queue.length > 0) {
+      this.#kick();
+      await this.#draining;
+    }
+  }
+
+  /**
+   * Wrap an async function so that each call is recorded: `<kind>.start` with the hash of
+   * its arguments, then `<kind>.end` with the hash of its result, or `<kind>.error` (and the
+   * error is rethrown). Recording never changes what the function returns or throws.
+   *
+   * @example
+   * ```ts
+   * const charge = sdk.audit.track({ kind: "charge_card", agentId: "billing-agent" }, async (amount: number) => stripe.charge(amount));
+   * ```
+   */
+  track<Args extends unknown[], Result>(
+    options: TrackOptions,
+    fn: (...args: Args) => Promise<Result>,
+  ): (...args: Args) => Promise<Result> {
+    // Refuse a bad kind or agent now, not at the first call.
+    normalizeEvent({
+      agentId: options.agentId,
+      kind: `${options.kind}.start`,
+      sessionId: options.sessionId ?? null,
+      model: options.model ?? null,
+    });
+    const base = {
+      agentId: options.agentId,
+      sessionId: options.sessionId ?? null,
+      parentEventId: options.parentEventId ?? null,
+      model: options.model ?? null,
+    };
+    return async (...args: Args) => {
+      const start = await this.log({
+        ...base,
+        kind: `${options.kind}.start`,
+        inputHash: hashOf(args),
+      });
+      const parent = start.isPlaceholder ? base.parentEventId : start.eventId;
+      let result: Result;
+      try {
+        result = await fn(...args);
+      } catch (error) {
+        await this.log({
+          ...base,
+          parentEventId: parent,
+          kind: `${options.kind}.error`,
+          metadata: { error: describeError(error) },
+        });
+        throw error;
+      }
+      await this.log({
+        ...base,
+        parentEventId: parent,
+        kind: `${options.kind}.end`,
+        outputHash: hashOf(result),
+      });
+      return result;
+    };
+  }
+
+  /**
+   * Events matching `filters`, oldest first, read from their signed records. With
+   * `verifyChainOnRead`, the chains they belong to are verified first.
+   */
+  async getEvents(filters: EventFilters = {}): Promise<AuditEventRecord[]> {
+    const limit = filters.limit ?? 1_000;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+      throw new InvalidArgumentError(
+        "limit",
+        `must be an integer from 1 to 10000, got ${String(limit)}.`,
+        "Page through results with since/until.",
+      );
+    }
+    const conditions = [sql`true`];
+    if (filters.sessionId !== undefined) conditions.push(sql`chain = ${filters.sessionId}`);
+    if (filters.agentId !== undefined) conditions.push(sql`agent_id = ${filters.agentId}`);
+    if (filters.kind !== undefined) conditions.push(sql`kind = ${filters.kind}`);
+    if (filters.since !== undefined)
+      conditions.push(
+        sql`created_at >= ${checkedDate(filters.since, "since").toISOString()}::timestamptz`,
+      );
+    if (filters.until !== undefined)
+      conditions.push(
+        sql`created_at < ${checkedDate(filters.until, "until").toISOString()}::timestamptz`,
+      );
+    const rows = await this.#store.query<{ payload: string; hmac: string; chain: string }>(
+      sql`select payload, hmac, chain from gov_audit.events where ${sql.join(conditions, sql` and `)} order by created_at, chain, seq limit ${limit}`,
+    );
+    if (this.#verifyOnRead) {
+      for (const chain of new Set(rows.map((row) => row.chain)))
+        await this.verifyChain(chainFilter(chain));
+    }
+    return rows.map((row) => recordFromPayload(JSON.parse(row.payload) as PayloadFields, row.hmac));
+  }
+
+  /**
+   * A session's whole chain in order, every row verified on the way: the compliance
+   * officer's one-click check.
+   * @throws {ChainIntegrityError} at the first tampered row.
+   */
+  async traceSessionChain(sessionId: string): Promise<AuditEventRecord[]> {
+    const records: AuditEventRecord[] = [];
+    await this.#verify({ sessionId }, true, (row) =>
+      records.push(recordFromPayload(JSON.parse(row.payload) as PayloadFields, row.hmac)),
+    );
+    return records;
+  }
+
+  /**
+   * An event and its provenance: the event, its parent, the parent's parent, … up to the
+   * root (at most 256 steps).
+   */
+  async trace(eventId: string): Promise<AuditEventRecord[]> {
+    if (
+      typeof eventId !== "string" ||
+      !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(eventId)
+    ) {
+      throw new InvalidArgumentError(
+        "eventId",
+        "must be the UUID of an audit event.",
+        "Pass the eventId of a record returned by log().",
+      );
+    }
+    const chain: AuditEventRecord[] = [];
+    const seen = new Set<string>();
+    let next: string | null = eventId;
+    while (next !== null && chain.length < 256) {
+      if (seen.has(next)) break;
+      seen.add(next);
+      const rows: { payload: string; hmac: string }[] = await this.#store.query<{
+        payload: string;
+        hmac: string;
+      }>(sql`select payload, hmac from gov_audit.events where event_id = ${next}::uuid`);
+      const row = rows[0];
+      if (!row) break;
+      const record = recordFromPayload(JSON.parse(row.payload) as PayloadFields, row.hmac);
+      chain.push(record);
+      next = record.parentEventId;
+    }
+    return chain;
+  }
+
+  /**
+   * Verify chains: every row's HMAC under the key it was signed with, that its columns
+   * match its signed record, the links between rows, and the signed checkpoints.
+   *
+   * @returns true on an intact chain.
+   * @throws {ChainIntegrityError} naming the chain, seq and event id of the first bad row.
+   *   A row signed by a key that is not in the keyring is bad here: it proves nothing.
+   */
+  async verifyChain(options: VerifyChainOptions = {}): Promise<true> {
+    await this.flush();
+    await this.#verify(options, true);
+    return true;
+  }
+
+  /**
+   * Like {@link verifyChain} but counts instead of throwing: rows verified, failed, and
+   * unverified (signed by a key that is not in the keyring), with the first failures.
+   */
+  async verifyChainDetailed(options: VerifyChainOptions = {}): Promise<VerificationReport> {
+    await this.flush();
+    return this.#verify(options, false);
+  }
+
+  /**
+   * Sign the head (seq and HMAC) of every chain — or of the given sessions' chains — into
+   * the checkpoints table. Rows deleted from the end of a chain after a checkpoint are then
+   * caught by verification.
+   * @returns how many chains were checkpointed.
+   */
+  async checkpoint(options: { sessionIds?: readonly string[] } = {}): Promise<number> {
+    await this.flush();
+    const key = this.#keyring.current;
+    const chains = options.sessionIds;
+    const heads = await this.#store.query<{ chain: string; seq: number | string; hmac: string }>(
+      chains
+        ? sql`select distinct on (chain) chain, seq, hmac from gov_audit.events where chain = any(${sql.param([...chains])}::text[]) order by chain, seq desc`
+        : sql`select distinct on (chain) chain, seq, hmac from gov_audit.events order by chain, seq desc`,
+    );
+    if (heads.length === 0) return 0;
+    const createdAt = this.#clock.now().toISOString();
+    const rows = heads.map((head) => {
+      const checkpoint = {
+        checkpointId: randomUUID(),
+        chain: head.chain,
+        seq: Number(head.seq),
+        hash: head.hmac,
+        createdAt,
+        keyId: key.id,
+      };
+      const payload = checkpointPayload(checkpoint);
+      return { ...checkpoint, payload, hmac: key.hmacHex(payload) };
+    });
+    for (let index = 0; index < rows.length; index += PAGE) {
+      const page = rows.slice(index, index + PAGE);
+      await this.#store.query(sql`
+        insert into gov_audit.checkpoints (checkpoint_id, chain, seq, hash, created_at, key_id, hmac, payload)
+        select * from unnest(
+          ${sql.param(page.map((row) => row.checkpointId))}::uuid[], ${sql.param(page.map((row) => row.chain))}::text[],
+          ${sql.param(page.map((row) => row.seq))}::bigint[], ${sql.param(page.map((row) => row.hash))}::text[],
+          ${sql.param(page.map((row) => row.createdAt))}::timestamptz[], ${sql.param(page.map((row) => row.keyId))}::text[],
+          ${sql.param(page.map((row) => row.hmac))}::text[], ${sql.param(page.map((row) => row.payload))}::text[])`);
+    }
+    return rows.length;
+  }
+
+  /**
+   * Rotate the chain key: new rows are signed with `newKey`; rows already written keep
+   * verifying under the key they name, which stays in the keyring. A rotation marker,
+   * signed by the old key and by the new one, is stored and logged (`audit.key_rotated`).
+   *
+   * Other processes must be restarted with the new secret (GOVERNANCE_AUDIT_SECRET) and the
+   * old one as a historical key (`GOVERNANCE_CHAIN_KEY_<old key id>`).
+   */
+  async rotateChainKey(
+    options: RotateChainKeyOptions,
+  ): Promise<{ oldKeyId: string; newKeyId: string }> {
+    const operatorId = typeof options?.operatorId === "string" ? options.operatorId.trim() : "";
+    const reason = typeof options?.reason === "string" ? options.reason.trim() : "";
+    if (!operatorId)
+      throw new InvalidArgumentError(
+        "operatorId",
+        "must name who rotates the key.",
+        "Pass operatorId, e.g. an e-mail address.",
+      );
+    if (!reason)
+      throw new InvalidArgumentError(
+        "reason",
+        "must say why the key is rotated.",
+        'Pass a reason, e.g. "scheduled rotation".',
+      );
+    const next = new ChainKey(options.newKey, "newKey");
+    const old = this.#keyring.current;
+    if (next.fingerprint === old.fingerprint) {
+      throw new GovernanceError({
+        code: AUDIT_ERROR_CODES.KEY_ROTATION_INVALID,
+        message: "The new key is the current key.",
+        recoveryHint: "Generate a new secret with `openssl rand -base64 48`.",
+      });
+    }
+    await this.flush();
+    const rotatedAt = this.#clock.now().toISOString();
+    const rotationId = randomUUID();
+    const payload = canonicalJson({
+      v: 1,
+      type: "key_rotation",
+      rotationId,
+      oldKeyId: old.id,
+      newKeyId: next.id,
+      operatorId,
+      reason,
+      rotatedAt,
+    });
+    await this.#store.query(sql`
+      insert into gov_audit.key_rotations (rotation_id, old_key_id, new_key_id, rotated_at, payload, hmac_old, hmac_new)
+      values (${rotationId}::uuid, ${old.id}, ${next.id}, ${rotatedAt}::timestamptz, ${payload}, ${old.hmacHex(payload)}, ${next.hmacHex(payload)})`);
+    this.#keyring = new Keyring(next, this.#keyring.keys);
+    await this.log({
+      agentId: SYSTEM_AGENT,
+      kind: "audit.key_rotated",
+      metadata: { rotationId, oldKeyId: old.id, newKeyId: next.id, operatorId, reason },
+    });
+    this.#logger.info(`Audit chain key rotated from ${old.id} to ${next.id}.`);
+    return { oldKeyId: old.id, newKeyId: next.id };
+  }
+
+  /** Write what is pending (into the chain, or the spool), then stop. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.flush();
+    this.#closed = true;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    if (this.#checkpointTimer) clearInterval(this.#checkpointTimer);
+    this.#spool?.release();
+    if ((this.#spool?.depth ?? 0) > 0) {
+      this.#logger.warn(
+        `${this.#spool?.depth} audit events are still in the spool; the next start replays them.`,
+        {
+          directory: this.#spool?.directory,
+        },
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // The writer: one drain loop per process, so that appends of a chain keep their order.
+
+  #kick(): void {
+    if (this.#draining) return;
+    this.#draining = this.#drain()
+      .catch((error: unknown) =>
+        this.#logger.error("The audit writer failed unexpectedly.", { error: describe(error) }),
+      )
+      .finally(() => {
+        this.#draining = null;
+        if (this.#queue.length > 0) this.#kick();
+      });
+  }
+
+  async #drain(): Promise<void> {
+    // Let everything logged in this turn of the event loop join the first transaction.
+    await new Promise((resolvePromise) => setImmediate(resolvePromise));
+    for (;;) {
+      if ((this.#spool?.depth ?? 0) > 0 || this.#metrics.degraded) {
+        const replayed = await this.#tryReplay();
+        if (!replayed) {
+          // Still down: what is queued goes to the spool, behind what is there.
+          if (this.#queue.length === 0) return;
+          await this.#divert(
+            this.#queue.splice(0, this.#maxBatch),
+            this.#metrics.lastError?.message ?? "the database is unavailable",
+          );
+          continue;
+        }
+      }
+      if (this.#queue.length === 0) return;
+      const batch = this.#queue.splice(0, this.#maxBatch);
+      try {
+        const records = await this.#appendRepairing(batch);
+        for (const [index, pending] of batch.entries())
+          pending.resolve(records[index] as AuditEventRecord);
+        this.#publish(records);
+      } catch (error) {
+        this.#enterDegraded(error);
+        await this.#divert(
+          batch,
+          this.#metrics.lastError?.message ?? "the database is unavailable",
+        );
+      }
+    }
+  }
+
+  /**
+   * Append, and if a chain's head row disagrees with the chain (a unique violation: the
+   * heads table is derived data and may have been lost or restored from an older backup),
+   * rebuild those heads from the chain itself and try once more.
+   */
+  async #appendRepairing(batch: readonly Pending[]): Promise<AuditEventRecord[]> {
+    try {
+      return await this.#append(batch);
+    } catch (error) {
+      const classified = toStoreError(error);
+      if (!StoreError.isInstance(classified) || classified.kind !== "unique") throw error;
+      const chains = [...new Set(batch.map((pending) => pending.chain))];
+      this.#logger.warn("Audit chain heads were out of date; rebuilding them from the chain.", {
+        chains: chains.length,
+      });
+      await this.#store.query(sql`
+        insert into gov_audit.heads (chain, seq, hmac, event_id)
+        select distinct on (chain) chain, seq, hmac, event_id from gov_audit.events
+        where chain = any(${sql.param(chains)}::text[]) order by chain, seq desc
+        on conflict (chain) do update set seq = excluded.seq, hmac = excluded.hmac, event_id = excluded.event_id`);
+      return this.#append(batch);
+    }
+  }
+
+  /** Append events to their chains in one transaction; returns their records in order. */
+  async #append(
+    batch: readonly { event: NormalizedEvent; eventId: string; chain: string; createdAt: Date }[],
+  ): Promise<AuditEventRecord[]> {
+    const chains = [...new Set(batch.map((pending) => pending.chain))]
+      .map((chain) => ({ chain, key: advisoryLockKey(`${CHAIN_LOCK}${chain}`) }))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const records = await this.#store.transaction(async (tx) => {
+      const heads = await tx.execute<{ chain: string; seq: number | string; hmac: string }>(
+        sql`select chain, seq, hmac from gov_audit.lock_heads(${sql.param(chains.map((entry) => entry.chain))}::text[], ${sql.param(chains.map((entry) => entry.key.toString()))}::bigint[])`,
+      );
+      const state = new Map(
+        heads.rows.map((row) => [
+          row.chain,
+          { seq: Number(row.seq), hmac: row.hmac as string | null },
+        ]),
+      );
+      const key = this.#keyring.current;
+      const columns = {
+        ids: [] as string[],
+        chains: [] as string[],
+        seqs: [] as number[],
+        prevs: [] as (string | null)[],
+        hmacs: [] as string[],
+        keyIds: [] as string[],
+        created: [] as string[],
+        agents: [] as string[],
+        kinds: [] as string[],
+        sessions: [] as (string | null)[],
+        parents: [] as (string | null)[],
+        payloads: [] as string[],
+      };
+      const out: AuditEventRecord[] = [];
+      for (const pending of batch) {
+        const head = state.get(pending.chain) ?? { seq: 0, hmac: null };
+        const signed = signRecord(key, pending.event, {
+          eventId: pending.eventId,
+          chain: pending.chain,
+          seq: head.seq + 1,
+          prevHash: head.hmac,
+          createdAt: pending.createdAt,
+        });
+        state.set(pending.chain, { seq: head.seq + 1, hmac: signed.hmac });
+        columns.ids.push(pending.eventId);
+        columns.chains.push(pending.chain);
+        columns.seqs.push(head.seq + 1);
+        columns.prevs.push(head.hmac);
+        columns.hmacs.push(signed.hmac);
+        columns.keyIds.push(key.id);
+        columns.created.push(pending.createdAt.toISOString());
+        columns.agents.push(pending.event.agentId);
+        columns.kinds.push(pending.event.kind);
+        columns.sessions.push(pending.event.sessionId);
+        columns.parents.push(pending.event.parentEventId);
+        columns.payloads.push(signed.payload);
+        out.push({
+          ...pending.event,
+          eventId: pending.eventId,
+          chain: pending.chain,
+          seq: head.seq + 1,
+          prevHash: head.hmac,
+          hmac: signed.hmac,
+          keyId: key.id,
+          createdAt: pending.createdAt,
+          status: "stored",
+          isPlaceholder: false,
+        });
+      }
+      const newHeads = [...state.entries()].filter(([chain]) =>
+        chains.some((entry) => entry.chain === chain),
+      );
+      // One statement: the rows, and the chains' new heads.
+      await tx.execute(sql`
+        with appended as (
+          insert into gov_audit.events (event_id, chain, seq, prev_hash, hmac, key_id, created_at, agent_id, kind, session_id, parent_event_id, payload)
+          select * from unnest(
+            ${sql.param(columns.ids)}::uuid[], ${sql.param(columns.chains)}::text[], ${sql.param(columns.seqs)}::bigint[],
+            ${sql.param(columns.prevs)}::text[], ${sql.param(columns.hmacs)}::text[], ${sql.param(columns.keyIds)}::text[],
+            ${sql.param(columns.created)}::timestamptz[], ${sql.param(columns.agents)}::text[], ${sql.param(columns.kinds)}::text[],
+            ${sql.param(columns.sessions)}::text[], ${sql.param(columns.parents)}::uuid[], ${sql.param(columns.payloads)}::text[])
+          returning 1
+        )
+        insert into gov_audit.heads (chain, seq, hmac, event_id)
+        select * from unnest(
+          ${sql.param(newHeads.map(([chain]) => chain))}::text[], ${sql.param(newHeads.map(([, head]) => head.seq))}::bigint[],
+          ${sql.param(newHeads.map(([, head]) => head.hmac))}::text[],
+          ${sql.param(newHeads.map(([chain]) => lastEventOf(batch, chain)))}::uuid[])
+        on conflict (chain) do update set seq = excluded.seq, hmac = excluded.hmac, event_id = excluded.event_id`);
+      return out;
+    });
+    this.#metrics.batches++;
+    this.#metrics.stored += records.length;
+    return records;
+  }
+
+  #publish(records: readonly AuditEventRecord[]): void {
+    if (this.#subscribers.size === 0) return;
+    for (const record of records) {
+      for (const subscriber of this.#subscribers) {
+        try {
+          const result = subscriber(record);
+          if (result && typeof (result as Promise<void>).then === "function") {
+            (result as Promise<void>).catch((error: unknown) => this.#subscriberFailed(error));
+          }
+        } catch (error) {
+          this.#subscriberFailed(error);
+        }
+      }
+    }
+  }
+
+  #subscriberFailed(error: unknown): void {
+    this.#metrics.subscriberErrors++;
+    this.#logger.warn("An audit subscriber failed; the chain and the host are unaffected.", {
+      error: describe(error),
+    });
+  }
+
+  #enterDegraded(error: unknown): void {
+    const classified = toStoreError(error);
+    this.#metrics.lastError = StoreError.isInstance(classified)
+      ? { code: classified.code, message: classified.message }
+      : {
+          code: "AUDIT_WRITE_FAILED",
+          message: error instanceof Error ? error.message : String(error),
+        };
+    if (!this.#metrics.degraded) {
+      this.#logger.warn(
+        `The audit chain cannot be written (${this.#metrics.lastError.code}); events go to the local spool and will be replayed in order.`,
+        { directory: this.#spool?.directory ?? null },
+      );
+    }
+    this.#metrics.degraded = true;
+    this.#retryAt = Date.now() + this.#retryDelayMs;
+    this.#scheduleRetry();
+  }
+
+  #scheduleRetry(): void {
+    if (this.#retryTimer || this.#closed) return;
+    this.#retryTimer = setTimeout(
+      () => {
+        this.#retryTimer = null;
+        this.#kick();
+      },
+      Math.max(0, this.#retryAt - Date.now()),
+    );
+    this.#retryTimer.unref();
+  }
+
+  /** Put a batch in the spool, each chain's first degraded event after a marker. */
+  async #divert(batch: readonly Pending[], reason: string): Promise<void> {
+    if (!this.#spool) {
+      for (const pending of batch)
+        pending.resolve(
+          this.#placeholder(
+            pending.event,
+            pending.eventId,
+            pending.createdAt,
+            "the database is unavailable and no spool is configured",
+          ),
+        );
+      return;
+    }
+    const entries: SpoolEntry[] = [];
+    for (const pending of batch) {
+      if (!this.#markedChains.has(pending.chain)) {
+        this.#markedChains.add(pending.chain);
+        const marker = normalizeEvent({
+          agentId: pending.event.agentId,
+          kind: "chain.degraded_start",
+          sessionId: pending.event.sessionId,
+          metadata: { reason: truncate(reason, 1_000), since: pending.createdAt.toISOString() },
+        });
+        entries.push({
+          v: 1,
+          eventId: randomUUID(),
+          chain: pending.chain,
+          createdAt: pending.createdAt.toISOString(),
+          event: marker,
+        });
+      }
+      entries.push({
+        v: 1,
+        eventId: pending.eventId,
+        chain: pending.chain,
+        createdAt: pending.createdAt.toISOString(),
+        event: pending.event,
+      });
+    }
+    try {
+      await this.#spool.append(entries);
+      this.#metrics.spooled += batch.length;
+      for (const pending of batch) {
+        pending.resolve({
+          ...pending.event,
+          eventId: pending.eventId,
+          chain: pending.chain,
+          seq: null,
+          prevHash: null,
+          hmac: "",
+          keyId: null,
+          createdAt: pending.createdAt,
+          status: "spooled",
+          isPlaceholder: false,
+        });
+      }
+    } catch (error) {
+      this.#logger.error(
+        "The audit spool cannot be written either; these events are lost and returned as placeholders.",
+        {
+          directory: this.#spool.directory,
+          events: batch.length,
+          error: describe(error),
+        },
+      );
+      for (const pending of batch)
+        pending.resolve(
+          this.#placeholder(
+            pending.event,
+            pending.eventId,
+            pending.createdAt,
+            "neither the database nor the spool could take it",
+          ),
+        );
+    }
+  }
+
+  /**
+   * Write the spool into the chain, in order, if the database is back (and the backoff has
+   * passed). Entries already in the chain (a replay interrupted by a crash) are skipped.
+   * @returns true when the spool is empty afterwards.
+   */
+  async #tryReplay(): Promise<boolean> {
+    if (Date.now() < this.#retryAt) {
+      this.#scheduleRetry();
+      return false;
+    }
+    const spool = this.#spool;
+    const entries = spool ? await spool.readAll().catch(() => null) : [];
+    if (entries === null) return false;
+    let done = 0;
+    try {
+      while (done < entries.length) {
+        const page = entries.slice(done, done + this.#maxBatch);
+        const present = await this.#store.query<{ event_id: string }>(
+          sql`select event_id::text from gov_audit.events where event_id = any(${sql.param(page.map((entry) => entry.eventId))}::uuid[])`,
+        );
+        const skip = new Set(present.map((row) => row.event_id));
+        const fresh = page.filter((entry) => !skip.has(entry.eventId));
+        if (fresh.length > 0) {
+          const records = await this.#append(
+            fresh.map((entry) => ({
+              event: entry.event,
+              eventId: entry.eventId,
+              chain: entry.chain,
+              createdAt: new Date(entry.createdAt),
+            })),
+          );
+          this.#metrics.replayed += records.length;
+          this.#publish(records);
+        }
+        done += page.length;
+      }
+      if (spool && entries.length > 0) await spool.dropFirst(entries.length);
+    } catch (error) {
+      if (spool && done > 0) await spool.dropFirst(done).catch(() => undefined);
+      this.#enterDegraded(error);
+      this.#retryDelayMs = Math.min(this.#retryDelayMs * 2, MAX_RETRY_MS);
+      return false;
+    }
+    if (this.#metrics.degraded) {
+      this.#logger.info(
+        `The audit chain is writable again; ${entries.length} spooled events were replayed in order.`,
+      );
+    }
+    this.#metrics.degraded = false;
+    this.#markedChains.clear();
+    this.#retryDelayMs = this.#retryBaseMs;
+    return true;
+  }
+
+  #placeholder(
+    event: NormalizedEvent,
+    eventId: string,
+    createdAt: Date,
+    why: string,
+  ): AuditEventRecord {
+    this.#metrics.placeholders++;
+    this.#logger.warn(
+      `An audit event could not be kept (${why}); a placeholder record was returned.`,
+      { kind: event.kind, agentId: event.agentId },
+    );
+    return {
+      ...event,
+      metadata: { ...event.metadata, "audit.unavailable": true },
+      eventId,
+      chain: chainOf(event),
+      seq: null,
+      prevHash: null,
+      hmac: PLACEHOLDER_HMAC,
+      keyId: null,
+      createdAt,
+      status: "placeholder",
+      isPlaceholder: true,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Verification
+
+  async #verify(
+    options: VerifyChainOptions,
+    strict: boolean,
+    onRow?: (row: StoredRow) => void,
+  ): Promise<VerificationReport> {
+    const chain =
+      options.sessionId ??
+      (options.agentId !== undefined ? `${AGENT_CHAIN_PREFIX}${options.agentId}` : undefined);
+    if ((options.fromSeq !== undefined || options.toSeq !== undefined) && chain === undefined) {
+      throw new InvalidArgumentError(
+        "fromSeq",
+        "and toSeq need a sessionId (or agentId).",
+        "Verify a window of one chain: { sessionId, fromSeq, toSeq }.",
+      );
+    }
+    const fromSeq = options.fromSeq ?? 1;
+    const toSeq = options.toSeq ?? Number.MAX_SAFE_INTEGER;
+    for (const [name, value] of [
+      ["fromSeq", fromSeq],
+      ["toSeq", toSeq],
+    ] as const) {
+      if (!Number.isSafeInteger(value) || value < 1)
+        throw new InvalidArgumentError(
+          name,
+          "must be a positive integer.",
+          "Sequence numbers start at 1.",
+        );
+    }
+    const verifier = new ChainVerifier(this.#keyring, { strict });
+    const checkpoints = await this.#checkpoints(chain);
+    let current: string | null = null;
+    let cursor: { chain: string; seq: number; eventId: string } | null = null;
+    for (;;) {
+      const after: SQL = cursor
+        ? sql`and (chain, seq, event_id::text) > (${cursor.chain}, ${cursor.seq}, ${cursor.eventId})`
+        : sql``;
+      const scope =
+        chain !== undefined
+          ? sql`chain = ${chain} and seq >= ${fromSeq} and seq <= ${toSeq}`
+          : sql`true`;
+      const rows: RawRow[] = await this.#store.query<RawRow>(sql`
+        select event_id::text as event_id, chain, seq, prev_hash, hmac, key_id,
+          to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_at,
+          agent_id, kind, session_id, parent_event_id::text as parent_event_id, payload
+        from gov_audit.events where ${scope} ${after}
+        order by chain, seq, event_id::text limit ${PAGE}`);
+      for (const raw of rows) {
+        const row = toStoredRow(raw);
+        if (row.chain !== current) {
+          if (current !== null) verifier.endChain(true);
+          current = row.chain;
+          const predecessor =
+            chain !== undefined && fromSeq > 1 ? await this.#rowAt(chain, fromSeq - 1) : null;
+          verifier.beginChain(
+            row.chain,
+            checkpoints.get(row.chain) ?? [],
+            chain !== undefined && fromSeq > 1 ? { fromSeq, predecessor } : undefined,
+          );
+        }
+        verifier.row(row);
+        onRow?.(row);
+      }
+      const last: RawRow | undefined = rows.at(-1);
+      if (!last || rows.length < PAGE) break;
+      cursor = { chain: last.chain, seq: Number(last.seq), eventId: last.event_id };
+    }
+    if (current !== null) {
+      verifier.endChain(options.toSeq === undefined);
+    } else if (chain !== undefined) {
+      // No rows at all: still a truncation if a checkpoint says there were some.
+      verifier.beginChain(
+        chain,
+        checkpoints.get(chain) ?? [],
+        fromSeq > 1 ? { fromSeq, predecessor: await this.#rowAt(chain, fromSeq - 1) } : undefined,
+      );
+      verifier.endChain(options.toSeq === undefined);
+    }
+    // Chains that only checkpoints remember (every row deleted).
+    if (chain === undefined) {
+      const seen = await this.#store.query<{ chain: string }>(
+        sql`select distinct chain from gov_audit.events`,
+      );
+      const present = new Set(seen.map((row) => row.chain));
+      for (const [name, list] of checkpoints) {
+        if (present.has(name)) continue;
+        verifier.beginChain(name, list);
+        verifier.endChain(true);
+      }
+    }
+    return verifier.report();
+  }
+
+  async #rowAt(chain: string, seq: number): Promise<{ seq: number; hmac: string } | null> {
+    const rows = await this.#store.query<{ hmac: string }>(
+      sql`select hmac from gov_audit.events where chain = ${chain} and seq = ${seq} order by event_id limit 1`,
+    );
+    return rows[0] ? { seq, hmac: rows[0].hmac } : null;
+  }
+
+  async #checkpoints(chain: string | undefined): Promise<Map<string, StoredCheckpoint[]>> {
+    const rows = await this.#store.query<{
+      checkpoint_id: string;
+      chain: string;
+      seq: number | string;
+      hash: string;
+      created_at: string;
+      key_id: string;
+      hmac: string;
+      payload: string;
+    }>(sql`
+      select checkpoint_id::text as checkpoint_id, chain, seq, hash,
+        to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_at, key_id, hmac, payload
+      from gov_audit.checkpoints ${chain !== undefined ? sql`where chain = ${chain}` : sql``}`);
+    const byChain = new Map<string, StoredCheckpoint[]>();
+    for (const row of rows) {
+      const list = byChain.get(row.chain) ?? [];
+      list.push({
+        checkpointId: row.checkpoint_id,
+        chain: row.chain,
+        seq: Number(row.seq),
+        hash: row.hash,
+        createdAt: row.created_at,
+        keyId: row.key_id,
+        hmac: row.hmac,
+        payload: row.payload,
+      });
+      byChain.set(row.chain, list);
+    }
+    return byChain;
+  }
+}
+
+interface RawRow extends Record<string, unknown> {
+  event_id: string;
+  chain: string;
+  seq: number | string;
+  prev_hash: string | null;
+  hmac: string;
+  key_id: string;
+  created_at: string;
+  agent_id: string;
+  kind: string;
+  session_id: string | null;
+  parent_event_id: string | null;
+  payload: string;
+}
+
+function toStoredRow(raw: RawRow): StoredRow {
+  return {
+    eventId: raw.event_id,
+    chain: raw.chain,
+    seq: Number(raw.seq),
+    prevHash: raw.prev_hash,
+    hmac: raw.hmac,
+    keyId: raw.key_id,
+    createdAt: raw.created_at,
+    agentId: raw.agent_id,
+    kind: raw.kind,
+    sessionId: raw.session_id,
+    parentEventId: raw.parent_event_id,
+    payload: raw.payload,
+  };
+}
+
+function chainFilter(chain: string): VerifyChainOptions {
+  return chain.startsWith(AGENT_CHAIN_PREFIX)
+    ? { agentId: chain.slice(AGENT_CHAIN_PREFIX.length) }
+    : { sessionId: chain };
+}
+
+function lastEventOf(batch: readonly { chain: string; eventId: string }[], chain: string): string {
+  for (let index = batch.length - 1; index >= 0; index--) {
+    const pending = batch[index];
+    if (pending && pending.chain === chain) return pending.eventId;
+  }
+  throw new Error("unreachable: a chain without events in its batch");
+}
+
+/** SHA-256 (hex) of a value's canonical JSON; values without one are hashed by their type. */
+function hashOf(value: unknown): string {
+  let text: string;
+  try {
+    text = canonicalJson(value === undefined ? null : value);
+  } catch {
+    text = `unhashable:${Object.prototype.toString.call(value)}`;
+  }
+  return createHash("sha256").update(text, "utf8").digest("hex");
+}
+
+function describeError(error: unknown): { name: string; message: string; code?: string } {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return {
+      name: error.name,
+      message: truncate(error.message, 2_000),
+      ...(typeof code === "string" ? { code } : {}),
+    };
+  }
+  return { name: typeof error, message: truncate(String(error), 2_000) };
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…`;
+}
+
+function positiveInteger(value: number, field: string, max: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new InvalidArgumentError(
+      field,
+      `must be an integer from 1 to ${max}, got ${String(value)}.`,
+      `Pass a positive integer ${field}.`,
+    );
+  }
+  return value;
+}
+
+function checkedDate(value: Date, field: string): Date {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) {
+    throw new InvalidArgumentError(field, "must be a valid Date.", `Pass ${field} as a Date.`);
+  }
+  return value;
+}
+
+/** The audit module's definition, for `@gov/sdk` and for composing it by hand. */
+export const auditModule = defineModule({
+  name: "audit",
+  migrations: auditMigrations,
+  create: async (context: ModuleContext, options: AuditOptions | undefined) => {
+    const audit = new AuditModule(context, options ?? {});
+    await audit.start();
+    return audit;
+  },
+  provides: (audit: AuditModule) => ({ audit }),
+  close: (audit: AuditModule) => audit.close(),
+});
+
+export { ChainIntegrityError, InvalidAuditEventError, signedPayload };
