@@ -104,7 +104,7 @@ export abstract class BaseStore implements Store {
   ): Promise<T> {
     this.assertOpen();
     try {
-      return await this.db.transaction(
+      return await this.runTransaction(
         async (tx) => {
           for (const lock of options?.locks ?? []) await acquireTransactionLock(tx, lock);
           const result = await work(tx);
@@ -116,6 +116,14 @@ export abstract class BaseStore implements Store {
     } catch (error) {
       throw toStoreError(error, this.description);
     }
+  }
+
+  /** Run drizzle's BEGIN … COMMIT around `work`; an engine may manage the connection itself. */
+  protected runTransaction<T>(
+    work: (tx: GovTransaction) => Promise<T>,
+    config: { isolationLevel: NonNullable<TransactionOptions["isolationLevel"]> } | undefined,
+  ): Promise<T> {
+    return this.db.transaction(work, config);
   }
 
   async listen(

@@ -1,10 +1,17 @@
 import { sql } from "drizzle-orm";
-import type { Client, Pool, PoolConfig } from "pg";
+import type { Client, Pool, PoolClient, PoolConfig } from "pg";
 import type { StoreConfig } from "./config";
 import type { DatabaseTarget } from "./database-url";
 import { ConfigError } from "./errors";
 import type { Logger } from "./logger";
-import type { GovDatabase, ListenOptions, Store, Subscription } from "./store";
+import type {
+  GovDatabase,
+  GovTransaction,
+  ListenOptions,
+  Store,
+  Subscription,
+  TransactionOptions,
+} from "./store";
 import { BaseStore, TEXT_RESULT_TYPES } from "./store-base";
 import { StoreError, toStoreError } from "./store-errors";
 
@@ -236,6 +243,9 @@ class PostgresStore extends BaseStore {
   readonly directory = null;
   readonly #pool: Pool;
   readonly #listener: PostgresListener;
+  readonly #bind: (client: PoolClient) => GovDatabase;
+  /** A drizzle database bound to each pooled connection, made once per connection. */
+  readonly #bound = new WeakMap<PoolClient, GovDatabase>();
   readonly #types: {
     getTypeParser: (oid: number, format?: "text" | "binary") => (value: string) => unknown;
   };
@@ -246,10 +256,12 @@ class PostgresStore extends BaseStore {
     listener: PostgresListener,
     description: string,
     pg: PgModule,
+    bind: (client: PoolClient) => GovDatabase,
   ) {
     super(db, description);
     this.#pool = pool;
     this.#listener = listener;
+    this.#bind = bind;
     const text = new Set(TEXT_RESULT_TYPES);
     const keep = (value: string) => value;
     this.#types = {
@@ -263,6 +275,41 @@ class PostgresStore extends BaseStore {
   protected async runQuery(text: string, params: unknown[]): Promise<Record<string, unknown>[]> {
     const result = await this.#pool.query({ text, values: params, types: this.#types });
     return result.rows;
+  }
+
+  /**
+   * drizzle's own pooled transaction leaks its connection when BEGIN fails (it releases only
+   * after BEGIN succeeded), and an outage makes BEGIN fail on a connection whose socket just
+   * died: a few of those and the pool is full of dead connections forever. Here the
+   * connection is checked out and always released, and one that broke is destroyed.
+   */
+  protected override async runTransaction<T>(
+    work: (tx: GovTransaction) => Promise<T>,
+    config: { isolationLevel: NonNullable<TransactionOptions["isolationLevel"]> } | undefined,
+  ): Promise<T> {
+    const client = await this.#pool.connect();
+    let broken: Error | undefined;
+    try {
+      let db = this.#bound.get(client);
+      if (!db) {
+        db = this.#bind(client);
+        this.#bound.set(client, db);
+      }
+      return await db.transaction(work, config);
+    } catch (error) {
+      const classified = toStoreError(error);
+      if (
+        StoreError.isInstance(classified) &&
+        (classified.kind === "connection" || classified.kind === "closed")
+      ) {
+        broken = classified;
+      }
+      throw error;
+    } finally {
+      // pg-pool also drops a connection that is no longer queryable; `broken` covers the
+      // failures it cannot see from the client's state.
+      client.release(broken);
+    }
   }
 
   protected subscribe(
@@ -305,6 +352,16 @@ export async function openPostgresStore(
     max: config.pool.max,
     idleTimeoutMillis: config.pool.idleTimeoutMs,
   });
+  // A connection that breaks while checked out (between the statements of a transaction)
+  // emits "error" on its client; unhandled, that would crash the host. The statement that
+  // next uses it fails and is classified, so here it only needs a listener.
+  pool.on("connect", (client) => {
+    client.on("error", (error) => {
+      logger.debug(`A connection to ${target.description} failed while in use.`, {
+        code: (error as NodeJS.ErrnoException).code,
+      });
+    });
+  });
   // An idle client's error is emitted on the pool; unhandled, it would crash the host.
   pool.on("error", (error) => {
     logger.warn(`An idle connection to ${target.description} failed; the pool replaces it.`, {
@@ -313,7 +370,14 @@ export async function openPostgresStore(
   });
   const db = drizzle({ client: pool }) as unknown as GovDatabase;
   const listener = new PostgresListener(pg, connection, logger, target.description);
-  const store = new PostgresStore(db, pool, listener, target.description, pg);
+  const store = new PostgresStore(
+    db,
+    pool,
+    listener,
+    target.description,
+    pg,
+    (client) => drizzle({ client }) as unknown as GovDatabase,
+  );
   try {
     await store.query(sql`select 1`);
   } catch (error) {

@@ -257,6 +257,53 @@ describe.each(testEngines())("store on $name", (engine: TestEngine) => {
     },
   );
 
+  // Regression: drizzle released a pooled connection only after BEGIN succeeded, so a BEGIN
+  // sent on a connection that had just died leaked it; with the pool full of leaked
+  // connections, every later transaction waited out its connection timeout, forever.
+  it.skipIf(engine.name !== "postgres" || !engine.available)(
+    "releases a connection whose BEGIN failed, so the pool recovers after an outage",
+    async () => {
+      const { createServer, connect } = await import("node:net");
+      const sockets = new Set<import("node:net").Socket>();
+      const target = new URL(store.connectionString as string);
+      const proxy = createServer((client) => {
+        const upstream = connect(Number(target.port || 5432), target.hostname);
+        for (const socket of [client, upstream]) {
+          sockets.add(socket);
+          socket.on("error", () => {
+            client.destroy();
+            upstream.destroy();
+          });
+          socket.on("close", () => sockets.delete(socket));
+        }
+        client.pipe(upstream).pipe(client);
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+      const url = new URL(target);
+      url.host = `127.0.0.1:${(proxy.address() as import("node:net").AddressInfo).port}`;
+      const small = await createStore({
+        databaseUrl: url.toString(),
+        logger: silentLogger,
+        pool: { max: 1, connectionTimeoutMs: 1_000 },
+      });
+      try {
+        // The pool's only connection is idle; its socket dies, and before the client can
+        // notice, a transaction takes it and sends BEGIN.
+        for (const socket of sockets) socket.destroy();
+        await expect(small.transaction(async () => 1)).rejects.toMatchObject({
+          code: "STORE_CONNECTION",
+        });
+        expect(
+          await small.transaction(async (tx) => (await tx.execute(sql`select 2 as n`)).rows),
+        ).toEqual([{ n: 2 }]);
+      } finally {
+        await small.close();
+        proxy.close();
+        for (const socket of sockets) socket.destroy();
+      }
+    },
+  );
+
   // Regression: COMMIT of a transaction whose failed statement was caught is a silent
   // ROLLBACK; the caller was told its writes were committed.
   it.skipIf(!engine.available)(
