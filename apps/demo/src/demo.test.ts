@@ -15,6 +15,16 @@ describe("the demo", () => {
     );
     expect(lines).toContain("5 model calls, 3 tool calls, 1183 tokens (fake LLM, no network)");
     expect(lines.at(-1)).toBe("closed cleanly");
+    // Every plan, model call and tool call landed in one verified session chain.
+    expect(lines.filter((line) => /^ {4}audit {4}seq \d+ /.test(line))).toHaveLength(12);
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        /^audit chain of demo-[0-9a-f-]{36}: 12 events, seq 1–12, every HMAC and link verified$/,
+      ),
+    );
+    expect(lines).toContain(
+      "  subscriber saw: llm.call ×5, agent.plan ×1, tool.call ×3, tool.result ×3",
+    );
   });
 
   it("stops the agent when a governance hook refuses", async () => {

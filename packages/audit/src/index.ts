@@ -25,6 +25,7 @@ export {
   type AuditOptions,
   auditMigrations,
   auditModule,
+  contentHash,
   type EventFilters,
   type RotateChainKeyOptions,
   type TrackOptions,

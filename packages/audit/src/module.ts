@@ -341,7 +341,7 @@ export class AuditModule implements AuditSink {
       const start = await this.log({
         ...base,
         kind: `${options.kind}.start`,
-        inputHash: hashOf(args),
+        inputHash: contentHash(args),
       });
       const parent = start.isPlaceholder ? base.parentEventId : start.eventId;
       let result: Result;
@@ -360,7 +360,7 @@ export class AuditModule implements AuditSink {
         ...base,
         parentEventId: parent,
         kind: `${options.kind}.end`,
-        outputHash: hashOf(result),
+        outputHash: contentHash(result),
       });
       return result;
     };
@@ -610,7 +610,8 @@ export class AuditModule implements AuditSink {
     // Let everything logged in this turn of the event loop join the first transaction.
     await new Promise((resolvePromise) => setImmediate(resolvePromise));
     for (;;) {
-      if ((this.#spool?.depth ?? 0) > 0 || this.#metrics.degraded) {
+      // While events wait in the spool, new ones queue behind them: a chain keeps its order.
+      if ((this.#spool?.depth ?? 0) > 0) {
         const replayed = await this.#tryReplay();
         if (!replayed) {
           // Still down: what is queued goes to the spool, behind what is there.
@@ -626,8 +627,10 @@ export class AuditModule implements AuditSink {
       const batch = this.#queue.splice(0, this.#maxBatch);
       try {
         const records = await this.#appendRepairing(batch);
-        for (const [index, pending] of batch.entries())
+        this.#recovered();
+        for (const [index, pending] of batch.entries()) {
           pending.resolve(records[index] as AuditEventRecord);
+        }
         this.#publish(records);
       } catch (error) {
         this.#enterDegraded(error);
@@ -933,15 +936,21 @@ export class AuditModule implements AuditSink {
       this.#retryDelayMs = Math.min(this.#retryDelayMs * 2, MAX_RETRY_MS);
       return false;
     }
-    if (this.#metrics.degraded) {
+    if (this.#metrics.degraded && entries.length > 0) {
       this.#logger.info(
         `The audit chain is writable again; ${entries.length} spooled events were replayed in order.`,
       );
     }
-    this.#metrics.degraded = false;
-    this.#markedChains.clear();
-    this.#retryDelayMs = this.#retryBaseMs;
+    this.#recovered();
     return true;
+  }
+
+  #recovered(): void {
+    if (this.#metrics.degraded && (this.#spool?.depth ?? 0) === 0) {
+      this.#metrics.degraded = false;
+      this.#markedChains.clear();
+      this.#retryDelayMs = this.#retryBaseMs;
+    }
   }
 
   #placeholder(
@@ -1151,8 +1160,17 @@ function lastEventOf(batch: readonly { chain: string; eventId: string }[], chain
   throw new Error("unreachable: a chain without events in its batch");
 }
 
-/** SHA-256 (hex) of a value's canonical JSON; values without one are hashed by their type. */
-function hashOf(value: unknown): string {
+/**
+ * SHA-256 (hex) of a value's RFC 8785 canonical JSON: the `inputHash` / `outputHash` that
+ * `track()` records, for callers that log inputs and outputs themselves. Values without a
+ * JSON form (functions, symbols, cycles) are hashed by their type.
+ *
+ * @example
+ * ```ts
+ * await sdk.audit.log({ agentId, kind: "tool.call", inputHash: contentHash(args) });
+ * ```
+ */
+export function contentHash(value: unknown): string {
   let text: string;
   try {
     text = canonicalJson(value === undefined ? null : value);

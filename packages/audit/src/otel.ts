@@ -29,7 +29,15 @@ export interface OtelExporterOptions {
 export const REDACTED = "[REDACTED]";
 
 const SECRET_KEYS =
-  /(secret|token|password|passwd|pwd|api[-_]?key|apikey|authorization|auth[-_]?header|cookie|credential|private[-_]?key|session[-_]?key|access[-_]?key|signature)/i;
+  /(secret|password|passwd|pwd|api[-_]?key|apikey|authorization|auth[-_]?header|cookie|credential|private[-_]?key|session[-_]?key|access[-_]?key|signature)/i;
+// "token" names a secret (access_token, idToken), but "tokens", "token_count" or
+// "max_tokens" name counts, which are exactly what an LLM trace should show.
+const TOKEN_KEY = /token/i;
+const TOKEN_COUNT_KEY = /tokens|count|usage|limit|budget|max/i;
+
+function isSecretKey(key: string): boolean {
+  return SECRET_KEYS.test(key) || (TOKEN_KEY.test(key) && !TOKEN_COUNT_KEY.test(key));
+}
 const SECRET_VALUES = [
   /^(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}/, // OpenAI, Stripe and similar keys
   /^sk-ant-[A-Za-z0-9_-]{16,}/, // Anthropic keys
@@ -47,7 +55,8 @@ function redactValue(value: string): string {
 
 /**
  * Metadata as OpenTelemetry attributes (`gov.metadata.<path>`), with the values of
- * secret-looking keys (token, password, api key, authorization, …) and secret-looking values
+ * secret-looking keys (access token, password, api key, authorization, …; not token counts
+ * such as `tokens` or `max_tokens`) and secret-looking values
  * (API keys, bearer tokens, JWTs, credentials in connection strings) redacted.
  */
 export function metadataAttributes(
@@ -60,7 +69,7 @@ export function metadataAttributes(
   const cut = (text: string) => (text.length > max ? `${text.slice(0, max)}…` : text);
   const visit = (value: unknown, path: string, depth: number) => {
     const leaf = path.split(".").at(-1) ?? path;
-    if (SECRET_KEYS.test(leaf) || extra.some((key) => leaf.toLowerCase().includes(key))) {
+    if (isSecretKey(leaf) || extra.some((key) => leaf.toLowerCase().includes(key))) {
       attributes[`gov.metadata.${path}`] = REDACTED;
       return;
     }

@@ -1,4 +1,5 @@
+export * from "@gov/audit";
 export * from "@gov/core";
 export { ModuleDisabledError, SDK_ERROR_CODES } from "./errors";
-export { BUILT_IN_MODULES, type SdkModuleEntry } from "./modules";
+export { type AuditSdkOptions, BUILT_IN_MODULES, type SdkModuleEntry } from "./modules";
 export { type GovernanceConfig, GovernanceSDK, type GovernanceSDKOptions } from "./sdk";

@@ -1,13 +1,14 @@
+import { auditModule } from "@gov/audit";
 import type { EnvBinding, FieldFixes, ModuleDefinition } from "@gov/core";
-import type { z } from "zod";
+import { z } from "zod";
 
 /**
  * One module of the umbrella: its definition, the flag that enables it, and how the SDK's
  * parsed options become the module's own options.
  *
- * Later modules add themselves to {@link BUILT_IN_MODULES}, in wiring order (the audit
- * module first, so that every other module writes through it; presence before the
- * enforcement modules, so that they see the operator's halt).
+ * Modules add themselves to {@link BUILT_IN_MODULES}, in wiring order (the audit module
+ * first, so that every other module writes through it; presence before the enforcement
+ * modules, so that they see the operator's halt).
  */
 export interface SdkModuleEntry<Config = Record<string, unknown>> {
   // biome-ignore lint/suspicious/noExplicitAny: entries of different modules share one list
@@ -26,5 +27,59 @@ export interface SdkModuleEntry<Config = Record<string, unknown>> {
   moduleOptions?: (config: Config) => unknown;
 }
 
-/** The modules `GovernanceSDK.start()` composes. Each module's issue adds its entry. */
-export const BUILT_IN_MODULES: readonly SdkModuleEntry[] = [];
+/** The audit module's options as the SDK takes them. */
+export interface AuditSdkOptions {
+  /** Audit module on or off (`sdk.audit`). @default true */
+  enableAudit?: boolean;
+  /** Verify the chains of what `sdk.audit.getEvents()` returns. Env: `GOVERNANCE_VERIFY_CHAIN_ON_READ`. @default false */
+  verifyChainOnRead?: boolean;
+  /**
+   * Where audit events wait while the database is away; `false` turns the spool off (events
+   * then become placeholders). Env: `GOVERNANCE_AUDIT_SPOOL_DIR`.
+   * @default `<embedded database>/audit-spool`, or `./.governance/audit-spool`
+   */
+  auditSpoolDirectory?: string | false;
+  /** Sign every chain's head into a checkpoint this often; 0 turns it off. Env: `GOVERNANCE_AUDIT_CHECKPOINT_INTERVAL_MS`. @default 0 */
+  auditCheckpointIntervalMs?: number;
+}
+
+const audit: SdkModuleEntry<{
+  verifyChainOnRead: boolean;
+  auditSpoolDirectory?: string | false;
+  auditCheckpointIntervalMs: number;
+}> = {
+  definition: auditModule,
+  flag: "enableAudit",
+  enabledByDefault: true,
+  options: {
+    verifyChainOnRead: z.boolean().default(false),
+    auditSpoolDirectory: z.union([z.string().min(1), z.literal(false)]).optional(),
+    auditCheckpointIntervalMs: z.number().int().min(0).max(86_400_000).default(0),
+  },
+  env: [
+    { env: "GOVERNANCE_VERIFY_CHAIN_ON_READ", path: ["verifyChainOnRead"], kind: "boolean" },
+    { env: "GOVERNANCE_AUDIT_SPOOL_DIR", path: ["auditSpoolDirectory"], kind: "string" },
+    {
+      env: "GOVERNANCE_AUDIT_CHECKPOINT_INTERVAL_MS",
+      path: ["auditCheckpointIntervalMs"],
+      kind: "integer",
+    },
+  ],
+  fixes: {
+    verifyChainOnRead: "Use true or false.",
+    auditSpoolDirectory: "Use a writable directory path, or false to turn the spool off.",
+    auditCheckpointIntervalMs: "Use an integer number of milliseconds from 0 (off) to 86400000.",
+  },
+  moduleOptions: (config) => ({
+    verifyChainOnRead: config.verifyChainOnRead,
+    ...(config.auditSpoolDirectory === undefined
+      ? {}
+      : {
+          spoolDirectory: config.auditSpoolDirectory === false ? null : config.auditSpoolDirectory,
+        }),
+    checkpointIntervalMs: config.auditCheckpointIntervalMs,
+  }),
+};
+
+/** The modules `GovernanceSDK.start()` composes, in wiring order. */
+export const BUILT_IN_MODULES: readonly SdkModuleEntry[] = [audit as SdkModuleEntry];

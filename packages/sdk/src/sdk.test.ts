@@ -17,7 +17,7 @@ import { createTestDatabase, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { ModuleDisabledError } from "./errors";
 import type { SdkModuleEntry } from "./modules";
-import { GovernanceSDK } from "./sdk";
+import { GovernanceSDK, type GovernanceSDKOptions } from "./sdk";
 
 const SECRET = "s3cr3t-0123456789-abcdefghijklmnopqrstuvwxyz";
 
@@ -79,7 +79,7 @@ describe("GovernanceSDK with core alone", () => {
     });
     expect(sdk.store.engine).toBe("pglite");
     expect(await sdk.health()).toMatchObject({ ok: true, engine: "pglite" });
-    expect(sdk.migrations).toEqual({ dryRun: false, modules: [] });
+    expect(sdk.migrations.modules.map((report) => report.module)).toEqual(["audit"]);
     expect(sdk.config).not.toHaveProperty("auditSecret");
     await sdk.close();
     await sdk.close();
@@ -295,5 +295,143 @@ describe.each(testEngines())("GovernanceSDK composition on $name", (engine) => {
       ),
     ).rejects.toThrow("cannot start");
     expect(log).toEqual(["close widgets", "close recorder"]);
+  });
+});
+
+describe.each(testEngines())("GovernanceSDK with the audit module on $name", (engine) => {
+  /** An SDK on a fresh database of this engine, with `extra` options. */
+  async function startOn(extra: Partial<GovernanceSDKOptions>): Promise<GovernanceSDK> {
+    const { databaseUrl, dispose } = await createTestDatabase(engine);
+    onTestFinished(dispose);
+    const sdk = await GovernanceSDK.start({
+      databaseUrl,
+      auditSecret: SECRET,
+      logger: silentLogger,
+      env: {},
+      ...extra,
+    });
+    onTestFinished(() => sdk.close());
+    return sdk;
+  }
+
+  it.skipIf(!engine.available)(
+    "composes sdk.audit by default: events are chained, verified, and survive a restart",
+    async () => {
+      const { databaseUrl: url, dispose } = await createTestDatabase(engine);
+      onTestFinished(dispose);
+      // The embedded engine restarts from a directory (memory:// would start empty).
+      const home =
+        engine.name === "pglite" ? await mkdtemp(join(tmpdir(), "gov-sdk-audit-")) : null;
+      if (home) onTestFinished(() => rm(home, { recursive: true, force: true }));
+      const databaseUrl = home ?? url;
+      const options = { databaseUrl, auditSecret: SECRET, logger: silentLogger, env: {} };
+      const first = await GovernanceSDK.start(options);
+      let sessionId: string;
+      try {
+        expect(first.isEnabled("audit")).toBe(true);
+        sessionId = "session-sdk-1";
+        const record = await first.audit.log({
+          agentId: "billing-agent",
+          kind: "llm.call",
+          sessionId,
+          model: "gpt-4o-mini",
+        });
+        expect(record).toMatchObject({ status: "stored", seq: 1, prevHash: null });
+        expect(record.keyId).toBe(first.keyring.current.id);
+      } finally {
+        await first.close();
+      }
+      const second = await GovernanceSDK.start(options);
+      try {
+        const next = await second.audit.log({
+          agentId: "billing-agent",
+          kind: "tool.call",
+          sessionId,
+        });
+        expect(next.seq).toBe(2);
+        expect(await second.audit.verifyChain({ sessionId })).toBe(true);
+        expect(
+          (await second.audit.traceSessionChain(sessionId)).map((event) => event.kind),
+        ).toEqual(["llm.call", "tool.call"]);
+      } finally {
+        await second.close();
+      }
+    },
+  );
+
+  it.skipIf(!engine.available)(
+    "verifies chains on read with verifyChainOnRead (GOVERNANCE_VERIFY_CHAIN_ON_READ)",
+    async () => {
+      const sdk = await startOn({ env: { GOVERNANCE_VERIFY_CHAIN_ON_READ: "true" } });
+      expect(sdk.config.verifyChainOnRead).toBe(true);
+      await sdk.audit.log({ agentId: "a", kind: "step", sessionId: "s" });
+      await sdk.audit.log({ agentId: "a", kind: "step", sessionId: "s" });
+      expect(await sdk.audit.getEvents({ sessionId: "s" })).toHaveLength(2);
+      // Tamper as a superuser who switched the append-only trigger off.
+      await sdk.store.transaction(async (tx) => {
+        await tx.execute(sql`alter table gov_audit.events disable trigger user`);
+        await tx.execute(
+          sql`update gov_audit.events set payload = replace(payload, '"step"', '"stop"') where seq = 2`,
+        );
+        await tx.execute(sql`alter table gov_audit.events enable trigger user`);
+      });
+      await expect(sdk.audit.getEvents({ sessionId: "s" })).rejects.toMatchObject({
+        code: "CHAIN_INTEGRITY",
+        sessionId: "s",
+        seq: 2,
+      });
+    },
+  );
+
+  it.skipIf(!engine.available)(
+    "leaves the audit module out with enableAudit: false, and names the flag on access",
+    async () => {
+      const sdk = await startOn({ enableAudit: false });
+      expect(sdk.migrations.modules).toEqual([]);
+      expect(() => sdk.audit).toThrow(ModuleDisabledError);
+      expect(() => sdk.audit).toThrow("enableAudit");
+    },
+  );
+});
+
+describe("GovernanceSDK audit options", () => {
+  it("refuses a bad audit option with its fix, and opens nothing", async () => {
+    const error = (await GovernanceSDK.start({
+      databaseUrl: "memory://",
+      logger: silentLogger,
+      env: { GOVERNANCE_VERIFY_CHAIN_ON_READ: "perhaps" },
+      auditCheckpointIntervalMs: -5,
+    }).catch((caught: unknown) => caught)) as ConfigError;
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.issues.map((issue) => issue.name).sort()).toEqual([
+      "GOVERNANCE_VERIFY_CHAIN_ON_READ",
+      "auditCheckpointIntervalMs",
+    ]);
+    expect(error.message).toContain(
+      "GOVERNANCE_VERIFY_CHAIN_ON_READ: is not a boolean. Fix: Use true or false",
+    );
+    expect(error.message).toContain("from 0 (off) to 86400000");
+  });
+
+  it("spools to auditSpoolDirectory when the database cannot take events", async () => {
+    const spool = await mkdtemp(join(tmpdir(), "gov-sdk-spool-"));
+    onTestFinished(() => rm(spool, { recursive: true, force: true }));
+    const sdk = await GovernanceSDK.start({
+      databaseUrl: "memory://",
+      logger: silentLogger,
+      env: { GOVERNANCE_AUDIT_SPOOL_DIR: spool },
+    });
+    try {
+      // The events table is taken away: the writes fail as they would in an outage.
+      await sdk.store.query(sql`alter table gov_audit.events rename to events_away`);
+      const record = await sdk.audit.log({ agentId: "a", kind: "step", sessionId: "s" });
+      expect(record.status).toBe("spooled");
+      expect(sdk.audit.metrics()).toMatchObject({ spooled: 1, degraded: true, spoolDepth: 2 });
+      expect(
+        (await import("node:fs")).readdirSync(spool).some((name) => name.endsWith(".jsonl")),
+      ).toBe(true);
+    } finally {
+      await sdk.close();
+    }
   });
 });

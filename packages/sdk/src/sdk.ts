@@ -1,4 +1,5 @@
 import { inspect } from "node:util";
+import type { AuditModule } from "@gov/audit";
 import {
   type AuditSink,
   type Clock,
@@ -29,14 +30,14 @@ import {
 } from "@gov/core";
 import { z } from "zod";
 import { ModuleDisabledError } from "./errors";
-import { BUILT_IN_MODULES, type SdkModuleEntry } from "./modules";
+import { type AuditSdkOptions, BUILT_IN_MODULES, type SdkModuleEntry } from "./modules";
 
 /**
  * Options of {@link GovernanceSDK.start}. Every option can also come from its environment
  * variable (`GOVERNANCE_DATABASE_URL`, `GOVERNANCE_AUDIT_SECRET`, …); an option passed here
  * wins over the variable.
  */
-export interface GovernanceSDKOptions extends CoreOptionsInput {
+export interface GovernanceSDKOptions extends CoreOptionsInput, AuditSdkOptions {
   /** Where log lines go. @default a console logger at `logLevel` */
   logger?: Logger;
   /** The source of time for governance decisions. @default the system clock */
@@ -234,6 +235,14 @@ export class GovernanceSDK implements AsyncDisposable {
       name,
       this.#flags.get(name) ?? `enable${name.charAt(0).toUpperCase()}${name.slice(1)}`,
     );
+  }
+
+  /**
+   * The tamper-evident audit chain: every decision of the other modules lands here.
+   * @throws {ModuleDisabledError} when started with `enableAudit: false`.
+   */
+  get audit(): AuditModule {
+    return this.getModule<AuditModule>("audit");
   }
 
   /** Whether a module is composed in this SDK. */

@@ -2,20 +2,15 @@ import { createRequire } from "node:module";
 import {
   type AuditEventInput,
   type AuditSink,
-  createStore,
   noopHaltGuard,
-  readCoreConfig,
-  resolveKeyring,
-  resolveTarget,
   runMigrations,
   silentLogger,
   systemClock,
 } from "@gov/core";
 import { createTestDatabase, testEngines } from "@gov/core/testing";
 import { describe, expect, it, onTestFinished } from "vitest";
+import { openAtTheEdge } from "./edge";
 import { notesModule } from "./notes/module";
-
-const SECRET = "consumer-secret-0123456789-abcdefghijklmnop";
 
 describe("installing @gov/core alone", () => {
   it("resolves to the built package, as an installed user gets it", () => {
@@ -30,22 +25,8 @@ describe.each(testEngines())("composing core and one module by hand on $name", (
     async () => {
       const { databaseUrl, dispose } = await createTestDatabase(engine);
       onTestFinished(dispose);
-      // 1. Configuration, read once at the edge of the application.
-      const config = readCoreConfig({
-        options: { databaseUrl },
-        env: { GOVERNANCE_AUDIT_SECRET: SECRET },
-      });
-      // 2. The keyring (refuses a real Postgres without a secret) and the store.
-      const keyring = await resolveKeyring({
-        target: resolveTarget(config),
-        auditSecret: config.auditSecret,
-        logger: silentLogger,
-      });
-      const store = await createStore({
-        databaseUrl: config.databaseUrl,
-        pool: config.pool,
-        logger: silentLogger,
-      });
+      // 1. Configuration read once at the edge, the keyring and the store (src/edge.ts).
+      const { store, keyring } = await openAtTheEdge(databaseUrl);
       onTestFinished(() => store.close());
       // 3. The module's migrations, into its own schema.
       const migrations = notesModule.migrations;

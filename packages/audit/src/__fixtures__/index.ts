@@ -7,6 +7,7 @@ import {
   type Logger,
   ManualClock,
   type Store,
+  StoreError,
   silentLogger,
   sql,
 } from "@gov/core";
@@ -94,4 +95,48 @@ export async function tamper(store: Store, statements: readonly string[]): Promi
     await tx.execute(sql.raw("drop index if exists gov_audit.events_chain_root"));
     for (const statement of statements) await tx.execute(sql.raw(statement));
   });
+}
+
+/**
+ * A store that can be made unreachable: while `down`, every query and transaction fails
+ * as a lost connection would, and nothing reaches the database.
+ */
+export function flakyStore(store: Store): { store: Store; setDown(down: boolean): void } {
+  let down = false;
+  const refuse = () =>
+    Promise.reject(
+      new StoreError({
+        kind: "connection",
+        message: "Could not reach the database (ECONNREFUSED).",
+      }),
+    );
+  const wrapped: Store = Object.create(store, {
+    query: {
+      value: (query: Parameters<Store["query"]>[0]) => (down ? refuse() : store.query(query)),
+    },
+    transaction: {
+      value: (
+        work: Parameters<Store["transaction"]>[0],
+        options: Parameters<Store["transaction"]>[1],
+      ) => (down ? refuse() : store.transaction(work, options)),
+    },
+  });
+  return {
+    store: wrapped,
+    setDown: (value) => {
+      down = value;
+    },
+  };
+}
+
+/** Poll until `condition` holds (or fail after `timeoutMs`). */
+export async function eventually(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const started = Date.now();
+  while (!(await condition())) {
+    if (Date.now() - started > timeoutMs) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
