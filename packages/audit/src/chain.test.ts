@@ -117,6 +117,60 @@ describe.each(testEngines())("the audit chain on $name", (engine: TestEngine) =>
     },
   );
 
+  it.skipIf(!engine.available)(
+    "keeps each writer's order when batches of different chains are written at once",
+    async () => {
+      const audit = h.another({ audit: { maxConcurrentBatches: 4, maxBatchSize: 50 } });
+      // 40 writers on 10 sessions, each logging 15 events one after another.
+      await Promise.all(
+        Array.from({ length: 40 }, async (_, writer) => {
+          for (let step = 0; step < 15; step++) {
+            await audit.log({
+              agentId: "a",
+              kind: "step",
+              sessionId: `lane-${writer % 10}`,
+              metadata: { writer, step },
+            });
+          }
+        }),
+      );
+      expect(audit.metrics()).toMatchObject({ stored: 600, placeholders: 0, spooled: 0 });
+      for (let session = 0; session < 10; session++) {
+        const events = await audit.getEvents({ sessionId: `lane-${session}` });
+        expect(events.map((event) => event.seq)).toEqual(
+          Array.from({ length: 60 }, (_, index) => index + 1),
+        );
+        for (let writer = session; writer < 40; writer += 10) {
+          const steps = events
+            .filter((event) => event.metadata.writer === writer)
+            .map((event) => event.metadata.step);
+          expect(steps).toEqual(Array.from({ length: 15 }, (_, index) => index));
+        }
+      }
+      expect(await audit.verifyChain()).toBe(true);
+    },
+  );
+
+  it.skipIf(!engine.available)(
+    "appends behind another writer of the same chain whose rows it has not seen",
+    async () => {
+      // Two writers (as two processes would be), each remembering the heads it wrote last:
+      // every append of one makes the other's memory stale.
+      const other = h.another();
+      for (let round = 0; round < 5; round++) {
+        await h.audit.log({ agentId: "a", kind: "mine", sessionId: "shared" });
+        await other.log({ agentId: "a", kind: "theirs", sessionId: "shared" });
+      }
+      const events = await h.audit.getEvents({ sessionId: "shared" });
+      expect(events.map((event) => `${event.seq}:${event.kind}`)).toEqual(
+        Array.from({ length: 10 }, (_, index) => `${index + 1}:${index % 2 ? "theirs" : "mine"}`),
+      );
+      expect(h.audit.metrics()).toMatchObject({ stored: 5, placeholders: 0, spooled: 0 });
+      expect(other.metrics()).toMatchObject({ stored: 5, placeholders: 0, spooled: 0 });
+      expect(await h.audit.verifyChain({ sessionId: "shared" })).toBe(true);
+    },
+  );
+
   it.skipIf(!engine.available)("refuses UPDATE, DELETE and TRUNCATE of the chain", async () => {
     await logFive();
     for (const statement of [

@@ -5,6 +5,7 @@ import {
   InvalidArgumentError,
 } from "@gov/core";
 import { InvalidAuditEventError } from "./errors";
+import { rememberCanonicalMetadata } from "./record";
 
 /** The reference's limits on an audit event. */
 export const AUDIT_LIMITS = {
@@ -59,14 +60,24 @@ const REPLACEMENT = "\ufffd";
 const HEX_HASH = /^[0-9a-f]{32,128}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** NFC, with control and bidi-override characters replaced by U+FFFD. */
-export function sanitizeName(value: string): string {
-  return value.normalize("NFC").replace(CONTROL_IN_NAMES, REPLACEMENT);
+/** Printable ASCII: already NFC, nothing to neutralize (the common case, made cheap). */
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
+/** Lone surrogates (half of a character) become U+FFFD: what is signed is valid Unicode. */
+function wellFormed(value: string): string {
+  return (value as string & { toWellFormed(): string }).toWellFormed();
 }
 
-/** NFC, with control characters (but tab and line breaks) replaced by U+FFFD. */
+/** NFC, with control and bidi-override characters (and lone surrogates) replaced by U+FFFD. */
+export function sanitizeName(value: string): string {
+  if (PRINTABLE_ASCII.test(value)) return value;
+  return wellFormed(value).normalize("NFC").replace(CONTROL_IN_NAMES, REPLACEMENT);
+}
+
+/** NFC, with control characters (but tab and line breaks) and lone surrogates replaced by U+FFFD. */
 export function sanitizeText(value: string): string {
-  return value.normalize("NFC").replace(CONTROL_IN_TEXT, REPLACEMENT);
+  if (PRINTABLE_ASCII.test(value)) return value;
+  return wellFormed(value).normalize("NFC").replace(CONTROL_IN_TEXT, REPLACEMENT);
 }
 
 function sanitizeValue(value: unknown): unknown {
@@ -187,7 +198,9 @@ function normalizeMetadata(raw: unknown): AuditMetadata {
       AUDIT_LIMITS.metadataKeys,
     );
   }
-  const metadata: AuditMetadata = {};
+  // Each value's canonical JSON, by sanitized key (two raw keys may sanitize to one: the
+  // later wins, as it would in an object).
+  const texts = new Map<string, string>();
   for (const [rawKey, rawValue] of entries) {
     const key = sanitizeName(rawKey);
     if (key.length === 0 || key.length > AUDIT_LIMITS.metadataKeyLength) {
@@ -198,10 +211,9 @@ function normalizeMetadata(raw: unknown): AuditMetadata {
         AUDIT_LIMITS.metadataKeyLength,
       );
     }
-    const value = sanitizeValue(rawValue);
     let text: string;
     try {
-      text = canonicalJson(value, `metadata.${key}`);
+      text = canonicalJson(sanitizeValue(rawValue), `metadata.${key}`);
     } catch (error) {
       if (error instanceof InvalidArgumentError) {
         throw new InvalidAuditEventError(
@@ -220,9 +232,13 @@ function normalizeMetadata(raw: unknown): AuditMetadata {
         AUDIT_LIMITS.metadataValueBytes,
       );
     }
-    metadata[key] = value;
+    texts.set(key, text);
   }
-  const text = canonicalJson(metadata, "metadata");
+  // The whole object's canonical form, from its values' (keys sorted by UTF-16 code units).
+  const text = `{${[...texts.keys()]
+    .sort()
+    .map((key) => `${JSON.stringify(key)}:${texts.get(key)}`)
+    .join(",")}}`;
   const total = byteLength(text);
   if (total > AUDIT_LIMITS.metadataBytes) {
     throw new InvalidAuditEventError(
@@ -234,7 +250,9 @@ function normalizeMetadata(raw: unknown): AuditMetadata {
   }
   // Exactly the JSON data model (a Date becomes its ISO string): the record handed back is
   // the record that is signed and stored.
-  return JSON.parse(text) as AuditMetadata;
+  const metadata = JSON.parse(text) as AuditMetadata;
+  rememberCanonicalMetadata(metadata, text);
+  return metadata;
 }
 
 /** The chain an event belongs to: its session, or its agent's chain. */

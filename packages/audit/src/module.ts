@@ -24,6 +24,7 @@ import { AUDIT_ERROR_CODES, ChainIntegrityError, InvalidAuditEventError } from "
 import { AGENT_CHAIN_PREFIX, chainOf, type NormalizedEvent, normalizeEvent } from "./models";
 import {
   type AuditEventRecord,
+  makeRecord,
   type PayloadFields,
   PLACEHOLDER_HMAC,
   recordFromPayload,
@@ -60,6 +61,11 @@ export interface AuditOptions {
   spoolDirectory?: string | null;
   /** Most events one transaction carries. @default 1000 */
   maxBatchSize?: number;
+  /**
+   * Batches written at once (each on its own connection; never two with the same chain).
+   * @default 2 on Postgres, 1 on the embedded database (one connection)
+   */
+  maxConcurrentBatches?: number;
   /** First wait before retrying the database after a failure; doubles up to 30 s. @default 1000 */
   retryIntervalMs?: number;
   /** Sign every chain's head in a checkpoint this often (0: only when `checkpoint()` is called). @default 0 */
@@ -136,18 +142,32 @@ export interface RotateChainKeyOptions {
 
 type Subscriber = (record: AuditEventRecord) => void | Promise<void>;
 
-interface Pending {
+/** An event on its way into the chain, not yet signed. */
+interface Unsigned {
   event: NormalizedEvent;
   eventId: string;
   chain: string;
   createdAt: Date;
+}
+
+interface Pending extends Unsigned {
   resolve(record: AuditEventRecord): void;
+}
+
+/** A chain's last row: the next row's seq is one more, its prevHash this hmac. */
+interface Head {
+  seq: number;
+  hmac: string | null;
 }
 
 const SYSTEM_AGENT = "gov.audit";
 const MAX_RETRY_MS = 30_000;
 const PAGE = 5_000;
 const CHAIN_LOCK = "gov_audit:chain:";
+/** After a conflict with another process, a chain takes the locked path for this long. */
+const CONTENDED_MS = 2_000;
+/** Chain heads remembered for the fast path (the cache starts over beyond this). */
+const MAX_CACHED_HEADS = 100_000;
 
 /**
  * The tamper-evident audit chain.
@@ -175,8 +195,14 @@ export class AuditModule implements AuditSink {
   readonly #retryBaseMs: number;
   readonly #spool: AuditSpool | null;
   readonly #subscribers = new Set<Subscriber>();
-  readonly #queue: Pending[] = [];
-  #draining: Promise<void> | null = null;
+  #queue: Pending[] = [];
+  readonly #lanes: number;
+  #inFlight = 0;
+  /** Chains with a batch in flight: their next events wait, so that each keeps its order. */
+  readonly #busyChains = new Set<string>();
+  #recovering = false;
+  #pumpScheduled = false;
+  readonly #waiters: (() => void)[] = [];
   #closed = false;
   #retryAt = 0;
   #retryDelayMs: number;
@@ -184,6 +210,10 @@ export class AuditModule implements AuditSink {
   #checkpointTimer: NodeJS.Timeout | null = null;
   /** Chains given a `chain.degraded_start` marker in this episode of degradation. */
   readonly #markedChains = new Set<string>();
+  /** Each chain's head as this process last wrote or read it: the fast path's guess. */
+  readonly #heads = new Map<string, Head>();
+  /** Chains another process wrote to lately, until when. */
+  readonly #contended = new Map<string, number>();
   readonly #metrics: AuditMetrics = {
     logged: 0,
     stored: 0,
@@ -213,6 +243,11 @@ export class AuditModule implements AuditSink {
       600_000,
     );
     this.#retryDelayMs = this.#retryBaseMs;
+    this.#lanes = positiveInteger(
+      options.maxConcurrentBatches ?? (context.store.engine === "pglite" ? 1 : 2),
+      "maxConcurrentBatches",
+      32,
+    );
     const spoolDirectory =
       options.spoolDirectory === undefined
         ? resolve(context.store.directory ?? ".governance", "audit-spool")
@@ -304,9 +339,9 @@ export class AuditModule implements AuditSink {
 
   /** Resolves when every event logged so far is durable (in the chain or the spool). */
   async flush(): Promise<void> {
-    while (this.#draining || this.#queue.length > 0) {
+    while (this.#inFlight > 0 || this.#recovering || this.#queue.length > 0) {
       this.#kick();
-      await this.#draining;
+      await new Promise<void>((wake) => this.#waiters.push(wake));
     }
   }
 
@@ -595,65 +630,164 @@ export class AuditModule implements AuditSink {
   // The writer: one drain loop per process, so that appends of a chain keep their order.
 
   #kick(): void {
-    if (this.#draining) return;
-    this.#draining = this.#drain()
-      .catch((error: unknown) =>
-        this.#logger.error("The audit writer failed unexpectedly.", { error: describe(error) }),
-      )
-      .finally(() => {
-        this.#draining = null;
-        if (this.#queue.length > 0) this.#kick();
-      });
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    // Let everything logged in this turn of the event loop join the same batch.
+    setImmediate(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
   }
 
-  async #drain(): Promise<void> {
-    // Let everything logged in this turn of the event loop join the first transaction.
-    await new Promise((resolvePromise) => setImmediate(resolvePromise));
-    for (;;) {
-      // While events wait in the spool, new ones queue behind them: a chain keeps its order.
-      if ((this.#spool?.depth ?? 0) > 0) {
-        const replayed = await this.#tryReplay();
-        if (!replayed) {
-          // Still down: what is queued goes to the spool, behind what is there.
-          if (this.#queue.length === 0) return;
-          await this.#divert(
-            this.#queue.splice(0, this.#maxBatch),
-            this.#metrics.lastError?.message ?? "the database is unavailable",
-          );
-          continue;
-        }
-      }
-      if (this.#queue.length === 0) return;
-      const batch = this.#queue.splice(0, this.#maxBatch);
-      try {
-        const records = await this.#appendRepairing(batch);
-        this.#recovered();
-        for (const [index, pending] of batch.entries()) {
-          pending.resolve(records[index] as AuditEventRecord);
-        }
-        this.#publish(records);
-      } catch (error) {
-        this.#enterDegraded(error);
-        await this.#divert(
-          batch,
-          this.#metrics.lastError?.message ?? "the database is unavailable",
-        );
-      }
+  /** Wake whoever waits for the writer to make progress (flush). */
+  #notify(): void {
+    const waiters = this.#waiters.splice(0);
+    for (const wake of waiters) wake();
+  }
+
+  /**
+   * Start what can start: while events wait in the spool, one recovery loop that replays
+   * them in order (new events queue behind them); otherwise up to `#lanes` batches at once,
+   * no chain in two of them, so that each chain keeps its order.
+   */
+  #pump(): void {
+    if (this.#recovering) return;
+    if ((this.#spool?.depth ?? 0) > 0) {
+      if (this.#inFlight > 0) return; // the last batch to land starts the recovery
+      this.#recovering = true;
+      this.#recover()
+        .catch((error: unknown) =>
+          this.#logger.error("The audit writer failed unexpectedly.", { error: describe(error) }),
+        )
+        .finally(() => {
+          this.#recovering = false;
+          this.#notify();
+          if (this.#queue.length > 0) this.#kick();
+        });
+      return;
+    }
+    while (this.#inFlight < this.#lanes && this.#queue.length > 0) {
+      // Share what waits among the free lanes, so that they overlap instead of taking turns.
+      const batch = this.#takeBatch(Math.ceil(this.#queue.length / (this.#lanes - this.#inFlight)));
+      if (batch.length === 0) return; // every waiting chain has a batch in flight
+      this.#inFlight++;
+      this.#fly(batch).finally(() => {
+        this.#inFlight--;
+        for (const pending of batch) this.#busyChains.delete(pending.chain);
+        this.#notify();
+        this.#pump();
+      });
     }
   }
 
   /**
-   * Append, and if a chain's head row disagrees with the chain (a unique violation: the
-   * heads table is derived data and may have been lost or restored from an older backup),
-   * rebuild those heads from the chain itself and try once more.
+   * The next batch, oldest first, of chains that have no batch in flight: whole chains (all
+   * their waiting events) until it holds `share` events, then no new chain; never more than
+   * `maxBatchSize`. Once an event of a chain is left waiting, so are the later ones of that
+   * chain, so that each chain keeps its order.
    */
-  async #appendRepairing(batch: readonly Pending[]): Promise<AuditEventRecord[]> {
+  #takeBatch(share: number): Pending[] {
+    // Which chains: in order of their oldest waiting event, until they hold `share` events.
+    const counts = new Map<string, number>();
+    for (const pending of this.#queue) {
+      if (!this.#busyChains.has(pending.chain))
+        counts.set(pending.chain, (counts.get(pending.chain) ?? 0) + 1);
+    }
+    const chosen = new Set<string>();
+    let size = 0;
+    for (const [chain, count] of counts) {
+      if (size >= share || (size > 0 && size + count > this.#maxBatch)) break;
+      chosen.add(chain);
+      size += count;
+    }
+    const batch: Pending[] = [];
+    const waiting: Pending[] = [];
+    const held = new Set<string>();
+    for (const pending of this.#queue) {
+      if (chosen.has(pending.chain) && !held.has(pending.chain) && batch.length < this.#maxBatch) {
+        batch.push(pending);
+      } else {
+        held.add(pending.chain);
+        waiting.push(pending);
+      }
+    }
+    this.#queue = waiting;
+    for (const chain of chosen) this.#busyChains.add(chain);
+    return batch;
+  }
+
+  /** Write one batch; when the database cannot take it, it goes to the spool. */
+  async #fly(batch: readonly Pending[]): Promise<void> {
     try {
-      return await this.#append(batch);
+      const records = await this.#write(batch);
+      this.#recovered();
+      for (const [index, pending] of batch.entries()) {
+        pending.resolve(records[index] as AuditEventRecord);
+      }
+      this.#publish(records);
     } catch (error) {
-      const classified = toStoreError(error);
-      if (!StoreError.isInstance(classified) || classified.kind !== "unique") throw error;
-      const chains = [...new Set(batch.map((pending) => pending.chain))];
+      this.#enterDegraded(error);
+      await this.#divert(batch, this.#metrics.lastError?.message ?? "the database is unavailable");
+    }
+  }
+
+  /**
+   * Replay the spool in order; while the database is still away, what is queued goes to the
+   * spool behind it (a retry timer comes back later).
+   */
+  async #recover(): Promise<void> {
+    while ((this.#spool?.depth ?? 0) > 0) {
+      if (await this.#tryReplay()) return;
+      if (this.#queue.length === 0) return;
+      const batch = this.#queue.splice(0, this.#maxBatch);
+      await this.#divert(batch, this.#metrics.lastError?.message ?? "the database is unavailable");
+    }
+  }
+
+  /**
+   * Write a batch into the chain and return its records, in order.
+   *
+   * The fast path is one autocommit statement: when this process knows the head of every
+   * chain in the batch (it wrote or read it last), it signs against those heads and sends
+   * the rows; the statement takes the chains' advisory locks, inserts, and moves the heads.
+   * If another process appended meanwhile, the unique index on (chain, seq) refuses the
+   * statement — nothing is written — and the batch takes the locked path: a transaction that
+   * takes the locks, reads the heads, signs and inserts. A unique violation there means the
+   * heads table disagrees with the chain (it is derived data and may have been lost or
+   * restored from an older backup): the heads are rebuilt from the chain, and it tries once
+   * more.
+   */
+  async #write(batch: readonly Unsigned[]): Promise<AuditEventRecord[]> {
+    const chains = [...new Set(batch.map((pending) => pending.chain))];
+    const now = Date.now();
+    const heads = new Map<string, Head>();
+    for (const chain of chains) {
+      const head = this.#heads.get(chain);
+      if (!head || (this.#contended.get(chain) ?? 0) > now) break;
+      heads.set(chain, head);
+    }
+    if (heads.size === chains.length) {
+      const signed = this.#sign(batch, heads);
+      try {
+        await this.#store.query(this.#appendStatement(chains, signed.rows));
+        return this.#stored(signed.records);
+      } catch (error) {
+        if (!isUniqueViolation(error)) throw error;
+        // Another process wrote to one of these chains: its appends win the lock for a while.
+        if (this.#contended.size > MAX_CACHED_HEADS) {
+          for (const [chain, until] of this.#contended)
+            if (until <= now) this.#contended.delete(chain);
+        }
+        for (const chain of chains) {
+          this.#heads.delete(chain);
+          this.#contended.set(chain, now + CONTENDED_MS);
+        }
+      }
+    }
+    try {
+      return await this.#writeLocked(batch, chains);
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error;
       this.#logger.warn("Audit chain heads were out of date; rebuilding them from the chain.", {
         chains: chains.length,
       });
@@ -662,100 +796,81 @@ export class AuditModule implements AuditSink {
         select distinct on (chain) chain, seq, hmac, event_id from gov_audit.events
         where chain = any(${sql.param(chains)}::text[]) order by chain, seq desc
         on conflict (chain) do update set seq = excluded.seq, hmac = excluded.hmac, event_id = excluded.event_id`);
-      return this.#append(batch);
+      return this.#writeLocked(batch, chains);
     }
   }
 
-  /** Append events to their chains in one transaction; returns their records in order. */
-  async #append(
-    batch: readonly { event: NormalizedEvent; eventId: string; chain: string; createdAt: Date }[],
+  /** The locked path: lock the chains, read their heads, sign and insert, in one transaction. */
+  async #writeLocked(
+    batch: readonly Unsigned[],
+    chains: readonly string[],
   ): Promise<AuditEventRecord[]> {
-    const chains = [...new Set(batch.map((pending) => pending.chain))]
-      .map((chain) => ({ chain, key: advisoryLockKey(`${CHAIN_LOCK}${chain}`) }))
-      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    const records = await this.#store.transaction(async (tx) => {
-      const heads = await tx.execute<{ chain: string; seq: number | string; hmac: string }>(
-        sql`select chain, seq, hmac from gov_audit.lock_heads(${sql.param(chains.map((entry) => entry.chain))}::text[], ${sql.param(chains.map((entry) => entry.key.toString()))}::bigint[])`,
+    const locks = sortedLocks(chains);
+    const signed = await this.#store.transaction(async (tx) => {
+      const result = await tx.execute<{ chain: string; seq: number | string; hmac: string }>(
+        sql`select chain, seq, hmac from gov_audit.lock_heads(${sql.param(locks.map((lock) => lock.chain))}::text[], ${sql.param(locks.map((lock) => lock.key))}::bigint[])`,
       );
-      const state = new Map(
-        heads.rows.map((row) => [
-          row.chain,
-          { seq: Number(row.seq), hmac: row.hmac as string | null },
-        ]),
+      const heads = new Map<string, Head>(
+        result.rows.map((row) => [row.chain, { seq: Number(row.seq), hmac: row.hmac }]),
       );
-      const key = this.#keyring.current;
-      const columns = {
-        ids: [] as string[],
-        chains: [] as string[],
-        seqs: [] as number[],
-        prevs: [] as (string | null)[],
-        hmacs: [] as string[],
-        keyIds: [] as string[],
-        created: [] as string[],
-        agents: [] as string[],
-        kinds: [] as string[],
-        sessions: [] as (string | null)[],
-        parents: [] as (string | null)[],
-        payloads: [] as string[],
-      };
-      const out: AuditEventRecord[] = [];
-      for (const pending of batch) {
-        const head = state.get(pending.chain) ?? { seq: 0, hmac: null };
-        const signed = signRecord(key, pending.event, {
+      const signed = this.#sign(batch, heads);
+      await tx.execute(this.#appendStatement(chains, signed.rows));
+      return signed;
+    });
+    return this.#stored(signed.records);
+  }
+
+  /** Sign a batch against the given heads (a chain without one starts at seq 1). */
+  #sign(
+    batch: readonly Unsigned[],
+    heads: ReadonlyMap<string, Head>,
+  ): { records: AuditEventRecord[]; rows: string } {
+    const key = this.#keyring.current;
+    const state = new Map(heads);
+    const records: AuditEventRecord[] = [];
+    const rows: { p: string; h: string }[] = [];
+    for (const pending of batch) {
+      const head = state.get(pending.chain);
+      const seq = (head?.seq ?? 0) + 1;
+      const prevHash = head?.hmac ?? null;
+      const signed = signRecord(key, pending.event, {
+        eventId: pending.eventId,
+        chain: pending.chain,
+        seq,
+        prevHash,
+        createdAt: pending.createdAt,
+      });
+      state.set(pending.chain, { seq, hmac: signed.hmac });
+      rows.push({ p: signed.payload, h: signed.hmac });
+      records.push(
+        makeRecord(pending.event, {
           eventId: pending.eventId,
           chain: pending.chain,
-          seq: head.seq + 1,
-          prevHash: head.hmac,
-          createdAt: pending.createdAt,
-        });
-        state.set(pending.chain, { seq: head.seq + 1, hmac: signed.hmac });
-        columns.ids.push(pending.eventId);
-        columns.chains.push(pending.chain);
-        columns.seqs.push(head.seq + 1);
-        columns.prevs.push(head.hmac);
-        columns.hmacs.push(signed.hmac);
-        columns.keyIds.push(key.id);
-        columns.created.push(pending.createdAt.toISOString());
-        columns.agents.push(pending.event.agentId);
-        columns.kinds.push(pending.event.kind);
-        columns.sessions.push(pending.event.sessionId);
-        columns.parents.push(pending.event.parentEventId);
-        columns.payloads.push(signed.payload);
-        out.push({
-          ...pending.event,
-          eventId: pending.eventId,
-          chain: pending.chain,
-          seq: head.seq + 1,
-          prevHash: head.hmac,
+          seq,
+          prevHash,
           hmac: signed.hmac,
           keyId: key.id,
           createdAt: pending.createdAt,
           status: "stored",
-          isPlaceholder: false,
-        });
-      }
-      const newHeads = [...state.entries()].filter(([chain]) =>
-        chains.some((entry) => entry.chain === chain),
+        }),
       );
-      // One statement: the rows, and the chains' new heads.
-      await tx.execute(sql`
-        with appended as (
-          insert into gov_audit.events (event_id, chain, seq, prev_hash, hmac, key_id, created_at, agent_id, kind, session_id, parent_event_id, payload)
-          select * from unnest(
-            ${sql.param(columns.ids)}::uuid[], ${sql.param(columns.chains)}::text[], ${sql.param(columns.seqs)}::bigint[],
-            ${sql.param(columns.prevs)}::text[], ${sql.param(columns.hmacs)}::text[], ${sql.param(columns.keyIds)}::text[],
-            ${sql.param(columns.created)}::timestamptz[], ${sql.param(columns.agents)}::text[], ${sql.param(columns.kinds)}::text[],
-            ${sql.param(columns.sessions)}::text[], ${sql.param(columns.parents)}::uuid[], ${sql.param(columns.payloads)}::text[])
-          returning 1
-        )
-        insert into gov_audit.heads (chain, seq, hmac, event_id)
-        select * from unnest(
-          ${sql.param(newHeads.map(([chain]) => chain))}::text[], ${sql.param(newHeads.map(([, head]) => head.seq))}::bigint[],
-          ${sql.param(newHeads.map(([, head]) => head.hmac))}::text[],
-          ${sql.param(newHeads.map(([chain]) => lastEventOf(batch, chain)))}::uuid[])
-        on conflict (chain) do update set seq = excluded.seq, hmac = excluded.hmac, event_id = excluded.event_id`);
-      return out;
-    });
+    }
+    // One JSON parameter: serialized natively, where a dozen text arrays are escaped in JS.
+    return { records, rows: JSON.stringify(rows) };
+  }
+
+  /** One call of `gov_audit.append` (drizzle/0002_append_function.sql): lock, insert, move the heads. */
+  #appendStatement(chains: readonly string[], rows: string): SQL {
+    const keys = sortedLocks(chains).map((lock) => lock.key);
+    return sql`select gov_audit.append(${sql.param(keys)}::bigint[], ${rows}::json)`;
+  }
+
+  /** Count a written batch and remember its chains' new heads for the fast path. */
+  #stored(records: AuditEventRecord[]): AuditEventRecord[] {
+    if (this.#heads.size > MAX_CACHED_HEADS) this.#heads.clear();
+    for (const record of records) {
+      this.#heads.set(record.chain, { seq: record.seq as number, hmac: record.hmac });
+    }
     this.#metrics.batches++;
     this.#metrics.stored += records.length;
     return records;
@@ -859,18 +974,18 @@ export class AuditModule implements AuditSink {
       await this.#spool.append(entries);
       this.#metrics.spooled += batch.length;
       for (const pending of batch) {
-        pending.resolve({
-          ...pending.event,
-          eventId: pending.eventId,
-          chain: pending.chain,
-          seq: null,
-          prevHash: null,
-          hmac: "",
-          keyId: null,
-          createdAt: pending.createdAt,
-          status: "spooled",
-          isPlaceholder: false,
-        });
+        pending.resolve(
+          makeRecord(pending.event, {
+            eventId: pending.eventId,
+            chain: pending.chain,
+            seq: null,
+            prevHash: null,
+            hmac: "",
+            keyId: null,
+            createdAt: pending.createdAt,
+            status: "spooled",
+          }),
+        );
       }
     } catch (error) {
       this.#logger.error(
@@ -916,7 +1031,7 @@ export class AuditModule implements AuditSink {
         const skip = new Set(present.map((row) => row.event_id));
         const fresh = page.filter((entry) => !skip.has(entry.eventId));
         if (fresh.length > 0) {
-          const records = await this.#append(
+          const records = await this.#write(
             fresh.map((entry) => ({
               event: entry.event,
               eventId: entry.eventId,
@@ -1013,21 +1128,43 @@ export class AuditModule implements AuditSink {
     const verifier = new ChainVerifier(this.#keyring, { strict });
     const checkpoints = await this.#checkpoints(chain);
     let current: string | null = null;
-    let cursor: { chain: string; seq: number; eventId: string } | null = null;
-    for (;;) {
+    const scope =
+      chain !== undefined
+        ? sql`chain = ${chain} and seq >= ${fromSeq} and seq <= ${toSeq}`
+        : sql`true`;
+    // Keyset pages over the (chain, seq) index. Rows sharing one seq (only tampering makes
+    // them) must be checked together, so a full page leaves its last (chain, seq) group to
+    // the next one, unless the group fills the whole page.
+    type Cursor = { chain: string; seq: number; inclusive: boolean };
+    const page = (cursor: Cursor | null) => {
       const after: SQL = cursor
-        ? sql`and (chain, seq, event_id::text) > (${cursor.chain}, ${cursor.seq}, ${cursor.eventId})`
+        ? cursor.inclusive
+          ? sql`and (chain, seq) >= (${cursor.chain}, ${cursor.seq})`
+          : sql`and (chain, seq) > (${cursor.chain}, ${cursor.seq})`
         : sql``;
-      const scope =
-        chain !== undefined
-          ? sql`chain = ${chain} and seq >= ${fromSeq} and seq <= ${toSeq}`
-          : sql`true`;
-      const rows: RawRow[] = await this.#store.query<RawRow>(sql`
+      return this.#store.query<RawRow>(sql`
         select event_id::text as event_id, chain, seq, prev_hash, hmac, key_id,
           to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_at,
           agent_id, kind, session_id, parent_event_id::text as parent_event_id, payload
         from gov_audit.events where ${scope} ${after}
-        order by chain, seq, event_id::text limit ${PAGE}`);
+        order by chain, seq, event_id limit ${PAGE}`);
+    };
+    let next: Promise<RawRow[]> | null = page(null);
+    while (next) {
+      let rows: RawRow[] = await next;
+      next = null;
+      const last = rows.at(-1);
+      if (last && rows.length === PAGE) {
+        const boundary = { chain: last.chain, seq: Number(last.seq) };
+        const group = rows.filter(
+          (row) => row.chain === boundary.chain && Number(row.seq) === boundary.seq,
+        ).length;
+        const whole = group === rows.length;
+        if (!whole) rows = rows.slice(0, rows.length - group);
+        // Read the next page while this one is checked.
+        next = page({ ...boundary, inclusive: !whole });
+        next.catch(() => undefined); // awaited on the next turn; an error surfaces there
+      }
       for (const raw of rows) {
         const row = toStoredRow(raw);
         if (row.chain !== current) {
@@ -1044,9 +1181,6 @@ export class AuditModule implements AuditSink {
         verifier.row(row);
         onRow?.(row);
       }
-      const last: RawRow | undefined = rows.at(-1);
-      if (!last || rows.length < PAGE) break;
-      cursor = { chain: last.chain, seq: Number(last.seq), eventId: last.event_id };
     }
     if (current !== null) {
       verifier.endChain(options.toSeq === undefined);
@@ -1152,12 +1286,17 @@ function chainFilter(chain: string): VerifyChainOptions {
     : { sessionId: chain };
 }
 
-function lastEventOf(batch: readonly { chain: string; eventId: string }[], chain: string): string {
-  for (let index = batch.length - 1; index >= 0; index--) {
-    const pending = batch[index];
-    if (pending && pending.chain === chain) return pending.eventId;
-  }
-  throw new Error("unreachable: a chain without events in its batch");
+/** Advisory lock keys of chains, in the order every writer takes them. */
+function sortedLocks(chains: readonly string[]): { chain: string; key: string }[] {
+  return chains
+    .map((chain) => ({ chain, key: advisoryLockKey(`${CHAIN_LOCK}${chain}`) }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    .map(({ chain, key }) => ({ chain, key: key.toString() }));
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  const classified = toStoreError(error);
+  return StoreError.isInstance(classified) && classified.kind === "unique";
 }
 
 /**

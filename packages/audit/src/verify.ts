@@ -1,4 +1,4 @@
-import { canonicalJson, type Keyring } from "@gov/core";
+import { type ChainKey, canonicalJson, type Keyring } from "@gov/core";
 import { type ChainIntegrityDetails, ChainIntegrityError } from "./errors";
 import { AGENT_CHAIN_PREFIX } from "./models";
 import { type PayloadFields, RECORD_FORMAT_VERSION } from "./record";
@@ -92,6 +92,7 @@ export class ChainVerifier {
     chains: 0,
     failures: [],
   };
+  readonly #keys = new Map<string, ChainKey | undefined>();
   #chain: string | null = null;
   #last: { seq: number; hmac: string } | null = null;
   #startSeq = 1;
@@ -142,7 +143,7 @@ export class ChainVerifier {
   /** Check one row; rows must come in (seq, eventId) order within their chain. */
   row(row: StoredRow): void {
     const before = this.#report.failed;
-    const key = this.#keyring.find(row.keyId);
+    const key = this.#key(row.keyId);
     let signatureChecked = false;
     if (!key) {
       if (this.#strict) {
@@ -189,6 +190,12 @@ export class ChainVerifier {
     }
   }
 
+  /** The key of an id, looked up once per id. */
+  #key(keyId: string): ChainKey | undefined {
+    if (!this.#keys.has(keyId)) this.#keys.set(keyId, this.#keyring.find(keyId));
+    return this.#keys.get(keyId);
+  }
+
   report(): VerificationReport {
     return this.#report;
   }
@@ -219,7 +226,10 @@ export class ChainVerifier {
         return;
       }
     }
-    if (Date.parse(payload.createdAt) !== Date.parse(row.createdAt)) {
+    if (
+      payload.createdAt !== row.createdAt &&
+      Date.parse(payload.createdAt) !== Date.parse(row.createdAt)
+    ) {
       this.#fail({
         seq: row.seq,
         eventId: row.eventId,

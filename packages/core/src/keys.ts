@@ -107,7 +107,7 @@ export class ChainKey {
 
   /** HMAC-SHA256 of `data` under this key, as 64 lowercase hex characters. */
   hmacHex(data: string | Uint8Array): string {
-    return this.hmac(data).toString("hex");
+    return createHmac("sha256", this.#material).update(data).digest("hex");
   }
 
   /**
