@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { auditModule } from "@gov/audit";
 import type { EnvBinding, FieldFixes, ModuleDefinition } from "@gov/core";
 import { z } from "zod";
@@ -23,8 +24,11 @@ export interface SdkModuleEntry<Config = Record<string, unknown>> {
   env?: readonly EnvBinding[];
   /** How to fix each of those options. */
   fixes?: FieldFixes;
-  /** The module's options, from the SDK's parsed options. */
-  moduleOptions?: (config: Config) => unknown;
+  /**
+   * The module's options, from the SDK's parsed options; `cwd` is what relative paths are
+   * resolved against (the SDK's `cwd` option, or the process's).
+   */
+  moduleOptions?: (config: Config, environment: { cwd: string }) => unknown;
 }
 
 /** The audit module's options as the SDK takes them. */
@@ -70,12 +74,13 @@ const audit: SdkModuleEntry<{
     auditSpoolDirectory: "Use a writable directory path, or false to turn the spool off.",
     auditCheckpointIntervalMs: "Use an integer number of milliseconds from 0 (off) to 86400000.",
   },
-  moduleOptions: (config) => ({
+  moduleOptions: (config, { cwd }) => ({
     verifyChainOnRead: config.verifyChainOnRead,
     ...(config.auditSpoolDirectory === undefined
       ? {}
       : {
-          spoolDirectory: config.auditSpoolDirectory === false ? null : config.auditSpoolDirectory,
+          spoolDirectory:
+            config.auditSpoolDirectory === false ? null : resolve(cwd, config.auditSpoolDirectory),
         }),
     checkpointIntervalMs: config.auditCheckpointIntervalMs,
   }),

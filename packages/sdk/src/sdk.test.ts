@@ -413,13 +413,15 @@ describe("GovernanceSDK audit options", () => {
     expect(error.message).toContain("from 0 (off) to 86400000");
   });
 
-  it("spools to auditSpoolDirectory when the database cannot take events", async () => {
-    const spool = await mkdtemp(join(tmpdir(), "gov-sdk-spool-"));
-    onTestFinished(() => rm(spool, { recursive: true, force: true }));
+  it("spools to auditSpoolDirectory, resolved against cwd, when the database cannot take events", async () => {
+    const home = await mkdtemp(join(tmpdir(), "gov-sdk-spool-"));
+    onTestFinished(() => rm(home, { recursive: true, force: true }));
+    const spool = join(home, "spool");
     const sdk = await GovernanceSDK.start({
       databaseUrl: "memory://",
       logger: silentLogger,
-      env: { GOVERNANCE_AUDIT_SPOOL_DIR: spool },
+      cwd: home,
+      env: { GOVERNANCE_AUDIT_SPOOL_DIR: "spool" },
     });
     try {
       // The events table is taken away: the writes fail as they would in an outage.

@@ -199,7 +199,7 @@ export class GovernanceSDK implements AsyncDisposable {
         const context: ModuleContext = { store, keyring, clock, logger, audit, halt };
         const instance = await entry.definition.create(
           context,
-          entry.moduleOptions?.(config) as never,
+          entry.moduleOptions?.(config, { cwd: cwd ?? process.cwd() }) as never,
         );
         composed.push({ entry, instance });
         const provided = entry.definition.provides?.(instance) ?? {};
