@@ -1,5 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { contentHash, GovernanceSDK, type GovernanceSDKOptions } from "@gov/sdk";
+import {
+  AgentHaltedError,
+  contentHash,
+  GovernanceError,
+  GovernanceSDK,
+  type GovernanceSDKOptions,
+} from "@gov/sdk";
 import { billingTools, FakeLLM, type GovernanceHooks, refundScript, runAgent } from "./agent";
 
 /** Where the demo writes what it did. */
@@ -7,11 +13,13 @@ export type Output = (line: string) => void;
 
 /**
  * Start the SDK, run the scripted billing agent through its governance hooks, and report.
- * Every plan, model call and tool call lands in the audit chain (one chain per session),
- * which is verified at the end; later modules extend `hooks` with their checks.
+ * The agent is scoped to its tools, watched for loops and heartbeats as it works; every
+ * plan, model call and tool call lands in the audit chain (one chain per session), which
+ * is verified at the end. Then an operator halts it, and every check refuses it.
  */
 export async function runDemo(options: GovernanceSDKOptions, output: Output): Promise<void> {
   const started = performance.now();
+  const startedAt = new Date();
   const sdk = await GovernanceSDK.start(options);
   try {
     const startMs = Math.round(performance.now() - started);
@@ -37,6 +45,17 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
     audit.subscribe((record) => {
       recordedKinds.push(record.kind);
     });
+    // What the billing agent may call, and how often the same tool in a minute is a loop.
+    sdk.scope.register({
+      agentId,
+      allowedTools: ["lookup_invoice", "issue_refund", "send_email"],
+      hiddenTools: ["admin_reset"],
+      allowedApis: ["POST https://api.stripe.com/v1/refunds/*"],
+    });
+    sdk.loop.register({ agentId, maxCalls: 3, windowSeconds: 60, action: "raise" });
+    await sdk.presence.heartbeat(agentId, { operatorId: "ops@example.com" });
+    const offered = sdk.scope.filterTools(agentId, [...Object.keys(billingTools()), "admin_reset"]);
+    output(`tools offered to the model: ${offered.join(", ")} (admin_reset is hidden)`);
     let lastEvent: string | null = null;
     const record = async (
       kind: string,
@@ -78,6 +97,9 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
         }),
       beforeToolCall: async (tool, args) => {
         output(`  tool call  ${agentId}: ${tool}(${JSON.stringify(args)})`);
+        await sdk.scope.check(agentId, { tool });
+        sdk.loop.recordCall(agentId, sessionId, tool);
+        await sdk.presence.heartbeat(agentId);
         await record("tool.call", { inputHash: contentHash(args), metadata: { tool } });
       },
       afterToolCall: async (tool, result) =>
@@ -100,6 +122,28 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
       `audit chain of ${sessionId}: ${chain.length} events, seq 1–${chain.at(-1)?.seq ?? 0}, every HMAC and link verified`,
     );
     output(`  subscriber saw: ${summarize(recordedKinds)}`);
+
+    // A call outside the agent's scope is refused, and the refusal is evidence.
+    await refused(output, "scope", sdk.scope.check(agentId, { tool: "admin_reset" }));
+    await refused(
+      output,
+      "scope",
+      sdk.scope.check(agentId, { api: "POST https://api.stripe.com.evil.io/v1/refunds/re_1" }),
+    );
+    // The operator presses halt: every enforcement check refuses the agent, at once.
+    await sdk.presence.halt(agentId, { haltedBy: "ops@example.com", reason: "refund review" });
+    await refused(output, "halt", sdk.scope.check(agentId, { tool: "lookup_invoice" }));
+    const status = (await sdk.presence.listAgents()).find((agent) => agent.agentId === agentId);
+    output(`  presence: ${agentId} is ${status?.status}, halted=${status?.halted}`);
+    await sdk.presence.resume(agentId, { resumedBy: "ops@example.com", reason: "review done" });
+    await sdk.scope.check(agentId, { tool: "lookup_invoice" });
+    output(`  resumed: ${agentId} may call lookup_invoice again`);
+    await audit.verifyChain();
+    const evidence = await audit.getEvents({ agentId, since: startedAt, limit: 1_000 });
+    const decisions = evidence
+      .map((event) => event.kind)
+      .filter((kind) => !["llm.call", "agent.plan", "tool.call", "tool.result"].includes(kind));
+    output(`decisions in the chain: ${summarize(decisions)}; every chain verified`);
   } finally {
     await sdk.close();
   }
@@ -111,4 +155,18 @@ function summarize(kinds: readonly string[]): string {
   const counts = new Map<string, number>();
   for (const kind of kinds) counts.set(kind, (counts.get(kind) ?? 0) + 1);
   return [...counts].map(([kind, count]) => `${kind} ×${count}`).join(", ");
+}
+
+/** Run a check that must refuse, and say how it refused. */
+async function refused(output: Output, label: string, check: Promise<unknown>): Promise<void> {
+  try {
+    await check;
+  } catch (error) {
+    if (AgentHaltedError.isInstance(error) || GovernanceError.isInstance(error)) {
+      output(`  refused (${label}): ${error.code}: ${error.message.split("\n")[0]}`);
+      return;
+    }
+    throw error;
+  }
+  throw new Error(`the ${label} check let the call through`);
 }

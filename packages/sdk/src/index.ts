@@ -1,5 +1,13 @@
 export * from "@gov/audit";
 export * from "@gov/core";
+export * from "@gov/loop";
+export * from "@gov/presence";
+export * from "@gov/scope";
 export { ModuleDisabledError, SDK_ERROR_CODES } from "./errors";
-export { type AuditSdkOptions, BUILT_IN_MODULES, type SdkModuleEntry } from "./modules";
+export {
+  type AgentControlSdkOptions,
+  type AuditSdkOptions,
+  BUILT_IN_MODULES,
+  type SdkModuleEntry,
+} from "./modules";
 export { type GovernanceConfig, GovernanceSDK, type GovernanceSDKOptions } from "./sdk";

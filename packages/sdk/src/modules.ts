@@ -1,6 +1,9 @@
 import { resolve } from "node:path";
 import { auditModule } from "@gov/audit";
 import type { EnvBinding, FieldFixes, ModuleDefinition } from "@gov/core";
+import { loopModule } from "@gov/loop";
+import { presenceModule } from "@gov/presence";
+import { scopeModule } from "@gov/scope";
 import { z } from "zod";
 
 /**
@@ -86,5 +89,24 @@ const audit: SdkModuleEntry<{
   }),
 };
 
-/** The modules `GovernanceSDK.start()` composes, in wiring order. */
-export const BUILT_IN_MODULES: readonly SdkModuleEntry[] = [audit as SdkModuleEntry];
+/** The presence, scope and loop modules' switches as the SDK takes them. */
+export interface AgentControlSdkOptions {
+  /** Heartbeats and the operator's halt (`sdk.presence`); every enforcement check consults it. @default true */
+  enablePresence?: boolean;
+  /** Tool and API allow-lists (`sdk.scope`). @default true */
+  enableScope?: boolean;
+  /** Runaway-loop detection (`sdk.loop`). @default true */
+  enableLoop?: boolean;
+}
+
+/**
+ * The modules `GovernanceSDK.start()` composes, in wiring order: audit first (every other
+ * module writes through it), presence next (the enforcement modules after it get its halt
+ * guard), then scope and loop.
+ */
+export const BUILT_IN_MODULES: readonly SdkModuleEntry[] = [
+  audit as SdkModuleEntry,
+  { definition: presenceModule, flag: "enablePresence", enabledByDefault: true },
+  { definition: scopeModule, flag: "enableScope", enabledByDefault: true },
+  { definition: loopModule, flag: "enableLoop", enabledByDefault: true },
+];

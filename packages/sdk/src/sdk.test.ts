@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import {
+  AgentHaltedError,
   type AuditEventInput,
   type AuditSink,
   ConfigError,
@@ -79,7 +80,11 @@ describe("GovernanceSDK with core alone", () => {
     });
     expect(sdk.store.engine).toBe("pglite");
     expect(await sdk.health()).toMatchObject({ ok: true, engine: "pglite" });
-    expect(sdk.migrations.modules.map((report) => report.module)).toEqual(["audit"]);
+    expect(sdk.migrations.modules.map((report) => report.module)).toEqual([
+      "audit",
+      "presence",
+      "scope",
+    ]);
     expect(sdk.config).not.toHaveProperty("auditSecret");
     await sdk.close();
     await sdk.close();
@@ -387,7 +392,10 @@ describe.each(testEngines())("GovernanceSDK with the audit module on $name", (en
     "leaves the audit module out with enableAudit: false, and names the flag on access",
     async () => {
       const sdk = await startOn({ enableAudit: false });
-      expect(sdk.migrations.modules).toEqual([]);
+      expect(sdk.migrations.modules.map((report) => report.module)).toEqual(["presence", "scope"]);
+      expect(
+        await sdk.store.query(sql`select 1 from pg_namespace where nspname = 'gov_audit'`),
+      ).toEqual([]);
       expect(() => sdk.audit).toThrow(ModuleDisabledError);
       expect(() => sdk.audit).toThrow("enableAudit");
     },
@@ -435,5 +443,81 @@ describe("GovernanceSDK audit options", () => {
     } finally {
       await sdk.close();
     }
+  });
+});
+
+describe.each(testEngines())("GovernanceSDK wiring the modules together on $name", (engine) => {
+  it.skipIf(!engine.available)(
+    "halts through presence, refuses in scope and loop, and keeps every decision in the chain",
+    async () => {
+      const { databaseUrl, dispose } = await createTestDatabase(engine);
+      onTestFinished(dispose);
+      const sdk = await GovernanceSDK.start({
+        databaseUrl,
+        auditSecret: SECRET,
+        logger: silentLogger,
+        env: {},
+      });
+      onTestFinished(() => sdk.close());
+      const agentId = "billing-agent";
+      sdk.scope.register({
+        agentId,
+        allowedTools: ["lookup_invoice"],
+        hiddenTools: ["admin_reset"],
+      });
+      sdk.loop.register({ agentId, maxCalls: 2, windowSeconds: 60 });
+      await sdk.presence.heartbeat(agentId, { operatorId: "ops@example.com" });
+
+      await sdk.scope.check(agentId, { tool: "lookup_invoice" });
+      await expect(sdk.scope.check(agentId, { tool: "admin_reset" })).rejects.toMatchObject({
+        code: "SCOPE_VIOLATION",
+      });
+      sdk.loop.recordCall(agentId, "s-1", "lookup_invoice");
+      sdk.loop.recordCall(agentId, "s-1", "lookup_invoice");
+      expect(() => sdk.loop.recordCall(agentId, "s-1", "lookup_invoice")).toThrow(
+        expect.objectContaining({ code: "LOOP_DETECTED" }),
+      );
+
+      // The operator's halt reaches scope through the halt port, before anything else.
+      await sdk.presence.halt(agentId, { haltedBy: "ops@example.com", reason: "refund spree" });
+      const halted = await sdk.scope
+        .check(agentId, { tool: "lookup_invoice" })
+        .catch((error: unknown) => error);
+      expect(AgentHaltedError.isInstance(halted)).toBe(true);
+      expect(halted).toMatchObject({ haltedBy: "ops@example.com", reason: "refund spree" });
+      await sdk.presence.resume(agentId, { resumedBy: "ops@example.com", reason: "checked" });
+      await sdk.scope.check(agentId, { tool: "lookup_invoice" });
+
+      await sdk.loop.flush();
+      const kinds = (await sdk.audit.getEvents({ agentId, limit: 100 })).map((event) => event.kind);
+      expect(kinds).toEqual(
+        expect.arrayContaining([
+          "scope.violation",
+          "loop.detected",
+          "agent.halted",
+          "agent.resumed",
+        ]),
+      );
+      expect(await sdk.audit.verifyChain()).toBe(true);
+    },
+  );
+
+  it.skipIf(!engine.available)("leaves each of them out with its flag", async () => {
+    const { databaseUrl, dispose } = await createTestDatabase(engine);
+    onTestFinished(dispose);
+    const sdk = await GovernanceSDK.start({
+      databaseUrl,
+      auditSecret: SECRET,
+      logger: silentLogger,
+      env: {},
+      enablePresence: false,
+      enableScope: false,
+      enableLoop: false,
+    });
+    onTestFinished(() => sdk.close());
+    expect(() => sdk.presence).toThrow("enablePresence");
+    expect(() => sdk.scope).toThrow("enableScope");
+    expect(() => sdk.loop).toThrow("enableLoop");
+    expect(sdk.migrations.modules.map((report) => report.module)).toEqual(["audit"]);
   });
 });

@@ -28,16 +28,27 @@ import {
   silentLogger,
   systemClock,
 } from "@gov/core";
+import type { LoopModule } from "@gov/loop";
+import type { PresenceModule } from "@gov/presence";
+import type { ScopeModule } from "@gov/scope";
 import { z } from "zod";
 import { ModuleDisabledError } from "./errors";
-import { type AuditSdkOptions, BUILT_IN_MODULES, type SdkModuleEntry } from "./modules";
+import {
+  type AgentControlSdkOptions,
+  type AuditSdkOptions,
+  BUILT_IN_MODULES,
+  type SdkModuleEntry,
+} from "./modules";
 
 /**
  * Options of {@link GovernanceSDK.start}. Every option can also come from its environment
  * variable (`GOVERNANCE_DATABASE_URL`, `GOVERNANCE_AUDIT_SECRET`, …); an option passed here
  * wins over the variable.
  */
-export interface GovernanceSDKOptions extends CoreOptionsInput, AuditSdkOptions {
+export interface GovernanceSDKOptions
+  extends CoreOptionsInput,
+    AuditSdkOptions,
+    AgentControlSdkOptions {
   /** Where log lines go. @default a console logger at `logLevel` */
   logger?: Logger;
   /** The source of time for governance decisions. @default the system clock */
@@ -243,6 +254,30 @@ export class GovernanceSDK implements AsyncDisposable {
    */
   get audit(): AuditModule {
     return this.getModule<AuditModule>("audit");
+  }
+
+  /**
+   * Heartbeats, agent status and the operator's halt, which every enforcement check obeys.
+   * @throws {ModuleDisabledError} when started with `enablePresence: false`.
+   */
+  get presence(): PresenceModule {
+    return this.getModule<PresenceModule>("presence");
+  }
+
+  /**
+   * What each agent may call: tool and API allow-lists, hidden tools, default deny.
+   * @throws {ModuleDisabledError} when started with `enableScope: false`.
+   */
+  get scope(): ScopeModule {
+    return this.getModule<ScopeModule>("scope");
+  }
+
+  /**
+   * Runaway detection: the same tool called too often in a session's sliding window.
+   * @throws {ModuleDisabledError} when started with `enableLoop: false`.
+   */
+  get loop(): LoopModule {
+    return this.getModule<LoopModule>("loop");
   }
 
   /** Whether a module is composed in this SDK. */

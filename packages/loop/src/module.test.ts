@@ -1,0 +1,702 @@
+import {
+  type AuditSink,
+  canonicalJsonHash,
+  GovernanceError,
+  InvalidArgumentError,
+  ManualClock,
+  type ModuleContext,
+  noopHaltGuard,
+} from "@gov/core";
+import { afterEach, describe, expect, it } from "vitest";
+import { closeAll, RecordingLogger, RecordingSink, setup, thrown } from "./__fixtures__";
+import { LoopDetected } from "./errors";
+import { LoopPolicy } from "./models";
+import { LoopModule, loopModule } from "./module";
+
+afterEach(closeAll);
+
+const AGENT = "my-agent";
+const SESSION = "3f2b8c1e-0000-4000-8000-000000000001";
+const OTHER_SESSION = "3f2b8c1e-0000-4000-8000-000000000002";
+
+/** Record `times` calls of `tool`, one per `stepMs`, and return the detections. */
+function calls(
+  loop: LoopModule,
+  clock: ManualClock,
+  times: number,
+  tool = "search_web",
+  stepMs = 0,
+  session = SESSION,
+) {
+  const results = [];
+  for (let index = 0; index < times; index++) {
+    results.push(loop.recordCall(AGENT, session, tool));
+    clock.advance(stepMs);
+  }
+  return results;
+}
+
+describe("the reference's rule: the same tool more than maxCalls times in the window", () => {
+  it("lets exactly maxCalls calls through and refuses one more with LoopDetected", () => {
+    const { loop, clock, sink } = setup();
+    loop.register(new LoopPolicy({ agentId: AGENT, windowSeconds: 60, maxCalls: 5 }));
+    expect(calls(loop, clock, 5)).toEqual([null, null, null, null, null]);
+    expect(sink.events).toEqual([]);
+    const error = thrown(() => loop.recordCall(AGENT, SESSION, "search_web"));
+    expect(error).toBeInstanceOf(LoopDetected);
+    expect(GovernanceError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject({
+      code: "LOOP_DETECTED",
+      agentId: AGENT,
+      sessionId: SESSION,
+      tool: "search_web",
+      pattern: "repeat",
+      count: 6,
+      windowSeconds: 60,
+      maxCalls: 5,
+    });
+    expect((error as LoopDetected).recoveryHint).toMatch(/search_web/);
+    expect((error as LoopDetected).message).toMatch(/6 times in 60 s \(limit 5\)/);
+  });
+
+  it("holds at the smallest limit too (maxCalls 2: the third call trips)", () => {
+    const { loop, clock } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 2 });
+    calls(loop, clock, 2);
+    expect(() => loop.recordCall(AGENT, SESSION, "search_web")).toThrow(LoopDetected);
+  });
+
+  it("keeps counting a refused call: the loop lasts until calls leave the window", () => {
+    const { loop, clock, sink } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 2, windowSeconds: 10 });
+    calls(loop, clock, 2);
+    expect(() => loop.recordCall(AGENT, SESSION, "search_web")).toThrow(LoopDetected);
+    expect(() => loop.recordCall(AGENT, SESSION, "search_web")).toThrow(LoopDetected);
+    expect(sink.kinds()).toEqual(["loop.detected", "loop.detected"]);
+    clock.advance(10_000);
+    expect(loop.recordCall(AGENT, SESSION, "search_web")).toBeNull();
+  });
+
+  it("forgets calls once the window has passed (moved clock)", () => {
+    const { loop, clock } = setup();
+    loop.register({ agentId: AGENT, windowSeconds: 60, maxCalls: 5 });
+    calls(loop, clock, 5);
+    clock.advance(59_999);
+    // All five are still within the window: one more trips.
+    expect(() => loop.recordCall(AGENT, SESSION, "search_web")).toThrow(LoopDetected);
+
+    const fresh = setup();
+    fresh.loop.register({ agentId: AGENT, windowSeconds: 60, maxCalls: 5 });
+    calls(fresh.loop, fresh.clock, 5);
+    fresh.clock.advance(60_000);
+    // A call counts for windowSeconds after it was made, not longer.
+    expect(calls(fresh.loop, fresh.clock, 5)).toEqual([null, null, null, null, null]);
+  });
+
+  it("slides: the oldest call leaves the window while the newer ones still count", () => {
+    const { loop, clock } = setup();
+    loop.register({ agentId: AGENT, windowSeconds: 60, maxCalls: 5 });
+    // Calls at 0, 10, 20, 30 and 40 s.
+    calls(loop, clock, 5, "search_web", 10_000);
+    clock.set(Date.UTC(2026, 0, 1, 0, 1, 1)); // 61 s: the call at 0 s has left
+    expect(loop.recordCall(AGENT, SESSION, "search_web")).toBeNull();
+    clock.advance(1_000); // 62 s: 10, 20, 30, 40, 61, 62 → six in the window
+    expect(() => loop.recordCall(AGENT, SESSION, "search_web")).toThrow(LoopDetected);
+  });
+
+  it("treats tool names case-insensitively and reports them lower-cased", () => {
+    const { loop, sink } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 2, action: "log" });
+    loop.recordCall(AGENT, SESSION, "Search_Web");
+    loop.recordCall(AGENT, SESSION, "SEARCH_WEB");
+    const detection = loop.recordCall(AGENT, SESSION, "search_web");
+    expect(detection).toMatchObject({ tool: "search_web", count: 3 });
+    expect(sink.events[0]?.metadata).toMatchObject({ tool: "search_web" });
+  });
+
+  it("counts different tools apart", () => {
+    const { loop, clock } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 2 });
+    calls(loop, clock, 2, "search_web");
+    calls(loop, clock, 2, "read_page");
+    expect(() => loop.recordCall(AGENT, SESSION, "read_page")).toThrow(LoopDetected);
+  });
+
+  it("counts sessions apart, and agents apart even with the same session id", () => {
+    const { loop, clock } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 3 });
+    loop.register({ agentId: "other-agent", maxCalls: 3 });
+    calls(loop, clock, 3, "search_web", 0, SESSION);
+    calls(loop, clock, 3, "search_web", 0, OTHER_SESSION);
+    for (let index = 0; index < 3; index++)
+      expect(loop.recordCall("other-agent", SESSION, "search_web")).toBeNull();
+    expect(() => loop.recordCall(AGENT, SESSION, "search_web")).toThrow(LoopDetected);
+    expect(loop.check(AGENT, OTHER_SESSION)).toBe(false);
+    expect(loop.check("other-agent", SESSION)).toBe(false);
+    expect(() => loop.recordCall(AGENT, OTHER_SESSION, "search_web")).toThrow(LoopDetected);
+  });
+
+  it("does nothing for an agent without a policy", () => {
+    const { loop, clock, sink } = setup();
+    expect(calls(loop, clock, 50)).toEqual(Array(50).fill(null));
+    expect(loop.check(AGENT, SESSION)).toBe(false);
+    expect(sink.events).toEqual([]);
+    expect(loop.stats()).toMatchObject({ policies: 0, sessions: 0, detections: 0 });
+  });
+
+  it('with action "log", records the loop and lets every call through', () => {
+    const { loop, clock, sink } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 5, action: "log" });
+    const results = calls(loop, clock, 8);
+    expect(results.slice(0, 5)).toEqual([null, null, null, null, null]);
+    expect(results.slice(5).map((detection) => detection?.count)).toEqual([6, 7, 8]);
+    expect(results[5]).toMatchObject({ action: "log", pattern: "repeat", maxCalls: 5 });
+    expect(sink.kinds()).toEqual(["loop.detected", "loop.detected", "loop.detected"]);
+    expect(loop.stats().detections).toBe(3);
+  });
+
+  it('with action "raise" (the default), refuses the call', () => {
+    const { loop, clock } = setup();
+    expect(loop.register({ agentId: AGENT, maxCalls: 2 }).action).toBe("raise");
+    calls(loop, clock, 2);
+    expect(() => loop.recordCall(AGENT, SESSION, "search_web")).toThrow(LoopDetected);
+  });
+
+  it("writes loop.detected with the fields an auditor needs, and nothing for passing calls", async () => {
+    const { loop, clock, sink } = setup();
+    loop.register({ agentId: AGENT, windowSeconds: 30, maxCalls: 3 });
+    calls(loop, clock, 3);
+    expect(sink.events).toEqual([]);
+    thrown(() => loop.recordCall(AGENT, SESSION, "Search_Web"));
+    await loop.flush();
+    expect(sink.events).toEqual([
+      {
+        agentId: AGENT,
+        sessionId: SESSION,
+        kind: "loop.detected",
+        metadata: {
+          tool: "search_web",
+          pattern: "repeat",
+          count: 4,
+          countCapped: false,
+          windowSeconds: 30,
+          maxCalls: 3,
+          action: "raise",
+          argsHash: null,
+          cycle: null,
+          repetitions: null,
+        },
+      },
+    ]);
+  });
+});
+
+describe("check()", () => {
+  it("says whether a loop is in progress, until its calls leave the window", () => {
+    const { loop, clock } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 2, windowSeconds: 10, action: "log" });
+    expect(loop.check(AGENT, SESSION)).toBe(false);
+    calls(loop, clock, 2);
+    expect(loop.check(AGENT, SESSION)).toBe(false);
+    loop.recordCall(AGENT, SESSION, "search_web");
+    expect(loop.check(AGENT, SESSION)).toBe(true);
+    expect(loop.check(AGENT, OTHER_SESSION)).toBe(false);
+    clock.advance(10_000);
+    expect(loop.check(AGENT, SESSION)).toBe(false);
+  });
+
+  it("is read-only: it records no call, writes no event and keeps no session alive", async () => {
+    const { loop, clock, sink } = setup({ sweepIntervalSeconds: 60 });
+    loop.register({ agentId: AGENT, maxCalls: 3 });
+    calls(loop, clock, 3);
+    for (let index = 0; index < 20; index++) expect(loop.check(AGENT, SESSION)).toBe(false);
+    // Had check() counted, the loop would have been detected long ago.
+    expect(loop.recordCall(AGENT, "fresh", "search_web")).toBeNull();
+    await loop.flush();
+    expect(sink.events).toEqual([]);
+    expect(loop.check(AGENT, "never-seen")).toBe(false);
+    expect(loop.stats().sessions).toBe(2);
+
+    // Checked all day long, the session still counts as idle and is swept.
+    for (let hour = 0; hour < 24; hour++) {
+      clock.advance(3_600_000);
+      loop.check(AGENT, SESSION);
+    }
+    expect(loop.prune()).toBe(2);
+    expect(loop.stats().sessions).toBe(0);
+  });
+
+  it("does not throw for a loop in progress with action raise", () => {
+    const { loop, clock } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 2 });
+    calls(loop, clock, 2);
+    thrown(() => loop.recordCall(AGENT, SESSION, "search_web"));
+    expect(loop.check(AGENT, SESSION)).toBe(true);
+  });
+});
+
+describe("memory: idle sessions are swept", () => {
+  it("forgets a session idle for a day on the next call after the sweep interval", () => {
+    const { loop, clock } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 5 });
+    calls(loop, clock, 1, "search_web", 0, "idle");
+    calls(loop, clock, 1, "search_web", 0, "busy");
+    expect(loop.stats().sessions).toBe(2);
+    for (let hour = 0; hour < 24; hour++) {
+      clock.advance(3_600_000);
+      calls(loop, clock, 1, "read_page", 0, "busy");
+    }
+    // The sweep ran on the last call: "idle" was 24 h old then, "busy" seconds.
+    expect(loop.stats().sessions).toBe(1);
+    expect(loop.resetSession(AGENT, "idle")).toBe(false);
+    expect(loop.resetSession(AGENT, "busy")).toBe(true);
+    expect(loop.stats().sessions).toBe(0);
+  });
+
+  it("keeps a session in use, however old it is", () => {
+    // Idle after an hour; no sweep on its own during the test.
+    const { loop, clock } = setup({ sessionIdleSeconds: 3_600, sweepIntervalSeconds: 86_400 });
+    loop.register({ agentId: AGENT, maxCalls: 5 });
+    calls(loop, clock, 1, "search_web", 0, "idle");
+    for (let step = 0; step < 10; step++) {
+      clock.advance(1_800_000);
+      calls(loop, clock, 1, "read_page", 0, "busy");
+    }
+    expect(loop.prune()).toBe(1);
+    expect(loop.resetSession(AGENT, "busy")).toBe(true);
+  });
+
+  it("keeps a session idle for less than a day", () => {
+    const { loop, clock } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 5 });
+    calls(loop, clock, 1);
+    clock.advance(86_400_000 - 1);
+    expect(loop.prune()).toBe(0);
+    clock.advance(1);
+    expect(loop.prune()).toBe(1);
+  });
+
+  it("honours sessionIdleSeconds", () => {
+    const { loop, clock } = setup({ sessionIdleSeconds: 600 });
+    loop.register({ agentId: AGENT, maxCalls: 5 });
+    calls(loop, clock, 1);
+    clock.advance(600_000);
+    expect(loop.prune()).toBe(1);
+  });
+
+  it("drops the counters of tools whose calls have left the window, and keeps live ones", () => {
+    const { loop, clock } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 2, windowSeconds: 10 });
+    calls(loop, clock, 2, "old_tool");
+    clock.advance(10_000);
+    calls(loop, clock, 2, "new_tool");
+    expect(loop.prune()).toBe(0);
+    // Still counted after the sweep.
+    expect(() => loop.recordCall(AGENT, SESSION, "new_tool")).toThrow(LoopDetected);
+    expect(loop.recordCall(AGENT, SESSION, "old_tool")).toBeNull();
+  });
+});
+
+describe("identical calls (opt-in)", () => {
+  const args = { query: "weather in Paris", page: 1 };
+
+  it("is off by default: identical arguments count only as calls of the tool", () => {
+    const { loop, clock } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 5 });
+    for (let index = 0; index < 5; index++)
+      expect(loop.recordCall(AGENT, SESSION, "search", { args })).toBeNull();
+    clock.advance(1);
+    expect(() => loop.recordCall(AGENT, SESSION, "search", { args })).toThrow(
+      expect.objectContaining({ pattern: "repeat" }),
+    );
+  });
+
+  it("trips on one identical call more than identicalCalls.maxCalls, before the step count", async () => {
+    const { loop, sink } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 5, identicalCalls: { maxCalls: 2 } });
+    loop.recordCall(AGENT, SESSION, "search", { args });
+    // Same arguments, keys in another order: identical.
+    loop.recordCall(AGENT, SESSION, "SEARCH", { args: { page: 1, query: "weather in Paris" } });
+    const error = thrown(() => loop.recordCall(AGENT, SESSION, "search", { args }));
+    expect(error).toMatchObject({
+      code: "LOOP_DETECTED",
+      pattern: "identical",
+      count: 3,
+      maxCalls: 2,
+      windowSeconds: 60,
+    });
+    const hash = canonicalJsonHash(args);
+    expect((error as LoopDetected).detection.argsHash).toBe(hash);
+    await loop.flush();
+    expect(sink.events[0]?.metadata).toMatchObject({ pattern: "identical", argsHash: hash });
+  });
+
+  it("lets the same tool with different arguments through (up to maxCalls)", () => {
+    const { loop } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 5, identicalCalls: true });
+    for (let page = 0; page < 5; page++)
+      expect(loop.recordCall(AGENT, SESSION, "search", { args: { ...args, page } })).toBeNull();
+  });
+
+  it("counts the same arguments to different tools apart", () => {
+    const { loop } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 5, identicalCalls: { maxCalls: 2 } });
+    loop.recordCall(AGENT, SESSION, "search", { args });
+    loop.recordCall(AGENT, SESSION, "search", { args });
+    expect(loop.recordCall(AGENT, SESSION, "fetch", { args })).toBeNull();
+    expect(loop.recordCall(AGENT, SESSION, "fetch", { args })).toBeNull();
+  });
+
+  it("ignores calls recorded without args", () => {
+    const { loop } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 5, identicalCalls: { maxCalls: 1 } });
+    for (let index = 0; index < 5; index++)
+      expect(loop.recordCall(AGENT, SESSION, "search")).toBeNull();
+  });
+
+  it("has its own window", () => {
+    const { loop, clock } = setup();
+    loop.register({
+      agentId: AGENT,
+      maxCalls: 100,
+      windowSeconds: 60,
+      identicalCalls: { maxCalls: 1, windowSeconds: 5 },
+    });
+    loop.recordCall(AGENT, SESSION, "search", { args });
+    clock.advance(5_000);
+    expect(loop.recordCall(AGENT, SESSION, "search", { args })).toBeNull();
+    clock.advance(4_999);
+    expect(() => loop.recordCall(AGENT, SESSION, "search", { args })).toThrow(LoopDetected);
+    expect(loop.check(AGENT, SESSION)).toBe(true);
+    clock.advance(5_000);
+    expect(loop.check(AGENT, SESSION)).toBe(false);
+  });
+
+  it("refuses arguments without a JSON form and records nothing then", () => {
+    const { loop } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 2, identicalCalls: true });
+    for (const bad of [{ n: Number.NaN }, { f: () => 1 }, new Map(), 10n]) {
+      expect(() => loop.recordCall(AGENT, SESSION, "search", { args: bad })).toThrow(
+        InvalidArgumentError,
+      );
+    }
+    // Nothing was counted: two calls still pass.
+    expect(loop.recordCall(AGENT, SESSION, "search")).toBeNull();
+    expect(loop.recordCall(AGENT, SESSION, "search")).toBeNull();
+  });
+
+  it("does not read args when the rule is off", () => {
+    const { loop } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 2 });
+    expect(loop.recordCall(AGENT, SESSION, "search", { args: { f: () => 1 } })).toBeNull();
+  });
+});
+
+describe("oscillation (opt-in)", () => {
+  function alternate(loop: LoopModule, tools: string[], times: number) {
+    const results = [];
+    for (let index = 0; index < times; index++)
+      results.push(loop.recordCall(AGENT, SESSION, tools[index % tools.length] as string));
+    return results;
+  }
+
+  it("is off by default: A→B→A→B goes on until one tool alone passes maxCalls", () => {
+    const { loop } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 5 });
+    expect(alternate(loop, ["search", "read"], 10)).toEqual(Array(10).fill(null));
+    expect(() => loop.recordCall(AGENT, SESSION, "search")).toThrow(
+      expect.objectContaining({ pattern: "repeat", count: 6 }),
+    );
+  });
+
+  it("detects A→B repeated minRepetitions times, long before the step count", async () => {
+    const { loop, sink } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 5, oscillation: { minRepetitions: 3 } });
+    expect(alternate(loop, ["search", "Read"], 5)).toEqual(Array(5).fill(null));
+    const error = thrown(() => loop.recordCall(AGENT, SESSION, "read"));
+    expect(error).toMatchObject({ code: "LOOP_DETECTED", pattern: "oscillation", count: 6 });
+    expect((error as LoopDetected).detection).toMatchObject({
+      cycle: ["search", "read"],
+      repetitions: 3,
+    });
+    expect(loop.check(AGENT, SESSION)).toBe(true);
+    await loop.flush();
+    expect(sink.events[0]?.metadata).toMatchObject({
+      pattern: "oscillation",
+      cycle: ["search", "read"],
+      repetitions: 3,
+    });
+  });
+
+  it("uses the defaults with true (minRepetitions 3, cycles of 2)", () => {
+    const { loop } = setup();
+    const policy = loop.register({ agentId: AGENT, maxCalls: 50, oscillation: true });
+    expect(policy.oscillation).toEqual({ minRepetitions: 3, maxPeriod: 2 });
+    expect(alternate(loop, ["a", "b"], 5)).toEqual(Array(5).fill(null));
+    expect(() => loop.recordCall(AGENT, SESSION, "b")).toThrow(LoopDetected);
+  });
+
+  it("does not mistake other sequences for a cycle", () => {
+    const { loop } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 50, oscillation: { minRepetitions: 2 } });
+    // A A B B A A B B: no A→B→A→B run of two cycles.
+    expect(alternate(loop, ["a", "a", "b", "b"], 8)).toEqual(Array(8).fill(null));
+    loop.resetSession(AGENT, SESSION);
+    // A B A C A B A C: broken by C.
+    expect(alternate(loop, ["a", "b", "a", "c"], 3)).toEqual(Array(3).fill(null));
+    expect(alternate(loop, ["c", "a", "b", "a"], 1)).toEqual([null]);
+    // The same tool again and again is the step count's business.
+    loop.resetSession(AGENT, SESSION);
+    expect(alternate(loop, ["a"], 10)).toEqual(Array(10).fill(null));
+  });
+
+  it("finds longer cycles up to maxPeriod, and not beyond", () => {
+    const three = ["plan", "search", "read"];
+    const short = setup();
+    short.loop.register({ agentId: AGENT, maxCalls: 50, oscillation: { minRepetitions: 3 } });
+    expect(alternate(short.loop, three, 12)).toEqual(Array(12).fill(null));
+
+    const long = setup();
+    long.loop.register({
+      agentId: AGENT,
+      maxCalls: 50,
+      oscillation: { minRepetitions: 3, maxPeriod: 3 },
+    });
+    expect(alternate(long.loop, three, 8)).toEqual(Array(8).fill(null));
+    expect(() => long.loop.recordCall(AGENT, SESSION, "read")).toThrow(
+      expect.objectContaining({ pattern: "oscillation", count: 9 }),
+    );
+  });
+
+  it("only counts cycles within the window", () => {
+    const { loop, clock } = setup();
+    loop.register({
+      agentId: AGENT,
+      maxCalls: 50,
+      windowSeconds: 10,
+      oscillation: { minRepetitions: 2 },
+    });
+    for (let index = 0; index < 8; index++) {
+      // One call every 4 s: a whole A→B→A→B takes 12 s, longer than the window.
+      expect(loop.recordCall(AGENT, SESSION, index % 2 === 0 ? "a" : "b")).toBeNull();
+      clock.advance(4_000);
+    }
+  });
+
+  it('with action "log", reports the cycle and lets the calls through', () => {
+    const { loop, sink } = setup();
+    loop.register({
+      agentId: AGENT,
+      maxCalls: 50,
+      action: "log",
+      oscillation: { minRepetitions: 2 },
+    });
+    const results = alternate(loop, ["a", "b"], 6);
+    expect(results.slice(0, 3)).toEqual([null, null, null]);
+    expect(results.slice(3).map((detection) => detection?.repetitions)).toEqual([2, 2, 3]);
+    expect(sink.kinds()).toEqual(["loop.detected", "loop.detected", "loop.detected"]);
+  });
+});
+
+describe("audit writes are observation", () => {
+  const failing: AuditSink = {
+    log: () => Promise.reject(new Error("database away")),
+  };
+  const throwing: AuditSink = {
+    log: () => {
+      throw new Error("sink broken");
+    },
+  };
+
+  for (const [name, sink] of [
+    ["rejects", failing],
+    ["throws", throwing],
+  ] as const) {
+    it(`a sink that ${name} never changes what recordCall does, and is logged`, async () => {
+      const { loop, clock, logger } = setup({}, sink);
+      loop.register({ agentId: AGENT, maxCalls: 2 });
+      calls(loop, clock, 2);
+      expect(() => loop.recordCall(AGENT, SESSION, "search_web")).toThrow(LoopDetected);
+      loop.register({ agentId: AGENT, maxCalls: 2, action: "log" });
+      expect(loop.recordCall(AGENT, SESSION, "search_web")).toMatchObject({ count: 4 });
+      await loop.flush();
+      expect(loop.stats()).toMatchObject({ detections: 2, auditFailures: 2 });
+      expect(logger.warnings).toHaveLength(2);
+      expect(logger.warnings[0]?.message).toMatch(/loop\.detected/);
+      expect(logger.warnings[0]?.fields).toMatchObject({
+        agentId: AGENT,
+        sessionId: SESSION,
+        tool: "search_web",
+        count: 3,
+      });
+    });
+  }
+
+  it("does not wait for the audit write, and flush() does", async () => {
+    let release: () => void = () => {};
+    const slow: AuditSink = {
+      log: () =>
+        new Promise((resolve) => {
+          release = () => resolve({ eventId: "e", isPlaceholder: false });
+        }),
+    };
+    const { loop, clock } = setup({}, slow);
+    loop.register({ agentId: AGENT, maxCalls: 2, action: "log" });
+    calls(loop, clock, 3);
+    expect(loop.stats().pendingAuditWrites).toBe(1);
+    let flushed = false;
+    const flushing = loop.flush().then(() => {
+      flushed = true;
+    });
+    await Promise.resolve();
+    expect(flushed).toBe(false);
+    release();
+    await flushing;
+    expect(loop.stats().pendingAuditWrites).toBe(0);
+  });
+});
+
+describe("policies", () => {
+  it("register() takes a LoopPolicy or a plain object, and replaces the agent's policy", () => {
+    const { loop, clock } = setup();
+    const policy = new LoopPolicy({ agentId: AGENT, maxCalls: 10 });
+    expect(loop.register(policy)).toBe(policy);
+    calls(loop, clock, 3);
+    loop.register({ agentId: AGENT, maxCalls: 3 });
+    expect(loop.getPolicy(AGENT)?.maxCalls).toBe(3);
+    // Counters stay; the new limit applies from the next call.
+    expect(() => loop.recordCall(AGENT, SESSION, "search_web")).toThrow(LoopDetected);
+  });
+
+  it("unregister() stops tracking the agent and forgets its sessions", () => {
+    const { loop, clock } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 2 });
+    calls(loop, clock, 2);
+    expect(loop.unregister(AGENT)).toBe(true);
+    expect(loop.unregister(AGENT)).toBe(false);
+    expect(loop.getPolicy(AGENT)).toBeUndefined();
+    expect(loop.stats()).toMatchObject({ policies: 0, sessions: 0 });
+    expect(loop.recordCall(AGENT, SESSION, "search_web")).toBeNull();
+  });
+
+  it("resetSession() clears one session's counters", () => {
+    const { loop, clock } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 2 });
+    calls(loop, clock, 2);
+    calls(loop, clock, 2, "search_web", 0, OTHER_SESSION);
+    expect(loop.resetSession(AGENT, SESSION)).toBe(true);
+    expect(calls(loop, clock, 2)).toEqual([null, null]);
+    expect(() => loop.recordCall(AGENT, OTHER_SESSION, "search_web")).toThrow(LoopDetected);
+  });
+
+  it("a refused register() changes nothing", () => {
+    const { loop } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 4 });
+    expect(() => loop.register({ agentId: AGENT, maxCalls: 1 })).toThrow(
+      expect.objectContaining({ code: "LOOP_POLICY_INVALID", field: "maxCalls", limit: 2 }),
+    );
+    expect(loop.getPolicy(AGENT)?.maxCalls).toBe(4);
+  });
+});
+
+describe("bad input to every method", () => {
+  const bad: [unknown, RegExp][] = [
+    [undefined, /must be a string, got undefined/],
+    [null, /must be a string, got null/],
+    [42, /must be a string, got number/],
+    ["", /must not be empty or blank/],
+    ["   ", /must not be empty or blank/],
+    ["x".repeat(257), /257 characters long; the limit is 256/],
+  ];
+
+  it("recordCall refuses bad ids, tool names and options, and records nothing", () => {
+    const { loop, sink } = setup();
+    loop.register({ agentId: AGENT, maxCalls: 2 });
+    for (const [value, message] of bad) {
+      for (const [field, call] of [
+        ["agentId", () => loop.recordCall(value as string, SESSION, "t")],
+        ["sessionId", () => loop.recordCall(AGENT, value as string, "t")],
+        ["toolName", () => loop.recordCall(AGENT, SESSION, value as string)],
+      ] as const) {
+        const error = thrown(call);
+        expect(error).toBeInstanceOf(InvalidArgumentError);
+        expect(error).toMatchObject({ code: "INVALID_ARGUMENT", field });
+        expect((error as Error).message).toMatch(message);
+        expect((error as InvalidArgumentError).recoveryHint).toMatch(/at most 256 characters/);
+      }
+    }
+    expect(() => loop.recordCall(AGENT, SESSION, "t", null as never)).toThrow(
+      expect.objectContaining({ field: "options" }),
+    );
+    expect(() => loop.recordCall(AGENT, SESSION, "t", "args" as never)).toThrow(
+      InvalidArgumentError,
+    );
+    expect(loop.stats().sessions).toBe(0);
+    expect(sink.events).toEqual([]);
+  });
+
+  it("check, resetSession, unregister and getPolicy refuse bad ids", () => {
+    const { loop } = setup();
+    for (const [value] of bad) {
+      expect(() => loop.check(value as string, SESSION)).toThrow(InvalidArgumentError);
+      expect(() => loop.check(AGENT, value as string)).toThrow(InvalidArgumentError);
+      expect(() => loop.resetSession(value as string, SESSION)).toThrow(InvalidArgumentError);
+      expect(() => loop.resetSession(AGENT, value as string)).toThrow(InvalidArgumentError);
+      expect(() => loop.unregister(value as string)).toThrow(InvalidArgumentError);
+      expect(() => loop.getPolicy(value as string)).toThrow(InvalidArgumentError);
+    }
+  });
+
+  it("register refuses what is not a valid policy", () => {
+    const { loop } = setup();
+    for (const value of [null, undefined, "my-agent", 5, [], { agentId: "" }]) {
+      expect(() => loop.register(value as never)).toThrow(
+        expect.objectContaining({ code: "LOOP_POLICY_INVALID" }),
+      );
+    }
+    expect(loop.stats().policies).toBe(0);
+  });
+
+  it("the constructor refuses bad options", () => {
+    for (const [options, field, limit] of [
+      [{ sessionIdleSeconds: 59 }, "sessionIdleSeconds", 60],
+      [{ sessionIdleSeconds: 604_801 }, "sessionIdleSeconds", 604_800],
+      [{ sweepIntervalSeconds: 0 }, "sweepIntervalSeconds", 1],
+      [{ sweepIntervalSeconds: 1.5 }, "sweepIntervalSeconds", undefined],
+    ] as const) {
+      const error = thrown(() => new LoopModule({}, options));
+      expect(error).toMatchObject({ code: "LOOP_POLICY_INVALID", field, limit });
+    }
+    expect(() => new LoopModule({}, { sweepInterval: 5 } as never)).toThrow(/unknown field/);
+    expect(() => new LoopModule({}, "fast" as never)).toThrow(/must be an object/);
+  });
+});
+
+describe("loopModule (the definition @gov/sdk composes)", () => {
+  it("is named loop, has no migrations, and writes through the context's audit sink", async () => {
+    expect(loopModule.name).toBe("loop");
+    expect(loopModule.migrations).toBeUndefined();
+    const sink = new RecordingSink();
+    const clock = new ManualClock(0);
+    const context = {
+      clock,
+      logger: new RecordingLogger(),
+      audit: sink,
+      halt: noopHaltGuard,
+    } as unknown as ModuleContext;
+    const loop = await loopModule.create(context, undefined);
+    expect(loop).toBeInstanceOf(LoopModule);
+    loop.register({ agentId: AGENT, maxCalls: 2, action: "log" });
+    calls(loop, clock, 3);
+    await loopModule.close?.(loop);
+    expect(sink.kinds()).toEqual(["loop.detected"]);
+  });
+
+  it("works alone with the defaults (system clock, no audit)", async () => {
+    await using loop = new LoopModule();
+    loop.register({ agentId: AGENT, maxCalls: 2 });
+    loop.recordCall(AGENT, SESSION, "t");
+    loop.recordCall(AGENT, SESSION, "t");
+    expect(() => loop.recordCall(AGENT, SESSION, "t")).toThrow(LoopDetected);
+  });
+});

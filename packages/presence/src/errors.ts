@@ -1,0 +1,121 @@
+import { GovernanceError } from "@gov/core";
+
+/**
+ * The stable error codes of `@gov/presence`. A halted agent is refused with core's
+ * `AgentHaltedError` (code `AGENT_HALTED`), which is deliberately not a `GovernanceError`.
+ */
+export const PRESENCE_ERROR_CODES = {
+  /** An argument or option failed validation; nothing was changed. */
+  PRESENCE_INPUT_INVALID: "PRESENCE_INPUT_INVALID",
+  /** `closeAgent()` was refused because the agent is halted. */
+  PRESENCE_CLOSE_REFUSED: "PRESENCE_CLOSE_REFUSED",
+  /** A halt or resume could not be written to the database; the halt state is unchanged. */
+  HALT_NOT_PERSISTED: "HALT_NOT_PERSISTED",
+  /** The halt state was never loaded and cannot be read now: enforcement fails closed. */
+  HALT_STATE_UNAVAILABLE: "HALT_STATE_UNAVAILABLE",
+} as const;
+
+/** One of {@link PRESENCE_ERROR_CODES}. */
+export type PresenceErrorCode = (typeof PRESENCE_ERROR_CODES)[keyof typeof PRESENCE_ERROR_CODES];
+
+/**
+ * An argument or option was refused before anything was read or written.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await presence.halt("", { haltedBy: "alice", reason: "runaway" });
+ * } catch (error) {
+ *   if (error instanceof InvalidPresenceInputError) console.error(error.field, error.recoveryHint);
+ * }
+ * ```
+ */
+export class InvalidPresenceInputError extends GovernanceError {
+  /** The argument or field at fault, e.g. `agentId` or `options.reason`. */
+  readonly field: string;
+  /** The limit that was exceeded, when the problem is a limit. */
+  readonly limit: number | undefined;
+
+  constructor(field: string, problem: string, fix: string, limit?: number) {
+    super({
+      code: PRESENCE_ERROR_CODES.PRESENCE_INPUT_INVALID,
+      message: `Invalid ${field}: ${problem}`,
+      recoveryHint: fix,
+    });
+    this.name = "InvalidPresenceInputError";
+    this.field = field;
+    this.limit = limit;
+  }
+}
+
+/**
+ * `closeAgent()` refused to remove a halted agent: removing its row would remove the halt,
+ * and a restarted agent would run again. Resume it first.
+ */
+export class CloseHaltedAgentError extends GovernanceError {
+  readonly agentId: string;
+
+  constructor(agentId: string) {
+    super({
+      code: PRESENCE_ERROR_CODES.PRESENCE_CLOSE_REFUSED,
+      message: `Agent "${agentId}" is halted and was not closed: closing it would lift the halt.`,
+      recoveryHint: `Resume it first with presence.resume("${agentId}", { resumedBy, reason }), or leave it halted.`,
+    });
+    this.name = "CloseHaltedAgentError";
+    this.agentId = agentId;
+  }
+}
+
+/**
+ * A halt (or resume) could not be written to the database. Nothing changed: the agent is
+ * in the state it was in before the call. Loud on purpose — an operator must know that a
+ * halt did not take.
+ */
+export class HaltNotPersistedError extends GovernanceError {
+  readonly agentId: string;
+  /** `halt` or `resume`. */
+  readonly operation: "halt" | "resume";
+
+  constructor(agentId: string, operation: "halt" | "resume", cause: unknown) {
+    super({
+      code: PRESENCE_ERROR_CODES.HALT_NOT_PERSISTED,
+      message: `The ${operation} of agent "${agentId}" could not be written to the database (${describe(cause)}); the agent's halt state is unchanged.`,
+      recoveryHint:
+        operation === "halt"
+          ? "The agent is NOT halted. Restore the database connection and call halt() again, or stop the agent by other means."
+          : "The agent is still halted. Restore the database connection and call resume() again.",
+      cause,
+    });
+    this.name = "HaltNotPersistedError";
+    this.agentId = agentId;
+    this.operation = operation;
+  }
+}
+
+/**
+ * The halt state was never loaded from the database and cannot be read now, so an
+ * enforcement check refused the call rather than let a possibly halted agent through.
+ */
+export class HaltStateUnavailableError extends GovernanceError {
+  readonly agentId: string;
+  /** The enforcement path that refused the call. */
+  readonly path: string;
+
+  constructor(agentId: string, path: string, cause: unknown) {
+    super({
+      code: PRESENCE_ERROR_CODES.HALT_STATE_UNAVAILABLE,
+      message: `Whether agent "${agentId}" is halted is unknown: the halt state was never loaded and the database cannot be reached (${describe(cause)}). The call was refused in ${path}.`,
+      recoveryHint:
+        "Restore the database connection; enforcement resumes as soon as the halt state has been read once.",
+      cause,
+    });
+    this.name = "HaltStateUnavailableError";
+    this.agentId = agentId;
+    this.path = path;
+  }
+}
+
+/** An error's name and message (never a connection string: core's store errors redact them). */
+export function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

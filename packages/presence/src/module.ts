@@ -1,0 +1,668 @@
+import {
+  AgentHaltedError,
+  type AuditSink,
+  type Clock,
+  defineModule,
+  type HaltCheckContext,
+  type HaltGuard,
+  type Logger,
+  type MigrationSource,
+  type ModuleContext,
+  noopAuditSink,
+  type Store,
+  sql,
+} from "@gov/core";
+import {
+  CloseHaltedAgentError,
+  describe,
+  HaltNotPersistedError,
+  HaltStateUnavailableError,
+} from "./errors";
+import {
+  encodeChange,
+  HALT_CHANNEL,
+  HaltCache,
+  type HaltChange,
+  type HaltState,
+} from "./halt-cache";
+import {
+  type AgentStatus,
+  checkOptionsSchema,
+  haltOptionsSchema,
+  heartbeatOptionsSchema,
+  type PresenceMetadata,
+  type PresenceOptions,
+  presenceOptionsSchema,
+  type ResolvedPresenceOptions,
+  resumeOptionsSchema,
+  validate,
+  validateAgentId,
+  validateTimeout,
+} from "./models";
+
+/** The presence module's migrations: schema `gov_presence`. */
+export const presenceMigrations: MigrationSource = {
+  name: "presence",
+  migrationsFolder: new URL("../drizzle", import.meta.url),
+};
+
+/** An agent as {@link PresenceModule.listAgents} reports it. */
+export interface AgentPresence {
+  agentId: string;
+  /** Live, Idle or Unresponsive (see {@link PresenceOptions}). */
+  status: AgentStatus;
+  /** The last heartbeat (or markIdle); null for an agent halted before it was ever seen. */
+  lastSeen: Date | null;
+  /** When the agent was first seen (or first halted). */
+  firstSeen: Date;
+  /** The human operator the agent is bound to, if a heartbeat named one. */
+  operatorId: string | null;
+  /** The metadata of the last heartbeat that carried some. */
+  metadata: PresenceMetadata | null;
+  /** True while an operator's halt is in force. */
+  halted: boolean;
+  /** The halt in force, or null. */
+  halt: HaltState | null;
+}
+
+/** Options of {@link PresenceModule.heartbeat}. */
+export interface HeartbeatOptions {
+  /** Arbitrary JSON about the agent (≤ 64 KiB as JSON); kept until a heartbeat sends new metadata. */
+  metadata?: PresenceMetadata | null;
+  /** The human operator the agent is bound to (≤ 256 characters); kept until a heartbeat names another. */
+  operatorId?: string | null;
+}
+
+/** Options of {@link PresenceModule.halt}. */
+export interface HaltOptions {
+  /** The operator who halts the agent (≤ 256 characters). */
+  haltedBy: string;
+  /** Why (≤ 1000 characters). */
+  reason: string;
+}
+
+/** Options of {@link PresenceModule.resume}. */
+export interface ResumeOptions {
+  /** The operator who lifts the halt (≤ 256 characters). */
+  resumedBy: string;
+  /** Why (≤ 1000 characters). */
+  reason: string;
+}
+
+/** What {@link PresenceModule.halt} did. */
+export interface HaltResult {
+  /** False when the agent was already halted: the earlier halt stays, unchanged. */
+  changed: boolean;
+  /** The halt in force. */
+  halt: HaltState;
+}
+
+/** What {@link PresenceModule.resume} did. */
+export interface ResumeResult {
+  /** False when the agent was not halted: nothing was written. */
+  changed: boolean;
+  /** The halt that was lifted, or null. */
+  liftedHalt: HaltState | null;
+}
+
+const STATUS_OF: Record<string, AgentStatus> = {
+  live: "Live",
+  idle: "Idle",
+  unresponsive: "Unresponsive",
+};
+
+/** Agent ids and paths already validated: the halt checks skip re-validating them. */
+const MAX_KNOWN = 10_000;
+
+/**
+ * Heartbeats, agent status and the operator's halt.
+ *
+ * Heartbeats (`heartbeat`, `markIdle`, `closeAgent`, `checkStale`) are observation
+ * surfaces: a database failure is logged and reported in the return value, never thrown.
+ * The halt is an enforcement surface: `halt()` throws when it cannot be persisted, and
+ * `assertNotHalted()` (the `HaltGuard` that scope, cost, gates and the wrappers call)
+ * refuses a halted agent with `AgentHaltedError`, and fails closed while the halt state has
+ * never been read. Both halt checks read an in-process cache that a Postgres NOTIFY
+ * updates in every process as soon as a halt commits, with a TTL reload as the fallback.
+ *
+ * @example
+ * ```ts
+ * await sdk.presence.heartbeat("billing-agent", { operatorId: "alice@company.com" });
+ * await sdk.presence.halt("billing-agent", { haltedBy: "alice@company.com", reason: "refund loop" });
+ * await sdk.presence.assertNotHalted("billing-agent", { path: "my.tool" }); // throws AgentHaltedError
+ * ```
+ */
+export class PresenceModule implements HaltGuard {
+  readonly #store: Store;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #audit: AuditSink;
+  readonly #options: ResolvedPresenceOptions;
+  readonly #cache: HaltCache;
+  readonly #knownIds = new Set<string>();
+  readonly #knownPaths = new Set<string>();
+  #started: Promise<void> | null = null;
+  #closed = false;
+
+  /**
+   * @param context the store, clock and logger, and the audit sink halts are recorded in
+   *   (no-op when absent).
+   * @param options see {@link PresenceOptions}.
+   * @throws {InvalidPresenceInputError} for a bad option; nothing is started then.
+   */
+  constructor(
+    context: Pick<ModuleContext, "store" | "clock" | "logger"> & { audit?: AuditSink },
+    options: PresenceOptions = {},
+  ) {
+    this.#options = validate(presenceOptionsSchema, options ?? {}, "options");
+    this.#store = context.store;
+    this.#clock = context.clock;
+    this.#logger = context.logger;
+    this.#audit = context.audit ?? noopAuditSink;
+    this.#cache = new HaltCache(context.store, context.logger, this.#options.haltCacheTtlMs);
+  }
+
+  /**
+   * Listen for halt notifications and load the halt state (idempotent). Never throws: when
+   * the database cannot be read it warns, and retries every TTL. Called by the module
+   * definition; the halt checks call it themselves on first use.
+   */
+  start(): Promise<void> {
+    this.#started ??= this.#cache.start();
+    return this.#started;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Heartbeats (observation)
+
+  /**
+   * Mark an agent Live: records the heartbeat's time (and metadata and operator, when
+   * given). Call it periodically, e.g. every 30 s. Never touches a halt.
+   *
+   * @returns true when recorded; false when the database could not take it (logged).
+   * @throws {InvalidPresenceInputError} for bad input; nothing is written then.
+   * @example
+   * ```ts
+   * await presence.heartbeat("billing-agent", { operatorId: "alice@company.com", metadata: { version: "1.2.0" } });
+   * ```
+   */
+  async heartbeat(agentId: string, options: HeartbeatOptions = {}): Promise<boolean> {
+    const id = validateAgentId(agentId);
+    const { metadata, operatorId } = validate(heartbeatOptionsSchema, options ?? {}, "options");
+    return this.#touch(id, "live", metadata ?? null, operatorId ?? null);
+  }
+
+  /**
+   * Mark an agent Idle: running, waiting for work. Counts as a sign of life.
+   * @returns true when recorded; false when the database could not take it (logged).
+   * @throws {InvalidPresenceInputError} for a bad id.
+   */
+  async markIdle(agentId: string): Promise<boolean> {
+    return this.#touch(validateAgentId(agentId), "idle", null, null);
+  }
+
+  async #touch(
+    agentId: string,
+    status: "live" | "idle",
+    metadata: PresenceMetadata | null,
+    operatorId: string | null,
+  ): Promise<boolean> {
+    const now = this.#clock.now().toISOString();
+    const json = metadata === null ? null : JSON.stringify(metadata);
+    try {
+      // The halt columns are deliberately absent: an upsert can never clear a halt.
+      await this.#store.query(sql`
+        insert into gov_presence.agents (agent_id, status, last_seen, first_seen, operator_id, metadata)
+        values (${agentId}, ${status}, ${now}::timestamptz, ${now}::timestamptz, ${operatorId}, ${json}::jsonb)
+        on conflict (agent_id) do update set
+          status = excluded.status,
+          last_seen = excluded.last_seen,
+          operator_id = coalesce(excluded.operator_id, gov_presence.agents.operator_id),
+          metadata = coalesce(excluded.metadata, gov_presence.agents.metadata)`);
+      return true;
+    } catch (error) {
+      this.#logger.warn(
+        `A ${status === "live" ? "heartbeat" : "markIdle"} could not be recorded; the agent's presence is stale until the database is back.`,
+        { agentId, error: describe(error) },
+      );
+      return false;
+    }
+  }
+
+  /**
+   * Remove an agent from the presence table (graceful shutdown); it no longer appears in
+   * {@link listAgents}. A halted agent is never removed: removing it would lift the halt.
+   *
+   * @returns true when a row was removed; false when there was none, or the database could
+   *   not be reached (logged).
+   * @throws {CloseHaltedAgentError} when the agent is halted.
+   * @throws {InvalidPresenceInputError} for a bad id.
+   */
+  async closeAgent(agentId: string): Promise<boolean> {
+    const id = validateAgentId(agentId);
+    let halted: boolean;
+    try {
+      const removed = await this.#store.query<{ agent_id: string }>(
+        sql`delete from gov_presence.agents where agent_id = ${id} and halted_at is null returning agent_id`,
+      );
+      if (removed.length > 0) return true;
+      const rows = await this.#store.query<{ halted: boolean }>(
+        sql`select halted_at is not null as halted from gov_presence.agents where agent_id = ${id}`,
+      );
+      halted = rows[0]?.halted === true;
+    } catch (error) {
+      this.#logger.warn("closeAgent could not reach the database; the agent was not removed.", {
+        agentId: id,
+        error: describe(error),
+      });
+      return false;
+    }
+    if (halted) throw new CloseHaltedAgentError(id);
+    return false;
+  }
+
+  /**
+   * Every agent with its status and halt state, ordered by id. Status: Unresponsive when
+   * `checkStale` marked it, when it was never seen, or when its last heartbeat is older
+   * than `unresponsiveAfterSeconds`; otherwise Idle when marked idle or its last heartbeat
+   * is older than `liveWithinSeconds`; otherwise Live.
+   *
+   * @throws {StoreError} when the database cannot be read (an empty list would be a lie).
+   */
+  async listAgents(): Promise<AgentPresence[]> {
+    const rows = await this.#store.query<{
+      agent_id: string;
+      status: string;
+      last_seen: string | null;
+      first_seen: string;
+      operator_id: string | null;
+      metadata: unknown;
+      halted_at: string | null;
+      halted_by: string | null;
+      halt_reason: string | null;
+    }>(sql`
+      select agent_id, status, operator_id, metadata, halted_by, halt_reason,
+        to_char(last_seen at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as last_seen,
+        to_char(first_seen at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as first_seen,
+        to_char(halted_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as halted_at
+      from gov_presence.agents order by agent_id`);
+    const now = this.#clock.nowMs();
+    return rows.map((row) => {
+      const lastSeen = row.last_seen === null ? null : new Date(row.last_seen);
+      const halt: HaltState | null =
+        row.halted_at !== null && row.halted_by !== null && row.halt_reason !== null
+          ? {
+              agentId: row.agent_id,
+              haltedBy: row.halted_by,
+              haltedAt: new Date(row.halted_at),
+              reason: row.halt_reason,
+            }
+          : null;
+      return {
+        agentId: row.agent_id,
+        status: this.#statusOf(row.status, lastSeen, now),
+        lastSeen,
+        firstSeen: new Date(row.first_seen),
+        operatorId: row.operator_id,
+        metadata: parseMetadata(row.metadata),
+        halted: halt !== null,
+        halt,
+      };
+    });
+  }
+
+  #statusOf(stored: string, lastSeen: Date | null, now: number): AgentStatus {
+    if (stored === "unresponsive" || lastSeen === null) return "Unresponsive";
+    const ageMs = now - lastSeen.getTime();
+    if (ageMs > this.#options.unresponsiveAfterSeconds * 1_000) return "Unresponsive";
+    if (stored === "idle" || ageMs > this.#options.liveWithinSeconds * 1_000) return "Idle";
+    return STATUS_OF[stored] ?? "Unresponsive";
+  }
+
+  /**
+   * Mark agents Unresponsive whose last heartbeat is older than `timeoutSeconds`. Call it
+   * periodically from a health check or a cron job.
+   *
+   * @returns the ids newly marked, sorted; empty when the database could not be reached
+   *   (logged).
+   * @throws {InvalidPresenceInputError} for a timeout that is not 1 s to 30 days.
+   */
+  async checkStale(timeoutSeconds = 300): Promise<string[]> {
+    const timeout = validateTimeout(timeoutSeconds);
+    const cutoff = new Date(this.#clock.nowMs() - timeout * 1_000).toISOString();
+    try {
+      const rows = await this.#store.query<{ agent_id: string }>(sql`
+        update gov_presence.agents set status = 'unresponsive'
+        where status <> 'unresponsive' and (last_seen is null or last_seen < ${cutoff}::timestamptz)
+        returning agent_id`);
+      return rows.map((row) => row.agent_id).sort();
+    } catch (error) {
+      this.#logger.warn("checkStale could not reach the database; no agent was marked.", {
+        error: describe(error),
+      });
+      return [];
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Halt (enforcement)
+
+  /**
+   * Halt an agent: every enforcement check refuses it with `AgentHaltedError` from now on,
+   * in every process (within milliseconds, by NOTIFY; within the cache TTL at worst), until
+   * {@link resume}. Works for an agent never seen before. Idempotent: halting a halted
+   * agent keeps the first halt and writes nothing. Recorded as `agent.halted`.
+   *
+   * @throws {HaltNotPersistedError} when the halt could not be written: the agent is NOT halted.
+   * @throws {InvalidPresenceInputError} for bad input; nothing is written then.
+   * @example
+   * ```ts
+   * await presence.halt("billing-agent", { haltedBy: "alice@company.com", reason: "refund loop" });
+   * ```
+   */
+  async halt(agentId: string, options: HaltOptions): Promise<HaltResult> {
+    const id = validateAgentId(agentId);
+    const { haltedBy, reason } = validate(haltOptionsSchema, options, "options");
+    const now = this.#clock.now().toISOString();
+    let result: { changed: boolean; change: HaltChange };
+    try {
+      result = await this.#store.transaction(async (tx) => {
+        const inserted = await tx.execute<HaltRow>(sql`
+          insert into gov_presence.agents (agent_id, status, last_seen, first_seen, halted_at, halted_by, halt_reason, halt_version)
+          values (${id}, 'unresponsive', null, ${now}::timestamptz, ${now}::timestamptz, ${haltedBy}, ${reason}, nextval('gov_presence.halt_version'))
+          on conflict (agent_id) do update set
+            halted_at = excluded.halted_at,
+            halted_by = excluded.halted_by,
+            halt_reason = excluded.halt_reason,
+            halt_version = excluded.halt_version
+          where gov_presence.agents.halted_at is null
+          returning ${HALT_COLUMNS}`);
+        const row = inserted.rows[0];
+        if (row) {
+          const change = changeOf(id, row);
+          await tx.execute(sql`select pg_notify(${HALT_CHANNEL}, ${encodeChange(change)})`);
+          return { changed: true, change };
+        }
+        // Already halted: the conflicting row is locked by the upsert, so this reads the
+        // halt in force, not a resume racing with us.
+        const existing = await tx.execute<HaltRow>(
+          sql`select ${HALT_COLUMNS} from gov_presence.agents where agent_id = ${id}`,
+        );
+        const current = existing.rows[0];
+        if (!current) throw new Error("the halted row vanished inside its own transaction");
+        return { changed: false, change: changeOf(id, current) };
+      });
+    } catch (error) {
+      this.#logger.error("A halt could not be written; the agent is NOT halted.", {
+        agentId: id,
+        haltedBy,
+        error: describe(error),
+      });
+      throw new HaltNotPersistedError(id, "halt", error);
+    }
+    this.#cache.apply(result.change);
+    const halt = result.change.halt as HaltState;
+    if (result.changed) {
+      await this.#record(id, "agent.halted", {
+        haltedBy: halt.haltedBy,
+        reason: halt.reason,
+        haltedAt: halt.haltedAt.toISOString(),
+      });
+    }
+    return { changed: result.changed, halt };
+  }
+
+  /**
+   * Lift an agent's halt. Idempotent: resuming an agent that is not halted writes nothing.
+   * Recorded as `agent.resumed`, with the halt that was lifted.
+   *
+   * @throws {HaltNotPersistedError} when the resume could not be written: the agent is still halted.
+   * @throws {InvalidPresenceInputError} for bad input; nothing is written then.
+   */
+  async resume(agentId: string, options: ResumeOptions): Promise<ResumeResult> {
+    const id = validateAgentId(agentId);
+    const { resumedBy, reason } = validate(resumeOptionsSchema, options, "options");
+    const now = this.#clock.now().toISOString();
+    let result: { lifted: HaltState | null; change: HaltChange | null };
+    try {
+      result = await this.#store.transaction(async (tx) => {
+        const before = await tx.execute<HaltRow>(
+          sql`select ${HALT_COLUMNS} from gov_presence.agents where agent_id = ${id} and halted_at is not null for update`,
+        );
+        const row = before.rows[0];
+        if (!row) return { lifted: null, change: null };
+        const updated = await tx.execute<{ halt_version: string | number }>(sql`
+          update gov_presence.agents set
+            halted_at = null, halted_by = null, halt_reason = null,
+            halt_version = nextval('gov_presence.halt_version'),
+            resumed_at = ${now}::timestamptz, resumed_by = ${resumedBy}, resume_reason = ${reason}
+          where agent_id = ${id}
+          returning halt_version`);
+        const change: HaltChange = {
+          agentId: id,
+          version: Number(updated.rows[0]?.halt_version),
+          halt: null,
+        };
+        await tx.execute(sql`select pg_notify(${HALT_CHANNEL}, ${encodeChange(change)})`);
+        return { lifted: changeOf(id, row).halt, change };
+      });
+    } catch (error) {
+      this.#logger.error("A resume could not be written; the agent is still halted.", {
+        agentId: id,
+        resumedBy,
+        error: describe(error),
+      });
+      throw new HaltNotPersistedError(id, "resume", error);
+    }
+    if (!result.change || !result.lifted) return { changed: false, liftedHalt: null };
+    this.#cache.apply(result.change);
+    await this.#record(id, "agent.resumed", {
+      resumedBy,
+      reason,
+      resumedAt: now,
+      haltedBy: result.lifted.haltedBy,
+      haltReason: result.lifted.reason,
+      haltedAt: result.lifted.haltedAt.toISOString(),
+    });
+    return { changed: true, liftedHalt: result.lifted };
+  }
+
+  /**
+   * Whether an operator has halted the agent, from the in-process cache: one map lookup.
+   * Observation only — it never throws for a database failure (the cache keeps the last
+   * known state and a warning is logged); use {@link assertNotHalted} to enforce. Before the
+   * halt state was ever loaded it answers false.
+   *
+   * @throws {InvalidPresenceInputError} only for a bad id (a caller's bug).
+   * @example
+   * ```ts
+   * if (presence.isHalted("billing-agent")) await flushPartialResults();
+   * ```
+   */
+  isHalted(agentId: string): boolean {
+    return this.haltOf(agentId) !== null;
+  }
+
+  /**
+   * The halt in force for the agent, from the cache (like {@link isHalted}), or null.
+   * @throws {InvalidPresenceInputError} only for a bad id.
+   */
+  haltOf(agentId: string): HaltState | null {
+    const id = this.#checkedId(agentId);
+    if (!this.#started) void this.start();
+    return this.#cache.get(id);
+  }
+
+  /**
+   * Refuse a halted agent: the check every enforcement path makes first. Reads the cache
+   * (no database round trip); before the halt state was ever loaded it loads it, and when
+   * that fails it refuses the call (fails closed). Each refusal is recorded as
+   * `agent.halt_enforced` with the path.
+   *
+   * @throws {AgentHaltedError} with `haltedBy`, `haltedAt`, `reason` and `path`.
+   * @throws {HaltStateUnavailableError} when the halt state was never loaded and cannot be read.
+   * @throws {InvalidPresenceInputError} for bad input.
+   * @example
+   * ```ts
+   * await presence.assertNotHalted("billing-agent", { path: "billing.refund" });
+   * ```
+   */
+  async assertNotHalted(agentId: string, options: HaltCheckContext): Promise<void> {
+    const id = this.#checkedId(agentId);
+    const path = this.#checkedPath(options);
+    if (!this.#started) void this.start();
+    let halt = this.#cache.get(id);
+    if (!halt && !this.#cache.loaded) {
+      // Never loaded: read it now. A reload already in flight may have started before the
+      // database came back, so a failed one is followed by one of our own.
+      await this.#cache.reload().catch(() => undefined);
+      if (!this.#cache.loaded) {
+        try {
+          await this.#cache.reload();
+        } catch (error) {
+          // A notification or this process's own halt may still have told us.
+          if (!this.#cache.peek(id)) throw new HaltStateUnavailableError(id, path, error);
+        }
+      }
+      halt = this.#cache.peek(id);
+    }
+    if (!halt) return;
+    await this.#record(id, "agent.halt_enforced", {
+      path,
+      haltedBy: halt.haltedBy,
+      reason: halt.reason,
+      haltedAt: halt.haltedAt.toISOString(),
+    });
+    throw new AgentHaltedError({
+      agentId: id,
+      haltedBy: halt.haltedBy,
+      haltedAt: halt.haltedAt,
+      reason: halt.reason,
+      path,
+    });
+  }
+
+  /** Core's `HaltGuard`: the same as {@link assertNotHalted}. */
+  assertAlive(agentId: string, context: HaltCheckContext): Promise<void> {
+    return this.assertNotHalted(agentId, context);
+  }
+
+  /**
+   * Reload the halted-agent cache from the database now, bypassing the TTL (tests, and
+   * push paths of your own). Rarely needed: NOTIFY keeps the cache current.
+   * @throws {StoreError} when the database cannot be read; the cache keeps its last state.
+   */
+  async forceRefreshHaltedCache(): Promise<void> {
+    if (!this.#started) void this.start();
+    await this.#cache.reload();
+  }
+
+  /** Every agent halted now, from the cache. */
+  haltedAgents(): HaltState[] {
+    return this.#cache.halted();
+  }
+
+  /** Stop listening and reloading. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#started;
+    await this.#cache.close();
+  }
+
+  /** Async disposal: `await using presence = new PresenceModule(…)`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #checkedId(agentId: unknown): string {
+    if (typeof agentId === "string" && this.#knownIds.has(agentId)) return agentId;
+    const id = validateAgentId(agentId);
+    if (this.#knownIds.size >= MAX_KNOWN) this.#knownIds.clear();
+    this.#knownIds.add(id);
+    return id;
+  }
+
+  #checkedPath(options: unknown): string {
+    const path = (options as { path?: unknown } | null | undefined)?.path;
+    if (
+      typeof path === "string" &&
+      this.#knownPaths.has(path) &&
+      Object.keys(options as object).length === 1
+    )
+      return path;
+    const checked = validate(checkOptionsSchema, options, "options").path;
+    if (this.#knownPaths.size >= MAX_KNOWN) this.#knownPaths.clear();
+    this.#knownPaths.add(checked);
+    return checked;
+  }
+
+  async #record(agentId: string, kind: string, metadata: Record<string, unknown>): Promise<void> {
+    try {
+      const receipt = await this.#audit.log({ agentId, kind, metadata });
+      if (receipt.isPlaceholder && this.#audit !== noopAuditSink) {
+        this.#logger.warn(`The ${kind} event could not be kept in the audit chain.`, { agentId });
+      }
+    } catch (error) {
+      this.#logger.error(`The ${kind} event was refused by the audit sink.`, {
+        agentId,
+        error: describe(error),
+      });
+    }
+  }
+}
+
+interface HaltRow extends Record<string, unknown> {
+  halted_at: string | null;
+  halted_by: string | null;
+  halt_reason: string | null;
+  halt_version: string | number;
+}
+
+const HALT_COLUMNS = sql.raw(
+  `to_char(halted_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as halted_at, halted_by, halt_reason, halt_version`,
+);
+
+function changeOf(agentId: string, row: HaltRow): HaltChange {
+  return {
+    agentId,
+    version: Number(row.halt_version),
+    halt:
+      row.halted_at !== null && row.halted_by !== null && row.halt_reason !== null
+        ? {
+            agentId,
+            haltedBy: row.halted_by,
+            haltedAt: new Date(row.halted_at),
+            reason: row.halt_reason,
+          }
+        : null,
+  };
+}
+
+function parseMetadata(value: unknown): PresenceMetadata | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === "string") {
+    try {
+      return JSON.parse(value) as PresenceMetadata;
+    } catch {
+      return null;
+    }
+  }
+  return value as PresenceMetadata;
+}
+
+/**
+ * The presence module's definition, for `@gov/sdk` and for composing it by hand. It
+ * provides the `halt` port: every enforcement module composed after it refuses halted agents.
+ */
+export const presenceModule = defineModule({
+  name: "presence",
+  migrations: presenceMigrations,
+  create: async (context: ModuleContext, options: PresenceOptions | undefined) => {
+    const presence = new PresenceModule(context, options ?? {});
+    await presence.start();
+    return presence;
+  },
+  provides: (presence: PresenceModule) => ({ halt: presence }),
+  close: (presence: PresenceModule) => presence.close(),
+});

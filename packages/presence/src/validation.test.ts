@@ -1,0 +1,210 @@
+import { GovernanceError, ManualClock, silentLogger, sql } from "@gov/core";
+import { type TestEngine, testEngines } from "@gov/core/testing";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type PresenceHarness, presenceHarness, thrown } from "./__fixtures__";
+import { InvalidPresenceInputError, PRESENCE_ERROR_CODES } from "./errors";
+import { PRESENCE_LIMITS } from "./models";
+import { PresenceModule } from "./module";
+
+const long = (length: number) => "x".repeat(length);
+
+async function invalid(run: () => unknown): Promise<InvalidPresenceInputError> {
+  const error = await thrown(run);
+  if (!(error instanceof InvalidPresenceInputError)) throw error;
+  expect(error.code).toBe(PRESENCE_ERROR_CODES.PRESENCE_INPUT_INVALID);
+  expect(GovernanceError.isInstance(error)).toBe(true);
+  expect(error.recoveryHint.length).toBeGreaterThan(0);
+  return error;
+}
+
+describe("options of the module", () => {
+  const context = { store: {} as never, clock: new ManualClock(), logger: silentLogger };
+
+  it.each([
+    [{ haltCacheTtlMs: 0 }, "options.haltCacheTtlMs"],
+    [{ haltCacheTtlMs: 1.5 }, "options.haltCacheTtlMs"],
+    [{ haltCacheTtlMs: "5000" }, "options.haltCacheTtlMs"],
+    [{ haltCacheTtlMs: 3_600_001 }, "options.haltCacheTtlMs"],
+    [{ liveWithinSeconds: -1 }, "options.liveWithinSeconds"],
+    [{ unresponsiveAfterSeconds: Number.NaN }, "options.unresponsiveAfterSeconds"],
+    [{ liveWithinSeconds: 300, unresponsiveAfterSeconds: 300 }, "options.unresponsiveAfterSeconds"],
+    [{ haltCacheTTL: 5000 }, "options"],
+    ["fast", "options"],
+  ])("refuses %j, naming %s", async (options, field) => {
+    const error = await invalid(() => new PresenceModule(context, options as never));
+    expect(error.field).toBe(field);
+  });
+
+  it("names the limit that was exceeded", async () => {
+    const error = await invalid(() => new PresenceModule(context, { haltCacheTtlMs: 4_000_000 }));
+    expect(error.limit).toBe(3_600_000);
+    expect(error.message).toContain("from 100 to 3600000");
+  });
+
+  it("accepts the defaults and null for an option", () => {
+    expect(() => new PresenceModule(context)).not.toThrow();
+    expect(() => new PresenceModule(context, { haltCacheTtlMs: null } as never)).not.toThrow();
+  });
+});
+
+describe.each(testEngines())("bad input changes nothing on $name", (engine: TestEngine) => {
+  let h: PresenceHarness;
+
+  beforeEach(async () => {
+    if (engine.available) {
+      h = await presenceHarness(engine);
+      await h.presence.heartbeat("a", { metadata: { keep: true }, operatorId: "alice" });
+    }
+  });
+
+  afterEach(async () => {
+    await h?.close();
+  });
+
+  const badIds: [unknown, string | RegExp][] = [
+    ["", /empty/],
+    ["   ", /empty/],
+    [long(PRESENCE_LIMITS.id + 1), /257 characters long; the limit is 256/],
+    [42, /must be a string, got number/],
+    [null, /got null/],
+    [undefined, /got undefined/],
+    ["bad\u0000id", /control/],
+    ["rtl\u202eoverride", /control/],
+    ["half\ud800", /well-formed/],
+  ];
+
+  const snapshot = () => h.store.query(sql`select * from gov_presence.agents order by agent_id`);
+
+  it.skipIf(!engine.available)("every method refuses a bad agent id", async () => {
+    const before = await snapshot();
+    const calls: ((id: unknown) => unknown)[] = [
+      (id) => h.presence.heartbeat(id as string),
+      (id) => h.presence.markIdle(id as string),
+      (id) => h.presence.closeAgent(id as string),
+      (id) => h.presence.halt(id as string, { haltedBy: "alice", reason: "r" }),
+      (id) => h.presence.resume(id as string, { resumedBy: "alice", reason: "r" }),
+      (id) => h.presence.isHalted(id as string),
+      (id) => h.presence.haltOf(id as string),
+      (id) => h.presence.assertNotHalted(id as string, { path: "scope.check" }),
+      (id) => h.presence.assertAlive(id as string, { path: "scope.check" }),
+    ];
+    for (const call of calls) {
+      for (const [id, problem] of badIds) {
+        const error = await invalid(() => call(id));
+        expect(error.field).toBe("agentId");
+        expect(error.message).toMatch(problem);
+      }
+    }
+    expect(await snapshot()).toEqual(before);
+    expect(h.audit.events).toEqual([]);
+  });
+
+  it.skipIf(!engine.available)("an id of exactly 256 characters is accepted", async () => {
+    expect(await h.presence.heartbeat(long(256))).toBe(true);
+    await h.presence.halt(long(256), { haltedBy: long(256), reason: long(1000) });
+    expect(h.presence.isHalted(long(256))).toBe(true);
+  });
+
+  it.skipIf(!engine.available)("heartbeat refuses bad metadata and operator ids", async () => {
+    const before = await snapshot();
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    const cases: [unknown, string, RegExp][] = [
+      [{ metadata: [1, 2] }, "options.metadata", /plain object/],
+      [{ metadata: "text" }, "options.metadata", /plain object/],
+      [{ metadata: new Map() }, "options.metadata", /plain object/],
+      [
+        { metadata: { big: long(PRESENCE_LIMITS.metadataBytes) } },
+        "options.metadata",
+        /the limit is 65536/,
+      ],
+      [{ metadata: { fn: () => 1 } }, "options.metadata", /metadata/],
+      [{ metadata: cyclic }, "options.metadata", /./],
+      [{ metadata: { n: Number.NaN } }, "options.metadata", /./],
+      [{ operatorId: "" }, "options.operatorId", /empty/],
+      [{ operatorId: long(257) }, "options.operatorId", /limit is 256/],
+      [{ operatorId: 7 }, "options.operatorId", /string/],
+      [{ operator: "alice" }, "options", /unknown option/],
+      ["alice", "options", /object/],
+    ];
+    for (const [options, field, problem] of cases) {
+      const error = await invalid(() => h.presence.heartbeat("a", options as never));
+      expect(error.field).toBe(field);
+      expect(error.message).toMatch(problem);
+    }
+    const big = await invalid(() =>
+      h.presence.heartbeat("a", { metadata: { big: long(PRESENCE_LIMITS.metadataBytes) } }),
+    );
+    expect(big.limit).toBe(PRESENCE_LIMITS.metadataBytes);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it.skipIf(!engine.available)("halt and resume refuse bad operators and reasons", async () => {
+    const before = await snapshot();
+    const cases: [unknown, string, RegExp][] = [
+      [undefined, "options", /object/],
+      [{ reason: "r" }, "options.haltedBy", /got undefined/],
+      [{ haltedBy: "alice" }, "options.reason", /got undefined/],
+      [{ haltedBy: "", reason: "r" }, "options.haltedBy", /empty/],
+      [{ haltedBy: long(257), reason: "r" }, "options.haltedBy", /limit is 256/],
+      [
+        { haltedBy: "alice", reason: long(1001) },
+        "options.reason",
+        /1001 characters long; the limit is 1000/,
+      ],
+      [{ haltedBy: "alice", reason: "bell\u0007" }, "options.reason", /control/],
+      [{ haltedBy: "alice", reason: "r", force: true }, "options", /unknown option/],
+    ];
+    for (const [options, field, problem] of cases) {
+      const error = await invalid(() => h.presence.halt("a", options as never));
+      expect(error.field).toBe(field);
+      expect(error.message).toMatch(problem);
+    }
+    const reasonLimit = await invalid(() =>
+      h.presence.halt("a", { haltedBy: "alice", reason: long(1001) }),
+    );
+    expect(reasonLimit.limit).toBe(1000);
+    // Line breaks are fine in a reason.
+    await h.presence.halt("multi", { haltedBy: "alice", reason: "line one\nline two\ttab" });
+    await h.presence.resume("multi", { resumedBy: "alice", reason: "ok" });
+    const after = await snapshot();
+    expect(after.filter((row) => row.agent_id !== "multi")).toEqual(before);
+
+    await h.presence.halt("a", { haltedBy: "alice", reason: "r" });
+    const haltedState = await snapshot();
+    for (const [options, field] of [
+      [undefined, "options"],
+      [{ reason: "r" }, "options.resumedBy"],
+      [{ resumedBy: "bob", reason: "" }, "options.reason"],
+      [{ resumedBy: "bob", reason: long(1001) }, "options.reason"],
+      [{ haltedBy: "bob", reason: "r" }, "options"],
+    ] as const) {
+      const error = await invalid(() => h.presence.resume("a", options as never));
+      expect(error.field).toBe(field);
+    }
+    expect(await snapshot()).toEqual(haltedState);
+    expect(h.presence.isHalted("a")).toBe(true);
+  });
+
+  it.skipIf(!engine.available)("halt checks refuse a bad path", async () => {
+    for (const [options, field] of [
+      [undefined, "options"],
+      [{}, "options.path"],
+      [{ path: "" }, "options.path"],
+      [{ path: long(129) }, "options.path"],
+      [{ path: "scope.check", extra: 1 }, "options"],
+    ] as const) {
+      const error = await invalid(() => h.presence.assertNotHalted("a", options as never));
+      expect(error.field).toBe(field);
+    }
+  });
+
+  it.skipIf(!engine.available)("checkStale refuses a bad timeout", async () => {
+    const before = await snapshot();
+    for (const timeout of [0, -5, 1.5, Number.NaN, "300", PRESENCE_LIMITS.timeoutSeconds + 1]) {
+      const error = await invalid(() => h.presence.checkStale(timeout as never));
+      expect(error.field).toBe("timeoutSeconds");
+    }
+    expect(await snapshot()).toEqual(before);
+  });
+});

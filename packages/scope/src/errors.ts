@@ -1,0 +1,156 @@
+import { GovernanceError } from "@gov/core";
+
+/** The stable error codes of `@gov/scope`. A code never changes meaning once released. */
+export const SCOPE_ERROR_CODES = {
+  /** The agent called a tool or API its policy does not allow (or hides). */
+  SCOPE_VIOLATION: "SCOPE_VIOLATION",
+  /** The agent has no registered policy: every check is denied (default deny). */
+  POLICY_NOT_REGISTERED: "POLICY_NOT_REGISTERED",
+  /** A `ScopePolicy` was refused at construction; nothing was registered. */
+  SCOPE_POLICY_INVALID: "SCOPE_POLICY_INVALID",
+} as const;
+
+/** One of {@link SCOPE_ERROR_CODES}. */
+export type ScopeErrorCode = (typeof SCOPE_ERROR_CODES)[keyof typeof SCOPE_ERROR_CODES];
+
+/** Why a check was denied, as written to the audit chain (`metadata.reason`). */
+export type ScopeDenialReason =
+  /** The tool or API is not in the policy's allow-list. */
+  | "not_allowed"
+  /** The tool is one of the policy's `hiddenTools`. */
+  | "hidden"
+  /** No policy is registered for the agent. */
+  | "no_policy";
+
+/** How many allowed names a {@link ScopeViolation} message lists before "and N more". */
+export const LISTED_NAMES = 10;
+
+/** `a, b, c` — the first {@link LISTED_NAMES}, then "and N more"; `(none)` when empty. */
+export function listNames(names: readonly string[]): string {
+  if (names.length === 0) return "(none)";
+  const shown = names
+    .slice(0, LISTED_NAMES)
+    .map((name) => JSON.stringify(name))
+    .join(", ");
+  const rest = names.length - LISTED_NAMES;
+  return rest > 0 ? `${shown} and ${rest} more` : shown;
+}
+
+/** What a {@link ScopeViolation} is about. */
+export interface ScopeViolationDetails {
+  agentId: string;
+  /** The tool that was refused, or null for an API call. */
+  tool: string | null;
+  /** The API call (`"METHOD URL"`) that was refused, or null for a tool. */
+  api: string | null;
+  reason: Exclude<ScopeDenialReason, "no_policy">;
+  /** The names the policy allows for this kind of call (tools, or API entries). */
+  allowed: readonly string[];
+  /** An extra sentence for the message, e.g. a case-only near miss. */
+  note?: string;
+}
+
+/**
+ * The agent's policy does not allow this tool or API call (or the tool is hidden from the
+ * agent). The denial was written to the audit chain as `scope.violation` before this was
+ * thrown. The message lists what the policy does allow.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await sdk.scope.check("billing-agent", { tool: "delete_user" });
+ * } catch (error) {
+ *   if (ScopeViolation.isInstance(error)) return `refused: ${error.message}`;
+ *   throw error;
+ * }
+ * ```
+ */
+export class ScopeViolation extends GovernanceError {
+  readonly agentId: string;
+  readonly tool: string | null;
+  readonly api: string | null;
+  readonly reason: Exclude<ScopeDenialReason, "no_policy">;
+  /** What the policy allows for this kind of call (all of it, not only the listed ten). */
+  readonly allowed: readonly string[];
+
+  constructor(details: ScopeViolationDetails) {
+    const kind = details.tool !== null ? "tool" : "API";
+    const target = JSON.stringify(details.tool ?? details.api);
+    const field = details.tool !== null ? "allowedTools" : "allowedApis";
+    const why =
+      details.reason === "hidden"
+        ? "it is one of the policy's hiddenTools"
+        : `it is not in the policy's ${field}`;
+    const note = details.note ? ` ${details.note}` : "";
+    super({
+      code: SCOPE_ERROR_CODES.SCOPE_VIOLATION,
+      message: `Agent ${JSON.stringify(details.agentId)} may not call ${kind} ${target}: ${why}.${note} Allowed ${kind === "tool" ? "tools" : "APIs"}: ${listNames(details.allowed)}.`,
+      recoveryHint:
+        details.reason === "hidden"
+          ? `Hidden tools are never callable. If the agent needs ${target}, remove it from hiddenTools, add it to allowedTools, and register the policy again.`
+          : `If the agent should be able to call it, add ${target} to ${field} of its ScopePolicy and register the policy again (scope.register); otherwise stop the agent from calling it.`,
+    });
+    this.name = "ScopeViolation";
+    this.agentId = details.agentId;
+    this.tool = details.tool;
+    this.api = details.api;
+    this.reason = details.reason;
+    this.allowed = details.allowed;
+  }
+
+  /** True for a `ScopeViolation` from any copy of `@gov/scope`. */
+  static override isInstance(error: unknown): error is ScopeViolation {
+    return GovernanceError.isInstance(error) && error.code === SCOPE_ERROR_CODES.SCOPE_VIOLATION;
+  }
+}
+
+/**
+ * No scope policy is registered for this agent, so the call was denied (default deny). Also
+ * thrown by `filterTools`, which never hands out an unfiltered tool list.
+ */
+export class PolicyNotRegistered extends GovernanceError {
+  readonly agentId: string;
+
+  constructor(agentId: string) {
+    super({
+      code: SCOPE_ERROR_CODES.POLICY_NOT_REGISTERED,
+      message: `No scope policy is registered for agent ${JSON.stringify(agentId)}; every tool and API call is denied (default deny).`,
+      recoveryHint: `Register a policy at startup: scope.register(new ScopePolicy({ agentId: ${JSON.stringify(agentId)}, allowedTools: [...] })). Check the agentId for typos: ids are case-sensitive.`,
+    });
+    this.name = "PolicyNotRegistered";
+    this.agentId = agentId;
+  }
+
+  /** True for a `PolicyNotRegistered` from any copy of `@gov/scope`. */
+  static override isInstance(error: unknown): error is PolicyNotRegistered {
+    return (
+      GovernanceError.isInstance(error) && error.code === SCOPE_ERROR_CODES.POLICY_NOT_REGISTERED
+    );
+  }
+}
+
+/** A `ScopePolicy` was refused: the field at fault, the limit, and the fix. Nothing changed. */
+export class InvalidScopePolicyError extends GovernanceError {
+  /** The field at fault, e.g. `allowedTools[3]` or `allowedApis[0]`. */
+  readonly field: string;
+  /** The limit that was exceeded, if the problem is a limit. */
+  readonly limit: number | undefined;
+
+  constructor(field: string, problem: string, fix: string, limit?: number) {
+    super({
+      code: SCOPE_ERROR_CODES.SCOPE_POLICY_INVALID,
+      message: `Invalid ScopePolicy: ${field} ${problem}`,
+      recoveryHint: fix,
+    });
+    this.name = "InvalidScopePolicyError";
+    this.field = field;
+    this.limit = limit;
+  }
+
+  /** True for an `InvalidScopePolicyError` from any copy of `@gov/scope`. */
+  static override isInstance(error: unknown): error is InvalidScopePolicyError {
+    return (
+      GovernanceError.isInstance(error) && error.code === SCOPE_ERROR_CODES.SCOPE_POLICY_INVALID
+    );
+  }
+}

@@ -1,0 +1,34 @@
+export {
+  type ApiParseProblem,
+  type ApiRequest,
+  type ApiRule,
+  matchesApi,
+  parseApiRequest,
+  parseApiRule,
+} from "./api-rule";
+export {
+  InvalidScopePolicyError,
+  PolicyNotRegistered,
+  SCOPE_ERROR_CODES,
+  type ScopeDenialReason,
+  type ScopeErrorCode,
+  ScopeViolation,
+  type ScopeViolationDetails,
+} from "./errors";
+export {
+  SCOPE_LIMITS,
+  ScopePolicy,
+  type ScopePolicyData,
+  type ScopePolicyInput,
+  scopePolicySchema,
+} from "./models";
+export {
+  SCOPE_POLICY_CHANNEL,
+  SCOPE_VIOLATION_KIND,
+  type ScopeCheckTarget,
+  ScopeModule,
+  type ScopeOptions,
+  scopeMigrations,
+  scopeModule,
+  type ToolLike,
+} from "./module";

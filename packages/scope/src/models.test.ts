@@ -1,0 +1,98 @@
+import { GovernanceError } from "@gov/core";
+import { describe, expect, it } from "vitest";
+import { InvalidScopePolicyError, SCOPE_ERROR_CODES } from "./errors";
+import { SCOPE_LIMITS, ScopePolicy } from "./models";
+
+function refusal(input: unknown): InvalidScopePolicyError {
+  try {
+    new ScopePolicy(input as never);
+  } catch (error) {
+    if (error instanceof InvalidScopePolicyError) return error;
+    throw error;
+  }
+  throw new Error("expected an InvalidScopePolicyError");
+}
+
+describe("ScopePolicy", () => {
+  it("takes arrays, Sets and other iterables, and defaults the sets to empty", () => {
+    const policy = new ScopePolicy({
+      agentId: "billing-agent",
+      allowedTools: new Set(["read_invoice", "send_email"]),
+      allowedApis: ["GET https://api.stripe.com/v1/*"],
+      hiddenTools: (function* () {
+        yield "delete_all";
+      })(),
+    });
+    expect([...policy.allowedTools]).toEqual(["read_invoice", "send_email"]);
+    expect([...policy.hiddenTools]).toEqual(["delete_all"]);
+    expect(policy.allowedModels.size).toBe(0);
+    expect(policy.toJSON()).toEqual({
+      agentId: "billing-agent",
+      allowedTools: ["read_invoice", "send_email"],
+      allowedApis: ["GET https://api.stripe.com/v1/*"],
+      hiddenTools: ["delete_all"],
+      allowedModels: [],
+    });
+    expect(ScopePolicy.isInstance(policy)).toBe(true);
+    expect(ScopePolicy.isInstance(policy.toJSON())).toBe(false);
+  });
+
+  it("is immutable once built", () => {
+    const input = { agentId: "a", allowedTools: ["read"] };
+    const policy = new ScopePolicy(input);
+    input.allowedTools.push("delete_user");
+    expect(policy.allowedTools.has("delete_user")).toBe(false);
+    expect(() => (policy.allowedTools as Set<string>).add("delete_user")).toThrow(TypeError);
+    expect(() => (policy.allowedTools as Set<string>).delete("read")).toThrow(TypeError);
+    expect(() => (policy.allowedTools as Set<string>).clear()).toThrow(TypeError);
+    expect(() => {
+      (policy as { agentId: string }).agentId = "other";
+    }).toThrow(TypeError);
+    expect(Object.isFrozen(policy.apiRules)).toBe(true);
+    expect([...policy.allowedTools]).toEqual(["read"]);
+  });
+
+  it.each([
+    [null, "policy", "must be an object"],
+    ["billing-agent", "policy", "must be an object"],
+    [{}, "agentId", "must be a non-empty string"],
+    [{ agentId: "" }, "agentId", "must not be empty"],
+    [{ agentId: "a".repeat(257) }, "agentId", "the limit is 256"],
+    [{ agentId: " a" }, "agentId", "whitespace"],
+    [{ agentId: "a\u0000b" }, "agentId", "control"],
+    [{ agentId: "a", allowedTools: "read" }, "allowedTools", "must be an array or a Set"],
+    [{ agentId: "a", allowedTools: [""] }, "allowedTools[0]", "must not be empty"],
+    [{ agentId: "a", allowedTools: ["ok", 3] }, "allowedTools[1]", "got number"],
+    [{ agentId: "a", allowedTools: ["x".repeat(257)] }, "allowedTools[0]", "the limit is 256"],
+    [
+      { agentId: "a", allowedTools: Array.from({ length: 1_001 }, (_, i) => `t${i}`) },
+      "allowedTools",
+      "the limit is 1000",
+    ],
+    [{ agentId: "a", hiddenTools: ["  "] }, "hiddenTools[0]", "whitespace"],
+    [
+      { agentId: "a", allowedTools: ["read", "drop"], hiddenTools: ["drop"] },
+      "hiddenTools[0]",
+      "also in allowedTools",
+    ],
+    [{ agentId: "a", allowedApis: ["https://x.com/"] }, "allowedApis[0]", "METHOD URL"],
+    [{ agentId: "a", allowedApis: ["GET https://x.com*"] }, "allowedApis[0]", "host"],
+    [{ agentId: "a", allowedModels: ["m".repeat(129)] }, "allowedModels[0]", "the limit is 128"],
+    [{ agentId: "a", allowed_tools: ["read"] }, "allowed_tools", "not a ScopePolicy field"],
+  ])("refuses %j (%s)", (input, field, problem) => {
+    const error = refusal(input);
+    expect(error.code).toBe(SCOPE_ERROR_CODES.SCOPE_POLICY_INVALID);
+    expect(GovernanceError.isInstance(error)).toBe(true);
+    expect(InvalidScopePolicyError.isInstance(error)).toBe(true);
+    expect(error.field).toBe(field);
+    expect(error.message).toContain(problem);
+    expect(error.recoveryHint.length).toBeGreaterThan(10);
+  });
+
+  it("names the limit it enforces", () => {
+    expect(
+      refusal({ agentId: "a", allowedApis: [`GET https://x.com/${"a".repeat(3000)}`] }).limit,
+    ).toBe(SCOPE_LIMITS.apiEntry);
+    expect(refusal({ agentId: "a".repeat(300) }).limit).toBe(SCOPE_LIMITS.agentId);
+  });
+});

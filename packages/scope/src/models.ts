@@ -1,0 +1,254 @@
+import { z } from "zod";
+import { type ApiRule, isProblem, parseApiRule } from "./api-rule";
+import { InvalidScopePolicyError } from "./errors";
+
+/** Limits of a {@link ScopePolicy}; an input beyond them is refused with the limit named. */
+export const SCOPE_LIMITS = {
+  /** Characters of an agent id (as in the audit chain). */
+  agentId: 256,
+  /** Characters of a tool name. */
+  toolName: 256,
+  /** Characters of an API entry (`"METHOD URL"`). */
+  apiEntry: 2_048,
+  /** Characters of a model name (as in the audit chain). */
+  modelName: 128,
+  /** Entries in `allowedTools`. */
+  allowedTools: 1_000,
+  /** Entries in `allowedApis`. */
+  allowedApis: 1_000,
+  /** Entries in `hiddenTools`. */
+  hiddenTools: 1_000,
+  /** Entries in `allowedModels`. */
+  allowedModels: 256,
+} as const;
+
+/** Control characters and bidi overrides: never part of a name. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
+function name(limit: number, what: string) {
+  return z
+    .string({ error: (issue) => `must be a ${what} string, got ${typeOf(issue.input)}.` })
+    .min(1, { error: `must not be empty.` })
+    .max(limit, {
+      error: (issue) =>
+        `is ${(issue.input as string).length} characters long; the limit is ${limit}.`,
+    })
+    .refine((value) => value.trim() === value, {
+      error: "must not start or end with whitespace.",
+    })
+    .refine((value) => !CONTROL.test(value), {
+      error: "must not contain control or bidirectional-override characters.",
+    });
+}
+
+function list(item: z.ZodType<string>, limit: number) {
+  return z
+    .array(item, { error: (issue) => `must be an array or a Set, got ${typeOf(issue.input)}.` })
+    .max(limit, {
+      error: (issue) => `has ${(issue.input as unknown[]).length} entries; the limit is ${limit}.`,
+    });
+}
+
+/**
+ * The zod schema of a {@link ScopePolicy}'s input (sets given as arrays). Unknown keys are
+ * refused, so that a typo (`allowed_tools`) is not silently ignored.
+ */
+export const scopePolicySchema = z.strictObject({
+  agentId: name(SCOPE_LIMITS.agentId, "non-empty"),
+  allowedTools: list(name(SCOPE_LIMITS.toolName, "tool name"), SCOPE_LIMITS.allowedTools).default(
+    [],
+  ),
+  allowedApis: list(name(SCOPE_LIMITS.apiEntry, '"METHOD URL"'), SCOPE_LIMITS.allowedApis).default(
+    [],
+  ),
+  hiddenTools: list(name(SCOPE_LIMITS.toolName, "tool name"), SCOPE_LIMITS.hiddenTools).default([]),
+  allowedModels: list(
+    name(SCOPE_LIMITS.modelName, "model name"),
+    SCOPE_LIMITS.allowedModels,
+  ).default([]),
+});
+
+/** A policy as zod reads it (arrays). */
+export type ScopePolicyData = z.output<typeof scopePolicySchema>;
+
+/** What {@link ScopePolicy} is built from: the sets may be arrays, Sets or any iterable. */
+export interface ScopePolicyInput {
+  /** The agent the policy governs (≤ 256 characters, case-sensitive). */
+  agentId: string;
+  /** Tools the agent may call: exact, case-sensitive names (no globs). @default [] */
+  allowedTools?: Iterable<string>;
+  /**
+   * API calls the agent may make: `"METHOD URL"`, exact, or a prefix with a trailing `*`
+   * (`"GET https://api.stripe.com/v1/*"`) that never matches another host. @default []
+   */
+  allowedApis?: Iterable<string>;
+  /** Tools removed from the agent's tool list by `filterTools` and refused by `check`. @default [] */
+  hiddenTools?: Iterable<string>;
+  /** Models the agent may use, for the wrappers that enforce it. @default [] */
+  allowedModels?: Iterable<string>;
+}
+
+function typeOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value;
+}
+
+const FIXES: Record<string, string> = {
+  agentId: "Pass agentId as a non-empty string of at most 256 characters.",
+  allowedTools: `Pass allowedTools as an array or Set of exact tool names (at most ${SCOPE_LIMITS.allowedTools}, each 1–${SCOPE_LIMITS.toolName} characters).`,
+  allowedApis: `Pass allowedApis as an array or Set of "METHOD URL" entries (at most ${SCOPE_LIMITS.allowedApis}, each at most ${SCOPE_LIMITS.apiEntry} characters).`,
+  hiddenTools: `Pass hiddenTools as an array or Set of exact tool names (at most ${SCOPE_LIMITS.hiddenTools}, each 1–${SCOPE_LIMITS.toolName} characters).`,
+  allowedModels: `Pass allowedModels as an array or Set of model names (at most ${SCOPE_LIMITS.allowedModels}, each 1–${SCOPE_LIMITS.modelName} characters).`,
+};
+
+function fieldName(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const part of path)
+    out += typeof part === "number" ? `[${part}]` : `${out ? "." : ""}${String(part)}`;
+  return out || "policy";
+}
+
+/** Iterables (Sets, arrays, generators) become arrays; strings and other values are left for zod to refuse. */
+function arrayOf(value: unknown): unknown {
+  if (value === undefined || Array.isArray(value) || typeof value === "string") return value;
+  if (value !== null && typeof value === "object" && Symbol.iterator in value) {
+    return Array.from(value as Iterable<unknown>);
+  }
+  return value;
+}
+
+/** Read and validate a policy's input; throws {@link InvalidScopePolicyError} on the first problem. */
+export function parseScopePolicy(input: unknown): ScopePolicyData {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    throw new InvalidScopePolicyError(
+      "policy",
+      `must be an object, got ${typeOf(input)}.`,
+      "Pass { agentId, allowedTools, allowedApis, hiddenTools, allowedModels }.",
+    );
+  }
+  const record = input as Record<string, unknown>;
+  const candidate: Record<string, unknown> = {};
+  for (const key of Object.keys(record)) candidate[key] = arrayOf(record[key]);
+  const result = scopePolicySchema.safeParse(candidate);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  if (!issue) throw new InvalidScopePolicyError("policy", "is invalid.", "Check the policy.");
+  if (issue.code === "unrecognized_keys") {
+    const keys = issue.keys.join(", ");
+    throw new InvalidScopePolicyError(
+      keys,
+      "is not a ScopePolicy field.",
+      "Use only agentId, allowedTools, allowedApis, hiddenTools and allowedModels (camelCase).",
+    );
+  }
+  const field = fieldName(issue.path);
+  const top = String(issue.path[0] ?? "policy");
+  const limit = issue.code === "too_big" ? Number(issue.maximum) : undefined;
+  throw new InvalidScopePolicyError(field, issue.message, FIXES[top] ?? "Check the policy.", limit);
+}
+
+const SEALED = new WeakSet<object>();
+
+/** A Set that refuses changes once built; what {@link ScopePolicy} exposes. */
+class FrozenSet<T> extends Set<T> {
+  constructor(values: Iterable<T>) {
+    super(values);
+    SEALED.add(this);
+    Object.freeze(this);
+  }
+  override add(value: T): this {
+    if (SEALED.has(this)) throw new TypeError("A ScopePolicy is immutable; build a new one.");
+    return super.add(value);
+  }
+  override delete(): boolean {
+    throw new TypeError("A ScopePolicy is immutable; build a new one.");
+  }
+  override clear(): void {
+    throw new TypeError("A ScopePolicy is immutable; build a new one.");
+  }
+}
+
+const POLICY_MARKER = Symbol.for("@gov/scope.ScopePolicy");
+
+/**
+ * What one agent may call: exact tool names, API entries, hidden tools and models.
+ * Immutable once built (its sets refuse changes); validated on construction.
+ *
+ * @example
+ * ```ts
+ * const policy = new ScopePolicy({
+ *   agentId: "billing-agent",
+ *   allowedTools: ["read_invoice", "send_email"],
+ *   allowedApis: ["GET https://api.stripe.com/v1/*"],
+ *   hiddenTools: ["delete_all", "admin_reset"],
+ * });
+ * sdk.scope.register(policy);
+ * ```
+ * @throws {InvalidScopePolicyError} naming the field, the limit and the fix.
+ */
+export class ScopePolicy {
+  /** The agent the policy governs. */
+  readonly agentId: string;
+  /** Tools the agent may call (exact, case-sensitive). */
+  readonly allowedTools: ReadonlySet<string>;
+  /** API entries (`"METHOD URL"`, exact or trailing-`*` prefix). */
+  readonly allowedApis: ReadonlySet<string>;
+  /** Tools never shown to the agent and never callable. */
+  readonly hiddenTools: ReadonlySet<string>;
+  /** Models the agent may use. */
+  readonly allowedModels: ReadonlySet<string>;
+  /** @internal The parsed API entries. */
+  readonly apiRules: readonly ApiRule[];
+
+  constructor(input: ScopePolicyInput) {
+    const data = parseScopePolicy(input);
+    const rules: ApiRule[] = [];
+    data.allowedApis.forEach((entry, index) => {
+      const rule = parseApiRule(entry);
+      if (isProblem(rule)) {
+        throw new InvalidScopePolicyError(`allowedApis[${index}]`, rule.problem, rule.fix);
+      }
+      rules.push(rule);
+    });
+    const allowed = new Set(data.allowedTools);
+    for (const [index, tool] of data.hiddenTools.entries()) {
+      if (allowed.has(tool)) {
+        throw new InvalidScopePolicyError(
+          `hiddenTools[${index}]`,
+          `(${JSON.stringify(tool)}) is also in allowedTools; a hidden tool is never callable.`,
+          `Remove ${JSON.stringify(tool)} from allowedTools or from hiddenTools.`,
+        );
+      }
+    }
+    this.agentId = data.agentId;
+    this.allowedTools = new FrozenSet(data.allowedTools);
+    this.allowedApis = new FrozenSet(data.allowedApis);
+    this.hiddenTools = new FrozenSet(data.hiddenTools);
+    this.allowedModels = new FrozenSet(data.allowedModels);
+    this.apiRules = Object.freeze(rules.map((rule) => Object.freeze(rule)));
+    Object.defineProperty(this, POLICY_MARKER, { value: true });
+    Object.freeze(this);
+  }
+
+  /** True for a `ScopePolicy` from any copy of `@gov/scope`. */
+  static isInstance(value: unknown): value is ScopePolicy {
+    return (
+      typeof value === "object" &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[POLICY_MARKER] === true
+    );
+  }
+
+  /** The policy as plain arrays (what is persisted, and what the console shows). */
+  toJSON(): ScopePolicyData {
+    return {
+      agentId: this.agentId,
+      allowedTools: [...this.allowedTools],
+      allowedApis: [...this.allowedApis],
+      hiddenTools: [...this.hiddenTools],
+      allowedModels: [...this.allowedModels],
+    };
+  }
+}

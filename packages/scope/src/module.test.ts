@@ -1,0 +1,402 @@
+import {
+  AgentHaltedError,
+  GovernanceError,
+  InvalidArgumentError,
+  noopAuditSink,
+  noopHaltGuard,
+  silentLogger,
+} from "@gov/core";
+import { describe, expect, it } from "vitest";
+import { memoryScope, recordingLogger, unreachableStore } from "./__fixtures__";
+import { PolicyNotRegistered, SCOPE_ERROR_CODES, ScopeViolation } from "./errors";
+import { ScopePolicy } from "./models";
+import { ScopeModule } from "./module";
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected a rejection");
+}
+
+const BILLING = {
+  agentId: "billing-agent",
+  allowedTools: ["read_invoice", "send_email", "read.*"],
+  allowedApis: ["GET https://api.stripe.com/v1/*", "POST https://api.stripe.com/v1/refunds"],
+  hiddenTools: ["delete_all", "admin_reset"],
+};
+
+describe("check: default deny", () => {
+  it("denies every call of an agent without a policy, and records each denial", async () => {
+    const { scope, audit } = memoryScope();
+    for (const target of [{ tool: "read_invoice" }, { api: "GET https://api.stripe.com/v1/x" }]) {
+      const error = await rejection(scope.check("ghost", target));
+      expect(error).toBeInstanceOf(PolicyNotRegistered);
+      expect((error as PolicyNotRegistered).code).toBe(SCOPE_ERROR_CODES.POLICY_NOT_REGISTERED);
+      expect((error as PolicyNotRegistered).recoveryHint).toContain("scope.register");
+    }
+    expect(audit.events).toEqual([
+      {
+        agentId: "ghost",
+        kind: "scope.violation",
+        metadata: { tool: "read_invoice", reason: "no_policy", path: "scope.check" },
+      },
+      {
+        agentId: "ghost",
+        kind: "scope.violation",
+        metadata: {
+          api: "GET https://api.stripe.com/v1/x",
+          reason: "no_policy",
+          path: "scope.check",
+        },
+      },
+    ]);
+  });
+
+  it("passes allowed tools and writes nothing", async () => {
+    const { scope, audit } = memoryScope();
+    scope.register(new ScopePolicy(BILLING));
+    await expect(scope.check("billing-agent", { tool: "read_invoice" })).resolves.toBeUndefined();
+    await expect(
+      scope.check("billing-agent", { api: "GET https://api.stripe.com/v1/invoices" }),
+    ).resolves.toBeUndefined();
+    expect(audit.events).toEqual([]);
+  });
+
+  it("denies a tool outside the allow-list, listing what is allowed and how to fix it", async () => {
+    const { scope, audit } = memoryScope();
+    scope.register(BILLING);
+    const error = (await rejection(
+      scope.check("billing-agent", { tool: "delete_user" }),
+    )) as ScopeViolation;
+    expect(error).toBeInstanceOf(ScopeViolation);
+    expect(ScopeViolation.isInstance(error)).toBe(true);
+    expect(GovernanceError.isInstance(error)).toBe(true);
+    expect(error.code).toBe("SCOPE_VIOLATION");
+    expect(error.reason).toBe("not_allowed");
+    expect(error.tool).toBe("delete_user");
+    expect(error.message).toBe(
+      'Agent "billing-agent" may not call tool "delete_user": it is not in the policy\'s allowedTools. Allowed tools: "read_invoice", "send_email", "read.*".',
+    );
+    expect(error.recoveryHint).toContain('add "delete_user" to allowedTools');
+    expect(audit.events).toEqual([
+      {
+        agentId: "billing-agent",
+        kind: "scope.violation",
+        metadata: { tool: "delete_user", reason: "not_allowed", path: "scope.check" },
+      },
+    ]);
+  });
+
+  it("lists the first ten allowed names, then how many more", async () => {
+    const { scope } = memoryScope();
+    const tools = Array.from({ length: 25 }, (_, index) => `tool_${index}`);
+    scope.register({ agentId: "many", allowedTools: tools });
+    const error = (await rejection(scope.check("many", { tool: "other" }))) as ScopeViolation;
+    expect(error.message).toContain('"tool_9" and 15 more.');
+    expect(error.message).not.toContain("tool_10");
+    expect(error.allowed).toHaveLength(25);
+  });
+
+  it("denies case variants of an allowed tool and says names are case-sensitive", async () => {
+    const { scope, audit } = memoryScope();
+    scope.register(BILLING);
+    for (const variant of ["Read_Invoice", "READ_INVOICE", "read_invoice ", "read_invoicE"]) {
+      const error = (await rejection(
+        scope.check("billing-agent", { tool: variant }),
+      )) as ScopeViolation;
+      expect(error).toBeInstanceOf(ScopeViolation);
+    }
+    const error = (await rejection(
+      scope.check("billing-agent", { tool: "Read_Invoice" }),
+    )) as ScopeViolation;
+    expect(error.message).toContain('case-sensitive: the policy allows "read_invoice"');
+    expect(audit.events).toHaveLength(5);
+  });
+
+  it("treats glob-looking names literally", async () => {
+    const { scope } = memoryScope();
+    scope.register(BILLING);
+    await expect(scope.check("billing-agent", { tool: "read.*" })).resolves.toBeUndefined();
+    await expect(scope.check("billing-agent", { tool: "read.invoice" })).rejects.toBeInstanceOf(
+      ScopeViolation,
+    );
+  });
+
+  it("denies API calls outside the entries, including host confusion", async () => {
+    const { scope, audit } = memoryScope();
+    scope.register(BILLING);
+    await expect(
+      scope.check("billing-agent", { api: "post https://api.stripe.com/v1/refunds" }),
+    ).resolves.toBeUndefined();
+    for (const api of [
+      "DELETE https://api.stripe.com/v1/customers/cus_1",
+      "GET https://api.stripe.com.evil.io/v1/customers",
+      "GET https://api.stripe.com@evil.io/v1/customers",
+      "GET https://api.evil.com/v1/customers",
+      "GET https://api.stripe.com/v2/customers",
+      "POST https://api.stripe.com/v1/refunds/re_1",
+    ]) {
+      const error = (await rejection(scope.check("billing-agent", { api }))) as ScopeViolation;
+      expect(error).toBeInstanceOf(ScopeViolation);
+      expect(error.api).toBe(api);
+      expect(error.message).toContain("Allowed APIs:");
+    }
+    expect(audit.events.map((event) => event.metadata?.api)).toEqual([
+      "DELETE https://api.stripe.com/v1/customers/cus_1",
+      "GET https://api.stripe.com.evil.io/v1/customers",
+      "GET https://api.stripe.com@evil.io/v1/customers",
+      "GET https://api.evil.com/v1/customers",
+      "GET https://api.stripe.com/v2/customers",
+      "POST https://api.stripe.com/v1/refunds/re_1",
+    ]);
+  });
+
+  it("records 20 concurrent denials as 20 audit events", async () => {
+    const { scope, audit } = memoryScope();
+    scope.register(BILLING);
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, index) =>
+        scope.check("billing-agent", { tool: `forbidden_${index}` }),
+      ),
+    );
+    expect(results.every((result) => result.status === "rejected")).toBe(true);
+    expect(audit.events).toHaveLength(20);
+    expect(new Set(audit.events.map((event) => event.metadata?.tool)).size).toBe(20);
+    expect(audit.events.every((event) => event.kind === "scope.violation")).toBe(true);
+  });
+
+  it("still denies when the audit sink fails, and says so", async () => {
+    const logger = recordingLogger();
+    const scope = new ScopeModule(
+      {
+        store: unreachableStore(),
+        logger,
+        audit: {
+          log: async () => {
+            throw new Error("sink down");
+          },
+        },
+        halt: noopHaltGuard,
+      },
+      { persist: false },
+    );
+    scope.register(BILLING);
+    await expect(scope.check("billing-agent", { tool: "delete_user" })).rejects.toBeInstanceOf(
+      ScopeViolation,
+    );
+    expect(logger.lines.some((line) => line.level === "error")).toBe(true);
+  });
+
+  it("replaces a policy on a second register", async () => {
+    const { scope } = memoryScope();
+    scope.register(BILLING);
+    scope.register({ agentId: "billing-agent", allowedTools: ["delete_user"] });
+    await expect(scope.check("billing-agent", { tool: "delete_user" })).resolves.toBeUndefined();
+    await expect(scope.check("billing-agent", { tool: "read_invoice" })).rejects.toBeInstanceOf(
+      ScopeViolation,
+    );
+    expect(scope.getPolicy("billing-agent")?.allowedTools.has("delete_user")).toBe(true);
+    expect(scope.listPolicies()).toHaveLength(1);
+  });
+});
+
+describe("the halt comes first", () => {
+  it("refuses a halted agent before PolicyNotRegistered, and before the allow-list", async () => {
+    const { scope, audit, halt } = memoryScope({ halted: ["ghost", "billing-agent"] });
+    const unregistered = await rejection(scope.check("ghost", { tool: "read_invoice" }));
+    expect(AgentHaltedError.isInstance(unregistered)).toBe(true);
+    expect(GovernanceError.isInstance(unregistered)).toBe(false);
+    expect((unregistered as AgentHaltedError).path).toBe("scope.check");
+    scope.register(BILLING);
+    const allowed = await rejection(scope.check("billing-agent", { tool: "read_invoice" }));
+    expect(AgentHaltedError.isInstance(allowed)).toBe(true);
+    expect(halt.calls).toEqual([
+      { agentId: "ghost", context: { path: "scope.check" } },
+      { agentId: "billing-agent", context: { path: "scope.check" } },
+    ]);
+    // The halt is presence's evidence, not a scope violation.
+    expect(audit.events).toEqual([]);
+    halt.halted.clear();
+    await expect(scope.check("billing-agent", { tool: "read_invoice" })).resolves.toBeUndefined();
+  });
+});
+
+describe("hidden tools", () => {
+  const tools = [
+    "read_invoice",
+    { name: "delete_all", description: "Anthropic-style" },
+    { type: "function", function: { name: "admin_reset", parameters: {} } },
+    { type: "function", function: { name: "send_email", parameters: {} } },
+    "admin_reset",
+    { name: "read.*" },
+  ] as const;
+
+  it("are removed from tool lists, keeping order and the elements themselves", () => {
+    const { scope } = memoryScope();
+    scope.register(BILLING);
+    const visible = scope.filterTools("billing-agent", tools);
+    expect(visible).toEqual(["read_invoice", tools[3], { name: "read.*" }]);
+    expect(visible[1]).toBe(tools[3]);
+    expect(scope.filterTools("billing-agent", [])).toEqual([]);
+  });
+
+  it("are removed when any of a tool's names is hidden", () => {
+    const { scope } = memoryScope();
+    scope.register(BILLING);
+    const sneaky = { name: "read_invoice", function: { name: "delete_all" } };
+    expect(scope.filterTools("billing-agent", [sneaky])).toEqual([]);
+  });
+
+  it("are refused by check, and the refusal is recorded", async () => {
+    const { scope, audit } = memoryScope();
+    scope.register(BILLING);
+    const error = (await rejection(
+      scope.check("billing-agent", { tool: "delete_all" }),
+    )) as ScopeViolation;
+    expect(error).toBeInstanceOf(ScopeViolation);
+    expect(error.reason).toBe("hidden");
+    expect(error.message).toContain("hiddenTools");
+    expect(audit.events[0]?.metadata).toEqual({
+      tool: "delete_all",
+      reason: "hidden",
+      path: "scope.check",
+    });
+  });
+
+  it("are never leaked for an agent without a policy", () => {
+    const { scope } = memoryScope();
+    scope.register(BILLING);
+    expect(() => scope.filterTools("Billing-Agent", tools)).toThrow(PolicyNotRegistered);
+    expect(() => scope.filterTools("nobody", ["delete_all"])).toThrow(PolicyNotRegistered);
+  });
+});
+
+describe("requireTool", () => {
+  it("runs the function only when the check passes, with its arguments and this", async () => {
+    const { scope, halt } = memoryScope();
+    scope.register(BILLING);
+    const calls: unknown[][] = [];
+    const send = scope.requireTool(
+      { agentId: "billing-agent", tool: "send_email" },
+      (to: string, body: string) => {
+        calls.push([to, body]);
+        return `sent to ${to}`;
+      },
+    );
+    await expect(send("a@example.com", "hi")).resolves.toBe("sent to a@example.com");
+    const remove = scope.requireTool({ agentId: "billing-agent", tool: "delete_all" }, () => {
+      calls.push(["deleted"]);
+    });
+    await expect(remove()).rejects.toBeInstanceOf(ScopeViolation);
+    halt.halted.add("billing-agent");
+    await expect(send("b@example.com", "again")).rejects.toBeInstanceOf(AgentHaltedError);
+    expect(calls).toEqual([["a@example.com", "hi"]]);
+  });
+});
+
+describe("bad input", () => {
+  const { scope, audit } = memoryScope();
+  scope.register(BILLING);
+
+  it.each([
+    [undefined, { tool: "x" }, "agentId"],
+    ["", { tool: "x" }, "agentId"],
+    [42, { tool: "x" }, "agentId"],
+    ["a".repeat(257), { tool: "x" }, "agentId"],
+    ["billing-agent", undefined, "target"],
+    ["billing-agent", "read_invoice", "target"],
+    ["billing-agent", {}, "target"],
+    ["billing-agent", { tool: "read_invoice", api: "GET https://x.com/" }, "target"],
+    ["billing-agent", { tool: "" }, "tool"],
+    ["billing-agent", { tool: 7 }, "tool"],
+    ["billing-agent", { tool: "t".repeat(257) }, "tool"],
+    ["billing-agent", { api: "" }, "api"],
+    ["billing-agent", { api: "https://api.stripe.com/v1" }, "api"],
+    ["billing-agent", { api: "GET api.stripe.com/v1" }, "api"],
+  ])("check(%j, %j) → InvalidArgumentError on %s", async (agentId, target, field) => {
+    const error = await rejection(scope.check(agentId as never, target as never));
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect((error as InvalidArgumentError).field).toBe(field);
+    expect((error as InvalidArgumentError).recoveryHint.length).toBeGreaterThan(10);
+    expect(audit.events).toEqual([]);
+  });
+
+  it("names both and neither of tool and api", async () => {
+    const both = (await rejection(
+      scope.check("billing-agent", { tool: "a", api: "GET https://x.com/" } as never),
+    )) as InvalidArgumentError;
+    expect(both.message).toContain("both tool and api");
+    const neither = (await rejection(
+      scope.check("billing-agent", {} as never),
+    )) as InvalidArgumentError;
+    expect(neither.message).toContain("neither tool nor api");
+  });
+
+  it("refuses bad input to filterTools", () => {
+    expect(() => scope.filterTools("billing-agent", "read_invoice" as never)).toThrow(
+      InvalidArgumentError,
+    );
+    expect(() => scope.filterTools("", [])).toThrow(InvalidArgumentError);
+    for (const tool of [null, 3, {}, { name: 3 }, { function: null }, { function: { name: 1 } }]) {
+      expect(() => scope.filterTools("billing-agent", ["read_invoice", tool] as never)).toThrow(
+        /tools\[1\]/,
+      );
+    }
+  });
+
+  it("refuses bad input to requireTool at wrap time", () => {
+    const fn = () => 1;
+    expect(() => scope.requireTool(null as never, fn)).toThrow(InvalidArgumentError);
+    expect(() => scope.requireTool({ agentId: "", tool: "x" }, fn)).toThrow(/agentId/);
+    expect(() => scope.requireTool({ agentId: "a", tool: 1 as never }, fn)).toThrow(/tool/);
+    expect(() => scope.requireTool({ agentId: "a", tool: "x" }, "fn" as never)).toThrow(/fn/);
+  });
+
+  it("refuses an invalid policy at register, and keeps the old one", async () => {
+    expect(() => scope.register({ agentId: "billing-agent", allowedTools: [""] })).toThrow(
+      /allowedTools\[0\]/,
+    );
+    expect(() => scope.register(null as never)).toThrow(/policy/);
+    await expect(scope.check("billing-agent", { tool: "read_invoice" })).resolves.toBeUndefined();
+  });
+
+  it("refuses a missing port or a bad option at construction", () => {
+    const base = {
+      store: unreachableStore(),
+      logger: silentLogger,
+      audit: noopAuditSink,
+      halt: noopHaltGuard,
+    };
+    expect(() => new ScopeModule(null as never)).toThrow(/context/);
+    expect(() => new ScopeModule({ ...base, halt: undefined as never })).toThrow(/context\.halt/);
+    expect(() => new ScopeModule({ ...base, audit: {} as never })).toThrow(/context\.audit/);
+    expect(() => new ScopeModule({ ...base, store: null as never })).toThrow(/context\.store/);
+    expect(() => new ScopeModule({ ...base, logger: undefined as never })).toThrow(
+      /context\.logger/,
+    );
+    expect(() => new ScopeModule(base, { pollIntervalMs: 5 })).toThrow(/pollIntervalMs/);
+    expect(() => new ScopeModule(base, { pollIntervalMs: 1.5 })).toThrow(/pollIntervalMs/);
+    expect(() => new ScopeModule(base, { listen: "yes" as never })).toThrow(/listen/);
+    expect(() => new ScopeModule(base, { poll: 100 } as never)).toThrow(/poll/);
+    expect(() => new ScopeModule(base, { pollIntervalMs: null })).not.toThrow();
+  });
+});
+
+describe("a database that is down", () => {
+  it("never makes register throw: the policy applies in memory and the failure is logged", async () => {
+    const logger = recordingLogger();
+    const scope = new ScopeModule(
+      { store: unreachableStore(), logger, audit: noopAuditSink, halt: noopHaltGuard },
+      { pollIntervalMs: null },
+    );
+    await scope.start();
+    expect(() => scope.register(BILLING)).not.toThrow();
+    await expect(scope.check("billing-agent", { tool: "read_invoice" })).resolves.toBeUndefined();
+    await scope.flush();
+    expect(logger.lines.some((line) => line.message.includes("Could not persist"))).toBe(true);
+    await scope.close();
+  });
+});

@@ -1,0 +1,139 @@
+import { sql } from "@gov/core";
+import { type TestEngine, testEngines } from "@gov/core/testing";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { type ScopeHarness, scopeHarness } from "./__fixtures__";
+import { PolicyNotRegistered, ScopeViolation } from "./errors";
+import { ScopePolicy } from "./models";
+
+const BILLING = new ScopePolicy({
+  agentId: "billing-agent",
+  allowedTools: ["read_invoice", "send_email"],
+  allowedApis: ["GET https://api.stripe.com/v1/*"],
+  hiddenTools: ["delete_all"],
+  allowedModels: ["gpt-4o-mini"],
+});
+
+interface Row extends Record<string, unknown> {
+  agent_id: string;
+  allowed_tools: unknown;
+  allowed_apis: unknown;
+  hidden_tools: unknown;
+  allowed_models: unknown;
+  revision: string | number;
+}
+
+const WAIT = { timeout: 10_000, interval: 20 };
+
+describe.each(testEngines())("scope policies on $name", (engine: TestEngine) => {
+  let h: ScopeHarness;
+
+  beforeEach(async () => {
+    if (engine.available) h = await scopeHarness(engine);
+  });
+
+  afterEach(async () => {
+    await h?.close();
+  });
+
+  async function rows(): Promise<Row[]> {
+    return h.store.query<Row>(
+      sql`select agent_id, allowed_tools, allowed_apis, hidden_tools, allowed_models, revision from gov_scope.policies order by agent_id`,
+    );
+  }
+
+  it.skipIf(!engine.available)("persists a registered policy, one row per agent", async () => {
+    const scope = await h.make();
+    scope.register(BILLING);
+    await scope.flush();
+    expect(await rows()).toEqual([
+      {
+        agent_id: "billing-agent",
+        allowed_tools: ["read_invoice", "send_email"],
+        allowed_apis: ["GET https://api.stripe.com/v1/*"],
+        hidden_tools: ["delete_all"],
+        allowed_models: ["gpt-4o-mini"],
+        revision: expect.anything(),
+      },
+    ]);
+    scope.register({ agentId: "billing-agent", allowedTools: ["read_invoice"] });
+    scope.register({ agentId: "billing-agent", allowedTools: ["send_email"] });
+    await scope.flush();
+    const [row] = await rows();
+    // Writes of one agent land in the order they were registered.
+    expect(row?.allowed_tools).toEqual(["send_email"]);
+    expect(Number(row?.revision)).toBe(3);
+  });
+
+  it.skipIf(!engine.available)("loads the stored policies when a module starts", async () => {
+    const first = await h.make();
+    first.register(BILLING);
+    await first.flush();
+    const second = await h.make({ listen: false });
+    expect(second.getPolicy("billing-agent")?.toJSON()).toEqual(BILLING.toJSON());
+    await expect(second.check("billing-agent", { tool: "read_invoice" })).resolves.toBeUndefined();
+    await expect(second.check("billing-agent", { tool: "delete_all" })).rejects.toBeInstanceOf(
+      ScopeViolation,
+    );
+    expect(second.filterTools("billing-agent", ["delete_all", "send_email"])).toEqual([
+      "send_email",
+    ]);
+  });
+
+  it.skipIf(!engine.available)(
+    "pushes a registration to another module on the same store by NOTIFY",
+    async () => {
+      // No polling: only the notification can bring the policy over.
+      const other = await h.make({ pollIntervalMs: null });
+      const scope = await h.make({ pollIntervalMs: null });
+      expect(() => other.filterTools("billing-agent", [])).toThrow(PolicyNotRegistered);
+      scope.register(BILLING);
+      await vi.waitFor(() => expect(other.getPolicy("billing-agent")).toBeDefined(), WAIT);
+      await expect(other.check("billing-agent", { tool: "send_email" })).resolves.toBeUndefined();
+      // A replacement arrives the same way.
+      scope.register({ agentId: "billing-agent", allowedTools: ["refund"] });
+      await vi.waitFor(
+        () => expect(other.getPolicy("billing-agent")?.allowedTools.has("refund")).toBe(true),
+        WAIT,
+      );
+      await expect(other.check("billing-agent", { tool: "send_email" })).rejects.toBeInstanceOf(
+        ScopeViolation,
+      );
+    },
+  );
+
+  it.skipIf(!engine.available)(
+    "brings a registration to another module by polling when it does not listen",
+    async () => {
+      const other = await h.make({ listen: false, pollIntervalMs: 100 });
+      const scope = await h.make({ pollIntervalMs: null });
+      scope.register(BILLING);
+      await vi.waitFor(() => expect(other.getPolicy("billing-agent")).toBeDefined(), WAIT);
+      expect(other.getPolicy("billing-agent")?.toJSON()).toEqual(BILLING.toJSON());
+    },
+  );
+
+  it.skipIf(!engine.available)(
+    "keeps its own newer registration over an older stored row",
+    async () => {
+      const scope = await h.make({ pollIntervalMs: null });
+      scope.register(BILLING);
+      await scope.flush();
+      scope.register({ agentId: "billing-agent", allowedTools: ["only_this"] });
+      // A reload while the write may still be in flight must not bring back the old row.
+      await scope.reload();
+      await scope.flush();
+      await scope.reload();
+      expect([...(scope.getPolicy("billing-agent")?.allowedTools ?? [])]).toEqual(["only_this"]);
+    },
+  );
+
+  it.skipIf(!engine.available)("skips a stored row that is not a valid policy", async () => {
+    await h.store.query(
+      sql`insert into gov_scope.policies (agent_id, allowed_tools, allowed_apis, hidden_tools, allowed_models)
+          values (${"broken"}, ${JSON.stringify([""])}::jsonb, ${"[]"}::jsonb, ${"[]"}::jsonb, ${"[]"}::jsonb)`,
+    );
+    const scope = await h.make();
+    expect(scope.getPolicy("broken")).toBeUndefined();
+    await expect(scope.check("broken", { tool: "x" })).rejects.toBeInstanceOf(PolicyNotRegistered);
+  });
+});
