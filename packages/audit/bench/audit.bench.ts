@@ -17,9 +17,9 @@ import {
   runMigrations,
   type Store,
   silentLogger,
-  sql,
   systemClock,
 } from "@gov/core";
+import { createBenchDatabase } from "@gov/core/testing";
 import { AuditModule, auditMigrations } from "../src/index";
 
 const RUNS = Number(process.env.GOVERNANCE_BENCH_RUNS ?? 5);
@@ -131,26 +131,14 @@ async function bench(engine: Engine): Promise<void> {
 }
 
 // Real Postgres: a database created for the bench and dropped after.
-const adminUrl =
-  process.env.GOVERNANCE_BENCH_DATABASE_URL ?? process.env.GOVERNANCE_TEST_DATABASE_URL;
-if (adminUrl) {
-  const admin = await createStore({
-    databaseUrl: adminUrl,
-    logger: silentLogger,
-    pool: { max: 1 },
-  });
-  const database = `gov_bench_audit_${process.pid}`;
-  await admin.query(sql.raw(`create database "${database}"`));
+const database = await createBenchDatabase([auditMigrations]);
+if (database) {
+  const store = await createStore({ databaseUrl: database.databaseUrl, logger: silentLogger });
   try {
-    const url = new URL(adminUrl);
-    url.pathname = `/${database}`;
-    const store = await createStore({ databaseUrl: url.toString(), logger: silentLogger });
-    await runMigrations(store, [auditMigrations], { logger: silentLogger });
     await bench({ name: "postgres", store, verifyEvents: 100_000 });
-    await store.close();
   } finally {
-    await admin.query(sql.raw(`drop database if exists "${database}" with (force)`));
-    await admin.close();
+    await store.close();
+    await database.dispose();
   }
 } else {
   process.stdout.write(

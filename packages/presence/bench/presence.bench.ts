@@ -13,7 +13,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BenchResult, type BenchTarget, reportResults, summarize } from "@gov/bench-kit";
-import { createStore, runMigrations, type Store, silentLogger, sql, systemClock } from "@gov/core";
+import { createStore, runMigrations, type Store, silentLogger, systemClock } from "@gov/core";
+import { createBenchDatabase } from "@gov/core/testing";
 import { spawnHaltChild } from "../src/__fixtures__/child-process";
 import { PresenceModule, presenceMigrations } from "../src/index";
 
@@ -109,30 +110,15 @@ async function cachedReads(name: string, store: Store): Promise<void> {
   }
 }
 
-const adminUrl =
-  process.env.GOVERNANCE_BENCH_DATABASE_URL ?? process.env.GOVERNANCE_TEST_DATABASE_URL;
-if (adminUrl) {
-  const admin = await createStore({
-    databaseUrl: adminUrl,
-    logger: silentLogger,
-    pool: { max: 1 },
-  });
-  const database = `gov_bench_presence_${process.pid}`;
-  await admin.query(sql.raw(`create database "${database}"`));
+const database = await createBenchDatabase([presenceMigrations]);
+if (database) {
+  const store = await createStore({ databaseUrl: database.databaseUrl, logger: silentLogger });
   try {
-    const url = new URL(adminUrl);
-    url.pathname = `/${database}`;
-    const store = await createStore({ databaseUrl: url.toString(), logger: silentLogger });
-    try {
-      await runMigrations(store, [presenceMigrations], { logger: silentLogger });
-      await crossProcess(url.toString(), store);
-      await cachedReads("postgres", store);
-    } finally {
-      await store.close();
-    }
+    await crossProcess(database.databaseUrl, store);
+    await cachedReads("postgres", store);
   } finally {
-    await admin.query(sql.raw(`drop database if exists "${database}" with (force)`));
-    await admin.close();
+    await store.close();
+    await database.dispose();
   }
 } else {
   process.stdout.write(

@@ -7,7 +7,6 @@ import {
   type Logger,
   ManualClock,
   type Store,
-  StoreError,
   silentLogger,
   sql,
 } from "@gov/core";
@@ -16,15 +15,6 @@ import { AuditModule, type AuditOptions, auditMigrations } from "../module";
 
 export const SECRET_A = "audit-key-A-0123456789-abcdefghijklmnopqrstuv";
 export const SECRET_B = "audit-key-B-9876543210-ZYXWVUTSRQPONMLKJIHGFE";
-
-/** A logger that keeps what it was told, for assertions on warnings. */
-export function recordingLogger(): Logger & { lines: { level: string; message: string }[] } {
-  const lines: { level: string; message: string }[] = [];
-  const at = (level: string) => (message: string) => {
-    lines.push({ level, message });
-  };
-  return { lines, debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
-}
 
 export interface AuditHarness {
   store: TestStore;
@@ -97,46 +87,4 @@ export async function tamper(store: Store, statements: readonly string[]): Promi
   });
 }
 
-/**
- * A store that can be made unreachable: while `down`, every query and transaction fails
- * as a lost connection would, and nothing reaches the database.
- */
-export function flakyStore(store: Store): { store: Store; setDown(down: boolean): void } {
-  let down = false;
-  const refuse = () =>
-    Promise.reject(
-      new StoreError({
-        kind: "connection",
-        message: "Could not reach the database (ECONNREFUSED).",
-      }),
-    );
-  const wrapped: Store = Object.create(store, {
-    query: {
-      value: (query: Parameters<Store["query"]>[0]) => (down ? refuse() : store.query(query)),
-    },
-    transaction: {
-      value: (
-        work: Parameters<Store["transaction"]>[0],
-        options: Parameters<Store["transaction"]>[1],
-      ) => (down ? refuse() : store.transaction(work, options)),
-    },
-  });
-  return {
-    store: wrapped,
-    setDown: (value) => {
-      down = value;
-    },
-  };
-}
-
-/** Poll until `condition` holds (or fail after `timeoutMs`). */
-export async function eventually(
-  condition: () => boolean | Promise<boolean>,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const started = Date.now();
-  while (!(await condition())) {
-    if (Date.now() - started > timeoutMs) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+export { eventually, flakyStore, recordingLogger } from "@gov/core/testing";

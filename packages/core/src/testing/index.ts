@@ -29,6 +29,7 @@ import {
   ensurePgliteTemplate,
   installedPgliteVersion,
 } from "../pglite-template";
+import type { AuditEventInput, AuditSink } from "../ports";
 import { createStore, type HealthReport, type Store, type Subscription } from "../store";
 import { StoreError } from "../store-errors";
 import { openPgliteStore } from "../store-pglite";
@@ -386,4 +387,90 @@ export async function createTestDatabase(
   const migrations = options.migrations ?? [];
   if (engine.name === "pglite") return { databaseUrl: "memory://", dispose: async () => undefined };
   return postgresTestDatabase(engine, await migrationSetId(migrations), migrations);
+}
+
+/**
+ * A fresh, migrated Postgres database for a benchmark, on the server that
+ * `GOVERNANCE_BENCH_DATABASE_URL` (or else `GOVERNANCE_TEST_DATABASE_URL`) names; `null` when
+ * neither is set. `dispose()` drops it.
+ */
+export async function createBenchDatabase(
+  migrations: readonly MigrationSource[],
+  env: Record<string, string | undefined> = process.env,
+): Promise<{ databaseUrl: string; dispose(): Promise<void> } | null> {
+  const url = env.GOVERNANCE_BENCH_DATABASE_URL ?? env[TEST_DATABASE_URL_ENV];
+  if (!url) return null;
+  return createTestDatabase({ name: "postgres", available: true, url }, { migrations });
+}
+
+// ---------------------------------------------------------------------------------------
+// Doubles every module's tests need.
+
+/** A logger that keeps what it was told, for assertions on warnings. */
+export function recordingLogger(): Logger & { lines: { level: string; message: string }[] } {
+  const lines: { level: string; message: string }[] = [];
+  const at = (level: string) => (message: string) => {
+    lines.push({ level, message });
+  };
+  return { lines, debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+}
+
+/**
+ * An audit sink that keeps every event it is given, for assertions on what was recorded.
+ * Each `log()` resolves on a later turn of the event loop, as a real sink's does.
+ */
+export function recordingAuditSink(): AuditSink & { events: AuditEventInput[] } {
+  const events: AuditEventInput[] = [];
+  return {
+    events,
+    async log(event) {
+      await new Promise((resolve) => setImmediate(resolve));
+      events.push(event);
+      return { eventId: `event-${events.length}`, isPlaceholder: false };
+    },
+  };
+}
+
+/**
+ * A store that can be made unreachable: while `down`, every query and transaction fails
+ * as a lost connection would (`STORE_CONNECTION`), and nothing reaches the database.
+ */
+export function flakyStore(store: Store): { store: Store; setDown(down: boolean): void } {
+  let down = false;
+  const refuse = () =>
+    Promise.reject(
+      new StoreError({
+        kind: "connection",
+        message: "Could not reach the database (ECONNREFUSED).",
+      }),
+    );
+  const wrapped: Store = Object.create(store, {
+    query: {
+      value: (query: Parameters<Store["query"]>[0]) => (down ? refuse() : store.query(query)),
+    },
+    transaction: {
+      value: (
+        work: Parameters<Store["transaction"]>[0],
+        options: Parameters<Store["transaction"]>[1],
+      ) => (down ? refuse() : store.transaction(work, options)),
+    },
+  });
+  return {
+    store: wrapped,
+    setDown: (value) => {
+      down = value;
+    },
+  };
+}
+
+/** Poll until `condition` holds (or fail after `timeoutMs`). */
+export async function eventually(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const started = Date.now();
+  while (!(await condition())) {
+    if (Date.now() - started > timeoutMs) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }

@@ -1,67 +1,16 @@
+import { type Logger, ManualClock, type Store } from "@gov/core";
 import {
-  type AuditEventInput,
-  type AuditSink,
-  type Logger,
-  ManualClock,
-  type Store,
-  StoreError,
-} from "@gov/core";
-import { createTestStore, type TestEngine, type TestStore } from "@gov/core/testing";
+  createTestStore,
+  flakyStore,
+  recordingLogger,
+  recordingAuditSink as recordingSink,
+  type TestEngine,
+  type TestStore,
+} from "@gov/core/testing";
 import type { PresenceOptions } from "../models";
 import { PresenceModule, presenceMigrations } from "../module";
 
-/** An audit sink that keeps every event it is given, for assertions on what was recorded. */
-export function recordingSink(): AuditSink & { events: AuditEventInput[] } {
-  const events: AuditEventInput[] = [];
-  return {
-    events,
-    async log(event) {
-      events.push(event);
-      return { eventId: `event-${events.length}`, isPlaceholder: false };
-    },
-  };
-}
-
-/** A logger that keeps what it was told, for assertions on warnings. */
-export function recordingLogger(): Logger & { lines: { level: string; message: string }[] } {
-  const lines: { level: string; message: string }[] = [];
-  const at = (level: string) => (message: string) => {
-    lines.push({ level, message });
-  };
-  return { lines, debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
-}
-
-/**
- * A store that can be made unreachable: while `down`, every query and transaction fails
- * as a lost connection would, and nothing reaches the database.
- */
-export function flakyStore(store: Store): { store: Store; setDown(down: boolean): void } {
-  let down = false;
-  const refuse = () =>
-    Promise.reject(
-      new StoreError({
-        kind: "connection",
-        message: "Could not reach the database (ECONNREFUSED).",
-      }),
-    );
-  const wrapped: Store = Object.create(store, {
-    query: {
-      value: (query: Parameters<Store["query"]>[0]) => (down ? refuse() : store.query(query)),
-    },
-    transaction: {
-      value: (
-        work: Parameters<Store["transaction"]>[0],
-        options: Parameters<Store["transaction"]>[1],
-      ) => (down ? refuse() : store.transaction(work, options)),
-    },
-  });
-  return {
-    store: wrapped,
-    setDown: (value) => {
-      down = value;
-    },
-  };
-}
+export { flakyStore, recordingLogger, recordingSink };
 
 export interface PresenceHarness {
   store: TestStore;

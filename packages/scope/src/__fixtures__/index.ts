@@ -49,14 +49,7 @@ export function fakeHalt(halted: Iterable<string> = []): HaltGuard & {
   };
 }
 
-/** A logger that keeps what it was told, for assertions on warnings. */
-export function recordingLogger(): Logger & { lines: { level: string; message: string }[] } {
-  const lines: { level: string; message: string }[] = [];
-  const at = (level: string) => (message: string) => {
-    lines.push({ level, message });
-  };
-  return { lines, debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
-}
+export { recordingLogger } from "@gov/core/testing";
 
 /** A store whose every call fails: a database that is down. */
 export function unreachableStore(): Store {
