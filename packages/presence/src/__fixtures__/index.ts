@@ -1,6 +1,7 @@
 import { type Logger, ManualClock, type Store } from "@gov/core";
 import {
   createTestStore,
+  eventually,
   flakyStore,
   recordingLogger,
   recordingAuditSink as recordingSink,
@@ -10,7 +11,7 @@ import {
 import type { PresenceOptions } from "../models";
 import { PresenceModule, presenceMigrations } from "../module";
 
-export { flakyStore, recordingLogger, recordingSink };
+export { eventually, flakyStore, recordingLogger, recordingSink };
 
 export interface PresenceHarness {
   store: TestStore;
@@ -57,18 +58,6 @@ export async function presenceHarness(
       await store.close();
     },
   };
-}
-
-/** Poll until `condition` holds (or fail after `timeoutMs`). */
-export async function eventually(
-  condition: () => boolean | Promise<boolean>,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const started = Date.now();
-  while (!(await condition())) {
-    if (Date.now() - started > timeoutMs) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 /** The error `run` throws (or fails the test when it does not throw). */

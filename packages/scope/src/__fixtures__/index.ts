@@ -1,29 +1,20 @@
 import {
   AgentHaltedError,
-  type AuditEventInput,
-  type AuditSink,
   type HaltCheckContext,
   type HaltGuard,
   type Logger,
   type Store,
   silentLogger,
 } from "@gov/core";
-import { createTestStore, type TestEngine, type TestStore } from "@gov/core/testing";
+import {
+  createTestStore,
+  recordingAuditSink as recordingAudit,
+  type TestEngine,
+  type TestStore,
+} from "@gov/core/testing";
 import { ScopeModule, type ScopeOptions, scopeMigrations } from "../module";
 
-/** An AuditSink that keeps every event, for assertions on what was written. */
-export function recordingAudit(): AuditSink & { events: AuditEventInput[] } {
-  const events: AuditEventInput[] = [];
-  return {
-    events,
-    async log(event) {
-      // Resolve on a later turn, as a real sink does, so that concurrency is exercised.
-      await new Promise((resolve) => setImmediate(resolve));
-      events.push(event);
-      return { eventId: String(events.length), isPlaceholder: false };
-    },
-  };
-}
+export { recordingAudit };
 
 /** A HaltGuard that refuses the agents in `halted`, and remembers what it was asked. */
 export function fakeHalt(halted: Iterable<string> = []): HaltGuard & {
