@@ -25,22 +25,19 @@ describe("the demo", () => {
     expect(lines).toContain(
       "  subscriber saw: llm.call ×5, agent.plan ×1, tool.call ×3, tool.result ×3",
     );
-    // Scope, loop and presence: the hidden tool and the look-alike host are refused, and
-    // the operator's halt refuses everything until it is lifted.
+    // Scope, loop and presence: the hidden tool and the look-alike host are refused, the
+    // retried lookup is a loop, and the operator's halt refuses everything until lifted.
     expect(lines).toContain(
       "tools offered to the model: lookup_invoice, issue_refund, send_email (admin_reset is hidden)",
     );
-    expect(
-      lines.filter((line) => line.startsWith("  refused (scope): SCOPE_VIOLATION")),
-    ).toHaveLength(2);
+    expect(lines.filter((line) => line.startsWith("  refused: SCOPE_VIOLATION"))).toHaveLength(2);
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}refused: LOOP_DETECTED: /));
     expect(lines).toContainEqual(
-      expect.stringMatching(
-        /^ {2}refused \(halt\): AGENT_HALTED: .*by ops@example\.com.*refund review/,
-      ),
+      expect.stringMatching(/^ {2}refused: AGENT_HALTED: .*by ops@example\.com.*refund review/),
     );
     expect(lines).toContain("  presence: billing-agent is Live, halted=true");
     expect(lines).toContain(
-      "decisions in the chain: scope.violation ×2, agent.halted ×1, agent.halt_enforced ×1, agent.resumed ×1; every chain verified",
+      "decisions in the chain: scope.violation ×2, loop.detected ×1, agent.halted ×1, agent.halt_enforced ×1, agent.resumed ×1; every chain verified",
     );
   });
 

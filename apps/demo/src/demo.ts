@@ -124,15 +124,24 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
     output(`  subscriber saw: ${summarize(recordedKinds)}`);
 
     // A call outside the agent's scope is refused, and the refusal is evidence.
-    await refused(output, "scope", sdk.scope.check(agentId, { tool: "admin_reset" }));
+    await refused(output, "SCOPE_VIOLATION", sdk.scope.check(agentId, { tool: "admin_reset" }));
     await refused(
       output,
-      "scope",
+      "SCOPE_VIOLATION",
       sdk.scope.check(agentId, { api: "POST https://api.stripe.com.evil.io/v1/refunds/re_1" }),
+    );
+    // The model gets stuck retrying the same lookup: the fourth call in a minute is a loop.
+    await refused(
+      output,
+      "LOOP_DETECTED",
+      (async () => {
+        for (let retry = 0; retry < 3; retry++)
+          sdk.loop.recordCall(agentId, sessionId, "lookup_invoice");
+      })(),
     );
     // The operator presses halt: every enforcement check refuses the agent, at once.
     await sdk.presence.halt(agentId, { haltedBy: "ops@example.com", reason: "refund review" });
-    await refused(output, "halt", sdk.scope.check(agentId, { tool: "lookup_invoice" }));
+    await refused(output, "AGENT_HALTED", sdk.scope.check(agentId, { tool: "lookup_invoice" }));
     const status = (await sdk.presence.listAgents()).find((agent) => agent.agentId === agentId);
     output(`  presence: ${agentId} is ${status?.status}, halted=${status?.halted}`);
     await sdk.presence.resume(agentId, { resumedBy: "ops@example.com", reason: "review done" });
@@ -157,16 +166,19 @@ function summarize(kinds: readonly string[]): string {
   return [...counts].map(([kind, count]) => `${kind} ×${count}`).join(", ");
 }
 
-/** Run a check that must refuse, and say how it refused. */
-async function refused(output: Output, label: string, check: Promise<unknown>): Promise<void> {
+/** Run a check that must refuse with `code`, and say how it refused. */
+async function refused(output: Output, code: string, check: Promise<unknown>): Promise<void> {
   try {
     await check;
   } catch (error) {
-    if (AgentHaltedError.isInstance(error) || GovernanceError.isInstance(error)) {
-      output(`  refused (${label}): ${error.code}: ${error.message.split("\n")[0]}`);
+    if (
+      (AgentHaltedError.isInstance(error) || GovernanceError.isInstance(error)) &&
+      error.code === code
+    ) {
+      output(`  refused: ${error.code}: ${error.message.split("\n")[0]}`);
       return;
     }
     throw error;
   }
-  throw new Error(`the ${label} check let the call through`);
+  throw new Error(`the check let the call through instead of refusing it with ${code}`);
 }

@@ -14,6 +14,7 @@ export const LOOP_LIMITS = {
   trackedCallsPerRule: 4_096,
   sessionIdleSeconds: { min: 60, max: 7 * 86_400 },
   sweepIntervalSeconds: { min: 1, max: 86_400 },
+  maxSessions: { min: 1, max: 10_000_000 },
 } as const;
 
 /** The policy's defaults, as in the reference. */
@@ -26,6 +27,7 @@ export const LOOP_DEFAULTS = {
   maxPeriod: 2,
   sessionIdleSeconds: 86_400,
   sweepIntervalSeconds: 60,
+  maxSessions: 100_000,
 } as const;
 
 const wholeNumber = (limits: { min: number; max: number }) =>
@@ -138,6 +140,8 @@ const FIXES: Record<string, string> = {
     "Use a whole number of seconds from 60 to 604800 (default 86400, one day) after which an idle session is forgotten.",
   sweepIntervalSeconds:
     "Use a whole number of seconds from 1 to 86400 (default 60) between sweeps of idle sessions.",
+  maxSessions:
+    "Use a whole number from 1 to 10000000 (default 100000): the most sessions tracked at once; beyond it the least recently used is forgotten.",
 };
 
 function describeValue(value: unknown): string {
@@ -317,6 +321,7 @@ export const loopOptionsSchema = z.strictObject({
   sweepIntervalSeconds: wholeNumber(LOOP_LIMITS.sweepIntervalSeconds).default(
     LOOP_DEFAULTS.sweepIntervalSeconds,
   ),
+  maxSessions: wholeNumber(LOOP_LIMITS.maxSessions).default(LOOP_DEFAULTS.maxSessions),
 });
 
 /** Options of the loop module. */
@@ -332,6 +337,14 @@ export interface LoopOptions {
    * an unref'd timer. @default 60
    */
   sweepIntervalSeconds?: number;
+  /**
+   * The most sessions tracked at once (all agents together), 1–10000000. A new session
+   * beyond it evicts the least recently used one (its counters are forgotten, so a loop in
+   * it is seen afresh); the first eviction is logged as a warning, and `stats()` counts
+   * them. It bounds memory when session ids are many and short-lived (e.g. one per
+   * request). @default 100000
+   */
+  maxSessions?: number;
 }
 
 /** Validated {@link LoopOptions}. */
@@ -344,7 +357,7 @@ export function parseLoopOptions(options: LoopOptions | undefined): ResolvedLoop
     throw new InvalidLoopPolicyError(
       "loop options",
       `must be an object, got ${describeValue(input)}.`,
-      "Pass { sessionIdleSeconds, sweepIntervalSeconds } or nothing.",
+      "Pass { sessionIdleSeconds, sweepIntervalSeconds, maxSessions } or nothing.",
     );
   }
   const parsed = loopOptionsSchema.safeParse(input);

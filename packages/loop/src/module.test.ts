@@ -266,22 +266,101 @@ describe("memory: idle sessions are swept", () => {
     expect(loop.resetSession(AGENT, "busy")).toBe(true);
   });
 
-  it("keeps a session idle for less than a day", () => {
+  it("keeps a session while a call is in the window, and forgets it once none is (not a day later)", () => {
     const { loop, clock } = setup();
-    loop.register({ agentId: AGENT, maxCalls: 5 });
+    loop.register({ agentId: AGENT, maxCalls: 5, windowSeconds: 3_600 });
     calls(loop, clock, 1);
-    clock.advance(86_400_000 - 1);
+    clock.advance(3_600_000 - 1);
+    expect(loop.prune()).toBe(0);
+    expect(loop.stats().sessions).toBe(1);
+    clock.advance(1);
+    expect(loop.prune()).toBe(1);
+    expect(loop.stats().sessions).toBe(0);
+  });
+
+  it("honours sessionIdleSeconds (shorter than the window)", () => {
+    const { loop, clock } = setup({ sessionIdleSeconds: 600 });
+    loop.register({ agentId: AGENT, maxCalls: 5, windowSeconds: 3_600 });
+    calls(loop, clock, 1);
+    clock.advance(600_000 - 1);
     expect(loop.prune()).toBe(0);
     clock.advance(1);
     expect(loop.prune()).toBe(1);
   });
 
-  it("honours sessionIdleSeconds", () => {
-    const { loop, clock } = setup({ sessionIdleSeconds: 600 });
-    loop.register({ agentId: AGENT, maxCalls: 5 });
-    calls(loop, clock, 1);
-    clock.advance(600_000);
+  it("stays bounded with a new session id per request: empty sessions are swept", () => {
+    const { loop, clock } = setup({ sweepIntervalSeconds: 1 });
+    loop.register({ agentId: AGENT, maxCalls: 5, windowSeconds: 10 });
+    // 3000 one-call sessions, one every 100 ms (5 minutes), as with a UUID per request.
+    let most = 0;
+    for (let index = 0; index < 3_000; index++) {
+      loop.recordCall(AGENT, `request-${index}`, "search_web");
+      most = Math.max(most, loop.stats().sessions);
+      clock.advance(100);
+    }
+    // At most the window's (10 s) and one sweep interval's worth: 110 sessions.
+    expect(most).toBeLessThanOrEqual(111);
+    clock.advance(10_000);
+    loop.prune();
+    expect(loop.stats()).toMatchObject({ sessions: 0, evictedSessions: 0 });
+  });
+
+  it("keeps a session whose identical-call window is still live (longer than the tool window)", () => {
+    const { loop, clock } = setup();
+    loop.register({
+      agentId: AGENT,
+      maxCalls: 5,
+      windowSeconds: 10,
+      identicalCalls: { maxCalls: 1, windowSeconds: 60 },
+    });
+    loop.recordCall(AGENT, SESSION, "search_web", { args: { q: 1 } });
+    clock.advance(30_000);
+    // The tool's 10 s window is empty, the identical call's 60 s window is not.
+    expect(loop.prune()).toBe(0);
+    expect(() => loop.recordCall(AGENT, SESSION, "search_web", { args: { q: 1 } })).toThrow(
+      LoopDetected,
+    );
+    clock.advance(60_000);
     expect(loop.prune()).toBe(1);
+  });
+
+  it("holds at most maxSessions, evicting the least recently used session", () => {
+    const { loop, clock, logger } = setup({ maxSessions: 3 });
+    loop.register({ agentId: AGENT, maxCalls: 2 });
+    loop.register({ agentId: "other-agent", maxCalls: 2 });
+    calls(loop, clock, 1, "search_web", 1_000, "a");
+    loop.recordCall("other-agent", "b", "search_web");
+    clock.advance(1_000);
+    calls(loop, clock, 1, "search_web", 1_000, "c");
+    expect(loop.stats()).toMatchObject({ sessions: 3, evictedSessions: 0 });
+    expect(logger.warnings).toEqual([]);
+
+    calls(loop, clock, 1, "search_web", 1_000, "d");
+    expect(loop.stats()).toMatchObject({ sessions: 3, evictedSessions: 1 });
+    expect(loop.resetSession(AGENT, "a")).toBe(false); // the oldest: evicted
+    expect(logger.warnings).toHaveLength(1);
+    expect(logger.warnings[0]?.message).toMatch(/maxSessions/);
+    expect(logger.warnings[0]?.fields).toMatchObject({ maxSessions: 3, sessionId: "a" });
+
+    // The next oldest is the other agent's; later evictions are not logged again.
+    calls(loop, clock, 1, "search_web", 1_000, "e");
+    calls(loop, clock, 1, "search_web", 1_000, "f");
+    expect(loop.stats()).toMatchObject({ sessions: 3, evictedSessions: 3 });
+    expect(loop.resetSession("other-agent", "b")).toBe(false);
+    expect(loop.resetSession(AGENT, "c")).toBe(false);
+    expect(logger.warnings).toHaveLength(1);
+  });
+
+  it("does not evict a session in use: a call makes it the most recently used", () => {
+    const { loop, clock } = setup({ maxSessions: 2 });
+    loop.register({ agentId: AGENT, maxCalls: 2 });
+    calls(loop, clock, 1, "search_web", 1_000, "live");
+    calls(loop, clock, 1, "search_web", 1_000, "quiet");
+    calls(loop, clock, 1, "search_web", 1_000, "live"); // live is now newer than quiet
+    calls(loop, clock, 1, "search_web", 1_000, "new");
+    expect(loop.resetSession(AGENT, "quiet")).toBe(false);
+    // The live session kept its counters: its third call is a loop.
+    expect(() => loop.recordCall(AGENT, "live", "search_web")).toThrow(LoopDetected);
   });
 
   it("drops the counters of tools whose calls have left the window, and keeps live ones", () => {
@@ -663,12 +742,57 @@ describe("bad input to every method", () => {
       [{ sessionIdleSeconds: 604_801 }, "sessionIdleSeconds", 604_800],
       [{ sweepIntervalSeconds: 0 }, "sweepIntervalSeconds", 1],
       [{ sweepIntervalSeconds: 1.5 }, "sweepIntervalSeconds", undefined],
+      [{ maxSessions: 0 }, "maxSessions", 1],
+      [{ maxSessions: 10_000_001 }, "maxSessions", 10_000_000],
     ] as const) {
       const error = thrown(() => new LoopModule({}, options));
       expect(error).toMatchObject({ code: "LOOP_POLICY_INVALID", field, limit });
     }
     expect(() => new LoopModule({}, { sweepInterval: 5 } as never)).toThrow(/unknown field/);
     expect(() => new LoopModule({}, "fast" as never)).toThrow(/must be an object/);
+  });
+
+  it("the constructor refuses a context that is not an object, naming it and the fix", () => {
+    for (const [context, got] of [
+      [null, "null"],
+      [42, "number"],
+      ["ctx", "string"],
+      [[], "an array"],
+    ] as const) {
+      const error = thrown(() => new LoopModule(context as never));
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(error).toMatchObject({ code: "INVALID_ARGUMENT", field: "context" });
+      expect((error as Error).message).toMatch(`must be an object, got ${got}`);
+      expect((error as InvalidArgumentError).recoveryHint).toMatch(/\{ clock, logger, audit \}/);
+    }
+  });
+
+  it("the constructor refuses a clock, logger or audit sink without the methods it calls", () => {
+    const logger = new RecordingLogger();
+    const clock = new ManualClock(0);
+    for (const [context, field, fix] of [
+      [{ clock: 1 }, "context.clock", /now\(\), nowMs\(\)/],
+      [{ clock: null }, "context.clock", /now\(\), nowMs\(\)/],
+      [{ clock: { nowMs: () => 0 } }, "context.clock", /now\(\)/],
+      [{ logger: "console" }, "context.logger", /debug\(\), info\(\), warn\(\), error\(\)/],
+      [{ logger: { warn() {}, error() {} } }, "context.logger", /debug\(\)/],
+      [{ audit: {} }, "context.audit", /log\(\)/],
+      [{ audit: () => undefined }, "context.audit", /log\(\)/],
+      [{ clock, logger, audit: { log: "yes" } }, "context.audit", /log\(\)/],
+    ] as const) {
+      const error = thrown(() => new LoopModule(context as never));
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(error).toMatchObject({ code: "INVALID_ARGUMENT", field });
+      expect((error as Error).message).toMatch(/must be an? /);
+      expect((error as InvalidArgumentError).recoveryHint).toMatch(fix);
+      expect((error as InvalidArgumentError).recoveryHint).toMatch(/leave it out/);
+    }
+  });
+
+  it("the constructor takes each context field as optional (undefined is the default)", async () => {
+    await using loop = new LoopModule({ clock: undefined, logger: undefined, audit: undefined });
+    loop.register({ agentId: AGENT, maxCalls: 2 });
+    expect(loop.recordCall(AGENT, SESSION, "t")).toBeNull();
   });
 });
 

@@ -34,8 +34,13 @@ export interface RecordCallOptions {
 export interface LoopStats {
   /** Agents with a registered policy. */
   policies: number;
-  /** Sessions being tracked (idle ones are swept after `sessionIdleSeconds`). */
+  /**
+   * Sessions being tracked: the sweep forgets those with no call left in any window and
+   * those idle for `sessionIdleSeconds`; at most `maxSessions`.
+   */
   sessions: number;
+  /** Sessions forgotten to stay within `maxSessions` (least recently used first). */
+  evictedSessions: number;
   /** Loops detected since the module started (each call over a limit counts once). */
   detections: number;
   /** `loop.detected` events the audit sink failed to take (each was logged as a warning). */
@@ -90,6 +95,49 @@ function checkName(value: unknown, field: string): asserts value is string {
   }
 }
 
+type LoopContext = Partial<Pick<ModuleContext, "clock" | "logger" | "audit">>;
+
+function typeOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value;
+}
+
+/** Refuse a context port that is given but lacks a method the module calls. */
+function checkPort(value: unknown, field: string, methods: readonly string[], what: string): void {
+  if (value === undefined) return;
+  const ok =
+    typeof value === "object" &&
+    value !== null &&
+    methods.every((method) => typeof (value as Record<string, unknown>)[method] === "function");
+  if (!ok) {
+    throw new InvalidArgumentError(
+      `context.${field}`,
+      `must be ${what}, got ${typeOf(value)}.`,
+      `Pass context.${field} with ${methods.map((method) => `${method}()`).join(", ")}, or leave it out for the default; @gov/sdk wires it for you.`,
+    );
+  }
+}
+
+function checkContext(context: unknown): asserts context is LoopContext {
+  if (typeof context !== "object" || context === null || Array.isArray(context)) {
+    throw new InvalidArgumentError(
+      "context",
+      `must be an object, got ${typeOf(context)}.`,
+      "Pass { clock, logger, audit } (each optional) or nothing; @gov/sdk wires it for you.",
+    );
+  }
+  const { clock, logger, audit } = context as Record<string, unknown>;
+  checkPort(clock, "clock", ["now", "nowMs"], "a Clock (default systemClock)");
+  checkPort(
+    logger,
+    "logger",
+    ["debug", "info", "warn", "error"],
+    "a Logger (default a console logger; silentLogger logs nothing)",
+  );
+  checkPort(audit, "audit", ["log"], "an AuditSink (default noopAuditSink, which records nothing)");
+}
+
 function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
@@ -99,8 +147,10 @@ function describe(error: unknown): string {
  * agent that repeats itself beyond its {@link LoopPolicy}.
  *
  * The counters live in this process's memory, as in the reference: a ring buffer of call
- * times per (session, tool), so `recordCall` costs about a microsecond. Sessions idle for
- * `sessionIdleSeconds` (one day) are forgotten. Each detection is written to the audit chain
+ * times per (session, tool), so `recordCall` costs about a microsecond. Sessions with no call
+ * left in any window, or idle for `sessionIdleSeconds` (one day), are forgotten by the sweep,
+ * and at most `maxSessions` (100,000) are held: beyond it the least recently used session is
+ * forgotten. Each detection is written to the audit chain
  * as `loop.detected`; the write is not awaited on the call's path, but its failure is logged
  * (never lost silently) and `flush()`/`close()` wait for it.
  *
@@ -123,10 +173,17 @@ export class LoopModule {
   readonly #audit: AuditSink;
   readonly #idleMs: number;
   readonly #sweepMs: number;
+  readonly #maxSessions: number;
   readonly #policies = new Map<string, Compiled>();
-  /** agentId → sessionId → state. */
+  /**
+   * agentId → sessionId → state. Each agent's map is in order of use (least recently used
+   * first): a session is moved to the end when a call is recorded in it.
+   */
   readonly #sessions = new Map<string, Map<string, SessionState>>();
   #sessionCount = 0;
+  /** The session of the last recorded call: already last in its agent's map. */
+  #lastSession: SessionState | null = null;
+  #evictions = 0;
   #nextSweepMs: number;
   #timer: NodeJS.Timeout | null;
   readonly #pending = new Set<Promise<void>>();
@@ -136,18 +193,19 @@ export class LoopModule {
   /**
    * @param context The clock, logger and audit sink (from `ModuleContext` when composed);
    *   used alone, the system clock, a console logger and a sink that records nothing.
+   * @throws {InvalidArgumentError} for a context that is not an object, or a clock, logger
+   *   or audit sink without the methods the module calls (`field` names it).
    * @throws {InvalidLoopPolicyError} for bad options.
    */
-  constructor(
-    context: Partial<Pick<ModuleContext, "clock" | "logger" | "audit">> = {},
-    options: LoopOptions = {},
-  ) {
+  constructor(context: LoopContext = {}, options: LoopOptions = {}) {
+    checkContext(context);
     const resolved = parseLoopOptions(options);
     this.#clock = context.clock ?? systemClock;
     this.#logger = context.logger ?? createConsoleLogger();
     this.#audit = context.audit ?? noopAuditSink;
     this.#idleMs = resolved.sessionIdleSeconds * 1_000;
     this.#sweepMs = resolved.sweepIntervalSeconds * 1_000;
+    this.#maxSessions = resolved.maxSessions;
     this.#nextSweepMs = this.#clock.nowMs() + this.#sweepMs;
     this.#timer = setInterval(() => this.prune(), this.#sweepMs);
     this.#timer.unref();
@@ -348,7 +406,8 @@ export class LoopModule {
   }
 
   /**
-   * Forget sessions idle for `sessionIdleSeconds`, and calls that have left their windows.
+   * Forget calls that have left their windows, sessions with no call left in any window (they
+   * can no longer contribute to a detection), and sessions idle for `sessionIdleSeconds`.
    * Runs by itself (on `recordCall` every `sweepIntervalSeconds` of the module's clock, and
    * on an unref'd timer); call it to sweep now.
    * @returns how many sessions were forgotten.
@@ -365,13 +424,25 @@ export class LoopModule {
           removed++;
           continue;
         }
+        const cutoff = now - compiled.windowMs;
         for (const [tool, calls] of session.tools) {
-          if (calls.newest() <= now - compiled.windowMs) session.tools.delete(tool);
+          if (calls.newest() <= cutoff) session.tools.delete(tool);
         }
-        if (session.identical !== null) {
-          for (const [key, calls] of session.identical) {
-            if (calls.newest() <= now - compiled.identicalWindowMs) session.identical.delete(key);
+        const identical = session.identical;
+        if (identical !== null) {
+          for (const [key, calls] of identical) {
+            if (calls.newest() <= now - compiled.identicalWindowMs) identical.delete(key);
           }
+        }
+        const history = session.history;
+        if (
+          session.tools.size === 0 &&
+          (identical === null || identical.size === 0) &&
+          (history === null || history.size === 0 || history.timeFromNewest(0) <= cutoff)
+        ) {
+          // Nothing left in any window: a new call starts from zero either way.
+          sessions.delete(sessionId);
+          removed++;
         }
       }
       if (sessions.size === 0) this.#sessions.delete(agentId);
@@ -385,6 +456,7 @@ export class LoopModule {
     return {
       policies: this.#policies.size,
       sessions: this.#sessionCount,
+      evictedSessions: this.#evictions,
       detections: this.#detections,
       auditFailures: this.#auditFailures,
       pendingAuditWrites: this.#pending.size,
@@ -412,16 +484,24 @@ export class LoopModule {
 
   #session(agentId: string, sessionId: string, compiled: Compiled, now: number): SessionState {
     let sessions = this.#sessions.get(agentId);
-    if (sessions === undefined) {
-      sessions = new Map();
-      this.#sessions.set(agentId, sessions);
-    }
-    let session = sessions.get(sessionId);
+    let session = sessions?.get(sessionId);
     if (session === undefined) {
+      // Make room first: the new session is then the most recently used, never the evicted.
+      if (this.#sessionCount >= this.#maxSessions) this.#evictLeastRecentlyUsed();
+      sessions = this.#sessions.get(agentId);
+      if (sessions === undefined) {
+        sessions = new Map();
+        this.#sessions.set(agentId, sessions);
+      }
       session = { lastSeenMs: now, tools: new Map(), identical: null, history: null };
       sessions.set(sessionId, session);
       this.#sessionCount++;
+    } else if (session !== this.#lastSession) {
+      // Move it to the end of its agent's map: the maps stay in order of use.
+      (sessions as Map<string, SessionState>).delete(sessionId);
+      (sessions as Map<string, SessionState>).set(sessionId, session);
     }
+    this.#lastSession = session;
     session.lastSeenMs = now;
     const capacity = compiled.historyCapacity;
     if (capacity === 0) {
@@ -532,6 +612,39 @@ export class LoopModule {
       "A loop.detected audit event could not be written; its fields are in this warning.",
       { ...detection, error: describe(error) },
     );
+  }
+
+  /** Forget the least recently used session of all agents (the oldest first in its map). */
+  #evictLeastRecentlyUsed(): void {
+    let oldestAgent: string | undefined;
+    let oldestSession: string | undefined;
+    let oldestMs = Number.POSITIVE_INFINITY;
+    for (const [agentId, sessions] of this.#sessions) {
+      const first = sessions.entries().next();
+      if (first.done) continue;
+      const [sessionId, session] = first.value;
+      if (oldestAgent === undefined || session.lastSeenMs < oldestMs) {
+        oldestAgent = agentId;
+        oldestSession = sessionId;
+        oldestMs = session.lastSeenMs;
+      }
+    }
+    if (oldestAgent === undefined || oldestSession === undefined) return;
+    const sessions = this.#sessions.get(oldestAgent) as Map<string, SessionState>;
+    sessions.delete(oldestSession);
+    if (sessions.size === 0) this.#sessions.delete(oldestAgent);
+    this.#sessionCount--;
+    if (this.#evictions++ === 0) {
+      this.#logger.warn(
+        "The loop module holds maxSessions sessions: the least recently used ones are now forgotten to make room (their counters start again from zero). Raise maxSessions if this is expected; logged once.",
+        {
+          maxSessions: this.#maxSessions,
+          agentId: oldestAgent,
+          sessionId: oldestSession,
+          idleMs: this.#clock.nowMs() - oldestMs,
+        },
+      );
+    }
   }
 
   #dropAgent(agentId: string): void {

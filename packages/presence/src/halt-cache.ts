@@ -68,6 +68,21 @@ function decodeChange(payload: string): HaltChange | null {
 /** How often, at most, a persisting failure to reload is repeated in the log. */
 const WARN_EVERY_MS = 60_000;
 
+/** The wait before retrying after a first failed reload; it doubles with each failure. */
+export const RELOAD_BACKOFF_BASE_MS = 250;
+/** The longest wait between retries of a failing reload; a TTL shorter than this caps it lower. */
+export const RELOAD_BACKOFF_MAX_MS = 30_000;
+
+/**
+ * The wait after `failures` consecutive failed reloads: 250 ms, doubling, up to the TTL
+ * (at least 250 ms) and never more than 30 s.
+ */
+export function reloadBackoffMs(failures: number, ttlMs: number): number {
+  if (failures <= 0) return 0;
+  const cap = Math.min(Math.max(ttlMs, RELOAD_BACKOFF_BASE_MS), RELOAD_BACKOFF_MAX_MS);
+  return Math.min(RELOAD_BACKOFF_BASE_MS * 2 ** Math.min(failures - 1, 30), cap);
+}
+
 /**
  * The in-process cache of halted agents that every halt check reads.
  *
@@ -77,7 +92,11 @@ const WARN_EVERY_MS = 60_000;
  *   by hand; after the listening connection reconnects, it reloads at once.
  * - Each change carries a version from one sequence, and an entry is only replaced by a
  *   newer one, so a reload racing with notifications never brings back an older state.
- * - When the database is unreachable the cache keeps its last known state and warns.
+ * - When the database is unreachable the cache keeps its last known state and warns, and
+ *   the background reloads (from halt checks and the timer) back off: 250 ms after the
+ *   first failure, doubling up to the TTL or 30 s, back to normal after a success. An
+ *   explicit {@link reload}, a reconnect of the listener and a reload request by NOTIFY
+ *   do not wait.
  */
 export class HaltCache {
   readonly #store: Store;
@@ -97,6 +116,9 @@ export class HaltCache {
   #timer: NodeJS.Timeout | null = null;
   #failing = false;
   #lastWarnAt = 0;
+  /** Consecutive failed reloads, and the `performance.now()` before which none is started in the background. */
+  #failures = 0;
+  #retryAt = 0;
   #closed = false;
 
   constructor(store: Store, logger: Logger, ttlMs: number) {
@@ -122,7 +144,10 @@ export class HaltCache {
     await this.reload().catch(() => undefined);
   }
 
-  /** The agent's halt, or null; starts a background reload when the cache is older than the TTL. */
+  /**
+   * The agent's halt, or null; starts a background reload when the cache is older than the
+   * TTL (while reloads keep failing, at most one per backoff period).
+   */
   get(agentId: string): HaltState | null {
     if (this.#loadedAt === null || performance.now() - this.#loadedAt > this.#ttlMs) {
       this.#background();
@@ -159,7 +184,7 @@ export class HaltCache {
       this.#reloading = null;
       if (this.#reloadAgain) {
         this.#reloadAgain = false;
-        this.#background();
+        this.#background(true);
       }
     });
     return this.#reloading;
@@ -200,6 +225,8 @@ export class HaltCache {
       this.#entries = entries;
       for (const change of buffer) this.apply(change);
       this.#loadedAt = performance.now();
+      this.#failures = 0;
+      this.#retryAt = 0;
       if (this.#failing) {
         this.#failing = false;
         this.#logger.info(
@@ -208,14 +235,21 @@ export class HaltCache {
       }
     } catch (error) {
       this.#buffer = null;
+      this.#failures += 1;
+      this.#retryAt = performance.now() + reloadBackoffMs(this.#failures, this.#ttlMs);
       this.#warn(error);
       throw error;
     }
   }
 
-  #background(): void {
+  /**
+   * Start a reload unless one is in flight or, after failures, the backoff has not passed
+   * yet (`force`: the database just told us it is back, so try at once).
+   */
+  #background(force = false): void {
     if (this.#closed) return;
     if (this.#reloading) return;
+    if (!force && this.#failures > 0 && performance.now() < this.#retryAt) return;
     this.reload().catch(() => undefined);
   }
 
@@ -241,7 +275,7 @@ export class HaltCache {
         const subscription = await this.#store.listen(
           HALT_CHANNEL,
           (payload) => this.#onNotification(payload),
-          { onReconnect: () => this.#background() },
+          { onReconnect: () => this.#background(true) },
         );
         if (this.#closed) await subscription.unsubscribe();
         else this.#subscription = subscription;
@@ -264,7 +298,7 @@ export class HaltCache {
     } else if (this.#reloading) {
       this.#reloadAgain = true;
     } else {
-      this.#background();
+      this.#background(true);
     }
   }
 

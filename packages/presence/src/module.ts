@@ -5,6 +5,7 @@ import {
   defineModule,
   type HaltCheckContext,
   type HaltGuard,
+  InvalidArgumentError,
   type Logger,
   type MigrationSource,
   type ModuleContext,
@@ -148,12 +149,42 @@ export class PresenceModule implements HaltGuard {
    * @param context the store, clock and logger, and the audit sink halts are recorded in
    *   (no-op when absent).
    * @param options see {@link PresenceOptions}.
+   * @throws {InvalidArgumentError} (core's) for a missing or malformed context field,
+   *   naming it (`context.store`, `context.clock`, `context.logger`, `context.audit`).
    * @throws {InvalidPresenceInputError} for a bad option; nothing is started then.
    */
   constructor(
     context: Pick<ModuleContext, "store" | "clock" | "logger"> & { audit?: AuditSink },
     options: PresenceOptions = {},
   ) {
+    if (typeof context !== "object" || context === null) {
+      throw new InvalidArgumentError(
+        "context",
+        `must be an object, got ${typeOf(context)}.`,
+        "Pass a context { store, clock, logger, audit? } (a ModuleContext); @gov/sdk wires it for you.",
+      );
+    }
+    requirePort(
+      context.store,
+      "store",
+      ["query", "transaction", "listen", "notify"],
+      "a @gov/core Store (createStore)",
+    );
+    requirePort(context.clock, "clock", ["now", "nowMs"], "a Clock (e.g. systemClock)");
+    requirePort(
+      context.logger,
+      "logger",
+      ["warn", "info", "error", "debug"],
+      "a Logger (e.g. silentLogger)",
+    );
+    if (context.audit !== undefined && context.audit !== null) {
+      requirePort(
+        context.audit,
+        "audit",
+        ["log"],
+        "an AuditSink, or absent (noopAuditSink records nothing)",
+      );
+    }
     this.#options = validate(presenceOptionsSchema, options ?? {}, "options");
     this.#store = context.store;
     this.#clock = context.clock;
@@ -367,16 +398,29 @@ export class PresenceModule implements HaltGuard {
     let result: { changed: boolean; change: HaltChange };
     try {
       result = await this.#store.transaction(async (tx) => {
-        const inserted = await tx.execute<HaltRow>(sql`
-          insert into gov_presence.agents (agent_id, status, last_seen, first_seen, halted_at, halted_by, halt_reason, halt_version)
-          values (${id}, 'unresponsive', null, ${now}::timestamptz, ${now}::timestamptz, ${haltedBy}, ${reason}, nextval('gov_presence.halt_version'))
+        // The version must be taken while this transaction holds the row lock, never
+        // before: a version taken before waiting for a resume's lock would be older than
+        // the resume's, and every cache would drop this halt as stale. So the upsert writes
+        // the halt without a version (locking the row, whether it inserts or updates it),
+        // and the version is taken by the next statement, under that lock. Every writer of
+        // halt_version (halt and resume) takes it under the row lock, so per agent the
+        // versions increase in commit order.
+        const written = await tx.execute<{ agent_id: string }>(sql`
+          insert into gov_presence.agents (agent_id, status, last_seen, first_seen, halted_at, halted_by, halt_reason)
+          values (${id}, 'unresponsive', null, ${now}::timestamptz, ${now}::timestamptz, ${haltedBy}, ${reason})
           on conflict (agent_id) do update set
             halted_at = excluded.halted_at,
             halted_by = excluded.halted_by,
-            halt_reason = excluded.halt_reason,
-            halt_version = excluded.halt_version
+            halt_reason = excluded.halt_reason
           where gov_presence.agents.halted_at is null
-          returning ${HALT_COLUMNS}`);
+          returning agent_id`);
+        const inserted =
+          written.rows.length === 0
+            ? { rows: [] as HaltRow[] }
+            : await tx.execute<HaltRow>(sql`
+                update gov_presence.agents set halt_version = nextval('gov_presence.halt_version')
+                where agent_id = ${id}
+                returning ${HALT_COLUMNS}`);
         const row = inserted.rows[0];
         if (row) {
           const change = changeOf(id, row);
@@ -426,6 +470,9 @@ export class PresenceModule implements HaltGuard {
     let result: { lifted: HaltState | null; change: HaltChange | null };
     try {
       result = await this.#store.transaction(async (tx) => {
+        // Lock the row first, then take the version in the update below: like halt(), the
+        // version is taken under the row lock, so it is newer than any halt committed
+        // before and older than any halt that commits after.
         const before = await tx.execute<HaltRow>(
           sql`select ${HALT_COLUMNS} from gov_presence.agents where agent_id = ${id} and halted_at is not null for update`,
         );
@@ -637,6 +684,33 @@ function changeOf(agentId: string, row: HaltRow): HaltChange {
           }
         : null,
   };
+}
+
+function typeOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value;
+}
+
+/** Refuse a context port that is not an object with the given methods. */
+function requirePort(value: unknown, field: string, methods: string[], what: string): void {
+  if (typeof value !== "object" || value === null) {
+    throw new InvalidArgumentError(
+      `context.${field}`,
+      `must be ${what}, got ${typeOf(value)}.`,
+      `Pass context.${field}; @gov/sdk wires it for you.`,
+    );
+  }
+  const missing = methods.filter(
+    (method) => typeof (value as Record<string, unknown>)[method] !== "function",
+  );
+  if (missing.length > 0) {
+    throw new InvalidArgumentError(
+      `context.${field}`,
+      `must be ${what}, but it has no ${missing.join(", ")} method${missing.length > 1 ? "s" : ""}.`,
+      `Pass context.${field} with ${methods.join(", ")} (${what}); @gov/sdk wires it for you.`,
+    );
+  }
 }
 
 function parseMetadata(value: unknown): PresenceMetadata | null {

@@ -1,4 +1,4 @@
-import { GovernanceError, ManualClock, silentLogger, sql } from "@gov/core";
+import { GovernanceError, InvalidArgumentError, ManualClock, silentLogger, sql } from "@gov/core";
 import { type TestEngine, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type PresenceHarness, presenceHarness, thrown } from "./__fixtures__";
@@ -17,8 +17,72 @@ async function invalid(run: () => unknown): Promise<InvalidPresenceInputError> {
   return error;
 }
 
+/** A store-shaped object: the constructor only checks its shape, and never calls it. */
+const fakeStore = {
+  query: async () => [],
+  transaction: async () => undefined,
+  listen: async () => ({ unsubscribe: async () => undefined }),
+  notify: async () => undefined,
+} as never;
+
+describe("the module's context", () => {
+  const good = { store: fakeStore, clock: new ManualClock(), logger: silentLogger };
+  const { query: _query, ...storeWithoutQuery } = fakeStore as Record<string, unknown>;
+  const { notify: _notify, ...storeWithoutNotify } = fakeStore as Record<string, unknown>;
+
+  async function refused(context: unknown, field: string, problem: RegExp): Promise<void> {
+    const error = await thrown(() => new PresenceModule(context as never));
+    if (!(error instanceof InvalidArgumentError)) throw error;
+    expect(error.code).toBe("INVALID_ARGUMENT");
+    expect(error.field).toBe(field);
+    expect(error.message).toContain(field);
+    expect(error.message).toMatch(problem);
+    expect(error.recoveryHint).toContain(field);
+  }
+
+  it("refuses no context at all", async () => {
+    await refused(undefined, "context", /must be an object, got undefined/);
+    await refused(null, "context", /got null/);
+    await refused("store", "context", /got string/);
+  });
+
+  it("refuses an empty context, naming the store first", async () => {
+    await refused({}, "context.store", /Store.*got undefined/);
+  });
+
+  it.each([
+    [{ ...good, store: undefined }, "context.store", /got undefined/],
+    [{ ...good, store: null }, "context.store", /got null/],
+    [{ ...good, store: "postgres://db" }, "context.store", /got string/],
+    [{ ...good, store: {} }, "context.store", /no query, transaction, listen, notify methods/],
+    [{ ...good, store: storeWithoutQuery }, "context.store", /no query method/],
+    [{ ...good, store: storeWithoutNotify }, "context.store", /no notify method/],
+    [{ ...good, clock: undefined }, "context.clock", /Clock.*got undefined/],
+    [{ ...good, clock: new Date() }, "context.clock", /no now, nowMs methods/],
+    [{ ...good, clock: { now: () => new Date() } }, "context.clock", /no nowMs method/],
+    [{ ...good, logger: undefined }, "context.logger", /Logger.*got undefined/],
+    [{ ...good, logger: console.log }, "context.logger", /got function/],
+    [
+      { ...good, logger: { warn: () => {}, error: () => {} } },
+      "context.logger",
+      /no info, debug methods/,
+    ],
+    [{ ...good, audit: {} }, "context.audit", /AuditSink.*no log method/],
+    [{ ...good, audit: "audit" }, "context.audit", /got string/],
+  ])("refuses %j, naming %s", async (context, field, problem) => {
+    await refused(context, field, problem);
+  });
+
+  it("accepts a context without audit (a no-op sink is used)", () => {
+    expect(() => new PresenceModule(good)).not.toThrow();
+    expect(
+      () => new PresenceModule({ ...good, audit: { log: async () => ({}) } as never }),
+    ).not.toThrow();
+  });
+});
+
 describe("options of the module", () => {
-  const context = { store: {} as never, clock: new ManualClock(), logger: silentLogger };
+  const context = { store: fakeStore, clock: new ManualClock(), logger: silentLogger };
 
   it.each([
     [{ haltCacheTtlMs: 0 }, "options.haltCacheTtlMs"],

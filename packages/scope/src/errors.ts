@@ -19,6 +19,11 @@ export type ScopeDenialReason =
   | "not_allowed"
   /** The tool is one of the policy's `hiddenTools`. */
   | "hidden"
+  /**
+   * The tool name or API call the agent sent cannot be checked: an API call that is not a
+   * canonical http(s) `"METHOD URL"` (see the README), or an empty or over-long name.
+   */
+  | "invalid_request"
   /** No policy is registered for the agent. */
   | "no_policy";
 
@@ -41,7 +46,10 @@ export interface ScopeViolationDetails {
   agentId: string;
   /** The tool that was refused, or null for an API call. */
   tool: string | null;
-  /** The API call (`"METHOD URL"`) that was refused, or null for a tool. */
+  /**
+   * The API call that was refused, or null for a tool — redacted (no user name or password,
+   * query values as `REDACTED`, cut when long), never the raw text.
+   */
   api: string | null;
   reason: Exclude<ScopeDenialReason, "no_policy">;
   /** The names the policy allows for this kind of call (tools, or API entries). */
@@ -80,7 +88,9 @@ export class ScopeViolation extends GovernanceError {
     const why =
       details.reason === "hidden"
         ? "it is one of the policy's hiddenTools"
-        : `it is not in the policy's ${field}`;
+        : details.reason === "invalid_request"
+          ? `it is not a valid ${kind === "tool" ? "tool name" : 'canonical "METHOD URL" call'}`
+          : `it is not in the policy's ${field}`;
     const note = details.note ? ` ${details.note}` : "";
     super({
       code: SCOPE_ERROR_CODES.SCOPE_VIOLATION,
@@ -88,7 +98,11 @@ export class ScopeViolation extends GovernanceError {
       recoveryHint:
         details.reason === "hidden"
           ? `Hidden tools are never callable. If the agent needs ${target}, remove it from hiddenTools, add it to allowedTools, and register the policy again.`
-          : `If the agent should be able to call it, add ${target} to ${field} of its ScopePolicy and register the policy again (scope.register); otherwise stop the agent from calling it.`,
+          : details.reason === "invalid_request"
+            ? kind === "tool"
+              ? "Call a tool by its exact name (1–256 characters)."
+              : 'Send the call as "METHOD scheme://host[:port]/path[?query]" exactly as a client sends it: lower-case host, no default port, no "." or ".." segments, no "\\", "@", whitespace or non-ASCII characters, no %25 or %2e.'
+            : `If the agent should be able to call it, add ${target} to ${field} of its ScopePolicy and register the policy again (scope.register); otherwise stop the agent from calling it.`,
     });
     this.name = "ScopeViolation";
     this.agentId = details.agentId;

@@ -5,6 +5,7 @@ export {
   matchesApi,
   parseApiRequest,
   parseApiRule,
+  redactApi,
 } from "./api-rule";
 export {
   InvalidScopePolicyError,
@@ -16,10 +17,12 @@ export {
   type ScopeViolationDetails,
 } from "./errors";
 export {
+  ReadonlyNameSet,
   SCOPE_LIMITS,
   ScopePolicy,
   type ScopePolicyData,
   type ScopePolicyInput,
+  type ScopePolicySnapshot,
   scopePolicySchema,
 } from "./models";
 export {

@@ -52,6 +52,49 @@ describe("ScopePolicy", () => {
     expect([...policy.allowedTools]).toEqual(["read"]);
   });
 
+  it("cannot be changed through Set.prototype methods or its JSON", () => {
+    const policy = new ScopePolicy({
+      agentId: "a",
+      allowedTools: ["read"],
+      hiddenTools: ["drop"],
+      allowedApis: ["GET https://api.x.com/v1/*"],
+    });
+    for (const view of [
+      policy.allowedTools,
+      policy.hiddenTools,
+      policy.allowedApis,
+      policy.allowedModels,
+    ]) {
+      expect(() => Set.prototype.add.call(view, "evil")).toThrow(TypeError);
+      expect(() => Set.prototype.delete.call(view, "read")).toThrow(TypeError);
+      expect(() => Set.prototype.clear.call(view)).toThrow(TypeError);
+      expect(view instanceof Set).toBe(false);
+    }
+    const json = policy.toJSON();
+    expect(Object.isFrozen(json)).toBe(true);
+    expect(Object.isFrozen(json.allowedTools)).toBe(true);
+    expect(() => (json.allowedTools as string[]).push("evil")).toThrow(TypeError);
+    expect(() => Array.prototype.push.call(json.allowedApis, "DELETE https://x.com/*")).toThrow(
+      TypeError,
+    );
+    expect(policy.allowedTools.has("evil")).toBe(false);
+    expect(policy.toJSON()).toEqual({
+      agentId: "a",
+      allowedTools: ["read"],
+      allowedApis: ["GET https://api.x.com/v1/*"],
+      hiddenTools: ["drop"],
+      allowedModels: [],
+    });
+    // Still reads like a set.
+    expect(policy.allowedTools.size).toBe(1);
+    expect([...policy.allowedTools.entries()]).toEqual([["read", "read"]]);
+    const seen: string[] = [];
+    policy.hiddenTools.forEach((value) => {
+      seen.push(value);
+    });
+    expect(seen).toEqual(["drop"]);
+  });
+
   it.each([
     [null, "policy", "must be an object"],
     ["billing-agent", "policy", "must be an object"],

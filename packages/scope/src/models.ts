@@ -149,32 +149,70 @@ export function parseScopePolicy(input: unknown): ScopePolicyData {
   throw new InvalidScopePolicyError(field, issue.message, FIXES[top] ?? "Check the policy.", limit);
 }
 
-const SEALED = new WeakSet<object>();
+/**
+ * A read-only set of names: what {@link ScopePolicy} exposes. It is not a `Set` (its values
+ * live in a private field), so `Set.prototype.add.call(view, x)` throws a TypeError instead
+ * of changing what is enforced or persisted.
+ */
+export class ReadonlyNameSet implements ReadonlySet<string> {
+  readonly #values: Set<string>;
 
-/** A Set that refuses changes once built; what {@link ScopePolicy} exposes. */
-class FrozenSet<T> extends Set<T> {
-  constructor(values: Iterable<T>) {
-    super(values);
-    SEALED.add(this);
+  constructor(values: readonly string[]) {
+    this.#values = new Set(values);
     Object.freeze(this);
   }
-  override add(value: T): this {
-    if (SEALED.has(this)) throw new TypeError("A ScopePolicy is immutable; build a new one.");
-    return super.add(value);
+
+  get size(): number {
+    return this.#values.size;
   }
-  override delete(): boolean {
-    throw new TypeError("A ScopePolicy is immutable; build a new one.");
+
+  has(value: string): boolean {
+    return this.#values.has(value);
   }
-  override clear(): void {
-    throw new TypeError("A ScopePolicy is immutable; build a new one.");
+
+  forEach(
+    callback: (value: string, key: string, set: ReadonlySet<string>) => void,
+    thisArg?: unknown,
+  ): void {
+    for (const value of this.#values) callback.call(thisArg, value, value, this);
   }
+
+  entries(): SetIterator<[string, string]> {
+    return this.#values.entries();
+  }
+
+  keys(): SetIterator<string> {
+    return this.#values.keys();
+  }
+
+  values(): SetIterator<string> {
+    return this.#values.values();
+  }
+
+  [Symbol.iterator](): SetIterator<string> {
+    return this.#values.values();
+  }
+
+  get [Symbol.toStringTag](): string {
+    return "ReadonlyNameSet";
+  }
+}
+
+/** A policy as plain, frozen arrays: what {@link ScopePolicy.toJSON} returns and what is persisted. */
+export interface ScopePolicySnapshot {
+  readonly agentId: string;
+  readonly allowedTools: readonly string[];
+  readonly allowedApis: readonly string[];
+  readonly hiddenTools: readonly string[];
+  readonly allowedModels: readonly string[];
 }
 
 const POLICY_MARKER = Symbol.for("@gov/scope.ScopePolicy");
 
 /**
  * What one agent may call: exact tool names, API entries, hidden tools and models.
- * Immutable once built (its sets refuse changes); validated on construction.
+ * Immutable once built: its JSON is snapshotted (frozen) at construction, and its sets are
+ * read-only views that no `Set.prototype` method can change; validated on construction.
  *
  * @example
  * ```ts
@@ -201,6 +239,8 @@ export class ScopePolicy {
   readonly allowedModels: ReadonlySet<string>;
   /** @internal The parsed API entries. */
   readonly apiRules: readonly ApiRule[];
+  /** The policy as validated at construction: what is enforced, persisted and shown. */
+  readonly #snapshot: ScopePolicySnapshot;
 
   constructor(input: ScopePolicyInput) {
     const data = parseScopePolicy(input);
@@ -222,11 +262,18 @@ export class ScopePolicy {
         );
       }
     }
+    this.#snapshot = Object.freeze({
+      agentId: data.agentId,
+      allowedTools: Object.freeze([...data.allowedTools]),
+      allowedApis: Object.freeze([...data.allowedApis]),
+      hiddenTools: Object.freeze([...data.hiddenTools]),
+      allowedModels: Object.freeze([...data.allowedModels]),
+    });
     this.agentId = data.agentId;
-    this.allowedTools = new FrozenSet(data.allowedTools);
-    this.allowedApis = new FrozenSet(data.allowedApis);
-    this.hiddenTools = new FrozenSet(data.hiddenTools);
-    this.allowedModels = new FrozenSet(data.allowedModels);
+    this.allowedTools = new ReadonlyNameSet(data.allowedTools);
+    this.allowedApis = new ReadonlyNameSet(data.allowedApis);
+    this.hiddenTools = new ReadonlyNameSet(data.hiddenTools);
+    this.allowedModels = new ReadonlyNameSet(data.allowedModels);
     this.apiRules = Object.freeze(rules.map((rule) => Object.freeze(rule)));
     Object.defineProperty(this, POLICY_MARKER, { value: true });
     Object.freeze(this);
@@ -241,14 +288,11 @@ export class ScopePolicy {
     );
   }
 
-  /** The policy as plain arrays (what is persisted, and what the console shows). */
-  toJSON(): ScopePolicyData {
-    return {
-      agentId: this.agentId,
-      allowedTools: [...this.allowedTools],
-      allowedApis: [...this.allowedApis],
-      hiddenTools: [...this.hiddenTools],
-      allowedModels: [...this.allowedModels],
-    };
+  /**
+   * The policy as plain arrays (what is persisted, and what the console shows): the frozen
+   * snapshot taken at construction, so it is always what was validated.
+   */
+  toJSON(): ScopePolicySnapshot {
+    return this.#snapshot;
   }
 }

@@ -4,6 +4,7 @@ import {
   InvalidArgumentError,
   noopAuditSink,
   noopHaltGuard,
+  type Store,
   silentLogger,
 } from "@gov/core";
 import { describe, expect, it } from "vitest";
@@ -131,27 +132,28 @@ describe("check: default deny", () => {
     await expect(
       scope.check("billing-agent", { api: "post https://api.stripe.com/v1/refunds" }),
     ).resolves.toBeUndefined();
-    for (const api of [
-      "DELETE https://api.stripe.com/v1/customers/cus_1",
-      "GET https://api.stripe.com.evil.io/v1/customers",
-      "GET https://api.stripe.com@evil.io/v1/customers",
-      "GET https://api.evil.com/v1/customers",
-      "GET https://api.stripe.com/v2/customers",
-      "POST https://api.stripe.com/v1/refunds/re_1",
-    ]) {
+    const cases: [string, string, string][] = [
+      ["DELETE https://api.stripe.com/v1/customers/cus_1", "not_allowed", ""],
+      ["GET https://api.stripe.com.evil.io/v1/customers", "not_allowed", ""],
+      [
+        "GET https://api.stripe.com@evil.io/v1/customers",
+        "invalid_request",
+        "GET https://REDACTED@evil.io/v1/customers",
+      ],
+      ["GET https://api.evil.com/v1/customers", "not_allowed", ""],
+      ["GET https://api.stripe.com/v2/customers", "not_allowed", ""],
+      ["POST https://api.stripe.com/v1/refunds/re_1", "not_allowed", ""],
+    ];
+    for (const [api, reason, recorded] of cases) {
       const error = (await rejection(scope.check("billing-agent", { api }))) as ScopeViolation;
       expect(error).toBeInstanceOf(ScopeViolation);
-      expect(error.api).toBe(api);
+      expect(error.reason).toBe(reason);
+      expect(error.api).toBe(recorded || api);
       expect(error.message).toContain("Allowed APIs:");
     }
-    expect(audit.events.map((event) => event.metadata?.api)).toEqual([
-      "DELETE https://api.stripe.com/v1/customers/cus_1",
-      "GET https://api.stripe.com.evil.io/v1/customers",
-      "GET https://api.stripe.com@evil.io/v1/customers",
-      "GET https://api.evil.com/v1/customers",
-      "GET https://api.stripe.com/v2/customers",
-      "POST https://api.stripe.com/v1/refunds/re_1",
-    ]);
+    expect(audit.events.map((event) => event.metadata?.api)).toEqual(
+      cases.map(([api, , recorded]) => recorded || api),
+    );
   });
 
   it("records 20 concurrent denials as 20 audit events", async () => {
@@ -188,6 +190,24 @@ describe("check: default deny", () => {
       ScopeViolation,
     );
     expect(logger.lines.some((line) => line.level === "error")).toBe(true);
+  });
+
+  it("enforces what the policy was built with, whatever is done to its views", async () => {
+    const { scope } = memoryScope();
+    const policy = new ScopePolicy(BILLING);
+    expect(() => Set.prototype.add.call(policy.allowedTools, "delete_user")).toThrow(TypeError);
+    expect(() => Set.prototype.delete.call(policy.hiddenTools, "delete_all")).toThrow(TypeError);
+    scope.register(policy);
+    expect(() => Set.prototype.add.call(policy.allowedTools, "delete_user")).toThrow(TypeError);
+    await expect(scope.check("billing-agent", { tool: "delete_user" })).rejects.toBeInstanceOf(
+      ScopeViolation,
+    );
+    await expect(scope.check("billing-agent", { tool: "delete_all" })).rejects.toMatchObject({
+      reason: "hidden",
+    });
+    expect(scope.filterTools("billing-agent", ["delete_all", "read_invoice"])).toEqual([
+      "read_invoice",
+    ]);
   });
 
   it("replaces a policy on a second register", async () => {
@@ -310,12 +330,10 @@ describe("bad input", () => {
     ["billing-agent", "read_invoice", "target"],
     ["billing-agent", {}, "target"],
     ["billing-agent", { tool: "read_invoice", api: "GET https://x.com/" }, "target"],
-    ["billing-agent", { tool: "" }, "tool"],
     ["billing-agent", { tool: 7 }, "tool"],
-    ["billing-agent", { tool: "t".repeat(257) }, "tool"],
-    ["billing-agent", { api: "" }, "api"],
-    ["billing-agent", { api: "https://api.stripe.com/v1" }, "api"],
-    ["billing-agent", { api: "GET api.stripe.com/v1" }, "api"],
+    ["billing-agent", { tool: null }, "tool"],
+    ["billing-agent", { api: 7 }, "api"],
+    ["billing-agent", { api: ["GET https://x.com/"] }, "api"],
   ])("check(%j, %j) → InvalidArgumentError on %s", async (agentId, target, field) => {
     const error = await rejection(scope.check(agentId as never, target as never));
     expect(error).toBeInstanceOf(InvalidArgumentError);
@@ -397,6 +415,135 @@ describe("a database that is down", () => {
     await expect(scope.check("billing-agent", { tool: "read_invoice" })).resolves.toBeUndefined();
     await scope.flush();
     expect(logger.lines.some((line) => line.message.includes("Could not persist"))).toBe(true);
+    await scope.close();
+  });
+});
+
+describe("what the agent sent is a denial, not an argument error", () => {
+  const INVALID: [string, { tool: string } | { api: string }][] = [
+    ["file URL", { api: "GET file:///etc/passwd" }],
+    ["malformed URL", { api: "GET not a url" }],
+    ["no method", { api: "https://api.stripe.com/v1" }],
+    ["no scheme", { api: "GET api.stripe.com/v1" }],
+    ["empty api", { api: "" }],
+    ["dot segment", { api: "GET https://api.stripe.com/v1/../admin" }],
+    ["over-long api", { api: `GET https://api.stripe.com/v1/${"a".repeat(4_100)}` }],
+    ["empty tool", { tool: "" }],
+    ["over-long tool", { tool: "t".repeat(300) }],
+  ];
+
+  it.each(INVALID)("%s: ScopeViolation invalid_request, recorded", async (_, target) => {
+    const { scope, audit } = memoryScope();
+    scope.register(BILLING);
+    const error = (await rejection(scope.check("billing-agent", target))) as ScopeViolation;
+    expect(error).toBeInstanceOf(ScopeViolation);
+    expect(error.reason).toBe("invalid_request");
+    expect(error.recoveryHint.length).toBeGreaterThan(10);
+    expect(audit.events).toHaveLength(1);
+    const event = audit.events[0];
+    expect(event?.kind).toBe("scope.violation");
+    expect(event?.metadata?.reason).toBe("invalid_request");
+    const recorded = String(event?.metadata?.tool ?? event?.metadata?.api);
+    expect(recorded.length).toBeLessThanOrEqual(600);
+    expect(recorded).toBe("tool" in target ? error.tool : error.api);
+  });
+
+  it("denies them for an agent without a policy too, and only after the halt check", async () => {
+    const { scope, audit } = memoryScope({ halted: ["halted-agent"] });
+    const error = (await rejection(
+      scope.check("ghost", { api: "GET file:///etc/passwd" }),
+    )) as ScopeViolation;
+    expect(error).toBeInstanceOf(ScopeViolation);
+    expect(error.reason).toBe("invalid_request");
+    expect(error.allowed).toEqual([]);
+    const halted = await rejection(scope.check("halted-agent", { api: "GET file:///etc/passwd" }));
+    expect(AgentHaltedError.isInstance(halted)).toBe(true);
+    expect(audit.events.map((event) => [event.agentId, event.metadata?.reason])).toEqual([
+      ["ghost", "invalid_request"],
+    ]);
+  });
+});
+
+describe("secrets never reach the audit chain or errors", () => {
+  const SECRET = "sk_live_5ecr3t";
+  const CALLS = [
+    // Denied as not allowed (v2 is not in the entries).
+    `GET https://api.stripe.com/v2/customers?api_key=${SECRET}&limit=3`,
+    // Denied as invalid (userinfo), under every parser's reading.
+    `GET https://user:${SECRET}@api.stripe.com/v1/customers`,
+    `GET https://${SECRET}@api.stripe.com/v1/customers`,
+    `GET https://api.stripe.com\\@${SECRET}@evil.io/v1`,
+    `GET https://api.stripe.com/v1/customers?token=${SECRET}#x`,
+    // Invalid for another reason, with a secret in the query.
+    `GET https://API.stripe.com/v1/customers?token=${SECRET}`,
+    `GET https://api.stripe.com/v1/customers?tok%25en=${SECRET}`,
+  ];
+
+  function leaks(error: unknown, events: unknown[]): string[] {
+    const e = error as ScopeViolation & PolicyNotRegistered;
+    const texts = [
+      e.message,
+      e.recoveryHint,
+      String(e.api),
+      JSON.stringify(e),
+      JSON.stringify(Object.values(e)),
+      JSON.stringify(events),
+    ];
+    return texts.filter((text) => text.includes(SECRET));
+  }
+
+  it.each(CALLS)("%s", async (api) => {
+    const { scope, audit } = memoryScope();
+    scope.register(BILLING);
+    const error = await rejection(scope.check("billing-agent", { api }));
+    expect(ScopeViolation.isInstance(error)).toBe(true);
+    expect(audit.events).toHaveLength(1);
+    expect(leaks(error, audit.events)).toEqual([]);
+    const unregistered = await rejection(scope.check("ghost", { api }));
+    expect(GovernanceError.isInstance(unregistered)).toBe(true);
+    expect(audit.events).toHaveLength(2);
+    expect(leaks(unregistered, audit.events)).toEqual([]);
+  });
+
+  it("records the method, origin and path, with query names kept and values redacted", async () => {
+    const { scope, audit } = memoryScope();
+    scope.register(BILLING);
+    const error = (await rejection(
+      scope.check("billing-agent", { api: CALLS[0] as string }),
+    )) as ScopeViolation;
+    expect(error.api).toBe(
+      "GET https://api.stripe.com/v2/customers?api_key=REDACTED&limit=REDACTED",
+    );
+    expect(audit.events[0]?.metadata?.api).toBe(error.api);
+  });
+});
+
+describe("start", () => {
+  it("subscribes to notifications before it loads the stored policies", async () => {
+    const calls: string[] = [];
+    const db = new Proxy(
+      {},
+      {
+        get: (_, property) => () => {
+          calls.push(`db.${String(property)}`);
+          throw new Error("connect ECONNREFUSED 127.0.0.1:5432");
+        },
+      },
+    );
+    const store = {
+      ...unreachableStore(),
+      db,
+      listen: async (channel: string) => {
+        calls.push(`listen ${channel}`);
+        return { unsubscribe: async () => {} };
+      },
+    } as unknown as Store;
+    const scope = new ScopeModule(
+      { store, logger: silentLogger, audit: noopAuditSink, halt: noopHaltGuard },
+      { pollIntervalMs: null },
+    );
+    await scope.start();
+    expect(calls).toEqual(["listen gov_scope_policies", "db.select"]);
     await scope.close();
   });
 });

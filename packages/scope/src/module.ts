@@ -13,7 +13,7 @@ import {
 } from "@gov/core";
 import { eq } from "drizzle-orm";
 import { z } from "zod";
-import { type ApiRule, isProblem, matchesApi, parseApiRequest } from "./api-rule";
+import { type ApiRule, isProblem, matchesApi, parseApiRequest, redactApi } from "./api-rule";
 import { PolicyNotRegistered, type ScopeDenialReason, ScopeViolation } from "./errors";
 import { SCOPE_LIMITS, ScopePolicy, type ScopePolicyInput } from "./models";
 import { policies } from "./schema";
@@ -95,13 +95,14 @@ interface Entry {
 }
 
 function compile(policy: ScopePolicy, revision: number): Entry {
+  const snapshot = policy.toJSON();
   return {
     policy,
-    tools: new Set(policy.allowedTools),
-    hidden: new Set(policy.hiddenTools),
+    tools: new Set(snapshot.allowedTools),
+    hidden: new Set(snapshot.hiddenTools),
     rules: policy.apiRules,
-    toolList: Object.freeze([...policy.allowedTools]),
-    apiList: Object.freeze([...policy.allowedApis]),
+    toolList: snapshot.allowedTools,
+    apiList: snapshot.allowedApis,
     revision,
     pending: 0,
     unsaved: false,
@@ -213,12 +214,12 @@ export class ScopeModule {
   }
 
   /**
-   * @internal Load the stored policies, subscribe to changes and start polling. A database
-   * that cannot be reached is logged, not thrown: polling keeps trying.
+   * @internal Subscribe to changes, then load the stored policies (in that order, so that no
+   * registration announced meanwhile is missed), and start polling. A database that cannot
+   * be reached is logged, not thrown: polling keeps trying.
    */
   async start(): Promise<void> {
     if (!this.#persist) return;
-    await this.reload();
     if (this.#listen) {
       try {
         this.#subscription = await this.#store.listen(
@@ -239,6 +240,7 @@ export class ScopeModule {
         );
       }
     }
+    await this.reload();
     if (this.#pollIntervalMs !== null && !this.#closed) {
       this.#timer = setInterval(() => {
         void this.reload();
@@ -276,12 +278,20 @@ export class ScopeModule {
    * and port. Each denial is written to the audit chain as `scope.violation` (agent, tool or
    * api, reason) before it is thrown.
    *
-   * Arguments are validated first: neither or both of `tool` and `api` is an
-   * `InvalidArgumentError`.
+   * What the agent sent is a denial, never an argument error: an API call that is not a
+   * canonical `"METHOD scheme://host[:port]/path[?query]"` (not http(s), unparseable, not
+   * normalized, `\\`, `@`, dot segments, `%25`, `%2e`, overlong UTF-8, …) or an empty or
+   * over-long tool name is refused after the halt check as a `ScopeViolation` with reason
+   * `invalid_request`, and recorded. API calls are recorded and reported redacted: no user
+   * name or password, query values as `REDACTED`, cut when long.
+   *
+   * Caller bugs are `InvalidArgumentError`s, thrown before anything is checked or logged: an
+   * agentId that is not a non-empty string of ≤ 256 characters, neither or both of `tool`
+   * and `api`, a `tool` or `api` that is not a string.
    *
    * @throws {AgentHaltedError} the agent is halted.
    * @throws {PolicyNotRegistered} no policy for the agent.
-   * @throws {ScopeViolation} the call is not allowed (the message lists what is).
+   * @throws {ScopeViolation} the call is not allowed, or cannot be checked (the message lists what is allowed).
    * @throws {InvalidArgumentError} bad arguments; nothing was checked or logged.
    */
   async check(agentId: string, target: ScopeCheckTarget): Promise<void> {
@@ -296,17 +306,23 @@ export class ScopeModule {
     const api: unknown = target.api;
     if (tool !== undefined) {
       if (api !== undefined) throw invalidTarget(target);
-      if (typeof tool !== "string" || tool.length === 0 || tool.length > SCOPE_LIMITS.toolName)
-        throw invalidName("tool", tool, SCOPE_LIMITS.toolName);
+      if (typeof tool !== "string") throw invalidName("tool", tool, SCOPE_LIMITS.toolName);
     } else if (api === undefined) {
       throw invalidTarget(target);
-    } else if (typeof api !== "string" || api.length === 0 || api.length > MAX_API_LENGTH) {
+    } else if (typeof api !== "string") {
       throw invalidName("api", api, MAX_API_LENGTH);
     }
     await this.#halt.assertAlive(agentId, SCOPE_CHECK);
     const entry = this.#entries.get(agentId);
     if (typeof tool === "string") {
       if (entry?.tools.has(tool)) return;
+      if (tool.length === 0 || tool.length > SCOPE_LIMITS.toolName) {
+        const note =
+          tool.length === 0
+            ? "The tool name is empty."
+            : `The tool name is ${tool.length} characters long; the limit is ${SCOPE_LIMITS.toolName}.`;
+        return this.#denyInvalid(agentId, { tool: cutName(tool) }, entry?.toolList ?? [], note);
+      }
       return this.#denyTool(agentId, tool, entry);
     }
     return this.#checkApi(agentId, api as string, entry);
@@ -474,22 +490,50 @@ export class ScopeModule {
   }
 
   async #checkApi(agentId: string, api: string, entry: Entry | undefined): Promise<void> {
-    const request = parseApiRequest(api);
-    if (isProblem(request)) throw new InvalidArgumentError("api", request.problem, request.fix);
-    if (entry === undefined) return this.#denyUnregistered(agentId, { api });
+    const request =
+      api.length > MAX_API_LENGTH
+        ? { problem: `is ${api.length} characters long; the limit is ${MAX_API_LENGTH}.`, fix: "" }
+        : parseApiRequest(api);
+    if (isProblem(request)) {
+      return this.#denyInvalid(
+        agentId,
+        { api: redactApi(api) },
+        entry?.apiList ?? [],
+        `The call ${request.problem}`,
+      );
+    }
+    if (entry === undefined) return this.#denyUnregistered(agentId, { api: redactApi(api) });
     for (const rule of entry.rules) if (matchesApi(rule, request)) return;
     let note: string | undefined;
-    if (request.hasCredentials) note = "A URL with a user name or password is never allowed.";
-    else if (/%2f|%5c/i.test(request.path))
+    if (/%2f|%5c/i.test(request.path))
       note = "A path with a percent-encoded / or \\ never matches a prefix entry.";
-    await this.#record(agentId, { api }, "not_allowed");
+    const redacted = redactApi(api);
+    await this.#record(agentId, { api: redacted }, "not_allowed");
     throw new ScopeViolation({
       agentId,
       tool: null,
-      api,
+      api: redacted,
       reason: "not_allowed",
       allowed: entry.apiList,
       ...(note ? { note } : {}),
+    });
+  }
+
+  /** A tool name or API call that cannot be checked: a denial, recorded like any other. */
+  async #denyInvalid(
+    agentId: string,
+    target: { tool: string; api?: undefined } | { api: string; tool?: undefined },
+    allowed: readonly string[],
+    note: string,
+  ): Promise<never> {
+    await this.#record(agentId, target, "invalid_request");
+    throw new ScopeViolation({
+      agentId,
+      tool: target.tool ?? null,
+      api: target.api ?? null,
+      reason: "invalid_request",
+      allowed,
+      note,
     });
   }
 
@@ -563,12 +607,13 @@ export class ScopeModule {
 
   /** Upsert the policy and announce it on commit; resolves with the stored revision. */
   async #write(entry: Entry): Promise<number> {
+    // The snapshot frozen at construction: exactly what was validated and is enforced.
     const data = entry.policy.toJSON();
     const values = {
-      allowedTools: data.allowedTools,
-      allowedApis: data.allowedApis,
-      hiddenTools: data.hiddenTools,
-      allowedModels: data.allowedModels,
+      allowedTools: [...data.allowedTools],
+      allowedApis: [...data.allowedApis],
+      hiddenTools: [...data.hiddenTools],
+      allowedModels: [...data.allowedModels],
     };
     return this.#store.transaction(async (tx) => {
       const rows = await tx
@@ -659,6 +704,11 @@ function requirePort(value: unknown, field: string, methods: string[], what: str
       `Pass context.${field}; @gov/sdk wires it for you.`,
     );
   }
+}
+
+/** A tool name as recorded: cut at the limit, so that an over-long one cannot flood the chain. */
+function cutName(tool: string): string {
+  return tool.length > SCOPE_LIMITS.toolName ? `${tool.slice(0, SCOPE_LIMITS.toolName)}…` : tool;
 }
 
 function invalidAgentId(agentId: unknown): InvalidArgumentError {

@@ -41,6 +41,21 @@ describe.each(testEngines())("scope policies on $name", (engine: TestEngine) => 
     );
   }
 
+  it.skipIf(!engine.available)(
+    "persists what the policy was built with, even after an attempt to change its sets",
+    async () => {
+      const scope = await h.make();
+      const policy = new ScopePolicy({ agentId: "mutated", allowedTools: ["read_invoice"] });
+      const attempt = () => Set.prototype.add.call(policy.allowedTools, "delete_user");
+      expect(attempt).toThrow(TypeError);
+      scope.register(policy);
+      expect(attempt).toThrow(TypeError);
+      await scope.flush();
+      const stored = (await rows()).find((row) => row.agent_id === "mutated");
+      expect(stored?.allowed_tools).toEqual(["read_invoice"]);
+    },
+  );
+
   it.skipIf(!engine.available)("persists a registered policy, one row per agent", async () => {
     const scope = await h.make();
     scope.register(BILLING);
