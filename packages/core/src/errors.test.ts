@@ -201,3 +201,20 @@ describe("toStoreError", () => {
     expect(error.message).not.toContain("admin:");
   });
 });
+
+describe("requirePort", () => {
+  it("refuses a port that is missing, not an object, or lacks a method, naming the field", async () => {
+    const { requirePort } = await import("./module");
+    expect(() => requirePort(undefined, "clock", ["now"], "a Clock")).toThrow(
+      expect.objectContaining({ code: "INVALID_ARGUMENT", field: "context.clock" }),
+    );
+    expect(() => requirePort(1, "clock", ["now"], "a Clock")).toThrow("got number");
+    expect(() => requirePort({ now: 1 }, "clock", ["now", "nowMs"], "a Clock")).toThrow(
+      "it has no now, nowMs methods",
+    );
+    expect(() => requirePort({ now: () => 0 }, "clock", ["now"], "a Clock")).not.toThrow();
+    expect(() =>
+      requirePort(undefined, "clock", ["now"], "a Clock", { optional: true }),
+    ).not.toThrow();
+  });
+});

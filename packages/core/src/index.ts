@@ -80,6 +80,7 @@ export {
   type ModuleContext,
   type ModuleDefinition,
   type ProvidedPorts,
+  requirePort,
 } from "./module";
 export {
   defaultTemplateCacheDirectory,

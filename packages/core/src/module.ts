@@ -1,4 +1,5 @@
 import type { Clock } from "./clock";
+import { InvalidArgumentError } from "./errors";
 import type { Keyring } from "./keys";
 import type { Logger } from "./logger";
 import type { MigrationSource } from "./migrations";
@@ -60,4 +61,49 @@ export function defineModule<Name extends string, Instance, Options = void>(
   definition: ModuleDefinition<Name, Instance, Options>,
 ): ModuleDefinition<Name, Instance, Options> {
   return definition;
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value;
+}
+
+/**
+ * Refuse a port of a module's context that is not an object with the methods the module
+ * calls, naming the field (`context.<field>`), what is missing and how to fix it. With
+ * `optional`, an absent port (undefined) is accepted: the module uses its default.
+ *
+ * @example
+ * ```ts
+ * requirePort(context.clock, "clock", ["now", "nowMs"], "a Clock");
+ * ```
+ * @throws {InvalidArgumentError} `INVALID_ARGUMENT`
+ */
+export function requirePort(
+  value: unknown,
+  field: string,
+  methods: readonly string[],
+  what: string,
+  options: { optional?: boolean } = {},
+): void {
+  if (value === undefined && options.optional) return;
+  const fix = `Pass context.${field} with ${methods.map((method) => `${method}()`).join(", ")}${options.optional ? ", or leave it out for its default" : ""}; @gov/sdk wires it for you.`;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new InvalidArgumentError(
+      `context.${field}`,
+      `must be ${what}, got ${describeValue(value)}.`,
+      fix,
+    );
+  }
+  const missing = methods.filter(
+    (method) => typeof (value as Record<string, unknown>)[method] !== "function",
+  );
+  if (missing.length > 0) {
+    throw new InvalidArgumentError(
+      `context.${field}`,
+      `must be ${what}, but it has no ${missing.join(", ")} method${missing.length > 1 ? "s" : ""}.`,
+      fix,
+    );
+  }
 }

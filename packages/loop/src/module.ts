@@ -8,6 +8,7 @@ import {
   type Logger,
   type ModuleContext,
   noopAuditSink,
+  requirePort,
   systemClock,
 } from "@gov/core";
 import { CallHistory, CallWindow } from "./call-window";
@@ -103,22 +104,6 @@ function typeOf(value: unknown): string {
   return typeof value;
 }
 
-/** Refuse a context port that is given but lacks a method the module calls. */
-function checkPort(value: unknown, field: string, methods: readonly string[], what: string): void {
-  if (value === undefined) return;
-  const ok =
-    typeof value === "object" &&
-    value !== null &&
-    methods.every((method) => typeof (value as Record<string, unknown>)[method] === "function");
-  if (!ok) {
-    throw new InvalidArgumentError(
-      `context.${field}`,
-      `must be ${what}, got ${typeOf(value)}.`,
-      `Pass context.${field} with ${methods.map((method) => `${method}()`).join(", ")}, or leave it out for the default; @gov/sdk wires it for you.`,
-    );
-  }
-}
-
 function checkContext(context: unknown): asserts context is LoopContext {
   if (typeof context !== "object" || context === null || Array.isArray(context)) {
     throw new InvalidArgumentError(
@@ -128,14 +113,23 @@ function checkContext(context: unknown): asserts context is LoopContext {
     );
   }
   const { clock, logger, audit } = context as Record<string, unknown>;
-  checkPort(clock, "clock", ["now", "nowMs"], "a Clock (default systemClock)");
-  checkPort(
+  requirePort(clock, "clock", ["now", "nowMs"], "a Clock (default systemClock)", {
+    optional: true,
+  });
+  requirePort(
     logger,
     "logger",
     ["debug", "info", "warn", "error"],
     "a Logger (default a console logger; silentLogger logs nothing)",
+    { optional: true },
   );
-  checkPort(audit, "audit", ["log"], "an AuditSink (default noopAuditSink, which records nothing)");
+  requirePort(
+    audit,
+    "audit",
+    ["log"],
+    "an AuditSink (default noopAuditSink, which records nothing)",
+    { optional: true },
+  );
 }
 
 function describe(error: unknown): string {

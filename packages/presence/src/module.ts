@@ -10,6 +10,7 @@ import {
   type MigrationSource,
   type ModuleContext,
   noopAuditSink,
+  requirePort,
   type Store,
   sql,
 } from "@gov/core";
@@ -690,27 +691,6 @@ function typeOf(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
   return typeof value;
-}
-
-/** Refuse a context port that is not an object with the given methods. */
-function requirePort(value: unknown, field: string, methods: string[], what: string): void {
-  if (typeof value !== "object" || value === null) {
-    throw new InvalidArgumentError(
-      `context.${field}`,
-      `must be ${what}, got ${typeOf(value)}.`,
-      `Pass context.${field}; @gov/sdk wires it for you.`,
-    );
-  }
-  const missing = methods.filter(
-    (method) => typeof (value as Record<string, unknown>)[method] !== "function",
-  );
-  if (missing.length > 0) {
-    throw new InvalidArgumentError(
-      `context.${field}`,
-      `must be ${what}, but it has no ${missing.join(", ")} method${missing.length > 1 ? "s" : ""}.`,
-      `Pass context.${field} with ${methods.join(", ")} (${what}); @gov/sdk wires it for you.`,
-    );
-  }
 }
 
 function parseMetadata(value: unknown): PresenceMetadata | null {

@@ -7,6 +7,7 @@ import {
   type Logger,
   type MigrationSource,
   type ModuleContext,
+  requirePort,
   type Store,
   type Subscription,
   sql,
@@ -690,20 +691,6 @@ function isHidden(tool: unknown, index: number, hidden: ReadonlySet<string>): bo
     `has no name (got ${typeOf(tool)}).`,
     "Pass each tool as its name, an object with a string name, or an OpenAI tool spec with function.name.",
   );
-}
-
-function requirePort(value: unknown, field: string, methods: string[], what: string): void {
-  const ok =
-    typeof value === "object" &&
-    value !== null &&
-    methods.every((method) => typeof (value as Record<string, unknown>)[method] === "function");
-  if (!ok) {
-    throw new InvalidArgumentError(
-      `context.${field}`,
-      `must be ${what}, got ${typeOf(value)}.`,
-      `Pass context.${field}; @gov/sdk wires it for you.`,
-    );
-  }
 }
 
 /** A tool name as recorded: cut at the limit, so that an over-long one cannot flood the chain. */
