@@ -412,3 +412,41 @@ describe("advisoryLockKey", () => {
     expect(() => advisoryLockKey("")).toThrow(InvalidArgumentError);
   });
 });
+
+describe("sweepStaleTestDatabases", () => {
+  const engine = testEngines().find((candidate) => candidate.name === "postgres");
+
+  it.skipIf(!engine?.available)(
+    "drops the per-test databases of test processes that are gone, and only those",
+    async () => {
+      const { execFileSync } = await import("node:child_process");
+      const { sweepStaleTestDatabases } = await import("./testing");
+      // A pid that was alive a moment ago and is not any more.
+      const dead = Number(
+        execFileSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"]),
+      );
+      const admin = await createStore({
+        databaseUrl: engine?.url as string,
+        logger: silentLogger,
+        pool: { max: 1 },
+      });
+      const stale = `gov_test_${dead}_0badc0ffee`;
+      const live = `gov_test_${process.pid}_0badc0ffee`;
+      try {
+        await admin.query(sql.raw(`create database "${stale}"`));
+        await admin.query(sql.raw(`create database "${live}"`));
+        const dropped = await sweepStaleTestDatabases(engine?.url as string);
+        // (Another test process's sweep may have dropped the stale one first.)
+        expect(dropped).not.toContain(live);
+        const left = await admin.query<{ datname: string }>(
+          sql`select datname from pg_database where datname = any(${sql.param([stale, live])}::text[]) order by 1`,
+        );
+        expect(left).toEqual([{ datname: live }]);
+      } finally {
+        await admin.query(sql.raw(`drop database if exists "${stale}" with (force)`));
+        await admin.query(sql.raw(`drop database if exists "${live}" with (force)`));
+        await admin.close();
+      }
+    },
+  );
+});

@@ -130,6 +130,65 @@ function withDatabase(url: string, database: string): string {
 }
 
 const postgresTemplates = new Map<string, Promise<string>>();
+const sweptServers = new Map<string, Promise<void>>();
+
+/** Sweep once per server and process, before the first per-test database is made. */
+function sweepOnce(adminUrl: string): Promise<void> {
+  let pending = sweptServers.get(adminUrl);
+  if (!pending) {
+    // A sweep that fails must not fail the test that asked for a database.
+    pending = sweepStaleTestDatabases(adminUrl).then(
+      () => undefined,
+      () => undefined,
+    );
+    sweptServers.set(adminUrl, pending);
+  }
+  return pending;
+}
+
+/**
+ * Drop the per-test databases that test processes of this machine left behind when they
+ * were killed (a timeout, a ^C): `gov_test_<pid>_…` whose process is gone. Only on a server
+ * on this machine, where those pids are this machine's.
+ * @returns the databases dropped.
+ */
+export async function sweepStaleTestDatabases(adminUrl: string): Promise<string[]> {
+  const host = new URL(adminUrl).hostname;
+  if (!["127.0.0.1", "localhost", "[::1]", "::1"].includes(host)) return [];
+  const admin = await createStore({
+    databaseUrl: adminUrl,
+    logger: silentLogger,
+    pool: { max: 1 },
+  });
+  const dropped: string[] = [];
+  try {
+    const rows = await admin.query<{ datname: string }>(
+      sql`select datname from pg_database where left(datname, 9) = 'gov_test_'`,
+    );
+    for (const { datname } of rows) {
+      const pid = Number(/^gov_test_(\d+)_[0-9a-f]+$/.exec(datname)?.[1]);
+      if (!Number.isSafeInteger(pid) || pid <= 0 || processAlive(pid)) continue;
+      try {
+        await admin.query(sql.raw(`drop database if exists "${datname}" with (force)`));
+        dropped.push(datname);
+      } catch {
+        // Another process swept it first.
+      }
+    }
+  } finally {
+    await admin.close();
+  }
+  return dropped;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== "ESRCH";
+  }
+}
 
 /** A template database with `migrations` applied, made once per set and server. */
 async function migratedPostgresTemplate(
@@ -342,6 +401,7 @@ async function postgresTestDatabase(
     );
   }
   const adminUrl = engine.url;
+  await sweepOnce(adminUrl);
   const template = await migratedPostgresTemplate(adminUrl, id, migrations);
   const database = `gov_test_${process.pid}_${randomBytes(5).toString("hex")}`;
   const admin = await createStore({
