@@ -382,11 +382,20 @@ describe("the embedded store's transactions", () => {
   // a query inside the transaction.
   it("lets work that outlives a transaction use the store", async () => {
     let later: Promise<unknown> | undefined;
+    let committed!: () => void;
+    const done = new Promise<void>((resolve) => {
+      committed = resolve;
+    });
     await store.transaction(async () => {
+      // Started inside the transaction (and so in its async context), run after it ended:
+      // waiting for the commit itself, not for a delay a loaded machine may overrun.
       later = new Promise((resolve, reject) => {
-        setTimeout(() => store.query(sql`select 1 as one`).then(resolve, reject), 20);
+        setTimeout(() => {
+          done.then(() => store.query(sql`select 1 as one`)).then(resolve, reject);
+        }, 0);
       });
     });
+    committed();
     await expect(later).resolves.toEqual([{ one: 1 }]);
   });
 
