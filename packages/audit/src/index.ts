@@ -16,8 +16,6 @@ export {
   chainOf,
   type NormalizedEvent,
   normalizeEvent,
-  sanitizeName,
-  sanitizeText,
 } from "./models";
 export {
   type AuditMetrics,

@@ -3,6 +3,8 @@ import {
   type AuditMetadata,
   canonicalJson,
   InvalidArgumentError,
+  sanitizeName,
+  sanitizeText,
 } from "@gov/core";
 import { InvalidAuditEventError } from "./errors";
 import { rememberCanonicalMetadata } from "./record";
@@ -36,49 +38,8 @@ export interface NormalizedEvent {
   metadata: AuditMetadata;
 }
 
-/** A global character class of the given code point ranges. */
-function characters(ranges: readonly (readonly [number, number])[]): RegExp {
-  const hex = (code: number) => `\\u${code.toString(16).padStart(4, "0")}`;
-  return new RegExp(`[${ranges.map(([from, to]) => `${hex(from)}-${hex(to)}`).join("")}]`, "g");
-}
-
-// C0 and C1 controls, and the bidirectional overrides that make text read other than it is.
-const BIDI: readonly (readonly [number, number])[] = [
-  [0x202a, 0x202e],
-  [0x2066, 0x2069],
-];
-const CONTROL_IN_NAMES = characters([[0x00, 0x1f], [0x7f, 0x9f], ...BIDI]);
-// In free text, tab, line feed and carriage return are kept.
-const CONTROL_IN_TEXT = characters([
-  [0x00, 0x08],
-  [0x0b, 0x0c],
-  [0x0e, 0x1f],
-  [0x7f, 0x9f],
-  ...BIDI,
-]);
-const REPLACEMENT = "\ufffd";
 const HEX_HASH = /^[0-9a-f]{32,128}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-/** Printable ASCII: already NFC, nothing to neutralize (the common case, made cheap). */
-const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
-
-/** Lone surrogates (half of a character) become U+FFFD: what is signed is valid Unicode. */
-function wellFormed(value: string): string {
-  return (value as string & { toWellFormed(): string }).toWellFormed();
-}
-
-/** NFC, with control and bidi-override characters (and lone surrogates) replaced by U+FFFD. */
-export function sanitizeName(value: string): string {
-  if (PRINTABLE_ASCII.test(value)) return value;
-  return wellFormed(value).normalize("NFC").replace(CONTROL_IN_NAMES, REPLACEMENT);
-}
-
-/** NFC, with control characters (but tab and line breaks) and lone surrogates replaced by U+FFFD. */
-export function sanitizeText(value: string): string {
-  if (PRINTABLE_ASCII.test(value)) return value;
-  return wellFormed(value).normalize("NFC").replace(CONTROL_IN_TEXT, REPLACEMENT);
-}
 
 function sanitizeValue(value: unknown): unknown {
   if (typeof value === "string") return sanitizeText(value);

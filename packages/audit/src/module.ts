@@ -759,6 +759,7 @@ export class AuditModule implements AuditSink {
    */
   async #write(batch: readonly Unsigned[]): Promise<AuditEventRecord[]> {
     const chains = [...new Set(batch.map((pending) => pending.chain))];
+    const locks = sortedLocks(chains);
     const now = Date.now();
     const heads = new Map<string, Head>();
     for (const chain of chains) {
@@ -769,7 +770,7 @@ export class AuditModule implements AuditSink {
     if (heads.size === chains.length) {
       const signed = this.#sign(batch, heads);
       try {
-        await this.#store.query(this.#appendStatement(chains, signed.rows));
+        await this.#store.query(this.#appendStatement(locks, signed.rows));
         return this.#stored(signed.records);
       } catch (error) {
         if (!isUniqueViolation(error)) throw error;
@@ -785,7 +786,7 @@ export class AuditModule implements AuditSink {
       }
     }
     try {
-      return await this.#writeLocked(batch, chains);
+      return await this.#writeLocked(batch, locks);
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
       this.#logger.warn("Audit chain heads were out of date; rebuilding them from the chain.", {
@@ -796,16 +797,15 @@ export class AuditModule implements AuditSink {
         select distinct on (chain) chain, seq, hmac, event_id from gov_audit.events
         where chain = any(${sql.param(chains)}::text[]) order by chain, seq desc
         on conflict (chain) do update set seq = excluded.seq, hmac = excluded.hmac, event_id = excluded.event_id`);
-      return this.#writeLocked(batch, chains);
+      return this.#writeLocked(batch, locks);
     }
   }
 
   /** The locked path: lock the chains, read their heads, sign and insert, in one transaction. */
   async #writeLocked(
     batch: readonly Unsigned[],
-    chains: readonly string[],
+    locks: readonly ChainLock[],
   ): Promise<AuditEventRecord[]> {
-    const locks = sortedLocks(chains);
     const signed = await this.#store.transaction(async (tx) => {
       const result = await tx.execute<{ chain: string; seq: number | string; hmac: string }>(
         sql`select chain, seq, hmac from gov_audit.lock_heads(${sql.param(locks.map((lock) => lock.chain))}::text[], ${sql.param(locks.map((lock) => lock.key))}::bigint[])`,
@@ -814,7 +814,7 @@ export class AuditModule implements AuditSink {
         result.rows.map((row) => [row.chain, { seq: Number(row.seq), hmac: row.hmac }]),
       );
       const signed = this.#sign(batch, heads);
-      await tx.execute(this.#appendStatement(chains, signed.rows));
+      await tx.execute(this.#appendStatement(locks, signed.rows));
       return signed;
     });
     return this.#stored(signed.records);
@@ -860,8 +860,8 @@ export class AuditModule implements AuditSink {
   }
 
   /** One call of `gov_audit.append` (drizzle/0002_append_function.sql): lock, insert, move the heads. */
-  #appendStatement(chains: readonly string[], rows: string): SQL {
-    const keys = sortedLocks(chains).map((lock) => lock.key);
+  #appendStatement(locks: readonly ChainLock[], rows: string): SQL {
+    const keys = locks.map((lock) => lock.key);
     return sql`select gov_audit.append(${sql.param(keys)}::bigint[], ${rows}::json)`;
   }
 
@@ -1287,7 +1287,12 @@ function chainFilter(chain: string): VerifyChainOptions {
 }
 
 /** Advisory lock keys of chains, in the order every writer takes them. */
-function sortedLocks(chains: readonly string[]): { chain: string; key: string }[] {
+interface ChainLock {
+  chain: string;
+  key: string;
+}
+
+function sortedLocks(chains: readonly string[]): ChainLock[] {
   return chains
     .map((chain) => ({ chain, key: advisoryLockKey(`${CHAIN_LOCK}${chain}`) }))
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))

@@ -122,3 +122,4 @@ export {
   type StoreErrorKind,
   toStoreError,
 } from "./store-errors";
+export { hasControlCharacters, sanitizeName, sanitizeText } from "./text";

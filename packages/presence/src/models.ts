@@ -1,4 +1,4 @@
-import { canonicalJson, InvalidArgumentError } from "@gov/core";
+import { canonicalJson, hasControlCharacters, InvalidArgumentError } from "@gov/core";
 import { z } from "zod";
 import { InvalidPresenceInputError } from "./errors";
 
@@ -29,27 +29,6 @@ export const AGENT_STATUS = {
 /** Metadata of a heartbeat: a JSON object. */
 export type PresenceMetadata = Record<string, unknown>;
 
-/** A character class of the given code point ranges. */
-function characters(ranges: readonly (readonly [number, number])[]): RegExp {
-  const hex = (code: number) => `\\u${code.toString(16).padStart(4, "0")}`;
-  return new RegExp(`[${ranges.map(([from, to]) => `${hex(from)}-${hex(to)}`).join("")}]`);
-}
-
-// C0 and C1 controls and the bidirectional overrides that make text read other than it is.
-const BIDI: readonly (readonly [number, number])[] = [
-  [0x202a, 0x202e],
-  [0x2066, 0x2069],
-];
-const CONTROL_IN_NAMES = characters([[0x00, 0x1f], [0x7f, 0x9f], ...BIDI]);
-// In free text, tab, line feed and carriage return are allowed.
-const CONTROL_IN_TEXT = characters([
-  [0x00, 0x08],
-  [0x0b, 0x0c],
-  [0x0e, 0x1f],
-  [0x7f, 0x9f],
-  ...BIDI,
-]);
-
 interface IssueParams {
   fix: string;
   limit?: number;
@@ -63,7 +42,6 @@ function kindOf(value: unknown): string {
 
 /** A required string of 1 to `max` characters, well-formed, without control characters. */
 function boundedText(options: { max: number; fix: string; multiline?: boolean }) {
-  const control = options.multiline ? CONTROL_IN_TEXT : CONTROL_IN_NAMES;
   return z.unknown().transform((value, context): string => {
     const issue = (message: string, params: IssueParams) => {
       context.addIssue({ code: "custom", message, params });
@@ -81,7 +59,7 @@ function boundedText(options: { max: number; fix: string; multiline?: boolean })
       return issue("is not well-formed Unicode (it holds half of a surrogate pair).", {
         fix: options.fix,
       });
-    if (control.test(value))
+    if (hasControlCharacters(value, { multiline: options.multiline }))
       return issue(
         options.multiline
           ? "contains control or bidirectional-override characters (only tab and line breaks are allowed)."

@@ -14,7 +14,7 @@ import {
   silentLogger,
   sql,
 } from "@gov/core";
-import { createTestDatabase, testEngines } from "@gov/core/testing";
+import { createTestDatabase, type TestEngine, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { ModuleDisabledError } from "./errors";
 import type { SdkModuleEntry } from "./modules";
@@ -303,22 +303,25 @@ describe.each(testEngines())("GovernanceSDK composition on $name", (engine) => {
   });
 });
 
-describe.each(testEngines())("GovernanceSDK with the audit module on $name", (engine) => {
-  /** An SDK on a fresh database of this engine, with `extra` options. */
-  async function startOn(extra: Partial<GovernanceSDKOptions>): Promise<GovernanceSDK> {
-    const { databaseUrl, dispose } = await createTestDatabase(engine);
-    onTestFinished(dispose);
-    const sdk = await GovernanceSDK.start({
-      databaseUrl,
-      auditSecret: SECRET,
-      logger: silentLogger,
-      env: {},
-      ...extra,
-    });
-    onTestFinished(() => sdk.close());
-    return sdk;
-  }
+/** An SDK on a fresh database of `engine`, with `extra` options; closed when the test ends. */
+async function startOn(
+  engine: TestEngine,
+  extra: Partial<GovernanceSDKOptions> = {},
+): Promise<GovernanceSDK> {
+  const { databaseUrl, dispose } = await createTestDatabase(engine);
+  onTestFinished(dispose);
+  const sdk = await GovernanceSDK.start({
+    databaseUrl,
+    auditSecret: SECRET,
+    logger: silentLogger,
+    env: {},
+    ...extra,
+  });
+  onTestFinished(() => sdk.close());
+  return sdk;
+}
 
+describe.each(testEngines())("GovernanceSDK with the audit module on $name", (engine) => {
   it.skipIf(!engine.available)(
     "composes sdk.audit by default: events are chained, verified, and survive a restart",
     async () => {
@@ -367,7 +370,7 @@ describe.each(testEngines())("GovernanceSDK with the audit module on $name", (en
   it.skipIf(!engine.available)(
     "verifies chains on read with verifyChainOnRead (GOVERNANCE_VERIFY_CHAIN_ON_READ)",
     async () => {
-      const sdk = await startOn({ env: { GOVERNANCE_VERIFY_CHAIN_ON_READ: "true" } });
+      const sdk = await startOn(engine, { env: { GOVERNANCE_VERIFY_CHAIN_ON_READ: "true" } });
       expect(sdk.config.verifyChainOnRead).toBe(true);
       await sdk.audit.log({ agentId: "a", kind: "step", sessionId: "s" });
       await sdk.audit.log({ agentId: "a", kind: "step", sessionId: "s" });
@@ -391,7 +394,7 @@ describe.each(testEngines())("GovernanceSDK with the audit module on $name", (en
   it.skipIf(!engine.available)(
     "leaves the audit module out with enableAudit: false, and names the flag on access",
     async () => {
-      const sdk = await startOn({ enableAudit: false });
+      const sdk = await startOn(engine, { enableAudit: false });
       expect(sdk.migrations.modules.map((report) => report.module)).toEqual(["presence", "scope"]);
       expect(
         await sdk.store.query(sql`select 1 from pg_namespace where nspname = 'gov_audit'`),
@@ -450,15 +453,7 @@ describe.each(testEngines())("GovernanceSDK wiring the modules together on $name
   it.skipIf(!engine.available)(
     "halts through presence, refuses in scope and loop, and keeps every decision in the chain",
     async () => {
-      const { databaseUrl, dispose } = await createTestDatabase(engine);
-      onTestFinished(dispose);
-      const sdk = await GovernanceSDK.start({
-        databaseUrl,
-        auditSecret: SECRET,
-        logger: silentLogger,
-        env: {},
-      });
-      onTestFinished(() => sdk.close());
+      const sdk = await startOn(engine);
       const agentId = "billing-agent";
       sdk.scope.register({
         agentId,
@@ -503,18 +498,11 @@ describe.each(testEngines())("GovernanceSDK wiring the modules together on $name
   );
 
   it.skipIf(!engine.available)("leaves each of them out with its flag", async () => {
-    const { databaseUrl, dispose } = await createTestDatabase(engine);
-    onTestFinished(dispose);
-    const sdk = await GovernanceSDK.start({
-      databaseUrl,
-      auditSecret: SECRET,
-      logger: silentLogger,
-      env: {},
+    const sdk = await startOn(engine, {
       enablePresence: false,
       enableScope: false,
       enableLoop: false,
     });
-    onTestFinished(() => sdk.close());
     expect(() => sdk.presence).toThrow("enablePresence");
     expect(() => sdk.scope).toThrow("enableScope");
     expect(() => sdk.loop).toThrow("enableLoop");
