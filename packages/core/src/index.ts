@@ -96,6 +96,8 @@ export {
   type HaltGuard,
   noopAuditSink,
   noopHaltGuard,
+  noopOperatorDirectory,
+  type OperatorDirectory,
 } from "./ports";
 export {
   acquireTransactionLock,

@@ -3,7 +3,7 @@ import { InvalidArgumentError } from "./errors";
 import type { Keyring } from "./keys";
 import type { Logger } from "./logger";
 import type { MigrationSource } from "./migrations";
-import type { AuditSink, HaltGuard } from "./ports";
+import type { AuditSink, HaltGuard, OperatorDirectory } from "./ports";
 import type { Store } from "./store";
 
 /**
@@ -19,10 +19,15 @@ export interface ModuleContext {
   audit: AuditSink;
   /** The operator's halt; {@link noopHaltGuard} when no presence module is composed. */
   halt: HaltGuard;
+  /**
+   * Who answers for each agent (the operator bound by its heartbeat); absent or
+   * {@link noopOperatorDirectory} when no presence module is composed.
+   */
+  operators?: OperatorDirectory;
 }
 
 /** Ports a module can provide to the modules composed after it. */
-export type ProvidedPorts = Partial<Pick<ModuleContext, "audit" | "halt">>;
+export type ProvidedPorts = Partial<Pick<ModuleContext, "audit" | "halt" | "operators">>;
 
 /**
  * How a module plugs into a composition — `@gov/sdk`'s, or one written by hand. Each module

@@ -83,3 +83,24 @@ export interface HaltGuard {
 export const noopHaltGuard: HaltGuard = {
   async assertAlive() {},
 };
+
+/**
+ * Who answers for an agent: the operator bound to it by its heartbeat. Implemented by
+ * `@gov/presence`; used by `@gov/gates` to refuse self-approval (the reviewer of a request
+ * may be neither the agent nor its operator).
+ */
+export interface OperatorDirectory {
+  /**
+   * The operator bound to the agent by its latest heartbeat, or `null` when none is known.
+   * Throws when the binding cannot be read, so that a caller enforcing a rule with it can
+   * fail closed.
+   */
+  operatorOf(agentId: string): Promise<string | null>;
+}
+
+/** The directory of a composition without `@gov/presence`: no agent has a known operator. */
+export const noopOperatorDirectory: OperatorDirectory = {
+  async operatorOf() {
+    return null;
+  },
+};

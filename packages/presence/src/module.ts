@@ -294,6 +294,22 @@ export class PresenceModule implements HaltGuard {
   }
 
   /**
+   * The operator bound to the agent by its heartbeats (the latest `operatorId` given), or
+   * `null` when none is known. This is the `operators` port: `@gov/gates` refuses a reviewer
+   * who is the agent's own operator.
+   *
+   * @throws {StoreError} when the database cannot be read (a caller enforcing with it fails closed).
+   * @throws {InvalidPresenceInputError} for a bad id.
+   */
+  async operatorOf(agentId: string): Promise<string | null> {
+    const id = validateAgentId(agentId);
+    const rows = await this.#store.query<{ operator_id: string | null }>(
+      sql`select operator_id from gov_presence.agents where agent_id = ${id}`,
+    );
+    return rows[0]?.operator_id ?? null;
+  }
+
+  /**
    * Every agent with its status and halt state, ordered by id. Status: Unresponsive when
    * `checkStale` marked it, when it was never seen, or when its last heartbeat is older
    * than `unresponsiveAfterSeconds`; otherwise Idle when marked idle or its last heartbeat
@@ -707,7 +723,8 @@ function parseMetadata(value: unknown): PresenceMetadata | null {
 
 /**
  * The presence module's definition, for `@gov/sdk` and for composing it by hand. It
- * provides the `halt` port: every enforcement module composed after it refuses halted agents.
+ * provides the `halt` port (every enforcement module composed after it refuses halted agents)
+ * and the `operators` port (who answers for each agent, for the gates' self-approval rule).
  */
 export const presenceModule = defineModule({
   name: "presence",
@@ -717,6 +734,6 @@ export const presenceModule = defineModule({
     await presence.start();
     return presence;
   },
-  provides: (presence: PresenceModule) => ({ halt: presence }),
+  provides: (presence: PresenceModule) => ({ halt: presence, operators: presence }),
   close: (presence: PresenceModule) => presence.close(),
 });

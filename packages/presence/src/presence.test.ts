@@ -3,6 +3,7 @@ import { type TestEngine, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { flakyStore, type PresenceHarness, presenceHarness, thrown } from "./__fixtures__";
 import { CloseHaltedAgentError, PRESENCE_ERROR_CODES } from "./errors";
+import { presenceModule } from "./module";
 
 describe.each(testEngines())("heartbeats and agent status on $name", (engine: TestEngine) => {
   let h: PresenceHarness;
@@ -62,6 +63,21 @@ describe.each(testEngines())("heartbeats and agent status on $name", (engine: Te
         operatorId: "bob",
         metadata: { version: "2" },
       });
+    },
+  );
+
+  it.skipIf(!engine.available)(
+    "operatorOf answers the operator bound by the latest heartbeat (the operators port)",
+    async () => {
+      expect(await h.presence.operatorOf("a")).toBeNull();
+      await h.presence.heartbeat("a");
+      expect(await h.presence.operatorOf("a")).toBeNull();
+      await h.presence.heartbeat("a", { operatorId: "alice" });
+      await h.presence.heartbeat("a");
+      expect(await h.presence.operatorOf("a")).toBe("alice");
+      await h.presence.heartbeat("a", { operatorId: "bob" });
+      expect(await h.presence.operatorOf("a")).toBe("bob");
+      expect(presenceModule.provides?.(h.presence).operators).toBe(h.presence);
     },
   );
 

@@ -19,6 +19,8 @@ import {
   type ModuleContext,
   noopAuditSink,
   noopHaltGuard,
+  noopOperatorDirectory,
+  type OperatorDirectory,
   readConfig,
   readHistoricalKeyEnv,
   resolveKeyring,
@@ -206,8 +208,9 @@ export class GovernanceSDK implements AsyncDisposable {
       );
       let audit: AuditSink = noopAuditSink;
       let halt: HaltGuard = noopHaltGuard;
+      let operators: OperatorDirectory = noopOperatorDirectory;
       for (const entry of enabled) {
-        const context: ModuleContext = { store, keyring, clock, logger, audit, halt };
+        const context: ModuleContext = { store, keyring, clock, logger, audit, halt, operators };
         const instance = await entry.definition.create(
           context,
           entry.moduleOptions?.(config, { cwd: cwd ?? process.cwd() }) as never,
@@ -216,6 +219,7 @@ export class GovernanceSDK implements AsyncDisposable {
         const provided = entry.definition.provides?.(instance) ?? {};
         audit = provided.audit ?? audit;
         halt = provided.halt ?? halt;
+        operators = provided.operators ?? operators;
       }
       return new GovernanceSDK({
         store,

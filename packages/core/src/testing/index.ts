@@ -22,6 +22,7 @@ import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { storeOptionsSchema } from "../config";
 import { parseDatabaseUrl } from "../database-url";
+import { AgentHaltedError } from "../errors";
 import { type Logger, silentLogger } from "../logger";
 import { loadMigrations, type MigrationSource, runMigrations } from "../migrations";
 import {
@@ -29,7 +30,7 @@ import {
   ensurePgliteTemplate,
   installedPgliteVersion,
 } from "../pglite-template";
-import type { AuditEventInput, AuditSink } from "../ports";
+import type { AuditEventInput, AuditSink, HaltCheckContext, HaltGuard } from "../ports";
 import { createStore, type HealthReport, type Store, type Subscription } from "../store";
 import { StoreError } from "../store-errors";
 import { openPgliteStore } from "../store-pglite";
@@ -489,6 +490,62 @@ export function recordingAuditSink(): AuditSink & { events: AuditEventInput[] } 
       return { eventId: `event-${events.length}`, isPlaceholder: false };
     },
   };
+}
+
+/**
+ * A halt guard that refuses the agents in `halted` (as an operator's halt would) and
+ * remembers every check it was asked to make, for asserting that the halt check came first.
+ */
+export function recordingHaltGuard(halted: Iterable<string> = []): HaltGuard & {
+  halted: Set<string>;
+  calls: { agentId: string; context: HaltCheckContext }[];
+} {
+  const set = new Set(halted);
+  const calls: { agentId: string; context: HaltCheckContext }[] = [];
+  return {
+    halted: set,
+    calls,
+    async assertAlive(agentId, context) {
+      calls.push({ agentId, context });
+      if (set.has(agentId)) {
+        throw new AgentHaltedError({
+          agentId,
+          haltedBy: "operator@example.com",
+          reason: "runaway spend",
+          path: context.path,
+        });
+      }
+    },
+  };
+}
+
+/** A store whose every call fails as a refused connection would: a database that is down. */
+export function unreachableStore(): Store {
+  const fail = async () => {
+    throw new Error("connect ECONNREFUSED 127.0.0.1:5432");
+  };
+  const db = new Proxy(
+    {},
+    {
+      get: () => () => {
+        throw new Error("connect ECONNREFUSED 127.0.0.1:5432");
+      },
+    },
+  );
+  return {
+    engine: "postgres",
+    description: "an unreachable Postgres",
+    directory: null,
+    db,
+    closed: false,
+    query: fail,
+    transaction: fail,
+    listen: fail,
+    notify: fail,
+    health: fail,
+    close: async () => {},
+    [Symbol.asyncDispose]: async () => {},
+  } as unknown as Store;
 }
 
 /**

@@ -1,75 +1,20 @@
-import {
-  AgentHaltedError,
-  type HaltCheckContext,
-  type HaltGuard,
-  type Logger,
-  type Store,
-  silentLogger,
-} from "@gov/core";
+import { type Logger, silentLogger } from "@gov/core";
 import {
   createTestStore,
   recordingAuditSink as recordingAudit,
+  recordingHaltGuard,
   type TestEngine,
   type TestStore,
+  unreachableStore,
 } from "@gov/core/testing";
 import { ScopeModule, type ScopeOptions, scopeMigrations } from "../module";
 
-export { recordingAudit };
+export { recordingAudit, unreachableStore };
 
 /** A HaltGuard that refuses the agents in `halted`, and remembers what it was asked. */
-export function fakeHalt(halted: Iterable<string> = []): HaltGuard & {
-  halted: Set<string>;
-  calls: { agentId: string; context: HaltCheckContext }[];
-} {
-  const set = new Set(halted);
-  const calls: { agentId: string; context: HaltCheckContext }[] = [];
-  return {
-    halted: set,
-    calls,
-    async assertAlive(agentId, context) {
-      calls.push({ agentId, context });
-      if (set.has(agentId)) {
-        throw new AgentHaltedError({
-          agentId,
-          haltedBy: "operator@example.com",
-          reason: "runaway spend",
-          path: context.path,
-        });
-      }
-    },
-  };
-}
+export const fakeHalt = recordingHaltGuard;
 
 export { recordingLogger } from "@gov/core/testing";
-
-/** A store whose every call fails: a database that is down. */
-export function unreachableStore(): Store {
-  const fail = async () => {
-    throw new Error("connect ECONNREFUSED 127.0.0.1:5432");
-  };
-  const db = new Proxy(
-    {},
-    {
-      get: () => () => {
-        throw new Error("connect ECONNREFUSED 127.0.0.1:5432");
-      },
-    },
-  );
-  return {
-    engine: "postgres",
-    description: "an unreachable Postgres",
-    directory: null,
-    db,
-    closed: false,
-    query: fail,
-    transaction: fail,
-    listen: fail,
-    notify: fail,
-    health: fail,
-    close: async () => {},
-    [Symbol.asyncDispose]: async () => {},
-  } as unknown as Store;
-}
 
 /** A module without a database (policies in memory only), and its recording ports. */
 export function memoryScope(options: { halted?: Iterable<string>; logger?: Logger } = {}) {
