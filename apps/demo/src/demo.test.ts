@@ -36,8 +36,24 @@ describe("the demo", () => {
       expect.stringMatching(/^ {2}refused: AGENT_HALTED: .*by ops@example\.com.*refund review/),
     );
     expect(lines).toContain("  presence: billing-agent is Live, halted=true");
+    expect(lines.filter((line) => line.startsWith("  refused: AGENT_HALTED"))).toHaveLength(2);
+    // Cost: each model call reserved its worst case and settled it with the real usage; the
+    // cancelled stream is recorded at 8 tokens per chunk; the oversized call is refused.
+    expect(lines).toContain("  model call billing-agent: gpt-4o-mini, turn 1, reserved $0.0006144");
     expect(lines).toContain(
-      "decisions in the chain: scope.violation ×2, loop.detected ×1, agent.halted ×1, agent.halt_enforced ×1, agent.resumed ×1; every chain verified",
+      "budget: $0.0002373 of $0.01 spent this session (1183 tokens), $0.0097627 left, nothing reserved: true",
+    );
+    expect(lines).toContain(
+      "  stream cancelled after 12 chunks: reserved $0.0012738, recorded 396 tokens = $0.0001026",
+    );
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        /^ {2}refused: BUDGET_EXCEEDED: .*perSessionUsd: \$0\.0003399 used \+ \$0\.04096 projected > \$0\.01 limit/,
+      ),
+    );
+    expect(lines).toContain("  spend by model: gpt-4o-mini $0.0003399 (1579 tokens)");
+    expect(lines).toContain(
+      "decisions in the chain: budget.exceeded ×1, scope.violation ×2, loop.detected ×1, agent.halted ×1, agent.halt_enforced ×2, agent.resumed ×1; every chain verified",
     );
   });
 

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import {
   AgentHaltedError,
+  type BudgetReservation,
   contentHash,
   GovernanceError,
   GovernanceSDK,
@@ -53,6 +54,14 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
       allowedApis: ["POST https://api.stripe.com/v1/refunds/*"],
     });
     sdk.loop.register({ agentId, maxCalls: 3, windowSeconds: 60, action: "raise" });
+    // Its budget: a cent per session, five minutes per session, five dollars a day.
+    sdk.cost.register({
+      agentId,
+      perSessionUsd: "0.01",
+      perSessionSeconds: 300,
+      perAgentUsdDaily: 5,
+    });
+    let reservation: BudgetReservation | null = null;
     await sdk.presence.heartbeat(agentId, { operatorId: "ops@example.com" });
     const offered = sdk.scope.filterTools(agentId, [...Object.keys(billingTools()), "admin_reset"]);
     output(`tools offered to the model: ${offered.join(", ")} (admin_reset is hidden)`);
@@ -83,10 +92,21 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
         output(`  plan       ${agentId}: ${steps.join(" → ")}`);
         await record("agent.plan", { metadata: { steps: [...steps] } });
       },
-      beforeModelCall: async (model, turn) =>
-        output(`  model call ${agentId}: ${model}, turn ${turn}`),
-      afterModelCall: async (model, reply) =>
-        record("llm.call", {
+      beforeModelCall: async (model, turn) => {
+        // Reserve the call's worst case (1,024 output tokens) before it is made.
+        reservation = await sdk.cost.checkOrRaise(agentId, sessionId, { model, maxTokens: 1024 });
+        output(
+          `  model call ${agentId}: ${model}, turn ${turn}, reserved $${reservation.exactUsd}`,
+        );
+      },
+      afterModelCall: async (model, reply) => {
+        // Settle the reservation with what the call really used; the rest is released.
+        await sdk.cost.trackUsage(agentId, sessionId, {
+          model,
+          usage: reply.usage,
+          reservationId: reservation?.reservationId ?? null,
+        });
+        await record("llm.call", {
           model,
           outputHash: contentHash(reply),
           metadata: {
@@ -94,7 +114,8 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
             prompt_tokens: reply.usage.prompt_tokens,
             completion_tokens: reply.usage.completion_tokens,
           },
-        }),
+        });
+      },
       beforeToolCall: async (tool, args) => {
         output(`  tool call  ${agentId}: ${tool}(${JSON.stringify(args)})`);
         await sdk.scope.check(agentId, { tool });
@@ -122,6 +143,40 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
       `audit chain of ${sessionId}: ${chain.length} events, seq 1–${chain.at(-1)?.seq ?? 0}, every HMAC and link verified`,
     );
     output(`  subscriber saw: ${summarize(recordedKinds)}`);
+    const spent = await sdk.cost.snapshot(agentId, sessionId);
+    output(
+      `budget: $${spent.sessionUsdUsed} of $0.01 spent this session (${spent.sessionTokensUsed} tokens), $${spent.sessionUsdRemaining} left, nothing reserved: ${spent.sessionUsdReserved === 0}`,
+    );
+
+    // A streamed answer is cancelled after 12 chunks, without a usage payload: reconcile
+    // records a conservative 8 tokens per chunk, never $0, and releases the rest.
+    const stream = await sdk.cost.checkOrRaise(agentId, sessionId, {
+      model: "gpt-4o-mini",
+      inputTokens: 300,
+      maxTokens: 2048,
+    });
+    const reconciled = await sdk.cost.reconcile(agentId, sessionId, {
+      reservationId: stream.reservationId as string,
+      model: "gpt-4o-mini",
+      inputTokens: 300,
+      chunks: 12,
+      reason: "cancelled",
+    });
+    output(
+      `  stream cancelled after 12 chunks: reserved $${stream.exactUsd}, recorded ${reconciled.tokens} tokens = $${reconciled.exactUsd}`,
+    );
+    // A call whose worst case would take the session past its cent is refused before it is made.
+    await refused(
+      output,
+      "BUDGET_EXCEEDED",
+      sdk.cost.checkOrRaise(agentId, sessionId, { model: "gpt-4o", maxTokens: 4096 }),
+    );
+    const byModel = await sdk.cost.modelBreakdown(agentId);
+    output(
+      `  spend by model: ${Object.entries(byModel)
+        .map(([model, total]) => `${model} $${total.usd} (${total.tokens} tokens)`)
+        .join(", ")}`,
+    );
 
     // A call outside the agent's scope is refused, and the refusal is evidence.
     await refused(output, "SCOPE_VIOLATION", sdk.scope.check(agentId, { tool: "admin_reset" }));
@@ -142,6 +197,7 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
     // The operator presses halt: every enforcement check refuses the agent, at once.
     await sdk.presence.halt(agentId, { haltedBy: "ops@example.com", reason: "refund review" });
     await refused(output, "AGENT_HALTED", sdk.scope.check(agentId, { tool: "lookup_invoice" }));
+    await refused(output, "AGENT_HALTED", sdk.cost.checkOrRaise(agentId, sessionId));
     const status = (await sdk.presence.listAgents()).find((agent) => agent.agentId === agentId);
     output(`  presence: ${agentId} is ${status?.status}, halted=${status?.halted}`);
     await sdk.presence.resume(agentId, { resumedBy: "ops@example.com", reason: "review done" });

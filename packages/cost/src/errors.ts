@@ -156,7 +156,7 @@ export class BudgetExceeded extends GovernanceError {
     const what =
       details.cap === "perSessionSeconds"
         ? `the session has run ${details.used.toFixed(3)} s, longer than its limit of ${details.limit} s`
-        : `${amount(details.used)} used (${amount(details.committed)} spent, the rest reserved by calls in flight) + ${amount(details.projected)} projected > ${amount(details.limit)} limit`;
+        : `${amount(details.used)} used${details.used === details.committed ? "" : ` (${amount(details.committed)} spent, the rest reserved by calls in flight)`} + ${amount(details.projected)} projected > ${amount(details.limit)} limit`;
     super({
       code: COST_ERROR_CODES.BUDGET_EXCEEDED,
       message: `Budget exceeded for agent ${JSON.stringify(details.agentId)}, session ${JSON.stringify(details.sessionId)}: ${details.cap}: ${what}. Nothing was reserved.`,

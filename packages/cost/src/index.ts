@@ -54,7 +54,7 @@ export {
   costModule,
   type ReconcileOptions,
   type TokenCounts,
-  type TrackOptions,
+  type TrackSpendOptions,
   type TrackUsageOptions,
   type UsageReceipt,
 } from "./module";

@@ -196,7 +196,7 @@ export interface UsageReceipt {
 }
 
 /** Options of {@link CostModule.track}. */
-export interface TrackOptions {
+export interface TrackSpendOptions {
   /** Tokens used (whole, ≥ 0). */
   tokens: number;
   /** USD spent (≥ 0; a number or a decimal string). */
@@ -488,7 +488,7 @@ export class CostModule {
           source: "option",
           name: "unknownModelFallbackUsdPerMillion",
           problem: "is required (and must be positive) when strictUnknownModels is false.",
-          fix: "Set a positive fallback rate in USD per million tokens (GOVERNANCE_COST_UNKNOWN_MODEL_FALLBACK_USD_PER_MILLION), or keep strict mode.",
+          fix: "Set a positive fallback rate in USD per million tokens (SDK: costUnknownModelFallbackUsdPerMillion, or GOVERNANCE_COST_UNKNOWN_MODEL_FALLBACK_USD_PER_MILLION), or keep strict mode.",
         },
       ]);
     }
@@ -697,7 +697,11 @@ export class CostModule {
    *
    * @throws {InvalidArgumentError} bad arguments (negative, fractional tokens, …); nothing was recorded.
    */
-  async track(agentId: string, sessionId: string, options: TrackOptions): Promise<UsageReceipt> {
+  async track(
+    agentId: string,
+    sessionId: string,
+    options: TrackSpendOptions,
+  ): Promise<UsageReceipt> {
     checkIds(agentId, sessionId);
     if (typeof options !== "object" || options === null) {
       throw new InvalidArgumentError(

@@ -1,5 +1,6 @@
 export * from "@gov/audit";
 export * from "@gov/core";
+export * from "@gov/cost";
 export * from "@gov/loop";
 export * from "@gov/presence";
 export * from "@gov/scope";
@@ -8,6 +9,7 @@ export {
   type AgentControlSdkOptions,
   type AuditSdkOptions,
   BUILT_IN_MODULES,
+  type CostSdkOptions,
   type SdkModuleEntry,
 } from "./modules";
 export { type GovernanceConfig, GovernanceSDK, type GovernanceSDKOptions } from "./sdk";

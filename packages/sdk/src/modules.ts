@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { auditModule } from "@gov/audit";
 import type { EnvBinding, FieldFixes, ModuleDefinition } from "@gov/core";
+import { costModule } from "@gov/cost";
 import { loopModule } from "@gov/loop";
 import { presenceModule } from "@gov/presence";
 import { scopeModule } from "@gov/scope";
@@ -89,6 +90,84 @@ const audit: SdkModuleEntry<{
   }),
 };
 
+/** The cost module's options as the SDK takes them. */
+export interface CostSdkOptions {
+  /** Budgets, prices, reservations (`sdk.cost`). @default true */
+  enableCost?: boolean;
+  /**
+   * When the budget cannot be read, let `checkOrRaise` pass (availability over safety)
+   * instead of denying; logged and audit-logged either way. Env: `GOVERNANCE_COST_FAIL_OPEN`.
+   * @default false
+   */
+  costFailOpen?: boolean;
+  /**
+   * Output tokens a check projects when the caller declares no `maxTokens` (≥ 1). Env:
+   * `GOVERNANCE_DEFAULT_MAX_TOKENS`. @default null
+   */
+  defaultMaxTokens?: number | null;
+  /**
+   * Refuse to price an unknown model (`UnknownModelError`) instead of guessing. Env:
+   * `GOVERNANCE_COST_STRICT_UNKNOWN_MODELS`. @default true
+   */
+  costStrictUnknownModels?: boolean;
+  /**
+   * With `costStrictUnknownModels: false`, the rate (USD per million tokens, > 0) of every
+   * token of an unknown model. Env: `GOVERNANCE_COST_UNKNOWN_MODEL_FALLBACK_USD_PER_MILLION`.
+   * @default null
+   */
+  costUnknownModelFallbackUsdPerMillion?: number | null;
+}
+
+const cost: SdkModuleEntry<{
+  costFailOpen: boolean;
+  defaultMaxTokens: number | null;
+  costStrictUnknownModels: boolean;
+  costUnknownModelFallbackUsdPerMillion: number | null;
+}> = {
+  definition: costModule,
+  flag: "enableCost",
+  enabledByDefault: true,
+  options: {
+    costFailOpen: z.boolean().default(false),
+    defaultMaxTokens: z.number().int().min(1).max(10_000_000_000).nullable().default(null),
+    costStrictUnknownModels: z.boolean().default(true),
+    costUnknownModelFallbackUsdPerMillion: z
+      .number()
+      .positive()
+      .max(100_000)
+      .nullable()
+      .default(null),
+  },
+  env: [
+    { env: "GOVERNANCE_COST_FAIL_OPEN", path: ["costFailOpen"], kind: "boolean" },
+    { env: "GOVERNANCE_DEFAULT_MAX_TOKENS", path: ["defaultMaxTokens"], kind: "integer" },
+    {
+      env: "GOVERNANCE_COST_STRICT_UNKNOWN_MODELS",
+      path: ["costStrictUnknownModels"],
+      kind: "boolean",
+    },
+    {
+      env: "GOVERNANCE_COST_UNKNOWN_MODEL_FALLBACK_USD_PER_MILLION",
+      path: ["costUnknownModelFallbackUsdPerMillion"],
+      kind: "number",
+    },
+  ],
+  fixes: {
+    costFailOpen:
+      "Use true (availability over safety) or false (deny when the budget cannot be read).",
+    defaultMaxTokens: "Use a whole number of tokens from 1 to 10000000000, or leave it unset.",
+    costStrictUnknownModels: "Use true or false.",
+    costUnknownModelFallbackUsdPerMillion:
+      "Use a positive rate in USD per million tokens (at most 100000), e.g. 10.",
+  },
+  moduleOptions: (config) => ({
+    failOpen: config.costFailOpen,
+    defaultMaxTokens: config.defaultMaxTokens,
+    strictUnknownModels: config.costStrictUnknownModels,
+    unknownModelFallbackUsdPerMillion: config.costUnknownModelFallbackUsdPerMillion,
+  }),
+};
+
 /** The presence, scope and loop modules' switches as the SDK takes them. */
 export interface AgentControlSdkOptions {
   /** Heartbeats and the operator's halt (`sdk.presence`); every enforcement check consults it. @default true */
@@ -102,11 +181,12 @@ export interface AgentControlSdkOptions {
 /**
  * The modules `GovernanceSDK.start()` composes, in wiring order: audit first (every other
  * module writes through it), presence next (the enforcement modules after it get its halt
- * guard), then scope and loop.
+ * guard), then scope, cost and loop.
  */
 export const BUILT_IN_MODULES: readonly SdkModuleEntry[] = [
   audit as SdkModuleEntry,
   { definition: presenceModule, flag: "enablePresence", enabledByDefault: true },
   { definition: scopeModule, flag: "enableScope", enabledByDefault: true },
+  cost as SdkModuleEntry,
   { definition: loopModule, flag: "enableLoop", enabledByDefault: true },
 ];

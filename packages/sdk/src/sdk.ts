@@ -30,6 +30,7 @@ import {
   silentLogger,
   systemClock,
 } from "@gov/core";
+import type { CostModule } from "@gov/cost";
 import type { LoopModule } from "@gov/loop";
 import type { PresenceModule } from "@gov/presence";
 import type { ScopeModule } from "@gov/scope";
@@ -39,6 +40,7 @@ import {
   type AgentControlSdkOptions,
   type AuditSdkOptions,
   BUILT_IN_MODULES,
+  type CostSdkOptions,
   type SdkModuleEntry,
 } from "./modules";
 
@@ -50,7 +52,8 @@ import {
 export interface GovernanceSDKOptions
   extends CoreOptionsInput,
     AuditSdkOptions,
-    AgentControlSdkOptions {
+    AgentControlSdkOptions,
+    CostSdkOptions {
   /** Where log lines go. @default a console logger at `logLevel` */
   logger?: Logger;
   /** The source of time for governance decisions. @default the system clock */
@@ -274,6 +277,14 @@ export class GovernanceSDK implements AsyncDisposable {
    */
   get scope(): ScopeModule {
     return this.getModule<ScopeModule>("scope");
+  }
+
+  /**
+   * Budgets that hold under concurrency, prices, reservations and stream reconciliation.
+   * @throws {ModuleDisabledError} when started with `enableCost: false`.
+   */
+  get cost(): CostModule {
+    return this.getModule<CostModule>("cost");
   }
 
   /**
