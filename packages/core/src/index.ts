@@ -99,6 +99,7 @@ export {
   noopOperatorDirectory,
   type OperatorDirectory,
 } from "./ports";
+export { DurableSpool, type DurableSpoolNames } from "./spool";
 export {
   acquireTransactionLock,
   advisoryLockKey,

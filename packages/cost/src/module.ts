@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
+import { resolve } from "node:path";
 import {
   type AuditSink,
   type Clock,
   ConfigError,
+  DurableSpool,
   defineModule,
   type HaltCheckContext,
   type HaltGuard,
@@ -83,6 +85,7 @@ const optionsSchema = z.strictObject({
   alertAttempts: z.int().min(1).max(10).default(3),
   maxBatch: z.int().min(1).max(10_000).default(256),
   maxBacklog: z.int().min(0).max(10_000_000).default(100_000),
+  spoolDirectory: z.string().min(1).nullable().optional(),
 });
 
 const OPTION_FIXES: Record<string, string> = {
@@ -97,6 +100,7 @@ const OPTION_FIXES: Record<string, string> = {
   alertAttempts: "Use a whole number from 1 to 10.",
   maxBatch: "Use a whole number from 1 to 10000.",
   maxBacklog: "Use a whole number from 0 to 10000000.",
+  spoolDirectory: "Use a writable directory path, or null to keep unwritten usage in memory only.",
 };
 
 /** Options of the cost module (the SDK maps its `cost*` options onto these). */
@@ -139,6 +143,13 @@ export interface CostOptions {
    * oldest are dropped, logged and audit-logged (`budget.usage_dropped`). @default 100000
    */
   maxBacklog?: number;
+  /**
+   * Where usage waits, durably (fsynced JSON lines), while the store is unreachable, so that
+   * a crash loses nothing: it is replayed when the store is back — by this process, or by the
+   * next one to start. `null` keeps it in memory only (up to `maxBacklog`).
+   * @default `<embedded database>/cost-spool`, or `./.governance/cost-spool`
+   */
+  spoolDirectory?: string | null;
 }
 
 /** What `checkOrRaise` is told about the call it checks. */
@@ -351,6 +362,12 @@ interface SettleResult {
   alerts?: { cap: BudgetCap; used: string; limit: string }[];
 }
 
+/** A usage record waiting in the durable spool. */
+interface SpoolLine {
+  v: 1;
+  item: SettleItem;
+}
+
 /** A settle that failed on the store and waits for a retry. */
 interface Backlogged {
   item: SettleItem;
@@ -366,6 +383,17 @@ const UNIT: Record<BudgetCap, BudgetUnit> = {
 };
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Whether a failed write is worth keeping for a retry: everything but the database refusing
+ * this very record (a data exception or a constraint, SQLSTATE classes 22 and 23), which would
+ * fail the same way every time and block what waits behind it.
+ */
+function isTransient(error: unknown): boolean {
+  if (!StoreError.isInstance(error)) return true;
+  const state = error.sqlState ?? "";
+  return !(state.startsWith("22") || state.startsWith("23"));
+}
 
 /** Store errors worth retrying at once: another transaction got in the way. */
 function isContention(error: unknown): boolean {
@@ -407,6 +435,8 @@ export class CostModule {
   readonly #reserve: Batcher<ReserveRequest, ReserveResult>;
   readonly #settle: Batcher<SettleItem, SettleResult>;
   readonly #backlog: Backlogged[] = [];
+  readonly #spool: DurableSpool<SpoolLine> | null;
+  #replaying: Promise<boolean> | null = null;
   readonly #deliveries = new Set<Promise<void>>();
   #retryTimer: NodeJS.Timeout | null = null;
   #retryDelayMs = 500;
@@ -499,6 +529,18 @@ export class CostModule {
     this.#clock = context.clock ?? systemClock;
     this.#options = data;
     this.#prices = data.prices ?? new PriceTable();
+    const spoolDirectory =
+      data.spoolDirectory === undefined
+        ? resolve(context.store.directory ?? ".governance", "cost-spool")
+        : data.spoolDirectory;
+    this.#spool =
+      spoolDirectory === null
+        ? null
+        : new DurableSpool<SpoolLine>(spoolDirectory, context.logger, {
+            prefix: "cost-spool-",
+            name: "cost",
+            noun: "usage records",
+          });
     this.#reserve = new Batcher((items) => this.#runReserve(items), {
       maxBatch: data.maxBatch,
       maxInFlight: 2,
@@ -509,9 +551,24 @@ export class CostModule {
     });
   }
 
-  /** @internal Start the sweep of expired reservations. */
-  start(): void {
-    if (this.#options.sweepIntervalMs === null || this.#closed) return;
+  /**
+   * @internal Adopt the usage that processes which are gone left in the spool (and replay it
+   * soon), and start the sweep of expired reservations. Never throws: a spool that cannot be
+   * read is logged.
+   */
+  async start(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#spool) {
+      try {
+        if ((await this.#spool.adoptOrphans()) > 0) this.#scheduleRetry();
+      } catch (error) {
+        this.#logger.warn("The cost spool of earlier processes could not be read.", {
+          directory: this.#spool.directory,
+          error: describe(error),
+        });
+      }
+    }
+    if (this.#options.sweepIntervalMs === null) return;
     this.#sweepTimer = setInterval(() => {
       void this.releaseExpired();
     }, this.#options.sweepIntervalMs);
@@ -1028,7 +1085,7 @@ export class CostModule {
 
   /** Counters of what the module did since it started. */
   metrics(): CostMetrics {
-    return { ...this.#metrics, backlog: this.#backlog.length };
+    return { ...this.#metrics, backlog: this.#waiting() };
   }
 
   /**
@@ -1037,7 +1094,7 @@ export class CostModule {
    */
   async flush(timeoutMs = 10_000): Promise<number> {
     const deadline = Date.now() + timeoutMs;
-    while (this.#backlog.length > 0 && Date.now() < deadline) {
+    while (this.#waiting() > 0 && Date.now() < deadline) {
       if (!(await this.#retryBacklog())) {
         await new Promise((resolve) =>
           setTimeout(resolve, Math.min(200, Math.max(0, deadline - Date.now()))),
@@ -1048,7 +1105,7 @@ export class CostModule {
       Promise.allSettled([...this.#deliveries]),
       new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref()),
     ]);
-    return this.#backlog.length;
+    return this.#waiting();
   }
 
   /** Stop the sweep, try once more to write queued usage, and wait for alert deliveries. */
@@ -1058,11 +1115,19 @@ export class CostModule {
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     const left = await this.flush(5_000);
-    if (left > 0) {
+    const inMemory = this.#backlog.length;
+    if (inMemory > 0) {
       this.#logger.error("The cost module closed with usage it could not write; it is lost.", {
-        records: left,
+        records: inMemory,
       });
     }
+    if (left > inMemory) {
+      this.#logger.warn(
+        "The cost module closed with usage in its spool; the next process to start replays it.",
+        { records: left - inMemory, directory: this.#spool?.directory },
+      );
+    }
+    this.#spool?.release();
   }
 
   // ── internals ───────────────────────────────────────────────────────────────────────
@@ -1197,7 +1262,31 @@ export class CostModule {
       this.#afterSettle(item, result, policy);
       return receipt(result.recorded, false, result.reservationId ?? null);
     } catch (error) {
-      this.#enqueue({ item, policy }, error);
+      if (!isTransient(error)) {
+        // Not the store being away: retrying would fail the same way and block the backlog.
+        this.#metrics.usageDropped++;
+        this.#logger.error("Usage could not be recorded and was dropped.", {
+          agentId,
+          sessionId,
+          usd: item.u,
+          tokens: item.t,
+          error: describe(error),
+        });
+        await this.#audit.log({
+          agentId,
+          sessionId,
+          kind: "budget.usage_dropped",
+          model: item.m,
+          metadata: {
+            usageId: item.id,
+            usd: item.u,
+            tokens: Number(item.t),
+            error: describe(error),
+          },
+        });
+        return receipt(false, false, entry.reservationId);
+      }
+      await this.#enqueue({ item, policy }, error);
       return receipt(false, true, entry.reservationId);
     }
   }
@@ -1297,9 +1386,37 @@ export class CostModule {
     void delivery.finally(() => this.#deliveries.delete(delivery));
   }
 
-  #enqueue(entry: Backlogged, error: unknown): void {
+  /** Records waiting for the store: in memory and in the spool. */
+  #waiting(): number {
+    return this.#backlog.length + (this.#spool?.depth ?? 0);
+  }
+
+  async #enqueue(entry: Backlogged, error: unknown): Promise<void> {
     this.#metrics.usageQueued++;
-    if (this.#backlog.length === 0) {
+    const first = this.#waiting() === 0;
+    if (this.#spool) {
+      try {
+        await this.#spool.append([{ v: 1, item: entry.item }]);
+        if (first) {
+          this.#logger.warn(
+            "Usage could not be recorded; it is spooled to disk and replayed when the store is back.",
+            {
+              agentId: entry.item.a,
+              sessionId: entry.item.s,
+              directory: this.#spool.directory,
+              error: describe(error),
+            },
+          );
+        }
+        this.#scheduleRetry();
+        return;
+      } catch (spoolError) {
+        this.#logger.error("The cost spool cannot be written; usage is kept in memory only.", {
+          directory: this.#spool.directory,
+          error: describe(spoolError),
+        });
+      }
+    } else if (first) {
       this.#logger.warn(
         "Usage could not be recorded; it is kept in memory and retried until the store is back.",
         { agentId: entry.item.a, sessionId: entry.item.s, error: describe(error) },
@@ -1327,7 +1444,7 @@ export class CostModule {
   }
 
   #scheduleRetry(): void {
-    if (this.#retryTimer || this.#closed || this.#backlog.length === 0) return;
+    if (this.#retryTimer || this.#closed || this.#waiting() === 0) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = null;
       void this.#retryBacklog().then((ok) => {
@@ -1338,8 +1455,18 @@ export class CostModule {
     this.#retryTimer.unref();
   }
 
-  /** Write the backlog in order, in batches; false when the store is still away. */
-  async #retryBacklog(): Promise<boolean> {
+  /**
+   * Write what waits — the memory backlog, then the spool — in order, in batches; false when
+   * the store is still away. One replay at a time: the spool's bookkeeping counts on it.
+   */
+  #retryBacklog(): Promise<boolean> {
+    this.#replaying ??= this.#replay().finally(() => {
+      this.#replaying = null;
+    });
+    return this.#replaying;
+  }
+
+  async #replay(): Promise<boolean> {
     while (this.#backlog.length > 0) {
       const batch = this.#backlog.slice(0, this.#options.maxBatch);
       let results: SettleResult[];
@@ -1353,6 +1480,38 @@ export class CostModule {
         const result = results[index];
         if (result) this.#afterSettle(entry.item, result, entry.policy);
       });
+    }
+    if (this.#spool && this.#spool.depth > 0) {
+      let lines: SpoolLine[];
+      try {
+        lines = await this.#spool.readAll();
+      } catch (error) {
+        this.#logger.error("The cost spool could not be read; the next retry tries again.", {
+          directory: this.#spool.directory,
+          error: describe(error),
+        });
+        return false;
+      }
+      let done = 0;
+      let ok = true;
+      while (done < lines.length) {
+        const batch = lines.slice(done, done + this.#options.maxBatch).map((line) => line.item);
+        let results: SettleResult[];
+        try {
+          results = await this.#runSettle(batch);
+        } catch {
+          ok = false;
+          break;
+        }
+        batch.forEach((item, index) => {
+          const result = results[index];
+          if (result) this.#afterSettle(item, result, this.#policies.get(item.a));
+        });
+        done += batch.length;
+      }
+      // Written rows are recognized by their usage id if a crash replays them again.
+      if (done > 0) await this.#spool.dropFirst(done).catch(() => undefined);
+      if (!ok) return false;
     }
     this.#logger.info("The usage backlog was written.", {});
     return true;
@@ -1560,9 +1719,9 @@ function describe(error: unknown): string {
 export const costModule = defineModule({
   name: "cost",
   migrations: costMigrations,
-  create: (context: ModuleContext, options: CostOptions | undefined) => {
+  create: async (context: ModuleContext, options: CostOptions | undefined) => {
     const cost = new CostModule(context, options ?? {});
-    cost.start();
+    await cost.start();
     return cost;
   },
   close: (cost: CostModule) => cost.close(),

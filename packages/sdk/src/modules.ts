@@ -116,6 +116,12 @@ export interface CostSdkOptions {
    * @default null
    */
   costUnknownModelFallbackUsdPerMillion?: number | null;
+  /**
+   * Where usage waits, durably, while the database is away (replayed when it is back, also by
+   * the next process); `false` keeps it in memory only. Env: `GOVERNANCE_COST_SPOOL_DIR`.
+   * @default `<embedded database>/cost-spool`, or `./.governance/cost-spool`
+   */
+  costSpoolDirectory?: string | false;
 }
 
 const cost: SdkModuleEntry<{
@@ -123,6 +129,7 @@ const cost: SdkModuleEntry<{
   defaultMaxTokens: number | null;
   costStrictUnknownModels: boolean;
   costUnknownModelFallbackUsdPerMillion: number | null;
+  costSpoolDirectory?: string | false;
 }> = {
   definition: costModule,
   flag: "enableCost",
@@ -137,8 +144,10 @@ const cost: SdkModuleEntry<{
       .max(100_000)
       .nullable()
       .default(null),
+    costSpoolDirectory: z.union([z.string().min(1), z.literal(false)]).optional(),
   },
   env: [
+    { env: "GOVERNANCE_COST_SPOOL_DIR", path: ["costSpoolDirectory"], kind: "string" },
     { env: "GOVERNANCE_COST_FAIL_OPEN", path: ["costFailOpen"], kind: "boolean" },
     { env: "GOVERNANCE_DEFAULT_MAX_TOKENS", path: ["defaultMaxTokens"], kind: "integer" },
     {
@@ -159,8 +168,16 @@ const cost: SdkModuleEntry<{
     costStrictUnknownModels: "Use true or false.",
     costUnknownModelFallbackUsdPerMillion:
       "Use a positive rate in USD per million tokens (at most 100000), e.g. 10.",
+    costSpoolDirectory:
+      "Use a writable directory path, or false to keep unwritten usage in memory.",
   },
-  moduleOptions: (config) => ({
+  moduleOptions: (config, { cwd }) => ({
+    ...(config.costSpoolDirectory === undefined
+      ? {}
+      : {
+          spoolDirectory:
+            config.costSpoolDirectory === false ? null : resolve(cwd, config.costSpoolDirectory),
+        }),
     failOpen: config.costFailOpen,
     defaultMaxTokens: config.defaultMaxTokens,
     strictUnknownModels: config.costStrictUnknownModels,

@@ -564,6 +564,7 @@ describe.each(testEngines())("GovernanceSDK with the cost module on $name", (eng
           GOVERNANCE_DEFAULT_MAX_TOKENS: "256",
           GOVERNANCE_COST_STRICT_UNKNOWN_MODELS: "false",
           GOVERNANCE_COST_UNKNOWN_MODEL_FALLBACK_USD_PER_MILLION: "40",
+          GOVERNANCE_COST_SPOOL_DIR: "relative/cost-spool",
         },
         defaultMaxTokens: 128,
       });
@@ -572,6 +573,7 @@ describe.each(testEngines())("GovernanceSDK with the cost module on $name", (eng
         defaultMaxTokens: 128,
         costStrictUnknownModels: false,
         costUnknownModelFallbackUsdPerMillion: 40,
+        costSpoolDirectory: "relative/cost-spool",
       });
       sdk.cost.register({ agentId: "a", perSessionTokens: 10_000 });
       // An unknown model at the fallback: 128 tokens × $40/M.

@@ -48,7 +48,7 @@ export async function costHarness(
   const clock = new ManualClock(NOON);
   const cost = new CostModule(
     { store: flaky.store, audit, logger, halt, clock },
-    { sweepIntervalMs: null, ...options },
+    { sweepIntervalMs: null, spoolDirectory: null, ...options },
   );
   return {
     cost,

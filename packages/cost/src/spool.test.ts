@@ -1,0 +1,118 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { recordingLogger, type TestEngine, testEngines } from "@gov/core/testing";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type CostHarness, costHarness } from "./__fixtures__";
+import { CostModule } from "./module";
+
+const A = "billing-agent";
+
+describe.each(testEngines())("the durable usage spool on $name", (engine: TestEngine) => {
+  let h: CostHarness;
+  let directory: string;
+
+  beforeEach(async () => {
+    directory = await mkdtemp(join(tmpdir(), "gov-cost-spool-"));
+    if (engine.available) h = await costHarness(engine, { spoolDirectory: directory });
+  });
+
+  afterEach(async () => {
+    await h?.close();
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  const spoolFiles = async () =>
+    (await readdir(directory)).filter((name) => name.endsWith(".jsonl"));
+
+  it.skipIf(!engine.available)(
+    "usage recorded while the store is down is fsynced to the spool and replayed once it is back",
+    async () => {
+      h.setDown(true);
+      const receipt = await h.cost.track(A, "s-1", { tokens: 100, usd: "0.25", model: "gpt-4o" });
+      expect(receipt).toMatchObject({ recorded: false, queued: true });
+      const [file, ...others] = await spoolFiles();
+      expect(others).toEqual([]);
+      const line = JSON.parse((await readFile(join(directory, file as string), "utf8")).trim());
+      expect(line).toMatchObject({
+        v: 1,
+        item: { id: receipt.usageId, a: A, s: "s-1", u: "0.25", t: "100" },
+      });
+      expect(h.cost.metrics().backlog).toBe(1);
+      expect(h.logger.lines.some((entry) => entry.message.includes("spooled to disk"))).toBe(true);
+      h.setDown(false);
+      expect(await h.cost.flush()).toBe(0);
+      expect(await h.sessionRow(A, "s-1")).toMatchObject({
+        usd: "0.250000000000000",
+        tokens: "100",
+      });
+      expect(await spoolFiles()).toEqual([]);
+    },
+  );
+
+  it.skipIf(!engine.available)(
+    "the spool of a process that died is adopted by the next one and replayed once — twice is recognized",
+    async () => {
+      h.setDown(true);
+      const first = await h.cost.track(A, "s-1", { tokens: 1, usd: "0.1" });
+      const second = await h.cost.track(A, "s-1", { tokens: 2, usd: "0.2" });
+      const [file] = await spoolFiles();
+      const text = await readFile(join(directory, file as string), "utf8");
+      const lines = text.trim().split("\n");
+      expect(lines).toHaveLength(2);
+      h.setDown(false);
+      // The first record reached the database before the process died (a replay after a
+      // crash between writing and dropping it), the second did not.
+      await h.cost.flush();
+      const orphan = join(directory, `cost-spool-${hostname()}-${2 ** 22 + 4321}-abcd.jsonl`);
+      await writeFile(orphan, `${lines.join("\n")}\n{"v":1,"item":{"id":"tor`);
+      const logger = recordingLogger();
+      const next = new CostModule(
+        { store: h.store, logger, audit: h.audit, halt: h.halt, clock: h.clock },
+        { sweepIntervalMs: null, spoolDirectory: directory },
+      );
+      await next.start();
+      expect(
+        logger.lines.some((entry) => entry.message.includes("Adopted 2 spooled usage records")),
+      ).toBe(true);
+      expect(await next.flush()).toBe(0);
+      expect(next.metrics()).toMatchObject({ usageDuplicates: 2, usageRecorded: 0 });
+      expect(logger.lines.some((entry) => entry.message.includes("torn last line"))).toBe(true);
+      await next.close();
+      expect(await h.sessionRow(A, "s-1")).toMatchObject({ usd: "0.300000000000000", tokens: "3" });
+      expect([first.usageId, second.usageId]).toHaveLength(2);
+      expect(await spoolFiles()).toEqual([]);
+    },
+  );
+
+  it.skipIf(!engine.available)(
+    "a spool that cannot be written falls back to memory, and says so",
+    async () => {
+      const file = join(directory, "not-a-directory");
+      await writeFile(file, "");
+      const logger = recordingLogger();
+      let broken = true;
+      const store = Object.create(h.store, {
+        query: {
+          value: (query: Parameters<typeof h.store.query>[0]) =>
+            broken ? Promise.reject(new Error("connect ECONNREFUSED")) : h.store.query(query),
+        },
+      });
+      const cost = new CostModule(
+        { store, logger, audit: h.audit, halt: h.halt, clock: h.clock },
+        { sweepIntervalMs: null, spoolDirectory: file },
+      );
+      const receipt = await cost.track(A, "s-1", { tokens: 1, usd: "0.5" });
+      expect(receipt.queued).toBe(true);
+      expect(
+        logger.lines.some(
+          (entry) => entry.level === "error" && entry.message.includes("kept in memory only"),
+        ),
+      ).toBe(true);
+      expect(cost.metrics().backlog).toBe(1);
+      broken = false;
+      await cost.close();
+      expect(await h.sessionRow(A, "s-1")).toMatchObject({ usd: "0.500000000000000" });
+    },
+  );
+});
