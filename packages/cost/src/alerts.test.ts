@@ -213,6 +213,25 @@ describe.each(testEngines())("budget alert webhooks on $name", (engine: TestEngi
   );
 
   it.skipIf(!engine.available)(
+    "the webhook's path (often its credential) never reaches a log line or the audit chain",
+    async () => {
+      // Nothing listens on port 9: every attempt fails with a network error.
+      const url = "http://127.0.0.1:9/services/T000/B000/XOXB-TOKEN-IN-PATH?key=QUERY-SECRET";
+      h.cost.register(policy(url));
+      await h.cost.track(A, S1, { tokens: 10, usd: "0.9" });
+      await h.cost.flush();
+      expect(h.audit.events.map((event) => event.kind)).toEqual([
+        "budget.threshold_crossed",
+        "budget.alert_failed",
+      ]);
+      const seen = JSON.stringify([h.audit.events, h.logger.lines, h.cost.policyFor(A)]);
+      expect(seen).not.toContain("XOXB-TOKEN-IN-PATH");
+      expect(seen).not.toContain("QUERY-SECRET");
+      expect(h.cost.policyFor(A)?.alert?.webhookUrl).toBe("http://127.0.0.1:9/…");
+    },
+  );
+
+  it.skipIf(!engine.available)(
     "a receiver that keeps failing: retried, then logged and audit-logged as budget.alert_failed",
     async () => {
       hook = await receiver(() => 500);

@@ -96,6 +96,22 @@ export interface AlertSenderOptions {
   backoffMs: number;
   /** The clock of the signature timestamp. */
   nowMs: () => number;
+  /** Stops the attempts (the module is closing). */
+  signal?: AbortSignal;
+}
+
+/**
+ * A webhook URL as it may be shown: its origin, and `/…` for the rest — the path and query of
+ * many webhooks (Slack, Discord, …) are themselves the credential.
+ */
+export function redactWebhookUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    const rest = `${parsed.pathname}${parsed.search}`;
+    return `${parsed.origin}${rest === "/" || rest === "" ? "" : "/…"}`;
+  } catch {
+    return "(invalid URL)";
+  }
 }
 
 /**
@@ -109,7 +125,19 @@ export async function deliverAlert(
   const body = JSON.stringify(delivery.payload);
   let status: number | null = null;
   let error: string | null = null;
+  const redacted = redactWebhookUrl(delivery.url);
+  // Never let the URL (its path may be the credential) reach a log line or the audit chain.
+  const scrub = (text: string) =>
+    text.split(delivery.url).join(redacted).split(new URL(delivery.url).href).join(redacted);
   for (let attempt = 1; attempt <= options.attempts; attempt++) {
+    if (options.signal?.aborted) {
+      return {
+        delivered: false,
+        attempts: attempt - 1,
+        status,
+        error: error ?? "aborted: the module closed",
+      };
+    }
     try {
       const response = await fetch(delivery.url, {
         method: "POST",
@@ -124,17 +152,26 @@ export async function deliverAlert(
         },
         body,
         redirect: "error",
-        signal: AbortSignal.timeout(options.timeoutMs),
+        signal: options.signal
+          ? AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)])
+          : AbortSignal.timeout(options.timeoutMs),
       });
       status = response.status;
       await response.body?.cancel().catch(() => {});
       if (response.ok) return { delivered: true, attempts: attempt, status, error: null };
       error = `HTTP ${response.status}`;
     } catch (cause) {
-      error = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+      error = scrub(cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause));
     }
-    if (attempt < options.attempts) {
-      await new Promise((resolve) => setTimeout(resolve, options.backoffMs * 2 ** (attempt - 1)));
+    if (attempt < options.attempts && !options.signal?.aborted) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, options.backoffMs * 2 ** (attempt - 1));
+        timer.unref();
+        options.signal?.addEventListener("abort", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
     }
   }
   return { delivered: false, attempts: options.attempts, status, error };

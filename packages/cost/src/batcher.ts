@@ -3,8 +3,13 @@
  * together in the next one, so that one round trip (and one commit) serves many calls. A call
  * that finds nothing in flight is sent at once, alone: batching never adds latency.
  */
+/** The result of one item of a batch that failed on its own (its batch-mates did not). */
+export class ItemFailure {
+  constructor(readonly error: unknown) {}
+}
+
 export class Batcher<Item, Result> {
-  readonly #run: (items: Item[]) => Promise<Result[]>;
+  readonly #run: (items: Item[]) => Promise<(Result | ItemFailure)[]>;
   readonly #maxBatch: number;
   readonly #maxInFlight: number;
   #queue: { item: Item; resolve: (result: Result) => void; reject: (error: unknown) => void }[] =
@@ -12,11 +17,12 @@ export class Batcher<Item, Result> {
   #inFlight = 0;
 
   /**
-   * @param run Sends a batch; resolves with one result per item, in order. When it throws,
-   *   every item of the batch rejects with that error.
+   * @param run Sends a batch; resolves with one result per item, in order (an
+   *   {@link ItemFailure} rejects that item alone). When it throws, every item of the batch
+   *   rejects with that error.
    */
   constructor(
-    run: (items: Item[]) => Promise<Result[]>,
+    run: (items: Item[]) => Promise<(Result | ItemFailure)[]>,
     options: { maxBatch: number; maxInFlight: number },
   ) {
     this.#run = run;
@@ -44,8 +50,11 @@ export class Batcher<Item, Result> {
         .then(
           (results) => {
             batch.forEach((entry, index) => {
-              if (index < results.length) entry.resolve(results[index] as Result);
-              else entry.reject(new Error("A batch returned fewer results than it was given."));
+              const result = results[index];
+              if (index >= results.length) {
+                entry.reject(new Error("A batch returned fewer results than it was given."));
+              } else if (result instanceof ItemFailure) entry.reject(result.error);
+              else entry.resolve(result as Result);
             });
           },
           (error: unknown) => {

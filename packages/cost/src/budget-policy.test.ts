@@ -51,16 +51,15 @@ describe("BudgetPolicy", () => {
       perSessionUsd: 1,
       alert: { webhookUrl: "https://ops.example.com/hooks/budget", secret: SECRET },
     });
-    expect(policy.alert).toEqual({
-      webhookUrl: "https://ops.example.com/hooks/budget",
-      thresholdPercent: 80,
-    });
+    // The path of a webhook is often its credential: only the origin is shown.
+    expect(policy.alert).toEqual({ webhookUrl: "https://ops.example.com/…", thresholdPercent: 80 });
     for (const view of [
       JSON.stringify(policy),
       inspect(policy, { depth: 10, showHidden: true }),
       inspect(Object.entries(policy), { depth: 10 }),
     ]) {
       expect(view).not.toContain(SECRET);
+      expect(view).not.toContain("hooks/budget");
     }
   });
 
@@ -121,6 +120,17 @@ describe("BudgetPolicy", () => {
         "alert.webhookUrl",
         /http: or https:/,
       ],
+      [
+        {
+          agentId: "a",
+          perSessionUsd: 1,
+          alert: { webhookUrl: "https://user:pw@x.io/h", secret: SECRET },
+        },
+        "alert.webhookUrl",
+        /user name or password/,
+      ],
+      [{ agentId: "   ", perSessionUsd: 1 }, "agentId", /blank/],
+      [{ agentId: "a\ud800", perSessionUsd: 1 }, "agentId", /half of a character/],
       [
         { agentId: "a", perSessionUsd: 1, alert: { webhookUrl: "https://x.io", secret: "short" } },
         "alert.secret",

@@ -1,7 +1,8 @@
 import { inspect } from "node:util";
 import { z } from "zod";
+import { redactWebhookUrl } from "./alerts";
 import { InvalidBudgetPolicyError } from "./errors";
-import { fieldName, typeOf, valueAt } from "./models";
+import { fieldName, isWellFormed, typeOf, valueAt } from "./models";
 import { decimalToUnits, FEMTO_DIGITS, femtoToUsd, isDecimalProblem } from "./money";
 
 /** Limits of a {@link BudgetPolicy}; a value beyond them is refused with the limit named. */
@@ -125,6 +126,16 @@ const alertSchema = z.strictObject(
           return (url.protocol === "https:" || url.protocol === "http:") && url.hostname !== "";
         },
         { error: "must be an absolute http: or https: URL." },
+      )
+      .refine(
+        (value) => {
+          const url = URL.canParse(value) ? new URL(value) : null;
+          return url === null || (url.username === "" && url.password === "");
+        },
+        {
+          error:
+            "must not contain a user name or password (they would be sent in the clear to every log that shows the URL).",
+        },
       ),
     secret: z
       .string({ error: (issue) => `must be a string, got ${typeOf(issue.input)}.` })
@@ -156,8 +167,9 @@ export const budgetPolicySchema = z.strictObject({
       error: (issue) =>
         `is ${(issue.input as string).length} characters long; the limit is ${BUDGET_LIMITS.agentId}.`,
     })
-    .refine((value) => !CONTROL.test(value), {
-      error: "must not contain control or bidirectional-override characters.",
+    .refine((value) => !CONTROL.test(value) && isWellFormed(value) && value.trim() !== "", {
+      error:
+        "must not be blank, nor contain control or bidirectional-override characters or half of a character.",
     }),
   perSessionUsd: usdCap,
   perSessionTokens: wholeCap(BUDGET_LIMITS.tokens, "tokens"),
@@ -189,8 +201,9 @@ export interface ExactCaps {
   readonly perSessionSeconds: number | null;
 }
 
-/** The alert of a policy as `toJSON()` shows it: never the secret. */
+/** The alert of a policy as `toJSON()` shows it: never the secret, nor the URL's path. */
 export interface BudgetAlertJSON {
+  /** The webhook's origin, and `/…` for its path and query (often a credential themselves). */
   readonly webhookUrl: string;
   readonly thresholdPercent: number;
 }
@@ -206,8 +219,8 @@ export interface BudgetPolicyJSON {
   readonly alert: BudgetAlertJSON | null;
 }
 
-/** Alert secrets, kept off the object so that no serializer or inspector can reach them. */
-const secrets = new WeakMap<BudgetPolicy, string>();
+/** Alert secrets and URLs, kept off the object so that no serializer or inspector can reach them. */
+const targets = new WeakMap<BudgetPolicy, { url: string; secret: string }>();
 
 /**
  * An agent's budget: caps on USD and tokens per session and per UTC day, and on session time.
@@ -300,10 +313,10 @@ export class BudgetPolicy {
       data.alert === null
         ? null
         : Object.freeze({
-            webhookUrl: data.alert.webhookUrl,
+            webhookUrl: redactWebhookUrl(data.alert.webhookUrl),
             thresholdPercent: data.alert.thresholdPercent,
           });
-    if (data.alert) secrets.set(this, data.alert.secret);
+    if (data.alert) targets.set(this, { url: data.alert.webhookUrl, secret: data.alert.secret });
     Object.freeze(this);
   }
 
@@ -340,9 +353,9 @@ export class BudgetPolicy {
   }
 }
 
-/** @internal The alert secret of a policy (for signing); null without an alert. */
-export function alertSecret(policy: BudgetPolicy): string | null {
-  return secrets.get(policy) ?? null;
+/** @internal Where a policy's alerts go and the key that signs them; null without an alert. */
+export function alertTarget(policy: BudgetPolicy): { url: string; secret: string } | null {
+  return targets.get(policy) ?? null;
 }
 
 function limitOf(field: string): number | undefined {

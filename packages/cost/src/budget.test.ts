@@ -282,6 +282,73 @@ describe.each(testEngines())("budgets on $name", (engine: TestEngine) => {
     );
 
     it.skipIf(!engine.available)(
+      "a call that reserved nothing settles nothing: another call's reservation and spend are kept",
+      async () => {
+        h.cost.register({ agentId: A, perSessionUsd: 1 });
+        const big = await h.cost.checkOrRaise(A, S1, { model: "gpt-4o", maxTokens: 10_000 }); // $0.10
+        const small = await h.cost.checkOrRaise(A, S1, {}); // projects nothing
+        expect(small.reservationId).toBeNull();
+        const first = await h.cost.trackUsage(A, S1, {
+          model: "gpt-4o",
+          outputTokens: 100,
+          reservationId: small.reservationId,
+        });
+        expect(first.reservationId).toBeNull();
+        expect(await h.sessionRow(A, S1)).toMatchObject({ reserved_usd: "0.100000000000000" });
+        const second = await h.cost.trackUsage(A, S1, {
+          model: "gpt-4o",
+          outputTokens: 10_000,
+          reservationId: big.reservationId,
+        });
+        expect(second).toMatchObject({ recorded: true, reservationId: big.reservationId });
+        expect(await h.sessionRow(A, S1)).toMatchObject({
+          usd: "0.101000000000000",
+          reserved_usd: "0.000000000000000",
+        });
+      },
+    );
+
+    it.skipIf(!engine.available)(
+      "a named reservation that an unnamed usage settled first still records its own spend, once",
+      async () => {
+        h.cost.register({ agentId: A, perSessionUsd: 1 });
+        const big = await h.cost.checkOrRaise(A, S1, { model: "gpt-4o", maxTokens: 10_000 });
+        // Another call reports without naming any reservation: it settles the oldest (big's).
+        const other = await h.cost.track(A, S1, { tokens: 1, usd: "0.001" });
+        expect(other.reservationId).toBe(big.reservationId);
+        const late = await h.cost.trackUsage(A, S1, {
+          model: "gpt-4o",
+          outputTokens: 10_000,
+          reservationId: big.reservationId,
+        });
+        expect(late.recorded).toBe(true);
+        expect(await h.sessionRow(A, S1)).toMatchObject({
+          usd: "0.101000000000000",
+          reserved_usd: "0.000000000000000",
+        });
+        const again = await h.cost.reconcile(A, S1, {
+          reservationId: big.reservationId as string,
+          model: "gpt-4o",
+          outputTokens: 5,
+          reason: "completed",
+        });
+        expect(again.recorded).toBe(false);
+      },
+    );
+
+    it.skipIf(!engine.available)(
+      "a capped agent checked with nothing projected is warned about, once",
+      async () => {
+        h.cost.register({ agentId: A, perSessionUsd: 1 });
+        await h.cost.checkOrRaise(A, S1);
+        await h.cost.checkOrRaise(A, S1);
+        const warnings = h.logger.lines.filter((line) => line.message.includes("projected no USD"));
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]?.message).toContain("model and maxTokens");
+      },
+    );
+
+    it.skipIf(!engine.available)(
       "release() frees a reservation whose call was never made",
       async () => {
         h.cost.register({ agentId: A, perSessionTokens: 1000 });
@@ -687,6 +754,8 @@ describe.each(testEngines())("budgets on $name", (engine: TestEngine) => {
           [{ tokens: 1, usd: "abc" }, "usd"],
           [{ tokens: 1, usd: 0.1, reservationId: "not-a-uuid" }, "reservationId"],
           [{ tokens: 1, usd: 0.1, model: "bad model" }, "model"],
+          [{ tokens: 1, usd: 0.1, reservation_id: "x" }, "reservation_id"],
+          [{ tokens: 1, usd: 0.1, model: "gpt\ud800" }, "model"],
           [null, "options"],
         ];
         for (const [options, field] of cases) {
@@ -698,6 +767,9 @@ describe.each(testEngines())("budgets on $name", (engine: TestEngine) => {
           [A, "", "sessionId"],
           [A, "x".repeat(257), "sessionId"],
           [A, "a\u0000b", "sessionId"],
+          [A, "x\ud800", "sessionId"],
+          [A, "agent:billing", "sessionId"],
+          [A, "   ", "sessionId"],
           [42, S1, "agentId"],
         ] as const) {
           await expect(h.cost.checkOrRaise(agentId as string, sessionId)).rejects.toMatchObject({
@@ -721,6 +793,28 @@ describe.each(testEngines())("budgets on $name", (engine: TestEngine) => {
             field,
           });
         }
+        const usages: [unknown, string][] = [
+          [{ model: "gpt-4o", prompt_tokens: 5000, completion_tokens: 9000 }, "prompt_tokens"],
+          [{ model: "gpt-4o" }, "usage"],
+          [{ model: "gpt-4o", usage: null }, "usage"],
+        ];
+        for (const [options, field] of usages) {
+          await expect(h.cost.trackUsage(A, S1, options as never)).rejects.toMatchObject({
+            code: "INVALID_ARGUMENT",
+            field,
+          });
+        }
+        const stream = { reservationId: S1, model: "gpt-4o", reason: "done", chunks: 1 };
+        await expect(
+          h.cost.reconcile(A, S1, {
+            ...stream,
+            reservationId: "0a3c5b1e-0000-4000-8000-00000000000a",
+            reason: "done\u0007",
+          }),
+        ).rejects.toMatchObject({ field: "reason" });
+        await expect(
+          h.cost.reconcile(A, S1, { ...stream, extra: 1 } as never),
+        ).rejects.toMatchObject({ field: "extra" });
         expect(
           await h.store.query(
             sql`select 1 from gov_cost.sessions union all select 1 from gov_cost.usage`,

@@ -21,6 +21,11 @@ export const COST_LIMITS = {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
 const NOT_IN_ID = /[\s\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
+/** False when the string holds half of a character (a lone surrogate), which Postgres refuses. */
+export function isWellFormed(value: string): boolean {
+  return (value as string & { isWellFormed(): boolean }).isWellFormed();
+}
+
 /** Why a model id is refused, or null when it is fine. */
 export function modelIdProblem(value: unknown): string | null {
   if (typeof value !== "string") return `must be a string, got ${typeOf(value)}.`;
@@ -28,8 +33,8 @@ export function modelIdProblem(value: unknown): string | null {
   if (value.length > COST_LIMITS.modelId) {
     return `is ${value.length} characters long; the limit is ${COST_LIMITS.modelId}.`;
   }
-  if (NOT_IN_ID.test(value)) {
-    return "must not contain whitespace, control or bidirectional-override characters.";
+  if (NOT_IN_ID.test(value) || !isWellFormed(value)) {
+    return "must not contain whitespace, control or bidirectional-override characters, or half of a character (a lone surrogate).";
   }
   return null;
 }

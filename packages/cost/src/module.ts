@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
 import {
+  type AuditEventInput,
   type AuditSink,
   type Clock,
   ConfigError,
@@ -20,9 +21,9 @@ import {
 } from "@gov/core";
 import { z } from "zod";
 import { type BudgetAlertPayload, deliverAlert } from "./alerts";
-import { Batcher } from "./batcher";
+import { Batcher, ItemFailure } from "./batcher";
 import {
-  alertSecret,
+  alertTarget,
   BUDGET_LIMITS,
   type BudgetCap,
   BudgetPolicy,
@@ -30,7 +31,7 @@ import {
   type ExactCaps,
 } from "./budget-policy";
 import { BudgetCheckFailedError, BudgetExceeded, type BudgetUnit } from "./errors";
-import { COST_LIMITS, modelIdProblem, rateSchema, typeOf } from "./models";
+import { COST_LIMITS, isWellFormed, modelIdProblem, rateSchema, typeOf } from "./models";
 import {
   decimalToUnits,
   FEMTO_DIGITS,
@@ -64,6 +65,22 @@ export const COST_AUDIT_KINDS = {
 } as const;
 
 const CHECK_CONTEXT: HaltCheckContext = Object.freeze({ path: "cost.checkOrRaise" });
+
+/** Characters of a model id in an audit event (the audit chain's limit). */
+const AUDIT_MODEL_LIMIT = 128;
+
+const TRACK_OPTIONS = new Set(["tokens", "usd", "model", "reservationId"]);
+const TRACK_USAGE_OPTIONS = new Set([
+  "model",
+  "usage",
+  "reservationId",
+  "inputTokens",
+  "outputTokens",
+  "cachedInputTokens",
+  "cacheWriteTokens",
+  "reasoningTokens",
+]);
+const RECONCILE_OPTIONS = new Set([...TRACK_USAGE_OPTIONS, "chunks", "reason"]);
 
 const CHECK_OPTIONS = new Set([
   "model",
@@ -214,7 +231,10 @@ export interface TrackSpendOptions {
   usd: number | string;
   /** The model, for `modelBreakdown`. */
   model?: string | null;
-  /** The reservation this usage settles. @default the session's oldest open reservation */
+  /**
+   * The reservation this usage settles (from `checkOrRaise`). Leave it out to settle the
+   * session's oldest open reservation; `null` settles none.
+   */
   reservationId?: string | null;
 }
 
@@ -237,7 +257,10 @@ export interface TrackUsageOptions extends TokenCounts {
    * Without it, the token counts are used.
    */
   usage?: unknown;
-  /** The reservation this usage settles. @default the session's oldest open reservation */
+  /**
+   * The reservation this usage settles (from `checkOrRaise`). Leave it out to settle the
+   * session's oldest open reservation; `null` (a check that reserved nothing) settles none.
+   */
   reservationId?: string | null;
 }
 
@@ -434,10 +457,16 @@ export class CostModule {
   readonly #warnedUnbudgeted = new Set<string>();
   readonly #reserve: Batcher<ReserveRequest, ReserveResult>;
   readonly #settle: Batcher<SettleItem, SettleResult>;
-  readonly #backlog: Backlogged[] = [];
+  #backlog: Backlogged[] = [];
+  /** Backlog entries a replay is writing: never dropped for room meanwhile. */
+  readonly #sending = new Set<Backlogged>();
   readonly #spool: DurableSpool<SpoolLine> | null;
   #replaying: Promise<boolean> | null = null;
   readonly #deliveries = new Set<Promise<void>>();
+  /** Aborts the alert deliveries still running when the module closes. */
+  readonly #abortAlerts = new AbortController();
+  /** Agents warned that a check projected nothing against a cap (once each). */
+  readonly #warnedUnprojected = new Set<string>();
   #retryTimer: NodeJS.Timeout | null = null;
   #retryDelayMs = 500;
   #sweepTimer: NodeJS.Timeout | null = null;
@@ -588,6 +617,13 @@ export class CostModule {
    * @throws {InvalidBudgetPolicyError} for an invalid policy; nothing is registered then.
    */
   register(policy: BudgetPolicy | BudgetPolicyInput): BudgetPolicy {
+    if (!(policy instanceof BudgetPolicy) && BudgetPolicy.isInstance(policy)) {
+      throw new InvalidArgumentError(
+        "policy",
+        "is a BudgetPolicy from another copy of @gov/cost (its alert secret cannot be read here).",
+        "Register the policy's input object instead, or deduplicate @gov/cost so that one copy is installed.",
+      );
+    }
     const built = policy instanceof BudgetPolicy ? policy : new BudgetPolicy(policy);
     this.#policies.set(built.agentId, built);
     this.#warnedUnbudgeted.delete(built.agentId);
@@ -661,6 +697,7 @@ export class CostModule {
       this.#metrics.passed++;
       return unchecked(false, true);
     }
+    this.#warnUnprojected(policy, projection);
     const request: ReserveRequest = {
       i: randomUUID(),
       a: agentId,
@@ -684,7 +721,7 @@ export class CostModule {
           : "checkOrRaise could not read the budget; the call is denied (fail-closed).",
         { agentId, sessionId, error: describe(error) },
       );
-      await this.#audit.log({
+      await this.#evidence({
         agentId,
         sessionId,
         kind: "budget.check_failed",
@@ -716,7 +753,7 @@ export class CostModule {
         projected: Number(result.projected),
         limit: Number(result.limit),
       };
-      await this.#audit.log({
+      await this.#evidence({
         agentId,
         sessionId,
         kind: "budget.exceeded",
@@ -767,6 +804,7 @@ export class CostModule {
         "Pass track(agentId, sessionId, { tokens: 150, usd: 0.003 }).",
       );
     }
+    checkKeys(options, TRACK_OPTIONS, "track");
     const tokens = checkTokens("tokens", options.tokens, true);
     const femto = checkUsd("usd", options.usd);
     const model = options.model == null ? null : checkModel("model", options.model);
@@ -777,6 +815,7 @@ export class CostModule {
       tokens,
       femto,
       reservationId,
+      matchOldest: options.reservationId === undefined,
       breakdown: null,
       reason: null,
     });
@@ -807,7 +846,15 @@ export class CostModule {
         'Pass trackUsage(agentId, sessionId, { model: "gpt-4o", usage: response.usage }).',
       );
     }
+    checkKeys(options, TRACK_USAGE_OPTIONS, "trackUsage");
     const reservationId = checkReservationId(options.reservationId, false);
+    if ((options.usage === undefined || options.usage === null) && !hasCounts(options)) {
+      throw new InvalidArgumentError(
+        "usage",
+        "is missing: trackUsage needs the provider's usage payload or at least one token count.",
+        "Pass usage (e.g. response.usage), or inputTokens/outputTokens/cachedInputTokens/cacheWriteTokens/reasoningTokens.",
+      );
+    }
     const breakdown = this.#price(options.model, options.usage ?? countsOf(options));
     return this.#record(agentId, sessionId, {
       kind: "usage",
@@ -815,6 +862,7 @@ export class CostModule {
       tokens: breakdown.tokens.totalTokens,
       femto: exactFemto(breakdown),
       reservationId,
+      matchOldest: options.reservationId === undefined,
       breakdown,
       reason: null,
     });
@@ -842,20 +890,9 @@ export class CostModule {
         'Pass reconcile(agentId, sessionId, { reservationId, model: "gpt-4o", reason: "cancelled", chunks: 12 }).',
       );
     }
+    checkKeys(options, RECONCILE_OPTIONS, "reconcile");
     const reservationId = checkReservationId(options.reservationId, true) as string;
-    if (
-      typeof options.reason !== "string" ||
-      options.reason.length === 0 ||
-      options.reason.length > 64
-    ) {
-      throw new InvalidArgumentError(
-        "reason",
-        typeof options.reason !== "string"
-          ? `must be a string, got ${typeOf(options.reason)}.`
-          : `must be 1 to 64 characters, got ${options.reason.length}.`,
-        'Say why the stream ended: "completed", "cancelled", "error" or "abandoned".',
-      );
-    }
+    checkId("reason", options.reason, 64);
     let usage: unknown;
     if (options.usage !== undefined && options.usage !== null) {
       usage = options.usage;
@@ -876,11 +913,14 @@ export class CostModule {
     }
     const breakdown = this.#price(options.model, usage);
     return this.#record(agentId, sessionId, {
+      // The reservation's own id: a repeated reconcile is the same record, whatever it names.
+      usageId: reservationId,
       kind: "reconcile",
       model: options.model,
       tokens: breakdown.tokens.totalTokens,
       femto: exactFemto(breakdown),
       reservationId,
+      matchOldest: false,
       breakdown,
       reason: options.reason,
     });
@@ -937,7 +977,7 @@ export class CostModule {
     this.#metrics.reservationsExpired += released.length;
     await Promise.all(
       released.map((reservation) =>
-        this.#audit.log({
+        this.#evidence({
           agentId: reservation.agentId,
           sessionId: reservation.sessionId,
           kind: "budget.reservation_expired",
@@ -1114,7 +1154,14 @@ export class CostModule {
     this.#closed = true;
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    // Calls already made finish first: what they fail to write joins what flush() writes.
+    const drainUntil = Date.now() + 5_000;
+    while (this.#reserve.pending + this.#settle.pending > 0 && Date.now() < drainUntil) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
     const left = await this.flush(5_000);
+    this.#abortAlerts.abort();
+    await Promise.allSettled([...this.#deliveries]);
     const inMemory = this.#backlog.length;
     if (inMemory > 0) {
       this.#logger.error("The cost module closed with usage it could not write; it is lost.", {
@@ -1131,6 +1178,45 @@ export class CostModule {
   }
 
   // ── internals ───────────────────────────────────────────────────────────────────────
+
+  /**
+   * Write an event to the audit chain. The sink never throws for its own failures, but it
+   * refuses invalid input; that must not turn a budget decision or a sweep into a crash.
+   */
+  async #evidence(event: AuditEventInput): Promise<void> {
+    try {
+      await this.#audit.log(
+        event.model && event.model.length > AUDIT_MODEL_LIMIT
+          ? { ...event, model: `${event.model.slice(0, AUDIT_MODEL_LIMIT - 1)}…` }
+          : event,
+      );
+    } catch (error) {
+      this.#logger.error("A cost decision could not be written to the audit chain.", {
+        kind: event.kind,
+        agentId: event.agentId,
+        error: describe(error),
+      });
+    }
+  }
+
+  /**
+   * A capped agent checked with nothing projected against the cap: concurrent checks are then
+   * held only against spend already recorded. Said once per agent.
+   */
+  #warnUnprojected(policy: BudgetPolicy, projection: { tokens: number; femto: bigint }): void {
+    const caps = policy.exact;
+    const usd = caps.perSessionUsd !== null || caps.perAgentUsdDaily !== null;
+    const tokens = caps.perSessionTokens !== null || caps.perAgentTokensDaily !== null;
+    const missing =
+      usd && projection.femto === 0n ? "USD" : tokens && projection.tokens === 0 ? "tokens" : null;
+    if (missing === null || this.#warnedUnprojected.has(policy.agentId)) return;
+    if (this.#warnedUnprojected.size >= 10_000) return;
+    this.#warnedUnprojected.add(policy.agentId);
+    this.#logger.warn(
+      `checkOrRaise projected no ${missing} for an agent with a ${missing} cap: calls in flight are not reserved against it, so concurrent calls can pass it together. Pass model and maxTokens (or set defaultMaxTokens), or projectedUsd.`,
+      { agentId: policy.agentId },
+    );
+  }
 
   #day(): string {
     return this.#clock.now().toISOString().slice(0, 10);
@@ -1212,18 +1298,22 @@ export class CostModule {
     agentId: string,
     sessionId: string,
     entry: {
+      usageId?: string;
       kind: SettleItem["k"];
       model: string | null;
       tokens: number;
       femto: bigint;
+      /** The reservation the usage names; null: none. */
       reservationId: string | null;
+      /** Without a named reservation, settle the session's oldest open one. */
+      matchOldest: boolean;
       breakdown: PriceBreakdown | null;
       reason: string | null;
     },
   ): Promise<UsageReceipt> {
     const policy = this.#policies.get(agentId);
     const item: SettleItem = {
-      id: randomUUID(),
+      id: entry.usageId ?? randomUUID(),
       a: agentId,
       s: sessionId,
       d: this.#day(),
@@ -1231,7 +1321,11 @@ export class CostModule {
       k: entry.kind,
       t: String(entry.tokens),
       u: femtoToUsd(entry.femto),
-      ...(entry.reservationId ? { r: entry.reservationId } : { fifo: true }),
+      ...(entry.reservationId
+        ? { r: entry.reservationId }
+        : entry.matchOldest
+          ? { fifo: true }
+          : {}),
       ...(entry.reason ? { why: entry.reason } : {}),
       ...(entry.breakdown
         ? {
@@ -1264,31 +1358,54 @@ export class CostModule {
     } catch (error) {
       if (!isTransient(error)) {
         // Not the store being away: retrying would fail the same way and block the backlog.
-        this.#metrics.usageDropped++;
-        this.#logger.error("Usage could not be recorded and was dropped.", {
-          agentId,
-          sessionId,
-          usd: item.u,
-          tokens: item.t,
-          error: describe(error),
-        });
-        await this.#audit.log({
-          agentId,
-          sessionId,
-          kind: "budget.usage_dropped",
-          model: item.m,
-          metadata: {
-            usageId: item.id,
-            usd: item.u,
-            tokens: Number(item.t),
-            error: describe(error),
-          },
-        });
+        await this.#dropped(item, error, "Usage could not be recorded and was dropped.");
         return receipt(false, false, entry.reservationId);
       }
       await this.#enqueue({ item, policy }, error);
       return receipt(false, true, entry.reservationId);
     }
+  }
+
+  /** A replayed record's outcome: recorded (or a duplicate), or refused by the database for its data. */
+  async #settled(
+    item: SettleItem,
+    result: SettleResult | ItemFailure | undefined,
+    policy: BudgetPolicy | undefined,
+  ): Promise<void> {
+    if (result === undefined) return;
+    if (result instanceof ItemFailure) {
+      await this.#dropped(
+        item,
+        result.error,
+        "The database refused a waiting usage record; it was dropped.",
+      );
+      return;
+    }
+    this.#afterSettle(item, result, policy);
+  }
+
+  /** Usage that will never be written: logged and audit-logged as `budget.usage_dropped`. */
+  async #dropped(item: SettleItem, error: unknown, message: string): Promise<void> {
+    this.#metrics.usageDropped++;
+    this.#logger.error(message, {
+      agentId: item.a,
+      sessionId: item.s,
+      usd: item.u,
+      tokens: item.t,
+      error: describe(error),
+    });
+    await this.#evidence({
+      agentId: item.a,
+      sessionId: item.s,
+      kind: "budget.usage_dropped",
+      model: item.m,
+      metadata: {
+        usageId: item.id,
+        usd: item.u,
+        tokens: Number(item.t),
+        ...(error === null ? {} : { error: describe(error) }),
+      },
+    });
   }
 
   #afterSettle(item: SettleItem, result: SettleResult, policy: BudgetPolicy | undefined): void {
@@ -1313,8 +1430,8 @@ export class CostModule {
     day: string,
     policy: BudgetPolicy | undefined,
   ): void {
-    const secret = policy ? alertSecret(policy) : null;
-    if (!policy?.alert || secret === null) return;
+    const target = policy ? alertTarget(policy) : null;
+    if (!policy?.alert || target === null) return;
     const unit = UNIT[crossing.cap] === "usd" ? "usd" : "tokens";
     const payload: BudgetAlertPayload = {
       type: "budget.threshold_crossed",
@@ -1329,9 +1446,9 @@ export class CostModule {
       day: crossing.cap.startsWith("perAgent") ? day : null,
       at: this.#clock.now().toISOString(),
     };
-    const host = new URL(policy.alert.webhookUrl).host;
+    const host = new URL(target.url).host;
     const delivery = (async () => {
-      await this.#audit.log({
+      await this.#evidence({
         agentId: item.a,
         sessionId: item.s,
         kind: "budget.threshold_crossed",
@@ -1346,12 +1463,13 @@ export class CostModule {
         },
       });
       const outcome = await deliverAlert(
-        { url: policy.alert?.webhookUrl as string, secret, payload },
+        { url: target.url, secret: target.secret, payload },
         {
           timeoutMs: this.#options.alertTimeoutMs,
           attempts: this.#options.alertAttempts,
           backoffMs: 250,
           nowMs: () => this.#clock.nowMs(),
+          signal: this.#abortAlerts.signal,
         },
       );
       if (outcome.delivered) {
@@ -1366,7 +1484,7 @@ export class CostModule {
         attempts: outcome.attempts,
         error: outcome.error,
       });
-      await this.#audit.log({
+      await this.#evidence({
         agentId: item.a,
         sessionId: item.s,
         kind: "budget.alert_failed",
@@ -1424,20 +1542,20 @@ export class CostModule {
     }
     this.#backlog.push(entry);
     while (this.#backlog.length > this.#options.maxBacklog) {
-      const dropped = this.#backlog.shift() as Backlogged;
-      this.#metrics.usageDropped++;
-      this.#logger.error("The usage backlog is full; the oldest record was dropped.", {
-        agentId: dropped.item.a,
-        sessionId: dropped.item.s,
-        usd: dropped.item.u,
-        tokens: dropped.item.t,
-      });
-      void this.#audit.log({
-        agentId: dropped.item.a,
-        sessionId: dropped.item.s,
-        kind: "budget.usage_dropped",
-        model: dropped.item.m,
-        metadata: { usageId: dropped.item.id, usd: dropped.item.u, tokens: Number(dropped.item.t) },
+      const index = this.#backlog.findIndex((waiting) => !this.#sending.has(waiting));
+      if (index < 0) break;
+      const [dropped] = this.#backlog.splice(index, 1) as [Backlogged];
+      void this.#dropped(
+        dropped.item,
+        null,
+        "The usage backlog is full; the oldest waiting record was dropped.",
+      );
+    }
+    if (this.#closed && !this.#retryTimer) {
+      // No retry will come: this record is lost unless the store takes it during close.
+      this.#logger.error("Usage was recorded after close and could not be written.", {
+        agentId: entry.item.a,
+        sessionId: entry.item.s,
       });
     }
     this.#scheduleRetry();
@@ -1469,17 +1587,21 @@ export class CostModule {
   async #replay(): Promise<boolean> {
     while (this.#backlog.length > 0) {
       const batch = this.#backlog.slice(0, this.#options.maxBatch);
-      let results: SettleResult[];
+      for (const entry of batch) this.#sending.add(entry);
+      let results: (SettleResult | ItemFailure)[];
       try {
         results = await this.#runSettle(batch.map((entry) => entry.item));
       } catch {
         return false;
+      } finally {
+        for (const entry of batch) this.#sending.delete(entry);
       }
-      this.#backlog.splice(0, batch.length);
-      batch.forEach((entry, index) => {
-        const result = results[index];
-        if (result) this.#afterSettle(entry.item, result, entry.policy);
-      });
+      // By identity: entries may have been added (or dropped for room) meanwhile.
+      const sent = new Set(batch);
+      this.#backlog = this.#backlog.filter((entry) => !sent.has(entry));
+      for (const [index, entry] of batch.entries()) {
+        await this.#settled(entry.item, results[index], entry.policy);
+      }
     }
     if (this.#spool && this.#spool.depth > 0) {
       let lines: SpoolLine[];
@@ -1496,17 +1618,16 @@ export class CostModule {
       let ok = true;
       while (done < lines.length) {
         const batch = lines.slice(done, done + this.#options.maxBatch).map((line) => line.item);
-        let results: SettleResult[];
+        let results: (SettleResult | ItemFailure)[];
         try {
           results = await this.#runSettle(batch);
         } catch {
           ok = false;
           break;
         }
-        batch.forEach((item, index) => {
-          const result = results[index];
-          if (result) this.#afterSettle(item, result, this.#policies.get(item.a));
-        });
+        for (const [index, item] of batch.entries()) {
+          await this.#settled(item, results[index], this.#policies.get(item.a));
+        }
         done += batch.length;
       }
       // Written rows are recognized by their usage id if a crash replays them again.
@@ -1517,22 +1638,46 @@ export class CostModule {
     return true;
   }
 
-  async #runReserve(items: ReserveRequest[]): Promise<ReserveResult[]> {
-    return this.#withRetry(async () => {
-      const rows = await this.#store.query<{ r: ReserveResult[] }>(
-        sql`select gov_cost.reserve(${JSON.stringify(items)}::jsonb) as r`,
-      );
-      return rows[0]?.r ?? [];
-    });
+  #runReserve(items: ReserveRequest[]): Promise<(ReserveResult | ItemFailure)[]> {
+    return this.#send("reserve", items);
   }
 
-  async #runSettle(items: SettleItem[]): Promise<SettleResult[]> {
-    return this.#withRetry(async () => {
-      const rows = await this.#store.query<{ r: SettleResult[] }>(
-        sql`select gov_cost.settle(${JSON.stringify(items)}::jsonb) as r`,
-      );
-      return rows[0]?.r ?? [];
-    });
+  #runSettle(items: SettleItem[]): Promise<(SettleResult | ItemFailure)[]> {
+    return this.#send("settle", items);
+  }
+
+  /**
+   * One call of `gov_cost.<fn>` for a batch. When the database refuses the batch for its data
+   * (SQLSTATE classes 22 and 23), the items are sent one by one, so that only the item at
+   * fault fails and its batch-mates — other agents' checks — are not denied with it.
+   */
+  async #send<R>(fn: "reserve" | "settle", items: readonly object[]): Promise<(R | ItemFailure)[]> {
+    const call = (batch: readonly object[]) =>
+      this.#withRetry(async () => {
+        const json = JSON.stringify(batch);
+        const rows = await this.#store.query<{ r: R[] }>(
+          fn === "reserve"
+            ? sql`select gov_cost.reserve(${json}::jsonb) as r`
+            : sql`select gov_cost.settle(${json}::jsonb) as r`,
+        );
+        return rows[0]?.r ?? [];
+      });
+    try {
+      return await call(items);
+    } catch (error) {
+      if (items.length === 1 || isTransient(error)) throw error;
+      const results: (R | ItemFailure)[] = [];
+      for (const item of items) {
+        try {
+          const [result] = await call([item]);
+          results.push(result as R);
+        } catch (itemError) {
+          if (isTransient(itemError)) throw itemError;
+          results.push(new ItemFailure(itemError));
+        }
+      }
+      return results;
+    }
   }
 
   async #withRetry<T>(work: () => Promise<T>): Promise<T> {
@@ -1559,8 +1704,13 @@ function checkId(field: string, value: unknown, limit: number): string {
       `Pass ${field} as a non-empty string.`,
     );
   }
-  if (value.length === 0)
-    throw new InvalidArgumentError(field, "must not be empty.", `Pass a non-empty ${field}.`);
+  if (value.trim().length === 0) {
+    throw new InvalidArgumentError(
+      field,
+      value.length === 0 ? "must not be empty." : "must not be blank.",
+      `Pass a non-empty ${field}.`,
+    );
+  }
   if (value.length > limit) {
     throw new InvalidArgumentError(
       field,
@@ -1568,10 +1718,10 @@ function checkId(field: string, value: unknown, limit: number): string {
       `Shorten ${field} to at most ${limit} characters.`,
     );
   }
-  if (CONTROL.test(value)) {
+  if (CONTROL.test(value) || !isWellFormed(value)) {
     throw new InvalidArgumentError(
       field,
-      "must not contain control or bidirectional-override characters.",
+      "must not contain control or bidirectional-override characters, or half of a character (a lone surrogate).",
       `Pass ${field} as printable text.`,
     );
   }
@@ -1580,7 +1730,13 @@ function checkId(field: string, value: unknown, limit: number): string {
 
 function checkIds(agentId: unknown, sessionId: unknown): void {
   checkId("agentId", agentId, BUDGET_LIMITS.agentId);
-  checkId("sessionId", sessionId, BUDGET_LIMITS.sessionId);
+  if (checkId("sessionId", sessionId, BUDGET_LIMITS.sessionId).startsWith("agent:")) {
+    throw new InvalidArgumentError(
+      "sessionId",
+      'must not start with "agent:", which names the audit chain of an agent\'s events outside sessions.',
+      "Use a session id of your own, e.g. a UUID.",
+    );
+  }
 }
 
 function checkTokens(field: string, value: unknown, zeroAllowed: boolean): number {
@@ -1655,6 +1811,19 @@ function checkReservationId(value: unknown, required: boolean): string | null {
     );
   }
   return value.toLowerCase();
+}
+
+/** Refuse keys a method does not know, so that a typo (`reservation_id`) is not ignored. */
+function checkKeys(options: object, known: ReadonlySet<string>, method: string): void {
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) {
+      throw new InvalidArgumentError(
+        key,
+        `is not a ${method} option.`,
+        `Use ${[...known].join(", ")}.`,
+      );
+    }
+  }
 }
 
 function hasCounts(counts: TokenCounts): boolean {

@@ -112,7 +112,10 @@ export const usage = costSchema.table(
   "usage",
   {
     id: uuid("id").primaryKey(),
+    /** The reservation this usage names: each is settled by at most one usage. */
     reservationId: uuid("reservation_id").unique("usage_reservation"),
+    /** The session's oldest open reservation, settled by a usage that named none. */
+    matchedReservationId: uuid("matched_reservation_id"),
     agentId: text("agent_id").notNull(),
     sessionId: text("session_id").notNull(),
     day: date("day", { mode: "string" }).notNull(),

@@ -1,0 +1,1 @@
+ALTER TABLE "gov_cost"."usage" ADD COLUMN "matched_reservation_id" uuid;
