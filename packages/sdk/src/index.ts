@@ -1,6 +1,7 @@
 export * from "@gov/audit";
 export * from "@gov/core";
 export * from "@gov/cost";
+export * from "@gov/gates";
 export * from "@gov/loop";
 export * from "@gov/presence";
 export * from "@gov/scope";
@@ -10,6 +11,7 @@ export {
   type AuditSdkOptions,
   BUILT_IN_MODULES,
   type CostSdkOptions,
+  type GatesSdkOptions,
   type SdkModuleEntry,
 } from "./modules";
 export { type GovernanceConfig, GovernanceSDK, type GovernanceSDKOptions } from "./sdk";

@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import { auditModule } from "@gov/audit";
 import type { EnvBinding, FieldFixes, ModuleDefinition } from "@gov/core";
 import { costModule } from "@gov/cost";
+import { gatesModule } from "@gov/gates";
 import { loopModule } from "@gov/loop";
 import { presenceModule } from "@gov/presence";
 import { scopeModule } from "@gov/scope";
@@ -185,6 +186,47 @@ const cost: SdkModuleEntry<{
   }),
 };
 
+/** The gates module's options as the SDK takes them. */
+export interface GatesSdkOptions {
+  /** Human approvals with signed, single-use tokens (`sdk.gates`). @default true */
+  enableGates?: boolean;
+  /**
+   * Mint v2 tokens, bound to the key current at issue (they survive a key rotation while the
+   * old key is in the keyring). `false` mints legacy v1 tokens (deprecated). Env:
+   * `GOVERNANCE_GATES_ENABLE_V2_TOKENS`. @default true
+   */
+  enableV2Tokens?: boolean;
+  /**
+   * Until when legacy v1 tokens are accepted; after it they are refused with
+   * `TokenVersionTooOldError`. `null` refuses them always. Env:
+   * `GOVERNANCE_GATES_ACCEPT_V1_UNTIL` (ISO 8601). @default 2026-07-17T00:00:00Z
+   */
+  acceptV1Until?: Date | string | null;
+}
+
+const gates: SdkModuleEntry<{ enableV2Tokens: boolean; acceptV1Until?: Date | string | null }> = {
+  definition: gatesModule,
+  flag: "enableGates",
+  enabledByDefault: true,
+  options: {
+    enableV2Tokens: z.boolean().default(true),
+    acceptV1Until: z.union([z.date(), z.iso.datetime({ offset: true }), z.null()]).optional(),
+  },
+  env: [
+    { env: "GOVERNANCE_GATES_ENABLE_V2_TOKENS", path: ["enableV2Tokens"], kind: "boolean" },
+    { env: "GOVERNANCE_GATES_ACCEPT_V1_UNTIL", path: ["acceptV1Until"], kind: "date" },
+  ],
+  fixes: {
+    enableV2Tokens: "Use true (v2 tokens, the default) or false (legacy v1 tokens, deprecated).",
+    acceptV1Until:
+      "Use an ISO 8601 timestamp, e.g. 2026-07-17T00:00:00Z, or null to refuse v1 tokens.",
+  },
+  moduleOptions: (config) => ({
+    enableV2Tokens: config.enableV2Tokens,
+    ...(config.acceptV1Until === undefined ? {} : { acceptV1Until: config.acceptV1Until }),
+  }),
+};
+
 /** The presence, scope and loop modules' switches as the SDK takes them. */
 export interface AgentControlSdkOptions {
   /** Heartbeats and the operator's halt (`sdk.presence`); every enforcement check consults it. @default true */
@@ -198,12 +240,13 @@ export interface AgentControlSdkOptions {
 /**
  * The modules `GovernanceSDK.start()` composes, in wiring order: audit first (every other
  * module writes through it), presence next (the enforcement modules after it get its halt
- * guard), then scope, cost and loop.
+ * guard and operator directory), then scope, cost, gates and loop.
  */
 export const BUILT_IN_MODULES: readonly SdkModuleEntry[] = [
   audit as SdkModuleEntry,
   { definition: presenceModule, flag: "enablePresence", enabledByDefault: true },
   { definition: scopeModule, flag: "enableScope", enabledByDefault: true },
   cost as SdkModuleEntry,
+  gates as SdkModuleEntry,
   { definition: loopModule, flag: "enableLoop", enabledByDefault: true },
 ];

@@ -31,6 +31,7 @@ import {
   systemClock,
 } from "@gov/core";
 import type { CostModule } from "@gov/cost";
+import type { GatesModule } from "@gov/gates";
 import type { LoopModule } from "@gov/loop";
 import type { PresenceModule } from "@gov/presence";
 import type { ScopeModule } from "@gov/scope";
@@ -41,6 +42,7 @@ import {
   type AuditSdkOptions,
   BUILT_IN_MODULES,
   type CostSdkOptions,
+  type GatesSdkOptions,
   type SdkModuleEntry,
 } from "./modules";
 
@@ -53,7 +55,8 @@ export interface GovernanceSDKOptions
   extends CoreOptionsInput,
     AuditSdkOptions,
     AgentControlSdkOptions,
-    CostSdkOptions {
+    CostSdkOptions,
+    GatesSdkOptions {
   /** Where log lines go. @default a console logger at `logLevel` */
   logger?: Logger;
   /** The source of time for governance decisions. @default the system clock */
@@ -285,6 +288,14 @@ export class GovernanceSDK implements AsyncDisposable {
    */
   get cost(): CostModule {
     return this.getModule<CostModule>("cost");
+  }
+
+  /**
+   * Human approvals: signed, single-use, action-bound tokens; waits across processes.
+   * @throws {ModuleDisabledError} when started with `enableGates: false`.
+   */
+  get gates(): GatesModule {
+    return this.getModule<GatesModule>("gates");
   }
 
   /**

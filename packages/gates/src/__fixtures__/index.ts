@@ -1,0 +1,146 @@
+import {
+  type AuditSink,
+  ChainKey,
+  type HaltGuard,
+  Keyring,
+  type Logger,
+  ManualClock,
+  type OperatorDirectory,
+  type Store,
+} from "@gov/core";
+import {
+  createTestStore,
+  eventually,
+  flakyStore,
+  recordingAuditSink,
+  type TestEngine,
+  type TestStore,
+} from "@gov/core/testing";
+import type { GatesOptions } from "../models";
+import { GatesModule, gatesMigrations } from "../module";
+
+export { eventually, flakyStore, recordingAuditSink };
+
+/** Test secrets (strong enough for `ChainKey`); never real ones. */
+export const SECRET_A = "gates-test-secret-A-0123456789-abcdefghijklmnopqrstuvwxyz";
+export const SECRET_B = "gates-test-secret-B-9876543210-zyxwvutsrqponmlkjihgfedcba";
+export const SECRET_C = "gates-test-secret-C-a1b2c3d4e5f6-ABCDEFGHIJKLMNOPQRSTUVWX";
+
+/** A keyring whose current key is `current`, with `historical` behind it. */
+export function keyringOf(current: string, ...historical: string[]): Keyring {
+  return new Keyring(
+    new ChainKey(current),
+    historical.map((secret) => new ChainKey(secret)),
+  );
+}
+
+/** A logger that keeps every line with its fields, serialized, for "never logged" checks. */
+export function capturingLogger(): Logger & {
+  lines: { level: string; message: string; fields: string }[];
+  text(): string;
+} {
+  const lines: { level: string; message: string; fields: string }[] = [];
+  const at = (level: string) => (message: string, fields?: Record<string, unknown>) => {
+    lines.push({ level, message, fields: JSON.stringify(fields ?? {}) });
+  };
+  return {
+    lines,
+    text: () => lines.map((line) => `${line.level} ${line.message} ${line.fields}`).join("\n"),
+    debug: at("debug"),
+    info: at("info"),
+    warn: at("warn"),
+    error: at("error"),
+  };
+}
+
+/** An operator directory from a map; `fail` makes every lookup throw. */
+export function operatorsOf(
+  bindings: Record<string, string>,
+): OperatorDirectory & { fail: boolean; lookups: string[] } {
+  const directory = {
+    fail: false,
+    lookups: [] as string[],
+    async operatorOf(agentId: string) {
+      directory.lookups.push(agentId);
+      if (directory.fail) throw new Error("presence database unreachable");
+      return bindings[agentId] ?? null;
+    },
+  };
+  return directory;
+}
+
+export interface GatesHarness {
+  store: TestStore;
+  gates: GatesModule;
+  clock: ManualClock;
+  audit: ReturnType<typeof recordingAuditSink>;
+  logger: ReturnType<typeof capturingLogger>;
+  keyring: Keyring;
+  operators: ReturnType<typeof operatorsOf>;
+  /** Another module (a "process") on the same store or another, sharing the clock. */
+  another(options?: {
+    store?: Store;
+    keyring?: Keyring;
+    gates?: GatesOptions;
+    audit?: AuditSink;
+    halt?: HaltGuard;
+    operators?: OperatorDirectory;
+    logger?: Logger;
+  }): GatesModule;
+  close(): Promise<void>;
+}
+
+/** A fresh database with the gates schema, and a module on it (keys: SECRET_A). */
+export async function gatesHarness(
+  engine: TestEngine,
+  options: GatesOptions = {},
+): Promise<GatesHarness> {
+  const store = await createTestStore(engine, { migrations: [gatesMigrations] });
+  const clock = new ManualClock(new Date("2026-01-01T00:00:00.000Z"));
+  const audit = recordingAuditSink();
+  const logger = capturingLogger();
+  const keyring = keyringOf(SECRET_A);
+  const operators = operatorsOf({ "deploy-agent": "alice@company.com" });
+  const modules: GatesModule[] = [];
+  const make: GatesHarness["another"] = (extra = {}) => {
+    const module = new GatesModule(
+      {
+        store: extra.store ?? store,
+        keyring: extra.keyring ?? keyring,
+        clock,
+        logger: extra.logger ?? logger,
+        audit: extra.audit ?? audit,
+        ...(extra.halt ? { halt: extra.halt } : {}),
+        operators: extra.operators ?? operators,
+      },
+      { ...options, ...extra.gates },
+    );
+    modules.push(module);
+    return module;
+  };
+  const gates = make();
+  return {
+    store,
+    gates,
+    clock,
+    audit,
+    logger,
+    keyring,
+    operators,
+    another: make,
+    close: async () => {
+      for (const module of modules) await module.close();
+      await store.close();
+    },
+  };
+}
+
+/** The error `run` throws (or fails the test when it does not throw). */
+export async function thrown(run: () => unknown): Promise<unknown> {
+  try {
+    await run();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected an error, but none was thrown");
+}

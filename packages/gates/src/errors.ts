@@ -1,0 +1,493 @@
+import { GovernanceError } from "@gov/core";
+
+const APPROVAL_TOKEN_ERROR_MARKER = Symbol.for("@gov/gates.ApprovalTokenError");
+
+/** The stable error codes of `@gov/gates`. A code never changes meaning once released. */
+export const GATES_ERROR_CODES = {
+  /** A token was refused; `reason` says why ({@link ApprovalTokenReason}). */
+  APPROVAL_TOKEN_INVALID: "APPROVAL_TOKEN_INVALID",
+  /** A legacy v1 token was presented after `acceptV1Until`. */
+  TOKEN_VERSION_TOO_OLD: "TOKEN_VERSION_TOO_OLD",
+  /** The reviewer is the requesting agent, or the operator bound to it. */
+  SELF_APPROVAL: "SELF_APPROVAL",
+  /** The agent's operator could not be looked up, so a grant was refused (fail closed). */
+  SELF_APPROVAL_UNVERIFIABLE: "SELF_APPROVAL_UNVERIFIABLE",
+  /** A reviewer denied the request. */
+  APPROVAL_DENIED: "APPROVAL_DENIED",
+  /** Nobody resolved the request in time (or it expired). */
+  APPROVAL_TIMEOUT: "APPROVAL_TIMEOUT",
+  /** A non-blocking approval is not granted yet; resume once it is. */
+  APPROVAL_PENDING: "APPROVAL_PENDING",
+  /** The decision's audit event could not be written, so the decision was not made. */
+  APPROVAL_NOT_RECORDED: "APPROVAL_NOT_RECORDED",
+  /** The approvals table could not be read or written. */
+  APPROVAL_STORE_UNAVAILABLE: "APPROVAL_STORE_UNAVAILABLE",
+  /** A stored decision does not verify: it was not written by this module's keys. */
+  APPROVAL_INTEGRITY: "APPROVAL_INTEGRITY",
+  /** An argument or option failed validation; nothing was read or written. */
+  GATES_INPUT_INVALID: "GATES_INPUT_INVALID",
+} as const;
+
+/** One of {@link GATES_ERROR_CODES}. */
+export type GatesErrorCode = (typeof GATES_ERROR_CODES)[keyof typeof GATES_ERROR_CODES];
+
+/**
+ * Why a token was refused: the stable `reason` of an {@link ApprovalTokenError}, also
+ * written to the audit chain (`approval.refused`, `metadata.reason`) when the request is
+ * known.
+ */
+export type ApprovalTokenReason =
+  /** Not a token of a known shape (wrong number of fields, bad characters, too long). */
+  | "malformed"
+  /** A v2 token whose key prefix is not 16 lower-case hex characters. */
+  | "malformed_key_prefix"
+  /** The key named by the token's prefix is not in the keyring. */
+  | "historical_key_unavailable"
+  /** The MAC does not match the token's fields under the key it names (forged or altered). */
+  | "signature_mismatch"
+  /** The token's expiry has passed. */
+  | "expired"
+  /** The request was already granted, denied or consumed: tokens are single-use. */
+  | "already_used"
+  /** The action is not the one the token (or the approval) is bound to. */
+  | "action_hash_mismatch"
+  /** No such request is stored (it may never have been stored). */
+  | "unknown_request"
+  /** A legacy v1 token after `acceptV1Until` ({@link TokenVersionTooOldError}). */
+  | "version_too_old";
+
+const REASON_TEXT: Record<ApprovalTokenReason, { message: string; hint: string }> = {
+  malformed: {
+    message:
+      "is malformed: it is not a v2 token (v2:<key id>:<request id>:<action hash>:<expires at>:<mac>) or a legacy v1 token",
+    hint: "Pass the token exactly as request() returned it, without quotes, spaces or line breaks.",
+  },
+  malformed_key_prefix: {
+    message: "has a malformed key prefix: it must be 16 lower-case hex characters",
+    hint: "Pass the token exactly as request() returned it; it was altered on the way.",
+  },
+  historical_key_unavailable: {
+    message: "was signed by a key that is not in the keyring",
+    hint: "Add the key the token was issued under to the keyring (GOVERNANCE_CHAIN_KEY_<key id> or historicalKeys), or open a new request.",
+  },
+  signature_mismatch: {
+    message: "does not verify: its MAC does not match its fields (forged or altered)",
+    hint: "Only tokens returned by request() are accepted. Pass the token exactly as it was issued, or open a new request.",
+  },
+  expired: {
+    message: "has expired",
+    hint: "Open a new request (request(kind, agentId, { payload, expiresIn })) and resolve it before it expires.",
+  },
+  already_used: {
+    message: "was already used: the request is resolved, and tokens are single-use",
+    hint: "Nothing to do: the first decision stands. Open a new request for a new decision.",
+  },
+  action_hash_mismatch: {
+    message: "is bound to a different action: the action hash does not match",
+    hint: "The action changed after it was submitted for approval. Open a new request for the action that is to run.",
+  },
+  unknown_request: {
+    message: "names a request that is not stored",
+    hint: "The request may never have been stored (request() returned stored: false). Open a new request.",
+  },
+  version_too_old: {
+    message: "is a legacy v1 token, no longer accepted",
+    hint: "Mint a fresh v2 token (enableV2Tokens: true, the default) by opening a new request, or extend the window with acceptV1Until (GOVERNANCE_GATES_ACCEPT_V1_UNTIL).",
+  },
+};
+
+/** What an {@link ApprovalTokenError} is about. Never the token itself. */
+export interface ApprovalTokenErrorDetails {
+  reason: ApprovalTokenReason;
+  /** The request the token names, when it could be read (and verified, for the later reasons). */
+  requestId?: string | null;
+  /** A sentence added to the message, e.g. when the token expired. */
+  note?: string;
+}
+
+/**
+ * A token was refused by `grant()` or `deny()` (or an approval by `verifyAction()`); nothing
+ * was changed. Switch on `reason`, never on the message. The message and fields never
+ * contain the token.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await sdk.gates.grant(token, { reviewerId: "alice@company.com" });
+ * } catch (error) {
+ *   if (ApprovalTokenError.isInstance(error) && error.reason === "already_used") return;
+ *   throw error;
+ * }
+ * ```
+ */
+export class ApprovalTokenError extends GovernanceError {
+  /** Why the token was refused. */
+  readonly reason: ApprovalTokenReason;
+  /** The request the token names, or null when it could not be read. */
+  readonly requestId: string | null;
+
+  constructor(
+    details: ApprovalTokenErrorDetails,
+    code: string = GATES_ERROR_CODES.APPROVAL_TOKEN_INVALID,
+  ) {
+    const text = REASON_TEXT[details.reason];
+    const subject = details.requestId
+      ? `The approval token of request ${details.requestId}`
+      : "The approval token";
+    super({
+      code,
+      message: `${subject} ${text.message}.${details.note ? ` ${details.note}` : ""}`,
+      recoveryHint: text.hint,
+    });
+    Object.defineProperty(this, APPROVAL_TOKEN_ERROR_MARKER, { value: true });
+    this.name = "ApprovalTokenError";
+    this.reason = details.reason;
+    this.requestId = details.requestId ?? null;
+  }
+
+  /** True for any `ApprovalTokenError` (including {@link TokenVersionTooOldError}), from any copy of `@gov/gates`. */
+  static override isInstance(error: unknown): error is ApprovalTokenError {
+    return (
+      GovernanceError.isInstance(error) &&
+      (error as unknown as Record<symbol, unknown>)[APPROVAL_TOKEN_ERROR_MARKER] === true
+    );
+  }
+}
+
+/**
+ * A legacy v1 token was presented after `acceptV1Until`. An {@link ApprovalTokenError} with
+ * reason `version_too_old` and its own code, `TOKEN_VERSION_TOO_OLD`.
+ */
+export class TokenVersionTooOldError extends ApprovalTokenError {
+  /** The cut-off that has passed, or null when v1 tokens are never accepted. */
+  readonly acceptV1Until: Date | null;
+
+  constructor(requestId: string | null, acceptV1Until: Date | null) {
+    super(
+      {
+        reason: "version_too_old",
+        requestId,
+        note:
+          acceptV1Until === null
+            ? "v1 tokens are not accepted (acceptV1Until: null)."
+            : `v1 tokens were accepted until ${acceptV1Until.toISOString()}.`,
+      },
+      GATES_ERROR_CODES.TOKEN_VERSION_TOO_OLD,
+    );
+    this.name = "TokenVersionTooOldError";
+    this.acceptV1Until = acceptV1Until;
+  }
+
+  /** True for a `TokenVersionTooOldError` from any copy of `@gov/gates`. */
+  static override isInstance(error: unknown): error is TokenVersionTooOldError {
+    return (
+      GovernanceError.isInstance(error) && error.code === GATES_ERROR_CODES.TOKEN_VERSION_TOO_OLD
+    );
+  }
+}
+
+/**
+ * The reviewer may not approve this request: they are the agent that asked, or the
+ * operator bound to it by its heartbeat. Nothing was changed; the refusal was recorded
+ * (`approval.refused`, reason `self_approval`).
+ */
+export class SelfApprovalError extends GovernanceError {
+  readonly requestId: string;
+  readonly agentId: string;
+  readonly reviewerId: string;
+  /** `agent`: the reviewer is the agent; `operator`: the agent's bound operator. */
+  readonly relation: "agent" | "operator";
+
+  constructor(details: {
+    requestId: string;
+    agentId: string;
+    reviewerId: string;
+    relation: "agent" | "operator";
+  }) {
+    super({
+      code: GATES_ERROR_CODES.SELF_APPROVAL,
+      message:
+        details.relation === "agent"
+          ? `Request ${details.requestId} was made by agent ${JSON.stringify(details.agentId)}, which may not approve its own request.`
+          : `Reviewer ${JSON.stringify(details.reviewerId)} is the operator bound to agent ${JSON.stringify(details.agentId)} and may not approve its request ${details.requestId}.`,
+      recoveryHint:
+        "Have another human, who neither is the agent nor operates it, review and grant the request.",
+    });
+    this.name = "SelfApprovalError";
+    this.requestId = details.requestId;
+    this.agentId = details.agentId;
+    this.reviewerId = details.reviewerId;
+    this.relation = details.relation;
+  }
+
+  /** True for a `SelfApprovalError` from any copy of `@gov/gates`. */
+  static override isInstance(error: unknown): error is SelfApprovalError {
+    return GovernanceError.isInstance(error) && error.code === GATES_ERROR_CODES.SELF_APPROVAL;
+  }
+}
+
+/**
+ * A grant was refused because the operator bound to the agent could not be looked up
+ * (the `operators` port failed): without it, self-approval cannot be ruled out, so the
+ * grant fails closed. Nothing was changed.
+ */
+export class SelfApprovalUnverifiableError extends GovernanceError {
+  readonly requestId: string;
+  readonly agentId: string;
+
+  constructor(requestId: string, agentId: string, cause: unknown) {
+    super({
+      code: GATES_ERROR_CODES.SELF_APPROVAL_UNVERIFIABLE,
+      message: `Request ${requestId} was not granted: the operator bound to agent ${JSON.stringify(agentId)} could not be looked up (${describe(cause)}), so self-approval cannot be ruled out.`,
+      recoveryHint:
+        "Restore the presence module's database connection and grant again; the token is still valid.",
+      cause,
+    });
+    this.name = "SelfApprovalUnverifiableError";
+    this.requestId = requestId;
+    this.agentId = agentId;
+  }
+
+  /** True for a `SelfApprovalUnverifiableError` from any copy of `@gov/gates`. */
+  static override isInstance(error: unknown): error is SelfApprovalUnverifiableError {
+    return (
+      GovernanceError.isInstance(error) &&
+      error.code === GATES_ERROR_CODES.SELF_APPROVAL_UNVERIFIABLE
+    );
+  }
+}
+
+/** A reviewer denied the request. Thrown by `waitFor()` and `requireApproval()`. */
+export class ApprovalDenied extends GovernanceError {
+  readonly requestId: string;
+  /** Who denied it. */
+  readonly reviewerId: string | null;
+  /** Why. */
+  readonly reason: string | null;
+
+  constructor(requestId: string, reviewerId: string | null, reason: string | null) {
+    super({
+      code: GATES_ERROR_CODES.APPROVAL_DENIED,
+      message: `Request ${requestId} was denied${reviewerId ? ` by ${JSON.stringify(reviewerId)}` : ""}${reason ? `: ${reason}` : "."}`,
+      recoveryHint:
+        "Do not perform the action. Change it and open a new request if it is still needed.",
+    });
+    this.name = "ApprovalDenied";
+    this.requestId = requestId;
+    this.reviewerId = reviewerId;
+    this.reason = reason;
+  }
+
+  /** True for an `ApprovalDenied` from any copy of `@gov/gates`. */
+  static override isInstance(error: unknown): error is ApprovalDenied {
+    return GovernanceError.isInstance(error) && error.code === GATES_ERROR_CODES.APPROVAL_DENIED;
+  }
+}
+
+/**
+ * Nobody resolved the request in time: `waitFor()`'s timeout passed, or the request
+ * expired first (`expired: true`). The request itself is untouched: the waiter never writes.
+ */
+export class ApprovalTimeout extends GovernanceError {
+  readonly requestId: string;
+  /** The timeout waited for, in milliseconds. */
+  readonly timeoutMs: number;
+  /** True when the request expired (no decision can come any more). */
+  readonly expired: boolean;
+
+  constructor(details: {
+    requestId: string;
+    timeoutMs: number;
+    expired: boolean;
+    cause?: unknown;
+  }) {
+    const unread =
+      details.cause === undefined
+        ? ""
+        : ` The request could not be read at the last attempt (${describe(details.cause)}).`;
+    super({
+      code: GATES_ERROR_CODES.APPROVAL_TIMEOUT,
+      message: details.expired
+        ? `Request ${details.requestId} expired before anyone granted or denied it.`
+        : `Request ${details.requestId} was not resolved within ${details.timeoutMs} ms.${unread}`,
+      recoveryHint: details.expired
+        ? "Do not perform the action. Open a new request if it is still needed."
+        : "Do not perform the action yet: wait again (waitFor), or open a new request.",
+      cause: details.cause,
+    });
+    this.name = "ApprovalTimeout";
+    this.requestId = details.requestId;
+    this.timeoutMs = details.timeoutMs;
+    this.expired = details.expired;
+  }
+
+  /** True for an `ApprovalTimeout` from any copy of `@gov/gates`. */
+  static override isInstance(error: unknown): error is ApprovalTimeout {
+    return GovernanceError.isInstance(error) && error.code === GATES_ERROR_CODES.APPROVAL_TIMEOUT;
+  }
+}
+
+/**
+ * A non-blocking `requireApproval()` opened a request (or found it still pending) and did
+ * not run the function. Resume with `resume(requestId, …args)` once it is granted.
+ */
+export class ApprovalPending extends GovernanceError {
+  readonly requestId: string;
+
+  constructor(requestId: string) {
+    super({
+      code: GATES_ERROR_CODES.APPROVAL_PENDING,
+      message: `Request ${requestId} is waiting for a human decision; the action did not run.`,
+      recoveryHint: `Deliver the token to a reviewer (onRequest), then call the wrapped function's resume(${JSON.stringify(requestId)}, …args) once it is granted.`,
+    });
+    this.name = "ApprovalPending";
+    this.requestId = requestId;
+  }
+
+  /** True for an `ApprovalPending` from any copy of `@gov/gates`. */
+  static override isInstance(error: unknown): error is ApprovalPending {
+    return GovernanceError.isInstance(error) && error.code === GATES_ERROR_CODES.APPROVAL_PENDING;
+  }
+}
+
+/**
+ * A decision could not be recorded in the audit chain, so it was not made: the claim on the
+ * request was released and the token can be used again.
+ */
+export class ApprovalNotRecordedError extends GovernanceError {
+  readonly requestId: string;
+  /** The decision that was not made. */
+  readonly decision: "granted" | "denied";
+
+  constructor(requestId: string, decision: "granted" | "denied", cause?: unknown) {
+    super({
+      code: GATES_ERROR_CODES.APPROVAL_NOT_RECORDED,
+      message: `Request ${requestId} was not ${decision}: its audit event could not be written${cause === undefined ? "" : ` (${describe(cause)})`}. Nothing changed.`,
+      recoveryHint:
+        "Restore the audit chain's database (or spool) and try again with the same token; it is still valid.",
+      cause,
+    });
+    this.name = "ApprovalNotRecordedError";
+    this.requestId = requestId;
+    this.decision = decision;
+  }
+
+  /** True for an `ApprovalNotRecordedError` from any copy of `@gov/gates`. */
+  static override isInstance(error: unknown): error is ApprovalNotRecordedError {
+    return (
+      GovernanceError.isInstance(error) && error.code === GATES_ERROR_CODES.APPROVAL_NOT_RECORDED
+    );
+  }
+}
+
+/** What was being done when an {@link ApprovalStoreError} happened. */
+export type ApprovalStoreOperation = "read" | "claim" | "publish" | "consume" | "request";
+
+/**
+ * The approvals table could not be read or written. For `read` and `claim` nothing
+ * changed; for `publish`, the decision is recorded in the audit chain but waiters do not
+ * see it yet (they time out, failing closed).
+ */
+export class ApprovalStoreError extends GovernanceError {
+  readonly requestId: string | null;
+  readonly operation: ApprovalStoreOperation;
+
+  constructor(operation: ApprovalStoreOperation, requestId: string | null, cause: unknown) {
+    const what: Record<ApprovalStoreOperation, string> = {
+      read: "could not be read",
+      claim: "could not be resolved; nothing changed",
+      publish:
+        "was recorded in the audit chain but could not be published; waiters keep waiting (and time out)",
+      consume: "could not be marked as executed; the action did not run",
+      request: "could not be stored; it cannot be granted",
+    };
+    super({
+      code: GATES_ERROR_CODES.APPROVAL_STORE_UNAVAILABLE,
+      message: `${requestId ? `Request ${requestId}` : "The approval request"} ${what[operation]} (${describe(cause)}).`,
+      recoveryHint:
+        operation === "publish"
+          ? "Restore the database connection; the request stays resolved-but-unpublished, so open a new request for the action."
+          : "Restore the database connection and try again.",
+      cause,
+    });
+    this.name = "ApprovalStoreError";
+    this.requestId = requestId;
+    this.operation = operation;
+  }
+
+  /** True for an `ApprovalStoreError` from any copy of `@gov/gates`. */
+  static override isInstance(error: unknown): error is ApprovalStoreError {
+    return (
+      GovernanceError.isInstance(error) &&
+      error.code === GATES_ERROR_CODES.APPROVAL_STORE_UNAVAILABLE
+    );
+  }
+}
+
+/**
+ * A stored decision does not verify under the keyring: the row was not written by this
+ * module (changed by hand, or signed by a key that is not in the keyring). Refused: an
+ * approval that cannot be proven is no approval.
+ */
+export class ApprovalIntegrityError extends GovernanceError {
+  readonly requestId: string;
+
+  constructor(requestId: string, problem: string) {
+    super({
+      code: GATES_ERROR_CODES.APPROVAL_INTEGRITY,
+      message: `The stored decision of request ${requestId} does not verify: ${problem}`,
+      recoveryHint:
+        "Do not perform the action. Investigate who changed gov_gates.requests (the audit chain holds the real decision); if a key was rotated, add the old key to the keyring.",
+    });
+    this.name = "ApprovalIntegrityError";
+    this.requestId = requestId;
+  }
+
+  /** True for an `ApprovalIntegrityError` from any copy of `@gov/gates`. */
+  static override isInstance(error: unknown): error is ApprovalIntegrityError {
+    return GovernanceError.isInstance(error) && error.code === GATES_ERROR_CODES.APPROVAL_INTEGRITY;
+  }
+}
+
+/**
+ * An argument or option was refused before anything was read or written: the field at
+ * fault, the limit where one was exceeded, and the fix.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await gates.request("", "billing-agent");
+ * } catch (error) {
+ *   if (InvalidGatesInputError.isInstance(error)) console.error(error.field, error.recoveryHint);
+ * }
+ * ```
+ */
+export class InvalidGatesInputError extends GovernanceError {
+  /** The argument or field at fault, e.g. `options.expiresIn`. */
+  readonly field: string;
+  /** The limit that was exceeded, when the problem is a limit. */
+  readonly limit: number | undefined;
+
+  constructor(field: string, problem: string, fix: string, limit?: number) {
+    super({
+      code: GATES_ERROR_CODES.GATES_INPUT_INVALID,
+      message: `Invalid ${field}: ${problem}`,
+      recoveryHint: fix,
+    });
+    this.name = "InvalidGatesInputError";
+    this.field = field;
+    this.limit = limit;
+  }
+
+  /** True for an `InvalidGatesInputError` from any copy of `@gov/gates`. */
+  static override isInstance(error: unknown): error is InvalidGatesInputError {
+    return (
+      GovernanceError.isInstance(error) && error.code === GATES_ERROR_CODES.GATES_INPUT_INVALID
+    );
+  }
+}
+
+/** An error's name and message (core's store errors redact connection strings). */
+export function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

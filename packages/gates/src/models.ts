@@ -1,0 +1,383 @@
+import { canonicalJson, hasControlCharacters, InvalidArgumentError } from "@gov/core";
+import { z } from "zod";
+import { InvalidGatesInputError } from "./errors";
+
+/** The limits every input of `@gov/gates` is held to. */
+export const GATES_LIMITS = {
+  /** Characters of an agent id and a reviewer id. */
+  id: 256,
+  /** Characters of a request kind, e.g. `deploy.production`. */
+  kind: 128,
+  /** Characters of a denial (or grant) reason. */
+  reason: 1_000,
+  /** Bytes of a payload in its canonical JSON form. */
+  payloadBytes: 64 * 1024,
+  /** Shortest `expiresIn`, in milliseconds (one second). */
+  minExpiresInMs: 1_000,
+  /** Longest `expiresIn`, in milliseconds (30 days). */
+  maxExpiresInMs: 30 * 86_400_000,
+  /** Longest `waitFor` timeout, in milliseconds (30 days). */
+  maxTimeoutMs: 30 * 86_400_000,
+  /** Characters of a token (a v2 token is about 200). */
+  tokenLength: 512,
+  /** Most rows `listPending` and `expirePending` handle per call. */
+  maxBatch: 10_000,
+} as const;
+
+/** One hour: how long a request stays open unless `expiresIn` says otherwise. */
+export const DEFAULT_EXPIRES_IN_MS = 3_600_000;
+
+/**
+ * Until when legacy v1 tokens are accepted unless `acceptV1Until` says otherwise: the
+ * reference's cut-off (90 days after the release that introduced v2).
+ */
+export const DEFAULT_ACCEPT_V1_UNTIL = new Date("2026-07-17T00:00:00.000Z");
+
+/** The base interval of the polling fallback of `waitFor` (±20 % jitter is applied). */
+export const DEFAULT_POLL_INTERVAL_MS = 500;
+
+/** The JSON a request's payload may be: anything with one canonical JSON form. */
+export type ApprovalPayload = unknown;
+
+interface IssueParams {
+  fix: string;
+  limit?: number;
+}
+
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (value instanceof Date) return "a Date";
+  return typeof value;
+}
+
+function fail(context: z.RefinementCtx, message: string, params: IssueParams): never {
+  context.addIssue({ code: "custom", message, params });
+  return z.NEVER;
+}
+
+/** A required string of 1 to `max` characters, well-formed, without control characters. */
+function boundedText(options: { max: number; fix: string; multiline?: boolean }) {
+  return z.unknown().transform((value, context): string => {
+    if (typeof value !== "string")
+      return fail(context, `must be a string, got ${kindOf(value)}.`, { fix: options.fix });
+    if (value.trim().length === 0) return fail(context, "must not be empty.", { fix: options.fix });
+    if (value.length > options.max)
+      return fail(context, `is ${value.length} characters long; the limit is ${options.max}.`, {
+        fix: `Shorten it to at most ${options.max} characters.`,
+        limit: options.max,
+      });
+    if (!(value as string & { isWellFormed(): boolean }).isWellFormed())
+      return fail(context, "is not well-formed Unicode (it holds half of a surrogate pair).", {
+        fix: options.fix,
+      });
+    if (hasControlCharacters(value, { multiline: options.multiline }))
+      return fail(
+        context,
+        options.multiline
+          ? "contains control or bidirectional-override characters (only tab and line breaks are allowed)."
+          : "contains control or bidirectional-override characters.",
+        { fix: "Remove the control characters." },
+      );
+    return value;
+  });
+}
+
+function integerIn(min: number, max: number, fix: string) {
+  return z.unknown().transform((value, context): number => {
+    if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+      return fail(
+        context,
+        `must be an integer from ${min} to ${max}, got ${typeof value === "number" ? String(value) : kindOf(value)}.`,
+        { fix, limit: typeof value === "number" && value > max ? max : undefined },
+      );
+    }
+    return value;
+  });
+}
+
+function booleanValue(fix: string) {
+  return z.unknown().transform((value, context): boolean => {
+    if (typeof value !== "boolean")
+      return fail(context, `must be true or false, got ${kindOf(value)}.`, { fix });
+    return value;
+  });
+}
+
+function optional<T extends z.ZodType>(schema: T) {
+  return schema.nullish().transform((value) => value ?? undefined);
+}
+
+/** An agent id: 1–256 characters. */
+export const agentIdSchema = boundedText({
+  max: GATES_LIMITS.id,
+  fix: 'Pass the agent\'s id as a non-empty string, e.g. "deploy-agent".',
+});
+
+/** A reviewer id: 1–256 characters. */
+export const reviewerIdSchema = boundedText({
+  max: GATES_LIMITS.id,
+  fix: 'Pass who decides as a non-empty string, e.g. { reviewerId: "alice@company.com" }.',
+});
+
+/** A request kind: 1–128 characters. */
+export const kindSchema = boundedText({
+  max: GATES_LIMITS.kind,
+  fix: 'Name what is being approved, e.g. "deploy.production".',
+});
+
+const reasonSchema = boundedText({
+  max: GATES_LIMITS.reason,
+  fix: "Say why in a sentence or two (at most 1000 characters).",
+  multiline: true,
+});
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** A request id: the UUID that `request()` returned (lower-case). */
+export const requestIdSchema = z.unknown().transform((value, context): string => {
+  const fix = "Pass the requestId that request() returned (a lower-case UUID).";
+  if (typeof value !== "string")
+    return fail(context, `must be a string, got ${kindOf(value)}.`, { fix });
+  if (!UUID.test(value)) return fail(context, "is not a lower-case UUID.", { fix });
+  return value;
+});
+
+/** A payload and its canonical JSON form (at most 64 KiB). */
+export interface CanonicalPayload {
+  /** The payload as stored and hashed: its canonical JSON form, parsed back. */
+  value: unknown;
+  /** RFC 8785 form. */
+  canonical: string;
+}
+
+/** Any JSON value, canonicalized (RFC 8785) and held to {@link GATES_LIMITS.payloadBytes}. */
+export const payloadSchema = z.unknown().transform((value, context): CanonicalPayload => {
+  const fix =
+    'Pass the action as JSON: plain objects, arrays, strings, finite numbers, booleans and null, e.g. { pr: 142, environment: "production" }.';
+  if (value === undefined)
+    return fail(context, "is undefined, which JSON cannot represent.", { fix });
+  let canonical: string;
+  try {
+    canonical = canonicalJson(value, "payload");
+  } catch (error) {
+    if (!(error instanceof InvalidArgumentError)) throw error;
+    return fail(context, `${error.message.replace(/^Invalid [^:]+: /, "")} (at ${error.field})`, {
+      fix,
+    });
+  }
+  const bytes = Buffer.byteLength(canonical, "utf8");
+  if (bytes > GATES_LIMITS.payloadBytes)
+    return fail(context, `is ${bytes} bytes as JSON; the limit is ${GATES_LIMITS.payloadBytes}.`, {
+      fix: "Approve a compact description of the action (ids, amounts, a digest of large content), not the content itself.",
+      limit: GATES_LIMITS.payloadBytes,
+    });
+  return { value: JSON.parse(canonical) as unknown, canonical };
+});
+
+const expiresInSchema = integerIn(
+  GATES_LIMITS.minExpiresInMs,
+  GATES_LIMITS.maxExpiresInMs,
+  "Pass expiresIn in milliseconds, from 1000 (one second) to 2592000000 (30 days), e.g. 3600000 for an hour.",
+);
+
+const timeoutSchema = integerIn(
+  0,
+  GATES_LIMITS.maxTimeoutMs,
+  "Pass timeout in milliseconds, e.g. 600000 for ten minutes (0 checks once).",
+);
+
+const ISO_8601 =
+  /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+
+/** An instant as a Date or an ISO-8601 string, or null (never). */
+const cutoffSchema = z.unknown().transform((value, context): Date | null => {
+  const fix =
+    'Pass a Date or an ISO-8601 string, e.g. "2026-07-17T00:00:00Z" (or null to refuse v1 tokens always).';
+  if (value === null) return null;
+  const date =
+    value instanceof Date
+      ? new Date(value.getTime())
+      : typeof value === "string"
+        ? new Date(value)
+        : null;
+  if (date === null)
+    return fail(context, `must be a Date or an ISO-8601 string, got ${kindOf(value)}.`, { fix });
+  if (typeof value === "string" && !ISO_8601.test(value))
+    return fail(context, "is not an ISO-8601 date (YYYY-MM-DD, optionally with a time).", { fix });
+  if (Number.isNaN(date.getTime())) return fail(context, "is not a valid date.", { fix });
+  return date;
+});
+
+/** Options of `request()`. */
+export const requestOptionsSchema = z.strictObject({
+  payload: payloadSchema.optional(),
+  expiresIn: optional(expiresInSchema),
+});
+
+/** Options of `grant()`. */
+export const grantOptionsSchema = z.strictObject({
+  reviewerId: reviewerIdSchema,
+  reason: optional(reasonSchema),
+  payload: payloadSchema.optional(),
+});
+
+/** Options of `deny()`. */
+export const denyOptionsSchema = z.strictObject({
+  reviewerId: reviewerIdSchema,
+  reason: reasonSchema,
+  payload: payloadSchema.optional(),
+});
+
+const signalSchema = z.unknown().transform((value, context): AbortSignal => {
+  if (!(value instanceof AbortSignal))
+    return fail(context, `must be an AbortSignal, got ${kindOf(value)}.`, {
+      fix: "Pass an AbortController's signal, or leave it out.",
+    });
+  return value;
+});
+
+/** Options of `waitFor()`. */
+export const waitForOptionsSchema = z.strictObject({
+  timeout: optional(timeoutSchema),
+  signal: optional(signalSchema),
+});
+
+/** Options of `listPending()`. */
+export const listPendingOptionsSchema = z.strictObject({
+  agentId: optional(agentIdSchema),
+  kind: optional(kindSchema),
+  limit: optional(
+    integerIn(1, GATES_LIMITS.maxBatch, "Pass limit as a whole number from 1 to 10000."),
+  ).transform((value) => value ?? 100),
+});
+
+/** Options of `expirePending()`. */
+export const expirePendingOptionsSchema = z.strictObject({
+  limit: optional(
+    integerIn(1, GATES_LIMITS.maxBatch, "Pass limit as a whole number from 1 to 10000."),
+  ).transform((value) => value ?? 1_000),
+});
+
+const functionSchema = (fix: string) =>
+  z.unknown().transform((value, context): ((...args: never[]) => unknown) => {
+    if (typeof value !== "function")
+      return fail(context, `must be a function, got ${kindOf(value)}.`, { fix });
+    return value as (...args: never[]) => unknown;
+  });
+
+/** Options of `requireApproval()`. */
+export const requireApprovalOptionsSchema = z.strictObject({
+  kind: kindSchema,
+  agentId: agentIdSchema,
+  timeout: optional(timeoutSchema),
+  expiresIn: optional(expiresInSchema),
+  blocking: optional(
+    booleanValue("Pass blocking: true (wait for the decision) or false (throw ApprovalPending)."),
+  ).transform((value) => value ?? true),
+  payload: optional(
+    functionSchema(
+      "Pass payload as a function of the call's arguments that returns the JSON to approve.",
+    ),
+  ),
+  onRequest: optional(
+    functionSchema(
+      "Pass onRequest as a function that delivers the request (and its token) to a reviewer.",
+    ),
+  ),
+});
+
+/** Options of the gates module. */
+export const gatesOptionsSchema = z.strictObject({
+  enableV2Tokens: optional(
+    booleanValue("Pass enableV2Tokens: true (the default) to mint v2 tokens."),
+  ).transform((value) => value ?? true),
+  acceptV1Until: cutoffSchema
+    .optional()
+    .transform((value) => (value === undefined ? DEFAULT_ACCEPT_V1_UNTIL : value)),
+  defaultExpiresIn: optional(expiresInSchema).transform((value) => value ?? DEFAULT_EXPIRES_IN_MS),
+  pollIntervalMs: optional(
+    integerIn(50, 60_000, "Pass pollIntervalMs in milliseconds, from 50 to 60000 (default 500)."),
+  ).transform((value) => value ?? DEFAULT_POLL_INTERVAL_MS),
+  listen: optional(
+    booleanValue("Pass listen: true (wake on NOTIFY) or false (poll only)."),
+  ).transform((value) => value ?? true),
+});
+
+/** The gates module's options, as given. */
+export interface GatesOptions {
+  /**
+   * Mint v2 tokens (`v2:<key id>:…`), bound to the key current at issue so that they
+   * survive a key rotation. `false` mints legacy v1 tokens.
+   * @deprecated `false` only exists for rolling deploys with reviewers that still expect v1
+   *   tokens; v1 tokens stop verifying at `acceptV1Until`.
+   * @default true
+   */
+  enableV2Tokens?: boolean;
+  /**
+   * Until when legacy v1 tokens are accepted by `grant()` and `deny()`; after it they are
+   * refused with `TokenVersionTooOldError`. A Date or an ISO-8601 string; `null` refuses v1
+   * tokens always. `@gov/sdk` reads `GOVERNANCE_GATES_ACCEPT_V1_UNTIL`.
+   * @default 2026-07-17T00:00:00Z (the reference's cut-off)
+   */
+  acceptV1Until?: Date | string | null;
+  /** How long a request stays open when `request()` is given no `expiresIn`, in ms. @default 3600000 */
+  defaultExpiresIn?: number;
+  /**
+   * The polling fallback of `waitFor()`: how often the request is read when no notification
+   * comes, in ms, with ±20 % jitter (50–60000). @default 500
+   */
+  pollIntervalMs?: number;
+  /** Wake `waitFor()` on Postgres NOTIFY (`gov_gates_resolved`); false polls only. @default true */
+  listen?: boolean;
+}
+
+/** The options after validation, with their defaults. */
+export type ResolvedGatesOptions = z.output<typeof gatesOptionsSchema>;
+
+/**
+ * Validate `value` against `schema`.
+ * @throws {InvalidGatesInputError} naming the field (`field` plus the path inside it), the
+ *   limit and the fix.
+ */
+export function validate<T extends z.ZodType>(
+  schema: T,
+  value: unknown,
+  field: string,
+): z.output<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  // A misspelled option explains the missing one it stands for: report it first.
+  const issue =
+    result.error.issues.find((candidate) => candidate.code === "unrecognized_keys") ??
+    result.error.issues[0];
+  const where = [field, ...(issue?.path ?? []).map(String)].filter(Boolean).join(".");
+  if (issue?.code === "custom") {
+    const params = (issue.params ?? {}) as Partial<IssueParams>;
+    throw new InvalidGatesInputError(
+      where,
+      issue.message,
+      params.fix ?? "Check the argument against the documentation.",
+      params.limit,
+    );
+  }
+  if (issue?.code === "unrecognized_keys") {
+    throw new InvalidGatesInputError(
+      [where, issue.keys[0]].join("."),
+      `has unknown option${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((key) => JSON.stringify(key)).join(", ")}.`,
+      "Check the spelling against the documentation; unknown options are refused so that a typo never drops a setting.",
+    );
+  }
+  if (issue?.code === "invalid_type" && issue.path.length === 0) {
+    throw new InvalidGatesInputError(
+      where,
+      `must be an object, got ${kindOf(value)}.`,
+      'Pass an options object, e.g. { reviewerId: "alice@company.com" }.',
+    );
+  }
+  throw new InvalidGatesInputError(
+    where,
+    issue?.message ?? "is invalid.",
+    "Check the argument against the documentation.",
+  );
+}

@@ -1,0 +1,77 @@
+import { sql } from "drizzle-orm";
+import {
+  check,
+  index,
+  jsonb,
+  pgSchema,
+  smallint,
+  text,
+  timestamp,
+  uuid,
+} from "drizzle-orm/pg-core";
+
+/** Everything @gov/gates stores lives in this Postgres schema. */
+export const gatesSchema = pgSchema("gov_gates");
+
+/**
+ * One row per approval request. What is stored is what verification needs, never the
+ * token: a domain-separated SHA-256 of it (`token_digest`), the id of the key that signed
+ * it, and the fields it signs (`request_id`, `action_hash`, `expires_at`). A database
+ * reader cannot rebuild a token from a row.
+ *
+ * `status` moves once: `pending` → `granting` / `denying` (the single-use claim, invisible to
+ * waiters) → `granted` / `denied` once the audit event is durable; a claim whose audit event
+ * could not be written goes back to `pending`. `pending` → `expired` by clean-up. The
+ * decision columns are signed (`decision_mac` under the key `decision_key_id`), so that a
+ * row flipped to `granted` by hand is refused by every waiter.
+ */
+export const requests = gatesSchema.table(
+  "requests",
+  {
+    requestId: uuid("request_id").primaryKey(),
+    /** What is being approved, e.g. `deploy.production`. */
+    kind: text("kind").notNull(),
+    /** The agent that asked. */
+    agentId: text("agent_id").notNull(),
+    /** SHA-256 (hex) of the RFC 8785 form of the payload. */
+    actionHash: text("action_hash").notNull(),
+    /** The payload, for the reviewer to read (console, CLI). */
+    payload: jsonb("payload").notNull(),
+    /** 1 (legacy) or 2. */
+    tokenVersion: smallint("token_version").notNull(),
+    /** The 16-character id of the key that signed the token. */
+    keyId: text("key_id").notNull(),
+    /** SHA-256 (hex) of `gov.gates.token-digest\0` + the token. */
+    tokenDigest: text("token_digest").notNull(),
+    status: text("status").notNull().default("pending"),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "string" }).notNull(),
+    expiresAt: timestamp("expires_at", { withTimezone: true, mode: "string" }).notNull(),
+    /** Who granted or denied it. */
+    reviewerId: text("reviewer_id"),
+    /** Why (required for a denial, optional for a grant). */
+    reason: text("reason"),
+    /** When it was granted, denied or expired. */
+    resolvedAt: timestamp("resolved_at", { withTimezone: true, mode: "string" }),
+    /** The key that signed the decision. */
+    decisionKeyId: text("decision_key_id"),
+    /** HMAC-SHA256 (hex) of the decision. */
+    decisionMac: text("decision_mac"),
+    /** When the approved action was consumed by `requireApproval` (once). */
+    executedAt: timestamp("executed_at", { withTimezone: true, mode: "string" }),
+  },
+  (table) => [
+    check(
+      "requests_status",
+      sql`${table.status} in ('pending', 'granting', 'denying', 'granted', 'denied', 'expired')`,
+    ),
+    check("requests_action_hash", sql`${table.actionHash} ~ '^[0-9a-f]{64}$'`),
+    check("requests_token_digest", sql`${table.tokenDigest} ~ '^[0-9a-f]{64}$'`),
+    check("requests_token_version", sql`${table.tokenVersion} in (1, 2)`),
+    check(
+      "requests_decision_complete",
+      sql`(${table.status} in ('pending', 'expired')) = (${table.decisionMac} is null)`,
+    ),
+    index("requests_pending_expiry").on(table.expiresAt).where(sql`${table.status} = 'pending'`),
+    index("requests_agent_created").on(table.agentId, table.createdAt),
+  ],
+);

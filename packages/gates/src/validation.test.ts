@@ -1,0 +1,370 @@
+import {
+  ChainKey,
+  InvalidArgumentError,
+  Keyring,
+  ManualClock,
+  noopAuditSink,
+  type Store,
+  silentLogger,
+} from "@gov/core";
+import { describe, expect, it } from "vitest";
+import { SECRET_A, thrown } from "./__fixtures__";
+import { InvalidGatesInputError } from "./errors";
+import { type GatesContext, GatesModule } from "./module";
+
+/** A store that records that it was touched, and is never reached by bad input. */
+function untouchedStore(): Store & { calls: string[] } {
+  const calls: string[] = [];
+  const record = (name: string) => async () => {
+    calls.push(name);
+    throw new Error(`the store was used (${name})`);
+  };
+  return {
+    calls,
+    query: record("query"),
+    transaction: record("transaction"),
+    listen: record("listen"),
+    notify: record("notify"),
+  } as unknown as Store & { calls: string[] };
+}
+
+function setup(options: Record<string, unknown> = {}) {
+  const store = untouchedStore();
+  const events: unknown[] = [];
+  const halts: string[] = [];
+  const context: GatesContext = {
+    store,
+    keyring: new Keyring(new ChainKey(SECRET_A)),
+    clock: new ManualClock(new Date("2026-01-01T00:00:00.000Z")),
+    logger: silentLogger,
+    audit: {
+      async log(event) {
+        events.push(event);
+        return { eventId: "e", isPlaceholder: false };
+      },
+    },
+    halt: {
+      async assertAlive(agentId) {
+        halts.push(agentId);
+      },
+    },
+  };
+  const gates = new GatesModule(context, options);
+  return {
+    gates,
+    context,
+    /** Nothing was read, written, recorded or checked. */
+    untouched: () => {
+      expect(store.calls).toEqual([]);
+      expect(events).toEqual([]);
+      expect(halts).toEqual([]);
+    },
+  };
+}
+
+async function inputError(run: () => unknown): Promise<InvalidGatesInputError> {
+  const error = await thrown(run);
+  if (!InvalidGatesInputError.isInstance(error)) throw error;
+  expect(error.code).toBe("GATES_INPUT_INVALID");
+  expect(error.recoveryHint.length).toBeGreaterThan(0);
+  return error;
+}
+
+const TOKEN = `v2:${"a".repeat(16)}:0b6f5a8e-3c1d-4f2a-9e7b-5d4c3b2a1f00:${"b".repeat(64)}:1767229200000:${"c".repeat(64)}`;
+const REQUEST_ID = "0b6f5a8e-3c1d-4f2a-9e7b-5d4c3b2a1f00";
+
+describe("the module's context and options", () => {
+  const base = () => setup().context;
+
+  it.each<[string, () => unknown, string]>([
+    ["not an object", () => null, "context"],
+    ["no store", () => ({ ...base(), store: undefined }), "context.store"],
+    [
+      "a store without listen",
+      () => ({ ...base(), store: { query() {}, transaction() {} } }),
+      "context.store",
+    ],
+    ["no keyring", () => ({ ...base(), keyring: undefined }), "context.keyring"],
+    ["no clock", () => ({ ...base(), clock: {} }), "context.clock"],
+    ["no logger", () => ({ ...base(), logger: "console" }), "context.logger"],
+    ["a bad audit port", () => ({ ...base(), audit: {} }), "context.audit"],
+    ["a bad halt port", () => ({ ...base(), halt: { assertNotHalted() {} } }), "context.halt"],
+    ["a bad operators port", () => ({ ...base(), operators: [] }), "context.operators"],
+  ])("refuses %s, naming the field", (_name, context, field) => {
+    let error: unknown;
+    try {
+      new GatesModule(context() as never);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect((error as InvalidArgumentError).field).toBe(field);
+  });
+
+  it("accepts a context without the optional ports", () => {
+    const { audit: _audit, halt: _halt, ...context } = base();
+    expect(() => new GatesModule({ ...context, audit: noopAuditSink })).not.toThrow();
+    expect(() => new GatesModule(context)).not.toThrow();
+  });
+
+  it.each([
+    [{ enableV2Token: true }, "options.enableV2Token", undefined],
+    [{ enableV2Tokens: "yes" }, "options.enableV2Tokens", undefined],
+    [{ acceptV1Until: "next summer" }, "options.acceptV1Until", undefined],
+    [{ acceptV1Until: 1_700_000_000_000 }, "options.acceptV1Until", undefined],
+    [{ defaultExpiresIn: 999 }, "options.defaultExpiresIn", undefined],
+    [{ defaultExpiresIn: 31 * 86_400_000 }, "options.defaultExpiresIn", 30 * 86_400_000],
+    [{ pollIntervalMs: 10 }, "options.pollIntervalMs", undefined],
+    [{ listen: 1 }, "options.listen", undefined],
+  ])("refuses options %j", async (options, field, limit) => {
+    const error = await inputError(() => setup(options));
+    expect(error.field).toBe(field);
+    expect(error.limit).toBe(limit);
+  });
+
+  it("refuses to mint v1 tokens that it would itself refuse", async () => {
+    const passed = await inputError(() =>
+      setup({ enableV2Tokens: false, acceptV1Until: "2025-12-31T00:00:00Z" }),
+    );
+    expect(passed.field).toBe("options.enableV2Tokens");
+    expect(passed.message).toContain("2025-12-31T00:00:00.000Z");
+    expect(
+      (await inputError(() => setup({ enableV2Tokens: false, acceptV1Until: null }))).field,
+    ).toBe("options.enableV2Tokens");
+    expect(() =>
+      setup({ enableV2Tokens: false, acceptV1Until: new Date("2026-02-01") }),
+    ).not.toThrow();
+  });
+});
+
+describe("bad input changes nothing", () => {
+  const long = (length: number) => "x".repeat(length);
+  const cycle: Record<string, unknown> = {};
+  cycle.self = cycle;
+
+  it.each([
+    ["an empty kind", ["", "agent"], "kind", undefined],
+    ["a kind of 129 characters", [long(129), "agent"], "kind", 128],
+    ["a kind with a control character", ["deploy\u0000prod", "agent"], "kind", undefined],
+    ["a kind with a bidi override", ["deploy\u202eprod", "agent"], "kind", undefined],
+    ["a numeric agent id", ["deploy", 42], "agentId", undefined],
+    ["a blank agent id", ["deploy", "   "], "agentId", undefined],
+    ["an agent id of 257 characters", ["deploy", long(257)], "agentId", 256],
+    ["a lone surrogate", ["deploy", "agent\ud800"], "agentId", undefined],
+    ["options that are a string", ["deploy", "agent", "fast"], "options", undefined],
+    [
+      "an unknown option",
+      ["deploy", "agent", { payload: {}, expires: 5 }],
+      "options.expires",
+      undefined,
+    ],
+    ["a function payload", ["deploy", "agent", { payload: () => 1 }], "options.payload", undefined],
+    [
+      "a NaN in the payload",
+      ["deploy", "agent", { payload: { amount: Number.NaN } }],
+      "options.payload",
+      undefined,
+    ],
+    ["a Map payload", ["deploy", "agent", { payload: new Map() }], "options.payload", undefined],
+    ["a bigint payload", ["deploy", "agent", { payload: { n: 1n } }], "options.payload", undefined],
+    ["a cyclic payload", ["deploy", "agent", { payload: cycle }], "options.payload", undefined],
+    [
+      "a payload over 64 KiB",
+      ["deploy", "agent", { payload: { blob: long(65_536) } }],
+      "options.payload",
+      65_536,
+    ],
+    ["expiresIn 0", ["deploy", "agent", { expiresIn: 0 }], "options.expiresIn", undefined],
+    [
+      "expiresIn 1.5 s as a float",
+      ["deploy", "agent", { expiresIn: 1500.5 }],
+      "options.expiresIn",
+      undefined,
+    ],
+    [
+      "expiresIn in seconds as a string",
+      ["deploy", "agent", { expiresIn: "3600" }],
+      "options.expiresIn",
+      undefined,
+    ],
+    [
+      "expiresIn over 30 days",
+      ["deploy", "agent", { expiresIn: 31 * 86_400_000 }],
+      "options.expiresIn",
+      2_592_000_000,
+    ],
+  ])("request with %s", async (_name, args, field, limit) => {
+    const { gates, untouched } = setup();
+    const error = await inputError(() =>
+      (gates.request as (...values: unknown[]) => Promise<unknown>)(...(args as unknown[])),
+    );
+    expect(error.field).toBe(field);
+    expect(error.limit).toBe(limit);
+    untouched();
+  });
+
+  it("a payload error names the path inside the payload", async () => {
+    const { gates } = setup();
+    const error = await inputError(() =>
+      gates.request("deploy", "agent", {
+        payload: { steps: [{ amount: Number.POSITIVE_INFINITY }] },
+      }),
+    );
+    expect(error.message).toContain("payload.steps[0].amount");
+  });
+
+  it.each([
+    ["no options", [TOKEN, undefined], "options"],
+    ["no reviewer", [TOKEN, {}], "options.reviewerId"],
+    ["an empty reviewer", [TOKEN, { reviewerId: "" }], "options.reviewerId"],
+    ["a reviewer of 257 characters", [TOKEN, { reviewerId: long(257) }], "options.reviewerId"],
+    ["a reviewer with a line break", [TOKEN, { reviewerId: "bob\nalice" }], "options.reviewerId"],
+    [
+      "a reason of 1001 characters",
+      [TOKEN, { reviewerId: "bob", reason: long(1_001) }],
+      "options.reason",
+    ],
+    ["an unknown option", [TOKEN, { reviewerId: "bob", reviewer: "bob" }], "options.reviewer"],
+    ["a non-JSON payload", [TOKEN, { reviewerId: "bob", payload: Symbol("x") }], "options.payload"],
+    ["a token that is not a string", [{ token: TOKEN }, { reviewerId: "bob" }], "token"],
+    ["an undefined token", [undefined, { reviewerId: "bob" }], "token"],
+  ])("grant with %s", async (_name, args, field) => {
+    const { gates, untouched } = setup();
+    const error = await inputError(() =>
+      (gates.grant as (...values: unknown[]) => Promise<unknown>)(...(args as unknown[])),
+    );
+    expect(error.field).toBe(field);
+    untouched();
+  });
+
+  it.each([
+    ["no reason", [TOKEN, { reviewerId: "bob" }], "options.reason"],
+    ["a blank reason", [TOKEN, { reviewerId: "bob", reason: "  " }], "options.reason"],
+    ["a reason with a NUL", [TOKEN, { reviewerId: "bob", reason: "no\u0000" }], "options.reason"],
+    ["no reviewer", [TOKEN, { reason: "no" }], "options.reviewerId"],
+  ])("deny with %s", async (_name, args, field) => {
+    const { gates, untouched } = setup();
+    const error = await inputError(() =>
+      (gates.deny as (...values: unknown[]) => Promise<unknown>)(...(args as unknown[])),
+    );
+    expect(error.field).toBe(field);
+    untouched();
+  });
+
+  it("a deny reason may span lines", async () => {
+    const { gates } = setup();
+    // Valid input reaches the token check (and is refused there, without the store).
+    const error = await thrown(() =>
+      gates.deny("not a token", { reviewerId: "bob", reason: "first line\nsecond line\tend" }),
+    );
+    expect((error as { reason?: string }).reason).toBe("malformed");
+  });
+
+  it.each([
+    ["a request id that is not a UUID", ["req-1"], "requestId"],
+    ["an upper-case UUID", [REQUEST_ID.toUpperCase()], "requestId"],
+    ["a negative timeout", [REQUEST_ID, { timeout: -1 }], "options.timeout"],
+    ["a float timeout", [REQUEST_ID, { timeout: 1.5 }], "options.timeout"],
+    ["a timeout over 30 days", [REQUEST_ID, { timeout: 31 * 86_400_000 }], "options.timeout"],
+    ["a timeout in seconds as a string", [REQUEST_ID, { timeout: "600" }], "options.timeout"],
+    ["a signal that is not an AbortSignal", [REQUEST_ID, { signal: {} }], "options.signal"],
+    ["an unknown option", [REQUEST_ID, { timeoutMs: 5 }], "options.timeoutMs"],
+  ])("waitFor with %s", async (_name, args, field) => {
+    const { gates, untouched } = setup();
+    const error = await inputError(() =>
+      (gates.waitFor as (...values: unknown[]) => Promise<unknown>)(...(args as unknown[])),
+    );
+    expect(error.field).toBe(field);
+    untouched();
+  });
+
+  it.each([
+    [
+      "verifyAction with a bad id",
+      (gates: GatesModule) => gates.verifyAction("x", {}),
+      "requestId",
+    ],
+    [
+      "verifyAction without a payload",
+      (gates: GatesModule) => gates.verifyAction(REQUEST_ID, undefined),
+      "payload",
+    ],
+    [
+      "getRequest with a bad id",
+      (gates: GatesModule) => gates.getRequest(42 as never),
+      "requestId",
+    ],
+    [
+      "listPending with limit 0",
+      (gates: GatesModule) => gates.listPending({ limit: 0 }),
+      "options.limit",
+    ],
+    [
+      "listPending with limit 10001",
+      (gates: GatesModule) => gates.listPending({ limit: 10_001 }),
+      "options.limit",
+    ],
+    [
+      "listPending with a bad agent id",
+      (gates: GatesModule) => gates.listPending({ agentId: "" }),
+      "options.agentId",
+    ],
+    [
+      "listPending with an unknown option",
+      (gates: GatesModule) => gates.listPending({ status: "pending" } as never),
+      "options.status",
+    ],
+    [
+      "expirePending with a bad limit",
+      (gates: GatesModule) => gates.expirePending({ limit: -5 }),
+      "options.limit",
+    ],
+  ])("%s", async (_name, run, field) => {
+    const { gates, untouched } = setup();
+    expect((await inputError(() => run(gates))).field).toBe(field);
+    untouched();
+  });
+
+  const fn = async () => "ran";
+  it.each([
+    ["options that are not an object", [null, fn], "options"],
+    ["no kind", [{ agentId: "a" }, fn], "options.kind"],
+    ["no agent", [{ kind: "k" }, fn], "options.agentId"],
+    ["blocking as a string", [{ kind: "k", agentId: "a", blocking: "no" }, fn], "options.blocking"],
+    [
+      "a payload that is not a function",
+      [{ kind: "k", agentId: "a", payload: {} }, fn],
+      "options.payload",
+    ],
+    [
+      "an onRequest that is not a function",
+      [{ kind: "k", agentId: "a", onRequest: "slack" }, fn],
+      "options.onRequest",
+    ],
+    ["a bad timeout", [{ kind: "k", agentId: "a", timeout: -1 }, fn], "options.timeout"],
+    ["an unknown option", [{ kind: "k", agentId: "a", block: true }, fn], "options.block"],
+    ["no function", [{ kind: "k", agentId: "a" }, "fn"], "fn"],
+  ])("requireApproval with %s (at wrap time)", async (_name, args, field) => {
+    const { gates, untouched } = setup();
+    const error = await inputError(() =>
+      (gates.requireApproval as (...values: unknown[]) => unknown)(...(args as unknown[])),
+    );
+    expect(error.field).toBe(field);
+    untouched();
+  });
+
+  it("requireApproval with arguments that are not JSON refuses the call before anything is stored", async () => {
+    const { gates, untouched } = setup();
+    let ran = false;
+    const guarded = gates.requireApproval(
+      { kind: "k", agentId: "a" },
+      async (_callback: () => void) => {
+        ran = true;
+      },
+    );
+    const error = await inputError(() => guarded(() => undefined));
+    expect(error.field).toBe("options.payload");
+    expect(ran).toBe(false);
+    untouched();
+  });
+});
