@@ -1,5 +1,6 @@
+import { createTestDatabase, type TestEngine, testEngines } from "@gov/core/testing";
 import { silentLogger } from "@gov/sdk";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { billingTools, FakeLLM, type GovernanceHooks, refundScript, runAgent } from "./agent";
 import { runDemo } from "./demo";
 
@@ -23,7 +24,21 @@ describe("the demo", () => {
       ),
     );
     expect(lines).toContain(
-      "  subscriber saw: llm.call ×5, agent.plan ×1, tool.call ×3, tool.result ×3",
+      "  subscriber saw: llm.call ×5, agent.plan ×1, tool.call ×3, tool.result ×3, approval.requested ×1, approval.granted ×1",
+    );
+    // The refund waited for a human in another OS process, and ran as approved.
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        /^ {2}approval {3}refund\.issue requested \(action sha256 [0-9a-f]{12}…, token v2 sent to the reviewer only\)$/,
+      ),
+    );
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        /^ {2}reviewer {3}finance-lead@example\.com in another process \(pid \d+\) granted: matches the invoice \(relayed: the embedded database serves one process\)$/,
+      ),
+    );
+    expect(lines).toContain(
+      "  approved   waitFor resolved; verifyAction: the refund about to run is the one approved",
     );
     // Scope, loop and presence: the hidden tool and the look-alike host are refused, the
     // retried lookup is a loop, and the operator's halt refuses everything until lifted.
@@ -53,9 +68,38 @@ describe("the demo", () => {
     );
     expect(lines).toContain("  spend by model: gpt-4o-mini $0.0003399 (1579 tokens)");
     expect(lines).toContain(
-      "decisions in the chain: budget.exceeded ×1, scope.violation ×2, loop.detected ×1, agent.halted ×1, agent.halt_enforced ×2, agent.resumed ×1; every chain verified",
+      "decisions in the chain: approval.requested ×1, approval.granted ×1, budget.exceeded ×1, scope.violation ×2, loop.detected ×1, agent.halted ×1, agent.halt_enforced ×2, agent.resumed ×1; every chain verified",
     );
   });
+
+  const postgres = testEngines().find((engine) => engine.name === "postgres");
+  it.skipIf(!postgres?.available)(
+    "on a shared Postgres, the reviewer process grants itself and the agent wakes (real Postgres)",
+    async () => {
+      const { databaseUrl, dispose } = await createTestDatabase(postgres as TestEngine);
+      onTestFinished(dispose);
+      const lines: string[] = [];
+      await runDemo(
+        {
+          databaseUrl,
+          auditSecret: "demo-secret-0123456789-abcdefghijklmnopqrstuvwxyz",
+          logger: silentLogger,
+          env: {},
+        },
+        (line) => lines.push(line),
+      );
+      expect(lines).toContainEqual(
+        expect.stringMatching(
+          /^ {2}reviewer {3}finance-lead@example\.com in another process \(pid \d+\) granted: matches the invoice \(granted on the shared database; waitFor here saw it\)$/,
+        ),
+      );
+      expect(lines).toContain(
+        "  approved   waitFor resolved; verifyAction: the refund about to run is the one approved",
+      );
+      expect(lines.at(-1)).toBe("closed cleanly");
+    },
+    60_000,
+  );
 
   it("stops the agent when a governance hook refuses", async () => {
     const refused = new Error("refund needs approval");

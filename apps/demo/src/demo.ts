@@ -1,4 +1,6 @@
+import { fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
 import {
   AgentHaltedError,
   type BudgetReservation,
@@ -8,6 +10,7 @@ import {
   type GovernanceSDKOptions,
 } from "@gov/sdk";
 import { billingTools, FakeLLM, type GovernanceHooks, refundScript, runAgent } from "./agent";
+import type { ReviewAnswer, ReviewRequest } from "./reviewer";
 
 /** Where the demo writes what it did. */
 export type Output = (line: string) => void;
@@ -87,6 +90,51 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
         `    audit    seq ${stored.seq ?? "-"} ${kind} (${stored.status}, hmac ${stored.hmac.slice(0, 12)}…)`,
       );
     };
+    // A refund waits for a human: the request goes to a reviewer in another OS process, the
+    // agent waits for the decision, and the refund about to run is checked against the one
+    // approved (and may run once).
+    const approved = async (args: Record<string, unknown>) => {
+      const request = await sdk.gates.request("refund.issue", agentId, {
+        payload: args,
+        expiresIn: 10 * 60_000,
+      });
+      output(
+        `  approval   refund.issue requested (action sha256 ${request.actionHash.slice(0, 12)}…, token v${request.tokenVersion} sent to the reviewer only)`,
+      );
+      const waiting = sdk.gates.waitFor(request.requestId, { timeout: 60_000 });
+      const answer = await askReviewer(
+        {
+          requestId: request.requestId,
+          kind: request.kind,
+          payload: args,
+          token: request.token,
+          databaseUrl: sdk.store.engine === "postgres" ? databaseUrlOf(options) : null,
+        },
+        options,
+      );
+      if (answer.error) throw new Error(`the reviewer failed: ${answer.error}`);
+      if (!answer.direct && answer.token) {
+        // The embedded database is held by this process: the reviewer's decision is relayed.
+        if (answer.decision === "granted")
+          await sdk.gates.grant(answer.token, {
+            reviewerId: answer.reviewerId,
+            reason: answer.reason,
+          });
+        else
+          await sdk.gates.deny(answer.token, {
+            reviewerId: answer.reviewerId,
+            reason: answer.reason,
+          });
+      }
+      output(
+        `  reviewer   ${answer.reviewerId} in ${answer.pid === process.pid ? "this process" : `another process (pid ${answer.pid})`} ${answer.decision}: ${answer.reason} (${answer.direct ? "granted on the shared database; waitFor here saw it" : "relayed: the embedded database serves one process"})`,
+      );
+      await waiting;
+      await sdk.gates.verifyAction(request.requestId, args, { kind: "refund.issue", agentId });
+      output(
+        "  approved   waitFor resolved; verifyAction: the refund about to run is the one approved",
+      );
+    };
     const hooks: GovernanceHooks = {
       beforePlan: async (steps) => {
         output(`  plan       ${agentId}: ${steps.join(" → ")}`);
@@ -121,6 +169,7 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
         await sdk.scope.check(agentId, { tool });
         sdk.loop.recordCall(agentId, sessionId, tool);
         await sdk.presence.heartbeat(agentId);
+        if (tool === "issue_refund") await approved(args);
         await record("tool.call", { inputHash: contentHash(args), metadata: { tool } });
       },
       afterToolCall: async (tool, result) =>
@@ -213,6 +262,38 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
     await sdk.close();
   }
   output("closed cleanly");
+}
+
+/** The Postgres URL the SDK was started on, for the reviewer process. */
+function databaseUrlOf(options: GovernanceSDKOptions): string | null {
+  return options.databaseUrl ?? (options.env ?? process.env).GOVERNANCE_DATABASE_URL ?? null;
+}
+
+/** Run the reviewer (reviewer.ts) in another OS process and wait for its answer. */
+function askReviewer(request: ReviewRequest, options: GovernanceSDKOptions): Promise<ReviewAnswer> {
+  const fromSource = import.meta.url.endsWith(".ts");
+  const script = fileURLToPath(
+    new URL(fromSource ? "./reviewer.ts" : "./reviewer.js", import.meta.url),
+  );
+  const env = { ...(options.env ?? process.env) };
+  if (options.auditSecret) env.GOVERNANCE_AUDIT_SECRET = options.auditSecret;
+  const child = fork(script, [], {
+    execArgv: fromSource ? ["--import", "tsx", "--conditions=@gov/source"] : [],
+    env,
+    stdio: ["ignore", "ignore", "pipe", "ipc"],
+  });
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  return new Promise<ReviewAnswer>((resolve, reject) => {
+    child.once("message", (answer) => resolve(answer as ReviewAnswer));
+    child.once("exit", (code) =>
+      reject(new Error(`the reviewer exited (${code}) without an answer: ${stderr}`)),
+    );
+    child.once("error", reject);
+    child.send(request);
+  });
 }
 
 /** "llm.call ×5, tool.call ×3, …" in order of first appearance. */

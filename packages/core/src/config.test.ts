@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { readCoreConfig } from "./config";
+import { z } from "zod";
+import { readConfig, readCoreConfig } from "./config";
 import { parseDatabaseUrl, redactConnectionStrings } from "./database-url";
 import { ConfigError } from "./errors";
 import { keyFingerprint } from "./keys";
@@ -134,6 +135,33 @@ describe("readCoreConfig", () => {
     });
     expect(error.issues[0]?.fix).toContain(keyFingerprint(OTHER_SECRET).slice(0, 16).toUpperCase());
     expect(error.message).not.toContain(OTHER_SECRET);
+  });
+});
+
+describe("readConfig date variables", () => {
+  const schema = z.object({ cutoff: z.date().nullable().default(null) });
+  const bindings = [{ env: "GOVERNANCE_CUTOFF", path: ["cutoff"], kind: "date" as const }];
+  const read = (value: string) =>
+    readConfig(
+      schema,
+      bindings,
+      { cutoff: "Use a timestamp." },
+      {
+        options: {},
+        env: { GOVERNANCE_CUTOFF: value },
+      },
+    );
+
+  it("reads dates, and times with a zone", () => {
+    expect(read("2026-07-17").cutoff).toEqual(new Date("2026-07-17T00:00:00Z"));
+    expect(read("2026-07-17T00:00:00Z").cutoff).toEqual(new Date("2026-07-17T00:00:00Z"));
+    expect(read("2026-07-17T02:00:00+02:00").cutoff).toEqual(new Date("2026-07-17T00:00:00Z"));
+  });
+
+  it("refuses a time without a zone, which each host would read in its own", () => {
+    for (const value of ["2026-07-17T00:00", "2026-07-17 00:00:00", "2026-07-17T00:00:00.000"]) {
+      expect(() => read(value), value).toThrow(/GOVERNANCE_CUTOFF.*without a zone/s);
+    }
   });
 });
 

@@ -180,6 +180,13 @@ function parseEnvValue(
     }
     case "date": {
       const value = new Date(trimmed);
+      // A time without a zone would be read in the host's zone: hosts would disagree.
+      const zoneless = /\d[T ]\d{2}:\d{2}/.test(trimmed) && !/(Z|[+-]\d{2}:?\d{2})$/i.test(trimmed);
+      if (zoneless)
+        return {
+          problem: "has a time without a zone (it would be read in each host's own zone).",
+          fix: "Use an ISO 8601 timestamp with Z or an offset, e.g. 2026-07-17T00:00:00Z.",
+        };
       if (trimmed === "" || Number.isNaN(value.getTime()))
         return {
           problem: "is not a date.",

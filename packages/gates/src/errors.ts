@@ -47,8 +47,18 @@ export type ApprovalTokenReason =
   | "signature_mismatch"
   /** The token's expiry has passed. */
   | "expired"
-  /** The request was already granted, denied or consumed: tokens are single-use. */
+  /** The request was already granted or denied: tokens are single-use. */
   | "already_used"
+  /**
+   * Another reviewer's decision on the request is being recorded (its audit event is being
+   * written). Retryable: if that decision is recorded it stands (`already_used`); if it is
+   * not, the request is pending again and this decision can be made.
+   */
+  | "in_progress"
+  /** The approved action already ran (`verifyAction` / `requireApproval` execute an approval once). */
+  | "already_executed"
+  /** The approval is for another kind or another agent than the action about to run. */
+  | "request_mismatch"
   /** The action is not the one the token (or the approval) is bound to. */
   | "action_hash_mismatch"
   /** No such request is stored (it may never have been stored). */
@@ -81,6 +91,18 @@ const REASON_TEXT: Record<ApprovalTokenReason, { message: string; hint: string }
   already_used: {
     message: "was already used: the request is resolved, and tokens are single-use",
     hint: "Nothing to do: the first decision stands. Open a new request for a new decision.",
+  },
+  in_progress: {
+    message: "names a request on which another decision is being recorded; it is not decided yet",
+    hint: "Try again in a few seconds: if the other decision is recorded it stands (already_used); if it is not, the request is pending again and your decision can be made.",
+  },
+  already_executed: {
+    message: "names an approval whose action already ran: an approved action runs once",
+    hint: "Do not run the action again. Open a new request if it must run again.",
+  },
+  request_mismatch: {
+    message: "names a request made for another action: its kind or agent is not the one expected",
+    hint: "Pass the requestId of the request made for this action (the same kind and agent); an approval for one action never runs another.",
   },
   action_hash_mismatch: {
     message: "is bound to a different action: the action hash does not match",
@@ -234,18 +256,27 @@ export class SelfApprovalError extends GovernanceError {
 export class SelfApprovalUnverifiableError extends GovernanceError {
   readonly requestId: string;
   readonly agentId: string;
+  /**
+   * True when the lookup failed when the request was made (the request can never be
+   * granted; open a new one); false when it failed now (grant again once it works).
+   */
+  readonly atRequest: boolean;
 
-  constructor(requestId: string, agentId: string, cause: unknown) {
+  constructor(requestId: string, agentId: string, cause: unknown, atRequest = false) {
     super({
       code: GATES_ERROR_CODES.SELF_APPROVAL_UNVERIFIABLE,
-      message: `Request ${requestId} was not granted: the operator bound to agent ${JSON.stringify(agentId)} could not be looked up (${describe(cause)}), so self-approval cannot be ruled out.`,
-      recoveryHint:
-        "Restore the presence module's database connection and grant again; the token is still valid.",
+      message: atRequest
+        ? `Request ${requestId} cannot be granted: the operator bound to agent ${JSON.stringify(agentId)} could not be looked up when the request was made, so self-approval by that operator cannot be ruled out.`
+        : `Request ${requestId} was not granted: the operator bound to agent ${JSON.stringify(agentId)} could not be looked up (${describe(cause)}), so self-approval cannot be ruled out.`,
+      recoveryHint: atRequest
+        ? "Deny this request, and have the agent open a new one once the presence module's database is reachable."
+        : "Restore the presence module's database connection and grant again; the token is still valid.",
       cause,
     });
     this.name = "SelfApprovalUnverifiableError";
     this.requestId = requestId;
     this.agentId = agentId;
+    this.atRequest = atRequest;
   }
 
   /** True for a `SelfApprovalUnverifiableError` from any copy of `@gov/gates`. */
@@ -286,7 +317,8 @@ export class ApprovalDenied extends GovernanceError {
 
 /**
  * Nobody resolved the request in time: `waitFor()`'s timeout passed, or the request
- * expired first (`expired: true`). The request itself is untouched: the waiter never writes.
+ * expired first (`expired: true`). The waiter never decided the request (it only releases a
+ * claim abandoned for longer than `staleClaimMs`).
  */
 export class ApprovalTimeout extends GovernanceError {
   readonly requestId: string;
@@ -351,8 +383,9 @@ export class ApprovalPending extends GovernanceError {
 }
 
 /**
- * A decision could not be recorded in the audit chain, so it was not made: the claim on the
- * request was released and the token can be used again.
+ * A decision could not be recorded in the audit chain — the write failed, returned a
+ * placeholder, or did not answer within `auditTimeoutMs` — so it was not made: the claim on
+ * the request was released (recorded as `approval.released`) and the token can be used again.
  */
 export class ApprovalNotRecordedError extends GovernanceError {
   readonly requestId: string;
@@ -385,8 +418,9 @@ export type ApprovalStoreOperation = "read" | "claim" | "publish" | "consume" | 
 
 /**
  * The approvals table could not be read or written. For `read` and `claim` nothing
- * changed; for `publish`, the decision is recorded in the audit chain but waiters do not
- * see it yet (they time out, failing closed).
+ * changed; for `publish`, the decision's audit event was written but the decision was not
+ * published — waiters do not see it, and once the claim is older than `staleClaimMs` it is
+ * released (recorded as `approval.released`) and the request can be decided again.
  */
 export class ApprovalStoreError extends GovernanceError {
   readonly requestId: string | null;
@@ -395,9 +429,10 @@ export class ApprovalStoreError extends GovernanceError {
   constructor(operation: ApprovalStoreOperation, requestId: string | null, cause: unknown) {
     const what: Record<ApprovalStoreOperation, string> = {
       read: "could not be read",
-      claim: "could not be resolved; nothing changed",
+      claim:
+        "could not be resolved; the decision was not made (a claim whose answer was lost is released after staleClaimMs)",
       publish:
-        "was recorded in the audit chain but could not be published; waiters keep waiting (and time out)",
+        "was recorded in the audit chain but could not be published, so it was not made; waiters keep waiting",
       consume: "could not be marked as executed; the action did not run",
       request: "could not be stored; it cannot be granted",
     };
@@ -406,7 +441,7 @@ export class ApprovalStoreError extends GovernanceError {
       message: `${requestId ? `Request ${requestId}` : "The approval request"} ${what[operation]} (${describe(cause)}).`,
       recoveryHint:
         operation === "publish"
-          ? "Restore the database connection; the request stays resolved-but-unpublished, so open a new request for the action."
+          ? "Restore the database connection; the unpublished claim is released after staleClaimMs (approval.released), then decide again with the same token."
           : "Restore the database connection and try again.",
       cause,
     });

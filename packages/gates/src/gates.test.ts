@@ -81,6 +81,7 @@ describe.each(testEngines())("requests and decisions on $name", (engine: TestEng
           agentId: "deploy-agent",
           actionHash: request.actionHash,
           payload: PAYLOAD,
+          payloadIntact: true,
           createdAt: request.createdAt,
           expiresAt: request.expiresAt,
           tokenVersion: 2,
@@ -649,7 +650,24 @@ describe.each(testEngines())("requests and decisions on $name", (engine: TestEng
       failing = null;
       await gates.grant(request.token, { reviewerId: "bob" });
       expect(await statusOf(request.requestId)).toBe("granted");
-      expect(events.map((event) => event.kind)).toEqual(["approval.requested", "approval.granted"]);
+      // Each released claim is recorded, so that an auditor can tell that a granted event
+      // the sink may still have kept (a spooled placeholder) did not take effect.
+      expect(events.map((event) => event.kind)).toEqual([
+        "approval.requested",
+        "approval.released",
+        "approval.released",
+        "approval.granted",
+      ]);
+      expect(events[1]?.metadata).toEqual({
+        requestId: request.requestId,
+        kind: "deploy.production",
+        actionHash: request.actionHash,
+        decision: "granted",
+        reviewerId: "bob",
+        resolvedAt: "2026-01-01T00:00:00.000Z",
+        cause: "audit_failed",
+        releasedAt: "2026-01-01T00:00:00.000Z",
+      });
     },
   );
 

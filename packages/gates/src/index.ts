@@ -1,4 +1,7 @@
-/** `@gov/gates` — human approvals that are a real security boundary. */
+/**
+ * `@gov/gates` — human approvals for AI agents: signed, single-use, action-bound tokens, and
+ * approvals that run once. The boundary is the token: deliver it to reviewers only.
+ */
 export {
   ApprovalDenied,
   ApprovalIntegrityError,
@@ -19,8 +22,10 @@ export {
 } from "./errors";
 export {
   DEFAULT_ACCEPT_V1_UNTIL,
+  DEFAULT_AUDIT_TIMEOUT_MS,
   DEFAULT_EXPIRES_IN_MS,
   DEFAULT_POLL_INTERVAL_MS,
+  DEFAULT_STALE_CLAIM_MS,
   GATES_LIMITS,
   type GatesOptions,
 } from "./models";
@@ -43,6 +48,7 @@ export {
   type PendingApproval,
   type RequestOptions,
   type RequireApprovalOptions,
+  type VerifyActionOptions,
   type WaitForOptions,
 } from "./module";
 export { TOKEN_MAC_DOMAIN, TOKEN_V2_TAG } from "./token";

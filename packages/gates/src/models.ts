@@ -20,8 +20,16 @@ export const GATES_LIMITS = {
   maxTimeoutMs: 30 * 86_400_000,
   /** Characters of a token (a v2 token is about 200). */
   tokenLength: 512,
-  /** Most rows `listPending` and `expirePending` handle per call. */
+  /** Most rows `expirePending` handles per call. */
   maxBatch: 10_000,
+  /** Most requests `listPending` returns per call (each may carry a 64 KiB payload). */
+  maxListed: 500,
+  /** Shortest and longest `auditTimeoutMs`, in milliseconds. */
+  minAuditTimeoutMs: 10,
+  maxAuditTimeoutMs: 600_000,
+  /** Shortest and longest `staleClaimMs`, in milliseconds. */
+  minStaleClaimMs: 1_000,
+  maxStaleClaimMs: 86_400_000,
 } as const;
 
 /** One hour: how long a request stays open unless `expiresIn` says otherwise. */
@@ -35,6 +43,48 @@ export const DEFAULT_ACCEPT_V1_UNTIL = new Date("2026-07-17T00:00:00.000Z");
 
 /** The base interval of the polling fallback of `waitFor` (±20 % jitter is applied). */
 export const DEFAULT_POLL_INTERVAL_MS = 500;
+
+/** How long a decision waits for its audit event to be durable before giving up (5 s). */
+export const DEFAULT_AUDIT_TIMEOUT_MS = 5_000;
+
+/** How old a claim (`resolving`) must be, by the module's clock, to be presumed abandoned (60 s). */
+export const DEFAULT_STALE_CLAIM_MS = 60_000;
+
+/**
+ * Characters that are invisible or ignored when text is displayed: Unicode format characters
+ * (`Cf`: soft hyphen, zero-width space / joiner / non-joiner, word joiner, byte-order mark,
+ * bidirectional marks, tags, …) and the other default-ignorable code points (variation
+ * selectors, Hangul fillers, the combining grapheme joiner, …). Two ids that differ only by
+ * them look the same to a human, so ids may not contain them.
+ */
+const INVISIBLE = /[\p{Cf}\p{Default_Ignorable_Code_Point}]/u;
+const INVISIBLE_ALL = /[\p{Cf}\p{Default_Ignorable_Code_Point}]/gu;
+
+/**
+ * The form in which two ids are compared for the self-approval rule ("are these the same
+ * principal?"): NFKC (compatibility forms: full-width letters, ligatures, non-breaking
+ * spaces), invisible characters removed (defence in depth: inputs refuse them, but the
+ * operator directory is not ours), full Unicode case folding — approximated as upper-casing
+ * then lower-casing, locale-independently, so that `ß`, `SS` and `ss` or `ς`, `Σ` and `σ`
+ * are one — NFKC again (case mapping can denormalize), and every run of white space
+ * collapsed to one space, trimmed. Look-alike letters from other scripts (Cyrillic `а` for
+ * Latin `a`) are not folded: the reviewer id should come from an authenticated session.
+ */
+export function comparableId(id: string): string {
+  return id
+    .normalize("NFKC")
+    .replace(INVISIBLE_ALL, "")
+    .toUpperCase()
+    .toLowerCase()
+    .normalize("NFKC")
+    .replace(/\s+/gu, " ")
+    .trim();
+}
+
+/** `U+XXXX` for the code point at the start of `text`. */
+function codePointName(text: string): string {
+  return `U+${(text.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
+}
 
 /** The JSON a request's payload may be: anything with one canonical JSON form. */
 export type ApprovalPayload = unknown;
@@ -56,8 +106,11 @@ function fail(context: z.RefinementCtx, message: string, params: IssueParams): n
   return z.NEVER;
 }
 
-/** A required string of 1 to `max` characters, well-formed, without control characters. */
-function boundedText(options: { max: number; fix: string; multiline?: boolean }) {
+/**
+ * A required string of 1 to `max` characters, well-formed, without control characters; with
+ * `id`, also without invisible characters ({@link INVISIBLE}).
+ */
+function boundedText(options: { max: number; fix: string; multiline?: boolean; id?: boolean }) {
   return z.unknown().transform((value, context): string => {
     if (typeof value !== "string")
       return fail(context, `must be a string, got ${kindOf(value)}.`, { fix: options.fix });
@@ -79,6 +132,17 @@ function boundedText(options: { max: number; fix: string; multiline?: boolean })
           : "contains control or bidirectional-override characters.",
         { fix: "Remove the control characters." },
       );
+    if (options.id) {
+      const invisible = INVISIBLE.exec(value);
+      if (invisible)
+        return fail(
+          context,
+          `contains an invisible character (${codePointName(invisible[0])} at index ${invisible.index}), which would make two different ids look the same.`,
+          {
+            fix: "Remove invisible characters (soft hyphens, zero-width spaces and joiners, word joiners, byte-order marks, variation selectors): take the id from its source of record, not from copied text.",
+          },
+        );
+    }
     return value;
   });
 }
@@ -108,21 +172,24 @@ function optional<T extends z.ZodType>(schema: T) {
   return schema.nullish().transform((value) => value ?? undefined);
 }
 
-/** An agent id: 1–256 characters. */
+/** An agent id: 1–256 characters, no control or invisible characters. */
 export const agentIdSchema = boundedText({
   max: GATES_LIMITS.id,
+  id: true,
   fix: 'Pass the agent\'s id as a non-empty string, e.g. "deploy-agent".',
 });
 
-/** A reviewer id: 1–256 characters. */
+/** A reviewer id: 1–256 characters, no control or invisible characters. */
 export const reviewerIdSchema = boundedText({
   max: GATES_LIMITS.id,
+  id: true,
   fix: 'Pass who decides as a non-empty string, e.g. { reviewerId: "alice@company.com" }.',
 });
 
-/** A request kind: 1–128 characters. */
+/** A request kind: 1–128 characters, no control or invisible characters. */
 export const kindSchema = boundedText({
   max: GATES_LIMITS.kind,
+  id: true,
   fix: 'Name what is being approved, e.g. "deploy.production".',
 });
 
@@ -151,6 +218,44 @@ export interface CanonicalPayload {
   canonical: string;
 }
 
+/**
+ * The first string (value or key) in `value` that Postgres `jsonb` cannot store: one with
+ * U+0000, or one that is not well-formed UTF-16 (half of a surrogate pair). Paths are named
+ * as in core's canonical JSON errors (`payload.steps[0].memo`; a bad key names its object).
+ */
+function unstorableString(
+  value: unknown,
+  path: string,
+): { path: string; problem: string } | undefined {
+  const check = (text: string, where: string) => {
+    if (text.includes("\u0000")) return { path: where, problem: "contains U+0000 (NUL)" };
+    if (!(text as string & { isWellFormed(): boolean }).isWellFormed())
+      return {
+        path: where,
+        problem: "is not well-formed Unicode (it holds half of a surrogate pair)",
+      };
+    return undefined;
+  };
+  if (typeof value === "string") return check(value, path);
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) {
+      const found = unstorableString(item, `${path}[${index}]`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (typeof value === "object" && value !== null && !(value instanceof Date)) {
+    for (const [key, item] of Object.entries(value)) {
+      if (item === undefined) continue;
+      const badKey = check(key, path);
+      if (badKey) return { path, problem: `has a key that ${badKey.problem}` };
+      const found = unstorableString(item, `${path}.${key}`);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
 /** Any JSON value, canonicalized (RFC 8785) and held to {@link GATES_LIMITS.payloadBytes}. */
 export const payloadSchema = z.unknown().transform((value, context): CanonicalPayload => {
   const fix =
@@ -166,6 +271,11 @@ export const payloadSchema = z.unknown().transform((value, context): CanonicalPa
       fix,
     });
   }
+  const unstorable = unstorableString(value, "payload");
+  if (unstorable)
+    return fail(context, `${unstorable.problem} (at ${unstorable.path})`, {
+      fix: "Remove U+0000 characters and half surrogate pairs from the payload's strings and keys (encode binary data, e.g. as base64).",
+    });
   const bytes = Buffer.byteLength(canonical, "utf8");
   if (bytes > GATES_LIMITS.payloadBytes)
     return fail(context, `is ${bytes} bytes as JSON; the limit is ${GATES_LIMITS.payloadBytes}.`, {
@@ -187,13 +297,18 @@ const timeoutSchema = integerIn(
   "Pass timeout in milliseconds, e.g. 600000 for ten minutes (0 checks once).",
 );
 
+/**
+ * An ISO-8601 date (`YYYY-MM-DD`, read as UTC midnight), or a date and time with its zone
+ * (`Z` or an offset): a time without a zone would be read in the host's local time, so the
+ * same setting would name different instants on different hosts.
+ */
 const ISO_8601 =
-  /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+  /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2}))?$/;
 
 /** An instant as a Date or an ISO-8601 string, or null (never). */
 const cutoffSchema = z.unknown().transform((value, context): Date | null => {
   const fix =
-    'Pass a Date or an ISO-8601 string, e.g. "2026-07-17T00:00:00Z" (or null to refuse v1 tokens always).';
+    'Pass a Date or an ISO-8601 string with its zone, e.g. "2026-07-17T00:00:00Z" (a bare date such as "2026-07-17" means UTC midnight), or null to refuse v1 tokens always.';
   if (value === null) return null;
   const date =
     value instanceof Date
@@ -204,7 +319,11 @@ const cutoffSchema = z.unknown().transform((value, context): Date | null => {
   if (date === null)
     return fail(context, `must be a Date or an ISO-8601 string, got ${kindOf(value)}.`, { fix });
   if (typeof value === "string" && !ISO_8601.test(value))
-    return fail(context, "is not an ISO-8601 date (YYYY-MM-DD, optionally with a time).", { fix });
+    return fail(
+      context,
+      "is not an ISO-8601 date (YYYY-MM-DD) or date and time with a zone (Z or an offset such as +02:00).",
+      { fix },
+    );
   if (Number.isNaN(date.getTime())) return fail(context, "is not a valid date.", { fix });
   return date;
 });
@@ -248,8 +367,19 @@ export const listPendingOptionsSchema = z.strictObject({
   agentId: optional(agentIdSchema),
   kind: optional(kindSchema),
   limit: optional(
-    integerIn(1, GATES_LIMITS.maxBatch, "Pass limit as a whole number from 1 to 10000."),
+    integerIn(1, GATES_LIMITS.maxListed, "Pass limit as a whole number from 1 to 500."),
   ).transform((value) => value ?? 100),
+});
+
+/** Options of `verifyAction()`. */
+export const verifyActionOptionsSchema = z.strictObject({
+  kind: optional(kindSchema),
+  agentId: optional(agentIdSchema),
+  consume: optional(
+    booleanValue(
+      "Pass consume: true (the default: mark the approval executed) or false (only check it).",
+    ),
+  ).transform((value) => value ?? true),
 });
 
 /** Options of `expirePending()`. */
@@ -302,6 +432,20 @@ export const gatesOptionsSchema = z.strictObject({
   listen: optional(
     booleanValue("Pass listen: true (wake on NOTIFY) or false (poll only)."),
   ).transform((value) => value ?? true),
+  auditTimeoutMs: optional(
+    integerIn(
+      GATES_LIMITS.minAuditTimeoutMs,
+      GATES_LIMITS.maxAuditTimeoutMs,
+      "Pass auditTimeoutMs in milliseconds, from 10 to 600000 (default 5000).",
+    ),
+  ).transform((value) => value ?? DEFAULT_AUDIT_TIMEOUT_MS),
+  staleClaimMs: optional(
+    integerIn(
+      GATES_LIMITS.minStaleClaimMs,
+      GATES_LIMITS.maxStaleClaimMs,
+      "Pass staleClaimMs in milliseconds, from 1000 to 86400000 (default 60000), well above auditTimeoutMs.",
+    ),
+  ).transform((value) => value ?? DEFAULT_STALE_CLAIM_MS),
 });
 
 /** The gates module's options, as given. */
@@ -330,6 +474,21 @@ export interface GatesOptions {
   pollIntervalMs?: number;
   /** Wake `waitFor()` on Postgres NOTIFY (`gov_gates_resolved`); false polls only. @default true */
   listen?: boolean;
+  /**
+   * How long `grant()` / `deny()` wait for their audit event to be durable, in ms (10–600000).
+   * Past it the claim is released, as when the audit write fails (`ApprovalNotRecordedError`),
+   * and `approval.released` is recorded. Also bounds every other audit write of the module,
+   * and (plus 5 s) how long `close()` waits for decisions in flight. @default 5000
+   */
+  auditTimeoutMs?: number;
+  /**
+   * How old a claim (a decision whose audit event is being written) must be, by the module's
+   * clock, to be presumed abandoned — its process died, or lost its connection — in ms
+   * (1000–86400000, and more than `auditTimeoutMs`). `grant()`, `deny()`, `waitFor()` and
+   * `expirePending()` release such a claim: back to pending, or expired when past its expiry,
+   * recorded as `approval.released`. @default 60000
+   */
+  staleClaimMs?: number;
 }
 
 /** The options after validation, with their defaults. */

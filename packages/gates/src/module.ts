@@ -1,8 +1,11 @@
 import { createHash, randomUUID } from "node:crypto";
 import { inspect } from "node:util";
 import {
+  type AuditEventInput,
   type AuditMetadata,
+  type AuditReceipt,
   type AuditSink,
+  type ChainKey,
   type Clock,
   canonicalJson,
   constantTimeEqualHex,
@@ -40,6 +43,7 @@ import {
 } from "./errors";
 import {
   agentIdSchema,
+  comparableId,
   denyOptionsSchema,
   expirePendingOptionsSchema,
   type GatesOptions,
@@ -53,6 +57,7 @@ import {
   requestOptionsSchema,
   requireApprovalOptionsSchema,
   validate,
+  verifyActionOptionsSchema,
   waitForOptionsSchema,
 } from "./models";
 import { mintToken, type ParsedToken, parseToken, tokenDigest, verifyTokenMac } from "./token";
@@ -82,8 +87,18 @@ export const APPROVAL_EVENT_KINDS = {
   denied: "approval.denied",
   /** Clean-up found a request past its expiry with no decision. */
   expired: "approval.expired",
-  /** A genuine token for a known request was refused (replay, expiry, self-approval, …). */
+  /**
+   * A genuine token for a known request was refused (replay, expiry, self-approval, …), or an
+   * execution was refused by `verifyAction` / `requireApproval`.
+   */
   refused: "approval.refused",
+  /**
+   * A claim was given back without its decision taking effect: its audit write failed or
+   * timed out, or it was older than `staleClaimMs` (its process died). An `approval.granted` /
+   * `approval.denied` event with the same request id, reviewer and `resolvedAt` — before or
+   * after this one in the chain — did not take effect.
+   */
+  released: "approval.released",
   /** A legacy v1 token was accepted before `acceptV1Until`. */
   legacyTokenParsed: "gates.legacy_token_parsed",
 } as const;
@@ -239,8 +254,17 @@ export interface PendingApproval {
   kind: string;
   agentId: string;
   actionHash: string;
-  /** The payload, for the reviewer to read. */
+  /**
+   * The payload, for the reviewer to read — re-hashed on every read: null when it no longer
+   * matches the action hash (see {@link PendingApproval.payloadIntact}).
+   */
   payload: unknown;
+  /**
+   * False when the stored payload does not hash to `actionHash`: it was changed in the
+   * database after the request was made. It is withheld (`payload: null`) and an error is
+   * logged; do not approve such a request from what the database says — deny it.
+   */
+  payloadIntact: boolean;
   createdAt: Date;
   expiresAt: Date;
   tokenVersion: 1 | 2;
@@ -256,7 +280,7 @@ export interface ApprovalRecord extends PendingApproval {
   reviewerId: string | null;
   reason: string | null;
   resolvedAt: Date | null;
-  /** When `requireApproval` ran the approved action (it runs once). */
+  /** When the approved action was executed (`verifyAction`, `requireApproval`; it runs once). */
   executedAt: Date | null;
 }
 
@@ -266,8 +290,29 @@ export interface ListPendingOptions {
   agentId?: string;
   /** Only requests of this kind. */
   kind?: string;
-  /** At most this many, oldest first (1–10000). @default 100 */
+  /** At most this many, oldest first (1–500). @default 100 */
   limit?: number;
+}
+
+/** Options of {@link GatesModule.verifyAction}. */
+export interface VerifyActionOptions {
+  /**
+   * The kind the action about to run was requested as, e.g. `deploy.production`: refused
+   * (`request_mismatch`) unless the request is of exactly this kind. Pass it: without it, a
+   * request approved for another kind of action would do.
+   */
+  kind?: string;
+  /**
+   * The agent about to run the action: refused (`request_mismatch`) unless the request was
+   * made by exactly this agent. Pass it, for the same reason.
+   */
+  agentId?: string;
+  /**
+   * true: mark the approval executed, atomically — it is refused (`already_executed`) from
+   * then on. false: only check, changing nothing (a later consuming call is still needed, and
+   * still refused if another one came first). @default true
+   */
+  consume?: boolean;
 }
 
 /** Options of {@link GatesModule.requireApproval}. */
@@ -300,9 +345,11 @@ export interface ApprovalGatedFunction<Args extends unknown[], Result> {
   (...args: Args): Promise<Awaited<Result>>;
   /**
    * Run the function for a request opened by a non-blocking call, once it is granted, with
-   * the same arguments (the action hash must match). Runs at most once per request.
+   * the same arguments (the action hash must match) — and only a request of this wrapper's
+   * kind and agent. Runs at most once per request, and not after the request's expiry.
    * @throws {ApprovalPending} not decided yet. @throws {ApprovalDenied} denied.
-   * @throws {ApprovalTokenError} `already_used` (ran before) or `action_hash_mismatch`.
+   * @throws {ApprovalTokenError} `already_executed` (ran before), `request_mismatch` (another
+   *   kind or agent), `action_hash_mismatch` (other arguments) or `expired`.
    */
   resume(requestId: string, ...args: Args): Promise<Awaited<Result>>;
 }
@@ -316,6 +363,7 @@ interface RequestRow extends Record<string, unknown> {
   kind: string;
   agent_id: string;
   action_hash: string;
+  key_id: string;
   token_digest: string;
   token_version: number;
   status: string;
@@ -327,6 +375,8 @@ interface RequestRow extends Record<string, unknown> {
   decision_key_id: string | null;
   decision_mac: string | null;
   executed_at: string | null;
+  operator_id: string | null;
+  operator_lookup: string | null;
 }
 
 const ISO = (column: string) =>
@@ -338,6 +388,7 @@ const ROW_COLUMNS = sql.raw(
     "kind",
     "agent_id",
     "action_hash",
+    "key_id",
     "token_digest",
     "token_version",
     "status",
@@ -349,6 +400,8 @@ const ROW_COLUMNS = sql.raw(
     "decision_key_id",
     "decision_mac",
     `${ISO("executed_at")} as executed_at`,
+    "operator_id",
+    "operator_lookup",
   ].join(", "),
 );
 
@@ -371,6 +424,20 @@ const CLAIM_STATUS = { granted: "granting", denied: "denying" } as const;
 /** How often, at most, one waiter repeats a warning about a failing read. */
 const WARN_EVERY_MS = 60_000;
 
+/** How much longer than `auditTimeoutMs` `close()` waits for decisions in flight. */
+const CLOSE_GRACE_MS = 5_000;
+
+/** Why a claim was given back (`approval.released`, `metadata.cause`). */
+type ReleaseCause = "audit_failed" | "audit_timeout" | "stale_claim";
+
+/** The audit sink did not answer within `auditTimeoutMs`. */
+class AuditTimeoutError extends Error {
+  constructor(timeoutMs: number) {
+    super(`the audit sink did not answer within ${timeoutMs} ms (auditTimeoutMs)`);
+    this.name = "AuditTimeoutError";
+  }
+}
+
 interface Waiter {
   woken: boolean;
   wake: () => void;
@@ -384,7 +451,13 @@ interface Waiter {
  * - `grant()` / `deny()` verify the token (format, key, MAC in constant time, expiry,
  *   action hash), refuse self-approval, and resolve the request exactly once.
  * - `waitFor()` (enforcement surface) wakes on Postgres NOTIFY, polls as the fallback, and
- *   only reads; `requireApproval()` wraps a function behind an approval.
+ *   never decides a request.
+ * - `verifyAction()` / `requireApproval()` run an approval once: only the kind, agent and
+ *   payload it was made for, before the request expires.
+ *
+ * The boundary is the token: whoever holds it can decide the request under any reviewer id.
+ * Deliver it to reviewers only, and take `reviewerId` from the reviewer's authenticated
+ * session (see the README).
  *
  * @example
  * ```ts
@@ -408,6 +481,8 @@ export class GatesModule {
   readonly #operators: OperatorDirectory;
   readonly #options: ResolvedGatesOptions;
   readonly #waiters = new Map<string, Set<Waiter>>();
+  /** Decisions in progress (`grant` / `deny`), which `close()` waits for. */
+  readonly #inflight = new Set<Promise<unknown>>();
   #subscription: Subscription | null = null;
   #subscribing: Promise<void> | null = null;
   #lastListenWarning = Number.NEGATIVE_INFINITY;
@@ -471,6 +546,13 @@ export class GatesModule {
     this.#audit = context.audit ?? noopAuditSink;
     this.#halt = context.halt ?? noopHaltGuard;
     this.#operators = context.operators ?? noopOperatorDirectory;
+    if (this.#options.staleClaimMs <= this.#options.auditTimeoutMs) {
+      throw new InvalidGatesInputError(
+        "options.staleClaimMs",
+        `is ${this.#options.staleClaimMs} ms, not more than auditTimeoutMs (${this.#options.auditTimeoutMs} ms): a claim whose audit write is still within its time would be presumed abandoned.`,
+        "Make staleClaimMs well above auditTimeoutMs (defaults: 60000 and 5000).",
+      );
+    }
     if (!this.#options.enableV2Tokens) {
       const until = this.#options.acceptV1Until;
       if (until === null || until.getTime() <= this.#clock.nowMs()) {
@@ -491,9 +573,12 @@ export class GatesModule {
 
   /**
    * Open an approval request and return it with its signed token. The halt check comes
-   * first (`AgentHaltedError`). A store failure does not throw: the request is returned
-   * with `stored: false`, a warning is logged and `approval.request_failed` recorded; its
-   * token will be refused. A stored request is recorded as `approval.requested`.
+   * first (`AgentHaltedError`). The operator bound to the agent now is stored with the
+   * request: they may not grant it, even after the agent is bound to another operator (when
+   * the lookup fails, the request can be denied but not granted). A store failure does not
+   * throw: the request is returned with `stored: false`, a warning is logged and
+   * `approval.request_failed` recorded; its token will be refused. A stored request is
+   * recorded as `approval.requested`.
    *
    * @example
    * ```ts
@@ -515,6 +600,14 @@ export class GatesModule {
     const id = validate(agentIdSchema, agentId, "agentId");
     const parsed = validate(requestOptionsSchema, options ?? {}, "options");
     await this.#halt.assertAlive(id, REQUEST_PATH);
+    // The operator answering for the agent now is bound to the request: neither they nor the
+    // operator at grant time may grant it. A failed lookup makes the request ungrantable.
+    const operator = await this.#lookUpOperator(id);
+    if (operator.lookup === "failed")
+      this.#logger.warn(
+        "The operator bound to an agent could not be looked up for its approval request; the request can be denied but not granted.",
+        { agentId: id, error: describe(operator.error) },
+      );
     const payload = parsed.payload ?? { value: {}, canonical: "{}" };
     const actionHash = sha256(payload.canonical);
     const expiresIn = parsed.expiresIn ?? this.#options.defaultExpiresIn;
@@ -538,9 +631,11 @@ export class GatesModule {
     try {
       await this.#store.query(sql`
         insert into gov_gates.requests
-          (request_id, kind, agent_id, action_hash, payload, token_version, key_id, token_digest, status, created_at, expires_at)
+          (request_id, kind, agent_id, action_hash, payload, token_version, key_id, token_digest, status,
+            created_at, expires_at, operator_id, operator_lookup)
         values (${requestId}::uuid, ${checkedKind}, ${id}, ${actionHash}, ${payload.canonical}::jsonb, ${version},
-          ${key.id}, ${tokenDigest(token)}, 'pending', ${createdAt.toISOString()}::timestamptz, ${expiresAt.toISOString()}::timestamptz)`);
+          ${key.id}, ${tokenDigest(token)}, 'pending', ${createdAt.toISOString()}::timestamptz, ${expiresAt.toISOString()}::timestamptz,
+          ${operator.operatorId}, ${operator.lookup})`);
     } catch (error) {
       stored = false;
       this.#logger.warn(
@@ -571,10 +666,13 @@ export class GatesModule {
 
   /**
    * Grant a request with its token. Single-use: of concurrent grants and denials of one
-   * request, exactly one wins; the others are refused `already_used`. Refuses a reviewer who
-   * is the agent or its bound operator (`SelfApprovalError`), and fails closed when the
-   * operator cannot be looked up. No halt check: a reviewer may resolve a request made
-   * before a halt. Recorded as `approval.granted` before any waiter can see the grant.
+   * request, exactly one wins; the others are refused `already_used`, or `in_progress` while
+   * the winner's audit event is being written (retry: that decision may yet be released). A
+   * claim abandoned for longer than `staleClaimMs` is released first. Refuses a reviewer who
+   * is the agent or its operator, at request time or now (`SelfApprovalError`), and fails
+   * closed when the operator cannot be looked up. No halt check: a reviewer may resolve a
+   * request made before a halt. Recorded as `approval.granted` before any waiter can see the
+   * grant; the audit write is bounded by `auditTimeoutMs`.
    *
    * @example
    * ```ts
@@ -582,8 +680,9 @@ export class GatesModule {
    * ```
    * @throws {ApprovalTokenError} the token was refused (see `reason`); {@link TokenVersionTooOldError} for v1 after the cut-off.
    * @throws {SelfApprovalError} / {@link SelfApprovalUnverifiableError} the reviewer may not (or cannot be shown to be allowed to) grant.
-   * @throws {ApprovalNotRecordedError} the audit event could not be written; nothing changed.
-   * @throws {ApprovalStoreError} the database could not be reached.
+   * @throws {ApprovalNotRecordedError} the audit event could not be written in time; the claim was released.
+   * @throws {ApprovalStoreError} the database could not be reached, the module is closed, or
+   *   (`publish`) the claim was recovered as stale before it could be published.
    * @throws {InvalidGatesInputError} bad input; nothing was read or written.
    */
   async grant(token: string, options: GrantOptions): Promise<ApprovalDecision> {
@@ -631,11 +730,32 @@ export class GatesModule {
         "Pass the token that request() returned, as a string.",
       );
     }
+    if (this.#closed)
+      throw new ApprovalStoreError("claim", null, new Error("the gates module is closed"));
+    // close() waits for this decision, so that it is never left half made.
+    const work = this.#decide(decision, token, input);
+    this.#inflight.add(work);
+    try {
+      return await work;
+    } finally {
+      this.#inflight.delete(work);
+    }
+  }
+
+  async #decide(
+    decision: "granted" | "denied",
+    token: string,
+    input: {
+      reviewerId: string;
+      reason: string | null;
+      payload: { canonical: string } | undefined;
+    },
+  ): Promise<ApprovalDecision> {
     const attempt = decision === "granted" ? "grant" : "deny";
-    const parsed = this.#verifyToken(token, attempt);
+    const { parsed, key } = this.#verifyToken(token, attempt);
     const digest = tokenDigest(token);
     const requestId = parsed.requestId;
-    const row = await this.#readRow(requestId);
+    let row = await this.#readRow(requestId);
     if (!row) {
       this.#logger.warn("A genuine approval token names a request that is not stored; refused.", {
         requestId,
@@ -643,13 +763,14 @@ export class GatesModule {
       });
       throw new ApprovalTokenError({ reason: "unknown_request", requestId });
     }
+    const known = row;
     const refuse = async (
       reason: ApprovalTokenReason,
       extra: AuditMetadata = {},
       note?: string,
     ) => {
-      await this.#record(row.agent_id, APPROVAL_EVENT_KINDS.refused, {
-        ...requestMetadata(row),
+      await this.#record(known.agent_id, APPROVAL_EVENT_KINDS.refused, {
+        ...requestMetadata(known),
         attempt,
         reviewerId: input.reviewerId,
         reason,
@@ -658,6 +779,9 @@ export class GatesModule {
       return new ApprovalTokenError({ reason, requestId, ...(note ? { note } : {}) });
     };
     if (!constantTimeEqualHex(row.token_digest, digest)) throw await refuse("signature_mismatch");
+    // The decision is signed under the key the token was issued under (the request's key),
+    // and is only ever accepted under that key.
+    if (row.key_id !== key.id) throw await refuse("signature_mismatch");
     if (!constantTimeEqualHex(row.action_hash, parsed.actionHash))
       throw await refuse("action_hash_mismatch", { presentedActionHash: parsed.actionHash });
     if (input.payload !== undefined) {
@@ -682,20 +806,27 @@ export class GatesModule {
       });
     }
     const nowMs = this.#clock.nowMs();
+    const expiredNote = `It expired at ${new Date(parsed.expiresAtMs).toISOString()}.`;
     if (parsed.expiresAtMs <= nowMs || row.status === "expired")
-      throw await refuse(
-        "expired",
-        {},
-        `It expired at ${new Date(parsed.expiresAtMs).toISOString()}.`,
-      );
+      throw await refuse("expired", {}, expiredNote);
+    if (isClaim(row.status)) {
+      // Another decision is being recorded — unless its claim was abandoned.
+      if (!this.#isStale(row, nowMs)) throw await refuse("in_progress");
+      await this.#recoverStaleClaims({ requestId, limit: 1 });
+      row = await this.#readRow(requestId);
+      if (!row) throw new ApprovalTokenError({ reason: "unknown_request", requestId });
+      if (row.status === "expired") throw await refuse("expired", {}, expiredNote);
+      if (isClaim(row.status)) throw await refuse("in_progress");
+    }
     if (row.status !== "pending")
       throw await refuse("already_used", { status: publicStatus(row.status) });
+    if (Date.parse(row.expires_at) <= nowMs) throw await refuse("expired");
     if (decision === "granted") await this.#checkSelfApproval(row, input.reviewerId);
 
     // The claim: one conditional update decides who wins. It is invisible to waiters, who
-    // only act on `granted` / `denied`, until the audit event is durable.
+    // only act on `granted` / `denied`, until the audit event is durable. Its MAC identifies
+    // it: publishing and releasing touch this claim only, never another process's.
     const now = new Date(nowMs).toISOString();
-    const key = this.#keyring.current;
     const result: ApprovalDecision = {
       requestId,
       kind: row.kind,
@@ -723,10 +854,16 @@ export class GatesModule {
     if (claimed.length === 0) {
       // Someone else won, or the request expired meanwhile: read which.
       const current = await this.#readRow(requestId);
-      if (current && current.status === "pending") throw await refuse("expired");
-      throw await refuse(current?.status === "expired" ? "expired" : "already_used", {
-        status: current ? publicStatus(current.status) : null,
-      });
+      if (!current) throw new ApprovalTokenError({ reason: "unknown_request", requestId });
+      if (
+        current.status === "expired" ||
+        (current.status === "pending" && Date.parse(current.expires_at) <= nowMs)
+      )
+        throw await refuse("expired");
+      // Pending again: a claim that beat this one was released meanwhile.
+      if (current.status === "pending" || isClaim(current.status))
+        throw await refuse("in_progress", { status: publicStatus(current.status) });
+      throw await refuse("already_used", { status: publicStatus(current.status) });
     }
 
     // The evidence: the decision is made only once its audit event is durable.
@@ -734,7 +871,7 @@ export class GatesModule {
       decision === "granted" ? APPROVAL_EVENT_KINDS.granted : APPROVAL_EVENT_KINDS.denied;
     let failure: unknown = null;
     try {
-      const receipt = await this.#audit.log({
+      const receipt = await this.#auditLog({
         agentId: row.agent_id,
         kind: eventKind,
         metadata: {
@@ -752,7 +889,9 @@ export class GatesModule {
       failure = error;
     }
     if (failure !== null) {
-      await this.#release(requestId, claimStatus);
+      const cause: ReleaseCause =
+        failure instanceof AuditTimeoutError ? "audit_timeout" : "audit_failed";
+      await this.#release(row, { claimStatus, mac, reviewerId: input.reviewerId, now }, cause);
       this.#logger.error(
         `A ${attempt} could not be recorded in the audit chain; the request is still pending.`,
         {
@@ -764,27 +903,42 @@ export class GatesModule {
     }
 
     // Publish: waiters see the decision, and are woken, when this commits.
+    let published: { request_id: string }[];
     try {
-      await this.#store.query(sql`
+      published = await this.#store.query<{ request_id: string }>(sql`
         with published as (
           update gov_gates.requests set status = ${decision}
-          where request_id = ${requestId}::uuid and status = ${claimStatus}
+          where request_id = ${requestId}::uuid and status = ${claimStatus} and decision_mac = ${mac}
           returning request_id
         )
-        select pg_notify(${GATES_RESOLVED_CHANNEL}, request_id::text) from published`);
+        select request_id::text as request_id, pg_notify(${GATES_RESOLVED_CHANNEL}, request_id::text)
+        from published`);
     } catch (error) {
       this.#logger.error(
-        `A ${attempt} was recorded in the audit chain but could not be published; its waiters will time out.`,
+        `A ${attempt} was recorded in the audit chain but could not be published; it is released once older than staleClaimMs.`,
         { requestId, error: describe(error) },
       );
       throw new ApprovalStoreError("publish", requestId, error);
     }
+    if (published.length === 0) {
+      // This process stalled past staleClaimMs and its claim was recovered by another
+      // (recorded there as approval.released): the decision did not take effect.
+      const lost = new Error(
+        `the claim was released as stale (older than staleClaimMs, ${this.#options.staleClaimMs} ms) before it could be published`,
+      );
+      this.#logger.error(`A ${attempt} was recorded in the audit chain but did not take effect.`, {
+        requestId,
+        error: describe(lost),
+      });
+      throw new ApprovalStoreError("publish", requestId, lost);
+    }
     return result;
   }
 
-  /** Parse and verify a token, without the database. */
-  #verifyToken(token: string, attempt: "grant" | "deny"): ParsedToken {
+  /** Parse and verify a token, without the database; returns the key that verified it. */
+  #verifyToken(token: string, attempt: "grant" | "deny"): { parsed: ParsedToken; key: ChainKey } {
     let parsed: ParsedToken;
+    let key: ChainKey;
     try {
       parsed = parseToken(token);
       if (parsed.version === 1) {
@@ -792,7 +946,7 @@ export class GatesModule {
         if (until === null || this.#clock.nowMs() >= until.getTime())
           throw new TokenVersionTooOldError(parsed.requestId, until);
       }
-      verifyTokenMac(parsed, this.#keyring);
+      key = verifyTokenMac(parsed, this.#keyring);
     } catch (error) {
       if (ApprovalTokenError.isInstance(error)) {
         // The token is never logged: only why it was refused, and the request it names.
@@ -804,11 +958,29 @@ export class GatesModule {
       }
       throw error;
     }
-    return parsed;
+    return { parsed, key };
   }
 
+  /** The operator bound to `agentId` now; `failed` (with the error) when it cannot be looked up. */
+  async #lookUpOperator(
+    agentId: string,
+  ): Promise<{ operatorId: string | null; lookup: "ok" | "failed"; error?: unknown }> {
+    try {
+      const operator = await this.#operators.operatorOf(agentId);
+      if (operator !== null && operator !== undefined && typeof operator !== "string")
+        throw new Error(`the operators port returned ${typeof operator}, not a string or null`);
+      return { operatorId: operator ?? null, lookup: "ok" };
+    } catch (error) {
+      return { operatorId: null, lookup: "failed", error };
+    }
+  }
+
+  /**
+   * Refuse a reviewer who is the agent, the operator bound to it when the request was made,
+   * or the operator bound to it now (ids compared by {@link comparableId}).
+   */
   async #checkSelfApproval(row: RequestRow, reviewerId: string): Promise<void> {
-    const reviewer = comparable(reviewerId);
+    const reviewer = comparableId(reviewerId);
     const record = async (relation: string) => {
       await this.#record(row.agent_id, APPROVAL_EVENT_KINDS.refused, {
         ...requestMetadata(row),
@@ -817,55 +989,148 @@ export class GatesModule {
         reason: relation,
       });
     };
-    if (reviewer === comparable(row.agent_id)) {
+    const refuseAs = async (relation: "agent" | "operator") => {
       await record("self_approval");
-      throw new SelfApprovalError({
+      return new SelfApprovalError({
         requestId: row.request_id,
         agentId: row.agent_id,
         reviewerId,
-        relation: "agent",
+        relation,
       });
-    }
-    let operator: string | null;
-    try {
-      operator = await this.#operators.operatorOf(row.agent_id);
-    } catch (error) {
-      await record("operator_unknown");
-      throw new SelfApprovalUnverifiableError(row.request_id, row.agent_id, error);
-    }
-    if (operator !== null && operator !== undefined && typeof operator !== "string") {
+    };
+    if (reviewer === comparableId(row.agent_id)) throw await refuseAs("agent");
+    if (row.operator_lookup === "failed") {
       await record("operator_unknown");
       throw new SelfApprovalUnverifiableError(
         row.request_id,
         row.agent_id,
-        new Error(`the operators port returned ${typeof operator}, not a string or null`),
+        new Error("the operator lookup failed when the request was made"),
+        true,
       );
     }
-    if (typeof operator === "string" && comparable(operator) === reviewer) {
-      await record("self_approval");
-      throw new SelfApprovalError({
-        requestId: row.request_id,
-        agentId: row.agent_id,
-        reviewerId,
-        relation: "operator",
-      });
+    if (row.operator_id !== null && comparableId(row.operator_id) === reviewer)
+      throw await refuseAs("operator");
+    const current = await this.#lookUpOperator(row.agent_id);
+    if (current.lookup === "failed") {
+      await record("operator_unknown");
+      throw new SelfApprovalUnverifiableError(row.request_id, row.agent_id, current.error);
     }
+    if (current.operatorId !== null && comparableId(current.operatorId) === reviewer)
+      throw await refuseAs("operator");
   }
 
-  /** Give a claim back: the decision was not recorded, so it was not made. */
-  async #release(requestId: string, claimStatus: string): Promise<void> {
+  /**
+   * Give a claim back: its decision was not recorded, so it was not made. Only this claim
+   * (its MAC) is released, never another's. Recorded as `approval.released`.
+   */
+  async #release(
+    row: RequestRow,
+    claim: { claimStatus: string; mac: string; reviewerId: string; now: string },
+    cause: ReleaseCause,
+  ): Promise<void> {
     try {
       await this.#store.query(sql`
         update gov_gates.requests set
           status = 'pending', reviewer_id = null, reason = null, resolved_at = null,
           decision_key_id = null, decision_mac = null
-        where request_id = ${requestId}::uuid and status = ${claimStatus}`);
+        where request_id = ${row.request_id}::uuid and status = ${claim.claimStatus}
+          and decision_mac = ${claim.mac}`);
     } catch (error) {
       this.#logger.error(
-        "A claim whose audit event failed could not be released; the request stays unresolved and its waiters will time out.",
-        { requestId, error: describe(error) },
+        "A claim whose audit event failed could not be released; it is released once older than staleClaimMs.",
+        { requestId: row.request_id, error: describe(error) },
       );
+      return;
     }
+    await this.#record(row.agent_id, APPROVAL_EVENT_KINDS.released, {
+      ...requestMetadata(row),
+      decision: claim.claimStatus === CLAIM_STATUS.granted ? "granted" : "denied",
+      reviewerId: claim.reviewerId,
+      resolvedAt: claim.now,
+      cause,
+      releasedAt: this.#clock.now().toISOString(),
+    });
+  }
+
+  /** Whether a claim is older than `staleClaimMs` by the module's clock. */
+  #isStale(row: RequestRow, nowMs: number): boolean {
+    return (
+      isClaim(row.status) &&
+      row.resolved_at !== null &&
+      Date.parse(row.resolved_at) <= nowMs - this.#options.staleClaimMs
+    );
+  }
+
+  /**
+   * Release claims older than `staleClaimMs` (their process died, or stalled): back to
+   * pending, or expired when past their expiry. Each claim is released once, whoever else
+   * recovers at the same time; waiters are woken; each is recorded as `approval.released`
+   * (cause `stale_claim`).
+   *
+   * @returns the requests it released, with their new status (`pending` or `expired`).
+   */
+  async #recoverStaleClaims(scope: {
+    requestId?: string;
+    limit: number;
+  }): Promise<{ requestId: string; status: string }[]> {
+    const now = this.#clock.now();
+    const nowIso = now.toISOString();
+    const cutoff = new Date(now.getTime() - this.#options.staleClaimMs).toISOString();
+    let rows: {
+      request_id: string;
+      agent_id: string;
+      kind: string;
+      action_hash: string;
+      status: string;
+      claim_status: string;
+      claim_reviewer: string | null;
+      claimed_at: string;
+    }[];
+    try {
+      rows = await this.#store.query(sql`
+        with stale as (
+          select request_id, status as claim_status, reviewer_id as claim_reviewer,
+            resolved_at as claimed_at
+          from gov_gates.requests
+          where status in ('granting', 'denying') and resolved_at <= ${cutoff}::timestamptz
+            ${scope.requestId === undefined ? sql`` : sql`and request_id = ${scope.requestId}::uuid`}
+          order by resolved_at limit ${scope.limit}
+          for update skip locked
+        ), released as (
+          update gov_gates.requests r set
+            status = case when r.expires_at <= ${nowIso}::timestamptz then 'expired' else 'pending' end,
+            resolved_at = case when r.expires_at <= ${nowIso}::timestamptz then ${nowIso}::timestamptz end,
+            reviewer_id = null, reason = null, decision_key_id = null, decision_mac = null
+          from stale
+          where r.request_id = stale.request_id and r.status = stale.claim_status
+          returning r.request_id, r.agent_id, r.kind, r.action_hash, r.status,
+            stale.claim_status, stale.claim_reviewer, stale.claimed_at
+        )
+        select request_id::text as request_id, agent_id, kind, action_hash, status, claim_status,
+          claim_reviewer, ${sql.raw(ISO("claimed_at"))} as claimed_at,
+          pg_notify(${GATES_RESOLVED_CHANNEL}, request_id::text) as notified
+        from released`);
+    } catch (error) {
+      throw new ApprovalStoreError("claim", scope.requestId ?? null, error);
+    }
+    for (const row of rows) {
+      this.#logger.warn(
+        `An abandoned claim (older than staleClaimMs) was released; the request is ${row.status} again.`,
+        { requestId: row.request_id },
+      );
+      await this.#record(row.agent_id, APPROVAL_EVENT_KINDS.released, {
+        requestId: row.request_id,
+        kind: row.kind,
+        actionHash: row.action_hash,
+        decision: row.claim_status === CLAIM_STATUS.granted ? "granted" : "denied",
+        reviewerId: row.claim_reviewer,
+        resolvedAt: row.claimed_at,
+        cause: "stale_claim",
+        releasedAt: nowIso,
+        status: row.status,
+      });
+    }
+    return rows.map((row) => ({ requestId: row.request_id, status: row.status }));
   }
 
   // ---------------------------------------------------------------------------------------
@@ -877,8 +1142,9 @@ export class GatesModule {
    * request expires first. Works across processes: it wakes on the NOTIFY that a grant or
    * denial sends on commit (`gov_gates_resolved`) and polls every `pollIntervalMs` (±20 %)
    * as the fallback. It subscribes before its first read, so a decision made in between is
-   * not missed. It only reads; it never resolves a request itself. A stored decision that
-   * does not verify under the keyring is refused (`ApprovalIntegrityError`).
+   * not missed. It never grants or denies: the only write it makes is releasing a claim
+   * abandoned for longer than `staleClaimMs` (back to pending, or expired). A stored decision
+   * that does not verify under the keyring is refused (`ApprovalIntegrityError`).
    *
    * @example
    * ```ts
@@ -940,6 +1206,15 @@ export class GatesModule {
           if (row.status === "denied") {
             this.#verifyDecision(row);
             throw new ApprovalDenied(id, row.reviewer_id, row.reason);
+          }
+          if (this.#isStale(row, this.#clock.nowMs())) {
+            // Its process died mid-decision: give the claim back (never decide it), read again.
+            try {
+              if ((await this.#recoverStaleClaims({ requestId: id, limit: 1 })).length > 0)
+                continue;
+            } catch (error) {
+              lastError = error;
+            }
           }
           const expiresAtMs = Date.parse(row.expires_at);
           if (
@@ -1037,6 +1312,14 @@ export class GatesModule {
     const id = row.request_id;
     if (!row.decision_key_id || !row.decision_mac || !row.reviewer_id || !row.resolved_at)
       throw new ApprovalIntegrityError(id, "it has no signed decision.");
+    // A decision is signed under the key its request (its token) was issued under, and
+    // accepted under that key only: another key of the keyring — a retired one, say — cannot
+    // approve a request that it did not issue.
+    if (row.decision_key_id !== row.key_id)
+      throw new ApprovalIntegrityError(
+        id,
+        `it was signed by key ${row.decision_key_id}, not by the key the request was issued under (${row.key_id}).`,
+      );
     const key = this.#keyring.find(row.decision_key_id);
     if (!key || key.id !== row.decision_key_id)
       throw new ApprovalIntegrityError(
@@ -1064,25 +1347,68 @@ export class GatesModule {
   // Execution
 
   /**
-   * Check, at execution time, that the action about to run is the one that was approved:
-   * the request must be granted (with a decision that verifies) and `payload` must hash to
-   * its action hash. Refuses otherwise; only reads.
+   * Check, at execution time, that the action about to run is the one that was approved,
+   * and — unless `consume: false` — mark the approval executed, atomically, so that it runs
+   * once. Refused unless the request is granted (with a decision that verifies), of the
+   * expected `kind` and by the expected `agentId` when given (pass them: an approval for one
+   * action must not run another), `payload` hashes to its action hash, it has not been
+   * executed before, and it has not expired: an approval is good for one execution before
+   * the request's `expiresAt` (choose `expiresIn` to cover the decision and the execution).
+   * Each refusal for a mismatch, a second execution or an expiry is recorded as
+   * `approval.refused` (`attempt: "execute"`).
+   * Of concurrent consuming calls, exactly one succeeds.
    *
    * @example
    * ```ts
-   * await gates.verifyAction(requestId, { pr: 142, environment: "production" });
-   * await deploy(142);
+   * await gates.verifyAction(requestId, { pr: 142, environment: "production" }, {
+   *   kind: "deploy.production",
+   *   agentId: "deploy-agent",
+   * });
+   * await deploy(142); // once: a second verifyAction is refused already_executed
    * ```
    * @returns the decision.
-   * @throws {ApprovalTokenError} `action_hash_mismatch` (recorded as `approval.refused`) or `unknown_request`.
+   * @throws {ApprovalTokenError} `request_mismatch`, `action_hash_mismatch`,
+   *   `already_executed`, `expired` or `unknown_request`.
    * @throws {ApprovalPending} not decided yet. @throws {ApprovalDenied} denied.
    * @throws {ApprovalTimeout} expired undecided. @throws {ApprovalIntegrityError} the stored decision does not verify.
+   * @throws {ApprovalStoreError} the database could not be reached (nothing was executed).
    */
-  async verifyAction(requestId: string, payload: unknown): Promise<ApprovalDecision> {
+  async verifyAction(
+    requestId: string,
+    payload: unknown,
+    options: VerifyActionOptions = {},
+  ): Promise<ApprovalDecision> {
     const id = validate(requestIdSchema, requestId, "requestId");
     const checked = validate(payloadSchema, payload, "payload");
+    const expected = validate(verifyActionOptionsSchema, options ?? {}, "options");
     const row = await this.#readRow(id);
     if (!row) throw new ApprovalTokenError({ reason: "unknown_request", requestId: id });
+    const refuse = async (reason: ApprovalTokenReason, extra: AuditMetadata, note: string) => {
+      await this.#record(row.agent_id, APPROVAL_EVENT_KINDS.refused, {
+        ...requestMetadata(row),
+        attempt: "execute",
+        reason,
+        ...extra,
+      });
+      return new ApprovalTokenError({ reason, requestId: id, note });
+    };
+    if (
+      (expected.kind !== undefined && expected.kind !== row.kind) ||
+      (expected.agentId !== undefined && expected.agentId !== row.agent_id)
+    )
+      throw await refuse(
+        "request_mismatch",
+        {
+          ...(expected.kind === undefined ? {} : { expectedKind: expected.kind }),
+          ...(expected.agentId === undefined ? {} : { expectedAgentId: expected.agentId }),
+        },
+        `It was requested as ${JSON.stringify(row.kind)} by agent ${JSON.stringify(row.agent_id)}; expected ${[
+          expected.kind === undefined ? null : `kind ${JSON.stringify(expected.kind)}`,
+          expected.agentId === undefined ? null : `agent ${JSON.stringify(expected.agentId)}`,
+        ]
+          .filter(Boolean)
+          .join(" and ")}.`,
+      );
     if (row.status === "denied") {
       this.#verifyDecision(row);
       throw new ApprovalDenied(id, row.reviewer_id, row.reason);
@@ -1096,18 +1422,51 @@ export class GatesModule {
     }
     this.#verifyDecision(row);
     const presented = sha256(checked.canonical);
-    if (!constantTimeEqualHex(row.action_hash, presented)) {
-      await this.#record(row.agent_id, APPROVAL_EVENT_KINDS.refused, {
-        ...requestMetadata(row),
-        attempt: "execute",
-        reason: "action_hash_mismatch",
-        presentedActionHash: presented,
-      });
-      throw new ApprovalTokenError({
-        reason: "action_hash_mismatch",
-        requestId: id,
-        note: "What is about to run is not what was approved.",
-      });
+    if (!constantTimeEqualHex(row.action_hash, presented))
+      throw await refuse(
+        "action_hash_mismatch",
+        { presentedActionHash: presented },
+        "What is about to run is not what was approved.",
+      );
+    if (row.executed_at !== null)
+      throw await refuse(
+        "already_executed",
+        { executedAt: row.executed_at },
+        `It ran at ${row.executed_at}.`,
+      );
+    const now = this.#clock.now();
+    const expiredNote = `The request expired at ${row.expires_at}; an approval runs only before its request's expiry.`;
+    if (Date.parse(row.expires_at) <= now.getTime()) throw await refuse("expired", {}, expiredNote);
+    if (expected.consume) {
+      let rows: { request_id: string }[];
+      try {
+        rows = await this.#store.query<{ request_id: string }>(sql`
+          update gov_gates.requests set executed_at = ${now.toISOString()}::timestamptz
+          where request_id = ${id}::uuid and status = 'granted' and executed_at is null
+            and expires_at > ${now.toISOString()}::timestamptz
+            and decision_mac = ${row.decision_mac} and action_hash = ${row.action_hash}
+            and kind = ${row.kind} and agent_id = ${row.agent_id}
+          returning request_id::text as request_id`);
+      } catch (error) {
+        throw new ApprovalStoreError("consume", id, error);
+      }
+      if (rows.length === 0) {
+        // Another execution won (or the row changed under us): read which.
+        const current = await this.#readRow(id);
+        if (current?.executed_at)
+          throw await refuse(
+            "already_executed",
+            { executedAt: current.executed_at },
+            `It ran at ${current.executed_at}.`,
+          );
+        if (current && Date.parse(current.expires_at) <= now.getTime())
+          throw await refuse("expired", {}, expiredNote);
+        throw new ApprovalStoreError(
+          "consume",
+          id,
+          new Error("the request changed while it was being marked executed"),
+        );
+      }
     }
     return {
       requestId: id,
@@ -1126,8 +1485,9 @@ export class GatesModule {
    * arguments, or `options.payload(...args)`), hands it to `onRequest` to deliver the token,
    * then — blocking — waits for the decision and runs the function once granted; or —
    * non-blocking — throws `ApprovalPending(requestId)`, and `resume(requestId, …args)` runs
-   * it later. Either way the approved action runs at most once, and only with the arguments
-   * that were approved.
+   * it later. Either way the approved action runs at most once, only with the arguments
+   * that were approved, only for a request of this wrapper's `kind` and `agentId`, and only
+   * before the request expires.
    *
    * @example
    * ```ts
@@ -1154,6 +1514,9 @@ export class GatesModule {
     const gates = this;
     const payloadOf = (args: Args): unknown =>
       checked.payload ? (checked.payload as (...values: Args) => unknown)(...args) : { args };
+    // Executing checks the request against this wrapper, not only the payload.
+    const consume = (requestId: string, payload: unknown) =>
+      gates.verifyAction(requestId, payload, { kind: checked.kind, agentId: checked.agentId });
     const gated = async function (this: unknown, ...args: Args): Promise<Awaited<Result>> {
       const payload = payloadOf(args);
       const request = await gates.request(checked.kind, checked.agentId, {
@@ -1173,7 +1536,7 @@ export class GatesModule {
         request.requestId,
         checked.timeout === undefined ? {} : { timeout: checked.timeout },
       );
-      await gates.#consume(request.requestId, payload);
+      await consume(request.requestId, payload);
       return await fn.apply(this, args);
     } as ApprovalGatedFunction<Args, Result>;
     gated.resume = async function (
@@ -1181,48 +1544,35 @@ export class GatesModule {
       requestId: string,
       ...args: Args
     ): Promise<Awaited<Result>> {
-      await gates.#consume(requestId, payloadOf(args));
+      await consume(requestId, payloadOf(args));
       return await fn.apply(this, args);
     };
     return gated;
-  }
-
-  /** Verify the approved action, then mark it executed (once). */
-  async #consume(requestId: string, payload: unknown): Promise<void> {
-    await this.verifyAction(requestId, payload);
-    let rows: { request_id: string }[];
-    try {
-      rows = await this.#store.query<{ request_id: string }>(sql`
-        update gov_gates.requests set executed_at = ${this.#clock.now().toISOString()}::timestamptz
-        where request_id = ${requestId}::uuid and status = 'granted' and executed_at is null
-        returning request_id::text as request_id`);
-    } catch (error) {
-      throw new ApprovalStoreError("consume", requestId, error);
-    }
-    if (rows.length === 0)
-      throw new ApprovalTokenError({
-        reason: "already_used",
-        requestId,
-        note: "The approved action already ran once.",
-      });
   }
 
   // ---------------------------------------------------------------------------------------
   // Console and CLI
 
   /**
-   * Requests waiting for a decision (pending and not yet expired by the module's clock),
-   * oldest first, with their payloads for the reviewer to read.
+   * Requests waiting for a decision (pending and not yet expired by the module's clock —
+   * including claims abandoned for longer than `staleClaimMs`, which a decision recovers),
+   * oldest first, at most 500, with their payloads for the reviewer to read. Each payload is
+   * re-hashed: one that no longer matches its action hash is withheld (`payload: null`,
+   * `payloadIntact: false`) and an error is logged.
    * @throws {ApprovalStoreError} the database could not be read.
    */
   async listPending(options: ListPendingOptions = {}): Promise<PendingApproval[]> {
     const { agentId, kind, limit } = validate(listPendingOptionsSchema, options ?? {}, "options");
-    const now = this.#clock.now().toISOString();
+    const nowMs = this.#clock.nowMs();
+    const now = new Date(nowMs).toISOString();
+    const staleBefore = new Date(nowMs - this.#options.staleClaimMs).toISOString();
     let rows: Record<string, unknown>[];
     try {
       rows = await this.#store.query(sql`
         select ${PENDING_COLUMNS} from gov_gates.requests
-        where status = 'pending' and expires_at > ${now}::timestamptz
+        where (status = 'pending'
+            or (status in ('granting', 'denying') and resolved_at <= ${staleBefore}::timestamptz))
+          and expires_at > ${now}::timestamptz
           ${agentId === undefined ? sql`` : sql`and agent_id = ${agentId}`}
           ${kind === undefined ? sql`` : sql`and kind = ${kind}`}
         order by created_at, request_id
@@ -1230,11 +1580,12 @@ export class GatesModule {
     } catch (error) {
       throw new ApprovalStoreError("read", null, error);
     }
-    return rows.map((row) => pendingOf(row));
+    return rows.map((row) => this.#pendingOf(row));
   }
 
   /**
-   * One request and where it stands, or null when it is not stored.
+   * One request and where it stands, or null when it is not stored. Its payload is checked
+   * against its action hash as in {@link listPending}.
    * @throws {ApprovalStoreError} the database could not be read.
    */
   async getRequest(requestId: string): Promise<ApprovalRecord | null> {
@@ -1251,7 +1602,7 @@ export class GatesModule {
     const row = rows[0];
     if (!row) return null;
     return {
-      ...pendingOf(row),
+      ...this.#pendingOf(row),
       status: publicStatus(String(row.status)),
       reviewerId: (row.reviewer_id as string | null) ?? null,
       reason: (row.reason as string | null) ?? null,
@@ -1261,15 +1612,21 @@ export class GatesModule {
   }
 
   /**
-   * Clean-up: mark requests that are past their expiry (by the module's clock) with no
-   * decision as expired, wake their waiters, and record each as `approval.expired`. Safe
-   * to run from many processes at once (each request is expired once).
+   * Clean-up: release claims abandoned for longer than `staleClaimMs` (back to pending, or
+   * expired when past their expiry; recorded as `approval.released`), then mark requests
+   * that are past their expiry (by the module's clock) with no decision as expired, wake
+   * their waiters, and record each as `approval.expired`. Safe to run from many processes at
+   * once (each request is released or expired once). Run it periodically (the console and
+   * CLI do).
    *
-   * @returns the ids of the requests it expired.
+   * @returns the ids of the requests it expired (including abandoned claims past expiry).
    * @throws {ApprovalStoreError} the database could not be reached.
    */
   async expirePending(options: { limit?: number } = {}): Promise<string[]> {
     const { limit } = validate(expirePendingOptionsSchema, options ?? {}, "options");
+    const recovered = (await this.#recoverStaleClaims({ limit }))
+      .filter((entry) => entry.status === "expired")
+      .map((entry) => entry.requestId);
     const now = this.#clock.now().toISOString();
     let rows: {
       request_id: string;
@@ -1306,14 +1663,34 @@ export class GatesModule {
         expiredAt: now,
       });
     }
-    return rows.map((row) => row.request_id).sort();
+    return [...recovered, ...rows.map((row) => row.request_id)].sort();
   }
 
-  /** Stop listening; waiters in progress fail closed. Idempotent. */
+  /**
+   * Stop: waiters in progress fail closed; new decisions are refused (`ApprovalStoreError`);
+   * decisions in flight are awaited — at most `auditTimeoutMs` + 5 s — so that none is left
+   * half made (one that still does not finish is left as a claim, released once older than
+   * `staleClaimMs`); then stop listening. Idempotent.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const waiters of this.#waiters.values()) for (const waiter of waiters) waiter.wake();
+    if (this.#inflight.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const settled = await Promise.race([
+        Promise.allSettled([...this.#inflight]).then(() => true),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), this.#options.auditTimeoutMs + CLOSE_GRACE_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!settled)
+        this.#logger.error(
+          "The gates module closed with decisions still in flight; their claims are released once older than staleClaimMs.",
+          { inFlight: this.#inflight.size },
+        );
+    }
     await this.#subscribing?.catch(() => undefined);
     const subscription = this.#subscription;
     this.#subscription = null;
@@ -1327,6 +1704,39 @@ export class GatesModule {
 
   // ---------------------------------------------------------------------------------------
   // Internals
+
+  /**
+   * A request row as the console sees it, its payload re-hashed: a payload that no longer
+   * hashes to the action hash (changed in the database) is withheld, and the fact logged.
+   */
+  #pendingOf(row: Record<string, unknown>): PendingApproval {
+    const requestId = String(row.request_id);
+    const actionHash = String(row.action_hash);
+    const stored: unknown =
+      typeof row.payload === "string" ? JSON.parse(row.payload) : (row.payload ?? null);
+    let intact: boolean;
+    try {
+      intact = constantTimeEqualHex(actionHash, sha256(canonicalJson(stored, "payload")));
+    } catch {
+      intact = false;
+    }
+    if (!intact)
+      this.#logger.error(
+        "The stored payload of an approval request does not match its action hash (it was changed in the database); it is withheld. Deny the request.",
+        { requestId },
+      );
+    return {
+      requestId,
+      kind: String(row.kind),
+      agentId: String(row.agent_id),
+      actionHash,
+      payload: intact ? stored : null,
+      payloadIntact: intact,
+      createdAt: new Date(String(row.created_at)),
+      expiresAt: new Date(String(row.expires_at)),
+      tokenVersion: Number(row.token_version) === 1 ? 1 : 2,
+    };
+  }
 
   async #readRowRaw(requestId: string): Promise<RequestRow | null> {
     const rows = await this.#store.query<RequestRow>(
@@ -1346,10 +1756,47 @@ export class GatesModule {
     }
   }
 
+  /**
+   * Write an event to the audit sink, waiting at most `auditTimeoutMs`.
+   * @throws {AuditTimeoutError} the sink did not answer in time (the write may still land:
+   *   that is logged when it does).
+   */
+  async #auditLog(event: AuditEventInput): Promise<AuditReceipt> {
+    const writing = Promise.resolve().then(() => this.#audit.log(event));
+    if (this.#audit === noopAuditSink) return writing;
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    const timeoutMs = this.#options.auditTimeoutMs;
+    try {
+      return await Promise.race([
+        writing,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            timedOut = true;
+            reject(new AuditTimeoutError(timeoutMs));
+          }, timeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      if (timedOut)
+        writing.then(
+          (receipt) => {
+            if (!receipt.isPlaceholder)
+              this.#logger.warn(
+                `A ${event.kind} event was written after auditTimeoutMs had passed; the module had already given up on it.`,
+                { agentId: event.agentId, requestId: event.metadata?.requestId },
+              );
+          },
+          () => undefined,
+        );
+    }
+  }
+
   /** Write an event; a failure is logged, never thrown (the callers decide what it means). */
   async #record(agentId: string, kind: string, metadata: AuditMetadata): Promise<void> {
     try {
-      const receipt = await this.#audit.log({ agentId, kind, metadata });
+      const receipt = await this.#auditLog({ agentId, kind, metadata });
       if (receipt.isPlaceholder && this.#audit !== noopAuditSink) {
         this.#logger.warn(`The ${kind} event could not be kept in the audit chain.`, {
           agentId,
@@ -1396,22 +1843,9 @@ function publicStatus(status: string): ApprovalStatus {
   return status as ApprovalStatus;
 }
 
-/** Ids compared for self-approval: case, width and composition do not make two people. */
-function comparable(id: string): string {
-  return id.normalize("NFKC").trim().toLowerCase();
-}
-
-function pendingOf(row: Record<string, unknown>): PendingApproval {
-  return {
-    requestId: String(row.request_id),
-    kind: String(row.kind),
-    agentId: String(row.agent_id),
-    actionHash: String(row.action_hash),
-    payload: typeof row.payload === "string" ? (JSON.parse(row.payload) as unknown) : row.payload,
-    createdAt: new Date(String(row.created_at)),
-    expiresAt: new Date(String(row.expires_at)),
-    tokenVersion: Number(row.token_version) === 1 ? 1 : 2,
-  };
+/** Whether a status is a claim (`granting` / `denying`): a decision being recorded. */
+function isClaim(status: string): boolean {
+  return status === CLAIM_STATUS.granted || status === CLAIM_STATUS.denied;
 }
 
 /** The gates module's definition, for `@gov/sdk` and for composing it by hand. */

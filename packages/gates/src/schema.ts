@@ -20,10 +20,13 @@ export const gatesSchema = pgSchema("gov_gates");
  * reader cannot rebuild a token from a row.
  *
  * `status` moves once: `pending` → `granting` / `denying` (the single-use claim, invisible to
- * waiters) → `granted` / `denied` once the audit event is durable; a claim whose audit event
- * could not be written goes back to `pending`. `pending` → `expired` by clean-up. The
- * decision columns are signed (`decision_mac` under the key `decision_key_id`), so that a
- * row flipped to `granted` by hand is refused by every waiter.
+ * waiters; `resolved_at` is when it was claimed) → `granted` / `denied` once the audit event
+ * is durable; a claim whose audit event could not be written, or that is older than
+ * `staleClaimMs` (its process died), goes back to `pending` (or to `expired`). `pending` →
+ * `expired` by clean-up. The decision columns are signed (`decision_mac` under the key
+ * `decision_key_id`, which must be the request's `key_id`), so that a row flipped to `granted`
+ * by hand is refused by every waiter. A trigger (migration 0002) keeps a row born pending and
+ * undecided, and an executed row (`executed_at` set) final.
  */
 export const requests = gatesSchema.table(
   "requests",
@@ -56,8 +59,15 @@ export const requests = gatesSchema.table(
     decisionKeyId: text("decision_key_id"),
     /** HMAC-SHA256 (hex) of the decision. */
     decisionMac: text("decision_mac"),
-    /** When the approved action was consumed by `requireApproval` (once). */
+    /** When the approved action was executed by `verifyAction` / `requireApproval` (once; final). */
     executedAt: timestamp("executed_at", { withTimezone: true, mode: "string" }),
+    /** The operator bound to the agent when the request was made (null: none). */
+    operatorId: text("operator_id"),
+    /**
+     * Whether that operator was looked up (`ok`) or the lookup failed (`failed`: the request
+     * cannot be granted). Null for requests made before this column existed.
+     */
+    operatorLookup: text("operator_lookup"),
   },
   (table) => [
     check(
@@ -67,6 +77,7 @@ export const requests = gatesSchema.table(
     check("requests_action_hash", sql`${table.actionHash} ~ '^[0-9a-f]{64}$'`),
     check("requests_token_digest", sql`${table.tokenDigest} ~ '^[0-9a-f]{64}$'`),
     check("requests_token_version", sql`${table.tokenVersion} in (1, 2)`),
+    check("requests_operator_lookup", sql`${table.operatorLookup} in ('ok', 'failed')`),
     check(
       "requests_decision_complete",
       sql`(${table.status} in ('pending', 'expired')) = (${table.decisionMac} is null)`,

@@ -116,10 +116,34 @@ describe("the module's context and options", () => {
     [{ defaultExpiresIn: 31 * 86_400_000 }, "options.defaultExpiresIn", 30 * 86_400_000],
     [{ pollIntervalMs: 10 }, "options.pollIntervalMs", undefined],
     [{ listen: 1 }, "options.listen", undefined],
+    [{ acceptV1Until: "2026-07-17T00:00" }, "options.acceptV1Until", undefined],
+    [{ acceptV1Until: "2026-07-17T00:00:00" }, "options.acceptV1Until", undefined],
+    [{ acceptV1Until: "2026-07-17 12:30:00.5" }, "options.acceptV1Until", undefined],
+    [{ auditTimeoutMs: 5 }, "options.auditTimeoutMs", undefined],
+    [{ auditTimeoutMs: "5s" }, "options.auditTimeoutMs", undefined],
+    [{ staleClaimMs: 999 }, "options.staleClaimMs", undefined],
+    [{ staleClaimMs: 10_000, auditTimeoutMs: 10_000 }, "options.staleClaimMs", undefined],
   ])("refuses options %j", async (options, field, limit) => {
     const error = await inputError(() => setup(options));
     expect(error.field).toBe(field);
     expect(error.limit).toBe(limit);
+  });
+
+  it("reads acceptV1Until with a zone; a bare date is UTC midnight", async () => {
+    // The clock is at 2026-01-01T00:00:00Z: a cut-off at that instant has passed.
+    for (const value of [
+      "2026-01-01",
+      "2026-01-01T00:00Z",
+      "2026-01-01T01:00:00+01:00",
+      "2025-12-31T23:00:00.000-0100",
+    ]) {
+      const error = await inputError(() => setup({ enableV2Tokens: false, acceptV1Until: value }));
+      expect(error.field).toBe("options.enableV2Tokens");
+      expect(error.message).toContain("2026-01-01T00:00:00.000Z");
+    }
+    expect(() =>
+      setup({ enableV2Tokens: false, acceptV1Until: "2026-01-01T00:00:00.001Z" }),
+    ).not.toThrow();
   });
 
   it("refuses to mint v1 tokens that it would itself refuse", async () => {
@@ -151,6 +175,29 @@ describe("bad input changes nothing", () => {
     ["a blank agent id", ["deploy", "   "], "agentId", undefined],
     ["an agent id of 257 characters", ["deploy", long(257)], "agentId", 256],
     ["a lone surrogate", ["deploy", "agent\ud800"], "agentId", undefined],
+    ["a soft hyphen in the agent id", ["deploy", "deploy\u00adagent"], "agentId", undefined],
+    ["a zero-width space in the agent id", ["deploy", "agent\u200b"], "agentId", undefined],
+    ["a word joiner in the agent id", ["deploy", "a\u2060gent"], "agentId", undefined],
+    ["a variation selector in the agent id", ["deploy", "agent\ufe0f"], "agentId", undefined],
+    ["a zero-width joiner in the kind", ["deploy\u200d", "agent"], "kind", undefined],
+    [
+      "a NUL in a payload string",
+      ["deploy", "agent", { payload: { note: "a\u0000b" } }],
+      "options.payload",
+      undefined,
+    ],
+    [
+      "a NUL in a payload key",
+      ["deploy", "agent", { payload: { "a\u0000": 1 } }],
+      "options.payload",
+      undefined,
+    ],
+    [
+      "a lone surrogate in the payload",
+      ["deploy", "agent", { payload: ["\ud800"] }],
+      "options.payload",
+      undefined,
+    ],
     ["options that are a string", ["deploy", "agent", "fast"], "options", undefined],
     [
       "an unknown option",
@@ -219,6 +266,17 @@ describe("bad input changes nothing", () => {
     ["an empty reviewer", [TOKEN, { reviewerId: "" }], "options.reviewerId"],
     ["a reviewer of 257 characters", [TOKEN, { reviewerId: long(257) }], "options.reviewerId"],
     ["a reviewer with a line break", [TOKEN, { reviewerId: "bob\nalice" }], "options.reviewerId"],
+    ["a reviewer with a soft hyphen", [TOKEN, { reviewerId: "b\u00adob" }], "options.reviewerId"],
+    [
+      "a reviewer with a zero-width joiner",
+      [TOKEN, { reviewerId: "alice@company.com\u200d" }],
+      "options.reviewerId",
+    ],
+    [
+      "a reviewer with a tag character",
+      [TOKEN, { reviewerId: "bob\u{e0041}" }],
+      "options.reviewerId",
+    ],
     [
       "a reason of 1001 characters",
       [TOKEN, { reviewerId: "bob", reason: long(1_001) }],
@@ -300,9 +358,29 @@ describe("bad input changes nothing", () => {
       "options.limit",
     ],
     [
-      "listPending with limit 10001",
-      (gates: GatesModule) => gates.listPending({ limit: 10_001 }),
+      "listPending with limit 501",
+      (gates: GatesModule) => gates.listPending({ limit: 501 }),
       "options.limit",
+    ],
+    [
+      "verifyAction with an unknown option",
+      (gates: GatesModule) => gates.verifyAction(REQUEST_ID, {}, { agent: "a" } as never),
+      "options.agent",
+    ],
+    [
+      "verifyAction with consume as a string",
+      (gates: GatesModule) => gates.verifyAction(REQUEST_ID, {}, { consume: "no" } as never),
+      "options.consume",
+    ],
+    [
+      "verifyAction expecting an agent with an invisible character",
+      (gates: GatesModule) => gates.verifyAction(REQUEST_ID, {}, { agentId: "a\u200b" }),
+      "options.agentId",
+    ],
+    [
+      "verifyAction with a NUL in the payload",
+      (gates: GatesModule) => gates.verifyAction(REQUEST_ID, { a: "\u0000" }),
+      "payload",
     ],
     [
       "listPending with a bad agent id",

@@ -269,13 +269,17 @@ describe.each(testEngines())("waiting for a decision on $name", (engine: TestEng
           await thrown(() => h.gates.waitFor(request.requestId, { timeout: 0 })),
         ),
       ).toBe(true);
-      // A concurrent deny loses already now.
+      // A concurrent deny is told the request is being decided (retryable), not that it is.
       const loser = await thrown(() =>
         h.gates.deny(request.token, { reviewerId: "carol", reason: "no" }),
       );
-      expect((loser as ApprovalTokenError).reason).toBe("already_used");
+      expect((loser as ApprovalTokenError).reason).toBe("in_progress");
       release();
       await granting;
+      const late = await thrown(() =>
+        h.gates.deny(request.token, { reviewerId: "carol", reason: "no" }),
+      );
+      expect((late as ApprovalTokenError).reason).toBe("already_used");
       expect(await h.gates.waitFor(request.requestId, { timeout: 0 })).toBe(true);
     },
   );
@@ -424,7 +428,7 @@ describe.each(testEngines())("requireApproval on $name", (engine: TestEngine) =>
       });
       // The approval is spent: resuming it runs nothing.
       const again = await thrown(() => guarded.resume(request?.requestId as string, "cus_42", 120));
-      expect((again as ApprovalTokenError).reason).toBe("already_used");
+      expect((again as ApprovalTokenError).reason).toBe("already_executed");
       expect(refund.calls).toHaveLength(1);
     },
   );
@@ -493,7 +497,7 @@ describe.each(testEngines())("requireApproval on $name", (engine: TestEngine) =>
       expect((swapped as ApprovalTokenError).reason).toBe("action_hash_mismatch");
       expect(await guarded.resume(requestId, "cus_42", 120)).toBe("refunded 120 to cus_42");
       const replay = await thrown(() => guarded.resume(requestId, "cus_42", 120));
-      expect((replay as ApprovalTokenError).reason).toBe("already_used");
+      expect((replay as ApprovalTokenError).reason).toBe("already_executed");
       expect(refund.calls).toEqual([["cus_42", 120]]);
     },
   );
