@@ -40,6 +40,13 @@ describe("the demo", () => {
     expect(lines).toContain(
       "  approved   waitFor resolved; verifyAction: the refund about to run is the one approved",
     );
+    // The steward judged the refund against the billing blueprint, and would block a large one.
+    expect(lines).toContain("  steward    OK (risk 0.00, blueprint billing/refunds@1.0)");
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        /^ {2}steward {4}BLOCK for a 12000 EUR refund: .*Refunds above 500 EUR are refused\.$/,
+      ),
+    );
     // Scope, loop and presence: the hidden tool and the look-alike host are refused, the
     // retried lookup is a loop, and the operator's halt refuses everything until lifted.
     expect(lines).toContain(
@@ -68,7 +75,7 @@ describe("the demo", () => {
     );
     expect(lines).toContain("  spend by model: gpt-4o-mini $0.0003399 (1579 tokens)");
     expect(lines).toContain(
-      "decisions in the chain: approval.requested ×1, approval.granted ×1, budget.exceeded ×1, scope.violation ×2, loop.detected ×1, agent.halted ×1, agent.halt_enforced ×2, agent.resumed ×1; every chain verified",
+      "decisions in the chain: approval.requested ×1, approval.granted ×1, budget.exceeded ×1, steward.intervention ×1, scope.violation ×2, loop.detected ×1, agent.halted ×1, agent.halt_enforced ×2, agent.resumed ×1; every chain verified",
     );
   });
 

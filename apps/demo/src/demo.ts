@@ -12,6 +12,25 @@ import {
 import { billingTools, FakeLLM, type GovernanceHooks, refundScript, runAgent } from "./agent";
 import type { ReviewAnswer, ReviewRequest } from "./reviewer";
 
+/** The billing agent's blueprint: refunds above 500 EUR are blocked, vague ones nudged. */
+const BILLING_BLUEPRINT = `
+id: billing/refunds@1.0
+version: "1.0"
+description: Refunds of the billing agent.
+scope:
+  agentIds: [billing-agent]
+tripwires:
+  - id: large-refund
+    when: { tool: issue_refund }
+    condition: "args.amount > 500"
+    severity: critical
+    onFail: { decision: BLOCK, reason: "Refunds above 500 EUR are refused." }
+  - id: unexplained-refund
+    when: { tool: issue_refund }
+    condition: "size(reasoning) < 20"
+    onFail: { decision: NUDGE, reason: "Explain why the refund is due." }
+`;
+
 /** Where the demo writes what it did. */
 export type Output = (line: string) => void;
 
@@ -24,7 +43,11 @@ export type Output = (line: string) => void;
 export async function runDemo(options: GovernanceSDKOptions, output: Output): Promise<void> {
   const started = performance.now();
   const startedAt = new Date();
-  const sdk = await GovernanceSDK.start(options);
+  const sdk = await GovernanceSDK.start({
+    enableSteward: true,
+    stewardBlueprints: [BILLING_BLUEPRINT],
+    ...options,
+  });
   try {
     const startMs = Math.round(performance.now() - started);
     output(`governance store: ${sdk.store.description} (ready in ${startMs} ms)`);
@@ -169,7 +192,23 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
         await sdk.scope.check(agentId, { tool });
         sdk.loop.recordCall(agentId, sessionId, tool);
         await sdk.presence.heartbeat(agentId);
-        if (tool === "issue_refund") await approved(args);
+        if (tool === "issue_refund") {
+          // The steward judges the planned refund against the billing blueprint first.
+          const judged = await sdk.steward.evaluate({
+            agentId,
+            action: tool,
+            parameters: args,
+            reasoning: "The customer was charged twice for INV-42; refund the duplicate payment.",
+            confidence: 0.92,
+            evidence: ["INV-42"],
+          });
+          output(
+            `  steward    ${judged.intervention} (risk ${judged.governanceStatus.riskScore.toFixed(2)}, blueprint ${judged.governanceStatus.blueprintId})`,
+          );
+          if (judged.intervention === "BLOCK" || judged.intervention === "HALT")
+            throw new Error(`the steward refused the refund: ${judged.message}`);
+          await approved(args);
+        }
         await record("tool.call", { inputHash: contentHash(args), metadata: { tool } });
       },
       afterToolCall: async (tool, result) =>
@@ -227,6 +266,14 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
         .join(", ")}`,
     );
 
+    // The steward would block a refund far above the invoice, before anyone is asked.
+    const large = await sdk.steward.evaluate({
+      agentId,
+      action: "issue_refund",
+      parameters: { invoiceId: "INV-42", amount: 12_000 },
+      reasoning: "Refund everything.",
+    });
+    output(`  steward    ${large.intervention} for a 12000 EUR refund: ${large.message}`);
     // A call outside the agent's scope is refused, and the refusal is evidence.
     await refused(output, "SCOPE_VIOLATION", sdk.scope.check(agentId, { tool: "admin_reset" }));
     await refused(

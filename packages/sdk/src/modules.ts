@@ -1,11 +1,13 @@
-import { resolve } from "node:path";
+import { readdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { auditModule } from "@gov/audit";
-import type { EnvBinding, FieldFixes, ModuleDefinition } from "@gov/core";
+import { ConfigError, type EnvBinding, type FieldFixes, type ModuleDefinition } from "@gov/core";
 import { costModule } from "@gov/cost";
 import { gatesModule } from "@gov/gates";
 import { loopModule } from "@gov/loop";
 import { presenceModule } from "@gov/presence";
 import { scopeModule } from "@gov/scope";
+import { stewardModule } from "@gov/steward";
 import { z } from "zod";
 
 /**
@@ -227,6 +229,106 @@ const gates: SdkModuleEntry<{ enableV2Tokens: boolean; acceptV1Until?: Date | st
   }),
 };
 
+/** The steward's options as the SDK takes them. */
+export interface StewardSdkOptions {
+  /**
+   * Blueprints, tripwires, trust debt and interventions (`sdk.steward`). Off unless asked
+   * for, since it needs blueprints. @default false
+   */
+  enableSteward?: boolean;
+  /** Blueprints given directly: YAML texts or objects. @default [] */
+  stewardBlueprints?: readonly (string | Record<string, unknown>)[];
+  /**
+   * A directory whose `*.yaml` / `*.yml` files are loaded as blueprints. Env:
+   * `GOVERNANCE_STEWARD_BLUEPRINT_DIR`.
+   */
+  stewardBlueprintDirectory?: string;
+  /**
+   * Blueprint ids (`name@version`) to load, with their parents, from the Postgres registry
+   * (`sdk.steward.registry`). Env: `GOVERNANCE_STEWARD_BLUEPRINT_IDS` (comma-separated).
+   */
+  stewardBlueprintIds?: readonly string[];
+  /**
+   * `minimal` (OK and BLOCK only), `standard` (all six interventions, trust debt) or
+   * `complete` (every evaluation in the audit chain, evidence enforced). Env:
+   * `GOVERNANCE_STEWARD_CONFORMANCE_LEVEL`. @default "standard"
+   */
+  stewardConformanceLevel?: "minimal" | "standard" | "complete";
+  /** Keep state and trust debt in Postgres, shared by every process. Env: `GOVERNANCE_STEWARD_PERSIST`. @default true */
+  stewardPersist?: boolean;
+}
+
+const steward: SdkModuleEntry<{
+  stewardBlueprints?: (string | Record<string, unknown>)[];
+  stewardBlueprintDirectory?: string;
+  stewardBlueprintIds?: string[];
+  stewardConformanceLevel?: "minimal" | "standard" | "complete";
+  stewardPersist: boolean;
+}> = {
+  definition: stewardModule,
+  flag: "enableSteward",
+  enabledByDefault: false,
+  options: {
+    stewardBlueprints: z
+      .array(z.union([z.string().min(1), z.record(z.string(), z.unknown())]))
+      .optional(),
+    stewardBlueprintDirectory: z.string().min(1).optional(),
+    stewardBlueprintIds: z.array(z.string().min(1)).optional(),
+    stewardConformanceLevel: z.enum(["minimal", "standard", "complete"]).optional(),
+    stewardPersist: z.boolean().default(true),
+  },
+  env: [
+    {
+      env: "GOVERNANCE_STEWARD_BLUEPRINT_DIR",
+      path: ["stewardBlueprintDirectory"],
+      kind: "string",
+    },
+    { env: "GOVERNANCE_STEWARD_BLUEPRINT_IDS", path: ["stewardBlueprintIds"], kind: "string-list" },
+    {
+      env: "GOVERNANCE_STEWARD_CONFORMANCE_LEVEL",
+      path: ["stewardConformanceLevel"],
+      kind: "string",
+    },
+    { env: "GOVERNANCE_STEWARD_PERSIST", path: ["stewardPersist"], kind: "boolean" },
+  ],
+  fixes: {
+    stewardBlueprints: "Pass blueprints as YAML texts or objects.",
+    stewardBlueprintDirectory: "Use a directory of *.yaml blueprint files.",
+    stewardBlueprintIds:
+      'Use blueprint ids such as "payments@1.0.0" (comma-separated in the variable).',
+    stewardConformanceLevel: "Use minimal, standard or complete.",
+    stewardPersist: "Use true or false.",
+  },
+  moduleOptions: (config, { cwd }) => {
+    const blueprints: (string | Record<string, unknown>)[] = [...(config.stewardBlueprints ?? [])];
+    if (config.stewardBlueprintDirectory !== undefined) {
+      const directory = resolve(cwd, config.stewardBlueprintDirectory);
+      try {
+        for (const name of readdirSync(directory).sort()) {
+          if (/\.ya?ml$/i.test(name)) blueprints.push(readFileSync(join(directory, name), "utf8"));
+        }
+      } catch (error) {
+        throw new ConfigError([
+          {
+            source: "option",
+            name: "stewardBlueprintDirectory",
+            problem: `cannot be read (${(error as NodeJS.ErrnoException).code ?? "error"}).`,
+            fix: "Use a readable directory of *.yaml blueprint files (GOVERNANCE_STEWARD_BLUEPRINT_DIR).",
+          },
+        ]);
+      }
+    }
+    return {
+      blueprints,
+      ...(config.stewardBlueprintIds ? { blueprintIds: config.stewardBlueprintIds } : {}),
+      ...(config.stewardConformanceLevel
+        ? { conformanceLevel: config.stewardConformanceLevel }
+        : {}),
+      persist: config.stewardPersist,
+    };
+  },
+};
+
 /** The presence, scope and loop modules' switches as the SDK takes them. */
 export interface AgentControlSdkOptions {
   /** Heartbeats and the operator's halt (`sdk.presence`); every enforcement check consults it. @default true */
@@ -240,7 +342,7 @@ export interface AgentControlSdkOptions {
 /**
  * The modules `GovernanceSDK.start()` composes, in wiring order: audit first (every other
  * module writes through it), presence next (the enforcement modules after it get its halt
- * guard and operator directory), then scope, cost, gates and loop.
+ * guard and operator directory), then scope, cost, gates, the steward and loop.
  */
 export const BUILT_IN_MODULES: readonly SdkModuleEntry[] = [
   audit as SdkModuleEntry,
@@ -248,5 +350,6 @@ export const BUILT_IN_MODULES: readonly SdkModuleEntry[] = [
   { definition: scopeModule, flag: "enableScope", enabledByDefault: true },
   cost as SdkModuleEntry,
   gates as SdkModuleEntry,
+  steward as SdkModuleEntry,
   { definition: loopModule, flag: "enableLoop", enabledByDefault: true },
 ];

@@ -35,6 +35,7 @@ import type { GatesModule } from "@gov/gates";
 import type { LoopModule } from "@gov/loop";
 import type { PresenceModule } from "@gov/presence";
 import type { ScopeModule } from "@gov/scope";
+import type { StewardModule } from "@gov/steward";
 import { z } from "zod";
 import { ModuleDisabledError } from "./errors";
 import {
@@ -44,6 +45,7 @@ import {
   type CostSdkOptions,
   type GatesSdkOptions,
   type SdkModuleEntry,
+  type StewardSdkOptions,
 } from "./modules";
 
 /**
@@ -56,7 +58,8 @@ export interface GovernanceSDKOptions
     AuditSdkOptions,
     AgentControlSdkOptions,
     CostSdkOptions,
-    GatesSdkOptions {
+    GatesSdkOptions,
+    StewardSdkOptions {
   /** Where log lines go. @default a console logger at `logLevel` */
   logger?: Logger;
   /** The source of time for governance decisions. @default the system clock */
@@ -296,6 +299,14 @@ export class GovernanceSDK implements AsyncDisposable {
    */
   get gates(): GatesModule {
     return this.getModule<GatesModule>("gates");
+  }
+
+  /**
+   * The steward: blueprints of CEL tripwires and checks, trust debt, interventions, guard().
+   * @throws {ModuleDisabledError} unless started with `enableSteward: true`.
+   */
+  get steward(): StewardModule {
+    return this.getModule<StewardModule>("steward");
   }
 
   /**

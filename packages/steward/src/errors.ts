@@ -1,0 +1,177 @@
+import { AgentHaltedError, GovernanceError } from "@gov/core";
+
+/** The stable error codes of `@gov/steward`. A code never changes meaning once released. */
+export const STEWARD_ERROR_CODES = {
+  /** A blueprint (or the steward's options) was refused: bad field, bad CEL, bad inheritance. */
+  POLICY_INVALID: "POLICY_INVALID",
+  /** A guarded call was denied (BLOCK or ESCALATE without `onReview`) and no `onDeny` was given. */
+  TRIPWIRE_VIOLATION: "TRIPWIRE_VIOLATION",
+  /** A tier-1 scorer blew its latency budget and its fallback is `raise`. */
+  LATENCY_BUDGET_EXCEEDED: "LATENCY_BUDGET_EXCEEDED",
+  /** A blueprint id was not found in a registry. */
+  BLUEPRINT_NOT_FOUND: "BLUEPRINT_NOT_FOUND",
+} as const;
+
+/** One of {@link STEWARD_ERROR_CODES}. */
+export type StewardErrorCode = (typeof STEWARD_ERROR_CODES)[keyof typeof STEWARD_ERROR_CODES];
+
+const CODES = new Set<string>(Object.values(STEWARD_ERROR_CODES));
+
+/**
+ * The family of every error `@gov/steward` raises on purpose (except a HALT, which is core's
+ * {@link AgentHaltedError}, deliberately outside the family).
+ */
+export class StewardError extends GovernanceError {
+  /** True for any steward error, from any copy of `@gov/steward`. */
+  static override isInstance(error: unknown): error is StewardError {
+    return GovernanceError.isInstance(error) && CODES.has((error as GovernanceError).code);
+  }
+}
+
+/**
+ * A blueprint was refused: `path` names the field (`tripwires[3].condition`), `problem` says
+ * what is wrong. Nothing was loaded.
+ *
+ * @example
+ * ```ts
+ * try { loadBlueprint(yamlText); } catch (error) {
+ *   if (PolicyError.isInstance(error)) console.error(error.path, error.problem);
+ * }
+ * ```
+ */
+export class PolicyError extends StewardError {
+  /** The field at fault, e.g. `tripwires[3].condition`; empty for the document itself. */
+  readonly path: string;
+  /** What is wrong with it. */
+  readonly problem: string;
+  /** The blueprint, when known. */
+  readonly blueprintId: string | null;
+
+  constructor(
+    path: string,
+    problem: string,
+    fix: string,
+    blueprintId: string | null = null,
+    subject = "blueprint",
+  ) {
+    const where = blueprintId ? `${subject} "${blueprintId}"` : subject;
+    super({
+      code: STEWARD_ERROR_CODES.POLICY_INVALID,
+      message: `Invalid ${where}${path ? ` at ${path}` : ""}: ${problem}`,
+      recoveryHint: fix,
+    });
+    this.name = "PolicyError";
+    this.path = path;
+    this.problem = problem;
+    this.blueprintId = blueprintId;
+  }
+
+  static override isInstance(error: unknown): error is PolicyError {
+    return (
+      GovernanceError.isInstance(error) &&
+      (error as GovernanceError).code === STEWARD_ERROR_CODES.POLICY_INVALID
+    );
+  }
+}
+
+/** A blueprint id is not in the registry. */
+export class BlueprintNotFound extends StewardError {
+  readonly blueprintId: string;
+
+  constructor(blueprintId: string, where: string) {
+    super({
+      code: STEWARD_ERROR_CODES.BLUEPRINT_NOT_FOUND,
+      message: `Blueprint "${blueprintId}" was not found in ${where}.`,
+      recoveryHint:
+        "Check the id (name@version), or publish the blueprint to the registry before using it.",
+    });
+    this.name = "BlueprintNotFound";
+    this.blueprintId = blueprintId;
+  }
+
+  static override isInstance(error: unknown): error is BlueprintNotFound {
+    return (
+      GovernanceError.isInstance(error) &&
+      (error as GovernanceError).code === STEWARD_ERROR_CODES.BLUEPRINT_NOT_FOUND
+    );
+  }
+}
+
+/**
+ * A guarded call was denied by the steward and the guard had no `onDeny`: the function was
+ * not called. `result` is the full intervention.
+ */
+export class TripwireViolation extends StewardError {
+  /** The intervention that denied the call (BLOCK, or ESCALATE without `onReview`). */
+  readonly intervention: string;
+  /** Ids of the tripwires that fired. */
+  readonly tripwires: readonly string[];
+  /** The evaluation's trace id. */
+  readonly traceId: string;
+
+  constructor(details: {
+    intervention: string;
+    message: string;
+    tripwires: readonly string[];
+    traceId: string;
+    action: string;
+  }) {
+    super({
+      code: STEWARD_ERROR_CODES.TRIPWIRE_VIOLATION,
+      message: `Action "${details.action}" was denied (${details.intervention}): ${details.message}`,
+      recoveryHint:
+        details.intervention === "ESCALATE"
+          ? "A human must review this action: pass onReview to guard() to route it, or change the arguments."
+          : "Change the arguments so that every tripwire's allowed condition holds, or pass onDeny to guard() to handle denials.",
+    });
+    this.name = "TripwireViolation";
+    this.intervention = details.intervention;
+    this.tripwires = Object.freeze([...details.tripwires]);
+    this.traceId = details.traceId;
+  }
+
+  static override isInstance(error: unknown): error is TripwireViolation {
+    return (
+      GovernanceError.isInstance(error) &&
+      (error as GovernanceError).code === STEWARD_ERROR_CODES.TRIPWIRE_VIOLATION
+    );
+  }
+}
+
+/**
+ * A tier-1 scorer took longer than its `latencyBudgetMs` and its check's `fallback` is
+ * `raise`. (With the default `deny` fallback the evaluation returns BLOCK instead.)
+ */
+export class BudgetExceeded extends StewardError {
+  /** The check whose scorer was too slow. */
+  readonly checkId: string;
+  /** Its budget, in milliseconds. */
+  readonly latencyBudgetMs: number;
+
+  constructor(checkId: string, latencyBudgetMs: number) {
+    super({
+      code: STEWARD_ERROR_CODES.LATENCY_BUDGET_EXCEEDED,
+      message: `Check "${checkId}" did not answer within its latency budget of ${latencyBudgetMs} ms.`,
+      recoveryHint:
+        "Make the scorer faster, raise latencyBudgetMs on the check, or set its fallback to deny or allow.",
+    });
+    this.name = "BudgetExceeded";
+    this.checkId = checkId;
+    this.latencyBudgetMs = latencyBudgetMs;
+  }
+
+  static override isInstance(error: unknown): error is BudgetExceeded {
+    return (
+      GovernanceError.isInstance(error) &&
+      (error as GovernanceError).code === STEWARD_ERROR_CODES.LATENCY_BUDGET_EXCEEDED
+    );
+  }
+}
+
+/**
+ * A HALT: core's `AgentHaltedError`, re-exported under the reference's name. Deliberately
+ * not a `GovernanceError`, so that a broad `catch` of governance errors never swallows it.
+ */
+export const AgentHalted = AgentHaltedError;
+/** A HALT raised by `guard()` (see {@link AgentHalted}). */
+export type AgentHalted = AgentHaltedError;

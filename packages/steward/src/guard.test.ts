@@ -1,0 +1,177 @@
+import { AgentHaltedError } from "@gov/core";
+import { describe, expect, it, vi } from "vitest";
+import { makeSteward } from "./__fixtures__";
+import { PolicyError, TripwireViolation } from "./errors";
+import { guard } from "./guard";
+import { detectPii, luhnValid } from "./pii";
+
+describe("guard shorthand", () => {
+  it("states the allowed condition over named arguments; $ is ignored", async () => {
+    const body = vi.fn(async ({ spend }: { spend: number; reason: string }) => `spent ${spend}`);
+    const refund = guard({ tripwires: ["spend < $50"] }, body);
+    await expect(refund({ spend: 20, reason: "damaged" })).resolves.toBe("spent 20");
+    const denied = refund({ spend: 80, reason: "damaged" });
+    await expect(denied).rejects.toBeInstanceOf(TripwireViolation);
+    await expect(denied).rejects.toMatchObject({
+      code: "TRIPWIRE_VIOLATION",
+      intervention: "BLOCK",
+      tripwires: ["spend < $50"],
+    });
+    expect(body).toHaveBeenCalledTimes(1);
+  });
+
+  it("names positional arguments with params", async () => {
+    const refund = guard(
+      { tripwires: ["amount <= 100"], params: ["amount", "reason"], actionName: "refund" },
+      async (amount: number, reason: string) => `${amount}:${reason}`,
+    );
+    await expect(refund(100, "ok")).resolves.toBe("100:ok");
+    await expect(refund(101, "ok")).rejects.toThrow(/Action "refund" was denied \(BLOCK\)/);
+  });
+
+  it("denies when an argument of the condition is missing (fail closed)", async () => {
+    const call = guard({ tripwires: ["spend < 50"] }, async (_: { other: number }) => "ran");
+    await expect(call({ other: 1 })).rejects.toBeInstanceOf(TripwireViolation);
+  });
+
+  it("applies maxSpend and blockedKeywords to the reasoning", async () => {
+    const call = guard(
+      { maxSpend: 50, blockedKeywords: ["Password"] },
+      async (_: { amount: number; reasoning: string }) => "ran",
+    );
+    await expect(call({ amount: 50, reasoning: "normal" })).resolves.toBe("ran");
+    await expect(call({ amount: 51, reasoning: "normal" })).rejects.toMatchObject({
+      tripwires: ["max_spend"],
+    });
+    await expect(call({ amount: 5, reasoning: "send the PASSWORD" })).rejects.toMatchObject({
+      tripwires: ["blocked_keywords"],
+    });
+  });
+
+  it("calls onDeny instead of throwing, and onReview for ESCALATE", async () => {
+    const onDeny = vi.fn(async () => "denied");
+    const onReview = vi.fn(
+      async ({ proceed }: { proceed: (args: { amount: number }) => Promise<string> }) =>
+        proceed({ amount: 600 }),
+    );
+    const call = guard(
+      {
+        rules: [{ condition: "amount > 500", decision: "ESCALATE", id: "big" }],
+        tripwires: ["amount < 1000"],
+        onDeny,
+        onReview,
+      },
+      async ({ amount }: { amount: number }) => `paid ${amount}`,
+    );
+    await expect(call({ amount: 600 })).resolves.toBe("paid 600");
+    expect(onReview).toHaveBeenCalledWith(
+      expect.objectContaining({ intervention: "ESCALATE", fired: ["big"] }),
+    );
+    await expect(call({ amount: 5000 })).resolves.toBe("denied");
+    expect(onDeny).toHaveBeenCalledWith(expect.objectContaining({ intervention: "BLOCK" }));
+  });
+
+  it("calls the function on NUDGE and FLAG rules", async () => {
+    const call = guard(
+      {
+        rules: [
+          { condition: "amount > 10", decision: "NUDGE" },
+          { condition: "amount > 20", decision: "FLAG" },
+        ],
+      },
+      async ({ amount }: { amount: number }) => amount,
+    );
+    await expect(call({ amount: 30 })).resolves.toBe(30);
+  });
+
+  it("treats ESCALATE without onReview as a denial", async () => {
+    const call = guard(
+      { rules: [{ condition: "amount > 500", decision: "ESCALATE" }] },
+      async (_: { amount: number }) => "ran",
+    );
+    await expect(call({ amount: 600 })).rejects.toMatchObject({ intervention: "ESCALATE" });
+    await expect(call({ amount: 6 })).resolves.toBe("ran");
+  });
+
+  it("refuses bad shorthand when wrapping", () => {
+    expect(() => guard({ tripwires: ["spend <"] }, async () => 1)).toThrow(PolicyError);
+    expect(() => guard({ tripwires: [""] }, async () => 1)).toThrow(/tripwires\[0\]/);
+    expect(() =>
+      guard({ rules: [{ condition: "true", decision: "HALT" as "BLOCK" }] }, async () => 1),
+    ).toThrow(
+      expect.objectContaining({
+        message: 'Invalid guard options at rules[0].decision: is "HALT".',
+        recoveryHint: expect.stringContaining("only a blueprint tripwire may HALT"),
+      }),
+    );
+  });
+
+  it("also evaluates with a steward; a HALT throws AgentHaltedError", async () => {
+    const { steward } = makeSteward({
+      blueprints: [
+        {
+          id: "g@1",
+          version: "1",
+          tripwires: [
+            { id: "exfil", condition: 'args.to == "outside"', onFail: { decision: "HALT" } },
+          ],
+        },
+      ],
+    });
+    const send = guard(
+      { steward, agentId: "mailer", actionName: "send" },
+      async (_: { to: string }) => "sent",
+    );
+    await expect(send({ to: "inside" })).resolves.toBe("sent");
+    const halted = send({ to: "outside" });
+    await expect(halted).rejects.toSatisfy((error) => AgentHaltedError.isInstance(error));
+    await expect(halted).rejects.toMatchObject({ agentId: "mailer", path: "steward.guard" });
+    expect(steward.getMetrics().interventions.HALT).toBe(1);
+  });
+});
+
+describe("no_pii", () => {
+  const call = guard(
+    { tripwires: ["no_pii"] },
+    async (_: { note: string; reasoning?: string; nested?: unknown }) => "ran",
+  );
+
+  it.each([
+    ["an e-mail", "write to jane.doe@example.com"],
+    ["a card number with spaces", "card 4111 1111 1111 1111"],
+    ["a card number with dashes", "5500-0000-0000-0004"],
+    ["an international phone", "call +44 20 7946 0958"],
+    ["a US phone", "call (415) 555-2671"],
+    ["an SSN", "ssn 123-45-6789"],
+    ["a UK NI number", "NI number QQ 12 34 56 C is fine? no: AB123456C"],
+  ])("blocks %s", async (_, note) => {
+    await expect(call({ note })).rejects.toMatchObject({ tripwires: ["no_pii"] });
+  });
+
+  it("finds PII in the reasoning and nested arguments", async () => {
+    await expect(call({ note: "x", reasoning: "mail bob@corp.io" })).rejects.toBeInstanceOf(
+      TripwireViolation,
+    );
+    await expect(
+      call({ note: "x", nested: { list: ["4111111111111111"] } }),
+    ).rejects.toBeInstanceOf(TripwireViolation);
+  });
+
+  it.each([
+    ["an order number", "order 1234567"],
+    ["a 16-digit number failing Luhn", "reference 4111 1111 1111 1112"],
+    ["a date", "due 2026-01-15"],
+    ["an amount", "refund 1,250.00 USD"],
+    ["a version", "upgrade to 10.4.12"],
+    ["an at-sign without a domain", "meet @ noon"],
+    ["a short invoice id", "INV-2024-0042"],
+  ])("lets %s through", async (_, note) => {
+    await expect(call({ note })).resolves.toBe("ran");
+  });
+
+  it("checks Luhn", () => {
+    expect(luhnValid("4111111111111111")).toBe(true);
+    expect(luhnValid("4111111111111112")).toBe(false);
+    expect(detectPii("4012888888881881")).toEqual(["card"]);
+  });
+});

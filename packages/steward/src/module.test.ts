@@ -1,0 +1,85 @@
+import { ManualClock, silentLogger } from "@gov/core";
+import { recordingAuditSink, recordingHaltGuard, unreachableStore } from "@gov/core/testing";
+import { describe, expect, it } from "vitest";
+import { decisionsBlueprint } from "./__fixtures__";
+import { PolicyError } from "./errors";
+import { StewardModule, stewardModule } from "./module";
+
+function context(audit = recordingAuditSink()) {
+  return {
+    store: unreachableStore(),
+    keyring: undefined as never,
+    clock: new ManualClock(),
+    logger: silentLogger,
+    audit,
+    halt: recordingHaltGuard(["halted-agent"]),
+  };
+}
+
+describe("steward module", () => {
+  it("works without a database with persist: false, and audits through the context", async () => {
+    const audit = recordingAuditSink();
+    const module = await stewardModule.create(context(audit), {
+      blueprints: [decisionsBlueprint()],
+      persist: false,
+    });
+    const result = await module.evaluate({
+      agentId: "a",
+      action: "x",
+      parameters: { kinds: ["BLOCK"] },
+    });
+    expect(result.intervention).toBe("BLOCK");
+    expect(result.governanceStatus.trustDebtAfter).toBe(2);
+    await stewardModule.close?.(module);
+    expect(audit.events.map((event) => event.kind)).toEqual(["steward.intervention"]);
+  });
+
+  it("checks the halt guard before evaluating", async () => {
+    const module = await StewardModule.create(context(), {
+      blueprints: [decisionsBlueprint()],
+      persist: false,
+    });
+    await expect(module.evaluate({ agentId: "halted-agent", action: "x" })).rejects.toMatchObject({
+      code: "AGENT_HALTED",
+    });
+  });
+
+  it("fails closed when the persisted state is unreachable", async () => {
+    const module = await StewardModule.create(context(), {
+      blueprints: [
+        {
+          id: "s@1",
+          version: "1",
+          tripwires: [
+            {
+              id: "daily",
+              condition: "state.daily_total > 10.0",
+              requiresState: true,
+              onFail: { decision: "BLOCK" },
+            },
+          ],
+        },
+      ],
+    });
+    const result = await module.evaluate({ agentId: "a", action: "x" });
+    // The state could not be read (BLOCK), and the debt neither (at least ESCALATE).
+    expect(result.intervention).toBe("BLOCK");
+    expect(result.metadata.trustDebtError).toContain("ECONNREFUSED");
+  });
+
+  it("guards with the module's steward", async () => {
+    const module = await StewardModule.create(context(), {
+      blueprints: [decisionsBlueprint()],
+      persist: false,
+    });
+    const run = module.guard({ agentId: "g" }, async (_: { kinds: string[] }) => "ran");
+    await expect(run({ kinds: [] })).resolves.toBe("ran");
+    await expect(run({ kinds: ["BLOCK"] })).rejects.toMatchObject({ code: "TRIPWIRE_VIOLATION" });
+  });
+
+  it("refuses to start without blueprints", async () => {
+    await expect(StewardModule.create(context(), { persist: false })).rejects.toSatisfy((error) =>
+      PolicyError.isInstance(error),
+    );
+  });
+});

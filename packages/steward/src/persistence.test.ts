@@ -1,0 +1,256 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createStore, ManualClock, type Store, silentLogger, sql } from "@gov/core";
+import {
+  createTestStore,
+  recordingAuditSink,
+  recordingHaltGuard,
+  type TestEngine,
+  type TestStore,
+  testEngines,
+} from "@gov/core/testing";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+import { BlueprintNotFound, PolicyError } from "./errors";
+import { StewardModule, type StewardModuleOptions, stewardMigrations } from "./module";
+import { DirectoryBlueprintRegistry, fetchWithParents } from "./persistence";
+import { GovernanceSteward } from "./steward";
+
+const DAY_MS = 86_400_000;
+
+const STATEFUL = {
+  id: "stateful@1",
+  version: "1",
+  tripwires: [
+    {
+      id: "daily",
+      condition: "state.daily_total + args.amount > 1000",
+      requiresState: true,
+      onFail: { decision: "BLOCK" },
+    },
+    {
+      id: "rate",
+      condition: "state.actions_last_hour >= 50",
+      requiresState: true,
+      onFail: { decision: "ESCALATE" },
+    },
+  ],
+  trustDebt: { enabled: false },
+};
+
+describe.each(testEngines())("steward persistence on $name", (engine: TestEngine) => {
+  let store: TestStore;
+  let clock: ManualClock;
+
+  beforeEach(async () => {
+    if (!engine.available) return;
+    store = await createTestStore(engine, { migrations: [stewardMigrations] });
+    clock = new ManualClock(new Date("2026-03-01T10:00:00Z"));
+  });
+
+  afterEach(async () => {
+    await store?.close();
+  });
+
+  /** Another pool on the same database (real Postgres), or the same store (PGlite). */
+  async function secondStore(): Promise<Store> {
+    return store.connectionString
+      ? createStore({ databaseUrl: store.connectionString, logger: silentLogger })
+      : store;
+  }
+
+  function make(options: StewardModuleOptions = {}, on: Store = store) {
+    return StewardModule.create(
+      {
+        store: on,
+        keyring: undefined as never,
+        clock,
+        logger: silentLogger,
+        audit: recordingAuditSink(),
+        halt: recordingHaltGuard(),
+      },
+      { blueprints: [STATEFUL], ...options },
+    );
+  }
+
+  it.skipIf(!engine.available)(
+    "shares stateful counters between two stewards on one database",
+    async () => {
+      const first = await make();
+      const second = await make();
+      const pay = (module: StewardModule, amount: number) =>
+        module.evaluate({ agentId: "payer", action: "pay", parameters: { amount } });
+      expect((await pay(first, 600)).intervention).toBe("OK");
+      // The second process sees the first's 600.
+      expect((await pay(second, 500)).intervention).toBe("BLOCK");
+      expect((await pay(second, 400)).intervention).toBe("OK");
+      expect((await pay(first, 1)).intervention).toBe("BLOCK");
+      clock.advance(DAY_MS);
+      expect((await pay(second, 900)).intervention).toBe("OK");
+    },
+  );
+
+  it.skipIf(!engine.available)(
+    "counts concurrent updates from two stewards atomically",
+    async () => {
+      // On real Postgres the second steward has a pool of its own, as another process would.
+      const other = await secondStore();
+      const first = await make();
+      const second = await make({}, other);
+      const calls = Array.from({ length: 40 }, (_, index) =>
+        (index % 2 === 0 ? first : second).evaluate({
+          agentId: "busy",
+          action: "pay",
+          parameters: { amount: 1.5 },
+        }),
+      );
+      const results = await Promise.all(calls);
+      expect(results.every((result) => result.intervention === "OK")).toBe(true);
+      const [row] = await store.query<{ day_count: number; day_amount: number; total: string }>(
+        sql`select day_count, day_amount, total from gov_steward.agent_state where agent_id = 'busy'`,
+      );
+      expect(row).toMatchObject({ day_count: 40, day_amount: 60 });
+      expect(Number(row?.total)).toBe(40);
+      // The hour's count reaches the rate tripwire.
+      for (let index = 0; index < 10; index++)
+        await first.evaluate({ agentId: "busy", action: "pay", parameters: { amount: 0 } });
+      const limited = await second.evaluate({
+        agentId: "busy",
+        action: "pay",
+        parameters: { amount: 0 },
+      });
+      expect(limited.intervention).toBe("ESCALATE");
+      if (other !== store) await other.close();
+    },
+  );
+
+  it.skipIf(!engine.available)(
+    "checks and counts a limit atomically: concurrent evaluations never overshoot it",
+    async () => {
+      const other = await secondStore();
+      const first = await make();
+      const second = await make({}, other);
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, index) =>
+          (index % 2 === 0 ? first : second).evaluate({
+            agentId: "racer",
+            action: "pay",
+            parameters: { amount: 100 },
+          }),
+        ),
+      );
+      const allowed = results.filter((result) => result.intervention === "OK");
+      expect(allowed).toHaveLength(10);
+      // The refused ones were released: the day holds exactly the allowed 1000.
+      const [row] = await store.query<{ day_count: number; day_amount: number }>(
+        sql`select day_count, day_amount from gov_steward.agent_state where agent_id = 'racer'`,
+      );
+      expect(row).toEqual({ day_count: 10, day_amount: 1000 });
+      if (other !== store) await other.close();
+    },
+  );
+
+  it.skipIf(!engine.available)(
+    "persists trust debt, adds atomically from two stewards, and decays it",
+    async () => {
+      const blocking = {
+        id: "blocking@1",
+        version: "1",
+        tripwires: [{ id: "no", condition: "true", onFail: { decision: "BLOCK" } }],
+        trustDebt: {
+          thresholds: { elevatedMonitoring: 1000, restrictedMode: 1000, retieringReview: 1000 },
+        },
+      };
+      const other = await secondStore();
+      const first = await make({ blueprints: [blocking] });
+      const second = await make({ blueprints: [blocking] }, other);
+      await Promise.all(
+        Array.from({ length: 10 }, (_, index) =>
+          (index % 2 === 0 ? first : second).evaluate({ agentId: "debtor", action: "x" }),
+        ),
+      );
+      expect(await second.steward.getTrustDebt("debtor")).toBeCloseTo(20, 9);
+      clock.advance(2 * DAY_MS);
+      expect(await first.steward.getTrustDebt("debtor")).toBeCloseTo(20 * 0.81, 9);
+      const result = await first.evaluate({ agentId: "debtor", action: "x" });
+      expect(result.governanceStatus.trustDebtBefore).toBeCloseTo(16.2, 9);
+      expect(result.governanceStatus.trustDebtAfter).toBeCloseTo(18.2, 9);
+      if (other !== store) await other.close();
+    },
+  );
+
+  it.skipIf(!engine.available)(
+    "publishes immutable blueprint versions and loads them with their parents",
+    async () => {
+      const module = await make();
+      const base = {
+        id: "base@1",
+        version: "1",
+        tripwires: [{ id: "big", condition: "args.amount > 100", onFail: { decision: "BLOCK" } }],
+      };
+      const child = { id: "child@1", version: "1", inherits: "base@1" };
+      const published = await module.registry.publish(base);
+      expect(published.contentHash).toMatch(/^[0-9a-f]{64}$/);
+      await expect(module.registry.publish(base)).resolves.toEqual(published);
+      await expect(module.registry.publish({ ...base, description: "changed" })).rejects.toSatisfy(
+        (error) => PolicyError.isInstance(error) && /immutable/.test(error.message),
+      );
+      await module.registry.publish(child);
+      expect(await module.registry.list()).toEqual(["base@1", "child@1"]);
+      await expect(module.registry.get("missing@1")).rejects.toSatisfy((error) =>
+        BlueprintNotFound.isInstance(error),
+      );
+      const loaded = await make({ blueprints: [], blueprintIds: ["child@1"] });
+      expect(
+        (await loaded.evaluate({ action: "pay", parameters: { amount: 500 } })).intervention,
+      ).toBe("BLOCK");
+      expect(loaded.steward.blueprints.map((blueprint) => blueprint.id).sort()).toEqual([
+        "base@1",
+        "child@1",
+      ]);
+    },
+  );
+
+  it.skipIf(!engine.available)("refuses a registry row altered in the database", async () => {
+    const module = await make();
+    await module.registry.publish({ id: "t@1", version: "1", description: "original" });
+    await store.query(
+      sql`update gov_steward.blueprints set content = jsonb_set(content, '{description}', '"altered"') where id = 't@1'`,
+    );
+    await expect(module.registry.get("t@1")).rejects.toThrow(/does not match its content hash/);
+  });
+});
+
+describe("directory registry", () => {
+  const directory = mkdtempSync(join(tmpdir(), "steward-registry-"));
+  afterAll(() => rmSync(directory, { recursive: true, force: true }));
+
+  it("loads a blueprint and its parent from YAML files", async () => {
+    writeFileSync(
+      join(directory, "base.yaml"),
+      'id: base@1\nversion: "1"\ntripwires:\n  - id: big\n    condition: "args.amount > 10"\n    onFail: { decision: ESCALATE }\n',
+    );
+    writeFileSync(join(directory, "child.yml"), 'id: child@1\nversion: "1"\ninherits: base@1\n');
+    writeFileSync(join(directory, "notes.txt"), "ignored");
+    const registry = new DirectoryBlueprintRegistry(directory);
+    expect((await registry.list()).sort()).toEqual(["base@1", "child@1"]);
+    expect((await fetchWithParents(registry, ["child@1"])).map((document) => document.id)).toEqual([
+      "child@1",
+      "base@1",
+    ]);
+    const steward = await GovernanceSteward.fromRegistry(
+      registry,
+      ["child@1"],
+      {},
+      {
+        logger: silentLogger,
+      },
+    );
+    expect((await steward.evaluate({ action: "a", parameters: { amount: 11 } })).intervention).toBe(
+      "ESCALATE",
+    );
+    await expect(registry.get("nope@1")).rejects.toSatisfy((error) =>
+      BlueprintNotFound.isInstance(error),
+    );
+  });
+});

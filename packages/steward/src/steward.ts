@@ -1,0 +1,1031 @@
+import { randomUUID } from "node:crypto";
+import {
+  type AuditEventInput,
+  type AuditSink,
+  type Clock,
+  canonicalJsonHash,
+  createConsoleLogger,
+  type HaltGuard,
+  InvalidArgumentError,
+  type Logger,
+  noopAuditSink,
+  noopHaltGuard,
+  requirePort,
+  systemClock,
+} from "@gov/core";
+import {
+  type CompiledBlueprint,
+  type CompiledCheck,
+  loadBlueprints,
+  parseBlueprintYaml,
+  readBlueprintFile,
+  scopeSpecificity,
+} from "./blueprint";
+import { BudgetExceeded, PolicyError } from "./errors";
+import {
+  type BlueprintDocument,
+  type CognitiveTrace,
+  type ConformanceLevel,
+  type GovernanceStatus,
+  type InterventionResult,
+  type InterventionType,
+  type RiskLevel,
+  STEWARD_LIMITS,
+} from "./models";
+import { type BlueprintRegistry, fetchWithParents } from "./persistence";
+import {
+  type DebtDecay,
+  InMemoryStateStorage,
+  InMemoryTrustDebtStorage,
+  type StateStorage,
+  type TrustDebtStorage,
+} from "./state";
+
+/** Audit event kinds written by the steward. */
+export const STEWARD_AUDIT_KINDS = {
+  /** One evaluation and its intervention (every one at `complete`; non-OK ones otherwise). */
+  intervention: "steward.intervention",
+  /** An agent's trust debt crossed a threshold upwards. */
+  trustDebtThreshold: "steward.trust_debt_threshold_crossed",
+} as const;
+
+/** What a tier-1 scorer is given. */
+export interface ScorerContext {
+  /** Aborted when the check's latency budget runs out. */
+  signal: AbortSignal;
+  blueprintId: string;
+  checkId: string;
+  context: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * A tier-1 scorer (an LLM judge, a classifier): returns a quality score in [0, 1]. Bounded
+ * by its check's `latencyBudgetMs`; over budget, or on an error or an out-of-range score,
+ * the check's `fallback` applies.
+ */
+export type Scorer = (
+  trace: Readonly<CognitiveTrace>,
+  context: ScorerContext,
+) => number | Promise<number>;
+
+/** A blueprint a steward can be given: a plain object, YAML text, or one already compiled. */
+export type BlueprintSource = Record<string, unknown> | string | CompiledBlueprint;
+
+/** Options of {@link GovernanceSteward}. */
+export interface StewardOptions {
+  /**
+   * The blueprints the steward selects from (most specific scope wins): plain objects, YAML
+   * text, or compiled blueprints. Parents named by `inherits` must be in the list.
+   */
+  blueprints: readonly BlueprintSource[];
+  /** Where stateful tripwires' counters live. @default a new InMemoryStateStorage */
+  stateStorage?: StateStorage;
+  /** Where trust debt lives. @default a new InMemoryTrustDebtStorage */
+  trustDebtStorage?: TrustDebtStorage;
+  /** `minimal`, `standard` or `complete` (see the README). @default "standard" */
+  conformanceLevel?: ConformanceLevel;
+  /** Warn (once, through the logger) when `minimal` is used with `production: true`. @default true */
+  enableWarnings?: boolean;
+  /** Whether this is a production deployment (the SDK maps `NODE_ENV`). @default false */
+  production?: boolean;
+  /** Tier-1 scorers by name, referred to by checks' `scorer`. @default {} */
+  scorers?: Readonly<Record<string, Scorer>>;
+}
+
+/** The ports a steward uses; each optional. */
+export interface StewardContext {
+  clock?: Clock;
+  logger?: Logger;
+  audit?: AuditSink;
+  /** Checked before each evaluation when given (an operator's halt refuses it). */
+  halt?: HaltGuard;
+}
+
+/** What `getMetrics()` returns. */
+export interface StewardMetrics {
+  totalEvaluations: number;
+  interventions: Record<InterventionType, number>;
+  /** Evaluations that carried a FLAG (whatever their intervention). */
+  flagged: number;
+  averageLatencyMs: number;
+  /** Over the last 4096 evaluations. */
+  p99LatencyMs: number;
+  /** Tier-1 scorers that blew their latency budget. */
+  timeouts: number;
+  /** Tripwires that fired (one evaluation may count several). */
+  tripwireViolations: number;
+  /** Tripwires that fired because their condition could not be evaluated (fail closed). */
+  tripwireErrors: number;
+  trustDebtThresholdCrossings: number;
+  /** Audit writes that failed (each logged). */
+  auditFailures: number;
+}
+
+const RANK: Record<InterventionType, number> = {
+  OK: 0,
+  FLAG: 0,
+  NUDGE: 1,
+  ESCALATE: 2,
+  BLOCK: 3,
+  HALT: 4,
+};
+
+/** The stricter of two decisions (FLAG ranks as OK: it is orthogonal). */
+export function stricter(a: InterventionType, b: InterventionType): InterventionType {
+  return RANK[b] > RANK[a] ? b : a;
+}
+
+const LATENCY_WINDOW = 4_096;
+const HOUR_MS = 3_600_000;
+const EMPTY_ARGS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
+const EMPTY_CONTEXT: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
+
+interface Fired {
+  id: string;
+  decision: InterventionType;
+  severity: string;
+  reason: string;
+  error?: string;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+function checkTrace(trace: unknown): asserts trace is CognitiveTrace {
+  if (!isPlainObject(trace) && (typeof trace !== "object" || trace === null)) {
+    throw new InvalidArgumentError(
+      "trace",
+      `must be an object, got ${trace === null ? "null" : typeof trace}.`,
+      "Pass a CognitiveTrace: { action, parameters, reasoning, confidence, agentId }.",
+    );
+  }
+  const value = trace as Record<string, unknown>;
+  const action = value.action;
+  if (
+    typeof action !== "string" ||
+    action.length === 0 ||
+    action.length > STEWARD_LIMITS.actionLength
+  ) {
+    throw new InvalidArgumentError(
+      "trace.action",
+      typeof action === "string"
+        ? `is ${action.length} characters long; it must be 1 to ${STEWARD_LIMITS.actionLength}.`
+        : `must be a string, got ${typeof action}.`,
+      "Pass the tool or action name the agent plans to call.",
+    );
+  }
+  if (value.parameters !== undefined && !isPlainObject(value.parameters)) {
+    throw new InvalidArgumentError(
+      "trace.parameters",
+      "must be a plain object.",
+      "Pass the action's arguments as an object, e.g. { amount: 120 }.",
+    );
+  }
+  const reasoning = value.reasoning;
+  if (reasoning !== undefined && reasoning !== null) {
+    if (typeof reasoning !== "string" || reasoning.length > STEWARD_LIMITS.reasoningLength) {
+      throw new InvalidArgumentError(
+        "trace.reasoning",
+        typeof reasoning === "string"
+          ? `is ${reasoning.length} characters long; the limit is ${STEWARD_LIMITS.reasoningLength}.`
+          : `must be a string, got ${typeof reasoning}.`,
+        "Pass the agent's reasoning as text (truncate it to the limit).",
+      );
+    }
+  }
+  const confidence = value.confidence;
+  if (
+    confidence !== undefined &&
+    confidence !== null &&
+    (typeof confidence !== "number" || !(confidence >= 0 && confidence <= 1))
+  ) {
+    throw new InvalidArgumentError(
+      "trace.confidence",
+      `must be a number from 0 to 1, got ${String(confidence)}.`,
+      "Pass the agent's confidence in [0, 1], or leave it out.",
+    );
+  }
+  for (const field of ["agentId", "agentTier", "traceId"] as const) {
+    const item = value[field];
+    if (item !== undefined && (typeof item !== "string" || item.length > STEWARD_LIMITS.idLength)) {
+      throw new InvalidArgumentError(
+        `trace.${field}`,
+        `must be a string of at most ${STEWARD_LIMITS.idLength} characters.`,
+        `Pass ${field} as a short string, or leave it out.`,
+      );
+    }
+  }
+  if (value.agentId === "") {
+    throw new InvalidArgumentError(
+      "trace.agentId",
+      "must not be empty.",
+      "Pass the agent's id, or leave it out (anonymous).",
+    );
+  }
+  if (value.evidence !== undefined && !Array.isArray(value.evidence)) {
+    throw new InvalidArgumentError(
+      "trace.evidence",
+      "must be a list of strings.",
+      "Pass the citations as an array of strings.",
+    );
+  }
+}
+
+function toBlueprints(sources: readonly BlueprintSource[]): CompiledBlueprint[] {
+  const slots: (CompiledBlueprint | number)[] = [];
+  const documents: unknown[] = [];
+  for (const [index, source] of sources.entries()) {
+    if (typeof source === "string") {
+      slots.push(documents.length);
+      documents.push(parseBlueprintYaml(source, `blueprints[${index}]`));
+    } else if ("hash" in source && "tripwires" in source && "document" in source) {
+      slots.push(source as CompiledBlueprint);
+    } else {
+      slots.push(documents.length);
+      documents.push(source);
+    }
+  }
+  const known = new Map<string, BlueprintDocument>();
+  for (const slot of slots) if (typeof slot !== "number") known.set(slot.id, slot.document);
+  const loaded = loadBlueprints(documents, (id) => known.get(id));
+  // Keep the order given: selection ties go to the blueprint given first.
+  return slots.map((slot) =>
+    typeof slot === "number" ? (loaded[slot] as CompiledBlueprint) : slot,
+  );
+}
+
+/**
+ * Evaluates an agent's reasoning and planned action (a {@link CognitiveTrace}) against
+ * blueprints and returns an {@link InterventionResult}.
+ *
+ * Order: tripwires → deterministic checks → quality score → thresholds → flag → trust debt
+ * → audit. Only a tripwire can HALT, and a HALT stops evaluation. The strictest decision
+ * wins (HALT > BLOCK > ESCALATE > NUDGE > OK); FLAG accompanies any decision.
+ *
+ * @example
+ * ```ts
+ * const steward = new GovernanceSteward({ blueprints: [yamlText] });
+ * const result = await steward.evaluate({
+ *   agentId: "trader-1", action: "transfer_funds", parameters: { amount: 900 },
+ *   reasoning: "Client asked for it", confidence: 0.8,
+ * });
+ * if (result.intervention === "BLOCK") refuse(result.message);
+ * ```
+ */
+export class GovernanceSteward {
+  readonly #blueprints: readonly CompiledBlueprint[];
+  readonly #state: StateStorage;
+  readonly #debt: TrustDebtStorage;
+  readonly #conformance: ConformanceLevel;
+  readonly #scorers: Readonly<Record<string, Scorer>>;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #audit: AuditSink;
+  readonly #halt: HaltGuard | null;
+  readonly #pending = new Set<Promise<void>>();
+  readonly #latencies = new Float64Array(LATENCY_WINDOW);
+  #latencyCount = 0;
+  #latencySum = 0;
+  readonly #metrics = {
+    total: 0,
+    interventions: { OK: 0, NUDGE: 0, FLAG: 0, ESCALATE: 0, BLOCK: 0, HALT: 0 } as Record<
+      InterventionType,
+      number
+    >,
+    flagged: 0,
+    timeouts: 0,
+    tripwireViolations: 0,
+    tripwireErrors: 0,
+    crossings: 0,
+    auditFailures: 0,
+  };
+
+  /**
+   * @throws {PolicyError} for a bad blueprint (path and problem named), or bad options.
+   * @throws {InvalidArgumentError} for a context port without the methods the steward calls.
+   */
+  constructor(options: StewardOptions, context: StewardContext = {}) {
+    if (typeof options !== "object" || options === null) {
+      throw new PolicyError(
+        "",
+        "steward options must be an object.",
+        "Pass { blueprints: [...] }.",
+      );
+    }
+    requirePort(context.clock, "clock", ["now", "nowMs"], "a Clock", { optional: true });
+    requirePort(context.logger, "logger", ["debug", "info", "warn", "error"], "a Logger", {
+      optional: true,
+    });
+    requirePort(context.audit, "audit", ["log"], "an AuditSink", { optional: true });
+    requirePort(context.halt, "halt", ["assertAlive"], "a HaltGuard", { optional: true });
+    if (!Array.isArray(options.blueprints) || options.blueprints.length === 0) {
+      throw new PolicyError(
+        "blueprints",
+        "must be a non-empty list.",
+        "Pass at least one blueprint (an object, YAML text, or a compiled blueprint); or use GovernanceSteward.fromFile / fromRegistry.",
+      );
+    }
+    const conformance = options.conformanceLevel ?? "standard";
+    if (!["minimal", "standard", "complete"].includes(conformance)) {
+      throw new PolicyError(
+        "conformanceLevel",
+        `is "${String(conformance)}".`,
+        'Use "minimal", "standard" or "complete".',
+      );
+    }
+    this.#blueprints = toBlueprints(options.blueprints);
+    this.#state = options.stateStorage ?? new InMemoryStateStorage();
+    this.#debt = options.trustDebtStorage ?? new InMemoryTrustDebtStorage();
+    this.#conformance = conformance;
+    this.#scorers = options.scorers ?? {};
+    this.#clock = context.clock ?? systemClock;
+    this.#logger = context.logger ?? createConsoleLogger();
+    this.#audit = context.audit ?? noopAuditSink;
+    this.#halt = context.halt && context.halt !== noopHaltGuard ? context.halt : null;
+    for (const blueprint of this.#blueprints) {
+      for (const [index, check] of blueprint.checks.entries()) {
+        if (check.scorer !== undefined && typeof this.#scorers[check.scorer] !== "function") {
+          throw new PolicyError(
+            `checks[${index}].scorer`,
+            `names "${check.scorer}", which was not given to the steward.`,
+            `Pass scorers: { "${check.scorer}": async (trace) => score } in the steward's options.`,
+            blueprint.id,
+          );
+        }
+      }
+    }
+    if (conformance === "minimal" && options.production && options.enableWarnings !== false) {
+      this.#logger.warn(
+        "steward: conformance level 'minimal' in production: only OK and BLOCK are returned, no trust debt and no audit of every evaluation. Use conformanceLevel 'standard' or 'complete'.",
+      );
+    }
+  }
+
+  /**
+   * A steward whose blueprints are read from YAML files (parents must be among them).
+   * @throws {PolicyError}
+   */
+  static async fromFiles(
+    paths: readonly string[],
+    options: Omit<StewardOptions, "blueprints"> = {},
+    context: StewardContext = {},
+  ): Promise<GovernanceSteward> {
+    const documents = await Promise.all(paths.map((path) => readBlueprintFile(path)));
+    return new GovernanceSteward({ ...options, blueprints: documents }, context);
+  }
+
+  /**
+   * A steward whose blueprints are fetched from a registry by id, with every parent they
+   * inherit from.
+   *
+   * @example
+   * ```ts
+   * const steward = await GovernanceSteward.fromRegistry(new DirectoryBlueprintRegistry("./blueprints"), ["payments@2.1"]);
+   * ```
+   * @throws {BlueprintNotFound} for an id (or a parent) not in the registry.
+   * @throws {PolicyError}
+   */
+  static async fromRegistry(
+    registry: BlueprintRegistry,
+    ids: readonly string[],
+    options: Omit<StewardOptions, "blueprints"> = {},
+    context: StewardContext = {},
+  ): Promise<GovernanceSteward> {
+    const documents = await fetchWithParents(registry, ids);
+    return new GovernanceSteward({ ...options, blueprints: documents }, context);
+  }
+
+  /** The loaded blueprints, compiled. */
+  get blueprints(): readonly CompiledBlueprint[] {
+    return this.#blueprints;
+  }
+
+  /** The conformance level. */
+  get conformanceLevel(): ConformanceLevel {
+    return this.#conformance;
+  }
+
+  /**
+   * The blueprint that applies to a trace: the most specific scope that matches its agent
+   * id, tier and action (ties: the first given). `undefined` when none applies.
+   */
+  selectBlueprint(
+    agentId: string,
+    agentTier: string,
+    action: string,
+  ): CompiledBlueprint | undefined {
+    let best: CompiledBlueprint | undefined;
+    let bestScore = -1;
+    for (const blueprint of this.#blueprints) {
+      const score = scopeSpecificity(blueprint.scope, agentId, agentTier, action);
+      if (score > bestScore) {
+        best = blueprint;
+        bestScore = score;
+      }
+    }
+    return best;
+  }
+
+  /** An agent's trust debt now (decayed with its blueprint's decay, or the default). */
+  async getTrustDebt(agentId: string, agentTier = ""): Promise<number> {
+    const blueprint = this.selectBlueprint(agentId, agentTier, "");
+    return this.#debt.read(agentId, this.#clock.nowMs(), decayOf(blueprint));
+  }
+
+  /**
+   * Evaluate a trace and return the intervention. Never throws for a policy outcome: a HALT
+   * is a result (`guard()` turns it into `AgentHaltedError`).
+   *
+   * @throws {InvalidArgumentError} for a malformed trace (nothing evaluated or counted).
+   * @throws {BudgetExceeded} when a scorer with `fallback: raise` blew its budget.
+   * @throws {AgentHaltedError} when the context's halt guard says the agent is halted.
+   */
+  async evaluate(
+    trace: CognitiveTrace,
+    context: Record<string, unknown> = EMPTY_CONTEXT,
+  ): Promise<InterventionResult> {
+    const started = performance.now();
+    checkTrace(trace);
+    if (!isPlainObject(context)) {
+      throw new InvalidArgumentError(
+        "context",
+        "must be a plain object.",
+        "Pass an object, or nothing.",
+      );
+    }
+    const agentId = trace.agentId ?? "anonymous";
+    const agentTier = trace.agentTier ?? "";
+    const traceId = trace.traceId ?? randomUUID();
+    if (this.#halt) await this.#halt.assertAlive(agentId, { path: "steward.evaluate" });
+    const nowMs = this.#clock.nowMs();
+    const blueprint = this.selectBlueprint(agentId, agentTier, trace.action);
+    if (!blueprint) {
+      return this.#finish(
+        started,
+        trace,
+        traceId,
+        agentId,
+        {
+          decision: "BLOCK",
+          flagged: false,
+          fired: [],
+          quality: 0,
+          risk: 1,
+          message: `No blueprint applies to agent "${agentId}" (tier "${agentTier}") and action "${trace.action}"; denied.`,
+          debt: { before: 0, after: 0, levels: [] },
+          metadata: { reason: "no_blueprint" },
+        },
+        null,
+      );
+    }
+
+    const args = trace.parameters ?? EMPTY_ARGS;
+    const hook = trace.hook ?? "pre_action";
+    const celContext: Record<string, unknown> = {
+      action: trace.action,
+      args,
+      parameters: args,
+      reasoning: trace.reasoning ?? "",
+      confidence: trace.confidence ?? null,
+      agent: { id: agentId, tier: agentTier },
+      context,
+    };
+    const metadata: Record<string, unknown> = {};
+
+    // 1. Tripwires.
+    let decision: InterventionType = "OK";
+    let flagged = false;
+    const fired: Fired[] = [];
+    let stateLoaded = false;
+    let reserved = false;
+    const rawAmount = args.amount;
+    const counted = {
+      amount: typeof rawAmount === "number" && Number.isFinite(rawAmount) ? rawAmount : 0,
+    };
+    let stateError: string | null = null;
+    for (const tripwire of blueprint.tripwires) {
+      if (tripwire.hook !== hook) continue;
+      if (tripwire.tools !== null && !tripwire.tools.has(trace.action)) continue;
+      let fires: boolean;
+      let error: string | undefined;
+      if (tripwire.requiresState && !stateLoaded) {
+        stateLoaded = true;
+        try {
+          celContext.state = await this.#state.reserve(agentId, counted, nowMs);
+          reserved = true;
+        } catch (cause) {
+          stateError = describe(cause);
+          this.#logger.warn(
+            "steward: the state storage could not be read; stateful tripwires fire",
+            {
+              agentId,
+              error: stateError,
+            },
+          );
+        }
+      }
+      if (tripwire.requiresState && stateError !== null) {
+        fires = true;
+        error = `state unavailable: ${stateError}`;
+      } else {
+        try {
+          const value = tripwire.evaluateCondition(celContext);
+          if (value === true) fires = true;
+          else if (value === false) fires = false;
+          else {
+            fires = true;
+            error = `condition yielded ${typeof value}, not a bool`;
+          }
+        } catch (cause) {
+          fires = true;
+          error = describe(cause);
+        }
+      }
+      if (!fires) continue;
+      const onFail = tripwire.onFail.decision;
+      fired.push({
+        id: tripwire.id,
+        decision: onFail,
+        severity: tripwire.severity,
+        reason: tripwire.onFail.reason ?? `Tripwire "${tripwire.id}" fired.`,
+        ...(error === undefined ? {} : { error }),
+      });
+      if (error !== undefined) this.#metrics.tripwireErrors++;
+      if (onFail === "FLAG") flagged = true;
+      else decision = stricter(decision, onFail);
+      if (onFail === "HALT") break;
+    }
+    this.#metrics.tripwireViolations += fired.length;
+
+    let quality = 1;
+    if (decision !== "HALT") {
+      // 2. Checks and the quality score.
+      if (blueprint.checks.length > 0) {
+        const scored = await this.#score(blueprint, trace, celContext, context, metadata);
+        quality = scored.quality;
+        if (scored.decision) decision = stricter(decision, scored.decision);
+      }
+      // Evidence requirements: enforced at `complete`, reported otherwise.
+      if (blueprint.evidence) {
+        const missing = missingEvidence(blueprint.evidence, trace);
+        if (missing.length > 0) {
+          metadata.missingEvidence = missing;
+          if (this.#conformance === "complete") {
+            decision = stricter(decision, blueprint.evidence.onMissing);
+          }
+        }
+      }
+      // 3. Thresholds.
+      const risk = roundRisk(1 - quality);
+      const { ok, nudge, escalate } = blueprint.scoring;
+      const byScore: InterventionType =
+        risk <= ok ? "OK" : risk <= nudge ? "NUDGE" : risk <= escalate ? "ESCALATE" : "BLOCK";
+      decision = stricter(decision, byScore);
+    }
+    const risk = decision === "HALT" ? 1 : roundRisk(1 - quality);
+
+    // 4. Conformance: minimal knows only OK and BLOCK.
+    if (this.#conformance === "minimal") {
+      decision = RANK[decision] >= RANK.ESCALATE ? "BLOCK" : "OK";
+      flagged = false;
+    }
+
+    // 5. Trust debt.
+    let debt = { before: 0, after: 0, levels: [] as string[] };
+    if (this.#conformance !== "minimal" && blueprint.trustDebt.enabled) {
+      const accumulation = blueprint.trustDebt.accumulation;
+      const amount = amountFor(accumulation, decision) + (flagged ? accumulation.flag : 0);
+      try {
+        const change = await this.#debt.add(agentId, amount, nowMs, decayOf(blueprint));
+        const levels: string[] = [];
+        const thresholds = blueprint.trustDebt.thresholds;
+        for (const [name, limit] of [
+          ["elevatedMonitoring", thresholds.elevatedMonitoring],
+          ["restrictedMode", thresholds.restrictedMode],
+          ["retieringReview", thresholds.retieringReview],
+        ] as const) {
+          if (change.after < limit || limit <= 0) continue;
+          levels.push(name);
+          if (change.before < limit) {
+            this.#metrics.crossings++;
+            this.#write({
+              agentId,
+              kind: STEWARD_AUDIT_KINDS.trustDebtThreshold,
+              metadata: {
+                threshold: name,
+                limit,
+                trustDebtBefore: change.before,
+                trustDebtAfter: change.after,
+                traceId,
+                blueprintId: blueprint.id,
+              },
+            });
+          }
+        }
+        // Crossings may escalate (never halt): elevated monitoring flags, restricted mode and
+        // re-tiering review need a human.
+        if (levels.includes("elevatedMonitoring")) flagged = true;
+        if (levels.includes("restrictedMode") || levels.includes("retieringReview")) {
+          decision = stricter(decision, "ESCALATE");
+        }
+        debt = { before: change.before, after: change.after, levels };
+      } catch (cause) {
+        // Fail closed: without the debt we cannot tell whether a threshold holds.
+        this.#logger.warn("steward: trust debt could not be updated; the decision escalates", {
+          agentId,
+          error: describe(cause),
+        });
+        metadata.trustDebtError = describe(cause);
+        decision = stricter(decision, "ESCALATE");
+      }
+    }
+
+    // 6. State: an allowed action stays counted; a refused one is released.
+    if (blueprint.requiresState) {
+      const allowed = RANK[decision] <= RANK.NUDGE;
+      try {
+        if (reserved && !allowed) await this.#state.release(agentId, counted, nowMs);
+        else if (!reserved && allowed && stateError === null)
+          await this.#state.reserve(agentId, counted, nowMs);
+      } catch (cause) {
+        this.#logger.warn("steward: the state storage could not be updated", {
+          agentId,
+          error: describe(cause),
+        });
+        metadata.stateUpdateError = describe(cause);
+      }
+    }
+
+    const message = messageFor(decision, flagged, fired, risk, blueprint, metadata);
+    return this.#finish(
+      started,
+      trace,
+      traceId,
+      agentId,
+      { decision, flagged, fired, quality, risk, message, debt, metadata },
+      blueprint,
+    );
+  }
+
+  async #score(
+    blueprint: CompiledBlueprint,
+    trace: CognitiveTrace,
+    celContext: Record<string, unknown>,
+    context: Record<string, unknown>,
+    metadata: Record<string, unknown>,
+  ): Promise<{ quality: number; decision: InterventionType | null }> {
+    let weighted = 0;
+    let weights = 0;
+    let decision: InterventionType | null = null;
+    const scores: Record<string, number> = {};
+    const failures: Record<string, string> = {};
+    const pending: Promise<void>[] = [];
+    const record = (check: CompiledCheck, score: number) => {
+      scores[check.id] = score;
+      weighted += check.weight * score;
+      weights += check.weight;
+    };
+    for (const check of blueprint.checks) {
+      if (check.evaluateRule) {
+        let score = 0;
+        try {
+          score = check.evaluateRule(celContext) === true ? 1 : 0;
+        } catch {
+          score = 0;
+        }
+        record(check, score);
+      } else if (check.metric) {
+        record(check, metricScore(check, trace));
+      } else if (check.scorer !== undefined) {
+        const scorer = this.#scorers[check.scorer] as Scorer;
+        pending.push(
+          this.#runScorer(scorer, check, blueprint.id, trace, context).then((outcome) => {
+            if (outcome.kind === "score") record(check, outcome.score);
+            else {
+              failures[check.id] = outcome.kind;
+              if (outcome.kind === "timeout") this.#metrics.timeouts++;
+              const fallback = check.fallback;
+              if (fallback === "raise" && outcome.kind === "timeout")
+                throw new BudgetExceeded(check.id, check.latencyBudgetMs);
+              if (fallback === "deny" || fallback === "raise") {
+                decision = "BLOCK";
+                record(check, 0);
+              } else if (fallback === "allow") record(check, 1);
+              else record(check, fallback);
+            }
+          }),
+        );
+      }
+    }
+    if (pending.length > 0) await Promise.all(pending);
+    metadata.checkScores = scores;
+    if (Object.keys(failures).length > 0) metadata.scorerFailures = failures;
+    return { quality: weights === 0 ? 1 : weighted / weights, decision };
+  }
+
+  async #runScorer(
+    scorer: Scorer,
+    check: CompiledCheck,
+    blueprintId: string,
+    trace: CognitiveTrace,
+    context: Record<string, unknown>,
+  ): Promise<{ kind: "score"; score: number } | { kind: "timeout" | "error" }> {
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), check.latencyBudgetMs);
+    });
+    try {
+      const outcome = await Promise.race([
+        Promise.resolve().then(() =>
+          scorer(trace, { signal: controller.signal, blueprintId, checkId: check.id, context }),
+        ),
+        timeout,
+      ]);
+      if (outcome === "timeout") {
+        controller.abort();
+        return { kind: "timeout" };
+      }
+      if (typeof outcome !== "number" || !(outcome >= 0 && outcome <= 1)) return { kind: "error" };
+      return { kind: "score", score: outcome };
+    } catch (cause) {
+      this.#logger.warn("steward: a scorer failed; its fallback applies", {
+        checkId: check.id,
+        error: describe(cause),
+      });
+      return { kind: "error" };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #finish(
+    started: number,
+    trace: CognitiveTrace,
+    traceId: string,
+    agentId: string,
+    outcome: {
+      decision: InterventionType;
+      flagged: boolean;
+      fired: Fired[];
+      quality: number;
+      risk: number;
+      message: string;
+      debt: { before: number; after: number; levels: string[] };
+      metadata: Record<string, unknown>;
+    },
+    blueprint: CompiledBlueprint | null,
+  ): Promise<InterventionResult> {
+    const { decision, flagged, fired, quality, risk, debt } = outcome;
+    const intervention: InterventionType = decision === "OK" && flagged ? "FLAG" : decision;
+    const status: GovernanceStatus = {
+      riskLevel: riskLevelOf(decision, risk, blueprint),
+      riskScore: risk,
+      qualityScore: quality,
+      firedTripwires: fired.map((item) => item.id),
+      flagged,
+      trustDebtBefore: debt.before,
+      trustDebtAfter: debt.after,
+      trustDebtLevels: debt.levels,
+      blueprintId: blueprint?.id ?? null,
+      blueprintHash: blueprint?.hash ?? null,
+    };
+    const metadata: Record<string, unknown> = {
+      ...outcome.metadata,
+      conformanceLevel: this.#conformance,
+      action: trace.action,
+      agentId,
+    };
+    if (fired.length > 0) metadata.tripwires = fired;
+    const result: InterventionResult = {
+      intervention,
+      message: outcome.message,
+      traceId,
+      timestamp: this.#clock.now(),
+      governanceStatus: status,
+      metadata,
+    };
+    if (this.#conformance === "complete" || intervention !== "OK") {
+      const event: AuditEventInput = {
+        agentId,
+        kind: STEWARD_AUDIT_KINDS.intervention,
+        inputHash: inputHash(trace),
+        metadata: {
+          intervention,
+          message: outcome.message,
+          traceId,
+          action: trace.action,
+          agentTier: trace.agentTier ?? null,
+          blueprintId: status.blueprintId,
+          blueprintHash: status.blueprintHash,
+          riskLevel: status.riskLevel,
+          riskScore: risk,
+          qualityScore: quality,
+          flagged,
+          firedTripwires: auditedTripwires(fired),
+          trustDebtBefore: debt.before,
+          trustDebtAfter: debt.after,
+          conformanceLevel: this.#conformance,
+        },
+      };
+      if (this.#conformance === "complete") await this.#writeAwaited(event);
+      else this.#write(event);
+    }
+    const metrics = this.#metrics;
+    metrics.total++;
+    metrics.interventions[intervention]++;
+    if (flagged) metrics.flagged++;
+    const elapsed = performance.now() - started;
+    this.#latencies[this.#latencyCount % LATENCY_WINDOW] = elapsed;
+    this.#latencyCount++;
+    this.#latencySum += elapsed;
+    return result;
+  }
+
+  #write(event: AuditEventInput): void {
+    const pending = this.#writeAwaited(event);
+    this.#pending.add(pending);
+    void pending.finally(() => this.#pending.delete(pending));
+  }
+
+  async #writeAwaited(event: AuditEventInput): Promise<void> {
+    try {
+      await this.#audit.log(event);
+    } catch (cause) {
+      this.#metrics.auditFailures++;
+      this.#logger.error("steward: an audit event could not be written", {
+        kind: event.kind,
+        agentId: event.agentId,
+        error: describe(cause),
+      });
+    }
+  }
+
+  /** Wait for the audit writes in flight (at `standard`, non-OK results are not awaited). */
+  async flush(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all([...this.#pending]);
+  }
+
+  /** Counters since the steward started. */
+  getMetrics(): StewardMetrics {
+    const count = Math.min(this.#latencyCount, LATENCY_WINDOW);
+    const window = Array.from(this.#latencies.subarray(0, count)).sort((a, b) => a - b);
+    const p99 = count === 0 ? 0 : (window[Math.min(count - 1, Math.ceil(count * 0.99) - 1)] ?? 0);
+    const m = this.#metrics;
+    return {
+      totalEvaluations: m.total,
+      interventions: { ...m.interventions },
+      flagged: m.flagged,
+      averageLatencyMs: m.total === 0 ? 0 : this.#latencySum / this.#latencyCount,
+      p99LatencyMs: p99,
+      timeouts: m.timeouts,
+      tripwireViolations: m.tripwireViolations,
+      tripwireErrors: m.tripwireErrors,
+      trustDebtThresholdCrossings: m.crossings,
+      auditFailures: m.auditFailures,
+    };
+  }
+}
+
+/** Most fired tripwires detailed in one audit event (the chain limits a value to 8 KiB). */
+const AUDITED_TRIPWIRES = 20;
+const AUDITED_TEXT = 256;
+
+function auditedTripwires(fired: readonly Fired[]): {
+  count: number;
+  ids: string[];
+  details: Fired[];
+} {
+  return {
+    count: fired.length,
+    ids: fired.slice(0, 100).map((item) => item.id),
+    details: fired.slice(0, AUDITED_TRIPWIRES).map((item) => ({
+      ...item,
+      reason: item.reason.slice(0, AUDITED_TEXT),
+      ...(item.error === undefined ? {} : { error: item.error.slice(0, AUDITED_TEXT) }),
+    })),
+  };
+}
+
+function describe(error: unknown): string {
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return text.split("\n")[0] ?? text;
+}
+
+function roundRisk(value: number): number {
+  return Math.round(value * 1e9) / 1e9;
+}
+
+function decayOf(blueprint: CompiledBlueprint | undefined): DebtDecay {
+  const decay = blueprint?.trustDebt.decay ?? { rate: 0.1, periodHours: 24 };
+  return { rate: decay.rate, periodMs: decay.periodHours * HOUR_MS };
+}
+
+function amountFor(
+  accumulation: CompiledBlueprint["trustDebt"]["accumulation"],
+  decision: InterventionType,
+): number {
+  switch (decision) {
+    case "NUDGE":
+      return accumulation.nudge;
+    case "ESCALATE":
+      return accumulation.escalate;
+    case "BLOCK":
+      return accumulation.block;
+    case "HALT":
+      return accumulation.halt;
+    default:
+      return accumulation.ok;
+  }
+}
+
+function riskLevelOf(
+  decision: InterventionType,
+  risk: number,
+  blueprint: CompiledBlueprint | null,
+): RiskLevel {
+  if (decision === "BLOCK" || decision === "HALT") return "critical_risk";
+  if (decision === "ESCALATE") return "elevated_risk";
+  const ok = blueprint?.scoring.ok ?? 0.25;
+  return risk <= ok ? "low_risk" : "elevated_risk";
+}
+
+function missingEvidence(
+  evidence: NonNullable<CompiledBlueprint["evidence"]>,
+  trace: CognitiveTrace,
+): string[] {
+  const missing: string[] = [];
+  const reasoning = trace.reasoning ?? "";
+  if (evidence.requireReasoning && reasoning.trim().length === 0) missing.push("reasoning");
+  if (reasoning.length < evidence.minReasoningLength) missing.push("minReasoningLength");
+  if ((trace.evidence?.length ?? 0) < evidence.minCitations) missing.push("minCitations");
+  if (evidence.requireConfidence && (trace.confidence === undefined || trace.confidence === null))
+    missing.push("confidence");
+  return missing;
+}
+
+function metricScore(check: CompiledCheck, trace: CognitiveTrace): number {
+  switch (check.metric) {
+    case "reasoning_length": {
+      const min = check.min ?? 50;
+      const length = (trace.reasoning ?? "").trim().length;
+      return min === 0 ? 1 : Math.min(1, length / min);
+    }
+    case "confidence":
+      return typeof trace.confidence === "number" ? trace.confidence : 0;
+    case "evidence": {
+      const min = check.min ?? 1;
+      const count = trace.evidence?.length ?? 0;
+      return min === 0 ? 1 : Math.min(1, count / min);
+    }
+    case "tool_safety":
+      if (check.unsafeTools?.includes(trace.action)) return 0;
+      if (check.safeTools?.includes(trace.action)) return 1;
+      return check.safeTools ? 0.5 : 1;
+    default:
+      return 0;
+  }
+}
+
+function inputHash(trace: CognitiveTrace): string | null {
+  try {
+    return canonicalJsonHash(
+      {
+        action: trace.action,
+        parameters: trace.parameters ?? {},
+        reasoning: trace.reasoning ?? null,
+        confidence: trace.confidence ?? null,
+      },
+      "trace",
+    );
+  } catch {
+    return null;
+  }
+}
+
+function messageFor(
+  decision: InterventionType,
+  flagged: boolean,
+  fired: readonly Fired[],
+  risk: number,
+  blueprint: CompiledBlueprint,
+  metadata: Record<string, unknown>,
+): string {
+  const decisive = fired.find((item) => item.decision === decision);
+  const flag = flagged ? " (flagged for review)" : "";
+  if (decisive) return `${decision}: ${decisive.reason}${flag}`;
+  if (metadata.scorerFailures && decision === "BLOCK")
+    return `BLOCK: a tier-1 check failed or exceeded its latency budget (fallback deny)${flag}.`;
+  if (metadata.trustDebtError && decision === "ESCALATE")
+    return `ESCALATE: the trust debt could not be read (fail closed)${flag}.`;
+  if (decision === "OK") {
+    const flagReason = fired.find((item) => item.decision === "FLAG");
+    return flagged
+      ? `FLAG: ${flagReason?.reason ?? "trust debt at elevated monitoring"}`
+      : `OK: risk ${risk.toFixed(2)} within blueprint ${blueprint.id}.`;
+  }
+  return `${decision}: risk ${risk.toFixed(2)} under blueprint ${blueprint.id}${metadata.missingEvidence ? ", evidence missing" : ""}${flag}.`;
+}
