@@ -95,6 +95,20 @@ describe("blueprint validation", () => {
     expect(
       policyError(() => validateBlueprint({ ...BASE, scoring: { ok: 0.5, nudge: 0.4 } })).path,
     ).toBe("scoring");
+    expect(
+      policyError(() =>
+        validateBlueprint({
+          ...BASE,
+          trustDebt: { thresholds: { elevatedMonitoring: 30, restrictedMode: 10 } },
+        }),
+      ).path,
+    ).toBe("trustDebt.thresholds");
+    expect(() =>
+      validateBlueprint({
+        ...BASE,
+        trustDebt: { thresholds: { elevatedMonitoring: 0, restrictedMode: 10 } },
+      }),
+    ).not.toThrow();
   });
 
   it("refuses a check with none or two of passes, metric and scorer", () => {

@@ -181,7 +181,7 @@ export async function readBlueprintFile(path: string): Promise<BlueprintDocument
 }
 
 /** Mixed int/double arithmetic: trace numbers are doubles, literals like `500` are ints. */
-function mixedArithmetic(environment: Environment): Environment {
+export function mixedArithmetic(environment: Environment): Environment {
   const apply = (operator: string, a: number, b: number): number => {
     switch (operator) {
       case "+":

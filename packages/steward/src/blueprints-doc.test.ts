@@ -15,10 +15,10 @@ tripwires:
 `;
 
 describe("the example of BLUEPRINTS.md", () => {
+  const agentTiers = { "payer-1": "tier-1" };
   const context = { known_payees: ["acme"] };
   const good = {
     agentId: "payer-1",
-    agentTier: "tier-1",
     reasoning: "Refund requested in ticket 4411 for a damaged parcel.",
     confidence: 0.9,
     evidence: ["ticket-4411"],
@@ -40,6 +40,11 @@ describe("the example of BLUEPRINTS.md", () => {
       { action: "refund", parameters: { amount: 120, payee: "acme" } },
       "OK",
     ],
+    [
+      "a negative refund",
+      { action: "refund", parameters: { amount: -5000, payee: "acme" } },
+      "BLOCK",
+    ],
     ["a new payee", { action: "refund", parameters: { amount: 120, payee: "other" } }, "FLAG"],
     [
       "a large transfer",
@@ -52,13 +57,27 @@ describe("the example of BLUEPRINTS.md", () => {
       "HALT",
     ],
   ])("%s", async (_, trace, expected) => {
-    const { steward } = makeSteward({ blueprints: [BASE, example] });
+    const { steward } = makeSteward({ blueprints: [BASE, example], agentTiers });
     const result = await steward.evaluate({ ...good, ...trace }, context);
     expect(result.intervention).toBe(expected);
   });
 
-  it("escalates on the daily limit once earlier transfers are counted", async () => {
+  it("ignores a tier the agent declares itself", async () => {
     const { steward } = makeSteward({ blueprints: [BASE, example] });
+    const result = await steward.evaluate(
+      {
+        ...good,
+        agentTier: "tier-1",
+        action: "export_database",
+        parameters: { destination: "https://x" },
+      },
+      context,
+    );
+    expect(result.governanceStatus.blueprintId).toBe("finance/base@1.0");
+  });
+
+  it("escalates on the daily limit once earlier transfers are counted", async () => {
+    const { steward } = makeSteward({ blueprints: [BASE, example], agentTiers });
     const transfer = (amount: number) =>
       steward.evaluate(
         { ...good, action: "transfer_funds", parameters: { amount, payee: "acme" } },

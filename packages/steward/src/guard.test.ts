@@ -130,6 +130,58 @@ describe("guard shorthand", () => {
   });
 });
 
+describe("guard arithmetic", () => {
+  it("mixes ints and doubles like blueprints", async () => {
+    const spend = guard({ tripwires: ["spend * 2 < 100"] }, async (_: { spend: number }) => "ran");
+    await expect(spend({ spend: 10 })).resolves.toBe("ran");
+    await expect(spend({ spend: 60 })).rejects.toBeInstanceOf(TripwireViolation);
+  });
+});
+
+describe("guard with a steward: approvals", () => {
+  it("counts an approved ESCALATE toward the steward's daily limit", async () => {
+    const { steward } = makeSteward({
+      blueprints: [
+        {
+          id: "limit@1",
+          version: "1",
+          tripwires: [
+            {
+              id: "daily",
+              condition: "state.daily_total + args.amount > 1000",
+              requiresState: true,
+              onFail: { decision: "ESCALATE" },
+            },
+          ],
+          trustDebt: { enabled: false },
+        },
+      ],
+    });
+    const refunds: number[] = [];
+    const refund = guard(
+      {
+        steward,
+        agentId: "approver",
+        params: ["amount"],
+        onReview: (decision) => decision.proceed(...([decision.args.amount] as [number])),
+      },
+      async (amount: number) => {
+        refunds.push(amount);
+        return amount;
+      },
+    );
+    await refund(900);
+    await refund(900); // ESCALATE, approved
+    const state = await steward.evaluate({
+      agentId: "approver",
+      action: "probe",
+      parameters: { amount: 0 },
+    });
+    expect(state.intervention).toBe("ESCALATE"); // 1800 counted
+    expect(refunds).toEqual([900, 900]);
+  });
+});
+
 describe("no_pii", () => {
   const call = guard(
     { tripwires: ["no_pii"] },
@@ -144,6 +196,13 @@ describe("no_pii", () => {
     ["a US phone", "call (415) 555-2671"],
     ["an SSN", "ssn 123-45-6789"],
     ["a UK NI number", "NI number QQ 12 34 56 C is fine? no: AB123456C"],
+    ["a card followed by its CVV", "4111111111111111 123"],
+    ["a card with dots", "4111.1111.1111.1111"],
+    ["a card glued to its CVV", "4111111111111111123"],
+    ["an SSN with spaces", "ssn 123 45 6789"],
+    ["a bare SSN next to a keyword", "SSN: 123456789"],
+    ["a UK phone", "call 020 7946 0958"],
+    ["a UK mobile", "call 07700 900123"],
   ])("blocks %s", async (_, note) => {
     await expect(call({ note })).rejects.toMatchObject({ tripwires: ["no_pii"] });
   });
@@ -167,6 +226,65 @@ describe("no_pii", () => {
     ["a short invoice id", "INV-2024-0042"],
   ])("lets %s through", async (_, note) => {
     await expect(call({ note })).resolves.toBe("ran");
+  });
+
+  it("denies when the scan limits are hit, and scans Map values", async () => {
+    const padded = [...Array.from({ length: 10_000 }, () => "x"), "victim@example.com"];
+    await expect(call({ note: "x", nested: padded })).rejects.toBeInstanceOf(TripwireViolation);
+    let deep: unknown = "victim@example.com";
+    for (let index = 0; index < 40; index++) deep = { deep };
+    await expect(call({ note: "x", nested: deep })).rejects.toBeInstanceOf(TripwireViolation);
+    await expect(
+      call({ note: "x", nested: new Map([["k", "victim@example.com"]]) }),
+    ).rejects.toBeInstanceOf(TripwireViolation);
+  });
+
+  it("scans positional arguments without params, and extras beyond params", async () => {
+    const ran = vi.fn(async (..._args: unknown[]) => "ran");
+    const positional = guard({ tripwires: ["no_pii"] }, (email: string, reasoning: string) =>
+      ran(email, reasoning),
+    );
+    await expect(positional("victim@example.com", "asked")).rejects.toBeInstanceOf(
+      TripwireViolation,
+    );
+    const extra = guard(
+      { tripwires: ["no_pii"], params: ["amount"] },
+      (amount: number, note: string) => ran(amount, note),
+    );
+    await expect(extra(5, "victim@example.com")).rejects.toBeInstanceOf(TripwireViolation);
+    const keywords = guard({ blockedKeywords: ["password"] }, (note: string, reasoning: string) =>
+      ran(note, reasoning),
+    );
+    await expect(keywords("x", "here is the password")).rejects.toBeInstanceOf(TripwireViolation);
+    expect(ran).not.toHaveBeenCalled();
+  });
+
+  it("does not take millisecond timestamps for cards, but finds real test cards", () => {
+    const start = 1_763_884_800_000;
+    for (let index = 0; index < 1_000; index++) {
+      expect(detectPii(String(start + index))).toEqual([]);
+    }
+    let seed = 42;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let index = 0; index < 1_000; index++) {
+      expect(detectPii(String(random()))).toEqual([]); // decimals like 0.8734523452345
+    }
+    for (const card of [
+      "4111111111111111",
+      "4012888888881881",
+      "5555555555554444",
+      "2223003122003222",
+      "378282246310005",
+      "6011111111111117",
+      "3530111333300000",
+      "30569309025904",
+      "6200000000000005",
+    ]) {
+      expect(detectPii(card)).toEqual(["card"]);
+    }
   });
 
   it("checks Luhn", () => {

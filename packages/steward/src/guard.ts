@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { AgentHaltedError } from "@gov/core";
 import { Environment } from "@marcbachmann/cel-js";
+import { mixedArithmetic } from "./blueprint";
 import { PolicyError as BasePolicyError, TripwireViolation } from "./errors";
 
 class PolicyError extends BasePolicyError {
@@ -10,7 +11,7 @@ class PolicyError extends BasePolicyError {
 }
 
 import type { InterventionResult, InterventionType } from "./models";
-import { detectPii, stringsOf } from "./pii";
+import { containsPii } from "./pii";
 import { type GovernanceSteward, stricter } from "./steward";
 
 /** A custom rule of `guard()`: fires when `condition` (CEL over the named arguments) is true. */
@@ -34,7 +35,11 @@ export interface GuardDecision<Args extends unknown[], Result> {
   args: Record<string, unknown>;
   /** The steward's result, when a steward was given. */
   stewardResult: InterventionResult | null;
-  /** Call the guarded function anyway (e.g. after a human approved it in `onReview`). */
+  /**
+   * Call the guarded function anyway (e.g. after a human approved it in `onReview`). After a
+   * steward's ESCALATE, it first commits the action (`steward.commit`), so that stateful
+   * limits count it.
+   */
   proceed: (...args: Args) => Promise<Result>;
 }
 
@@ -43,7 +48,8 @@ export interface GuardOptions<Args extends unknown[] = unknown[], Result = unkno
   /**
    * The **allowed** conditions, as CEL over the function's named arguments (`"spend < 50"`;
    * `$` is ignored). `"no_pii"` refuses e-mails, phone numbers, card numbers (Luhn) and
-   * national id numbers in the reasoning and the arguments. A condition that does not hold,
+   * national id numbers in the reasoning and every argument, named or not; a value too large
+   * or deep to scan completely is refused. A condition that does not hold,
    * or cannot be evaluated (a missing argument), denies the call (BLOCK).
    */
   tripwires?: readonly string[];
@@ -51,7 +57,10 @@ export interface GuardOptions<Args extends unknown[] = unknown[], Result = unkno
   rules?: readonly GuardRule[];
   /** Deny when the argument `spend` (else `amount`, else `cost`) exceeds this. */
   maxSpend?: number;
-  /** Deny when the reasoning contains one of these (case-insensitive). */
+  /**
+   * Deny when the reasoning, or a string in an argument the guard cannot name (positional,
+   * without or beyond `params`), contains one of these (case-insensitive).
+   */
   blockedKeywords?: readonly string[];
   /** The action name in results and traces. @default the function's name, or "guarded_action" */
   actionName?: string;
@@ -62,6 +71,11 @@ export interface GuardOptions<Args extends unknown[] = unknown[], Result = unkno
   params?: readonly string[];
   /** The agent the call is made for (trust debt and audit, with `steward`). @default "anonymous" */
   agentId?: string;
+  /**
+   * The agent's tier, as the host knows it (selects the steward's blueprint). @default the
+   * steward's `agentTiers`, else ""
+   */
+  agentTier?: string;
   /** Also evaluate the call with this steward (its blueprints); the strictest decision wins. */
   steward?: GovernanceSteward;
   /** Called instead of the function on a denial; its value is returned. Without it: TripwireViolation. */
@@ -70,14 +84,18 @@ export interface GuardOptions<Args extends unknown[] = unknown[], Result = unkno
   onReview?: (decision: GuardDecision<Args, Result>) => Result | Promise<Result>;
 }
 
-const GUARD_ENVIRONMENT = new Environment({ unlistedVariablesAreDyn: true });
+// The same mixed int/double arithmetic as blueprints: `spend * 2 < 100` with `spend: 10`.
+const GUARD_ENVIRONMENT = mixedArithmetic(new Environment({ unlistedVariablesAreDyn: true }));
 
 interface CompiledGuardRule {
   id: string;
   decision: InterventionType;
   reason: string;
-  /** True when the rule fires. */
-  fires: (variables: Record<string, unknown>) => boolean;
+  /**
+   * True when the rule fires. `unnamed` holds the arguments the guard could not name
+   * (positional arguments without `params`, or beyond them).
+   */
+  fires: (variables: Record<string, unknown>, unnamed: readonly unknown[]) => boolean;
 }
 
 function compileGuardExpression(
@@ -117,10 +135,8 @@ function compileRules<Args extends unknown[], Result>(
         decision: "BLOCK",
         reason:
           "Personal data (e-mail, phone, card or national id number) in the reasoning or arguments.",
-        fires: (variables) => {
-          for (const value of stringsOf(variables)) if (detectPii(value).length > 0) return true;
-          return false;
-        },
+        // Every argument, named or not; a value too large or deep to scan denies.
+        fires: (variables, unnamed) => containsPii(variables) || containsPii(unnamed),
       });
       continue;
     }
@@ -198,9 +214,14 @@ function compileRules<Args extends unknown[], Result>(
       id: "blocked_keywords",
       decision: "BLOCK",
       reason: "The reasoning contains a blocked keyword.",
-      fires: (variables) => {
-        const reasoning = String(variables.reasoning ?? "").toLowerCase();
-        return keywords.some((keyword) => reasoning.includes(keyword));
+      fires: (variables, unnamed) => {
+        const texts = [String(variables.reasoning ?? "")];
+        // Arguments without a name may be the reasoning: check their strings too.
+        collectStrings(unnamed, texts, 0);
+        return texts.some((text) => {
+          const lower = text.toLowerCase();
+          return keywords.some((keyword) => lower.includes(keyword));
+        });
       },
     });
   }
@@ -238,20 +259,20 @@ export function guard<Args extends unknown[], Result>(
   const rules = compileRules(options);
   const actionName = options.actionName ?? (fn.name || "guarded_action");
   const params = options.params;
-  const named = (args: Args): Record<string, unknown> => {
+  const named = (args: Args): { variables: Record<string, unknown>; unnamed: unknown[] } => {
     if (params) {
       const out: Record<string, unknown> = {};
       for (const [index, name] of params.entries()) out[name] = args[index];
-      return out;
+      return { variables: out, unnamed: args.slice(params.length) };
     }
     const [first] = args;
     return typeof first === "object" && first !== null && !Array.isArray(first)
-      ? { ...(first as Record<string, unknown>) }
-      : {};
+      ? { variables: { ...(first as Record<string, unknown>) }, unnamed: args.slice(1) }
+      : { variables: {}, unnamed: [...args] };
   };
   const call = async (...args: Args): Promise<Result> => fn(...args);
   return async (...args: Args): Promise<Result> => {
-    const variables = named(args);
+    const { variables, unnamed } = named(args);
     const reasoningValue = variables.reasoning ?? variables.reason;
     const reasoning = typeof reasoningValue === "string" ? reasoningValue : "";
     const scope = { ...variables, reasoning, args: variables };
@@ -259,7 +280,7 @@ export function guard<Args extends unknown[], Result>(
     const fired: string[] = [];
     let message = "";
     for (const rule of rules) {
-      if (!rule.fires(scope)) continue;
+      if (!rule.fires(scope, unnamed)) continue;
       fired.push(rule.id);
       if (RANKED.indexOf(rule.decision) > RANKED.indexOf(decision)) message = rule.reason;
       decision = rule.decision === "FLAG" ? decision : stricter(decision, rule.decision);
@@ -275,6 +296,7 @@ export function guard<Args extends unknown[], Result>(
           traceId: randomUUID(),
         },
         {},
+        options.agentTier === undefined ? {} : { agentTier: options.agentTier },
       );
       fired.push(...stewardResult.governanceStatus.firedTripwires);
       const stewardDecision = stewardResult.intervention;
@@ -296,7 +318,12 @@ export function guard<Args extends unknown[], Result>(
       fired,
       args: variables,
       stewardResult,
-      proceed: call,
+      // An approved ESCALATE is counted by the steward's stateful limits before it runs.
+      proceed: async (...proceedArgs: Args) => {
+        if (options.steward && stewardResult?.intervention === "ESCALATE")
+          await options.steward.commit(stewardResult.traceId);
+        return call(...proceedArgs);
+      },
     };
     if (decision === "ESCALATE" && options.onReview) return options.onReview(details);
     if (options.onDeny) return options.onDeny(details);
@@ -308,6 +335,16 @@ export function guard<Args extends unknown[], Result>(
       action: actionName,
     });
   };
+}
+
+function collectStrings(value: unknown, out: string[], depth: number): void {
+  if (depth > 32 || out.length > 10_000) return;
+  if (typeof value === "string") out.push(value);
+  else if (Array.isArray(value)) for (const item of value) collectStrings(item, out, depth + 1);
+  else if (value instanceof Map)
+    for (const item of value.values()) collectStrings(item, out, depth + 1);
+  else if (typeof value === "object" && value !== null)
+    for (const item of Object.values(value)) collectStrings(item, out, depth + 1);
 }
 
 const RANKED: readonly InterventionType[] = ["OK", "FLAG", "NUDGE", "ESCALATE", "BLOCK", "HALT"];

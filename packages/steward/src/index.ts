@@ -75,6 +75,7 @@ export {
 } from "./state";
 export {
   type BlueprintSource,
+  type EvaluateOptions,
   GovernanceSteward,
   type Scorer,
   type ScorerContext,

@@ -164,6 +164,19 @@ const trustDebtSchema = z.strictObject({
       restrictedMode: z.number().min(0).default(10),
       retieringReview: z.number().min(0).default(20),
     })
+    // Thresholds that are on (> 0) must be in order; 0 turns one off.
+    .refine(
+      (value) => {
+        const on = [value.elevatedMonitoring, value.restrictedMode, value.retieringReview].filter(
+          (limit) => limit > 0,
+        );
+        return on.every((limit, index) => index === 0 || (on[index - 1] as number) <= limit);
+      },
+      {
+        message:
+          "thresholds must satisfy elevatedMonitoring ≤ restrictedMode ≤ retieringReview (a threshold of 0 is off)",
+      },
+    )
     .default({ elevatedMonitoring: 5, restrictedMode: 10, retieringReview: 20 }),
 });
 
@@ -237,11 +250,19 @@ export interface CognitiveTrace {
   evidence?: readonly string[];
   /** @default a random UUID */
   traceId?: string;
-  /** @default "anonymous" */
+  /** Filled by the host, never by the agent. @default "anonymous" */
   agentId?: string;
-  /** @default "" */
+  /**
+   * Ignored for selection and `agent.tier`: the tier comes from the host (the steward's
+   * `agentTiers`, or `evaluate`'s option `{ agentTier }`); a differing value is reported as
+   * `metadata.ignoredTraceAgentTier`.
+   */
   agentTier?: string;
-  /** The hook this trace is evaluated at. @default "pre_action" */
+  /**
+   * Optional assertion of the hook; it must be one of {@link HOOKS} and equal the hook the
+   * host passes to `evaluate` (`options.hook`, default "pre_action"), else the evaluation is
+   * refused. The host, not the agent, decides the hook.
+   */
   hook?: Hook;
 }
 

@@ -14,7 +14,12 @@ import {
   PostgresStateStorage,
   PostgresTrustDebtStorage,
 } from "./persistence";
-import { type BlueprintSource, GovernanceSteward, type StewardOptions } from "./steward";
+import {
+  type BlueprintSource,
+  type EvaluateOptions,
+  GovernanceSteward,
+  type StewardOptions,
+} from "./steward";
 
 /** The steward module's migrations: schema `gov_steward`. */
 export const stewardMigrations: MigrationSource = {
@@ -109,8 +114,17 @@ export class StewardModule {
   }
 
   /** {@link GovernanceSteward.evaluate}. */
-  evaluate(trace: CognitiveTrace, context?: Record<string, unknown>): Promise<InterventionResult> {
-    return this.steward.evaluate(trace, context);
+  evaluate(
+    trace: CognitiveTrace,
+    context?: Record<string, unknown>,
+    options?: EvaluateOptions,
+  ): Promise<InterventionResult> {
+    return this.steward.evaluate(trace, context, options);
+  }
+
+  /** {@link GovernanceSteward.commit}: count an approved ESCALATE. */
+  commit(traceId: string): Promise<boolean> {
+    return this.steward.commit(traceId);
   }
 
   /** {@link guard} with this steward (its blueprints, trust debt and audit) evaluating too. */

@@ -91,6 +91,57 @@ describe.each(testEngines())("steward persistence on $name", (engine: TestEngine
   );
 
   it.skipIf(!engine.available)(
+    "never lets a negative amount lower the daily total; counts bigint amounts",
+    async () => {
+      const steward = await make();
+      const pay = (amount: number | bigint) =>
+        steward.evaluate({ agentId: "neg", action: "pay", parameters: { amount } });
+      expect((await pay(900)).intervention).toBe("OK");
+      expect((await pay(-5000)).intervention).toBe("OK"); // allowed by this blueprint, counts 0
+      expect((await pay(200)).intervention).toBe("BLOCK");
+      const other = await make();
+      const payBig = (amount: bigint) =>
+        other.evaluate({ agentId: "big", action: "pay", parameters: { amount } });
+      expect((await payBig(900n)).intervention).toBe("OK");
+      expect((await payBig(200n)).intervention).toBe("BLOCK");
+    },
+  );
+
+  it.skipIf(!engine.available)("counts an approved ESCALATE once it is committed", async () => {
+    const steward = await make({
+      blueprints: [
+        {
+          ...STATEFUL,
+          id: "escalating@1",
+          tripwires: [{ ...STATEFUL.tripwires[0], onFail: { decision: "ESCALATE" } }],
+        },
+      ],
+    });
+    const pay = (amount: number) =>
+      steward.evaluate({ agentId: "esc", action: "pay", parameters: { amount } });
+    expect((await pay(900)).intervention).toBe("OK");
+    const escalated = await pay(900);
+    expect(escalated.intervention).toBe("ESCALATE");
+    expect(await steward.commit(escalated.traceId)).toBe(true);
+    expect((await pay(50)).intervention).toBe("ESCALATE");
+  });
+
+  it.skipIf(!engine.available)(
+    "never moves a day bucket backwards when a clock lags at midnight",
+    async () => {
+      const steward = await make();
+      const pay = (amount: number) =>
+        steward.evaluate({ agentId: "late", action: "pay", parameters: { amount } });
+      clock.set(new Date("2026-03-02T00:00:01Z"));
+      expect((await pay(600)).intervention).toBe("OK");
+      clock.set(new Date("2026-03-01T23:59:59Z")); // another process, 2 s behind
+      expect((await pay(100)).intervention).toBe("OK"); // counted into the new day
+      clock.set(new Date("2026-03-02T00:00:02Z"));
+      expect((await pay(500)).intervention).toBe("BLOCK"); // 600 + 100 + 500 > 1000
+    },
+  );
+
+  it.skipIf(!engine.available)(
     "counts concurrent updates from two stewards atomically",
     async () => {
       // On real Postgres the second steward has a pool of its own, as another process would.

@@ -66,32 +66,35 @@ export class PostgresStateStorage implements StateStorage {
   async reserve(agentId: string, action: RecordedAction, nowMs: number): Promise<AgentState> {
     const hour = Math.floor(nowMs / HOUR_MS) * HOUR_MS;
     const day = Math.floor(nowMs / DAY_MS) * DAY_MS;
-    const amount = action.amount;
+    const amount = Math.max(0, action.amount);
     const [row] = await this.#store.query<StateRow>(sql`
       insert into gov_steward.agent_state as s
         (agent_id, hour_start_ms, hour_count, previous_hour_count, day_start_ms, day_count, day_amount, total)
       values (${agentId}, ${hour}::bigint, 1, 0, ${day}::bigint, 1, ${amount}::float8, 1)
       on conflict (agent_id) do update set
         previous_hour_count = case
-          when s.hour_start_ms = ${hour}::bigint then s.previous_hour_count
+          when s.hour_start_ms >= ${hour}::bigint then s.previous_hour_count
           when s.hour_start_ms = ${hour - HOUR_MS}::bigint then s.hour_count
           else 0 end,
-        hour_count = case when s.hour_start_ms = ${hour}::bigint then s.hour_count + 1 else 1 end,
-        hour_start_ms = ${hour}::bigint,
-        day_count = case when s.day_start_ms = ${day}::bigint then s.day_count + 1 else 1 end,
-        day_amount = case when s.day_start_ms = ${day}::bigint then s.day_amount + ${amount}::float8 else ${amount}::float8 end,
-        day_start_ms = ${day}::bigint,
+        hour_count = case when s.hour_start_ms >= ${hour}::bigint then s.hour_count + 1 else 1 end,
+        hour_start_ms = greatest(s.hour_start_ms, ${hour}::bigint),
+        day_count = case when s.day_start_ms >= ${day}::bigint then s.day_count + 1 else 1 end,
+        day_amount = case when s.day_start_ms >= ${day}::bigint then s.day_amount + ${amount}::float8 else ${amount}::float8 end,
+        day_start_ms = greatest(s.day_start_ms, ${day}::bigint),
         total = s.total + 1,
         updated_at = now()
       returning hour_start_ms, hour_count, previous_hour_count, day_start_ms, day_count, day_amount, total`);
     if (!row) throw new Error("the state upsert returned no row");
     // The row now counts this action: the state before it is the row without it.
+    // A process whose clock is behind counts into the current (later) buckets and reads them
+    // as of their start: buckets never move backwards.
+    const rowHour = Number(row.hour_start_ms);
     return {
       actions_last_hour: actionsLastHour(
-        hour,
+        rowHour,
         Number(row.hour_count) - 1,
         Number(row.previous_hour_count),
-        nowMs,
+        Math.max(nowMs, rowHour),
       ),
       actions_today: Number(row.day_count) - 1,
       daily_total: Number(row.day_amount) - amount,
@@ -106,7 +109,7 @@ export class PostgresStateStorage implements StateStorage {
       update gov_steward.agent_state set
         hour_count = case when hour_start_ms = ${hour}::bigint then greatest(0, hour_count - 1) else hour_count end,
         day_count = case when day_start_ms = ${day}::bigint then greatest(0, day_count - 1) else day_count end,
-        day_amount = case when day_start_ms = ${day}::bigint then day_amount - ${action.amount}::float8 else day_amount end,
+        day_amount = case when day_start_ms = ${day}::bigint then greatest(0, day_amount - ${Math.max(0, action.amount)}::float8) else day_amount end,
         total = greatest(0, total - 1),
         updated_at = now()
       where agent_id = ${agentId}`);

@@ -18,7 +18,7 @@ export interface AgentState {
 
 /** An action counted by a stateful evaluation. */
 export interface RecordedAction {
-  /** `args.amount` when it is a finite number, else 0. */
+  /** `args.amount` when it is a finite number or a bigint and ≥ 0; else 0 (never negative). */
   amount: number;
 }
 
@@ -124,11 +124,14 @@ export class InMemoryStateStorage implements StateStorage {
     };
   }
 
-  reserve(agentId: string, action: RecordedAction, nowMs: number): AgentState {
+  reserve(agentId: string, action: RecordedAction, requestedMs: number): AgentState {
+    // A clock moving backwards counts into the current buckets: they never move back.
+    const existing = this.#agents.get(agentId);
+    const nowMs = existing ? Math.max(requestedMs, existing.hourStart) : requestedMs;
     const before = this.read(agentId, nowMs);
     const hour = Math.floor(nowMs / HOUR_MS) * HOUR_MS;
     const day = Math.floor(nowMs / DAY_MS) * DAY_MS;
-    let counters = this.#agents.get(agentId);
+    let counters = existing;
     if (!counters) {
       counters = {
         hourStart: hour,
@@ -153,7 +156,7 @@ export class InMemoryStateStorage implements StateStorage {
     }
     counters.hourCount++;
     counters.dayCount++;
-    counters.dayAmount += action.amount;
+    counters.dayAmount += Math.max(0, action.amount);
     counters.total++;
     return before;
   }
@@ -165,7 +168,7 @@ export class InMemoryStateStorage implements StateStorage {
       counters.hourCount = Math.max(0, counters.hourCount - 1);
     if (counters.dayStart === Math.floor(reservedAtMs / DAY_MS) * DAY_MS) {
       counters.dayCount = Math.max(0, counters.dayCount - 1);
-      counters.dayAmount -= action.amount;
+      counters.dayAmount = Math.max(0, counters.dayAmount - Math.max(0, action.amount));
     }
     counters.total = Math.max(0, counters.total - 1);
   }

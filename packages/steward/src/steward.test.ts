@@ -4,6 +4,7 @@ import { describe, expect, it, vi } from "vitest";
 import { decisionsBlueprint, makeSteward } from "./__fixtures__";
 import { BudgetExceeded, PolicyError } from "./errors";
 import type { CognitiveTrace } from "./models";
+import { InMemoryStateStorage } from "./state";
 import { GovernanceSteward } from "./steward";
 
 const DAY_MS = 86_400_000;
@@ -112,9 +113,71 @@ describe("precedence", () => {
     });
     expect((await filtered.evaluate({ action: "read" })).intervention).toBe("OK");
     expect((await filtered.evaluate({ action: "wire" })).intervention).toBe("BLOCK");
-    expect((await filtered.evaluate({ action: "read", hook: "post_action" })).intervention).toBe(
-      "ESCALATE",
-    );
+    expect(
+      (await filtered.evaluate({ action: "read" }, {}, { hook: "post_action" })).intervention,
+    ).toBe("ESCALATE");
+  });
+
+  it("lets the host, not the trace, choose the hook; refuses unknown hooks", async () => {
+    const { steward } = makeSteward({
+      blueprints: [
+        {
+          id: "h@1",
+          version: "1",
+          tripwires: [{ id: "big", condition: "args.amount > 500", onFail: { decision: "BLOCK" } }],
+        },
+      ],
+    });
+    const trace = { action: "pay", parameters: { amount: 900 } };
+    expect((await steward.evaluate({ ...trace, hook: "pre_action" })).intervention).toBe("BLOCK");
+    for (const hook of ["post_action", "on_reasoning", "PRE_ACTION", "whatever"]) {
+      await expect(
+        steward.evaluate({ ...trace, hook } as unknown as CognitiveTrace),
+      ).rejects.toThrow(/trace\.hook/);
+    }
+    await expect(
+      steward.evaluate(trace, {}, { hook: "PRE_ACTION" as unknown as "pre_action" }),
+    ).rejects.toThrow(/options\.hook/);
+  });
+});
+
+describe("getTrustDebt", () => {
+  it("decays with the blueprint of a tool-scoped agent", async () => {
+    const { steward, clock } = makeSteward({
+      blueprints: [
+        {
+          id: "tools@1",
+          version: "1",
+          scope: { tools: ["pay"] },
+          tripwires: [{ id: "b", condition: "true", onFail: { decision: "BLOCK" } }],
+          trustDebt: { decay: { rate: 0.5, periodHours: 1 } },
+        },
+      ],
+    });
+    await steward.evaluate({ agentId: "d", action: "pay" });
+    expect(await steward.getTrustDebt("d")).toBe(2);
+    clock.advance(3_600_000);
+    expect(await steward.getTrustDebt("d")).toBeCloseTo(1, 9);
+    expect(await steward.getTrustDebt("d", "", "pay")).toBeCloseTo(1, 9);
+  });
+});
+
+describe("numbers", () => {
+  it("compares an int literal with a trace double by ==, as BLUEPRINTS.md says", async () => {
+    const { steward } = makeSteward({
+      blueprints: [
+        {
+          id: "eq@1",
+          version: "1",
+          tripwires: [{ id: "c", condition: "args.count == 3", onFail: { decision: "BLOCK" } }],
+        },
+      ],
+    });
+    const run = async (count: number) =>
+      (await steward.evaluate({ action: "a", parameters: { count } })).intervention;
+    expect(await run(3)).toBe("BLOCK");
+    expect(await run(3.5)).toBe("OK");
+    expect(await run(4)).toBe("OK");
   });
 });
 
@@ -284,6 +347,48 @@ describe("stateful tripwires in memory", () => {
     expect((await pay(900)).intervention).toBe("OK");
   });
 
+  it("never lets a negative amount lower the daily total; counts bigint amounts", async () => {
+    const { steward } = makeSteward({ blueprints: [blueprint] });
+    const pay = (agentId: string, amount: number | bigint) =>
+      steward.evaluate({ agentId, action: "pay", parameters: { amount } });
+    expect((await pay("neg", 900)).intervention).toBe("OK");
+    expect((await pay("neg", -5000)).intervention).toBe("OK"); // counts 0
+    expect((await pay("neg", 200)).intervention).toBe("BLOCK");
+    expect((await pay("big", 900n)).intervention).toBe("OK");
+    expect((await pay("big", 200n)).intervention).toBe("BLOCK");
+  });
+
+  it("counts an approved ESCALATE once it is committed", async () => {
+    const escalating = {
+      ...blueprint,
+      tripwires: [{ ...blueprint.tripwires[0], onFail: { decision: "ESCALATE" } }],
+    };
+    const { steward } = makeSteward({ blueprints: [escalating] });
+    const pay = (amount: number) =>
+      steward.evaluate({ agentId: "esc", action: "pay", parameters: { amount } });
+    expect((await pay(900)).intervention).toBe("OK");
+    const escalated = await pay(900);
+    expect(escalated.intervention).toBe("ESCALATE");
+    expect(escalated.metadata.commitOnApproval).toBe(true);
+    expect(await steward.commit(escalated.traceId)).toBe(true);
+    expect(await steward.commit(escalated.traceId)).toBe(false); // idempotent
+    expect(await steward.commit("unknown")).toBe(false);
+    // 1800 counted: even a small payment now needs approval.
+    expect((await pay(50)).intervention).toBe("ESCALATE");
+  });
+
+  it("never moves a day bucket backwards when the clock does", async () => {
+    const { steward, clock } = makeSteward({ blueprints: [blueprint] });
+    const pay = (amount: number) =>
+      steward.evaluate({ agentId: "late", action: "pay", parameters: { amount } });
+    clock.set(new Date("2026-01-02T00:00:01Z"));
+    expect((await pay(600)).intervention).toBe("OK");
+    clock.set(new Date("2026-01-01T23:59:59Z"));
+    expect((await pay(100)).intervention).toBe("OK");
+    clock.set(new Date("2026-01-02T00:00:02Z"));
+    expect((await pay(500)).intervention).toBe("BLOCK");
+  });
+
   it("fails closed when the state cannot be read", async () => {
     const { steward } = makeSteward({
       blueprints: [blueprint],
@@ -324,9 +429,67 @@ describe("scope selection", () => {
     [{ agentId: "x", agentTier: "tier-1" }, "default@1"],
     [{ agentId: "x", agentTier: "tier-2" }, "tier@1"],
     [{ agentId: "vip", agentTier: "tier-2" }, "agent@1"],
-  ])("%j → %s", async (who, expected) => {
-    const result = await steward.evaluate({ ...who, action: "a" });
+  ])("%j → %s", async ({ agentId, agentTier }, expected) => {
+    const result = await steward.evaluate({ agentId, action: "a" }, {}, { agentTier });
     expect(result.governanceStatus.blueprintId).toBe(expected);
+  });
+
+  it("takes the tier from the host, never from the trace", async () => {
+    // A tier the agent declares in its trace is ignored.
+    const declared = await steward.evaluate({ agentId: "x", agentTier: "tier-2", action: "a" });
+    expect(declared.governanceStatus.blueprintId).toBe("default@1");
+    expect(declared.metadata.ignoredTraceAgentTier).toBe("tier-2");
+    const { steward: mapped } = makeSteward({ blueprints, agentTiers: { x: "tier-2" } });
+    expect(
+      (await mapped.evaluate({ agentId: "x", action: "a" })).governanceStatus.blueprintId,
+    ).toBe("tier@1");
+    const { steward: resolved } = makeSteward({
+      blueprints,
+      agentTiers: (id) => (id === "y" ? "tier-2" : undefined),
+    });
+    expect(
+      (await resolved.evaluate({ agentId: "y", agentTier: "tier-1", action: "a" })).governanceStatus
+        .blueprintId,
+    ).toBe("tier@1");
+    expect(
+      (await resolved.evaluate({ agentId: "y", action: "a" }, {}, { agentTier: "tier-1" }))
+        .governanceStatus.blueprintId,
+    ).toBe("default@1");
+  });
+
+  it("prefers the descendant on a tie, whatever the order given", async () => {
+    const base = {
+      id: "base@1",
+      version: "1",
+      tripwires: [{ id: "never", condition: "false", onFail: { decision: "BLOCK" } }],
+    };
+    const child = {
+      id: "child@1",
+      version: "1",
+      inherits: "base@1",
+      tripwires: [{ id: "big", condition: "args.amount > 500", onFail: { decision: "BLOCK" } }],
+    };
+    for (const order of [
+      [base, child],
+      [child, base],
+    ]) {
+      const { steward: tied } = makeSteward({ blueprints: order });
+      const result = await tied.evaluate({ action: "pay", parameters: { amount: 9999 } });
+      expect(result.governanceStatus.blueprintId).toBe("child@1");
+      expect(result.intervention).toBe("BLOCK");
+    }
+  });
+
+  it("refuses unrelated blueprints that are equally specific", () => {
+    const a = { id: "a@1", version: "1", scope: { tools: ["pay", "x"] } };
+    const b = { id: "b@1", version: "1", scope: { tools: ["pay"] } };
+    expect(() => makeSteward({ blueprints: [a, b] })).toThrow(PolicyError);
+    expect(() => makeSteward({ blueprints: [a, b] })).toThrow(/"a@1" and "b@1"/);
+    // Disjoint or differently specific scopes are fine.
+    expect(() =>
+      makeSteward({ blueprints: [a, { ...b, scope: { tools: ["refund"] } }] }),
+    ).not.toThrow();
+    expect(() => makeSteward({ blueprints: [a, { id: "c@1", version: "1" }] })).not.toThrow();
   });
 
   it("blocks when no blueprint applies", async () => {
@@ -374,6 +537,33 @@ describe("tier-1 scorers", () => {
     await expect(raise.steward.evaluate({ action: "a" })).rejects.toSatisfy(
       (error) => BudgetExceeded.isInstance(error) && error.code === "LATENCY_BUDGET_EXCEEDED",
     );
+  });
+
+  it("releases the state reservation when the evaluation throws", async () => {
+    const stateStorage = new InMemoryStateStorage();
+    const { steward } = makeSteward({
+      blueprints: [
+        {
+          ...blueprint("raise"),
+          tripwires: [
+            {
+              id: "daily",
+              condition: "state.daily_total + args.amount > 1000",
+              requiresState: true,
+              onFail: { decision: "BLOCK" },
+            },
+          ],
+        },
+      ],
+      scorers: { judge: slow },
+      stateStorage,
+    });
+    await expect(
+      steward.evaluate({ agentId: "p", action: "a", parameters: { amount: 900 } }),
+    ).rejects.toSatisfy((error) => BudgetExceeded.isInstance(error));
+    const state = stateStorage.read("p", Date.parse("2026-01-01T00:00:00Z"));
+    expect(state.daily_total).toBe(0);
+    expect(state.actions_total).toBe(0);
   });
 
   it("treats a failing or out-of-range scorer as its fallback (not a timeout)", async () => {
@@ -476,6 +666,37 @@ describe("observation never breaks the host", () => {
     expect(result.intervention).toBe("BLOCK");
     expect(steward.getMetrics().auditFailures).toBe(1);
     expect(logger.error).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe("a stuck audit sink at complete", () => {
+  it("times out, goes on, and says so", async () => {
+    const logger = { debug() {}, info() {}, warn() {}, error: vi.fn() };
+    const steward = new GovernanceSteward(
+      {
+        blueprints: [
+          decisionsBlueprint({
+            trustDebt: {
+              thresholds: { elevatedMonitoring: 1, restrictedMode: 0, retieringReview: 0 },
+            },
+          }),
+        ],
+        conformanceLevel: "complete",
+        auditTimeoutMs: 30,
+      },
+      { audit: { log: () => new Promise<never>(() => {}) }, logger },
+    );
+    const result = await steward.evaluate(kinds("BLOCK")); // crosses a threshold too
+    expect(result.intervention).toBe("BLOCK");
+    expect(result.metadata.auditError).toBe("timeout");
+    expect(steward.getMetrics().auditTimeouts).toBe(2);
+    expect(logger.error).toHaveBeenCalledTimes(2);
+  });
+
+  it("refuses a bad audit timeout", () => {
+    expect(
+      () => new GovernanceSteward({ blueprints: [decisionsBlueprint()], auditTimeoutMs: 0 }),
+    ).toThrow(PolicyError);
   });
 });
 

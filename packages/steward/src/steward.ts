@@ -27,6 +27,8 @@ import {
   type CognitiveTrace,
   type ConformanceLevel,
   type GovernanceStatus,
+  HOOKS,
+  type Hook,
   type InterventionResult,
   type InterventionType,
   type RiskLevel,
@@ -90,6 +92,36 @@ export interface StewardOptions {
   production?: boolean;
   /** Tier-1 scorers by name, referred to by checks' `scorer`. @default {} */
   scorers?: Readonly<Record<string, Scorer>>;
+  /**
+   * The agents' tiers, as the **host** knows them: a map from agent id to tier, or a function
+   * of the agent id. The tier selects the blueprint (`scope.agentTiers`) and is `agent.tier`
+   * in CEL. A trace's own `agentTier` is never used: an agent must not choose its blueprint.
+   * An `evaluate` option `{ agentTier }` overrides this. @default every agent has tier ""
+   */
+  agentTiers?: Readonly<Record<string, string>> | ((agentId: string) => string | undefined);
+  /**
+   * At `complete`, how long an evaluation waits for an audit write before it goes on without
+   * it (logged, counted in `getMetrics().auditTimeouts`, `metadata.auditError: "timeout"`).
+   * @default 5000
+   */
+  auditTimeoutMs?: number;
+}
+
+/**
+ * What the **host** (never the agent) tells `evaluate` about a trace. Agent-built trace data
+ * must not decide which tripwires run or which blueprint applies.
+ */
+export interface EvaluateOptions {
+  /**
+   * The hook the host evaluates at (one of {@link HOOKS}). A trace's own `hook`, when
+   * present, must equal it, or the evaluation is refused. @default "pre_action"
+   */
+  hook?: Hook;
+  /**
+   * The agent's tier, as the host knows it (overrides the steward's `agentTiers`). The
+   * trace's `agentTier` is ignored. @default the steward's `agentTiers`, else ""
+   */
+  agentTier?: string;
 }
 
 /** The ports a steward uses; each optional. */
@@ -117,8 +149,10 @@ export interface StewardMetrics {
   /** Tripwires that fired because their condition could not be evaluated (fail closed). */
   tripwireErrors: number;
   trustDebtThresholdCrossings: number;
-  /** Audit writes that failed (each logged). */
+  /** Audit writes that failed or timed out (each logged). */
   auditFailures: number;
+  /** Audit writes awaited at `complete` that took over `auditTimeoutMs`. */
+  auditTimeouts: number;
 }
 
 const RANK: Record<InterventionType, number> = {
@@ -136,6 +170,7 @@ export function stricter(a: InterventionType, b: InterventionType): Intervention
 }
 
 const LATENCY_WINDOW = 4_096;
+const MAX_PENDING_ESCALATIONS = 10_000;
 const HOUR_MS = 3_600_000;
 const EMPTY_ARGS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 const EMPTY_CONTEXT: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
@@ -225,6 +260,13 @@ function checkTrace(trace: unknown): asserts trace is CognitiveTrace {
       "Pass the agent's id, or leave it out (anonymous).",
     );
   }
+  if (value.hook !== undefined && !(HOOKS as readonly unknown[]).includes(value.hook)) {
+    throw new InvalidArgumentError(
+      "trace.hook",
+      `is ${JSON.stringify(String(value.hook)).slice(0, 80)}, not one of ${HOOKS.join(", ")}.`,
+      "Leave trace.hook out and pass the hook as evaluate's option { hook } (set by the host).",
+    );
+  }
   if (value.evidence !== undefined && !Array.isArray(value.evidence)) {
     throw new InvalidArgumentError(
       "trace.evidence",
@@ -251,10 +293,44 @@ function toBlueprints(sources: readonly BlueprintSource[]): CompiledBlueprint[] 
   const known = new Map<string, BlueprintDocument>();
   for (const slot of slots) if (typeof slot !== "number") known.set(slot.id, slot.document);
   const loaded = loadBlueprints(documents, (id) => known.get(id));
-  // Keep the order given: selection ties go to the blueprint given first.
-  return slots.map((slot) =>
+  const blueprints = slots.map((slot) =>
     typeof slot === "number" ? (loaded[slot] as CompiledBlueprint) : slot,
   );
+  refuseAmbiguous(blueprints);
+  return blueprints;
+}
+
+function descends(child: CompiledBlueprint, parent: CompiledBlueprint): boolean {
+  return child.lineage.includes(parent.id);
+}
+
+/**
+ * Two blueprints can tie for one trace when their scopes name the same dimensions and every
+ * named dimension's lists overlap. A tie is settled by descent (the descendant wins); two
+ * unrelated blueprints that can tie are refused: which one governs would be arbitrary.
+ */
+function refuseAmbiguous(blueprints: readonly CompiledBlueprint[]): void {
+  const overlaps = (a?: readonly string[], b?: readonly string[]) =>
+    a === undefined || b === undefined ? a === b : a.some((item) => b.includes(item));
+  for (const [i, a] of blueprints.entries()) {
+    for (const b of blueprints.slice(i + 1)) {
+      if (descends(a, b) || descends(b, a)) continue;
+      const sa = a.scope ?? {};
+      const sb = b.scope ?? {};
+      if (
+        overlaps(sa.agentIds, sb.agentIds) &&
+        overlaps(sa.agentTiers, sb.agentTiers) &&
+        overlaps(sa.tools, sb.tools)
+      ) {
+        throw new PolicyError(
+          "scope",
+          `"${a.id}" and "${b.id}" are equally specific for some agents and actions, and neither inherits from the other: which one applies would be arbitrary.`,
+          "Narrow one blueprint's scope (agentIds, agentTiers or tools), make one inherit from the other, or load only one of them.",
+          b.id,
+        );
+      }
+    }
+  }
 }
 
 /**
@@ -285,7 +361,11 @@ export class GovernanceSteward {
   readonly #logger: Logger;
   readonly #audit: AuditSink;
   readonly #halt: HaltGuard | null;
-  readonly #pending = new Set<Promise<void>>();
+  readonly #tiers: (agentId: string) => string | undefined;
+  readonly #auditTimeoutMs: number;
+  readonly #pending = new Set<Promise<unknown>>();
+  /** ESCALATEd stateful actions awaiting `commit`, by trace id (oldest dropped first). */
+  readonly #escalated = new Map<string, { agentId: string; counted: { amount: number } }>();
   readonly #latencies = new Float64Array(LATENCY_WINDOW);
   #latencyCount = 0;
   #latencySum = 0;
@@ -301,6 +381,7 @@ export class GovernanceSteward {
     tripwireErrors: 0,
     crossings: 0,
     auditFailures: 0,
+    auditTimeouts: 0,
   };
 
   /**
@@ -341,6 +422,34 @@ export class GovernanceSteward {
     this.#debt = options.trustDebtStorage ?? new InMemoryTrustDebtStorage();
     this.#conformance = conformance;
     this.#scorers = options.scorers ?? {};
+    const auditTimeoutMs = options.auditTimeoutMs ?? 5_000;
+    if (
+      typeof auditTimeoutMs !== "number" ||
+      !Number.isFinite(auditTimeoutMs) ||
+      auditTimeoutMs <= 0 ||
+      auditTimeoutMs > 2_147_483_647
+    ) {
+      throw new PolicyError(
+        "auditTimeoutMs",
+        `is ${String(auditTimeoutMs)}.`,
+        "Use a positive number of milliseconds, e.g. 5000.",
+      );
+    }
+    this.#auditTimeoutMs = auditTimeoutMs;
+    const tiers = options.agentTiers;
+    if (tiers !== undefined && typeof tiers !== "function" && !isPlainObject(tiers)) {
+      throw new PolicyError(
+        "agentTiers",
+        "must be a map from agent id to tier, or a function of the agent id.",
+        'Pass e.g. agentTiers: { "billing-agent": "tier-1" }.',
+      );
+    }
+    this.#tiers =
+      tiers === undefined
+        ? () => undefined
+        : typeof tiers === "function"
+          ? tiers
+          : (agentId) => (Object.hasOwn(tiers, agentId) ? tiers[agentId] : undefined);
     this.#clock = context.clock ?? systemClock;
     this.#logger = context.logger ?? createConsoleLogger();
     this.#audit = context.audit ?? noopAuditSink;
@@ -410,18 +519,28 @@ export class GovernanceSteward {
 
   /**
    * The blueprint that applies to a trace: the most specific scope that matches its agent
-   * id, tier and action (ties: the first given). `undefined` when none applies.
+   * id, tier and action; between equally specific blueprints, the descendant (the one that
+   * inherits from the other). `undefined` when none applies.
    */
   selectBlueprint(
     agentId: string,
     agentTier: string,
     action: string,
   ): CompiledBlueprint | undefined {
+    return this.#select(agentId, agentTier, action);
+  }
+
+  /** With `action` undefined, scopes' `tools` are ignored (any action). */
+  #select(agentId: string, agentTier: string, action: string | undefined) {
     let best: CompiledBlueprint | undefined;
     let bestScore = -1;
     for (const blueprint of this.#blueprints) {
-      const score = scopeSpecificity(blueprint.scope, agentId, agentTier, action);
-      if (score > bestScore) {
+      const scope =
+        action === undefined && blueprint.scope
+          ? { ...blueprint.scope, tools: undefined }
+          : blueprint.scope;
+      const score = scopeSpecificity(scope, agentId, agentTier, action ?? "");
+      if (score > bestScore || (score === bestScore && best && descends(blueprint, best))) {
         best = blueprint;
         bestScore = score;
       }
@@ -429,9 +548,15 @@ export class GovernanceSteward {
     return best;
   }
 
-  /** An agent's trust debt now (decayed with its blueprint's decay, or the default). */
-  async getTrustDebt(agentId: string, agentTier = ""): Promise<number> {
-    const blueprint = this.selectBlueprint(agentId, agentTier, "");
+  /**
+   * An agent's trust debt now, decayed with the decay of the blueprint that governs it: the
+   * one selected for `action` when given, else the most specific by agent id and tier
+   * whatever its tools (ties: the descendant, then the first given); the default decay when
+   * none applies. The tier defaults to the steward's `agentTiers`.
+   */
+  async getTrustDebt(agentId: string, agentTier?: string, action?: string): Promise<number> {
+    const tier = agentTier ?? this.#tiers(agentId) ?? "";
+    const blueprint = this.#select(agentId, tier, action);
     return this.#debt.read(agentId, this.#clock.nowMs(), decayOf(blueprint));
   }
 
@@ -446,6 +571,7 @@ export class GovernanceSteward {
   async evaluate(
     trace: CognitiveTrace,
     context: Record<string, unknown> = EMPTY_CONTEXT,
+    options: EvaluateOptions = {},
   ): Promise<InterventionResult> {
     const started = performance.now();
     checkTrace(trace);
@@ -456,8 +582,33 @@ export class GovernanceSteward {
         "Pass an object, or nothing.",
       );
     }
+    if (typeof options !== "object" || options === null) {
+      throw new InvalidArgumentError("options", "must be an object.", "Pass { hook }, or nothing.");
+    }
+    const hook: Hook = options.hook ?? "pre_action";
+    if (!(HOOKS as readonly unknown[]).includes(hook)) {
+      throw new InvalidArgumentError(
+        "options.hook",
+        `is ${JSON.stringify(String(hook)).slice(0, 80)}, not one of ${HOOKS.join(", ")}.`,
+        'Pass one of the hooks exactly, e.g. { hook: "pre_action" }.',
+      );
+    }
+    if (trace.hook !== undefined && trace.hook !== hook) {
+      throw new InvalidArgumentError(
+        "trace.hook",
+        `is "${trace.hook}" but the host evaluates at "${hook}".`,
+        "The host sets the hook (evaluate's option { hook }); leave trace.hook out.",
+      );
+    }
     const agentId = trace.agentId ?? "anonymous";
-    const agentTier = trace.agentTier ?? "";
+    const agentTier = options.agentTier ?? this.#tiers(agentId) ?? "";
+    if (typeof agentTier !== "string" || agentTier.length > STEWARD_LIMITS.idLength) {
+      throw new InvalidArgumentError(
+        "agentTier",
+        `must be a string of at most ${STEWARD_LIMITS.idLength} characters.`,
+        "Pass the agent's tier as a short string (evaluate's option, or the steward's agentTiers).",
+      );
+    }
     const traceId = trace.traceId ?? randomUUID();
     if (this.#halt) await this.#halt.assertAlive(agentId, { path: "steward.evaluate" });
     const nowMs = this.#clock.nowMs();
@@ -468,6 +619,7 @@ export class GovernanceSteward {
         trace,
         traceId,
         agentId,
+        agentTier,
         {
           decision: "BLOCK",
           flagged: false,
@@ -483,7 +635,6 @@ export class GovernanceSteward {
     }
 
     const args = trace.parameters ?? EMPTY_ARGS;
-    const hook = trace.hook ?? "pre_action";
     const celContext: Record<string, unknown> = {
       action: trace.action,
       args,
@@ -495,179 +646,231 @@ export class GovernanceSteward {
     };
     const metadata: Record<string, unknown> = {};
 
-    // 1. Tripwires.
-    let decision: InterventionType = "OK";
-    let flagged = false;
-    const fired: Fired[] = [];
-    let stateLoaded = false;
-    let reserved = false;
-    const rawAmount = args.amount;
-    const counted = {
-      amount: typeof rawAmount === "number" && Number.isFinite(rawAmount) ? rawAmount : 0,
-    };
-    let stateError: string | null = null;
-    for (const tripwire of blueprint.tripwires) {
-      if (tripwire.hook !== hook) continue;
-      if (tripwire.tools !== null && !tripwire.tools.has(trace.action)) continue;
-      let fires: boolean;
-      let error: string | undefined;
-      if (tripwire.requiresState && !stateLoaded) {
-        stateLoaded = true;
-        try {
-          celContext.state = await this.#state.reserve(agentId, counted, nowMs);
-          reserved = true;
-        } catch (cause) {
-          stateError = describe(cause);
-          this.#logger.warn(
-            "steward: the state storage could not be read; stateful tripwires fire",
-            {
-              agentId,
-              error: stateError,
-            },
-          );
-        }
-      }
-      if (tripwire.requiresState && stateError !== null) {
-        fires = true;
-        error = `state unavailable: ${stateError}`;
-      } else {
-        try {
-          const value = tripwire.evaluateCondition(celContext);
-          if (value === true) fires = true;
-          else if (value === false) fires = false;
-          else {
-            fires = true;
-            error = `condition yielded ${typeof value}, not a bool`;
-          }
-        } catch (cause) {
-          fires = true;
-          error = describe(cause);
-        }
-      }
-      if (!fires) continue;
-      const onFail = tripwire.onFail.decision;
-      fired.push({
-        id: tripwire.id,
-        decision: onFail,
-        severity: tripwire.severity,
-        reason: tripwire.onFail.reason ?? `Tripwire "${tripwire.id}" fired.`,
-        ...(error === undefined ? {} : { error }),
-      });
-      if (error !== undefined) this.#metrics.tripwireErrors++;
-      if (onFail === "FLAG") flagged = true;
-      else decision = stricter(decision, onFail);
-      if (onFail === "HALT") break;
-    }
-    this.#metrics.tripwireViolations += fired.length;
-
-    let quality = 1;
-    if (decision !== "HALT") {
-      // 2. Checks and the quality score.
-      if (blueprint.checks.length > 0) {
-        const scored = await this.#score(blueprint, trace, celContext, context, metadata);
-        quality = scored.quality;
-        if (scored.decision) decision = stricter(decision, scored.decision);
-      }
-      // Evidence requirements: enforced at `complete`, reported otherwise.
-      if (blueprint.evidence) {
-        const missing = missingEvidence(blueprint.evidence, trace);
-        if (missing.length > 0) {
-          metadata.missingEvidence = missing;
-          if (this.#conformance === "complete") {
-            decision = stricter(decision, blueprint.evidence.onMissing);
-          }
-        }
-      }
-      // 3. Thresholds.
-      const risk = roundRisk(1 - quality);
-      const { ok, nudge, escalate } = blueprint.scoring;
-      const byScore: InterventionType =
-        risk <= ok ? "OK" : risk <= nudge ? "NUDGE" : risk <= escalate ? "ESCALATE" : "BLOCK";
-      decision = stricter(decision, byScore);
-    }
-    const risk = decision === "HALT" ? 1 : roundRisk(1 - quality);
-
-    // 4. Conformance: minimal knows only OK and BLOCK.
-    if (this.#conformance === "minimal") {
-      decision = RANK[decision] >= RANK.ESCALATE ? "BLOCK" : "OK";
-      flagged = false;
-    }
-
-    // 5. Trust debt.
-    let debt = { before: 0, after: 0, levels: [] as string[] };
-    if (this.#conformance !== "minimal" && blueprint.trustDebt.enabled) {
-      const accumulation = blueprint.trustDebt.accumulation;
-      const amount = amountFor(accumulation, decision) + (flagged ? accumulation.flag : 0);
-      try {
-        const change = await this.#debt.add(agentId, amount, nowMs, decayOf(blueprint));
-        const levels: string[] = [];
-        const thresholds = blueprint.trustDebt.thresholds;
-        for (const [name, limit] of [
-          ["elevatedMonitoring", thresholds.elevatedMonitoring],
-          ["restrictedMode", thresholds.restrictedMode],
-          ["retieringReview", thresholds.retieringReview],
-        ] as const) {
-          if (change.after < limit || limit <= 0) continue;
-          levels.push(name);
-          if (change.before < limit) {
-            this.#metrics.crossings++;
-            this.#write({
-              agentId,
-              kind: STEWARD_AUDIT_KINDS.trustDebtThreshold,
-              metadata: {
-                threshold: name,
-                limit,
-                trustDebtBefore: change.before,
-                trustDebtAfter: change.after,
-                traceId,
-                blueprintId: blueprint.id,
+    // Set once a stateful reservation is held; a throw before it is settled releases it.
+    let held: { agentId: string; counted: { amount: number }; nowMs: number } | null = null;
+    const outcome = await (async () => {
+      // 1. Tripwires.
+      let decision: InterventionType = "OK";
+      let flagged = false;
+      const fired: Fired[] = [];
+      let stateLoaded = false;
+      let reserved = false;
+      const counted = { amount: countedAmount(args.amount) };
+      let stateError: string | null = null;
+      for (const tripwire of blueprint.tripwires) {
+        if (tripwire.hook !== hook) continue;
+        if (tripwire.tools !== null && !tripwire.tools.has(trace.action)) continue;
+        let fires: boolean;
+        let error: string | undefined;
+        if (tripwire.requiresState && !stateLoaded) {
+          stateLoaded = true;
+          try {
+            celContext.state = await this.#state.reserve(agentId, counted, nowMs);
+            reserved = true;
+            held = { agentId, counted, nowMs };
+          } catch (cause) {
+            stateError = describe(cause);
+            this.#logger.warn(
+              "steward: the state storage could not be read; stateful tripwires fire",
+              {
+                agentId,
+                error: stateError,
               },
-            });
+            );
           }
         }
-        // Crossings may escalate (never halt): elevated monitoring flags, restricted mode and
-        // re-tiering review need a human.
-        if (levels.includes("elevatedMonitoring")) flagged = true;
-        if (levels.includes("restrictedMode") || levels.includes("retieringReview")) {
+        if (tripwire.requiresState && stateError !== null) {
+          fires = true;
+          error = `state unavailable: ${stateError}`;
+        } else {
+          try {
+            const value = tripwire.evaluateCondition(celContext);
+            if (value === true) fires = true;
+            else if (value === false) fires = false;
+            else {
+              fires = true;
+              error = `condition yielded ${typeof value}, not a bool`;
+            }
+          } catch (cause) {
+            fires = true;
+            error = describe(cause);
+          }
+        }
+        if (!fires) continue;
+        const onFail = tripwire.onFail.decision;
+        fired.push({
+          id: tripwire.id,
+          decision: onFail,
+          severity: tripwire.severity,
+          reason: tripwire.onFail.reason ?? `Tripwire "${tripwire.id}" fired.`,
+          ...(error === undefined ? {} : { error }),
+        });
+        if (error !== undefined) this.#metrics.tripwireErrors++;
+        if (onFail === "FLAG") flagged = true;
+        else decision = stricter(decision, onFail);
+        if (onFail === "HALT") break;
+      }
+      this.#metrics.tripwireViolations += fired.length;
+
+      let quality = 1;
+      if (decision !== "HALT") {
+        // 2. Checks and the quality score.
+        if (blueprint.checks.length > 0) {
+          const scored = await this.#score(blueprint, trace, celContext, context, metadata);
+          quality = scored.quality;
+          if (scored.decision) decision = stricter(decision, scored.decision);
+        }
+        // Evidence requirements: enforced at `complete`, reported otherwise.
+        if (blueprint.evidence) {
+          const missing = missingEvidence(blueprint.evidence, trace);
+          if (missing.length > 0) {
+            metadata.missingEvidence = missing;
+            if (this.#conformance === "complete") {
+              decision = stricter(decision, blueprint.evidence.onMissing);
+            }
+          }
+        }
+        // 3. Thresholds.
+        const risk = roundRisk(1 - quality);
+        const { ok, nudge, escalate } = blueprint.scoring;
+        const byScore: InterventionType =
+          risk <= ok ? "OK" : risk <= nudge ? "NUDGE" : risk <= escalate ? "ESCALATE" : "BLOCK";
+        decision = stricter(decision, byScore);
+      }
+      const risk = decision === "HALT" ? 1 : roundRisk(1 - quality);
+
+      // 4. Conformance: minimal knows only OK and BLOCK.
+      if (this.#conformance === "minimal") {
+        decision = RANK[decision] >= RANK.ESCALATE ? "BLOCK" : "OK";
+        flagged = false;
+      }
+
+      // 5. Trust debt.
+      let debt = { before: 0, after: 0, levels: [] as string[] };
+      if (this.#conformance !== "minimal" && blueprint.trustDebt.enabled) {
+        const accumulation = blueprint.trustDebt.accumulation;
+        const amount = amountFor(accumulation, decision) + (flagged ? accumulation.flag : 0);
+        try {
+          const change = await this.#debt.add(agentId, amount, nowMs, decayOf(blueprint));
+          const levels: string[] = [];
+          const thresholds = blueprint.trustDebt.thresholds;
+          for (const [name, limit] of [
+            ["elevatedMonitoring", thresholds.elevatedMonitoring],
+            ["restrictedMode", thresholds.restrictedMode],
+            ["retieringReview", thresholds.retieringReview],
+          ] as const) {
+            if (change.after < limit || limit <= 0) continue;
+            levels.push(name);
+            if (change.before < limit) {
+              this.#metrics.crossings++;
+              await this.#audited({
+                agentId,
+                kind: STEWARD_AUDIT_KINDS.trustDebtThreshold,
+                metadata: {
+                  threshold: name,
+                  limit,
+                  trustDebtBefore: change.before,
+                  trustDebtAfter: change.after,
+                  traceId,
+                  blueprintId: blueprint.id,
+                },
+              });
+            }
+          }
+          // Crossings may escalate (never halt): elevated monitoring flags, restricted mode and
+          // re-tiering review need a human.
+          if (levels.includes("elevatedMonitoring")) flagged = true;
+          if (levels.includes("restrictedMode") || levels.includes("retieringReview")) {
+            decision = stricter(decision, "ESCALATE");
+          }
+          debt = { before: change.before, after: change.after, levels };
+        } catch (cause) {
+          // Fail closed: without the debt we cannot tell whether a threshold holds.
+          this.#logger.warn("steward: trust debt could not be updated; the decision escalates", {
+            agentId,
+            error: describe(cause),
+          });
+          metadata.trustDebtError = describe(cause);
           decision = stricter(decision, "ESCALATE");
         }
-        debt = { before: change.before, after: change.after, levels };
-      } catch (cause) {
-        // Fail closed: without the debt we cannot tell whether a threshold holds.
-        this.#logger.warn("steward: trust debt could not be updated; the decision escalates", {
-          agentId,
-          error: describe(cause),
-        });
-        metadata.trustDebtError = describe(cause);
-        decision = stricter(decision, "ESCALATE");
       }
-    }
 
-    // 6. State: an allowed action stays counted; a refused one is released.
-    if (blueprint.requiresState) {
-      const allowed = RANK[decision] <= RANK.NUDGE;
-      try {
-        if (reserved && !allowed) await this.#state.release(agentId, counted, nowMs);
-        else if (!reserved && allowed && stateError === null)
-          await this.#state.reserve(agentId, counted, nowMs);
-      } catch (cause) {
-        this.#logger.warn("steward: the state storage could not be updated", {
-          agentId,
-          error: describe(cause),
-        });
-        metadata.stateUpdateError = describe(cause);
+      // 6. State: an allowed action stays counted; a refused one is released.
+      if (blueprint.requiresState) {
+        const allowed = RANK[decision] <= RANK.NUDGE;
+        try {
+          if (reserved && !allowed) {
+            held = null;
+            await this.#state.release(agentId, counted, nowMs);
+          } else if (!reserved && allowed && stateError === null)
+            await this.#state.reserve(agentId, counted, nowMs);
+          // An ESCALATE is not counted until the host approves it: `commit(traceId)`.
+          if (decision === "ESCALATE" && stateError === null) {
+            this.#rememberEscalation(traceId, agentId, counted);
+            metadata.commitOnApproval = true;
+          }
+        } catch (cause) {
+          this.#logger.warn("steward: the state storage could not be updated", {
+            agentId,
+            error: describe(cause),
+          });
+          metadata.stateUpdateError = describe(cause);
+        }
       }
-    }
-
+      held = null;
+      return { decision, flagged, fired, quality, risk, debt };
+    })().catch(async (cause: unknown) => {
+      if (held !== null) {
+        const { counted } = held;
+        held = null;
+        try {
+          await this.#state.release(agentId, counted, nowMs);
+        } catch (error) {
+          this.#logger.warn("steward: a reservation could not be released after an error", {
+            agentId,
+            error: describe(error),
+          });
+        }
+      }
+      throw cause;
+    });
+    const { decision, flagged, fired, quality, risk, debt } = outcome;
     const message = messageFor(decision, flagged, fired, risk, blueprint, metadata);
     return this.#finish(
       started,
       trace,
       traceId,
       agentId,
+      agentTier,
       { decision, flagged, fired, quality, risk, message, debt, metadata },
       blueprint,
     );
+  }
+
+  #rememberEscalation(traceId: string, agentId: string, counted: { amount: number }): void {
+    this.#escalated.delete(traceId);
+    this.#escalated.set(traceId, { agentId, counted });
+    if (this.#escalated.size > MAX_PENDING_ESCALATIONS) {
+      const oldest = this.#escalated.keys().next().value;
+      if (oldest !== undefined) this.#escalated.delete(oldest);
+    }
+  }
+
+  /**
+   * Count an ESCALATEd action a human approved, so that stateful limits (`state.*`) see it.
+   * An ESCALATE is released like a refusal; once approved, call this with its result's
+   * `traceId` before the action runs (`guard`'s `proceed` does). Idempotent.
+   *
+   * @returns `true` when the action was counted; `false` when the trace id is unknown (not a
+   *   stateful ESCALATE of this steward, already committed, or one of more than 10,000
+   *   pending approvals, the oldest of which are forgotten).
+   */
+  async commit(traceId: string): Promise<boolean> {
+    const pending = this.#escalated.get(traceId);
+    if (!pending) return false;
+    this.#escalated.delete(traceId);
+    await this.#state.reserve(pending.agentId, pending.counted, this.#clock.nowMs());
+    return true;
   }
 
   async #score(
@@ -767,6 +970,7 @@ export class GovernanceSteward {
     trace: CognitiveTrace,
     traceId: string,
     agentId: string,
+    agentTier: string,
     outcome: {
       decision: InterventionType;
       flagged: boolean;
@@ -798,7 +1002,10 @@ export class GovernanceSteward {
       conformanceLevel: this.#conformance,
       action: trace.action,
       agentId,
+      agentTier,
     };
+    if (trace.agentTier !== undefined && trace.agentTier !== agentTier)
+      metadata.ignoredTraceAgentTier = trace.agentTier;
     if (fired.length > 0) metadata.tripwires = fired;
     const result: InterventionResult = {
       intervention,
@@ -818,7 +1025,7 @@ export class GovernanceSteward {
           message: outcome.message,
           traceId,
           action: trace.action,
-          agentTier: trace.agentTier ?? null,
+          agentTier,
           blueprintId: status.blueprintId,
           blueprintHash: status.blueprintHash,
           riskLevel: status.riskLevel,
@@ -831,8 +1038,10 @@ export class GovernanceSteward {
           conformanceLevel: this.#conformance,
         },
       };
-      if (this.#conformance === "complete") await this.#writeAwaited(event);
-      else this.#write(event);
+      if (this.#conformance === "complete") {
+        const written = await this.#writeAwaited(event);
+        if (written !== "ok") metadata.auditError = written;
+      } else this.#write(event);
     }
     const metrics = this.#metrics;
     metrics.total++;
@@ -845,15 +1054,40 @@ export class GovernanceSteward {
     return result;
   }
 
+  /** At `complete`, awaited (bounded by `auditTimeoutMs`); otherwise in the background. */
+  async #audited(event: AuditEventInput): Promise<void> {
+    if (this.#conformance === "complete") await this.#writeAwaited(event);
+    else this.#write(event);
+  }
+
   #write(event: AuditEventInput): void {
     const pending = this.#writeAwaited(event);
     this.#pending.add(pending);
     void pending.finally(() => this.#pending.delete(pending));
   }
 
-  async #writeAwaited(event: AuditEventInput): Promise<void> {
+  /** Write an audit event; never throws. `"timeout"` when the sink took over `auditTimeoutMs`. */
+  async #writeAwaited(event: AuditEventInput): Promise<"ok" | "failed" | "timeout"> {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await this.#audit.log(event);
+      const timeout = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), this.#auditTimeoutMs);
+      });
+      const outcome = await Promise.race([
+        Promise.resolve().then(() => this.#audit.log(event)),
+        timeout,
+      ]);
+      if (outcome === "timeout") {
+        this.#metrics.auditFailures++;
+        this.#metrics.auditTimeouts++;
+        this.#logger.error("steward: an audit event timed out; the evaluation goes on without it", {
+          kind: event.kind,
+          agentId: event.agentId,
+          timeoutMs: this.#auditTimeoutMs,
+        });
+        return "timeout";
+      }
+      return "ok";
     } catch (cause) {
       this.#metrics.auditFailures++;
       this.#logger.error("steward: an audit event could not be written", {
@@ -861,6 +1095,9 @@ export class GovernanceSteward {
         agentId: event.agentId,
         error: describe(cause),
       });
+      return "failed";
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -886,6 +1123,7 @@ export class GovernanceSteward {
       tripwireErrors: m.tripwireErrors,
       trustDebtThresholdCrossings: m.crossings,
       auditFailures: m.auditFailures,
+      auditTimeouts: m.auditTimeouts,
     };
   }
 }
@@ -913,6 +1151,17 @@ function auditedTripwires(fired: readonly Fired[]): {
 function describe(error: unknown): string {
   const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   return text.split("\n")[0] ?? text;
+}
+
+/**
+ * The amount a stateful evaluation adds to `daily_total`: `args.amount` when it is a finite
+ * number or a bigint, but never below 0 — a negative amount (a "refund" of −5000) must not
+ * lower the total that daily limits read. Anything else counts 0.
+ */
+export function countedAmount(raw: unknown): number {
+  const value = typeof raw === "bigint" ? Number(raw) : raw;
+  if (typeof value !== "number" || !Number.isFinite(value)) return 0;
+  return Math.max(value, 0);
 }
 
 function roundRisk(value: number): number {
