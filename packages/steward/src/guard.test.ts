@@ -4,6 +4,7 @@ import { makeSteward } from "./__fixtures__";
 import { PolicyError, TripwireViolation } from "./errors";
 import { guard } from "./guard";
 import { detectPii, luhnValid } from "./pii";
+import { GovernanceSteward } from "./steward";
 
 describe("guard shorthand", () => {
   it("states the allowed condition over named arguments; $ is ignored", async () => {
@@ -46,6 +47,57 @@ describe("guard shorthand", () => {
     await expect(call({ amount: 5, reasoning: "send the PASSWORD" })).rejects.toMatchObject({
       tripwires: ["blocked_keywords"],
     });
+  });
+
+  it("runs what it checked: arguments changed during the check, or other ones at proceed, are refused", async () => {
+    const steward = new GovernanceSteward({
+      blueprints: [
+        {
+          id: "slow@1",
+          version: "1",
+          tripwires: [{ id: "never", condition: "false", onFail: { decision: "BLOCK" } }],
+        },
+      ],
+    });
+    const ran: number[] = [];
+    const call = guard(
+      { tripwires: ["spend < 50"], steward },
+      async (request: { spend: number }) => {
+        ran.push(request.spend);
+        return "ran";
+      },
+    );
+    const request = { spend: 10 };
+    const pending = call(request);
+    request.spend = 1_000_000; // changed while the steward is being awaited
+    await expect(pending).rejects.toMatchObject({ tripwires: ["arguments-changed"] });
+    expect(ran).toEqual([]);
+
+    const review = guard(
+      {
+        rules: [{ condition: "spend > 500", decision: "ESCALATE", id: "big" }],
+        onReview: ({ proceed }) => proceed({ spend: 1 }),
+      },
+      async (request: { spend: number }) => {
+        ran.push(request.spend);
+        return "ran";
+      },
+    );
+    await expect(review({ spend: 5000 })).rejects.toMatchObject({
+      tripwires: ["arguments-changed"],
+    });
+    const same = guard(
+      {
+        rules: [{ condition: "spend > 500", decision: "ESCALATE", id: "big" }],
+        onReview: ({ proceed }) => proceed(),
+      },
+      async (request: { spend: number }) => {
+        ran.push(request.spend);
+        return "ran";
+      },
+    );
+    await expect(same({ spend: 5000 })).resolves.toBe("ran");
+    expect(ran).toEqual([5000]);
   });
 
   it("calls onDeny instead of throwing, and onReview for ESCALATE", async () => {

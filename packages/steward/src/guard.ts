@@ -36,11 +36,13 @@ export interface GuardDecision<Args extends unknown[], Result> {
   /** The steward's result, when a steward was given. */
   stewardResult: InterventionResult | null;
   /**
-   * Call the guarded function anyway (e.g. after a human approved it in `onReview`). After a
+   * Call the guarded function anyway (e.g. after a human approved it in `onReview`), with
+   * the arguments that were checked: call it without arguments, or with equal ones (other
+   * arguments are refused with `TripwireViolation`, tripwire `arguments-changed`). After a
    * steward's ESCALATE, it first commits the action (`steward.commit`), so that stateful
-   * limits count it.
+   * limits count it, and refuses if the approval can no longer be counted.
    */
-  proceed: (...args: Args) => Promise<Result>;
+  proceed: (...args: Args | []) => Promise<Result>;
 }
 
 /** Options of {@link guard}. */
@@ -273,6 +275,7 @@ export function guard<Args extends unknown[], Result>(
   const call = async (...args: Args): Promise<Result> => fn(...args);
   return async (...args: Args): Promise<Result> => {
     const { variables, unnamed } = named(args);
+    const evaluated = fingerprint(variables, unnamed);
     const reasoningValue = variables.reasoning ?? variables.reason;
     const reasoning = typeof reasoningValue === "string" ? reasoningValue : "";
     const scope = { ...variables, reasoning, args: variables };
@@ -311,18 +314,41 @@ export function guard<Args extends unknown[], Result>(
       if (stricter(decision, stewardDecision) !== decision) message = stewardResult.message;
       decision = stricter(decision, stewardDecision);
     }
-    if (decision === "OK" || decision === "NUDGE" || decision === "FLAG") return call(...args);
+    if (decision === "OK" || decision === "NUDGE" || decision === "FLAG") {
+      // What runs is what was checked: arguments changed while the check was awaited refuse.
+      if (fingerprint(named(args).variables, named(args).unnamed) !== evaluated) {
+        throw changedArguments(actionName, stewardResult?.traceId);
+      }
+      return call(...args);
+    }
     const details: GuardDecision<Args, Result> = {
       intervention: decision,
       message,
       fired,
       args: variables,
       stewardResult,
-      // An approved ESCALATE is counted by the steward's stateful limits before it runs.
-      proceed: async (...proceedArgs: Args) => {
-        if (options.steward && stewardResult?.intervention === "ESCALATE")
-          await options.steward.commit(stewardResult.traceId);
-        return call(...proceedArgs);
+      // An approved ESCALATE is counted by the steward's stateful limits before it runs, and
+      // runs with the arguments that were evaluated — nothing else.
+      proceed: async (...proceedArgs: Args | []) => {
+        const runWith = (proceedArgs.length === 0 ? args : proceedArgs) as Args;
+        if (fingerprint(named(runWith).variables, named(runWith).unnamed) !== evaluated) {
+          throw changedArguments(actionName, stewardResult?.traceId);
+        }
+        if (
+          options.steward &&
+          stewardResult?.metadata?.commitOnApproval === true &&
+          !(await options.steward.commit(stewardResult))
+        ) {
+          // The approval can no longer be counted against the limits: refuse rather than run.
+          throw new TripwireViolation({
+            intervention: "BLOCK",
+            message: `The approval of "${actionName}" can no longer be counted against its limits (unknown, already used, or forgotten); evaluate it again.`,
+            tripwires: fired,
+            traceId: stewardResult.traceId,
+            action: actionName,
+          });
+        }
+        return call(...runWith);
       },
     };
     if (decision === "ESCALATE" && options.onReview) return options.onReview(details);
@@ -335,6 +361,35 @@ export function guard<Args extends unknown[], Result>(
       action: actionName,
     });
   };
+}
+
+/**
+ * A stable text of the arguments as they were checked, to tell whether what is about to run
+ * is still what was checked (objects are compared by content, not identity).
+ */
+function fingerprint(variables: Record<string, unknown>, unnamed: readonly unknown[]): string {
+  const seen = new WeakSet<object>();
+  return JSON.stringify([variables, unnamed], (_key, value: unknown) => {
+    if (typeof value === "bigint") return `${value}n`;
+    if (typeof value === "function") return "[function]";
+    if (typeof value === "object" && value !== null) {
+      if (seen.has(value)) return "[cycle]";
+      seen.add(value);
+      if (value instanceof Map) return ["Map", [...value.entries()]];
+      if (value instanceof Set) return ["Set", [...value.values()]];
+    }
+    return value;
+  });
+}
+
+function changedArguments(actionName: string, traceId: string | undefined): TripwireViolation {
+  return new TripwireViolation({
+    intervention: "BLOCK",
+    message: `The arguments of "${actionName}" changed after they were checked; what would run is not what was checked.`,
+    tripwires: ["arguments-changed"],
+    traceId: traceId ?? randomUUID(),
+    action: actionName,
+  });
 }
 
 function collectStrings(value: unknown, out: string[], depth: number): void {

@@ -123,8 +123,8 @@ export class StewardModule {
   }
 
   /** {@link GovernanceSteward.commit}: count an approved ESCALATE. */
-  commit(traceId: string): Promise<boolean> {
-    return this.steward.commit(traceId);
+  commit(result: InterventionResult | string): Promise<boolean> {
+    return this.steward.commit(result);
   }
 
   /** {@link guard} with this steward (its blueprints, trust debt and audit) evaluating too. */

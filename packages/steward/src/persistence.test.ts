@@ -122,7 +122,7 @@ describe.each(testEngines())("steward persistence on $name", (engine: TestEngine
     expect((await pay(900)).intervention).toBe("OK");
     const escalated = await pay(900);
     expect(escalated.intervention).toBe("ESCALATE");
-    expect(await steward.commit(escalated.traceId)).toBe(true);
+    expect(await steward.commit(escalated)).toBe(true);
     expect((await pay(50)).intervention).toBe("ESCALATE");
   });
 

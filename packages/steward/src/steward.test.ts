@@ -370,11 +370,34 @@ describe("stateful tripwires in memory", () => {
     const escalated = await pay(900);
     expect(escalated.intervention).toBe("ESCALATE");
     expect(escalated.metadata.commitOnApproval).toBe(true);
-    expect(await steward.commit(escalated.traceId)).toBe(true);
-    expect(await steward.commit(escalated.traceId)).toBe(false); // idempotent
+    // A trace id is the caller's: it names nothing the steward would commit.
+    expect(await steward.commit(escalated.traceId)).toBe(false);
+    expect(await steward.commit(escalated)).toBe(true);
+    expect(await steward.commit(escalated)).toBe(false); // idempotent
     expect(await steward.commit("unknown")).toBe(false);
     // 1800 counted: even a small payment now needs approval.
     expect((await pay(50)).intervention).toBe("ESCALATE");
+  });
+
+  it("a pending approval cannot be replaced or committed through another trace with the same id", async () => {
+    const escalating = {
+      ...blueprint,
+      tripwires: [{ ...blueprint.tripwires[0], onFail: { decision: "ESCALATE" } }],
+    };
+    const { steward } = makeSteward({ blueprints: [escalating] });
+    const pay = (agentId: string, amount: number) =>
+      steward.evaluate({ agentId, action: "pay", parameters: { amount }, traceId: "t1" });
+    const first = await pay("a", 5000);
+    const second = await pay("b", 1001);
+    expect([first.intervention, second.intervention]).toEqual(["ESCALATE", "ESCALATE"]);
+    expect(first.metadata.commitId).not.toBe(second.metadata.commitId);
+    expect(await steward.commit(first)).toBe(true);
+    // a's 5000 is counted (a 1-unit payment now escalates); b's unapproved 1001 is not.
+    expect((await pay("a", 1)).intervention).toBe("ESCALATE");
+    expect(
+      (await steward.evaluate({ agentId: "b", action: "pay", parameters: { amount: 999 } }))
+        .intervention,
+    ).toBe("OK");
   });
 
   it("never moves a day bucket backwards when the clock does", async () => {

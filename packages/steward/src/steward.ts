@@ -806,8 +806,12 @@ export class GovernanceSteward {
             await this.#state.reserve(agentId, counted, nowMs);
           // An ESCALATE is not counted until the host approves it: `commit(traceId)`.
           if (decision === "ESCALATE" && stateError === null) {
-            this.#rememberEscalation(traceId, agentId, counted);
+            // Keyed by an id of the steward's own: a trace id comes from the caller, and
+            // another trace with the same id must not replace (or be committed as) this one.
+            const commitId = randomUUID();
+            this.#rememberEscalation(commitId, agentId, counted);
             metadata.commitOnApproval = true;
+            metadata.commitId = commitId;
           }
         } catch (cause) {
           this.#logger.warn("steward: the state storage could not be updated", {
@@ -858,17 +862,25 @@ export class GovernanceSteward {
 
   /**
    * Count an ESCALATEd action a human approved, so that stateful limits (`state.*`) see it.
-   * An ESCALATE is released like a refusal; once approved, call this with its result's
-   * `traceId` before the action runs (`guard`'s `proceed` does). Idempotent.
+   * An ESCALATE is released like a refusal; once approved, call this with its result (or its
+   * `metadata.commitId`, an id the steward chose) before the action runs (`guard`'s `proceed`
+   * does). Idempotent.
    *
-   * @returns `true` when the action was counted; `false` when the trace id is unknown (not a
+   * @returns `true` when the action was counted; `false` when the id is unknown (not a
    *   stateful ESCALATE of this steward, already committed, or one of more than 10,000
    *   pending approvals, the oldest of which are forgotten).
    */
-  async commit(traceId: string): Promise<boolean> {
-    const pending = this.#escalated.get(traceId);
+  async commit(result: InterventionResult | string): Promise<boolean> {
+    const commitId =
+      typeof result === "string"
+        ? result
+        : typeof result?.metadata?.commitId === "string"
+          ? result.metadata.commitId
+          : null;
+    if (commitId === null) return false;
+    const pending = this.#escalated.get(commitId);
     if (!pending) return false;
-    this.#escalated.delete(traceId);
+    this.#escalated.delete(commitId);
     await this.#state.reserve(pending.agentId, pending.counted, this.#clock.nowMs());
     return true;
   }
