@@ -144,6 +144,21 @@ tripwires:
     expect(error.problem).toMatch(/not valid YAML at line \d+, column \d+/);
   });
 
+  it("refuses an alias bomb quickly, and reads plain YAML 1.2 scalars", () => {
+    const levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"];
+    for (let level = 1; level <= 9; level++) {
+      const previous = String.fromCharCode(96 + level);
+      const name = String.fromCharCode(97 + level);
+      levels.push(`${name}: &${name} [${Array(10).fill(`*${previous}`).join(", ")}]`);
+    }
+    const error = policyError(() => parseBlueprintYaml(levels.join("\n")));
+    expect(error.problem).toMatch(/more than 200000 values/);
+    const document = parseBlueprintYaml(
+      'id: dates@1.0\nversion: "1.0"\ndescription: 2026-07-17\ntripwires: []',
+    );
+    expect(document.description).toBe("2026-07-17"); // a string, not a Date
+  });
+
   const directory = mkdtempSync(join(tmpdir(), "steward-blueprints-"));
   afterAll(() => rmSync(directory, { recursive: true, force: true }));
 

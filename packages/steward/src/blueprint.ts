@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { canonicalJsonHash } from "@gov/core";
 import { Environment } from "@marcbachmann/cel-js";
-import { parse as parseYaml, YAMLParseError } from "yaml";
+import { CORE_SCHEMA, load as loadYaml, YAMLException } from "js-yaml";
 import type { z } from "zod";
 import { PolicyError } from "./errors";
 import {
@@ -150,19 +150,52 @@ export function validateBlueprint(input: unknown): BlueprintDocument {
 export function parseBlueprintYaml(text: string, source = "YAML"): BlueprintDocument {
   let value: unknown;
   try {
-    value = parseYaml(text, { maxAliasCount: 100 });
+    // The YAML 1.2 core schema: strings, numbers, booleans and null — no timestamps or tags.
+    value = loadYaml(text, { schema: CORE_SCHEMA, filename: source });
   } catch (error) {
-    const where =
-      error instanceof YAMLParseError && error.linePos?.[0]
-        ? ` at line ${error.linePos[0].line}, column ${error.linePos[0].col}`
-        : "";
+    const mark = error instanceof YAMLException ? error.mark : undefined;
+    const where = mark ? ` at line ${mark.line + 1}, column ${mark.column + 1}` : "";
+    const reason =
+      error instanceof YAMLException
+        ? error.reason
+        : error instanceof Error
+          ? error.message
+          : String(error);
     throw new PolicyError(
       "",
-      `${source} is not valid YAML${where}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`,
+      `${source} is not valid YAML${where}: ${reason}`,
       "Fix the YAML syntax (indentation, quotes around CEL expressions with ':' or '#').",
     );
   }
+  // Aliases are shared, not copied, by the parser: a document that repeats them (a "billion
+  // laughs") would only blow up when walked. Walk it once, bounded, before anything else does.
+  if (nodeCount(value, MAX_YAML_NODES) > MAX_YAML_NODES) {
+    throw new PolicyError(
+      "",
+      `${source} has more than ${MAX_YAML_NODES} values once its aliases are expanded.`,
+      "Write the blueprint out without repeated aliases; a blueprint of a few hundred tripwires is far below the limit.",
+    );
+  }
   return validateBlueprint(value);
+}
+
+/** Values a blueprint document may hold, aliases expanded. */
+const MAX_YAML_NODES = 200_000;
+
+/** The values in a parsed document, counting each visit of a shared one; stops past `limit`. */
+function nodeCount(root: unknown, limit: number): number {
+  let count = 0;
+  const stack: unknown[] = [root];
+  while (stack.length > 0 && count <= limit) {
+    const value = stack.pop();
+    count++;
+    if (Array.isArray(value)) {
+      for (const item of value) stack.push(item);
+    } else if (typeof value === "object" && value !== null) {
+      for (const item of Object.values(value)) stack.push(item);
+    }
+  }
+  return count;
 }
 
 /** Read a blueprint YAML file and validate it. @throws {PolicyError} */
