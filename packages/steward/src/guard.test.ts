@@ -100,6 +100,22 @@ describe("guard shorthand", () => {
     expect(ran).toEqual([5000]);
   });
 
+  it("finds blocked keywords in reasoning of any type, keeps $ inside strings, reads full-width digits", async () => {
+    const call = guard(
+      { blockedKeywords: ["password"], tripwires: ['note != "$"', "no_pii"] },
+      async (_: { reasoning?: unknown; reason?: unknown; note: string }) => "ran",
+    );
+    await expect(call({ reasoning: ["send the password"], note: "a" })).rejects.toMatchObject({
+      tripwires: ["blocked_keywords"],
+    });
+    await expect(call({ reasoning: 1, reason: "password dump", note: "a" })).rejects.toMatchObject({
+      tripwires: ["blocked_keywords"],
+    });
+    await expect(call({ note: "$" })).rejects.toMatchObject({ tripwires: ['note != "$"'] });
+    await expect(call({ note: "fine" })).resolves.toBe("ran");
+    expect(detectPii("card ４１１１ １１１１ １１１１ １１１１")).toContain("card");
+  });
+
   it("calls onDeny instead of throwing, and onReview for ESCALATE", async () => {
     const onDeny = vi.fn(async () => "denied");
     const onReview = vi.fn(

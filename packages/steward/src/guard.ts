@@ -142,7 +142,8 @@ function compileRules<Args extends unknown[], Result>(
       });
       continue;
     }
-    const allowed = compileGuardExpression(text.replaceAll("$", ""), `tripwires[${index}]`);
+    // "$" is a currency sign before a number ("spend < $50"); elsewhere (in a string) it stays.
+    const allowed = compileGuardExpression(text.replace(/\$(?=\s*\d)/g, ""), `tripwires[${index}]`);
     rules.push({
       id: text,
       decision: "BLOCK",
@@ -217,8 +218,11 @@ function compileRules<Args extends unknown[], Result>(
       decision: "BLOCK",
       reason: "The reasoning contains a blocked keyword.",
       fires: (variables, unnamed) => {
-        const texts = [String(variables.reasoning ?? "")];
-        // Arguments without a name may be the reasoning: check their strings too.
+        const texts: string[] = [];
+        // The reasoning, whatever its type (a list of strings is still reasoning), and
+        // arguments without a name, which may be the reasoning too.
+        const given = (variables.args ?? variables) as Record<string, unknown>;
+        collectStrings([given.reasoning, given.reason], texts, 0);
         collectStrings(unnamed, texts, 0);
         return texts.some((text) => {
           const lower = text.toLowerCase();

@@ -84,8 +84,10 @@ function countDigits(text: string): number {
 }
 
 /** The kinds of personal data found in `text` (empty when none). */
-export function detectPii(text: string): PiiKind[] {
+export function detectPii(input: string): PiiKind[] {
   const found: PiiKind[] = [];
+  // Full-width and other compatibility digits and signs read as their plain forms.
+  const text = /^[\x00-\x7f]*$/.test(input) ? input : input.normalize("NFKC");
   if (text.includes("@") && EMAIL.test(text)) found.push("email");
   card: for (const match of text.matchAll(DIGIT_RUN)) {
     // A single dot is a decimal point: the fraction (0.4111…) is no card.
