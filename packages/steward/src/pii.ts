@@ -87,7 +87,7 @@ function countDigits(text: string): number {
 export function detectPii(input: string): PiiKind[] {
   const found: PiiKind[] = [];
   // Full-width and other compatibility digits and signs read as their plain forms.
-  const text = /^[\x00-\x7f]*$/.test(input) ? input : input.normalize("NFKC");
+  const text = /[^\p{ASCII}]/u.test(input) ? input.normalize("NFKC") : input;
   if (text.includes("@") && EMAIL.test(text)) found.push("email");
   card: for (const match of text.matchAll(DIGIT_RUN)) {
     // A single dot is a decimal point: the fraction (0.4111…) is no card.
