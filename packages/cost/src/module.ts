@@ -1749,7 +1749,7 @@ function checkTokens(field: string, value: unknown, zeroAllowed: boolean): numbe
     throw new InvalidArgumentError(
       field,
       typeof value === "number" && value < 0
-        ? `must not be negative, got ${value}; counters only grow.`
+        ? `must not be negative, got ${value}${field === "tokens" ? "; counters only grow" : ""}.`
         : `must be a whole number from ${zeroAllowed ? 0 : 1} to ${COST_LIMITS.tokens}, got ${typeof value === "number" ? value : typeOf(value)}.`,
       `Pass ${field} as a whole number of tokens.`,
     );

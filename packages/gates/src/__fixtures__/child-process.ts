@@ -1,5 +1,4 @@
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { spawnJsonLinesChild } from "@gov/core/testing";
 
 /** A line the gates child printed. */
 export interface ChildLine {
@@ -24,64 +23,25 @@ export interface GatesChild {
 
 /** Start the gates child on the database at `url`, signing with `secret`. */
 export function spawnGatesChild(url: string, secret: string): GatesChild {
-  const script = fileURLToPath(new URL("./gates-child.ts", import.meta.url));
-  const child: ChildProcessWithoutNullStreams = spawn(
-    process.execPath,
-    ["--import", "tsx", "--conditions=@gov/source", script, url],
+  const child = spawnJsonLinesChild<ChildLine>(
+    new URL("./gates-child.ts", import.meta.url),
+    [url],
     {
-      cwd: fileURLToPath(new URL("../..", import.meta.url)),
+      cwd: new URL("../..", import.meta.url),
       env: { ...process.env, GATES_CHILD_SECRET: secret },
     },
   );
-  const lines: ChildLine[] = [];
-  const waiting: ((line: ChildLine) => void)[] = [];
-  let buffered = "";
-  let stderr = "";
-  let exit: { code: number | null } | null = null;
-  const exitWaiters: (() => void)[] = [];
-  child.stdout.on("data", (chunk: Buffer) => {
-    buffered += chunk.toString();
-    let newline = buffered.indexOf("\n");
-    while (newline >= 0) {
-      const line = JSON.parse(buffered.slice(0, newline)) as ChildLine;
-      buffered = buffered.slice(newline + 1);
-      const waiter = waiting.shift();
-      if (waiter) waiter(line);
-      else lines.push(line);
-      newline = buffered.indexOf("\n");
-    }
-  });
-  child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  child.on("close", (code) => {
-    exit = { code };
-    for (const wake of exitWaiters.splice(0)) wake();
-  });
-  const failure = () => new Error(`the gates child exited (code ${exit?.code}): ${stderr}`);
+  let exiting = false;
   return {
-    send: (command) => {
-      child.stdin.write(`${JSON.stringify(command)}\n`);
-    },
-    next: () => {
-      const line = lines.shift();
-      if (line) return Promise.resolve(line);
-      if (exit) return Promise.reject(failure());
-      return new Promise<ChildLine>((resolve, reject) => {
-        waiting.push(resolve);
-        exitWaiters.push(() => reject(failure()));
-      });
-    },
+    send: (command) => child.send(command),
+    next: () => child.next(),
     exit: () => {
-      if (!exit) child.stdin.write(`${JSON.stringify({ id: "exit", op: "exit" })}\n`);
-      return new Promise<void>((resolve, reject) => {
-        const settle = () => (exit?.code === 0 ? resolve() : reject(failure()));
-        if (exit) settle();
-        else exitWaiters.push(settle);
-      });
+      if (!exiting) {
+        exiting = true;
+        child.send({ id: "exit", op: "exit" });
+      }
+      return child.exited();
     },
-    kill: () => {
-      if (!exit) child.kill();
-    },
+    kill: () => child.kill(),
   };
 }
