@@ -23,6 +23,16 @@ export {
   storeOptionsSchema,
 } from "./config";
 export {
+  type BlankCharacter,
+  codePointLabel,
+  comparableIdentity,
+  confusableSkeleton,
+  findBlankCharacter,
+  foldForMatching,
+  sameIdentity,
+  stripIgnorables,
+} from "./confusables";
+export {
   type DatabaseTarget,
   DEFAULT_EMBEDDED_DIRECTORY,
   parseDatabaseUrl,
