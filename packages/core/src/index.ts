@@ -115,6 +115,7 @@ export {
   advisoryLockKey,
   type CreateStoreOptions,
   createStore,
+  EMBEDDED_IN_PRODUCTION_WARNING,
   type GovDatabase,
   type GovQueryResult,
   type GovQueryResultHKT,

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type Logger, silentLogger } from "./logger";
 import { createStore, type Store } from "./store";
 import { PGLITE_DATA_FOLDER, PGLITE_LOCK_FILE } from "./store-pglite";
@@ -173,5 +173,28 @@ describe("the embedded database in a directory", () => {
       });
     });
     expect(result).toEqual({ code: 0, stdout: '[{"one":1}]\n' });
+  });
+});
+
+describe("the embedded database in production", () => {
+  // Guards against running production on PGlite (fsync off) without being told.
+  it("warns once per process that it is for development, and not outside production", async () => {
+    vi.resetModules();
+    const { createStore: freshCreateStore, EMBEDDED_IN_PRODUCTION_WARNING } = await import(
+      "./store"
+    );
+    const { recordingLogger } = await import("./testing");
+    const logger = recordingLogger();
+    const development = await freshCreateStore({ databaseUrl: "memory://", logger });
+    await development.close();
+    expect(logger.lines.filter((line) => line.level === "warn")).toEqual([]);
+    for (let start = 0; start < 2; start++) {
+      const store = await freshCreateStore({ databaseUrl: "memory://", logger, production: true });
+      await store.close();
+    }
+    const warnings = logger.lines.filter((line) => line.level === "warn");
+    expect(warnings.map((line) => line.message)).toEqual([EMBEDDED_IN_PRODUCTION_WARNING]);
+    expect(EMBEDDED_IN_PRODUCTION_WARNING).toMatch(/fsync off/);
+    expect(EMBEDDED_IN_PRODUCTION_WARNING).toMatch(/GOVERNANCE_DATABASE_URL/);
   });
 });

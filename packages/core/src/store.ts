@@ -151,7 +151,20 @@ export interface CreateStoreOptions extends StoreOptionsInput {
   logger?: Logger;
   /** Directory relative paths are resolved against. @default process.cwd() */
   cwd?: string;
+  /**
+   * Whether this is a production deployment (the SDK passes `NODE_ENV === "production"`).
+   * An embedded database in production is warned about, once per process: PGlite runs
+   * with `fsync` off, so a power failure can lose what it wrote. @default false
+   */
+  production?: boolean;
 }
+
+/** Whether the embedded-database-in-production warning was given in this process. */
+let warnedEmbeddedInProduction = false;
+
+/** The warning given once per process when production runs on the embedded database. */
+export const EMBEDDED_IN_PRODUCTION_WARNING =
+  "The embedded database (PGlite) is for development: it runs with fsync off, so a power failure or an operating-system crash can lose recent writes, audit evidence included. Set GOVERNANCE_DATABASE_URL=postgres://… in production.";
 
 /**
  * Open a store.
@@ -174,12 +187,16 @@ export interface CreateStoreOptions extends StoreOptionsInput {
  * @throws {ConfigError} for bad options; {@link StoreError} when the database cannot be opened.
  */
 export async function createStore(options: CreateStoreOptions = {}): Promise<Store> {
-  const { logger = createConsoleLogger(), cwd, ...rest } = options;
+  const { logger = createConsoleLogger(), cwd, production = false, ...rest } = options;
   const config = readConfig(storeOptionsSchema, [], {}, { options: rest, env: {} });
   const target = resolveTarget(config, cwd);
   if (target.engine === "postgres") {
     const { openPostgresStore } = await import("./store-postgres");
     return openPostgresStore(target, config, logger);
+  }
+  if (production && !warnedEmbeddedInProduction) {
+    warnedEmbeddedInProduction = true;
+    logger.warn(EMBEDDED_IN_PRODUCTION_WARNING, { database: target.description });
   }
   if (target.isDefault) {
     logger.info(

@@ -33,9 +33,10 @@ export interface SdkModuleEntry<Config = Record<string, unknown>> {
   fixes?: FieldFixes;
   /**
    * The module's options, from the SDK's parsed options; `cwd` is what relative paths are
-   * resolved against (the SDK's `cwd` option, or the process's).
+   * resolved against (the SDK's `cwd` option, or the process's); `production` is
+   * `NODE_ENV === "production"` in the SDK's environment.
    */
-  moduleOptions?: (config: Config, environment: { cwd: string }) => unknown;
+  moduleOptions?: (config: Config, environment: { cwd: string; production: boolean }) => unknown;
 }
 
 /** The audit module's options as the SDK takes them. */
@@ -299,7 +300,7 @@ const steward: SdkModuleEntry<{
     stewardConformanceLevel: "Use minimal, standard or complete.",
     stewardPersist: "Use true or false.",
   },
-  moduleOptions: (config, { cwd }) => {
+  moduleOptions: (config, { cwd, production }) => {
     const blueprints: (string | Record<string, unknown>)[] = [...(config.stewardBlueprints ?? [])];
     if (config.stewardBlueprintDirectory !== undefined) {
       const directory = resolve(cwd, config.stewardBlueprintDirectory);
@@ -325,6 +326,7 @@ const steward: SdkModuleEntry<{
         ? { conformanceLevel: config.stewardConformanceLevel }
         : {}),
       persist: config.stewardPersist,
+      production,
     };
   },
 };

@@ -9,12 +9,18 @@ import {
   type AuditSink,
   ConfigError,
   defineModule,
+  EMBEDDED_IN_PRODUCTION_WARNING,
   EMBEDDED_KEY_FILE,
   type ModuleContext,
   silentLogger,
   sql,
 } from "@gov/core";
-import { createTestDatabase, type TestEngine, testEngines } from "@gov/core/testing";
+import {
+  createTestDatabase,
+  recordingLogger,
+  type TestEngine,
+  testEngines,
+} from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { ModuleDisabledError } from "./errors";
 import type { SdkModuleEntry } from "./modules";
@@ -91,6 +97,18 @@ describe("GovernanceSDK with core alone", () => {
     await sdk.close();
     await sdk.close();
     expect(sdk.store.closed).toBe(true);
+  });
+
+  // Guards against running production on the embedded database (fsync off) without a word.
+  it("warns when NODE_ENV=production runs on the embedded database", async () => {
+    const logger = recordingLogger();
+    const sdk = await GovernanceSDK.start({
+      databaseUrl: "memory://",
+      logger,
+      env: { NODE_ENV: "production" },
+    });
+    await sdk.close();
+    expect(logger.lines).toContainEqual({ level: "warn", message: EMBEDDED_IN_PRODUCTION_WARNING });
   });
 
   it("closes with `await using`", async () => {

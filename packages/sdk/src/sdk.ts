@@ -204,6 +204,7 @@ export class GovernanceSDK implements AsyncDisposable {
       pglite: config.pglite,
       applicationName: config.applicationName,
       logger,
+      production: env.NODE_ENV === "production",
       ...(cwd ? { cwd } : {}),
     });
     const composed: Composed[] = [];
@@ -222,7 +223,10 @@ export class GovernanceSDK implements AsyncDisposable {
         const context: ModuleContext = { store, keyring, clock, logger, audit, halt, operators };
         const instance = await entry.definition.create(
           context,
-          entry.moduleOptions?.(config, { cwd: cwd ?? process.cwd() }) as never,
+          entry.moduleOptions?.(config, {
+            cwd: cwd ?? process.cwd(),
+            production: env.NODE_ENV === "production",
+          }) as never,
         );
         composed.push({ entry, instance });
         const provided = entry.definition.provides?.(instance) ?? {};
