@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import {
-  comparableIdentity,
+  codePointLabel,
   confusableSkeleton,
+  containsLookAlike,
   findBlankCharacter,
-  foldForMatching,
+  identityForms,
+  matchingForms,
   sameIdentity,
   stripIgnorables,
 } from "./confusables";
@@ -48,7 +50,33 @@ describe("findBlankCharacter", () => {
   });
 });
 
-describe("comparableIdentity", () => {
+/** What ids are made of: the characters a look-alike imitates. */
+const ID_CHARACTERS = [..."abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.@_"];
+
+/**
+ * Capitals whose Unicode prototype is a lower-case letter: caught in an id of their own case
+ * only (see identityForms). Listed so that any other miss fails.
+ */
+const MIXED_CASE_GAPS = ["U+0184", "U+042C", "U+13C2", "U+13CF", "U+13E7"];
+
+/** Every character Unicode lists as a look-alike of an id character, with what it imitates. */
+function lookAlikesOfIdCharacters(): { character: string; imitated: string; name: string }[] {
+  const bySkeleton = new Map(
+    ID_CHARACTERS.map((character) => [confusableSkeleton(character), character]),
+  );
+  const found: { character: string; imitated: string; name: string }[] = [];
+  for (let codePoint = 0x80; codePoint <= 0x3ffff; codePoint++) {
+    if (codePoint >= 0xd800 && codePoint <= 0xdfff) continue;
+    const character = String.fromCodePoint(codePoint);
+    const imitated = bySkeleton.get(confusableSkeleton(character));
+    // Blank and invisible characters are refused on input before any comparison.
+    if (imitated === undefined || findBlankCharacter(character)) continue;
+    found.push({ character, imitated, name: codePointLabel(character) });
+  }
+  return found;
+}
+
+describe("identityForms and sameIdentity", () => {
   it("folds the look-alikes that let an agent approve its own request", () => {
     const agent = "billing-agent";
     for (const lookAlike of [
@@ -58,24 +86,61 @@ describe("comparableIdentity", () => {
       "billing\u2212agent", // minus sign
       "b\u0456lling-agent", // Cyrillic і
       "billing-\u0430gent", // Cyrillic а
+      "\u0412ILLING-AGENT", // Cyrillic В
+      "BILLING-\u0391GENT", // Greek Α
       "ｂｉｌｌｉｎｇ－ａｇｅｎｔ", // full-width
       "bil\u00adling-agent", // soft hyphen
       "billing-agent\u200b", // zero-width space
-      " billing-agent ",
+      "bi\u0307lling-agent", // combining dot
+      " billing-agent\u2800", // Braille blank
     ]) {
       expect(sameIdentity(lookAlike, agent), JSON.stringify(lookAlike)).toBe(true);
     }
   });
 
-  it("keeps different identities apart", () => {
-    expect(sameIdentity("billing-agent", "billing-agent-2")).toBe(false);
-    expect(sameIdentity("alice@example.com", "bob@example.com")).toBe(false);
-    expect(sameIdentity("ops", "dev")).toBe(false);
+  // Guards against: an id spelled with any character that Unicode lists as a look-alike of an
+  // ASCII letter, digit or id punctuation passing as another identity — look-alike capitals
+  // included, in lower-case and upper-case ids.
+  it("makes every Unicode look-alike of an id character (UTS #39) the same identity as it", () => {
+    const lookAlikes = lookAlikesOfIdCharacters();
+    expect(lookAlikes.length).toBeGreaterThan(1_000);
+    const missed: string[] = [];
+    for (const { character, imitated, name } of lookAlikes) {
+      if (!sameIdentity(`bill${character}ng`, `bill${imitated}ng`))
+        missed.push(`${name} (${imitated})`);
+      else if (
+        !MIXED_CASE_GAPS.includes(name) &&
+        (!sameIdentity(`BILL${character}NG`, `bill${imitated.toLowerCase()}ng`) ||
+          !sameIdentity(`bill${character}ng`, `BILL${imitated.toUpperCase()}NG`))
+      )
+        missed.push(`${name} (${imitated}, across case)`);
+    }
+    expect(missed).toEqual([]);
   });
 
-  it("folds case fully and collapses white space", () => {
-    expect(comparableIdentity("STRASSE")).toBe(comparableIdentity("straße"));
-    expect(comparableIdentity("ops   team")).toBe(comparableIdentity("ops team"));
+  it("keeps genuinely different identities apart", () => {
+    const pairs: [string, string][] = [
+      ["billing-agent", "billing-agent-2"],
+      ["billing-agent", "billingagent"],
+      ["billing-agent", "billing agent"],
+      ["billing-agent", "billing.agent"],
+      ["alice@company.com", "alice@company.org"],
+      ["alice@company.com", "aline@company.com"],
+      ["mail-bot", "mall-bot"],
+      ["MAIL-BOT", "MALL-BOT"],
+      ["john", "jonn"],
+      ["bob", "rob"],
+      ["ops", "dev"],
+    ];
+    for (const [a, b] of pairs) expect([a, b, sameIdentity(a, b)]).toEqual([a, b, false]);
+  });
+
+  it("folds case fully, collapses white space, and takes forms computed once", () => {
+    expect(sameIdentity("STRASSE", "straße")).toBe(true);
+    expect(sameIdentity("ops   team", "ops team")).toBe(true);
+    const forms = identityForms("billing-agent");
+    expect(sameIdentity(forms, "Billing\u2010Agent")).toBe(true);
+    expect(sameIdentity(forms, identityForms("billing-agent-2"))).toBe(false);
   });
 });
 
@@ -88,18 +153,36 @@ describe("confusableSkeleton", () => {
   });
 });
 
-describe("foldForMatching", () => {
+describe("matchingForms and containsLookAlike", () => {
   it("finds a keyword however it is disguised", () => {
-    const keyword = foldForMatching("drop table");
     for (const text of [
       "please DROP TABLE users",
       "ＤＲＯＰ ＴＡＢＬＥ", // full-width
       "dr\u200bop ta\u00adble", // zero-width space, soft hyphen
       "dr\u043ep t\u0430ble", // Cyrillic о and а
+      "DR\u041eP \u0422\u0410\u0412L\u0415", // Cyrillic capitals О, Т, А, В, Е
+      "drop   table", // white space
+      "dr\u00f6p table", // a combining diaeresis, composed
     ]) {
-      expect(foldForMatching(text).includes(keyword), JSON.stringify(text)).toBe(true);
+      expect(containsLookAlike(text, "drop table"), JSON.stringify(text)).toBe(true);
     }
-    expect(foldForMatching("drop the table").includes(keyword)).toBe(false);
+    expect(containsLookAlike("drop the table", "drop table")).toBe(false);
+    expect(containsLookAlike("anything", "")).toBe(false);
+    const keyword = matchingForms("bomb");
+    expect(containsLookAlike("a \u0392OMB threat", keyword)).toBe(true); // Greek Β
+    expect(containsLookAlike("\u13AADMIN", "admin")).toBe(true); // Cherokee Ꭺ
+  });
+
+  // Guards against: a keyword evaded by any single Unicode look-alike of one of its letters.
+  it("finds a keyword with any Unicode look-alike of a letter in it, in either case", () => {
+    const missed: string[] = [];
+    for (const { character, imitated, name } of lookAlikesOfIdCharacters()) {
+      if (MIXED_CASE_GAPS.includes(name) || !/[a-z]/i.test(imitated)) continue;
+      const keyword = `x${imitated.toLowerCase()}y`;
+      if (!containsLookAlike(`say x${character}y now`, keyword))
+        missed.push(`${name} (${imitated})`);
+    }
+    expect(missed).toEqual([]);
   });
 
   it("strips only ignorables from plain text", () => {

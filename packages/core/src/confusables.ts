@@ -106,41 +106,119 @@ export function confusableSkeleton(value: string): string {
   return mapConfusables(value.normalize("NFD")).normalize("NFD");
 }
 
+/** Combining marks, removed after NFD: `bi\u0307lling` reads as `billing`. */
+const MARKS = /[\p{Mn}\p{Me}]/gu;
+
 /**
- * The form in which two identities are compared ("is this the same principal?"): NFKC
- * (full-width letters, ligatures, compatibility spaces), format and default-ignorable
- * characters removed, case folded, the UTS #39 skeleton (look-alikes across scripts, the
- * hyphen look-alikes U+2010, U+2011 and U+2212), case folded and skeletonized once more
- * (a prototype can be an upper-case letter), and runs of white space collapsed to one space,
- * trimmed. Identities should still refuse blank characters on input
- * ({@link findBlankCharacter}): a skeleton only folds what Unicode lists as confusable.
- *
- * @example
- * comparableIdentity("Billing‐Agent") === comparableIdentity("billing-agent"); // true
- * comparableIdentity("bіlling-agent") === comparableIdentity("billing-agent"); // Cyrillic і: true
+ * What every comparison form starts from: NFKC (full-width letters, ligatures, compatibility
+ * spaces), format and default-ignorable characters removed, U+2800 BRAILLE PATTERN BLANK
+ * read as the space it renders as.
  */
-export function comparableIdentity(value: string): string {
-  const folded = foldCase(stripIgnorables(value.normalize("NFKC"))).normalize("NFKC");
-  const skeleton = confusableSkeleton(foldCase(confusableSkeleton(folded)));
-  return skeleton.replace(/\s+/gu, " ").trim();
+function visible(value: string): string {
+  return stripIgnorables(value.normalize("NFKC")).replace(/\u2800/gu, " ");
 }
 
-/** Whether two identities look alike to a human ({@link comparableIdentity}). */
-export function sameIdentity(a: string, b: string): boolean {
-  return comparableIdentity(a) === comparableIdentity(b);
+/** Combining marks removed (after NFD), runs of white space collapsed to one space, trimmed. */
+function tidy(value: string): string {
+  return value.normalize("NFD").replace(MARKS, "").replace(/\s+/gu, " ").trim();
 }
 
 /**
- * The form in which words are searched for in free text, so that a keyword is found however
- * it is disguised: NFKC (full-width letters), format and default-ignorable characters
- * removed (zero-width characters, soft hyphens), case folded, then the UTS #39 skeleton
- * (Cyrillic and Greek look-alikes) and case folded again. Fold the keyword and the text
- * with the same function and search one in the other.
+ * The forms in which two identities are compared ("is this reviewer the agent that asked, or
+ * its operator?"); two identities are the same when any of their forms is equal
+ * ({@link sameIdentity}). Each form ignores invisible characters, reads U+2800 BRAILLE
+ * PATTERN BLANK (which renders as a space but is not white space) as a space, ignores
+ * combining marks (when in doubt two ids are the same) and collapses white space; then:
+ *
+ * 1. NFKC (full-width letters, ligatures), case folded, then Unicode's confusable skeleton
+ *    (UTS #39: Cyrillic and Greek look-alikes, the hyphens U+2010, U+2011 and U+2212);
+ * 2. the skeleton of the id in lower case, and 3. in upper case — so that look-alike capitals
+ *    (Greek `Η`, Cyrillic `В`, Cherokee `Ꭺ`) match the Latin capitals they imitate, which a
+ *    fold before the skeleton loses;
+ * 4. the skeleton of the id as written (`ſ` imitates `f`, which NFKC turns into `s`).
+ *
+ * Case is never folded after a skeleton: the skeleton maps `I` to `l`, and folding then would
+ * make `MAIL` and `MALL` one identity. The cost: a capital whose Unicode prototype is a
+ * lower-case letter (`Ƅ` for `b`, Cyrillic `Ь`, Cherokee `Ꮒ`, `Ꮟ`, `Ꮷ`) is caught in an id of
+ * its own case only. Identities should also be refused on input when they hold an invisible
+ * or blank character ({@link findBlankCharacter}).
  *
  * @example
- * foldForMatching("ＤＲＯＰ\u200b tаble").includes(foldForMatching("drop table")); // true
+ * identityForms("Billing\u2010Agent"); // four forms, one of them equal to billing-agent's
+ */
+export function identityForms(value: string): readonly string[] {
+  const text = stripIgnorables(value).replace(/\u2800/gu, " ");
+  const folded = foldCase(stripIgnorables(text.normalize("NFKC"))).normalize("NFKC");
+  return [
+    tidy(confusableSkeleton(foldCase(confusableSkeleton(folded)))),
+    tidy(confusableSkeleton(text.toLowerCase())),
+    tidy(confusableSkeleton(text.toUpperCase())),
+    tidy(confusableSkeleton(text)),
+  ];
+}
+
+/**
+ * Whether two identities look alike to a human: any of their {@link identityForms} is equal.
+ * Pass strings, or forms computed once when one identity is compared with many.
+ *
+ * @example
+ * sameIdentity("billing\u2010agent", "billing-agent"); // true (U+2010 HYPHEN)
+ * sameIdentity("\u0412ILLING-AGENT", "billing-agent"); // true (Cyrillic В)
+ * sameIdentity("MAIL-BOT", "MALL-BOT"); // false
+ */
+export function sameIdentity(
+  a: string | readonly string[],
+  b: string | readonly string[],
+): boolean {
+  const formsA = typeof a === "string" ? identityForms(a) : a;
+  const formsB = typeof b === "string" ? identityForms(b) : b;
+  return formsA.some((form, index) => form === formsB[index]);
+}
+
+/**
+ * The forms in which words are searched for in free text, so that a keyword is found however
+ * it is dressed up: the visible text (NFKC — full-width letters; zero-width characters and
+ * soft hyphens removed; U+2800 read as a space), combining marks removed, white space
+ * collapsed; then the confusable skeleton of its case-folded and of its upper-case form
+ * (Cyrillic, Greek and Cherokee look-alikes of either case); and the same two skeletons of
+ * the text before NFKC (`ſ` imitates `f`, but NFKC makes it `s`). Search with
+ * {@link containsLookAlike}, which compares form with form.
+ */
+export function matchingForms(value: string): readonly string[] {
+  const text = tidy(visible(value));
+  const raw = stripIgnorables(value).replace(/\u2800/gu, " ");
+  return [
+    confusableSkeleton(foldCase(text)),
+    confusableSkeleton(text.toUpperCase()),
+    tidy(confusableSkeleton(raw.toLowerCase())),
+    tidy(confusableSkeleton(raw.toUpperCase())),
+  ];
+}
+
+/**
+ * Whether `text` contains `keyword` in any disguise {@link matchingForms} sees through. Pass
+ * strings, or forms computed once (a keyword list is folded once, not per call).
+ *
+ * @example
+ * containsLookAlike("ＤＲＯＰ\u200b t\u0430ble users", "drop table"); // true
+ * containsLookAlike("drop the table", "drop table"); // false
+ */
+export function containsLookAlike(
+  text: string | readonly string[],
+  keyword: string | readonly string[],
+): boolean {
+  const textForms = typeof text === "string" ? matchingForms(text) : text;
+  const keywordForms = typeof keyword === "string" ? matchingForms(keyword) : keyword;
+  return textForms.some((form, index) => {
+    const wanted = keywordForms[index];
+    return wanted !== undefined && wanted.length > 0 && form.includes(wanted);
+  });
+}
+
+/**
+ * @deprecated Use {@link matchingForms} / {@link containsLookAlike}: one folded form misses
+ * look-alike capitals (Cyrillic `В`, Greek `Β`). Kept until every caller has moved.
  */
 export function foldForMatching(value: string): string {
-  const folded = foldCase(stripIgnorables(value.normalize("NFKC")));
-  return foldCase(confusableSkeleton(folded));
+  return matchingForms(value)[0] ?? "";
 }

@@ -25,10 +25,12 @@ export {
 export {
   type BlankCharacter,
   codePointLabel,
-  comparableIdentity,
   confusableSkeleton,
+  containsLookAlike,
   findBlankCharacter,
   foldForMatching,
+  identityForms,
+  matchingForms,
   sameIdentity,
   stripIgnorables,
 } from "./confusables";

@@ -22,7 +22,7 @@ export const GATES_ERROR_CODES = {
   APPROVAL_NOT_RECORDED: "APPROVAL_NOT_RECORDED",
   /** The approvals table could not be read or written. */
   APPROVAL_STORE_UNAVAILABLE: "APPROVAL_STORE_UNAVAILABLE",
-  /** A stored decision does not verify: it was not written by this module's keys. */
+  /** A stored request or decision does not verify: it was not written, as it is, by this module's keys. */
   APPROVAL_INTEGRITY: "APPROVAL_INTEGRITY",
   /** An argument or option failed validation; nothing was read or written. */
   GATES_INPUT_INVALID: "GATES_INPUT_INVALID",
@@ -460,22 +460,46 @@ export class ApprovalStoreError extends GovernanceError {
 }
 
 /**
- * A stored decision does not verify under the keyring: the row was not written by this
- * module (changed by hand, or signed by a key that is not in the keyring). Refused: an
- * approval that cannot be proven is no approval.
+ * A stored request or decision does not verify under the keyring: the row was not written by
+ * this module as it is (changed by hand, signed by a key that is not in the keyring, or — a
+ * request — made by an earlier version that did not sign requests). Refused: an approval that
+ * cannot be proven is no approval.
+ *
+ * - `subject: "request"`: what the request is (its kind, agent, expiry, token, operator…) does
+ *   not match its request MAC, or it has none. `grant()` refuses it (recorded as
+ *   `approval.refused`, reason `request_integrity`); `waitFor()` refuses to wait for it;
+ *   `deny()` still works.
+ * - `subject: "decision"`: a grant or denial does not match its decision MAC, or is a grant
+ *   signed in the format of an earlier version (which did not cover the expiry).
+ *   `waitFor()` and `verifyAction()` refuse it.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await gates.verifyAction(requestId, payload, { kind, agentId });
+ * } catch (error) {
+ *   if (ApprovalIntegrityError.isInstance(error)) alertSecurity(error.requestId, error.subject);
+ *   throw error;
+ * }
+ * ```
  */
 export class ApprovalIntegrityError extends GovernanceError {
   readonly requestId: string;
+  /** What does not verify: the request (as it was made) or its decision. */
+  readonly subject: "request" | "decision";
 
-  constructor(requestId: string, problem: string) {
+  constructor(requestId: string, problem: string, subject: "request" | "decision" = "decision") {
     super({
       code: GATES_ERROR_CODES.APPROVAL_INTEGRITY,
-      message: `The stored decision of request ${requestId} does not verify: ${problem}`,
+      message: `The stored ${subject} of request ${requestId} does not verify: ${problem}`,
       recoveryHint:
-        "Do not perform the action. Investigate who changed gov_gates.requests (the audit chain holds the real decision); if a key was rotated, add the old key to the keyring.",
+        subject === "request"
+          ? "Do not grant it: deny it, and have the agent open a new request. Investigate who changed gov_gates.requests (the audit chain holds what was asked: approval.requested)."
+          : "Do not perform the action. Investigate who changed gov_gates.requests (the audit chain holds the real decision); if a key was rotated, add the old key to the keyring.",
     });
     this.name = "ApprovalIntegrityError";
     this.requestId = requestId;
+    this.subject = subject;
   }
 
   /** True for an `ApprovalIntegrityError` from any copy of `@gov/gates`. */

@@ -82,6 +82,7 @@ describe.each(testEngines())("requests and decisions on $name", (engine: TestEng
           actionHash: request.actionHash,
           payload: PAYLOAD,
           payloadIntact: true,
+          requestIntact: true,
           createdAt: request.createdAt,
           expiresAt: request.expiresAt,
           tokenVersion: 2,
@@ -286,7 +287,9 @@ describe.each(testEngines())("requests and decisions on $name", (engine: TestEng
       const request = await h.gates.request("deploy.production", "deploy-agent", {
         expiresIn: 60_000,
       });
-      // Shorten the stored expiry: the conditional update compares it with clock.now().
+      // Shorten the stored expiry (a table owner, who drops the guard trigger first): the
+      // conditional update compares it with clock.now().
+      await h.store.query(sql`drop trigger requests_guard on gov_gates.requests`);
       await h.store.query(
         sql`update gov_gates.requests set expires_at = expires_at - interval '30 seconds' where request_id = ${request.requestId}::uuid`,
       );
@@ -364,6 +367,8 @@ describe.each(testEngines())("requests and decisions on $name", (engine: TestEng
       const request = await h.gates.request("refund.issue", "billing-agent", {
         payload: { amountUsd: 120 },
       });
+      // A table owner, who drops the guard trigger first (it refuses the edit).
+      await h.store.query(sql`drop trigger requests_guard on gov_gates.requests`);
       await h.store.query(
         sql`update gov_gates.requests set action_hash = ${sha256('{"amountUsd":12000}')} where request_id = ${request.requestId}::uuid`,
       );

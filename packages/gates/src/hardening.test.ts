@@ -10,7 +10,6 @@ import {
   ChainKey,
   canonicalJson,
   type OperatorDirectory,
-  type SQL,
   type Store,
   sql,
 } from "@gov/core";
@@ -22,9 +21,11 @@ import {
   type GatesHarness,
   gatesHarness,
   keyringOf,
+  operatorsOf,
   SECRET_A,
   SECRET_B,
   thrown,
+  wrapQuery,
 } from "./__fixtures__";
 import {
   ApprovalIntegrityError,
@@ -97,19 +98,12 @@ function hookedStore(
     after?: (text: string) => Promise<void> | void;
   },
 ): Store {
-  return Object.create(store, {
-    listen: { value: store.listen.bind(store) },
-    notify: { value: store.notify.bind(store) },
-    transaction: { value: store.transaction.bind(store) },
-    query: {
-      value: async (query: SQL) => {
-        const text = dialect.sqlToQuery(query).sql;
-        await hooks.before?.(text);
-        const rows = await store.query(query);
-        await hooks.after?.(text);
-        return rows;
-      },
-    },
+  return wrapQuery(store, async (query, next) => {
+    const text = dialect.sqlToQuery(query).sql;
+    await hooks.before?.(text);
+    const rows = await next(query);
+    await hooks.after?.(text);
+    return rows;
   });
 }
 
@@ -406,7 +400,7 @@ describe.each(testEngines())("binding, single use and recovery on $name", (engin
       const cases: [agentId: string, reviewerId: string][] = [
         ["straße-bot", "STRASSE-BOT"],
         ["deploy agent", "deploy   agent"],
-        ["deploy agent", " Deploy\u3000Agent "],
+        ["deploy agent", " Deploy  Agent "],
         ["ΟΔΥΣΣΕΥΣ", "οδυσσευς"],
         ["ﬁnance-bot", "FINANCE-BOT"],
       ];
@@ -415,6 +409,96 @@ describe.each(testEngines())("binding, single use and recovery on $name", (engin
         const error = await thrown(() => h.gates.grant(request.token, { reviewerId }));
         expect(SelfApprovalError.isInstance(error)).toBe(true);
         expect((error as SelfApprovalError).relation).toBe("agent");
+      }
+    },
+  );
+
+  // Guards against: self-approval under a reviewer id that looks like the agent's or its
+  // operator's (issue 12, break 6: "billing-agent" + U+2800 granted its own request).
+  it.skipIf(!engine.available)(
+    "look-alike reviewer ids are refused on input or as self-approval; different reviewers are allowed",
+    async () => {
+      const gates = h.another({ operators: operatorsOf({ "billing-agent": "alice@company.com" }) });
+      const open = () =>
+        gates.request("refund.issue", "billing-agent", { payload: { amountUsd: 120 } });
+      const onInput: [name: string, reviewerId: string, codePoint: string][] = [
+        ["a Braille pattern blank after the id", "billing-agent\u2800", "U+2800"],
+        ["a Braille pattern blank inside the id", "billing\u2800agent", "U+2800"],
+        ["a no-break space", "billing-agent\u00a0", "U+00A0"],
+        ["a no-break space for the hyphen", "billing\u00a0agent", "U+00A0"],
+        ["an ideographic space", "billing-agent\u3000", "U+3000"],
+        ["an em space", "\u2003billing-agent", "U+2003"],
+        ["a narrow no-break space", "billing\u202fagent", "U+202F"],
+        ["a Hangul filler", "billing-agent\u3164", "U+3164"],
+        ["a half-width Hangul filler", "billing-agent\uffa0", "U+FFA0"],
+        ["a soft hyphen", "billing\u00ad-agent", "U+00AD"],
+        ["a zero-width joiner", "billing-\u200dagent", "U+200D"],
+        ["a zero-width space", "billing-agent\u200b", "U+200B"],
+        ["a combining grapheme joiner", "billing-agent\u034f", "U+034F"],
+        ["a Braille blank after the operator's id", "alice@company.com\u2800", "U+2800"],
+      ];
+      const request = await open();
+      for (const [name, reviewerId, codePoint] of onInput) {
+        const error = await thrown(() => gates.grant(request.token, { reviewerId }));
+        if (!InvalidGatesInputError.isInstance(error)) throw new Error(`${name}: ${String(error)}`);
+        expect(error.field).toBe("options.reviewerId");
+        expect(error.message).toContain(codePoint);
+        expect(error.message).toContain(`index ${reviewerId.search(/[^ -~]/u)}`);
+        // Agent ids are refused on input the same way.
+        expect(
+          InvalidGatesInputError.isInstance(
+            await thrown(() => gates.request("refund.issue", reviewerId)),
+          ),
+        ).toBe(true);
+      }
+      expect(await statusOf(request.requestId)).toBe("pending");
+      const selfApproval: [name: string, reviewerId: string, relation: "agent" | "operator"][] = [
+        ["a hyphen (U+2010)", "billing\u2010agent", "agent"],
+        ["a non-breaking hyphen (U+2011)", "billing\u2011agent", "agent"],
+        ["a minus sign (U+2212)", "billing\u2212agent", "agent"],
+        ["a Cyrillic a", "billing-\u0430gent", "agent"],
+        ["a Cyrillic i", "b\u0456lling-agent", "agent"],
+        ["a Cyrillic o in the operator's id", "alice@c\u043empany.com", "operator"],
+        ["a Greek omicron in the operator's id", "alice@c\u03bfmpany.com", "operator"],
+        ["a Cyrillic a in the operator's id", "\u0430lice@company.com", "operator"],
+        ["a Cherokee A in the operator's id", "\u13aalice@company.com", "operator"],
+        ["a Greek capital beta", "\u0392illing-agent", "agent"],
+        ["Cyrillic capitals", "\u0412ILLING-\u0410GENT", "agent"],
+        ["a Greek capital iota for the I", "B\u0399LLING-AGENT", "agent"],
+        [
+          "full-width letters",
+          "\uff42\uff49\uff4c\uff4c\uff49\uff4e\uff47-\uff41\uff47\uff45\uff4e\uff54",
+          "agent",
+        ],
+        ["mixed case", "Billing-Agent", "agent"],
+        ["upper case", "BILLING-AGENT", "agent"],
+        ["the digit one for an l", "bi11ing-agent", "agent"],
+        ["a combining acute accent", "billing-agent\u0301", "agent"],
+        ["a combining dot above an i", "bi\u0307lling-agent", "agent"],
+        ["a combining stroke overlay", "billing-a\u0335gent", "agent"],
+        ["stacked combining marks", "b\u0323\u0307illing-agent", "agent"],
+        ["ASCII spaces around the id", "  billing-agent ", "agent"],
+      ];
+      for (const [name, reviewerId, relation] of selfApproval) {
+        const error = await thrown(() => gates.grant(request.token, { reviewerId }));
+        if (!SelfApprovalError.isInstance(error)) throw new Error(`${name}: ${String(error)}`);
+        expect(error.relation).toBe(relation);
+      }
+      expect(await statusOf(request.requestId)).toBe("pending");
+      // Genuinely different reviewers are still allowed.
+      for (const reviewerId of [
+        "bob@company.com",
+        "billing-agent-2",
+        "billing.agent",
+        "billingagent",
+        "billing agent",
+        "alice@company.org",
+        "aline@company.com",
+        "José García",
+      ]) {
+        const other = await open();
+        await gates.grant(other.token, { reviewerId });
+        expect(await statusOf(other.requestId)).toBe("granted");
       }
     },
   );
@@ -723,9 +807,14 @@ describe.each(testEngines())("binding, single use and recovery on $name", (engin
       const edited = await h.gates.request("refund.issue", "billing-agent", {
         payload: { amountUsd: 12_000 },
       });
-      await h.store.query(
-        sql`update gov_gates.requests set payload = '{"amountUsd":12}'::jsonb where request_id = ${edited.requestId}::uuid`,
-      );
+      const editPayload = () =>
+        h.store.query(
+          sql`update gov_gates.requests set payload = '{"amountUsd":12}'::jsonb where request_id = ${edited.requestId}::uuid`,
+        );
+      // The trigger refuses it; a table owner drops the trigger first.
+      expect(String(((await thrown(editPayload)) as Error).message)).toContain("payload");
+      await h.store.query(sql`drop trigger requests_guard on gov_gates.requests`);
+      await editPayload();
       const listed = await h.gates.listPending();
       expect(listed.find((entry) => entry.requestId === honest.requestId)).toMatchObject({
         payload: { amountUsd: 12_000 },
@@ -848,6 +937,8 @@ describe.each(testEngines())("binding, single use and recovery on $name", (engin
           resolvedAt,
         }),
       );
+      // A table owner (who can drop the guard trigger) writes the forged decision.
+      await h.store.query(sql`drop trigger requests_guard on gov_gates.requests`);
       await h.store.query(sql`
         update gov_gates.requests set status = 'granted', reviewer_id = 'mallory',
           resolved_at = ${resolvedAt}::timestamptz, decision_key_id = ${retired.id}, decision_mac = ${mac}

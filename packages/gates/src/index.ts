@@ -49,6 +49,7 @@ export {
   type RequestOptions,
   type RequireApprovalOptions,
   type VerifyActionOptions,
+  WAKE_READ_SPACING_MS,
   type WaitForOptions,
 } from "./module";
 export { TOKEN_MAC_DOMAIN, TOKEN_V2_TAG } from "./token";

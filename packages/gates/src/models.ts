@@ -1,4 +1,9 @@
-import { canonicalJson, hasControlCharacters, InvalidArgumentError } from "@gov/core";
+import {
+  canonicalJson,
+  findBlankCharacter,
+  hasControlCharacters,
+  InvalidArgumentError,
+} from "@gov/core";
 import { z } from "zod";
 import { InvalidGatesInputError } from "./errors";
 
@@ -50,42 +55,6 @@ export const DEFAULT_AUDIT_TIMEOUT_MS = 5_000;
 /** How old a claim (`resolving`) must be, by the module's clock, to be presumed abandoned (60 s). */
 export const DEFAULT_STALE_CLAIM_MS = 60_000;
 
-/**
- * Characters that are invisible or ignored when text is displayed: Unicode format characters
- * (`Cf`: soft hyphen, zero-width space / joiner / non-joiner, word joiner, byte-order mark,
- * bidirectional marks, tags, …) and the other default-ignorable code points (variation
- * selectors, Hangul fillers, the combining grapheme joiner, …). Two ids that differ only by
- * them look the same to a human, so ids may not contain them.
- */
-const INVISIBLE = /[\p{Cf}\p{Default_Ignorable_Code_Point}]/u;
-const INVISIBLE_ALL = /[\p{Cf}\p{Default_Ignorable_Code_Point}]/gu;
-
-/**
- * The form in which two ids are compared for the self-approval rule ("are these the same
- * principal?"): NFKC (compatibility forms: full-width letters, ligatures, non-breaking
- * spaces), invisible characters removed (defence in depth: inputs refuse them, but the
- * operator directory is not ours), full Unicode case folding — approximated as upper-casing
- * then lower-casing, locale-independently, so that `ß`, `SS` and `ss` or `ς`, `Σ` and `σ`
- * are one — NFKC again (case mapping can denormalize), and every run of white space
- * collapsed to one space, trimmed. Look-alike letters from other scripts (Cyrillic `а` for
- * Latin `a`) are not folded: the reviewer id should come from an authenticated session.
- */
-export function comparableId(id: string): string {
-  return id
-    .normalize("NFKC")
-    .replace(INVISIBLE_ALL, "")
-    .toUpperCase()
-    .toLowerCase()
-    .normalize("NFKC")
-    .replace(/\s+/gu, " ")
-    .trim();
-}
-
-/** `U+XXXX` for the code point at the start of `text`. */
-function codePointName(text: string): string {
-  return `U+${(text.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
-}
-
 /** The JSON a request's payload may be: anything with one canonical JSON form. */
 export type ApprovalPayload = unknown;
 
@@ -108,7 +77,8 @@ function fail(context: z.RefinementCtx, message: string, params: IssueParams): n
 
 /**
  * A required string of 1 to `max` characters, well-formed, without control characters; with
- * `id`, also without invisible characters ({@link INVISIBLE}).
+ * `id`, also without invisible or blank characters other than the ASCII space
+ * ({@link findBlankCharacter}).
  */
 function boundedText(options: { max: number; fix: string; multiline?: boolean; id?: boolean }) {
   return z.unknown().transform((value, context): string => {
@@ -133,13 +103,13 @@ function boundedText(options: { max: number; fix: string; multiline?: boolean; i
         { fix: "Remove the control characters." },
       );
     if (options.id) {
-      const invisible = INVISIBLE.exec(value);
-      if (invisible)
+      const blank = findBlankCharacter(value, { allowSpace: true });
+      if (blank)
         return fail(
           context,
-          `contains an invisible character (${codePointName(invisible[0])} at index ${invisible.index}), which would make two different ids look the same.`,
+          `contains an invisible or blank character (${blank.codePoint} at index ${blank.index}), which would make two different ids look the same.`,
           {
-            fix: "Remove invisible characters (soft hyphens, zero-width spaces and joiners, word joiners, byte-order marks, variation selectors): take the id from its source of record, not from copied text.",
+            fix: "Remove it: ids may hold the ASCII space, but no other space (no-break, ideographic, Braille blank…) and no invisible character (soft hyphens, zero-width spaces and joiners, word joiners, variation selectors). Take the id from its source of record — the reviewer's authenticated session, the agent's configuration — not from copied text.",
           },
         );
     }
@@ -172,21 +142,21 @@ function optional<T extends z.ZodType>(schema: T) {
   return schema.nullish().transform((value) => value ?? undefined);
 }
 
-/** An agent id: 1–256 characters, no control or invisible characters. */
+/** An agent id: 1–256 characters, no control, invisible or blank characters (the ASCII space aside). */
 export const agentIdSchema = boundedText({
   max: GATES_LIMITS.id,
   id: true,
   fix: 'Pass the agent\'s id as a non-empty string, e.g. "deploy-agent".',
 });
 
-/** A reviewer id: 1–256 characters, no control or invisible characters. */
+/** A reviewer id: 1–256 characters, no control, invisible or blank characters (the ASCII space aside). */
 export const reviewerIdSchema = boundedText({
   max: GATES_LIMITS.id,
   id: true,
   fix: 'Pass who decides as a non-empty string, e.g. { reviewerId: "alice@company.com" }.',
 });
 
-/** A request kind: 1–128 characters, no control or invisible characters. */
+/** A request kind: 1–128 characters, no control, invisible or blank characters (the ASCII space aside). */
 export const kindSchema = boundedText({
   max: GATES_LIMITS.kind,
   id: true,

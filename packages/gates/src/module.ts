@@ -13,6 +13,7 @@ import {
   type HaltCheckContext,
   type HaltGuard,
   InvalidArgumentError,
+  identityForms,
   type Keyring,
   type Logger,
   type MigrationSource,
@@ -24,6 +25,7 @@ import {
   requirePort,
   type Store,
   type Subscription,
+  sameIdentity,
   sql,
 } from "@gov/core";
 import {
@@ -43,7 +45,6 @@ import {
 } from "./errors";
 import {
   agentIdSchema,
-  comparableId,
   denyOptionsSchema,
   expirePendingOptionsSchema,
   type GatesOptions,
@@ -60,6 +61,13 @@ import {
   verifyActionOptionsSchema,
   waitForOptionsSchema,
 } from "./models";
+import {
+  decisionMacInput,
+  legacyDecisionMacInput,
+  requestMacInput,
+  type SignedDecision,
+  type SignedRequest,
+} from "./signatures";
 import { mintToken, type ParsedToken, parseToken, tokenDigest, verifyTokenMac } from "./token";
 
 /** The gates module's migrations: schema `gov_gates`. */
@@ -99,14 +107,25 @@ export const APPROVAL_EVENT_KINDS = {
    * after this one in the chain — did not take effect.
    */
   released: "approval.released",
+  /**
+   * An approved action was executed (`verifyAction` / `requireApproval` marked it executed).
+   * An approval runs once: two of these for one request mean that its executed marker was
+   * cleared in the table.
+   */
+  executed: "approval.executed",
   /** A legacy v1 token was accepted before `acceptV1Until`. */
   legacyTokenParsed: "gates.legacy_token_parsed",
 } as const;
 
 const REQUEST_PATH: HaltCheckContext = Object.freeze({ path: "gates.request" });
 
-/** Domain of the decision MAC (the signed JSON also names its type). */
-const DECISION_TYPE = "gov.gates.decision";
+/**
+ * The shortest time between two reads of one waiter, in milliseconds. A notification is only
+ * a wake-up: however many arrive — a role that can connect can send a flood of them — a waiter
+ * reads its request at most once per this interval (a genuine decision is seen at most this
+ * much later than without a flood).
+ */
+export const WAKE_READ_SPACING_MS = 50;
 
 /** What `request()` returns. The token is not enumerable: it never reaches JSON or `inspect`. */
 export class ApprovalRequest {
@@ -265,6 +284,13 @@ export interface PendingApproval {
    * logged; do not approve such a request from what the database says — deny it.
    */
   payloadIntact: boolean;
+  /**
+   * False when what the request is — its kind, agent, expiry, token, operator at request time —
+   * does not match its request MAC (it was changed in the database), or it has none (it was
+   * made by an earlier version): it cannot be granted (`ApprovalIntegrityError`); deny it. An
+   * error is logged.
+   */
+  requestIntact: boolean;
   createdAt: Date;
   expiresAt: Date;
   tokenVersion: 1 | 2;
@@ -377,6 +403,7 @@ interface RequestRow extends Record<string, unknown> {
   executed_at: string | null;
   operator_id: string | null;
   operator_lookup: string | null;
+  request_mac: string | null;
 }
 
 const ISO = (column: string) =>
@@ -402,19 +429,7 @@ const ROW_COLUMNS = sql.raw(
     `${ISO("executed_at")} as executed_at`,
     "operator_id",
     "operator_lookup",
-  ].join(", "),
-);
-
-const PENDING_COLUMNS = sql.raw(
-  [
-    "request_id::text as request_id",
-    "kind",
-    "agent_id",
-    "action_hash",
-    "payload",
-    "token_version",
-    `${ISO("created_at")} as created_at`,
-    `${ISO("expires_at")} as expires_at`,
+    "request_mac",
   ].join(", "),
 );
 
@@ -619,6 +634,23 @@ export class GatesModule {
     const token = mintToken(key, version, { requestId, actionHash, expiresAtMs });
     const createdAt = new Date(createdAtMs);
     const expiresAt = new Date(expiresAtMs);
+    const digest = tokenDigest(token);
+    // What the request is, signed now: a row re-targeted in the table cannot be granted.
+    const requestMac = key.hmacHex(
+      requestMacInput({
+        requestId,
+        kind: checkedKind,
+        agentId: id,
+        actionHash,
+        tokenVersion: version,
+        keyId: key.id,
+        tokenDigest: digest,
+        createdAt: createdAt.toISOString(),
+        expiresAt: expiresAt.toISOString(),
+        operatorId: operator.operatorId,
+        operatorLookup: operator.lookup,
+      }),
+    );
     const metadata = {
       requestId,
       kind: checkedKind,
@@ -632,10 +664,10 @@ export class GatesModule {
       await this.#store.query(sql`
         insert into gov_gates.requests
           (request_id, kind, agent_id, action_hash, payload, token_version, key_id, token_digest, status,
-            created_at, expires_at, operator_id, operator_lookup)
+            created_at, expires_at, operator_id, operator_lookup, request_mac)
         values (${requestId}::uuid, ${checkedKind}, ${id}, ${actionHash}, ${payload.canonical}::jsonb, ${version},
-          ${key.id}, ${tokenDigest(token)}, 'pending', ${createdAt.toISOString()}::timestamptz, ${expiresAt.toISOString()}::timestamptz,
-          ${operator.operatorId}, ${operator.lookup})`);
+          ${key.id}, ${digest}, 'pending', ${createdAt.toISOString()}::timestamptz, ${expiresAt.toISOString()}::timestamptz,
+          ${operator.operatorId}, ${operator.lookup}, ${requestMac})`);
     } catch (error) {
       stored = false;
       this.#logger.warn(
@@ -821,7 +853,22 @@ export class GatesModule {
     if (row.status !== "pending")
       throw await refuse("already_used", { status: publicStatus(row.status) });
     if (Date.parse(row.expires_at) <= nowMs) throw await refuse("expired");
-    if (decision === "granted") await this.#checkSelfApproval(row, input.reviewerId);
+    if (decision === "granted") {
+      // What the reviewer and the self-approval rule rely on — the request's kind, agent,
+      // expiry, operator at request time — must be what was signed when it was made. (A
+      // denial can only stop an action: it is allowed on a row that does not verify.)
+      const problem = this.#requestProblem(row);
+      if (problem !== null) {
+        await this.#record(row.agent_id, APPROVAL_EVENT_KINDS.refused, {
+          ...requestMetadata(row),
+          attempt,
+          reviewerId: input.reviewerId,
+          reason: "request_integrity",
+        });
+        throw this.#integrityFailure(requestId, problem, "request");
+      }
+      await this.#checkSelfApproval(row, input.reviewerId);
+    }
 
     // The claim: one conditional update decides who wins. It is invisible to waiters, who
     // only act on `granted` / `denied`, until the audit event is durable. Its MAC identifies
@@ -837,7 +884,16 @@ export class GatesModule {
       reason: input.reason,
       resolvedAt: new Date(nowMs),
     };
-    const mac = key.hmacHex(decisionPayload(result));
+    // The decision signs the request as it is (every field), so that it holds for this
+    // request only, exactly as it was decided: a row changed afterwards no longer verifies.
+    const mac = key.hmacHex(
+      decisionMacInput(signedRequestOf(row), {
+        decision,
+        reviewerId: input.reviewerId,
+        reason: input.reason,
+        resolvedAt: now,
+      }),
+    );
     const claimStatus = CLAIM_STATUS[decision];
     let claimed: { request_id: string }[];
     try {
@@ -977,10 +1033,12 @@ export class GatesModule {
 
   /**
    * Refuse a reviewer who is the agent, the operator bound to it when the request was made,
-   * or the operator bound to it now (ids compared by {@link comparableId}).
+   * or the operator bound to it now (ids compared by core's `sameIdentity`: look-alikes are
+   * the same principal).
    */
   async #checkSelfApproval(row: RequestRow, reviewerId: string): Promise<void> {
-    const reviewer = comparableId(reviewerId);
+    const reviewer = identityForms(reviewerId);
+    const isReviewer = (id: string) => sameIdentity(identityForms(id), reviewer);
     const record = async (relation: string) => {
       await this.#record(row.agent_id, APPROVAL_EVENT_KINDS.refused, {
         ...requestMetadata(row),
@@ -998,7 +1056,7 @@ export class GatesModule {
         relation,
       });
     };
-    if (reviewer === comparableId(row.agent_id)) throw await refuseAs("agent");
+    if (isReviewer(row.agent_id)) throw await refuseAs("agent");
     if (row.operator_lookup === "failed") {
       await record("operator_unknown");
       throw new SelfApprovalUnverifiableError(
@@ -1008,14 +1066,13 @@ export class GatesModule {
         true,
       );
     }
-    if (row.operator_id !== null && comparableId(row.operator_id) === reviewer)
-      throw await refuseAs("operator");
+    if (row.operator_id !== null && isReviewer(row.operator_id)) throw await refuseAs("operator");
     const current = await this.#lookUpOperator(row.agent_id);
     if (current.lookup === "failed") {
       await record("operator_unknown");
       throw new SelfApprovalUnverifiableError(row.request_id, row.agent_id, current.error);
     }
-    if (current.operatorId !== null && comparableId(current.operatorId) === reviewer)
+    if (current.operatorId !== null && isReviewer(current.operatorId))
       throw await refuseAs("operator");
   }
 
@@ -1143,8 +1200,11 @@ export class GatesModule {
    * denial sends on commit (`gov_gates_resolved`) and polls every `pollIntervalMs` (±20 %)
    * as the fallback. It subscribes before its first read, so a decision made in between is
    * not missed. It never grants or denies: the only write it makes is releasing a claim
-   * abandoned for longer than `staleClaimMs` (back to pending, or expired). A stored decision
-   * that does not verify under the keyring is refused (`ApprovalIntegrityError`).
+   * abandoned for longer than `staleClaimMs` (back to pending, or expired). A notification is
+   * only a wake-up (its payload is never believed): the waiter reads the row again, at most
+   * once per {@link WAKE_READ_SPACING_MS} however many arrive. A stored decision that does
+   * not verify under the keyring, or an undecided request that does not match what was signed
+   * when it was made, is refused (`ApprovalIntegrityError`).
    *
    * @example
    * ```ts
@@ -1175,10 +1235,18 @@ export class GatesModule {
       let deadline = timeout === undefined ? null : started + timeout;
       let lastError: unknown;
       let lastWarnAt = Number.NEGATIVE_INFINITY;
+      let lastReadAt = Number.NEGATIVE_INFINITY;
       for (;;) {
+        // A notification is only a wake-up, and anyone who can connect can send one: however
+        // many arrive, this waiter reads at most once per WAKE_READ_SPACING_MS.
+        const sinceLastRead = performance.now() - lastReadAt;
+        if (sinceLastRead < WAKE_READ_SPACING_MS)
+          await pause(WAKE_READ_SPACING_MS - sinceLastRead, signal);
+        signal?.throwIfAborted();
         if (this.#closed)
           throw new ApprovalStoreError("read", id, new Error("the gates module was closed"));
         waiter.woken = false;
+        lastReadAt = performance.now();
         let row: RequestRow | null | undefined;
         try {
           row = await this.#readRowRaw(id);
@@ -1206,6 +1274,12 @@ export class GatesModule {
           if (row.status === "denied") {
             this.#verifyDecision(row);
             throw new ApprovalDenied(id, row.reviewer_id, row.reason);
+          }
+          if (row.status !== "expired") {
+            // Undecided: its expiry (and what it is) must be what was signed when it was made;
+            // a row that does not verify can never be granted, so waiting is pointless.
+            const problem = this.#requestProblem(row);
+            if (problem !== null) throw this.#integrityFailure(id, problem, "request");
           }
           if (this.#isStale(row, this.#clock.nowMs())) {
             // Its process died mid-decision: give the claim back (never decide it), read again.
@@ -1308,39 +1382,72 @@ export class GatesModule {
     await this.#subscribing;
   }
 
+  /**
+   * Check a granted or denied row against its decision MAC, under the key its request was
+   * issued under (and no other). The MAC covers the decision and every field of the request
+   * ({@link decisionMacInput}); a grant signed in the format of earlier versions, which did not
+   * cover the expiry, is refused, a denial in that format stands (it can only stop an action).
+   * @throws {ApprovalIntegrityError} (`subject: "decision"`).
+   */
   #verifyDecision(row: RequestRow): void {
     const id = row.request_id;
+    const fail = (problem: string) => this.#integrityFailure(id, problem, "decision");
     if (!row.decision_key_id || !row.decision_mac || !row.reviewer_id || !row.resolved_at)
-      throw new ApprovalIntegrityError(id, "it has no signed decision.");
+      throw fail("it has no signed decision.");
     // A decision is signed under the key its request (its token) was issued under, and
     // accepted under that key only: another key of the keyring — a retired one, say — cannot
     // approve a request that it did not issue.
     if (row.decision_key_id !== row.key_id)
-      throw new ApprovalIntegrityError(
-        id,
+      throw fail(
         `it was signed by key ${row.decision_key_id}, not by the key the request was issued under (${row.key_id}).`,
       );
     const key = this.#keyring.find(row.decision_key_id);
     if (!key || key.id !== row.decision_key_id)
-      throw new ApprovalIntegrityError(
-        id,
-        `it was signed by key ${row.decision_key_id}, which is not in the keyring.`,
-      );
-    const payload = decisionPayload({
-      requestId: id,
-      kind: row.kind,
-      agentId: row.agent_id,
-      actionHash: row.action_hash,
+      throw fail(`it was signed by key ${row.decision_key_id}, which is not in the keyring.`);
+    const request = signedRequestOf(row);
+    const decision: SignedDecision = {
       decision: row.status as "granted" | "denied",
       reviewerId: row.reviewer_id,
       reason: row.reason,
-      resolvedAt: new Date(row.resolved_at),
-    });
-    if (!key.verifyHex(payload, row.decision_mac))
-      throw new ApprovalIntegrityError(
-        id,
-        "its MAC does not match its fields (the row was changed).",
+      resolvedAt: row.resolved_at,
+    };
+    if (key.verifyHex(decisionMacInput(request, decision), row.decision_mac)) return;
+    if (key.verifyHex(legacyDecisionMacInput(request, decision), row.decision_mac)) {
+      if (row.status === "denied") return;
+      throw fail(
+        "it is a grant signed in the format of an earlier version of @gov/gates, which does not cover the request's expiry, token or operator, so it cannot be told apart from one revived in the table. Open a new request.",
       );
+    }
+    throw fail("its MAC does not match its fields (the row was changed).");
+  }
+
+  /**
+   * Why a row does not match what was signed when its request was made, or null when it does:
+   * no request MAC (made by an earlier version, or erased), its key not in the keyring, or a
+   * field changed.
+   */
+  #requestProblem(row: RequestRow): string | null {
+    if (row.request_mac === null)
+      return "it is not signed (it was made by an earlier version of @gov/gates, or its request MAC was erased), so its kind, agent, expiry and operator cannot be verified.";
+    const key = this.#keyring.find(row.key_id);
+    if (!key || key.id !== row.key_id)
+      return `it was issued under key ${row.key_id}, which is not in the keyring.`;
+    if (!key.verifyHex(requestMacInput(signedRequestOf(row)), row.request_mac))
+      return "its MAC does not match its fields (the row was changed).";
+    return null;
+  }
+
+  /** An integrity failure, logged (the request id and the problem; never a MAC). */
+  #integrityFailure(
+    requestId: string,
+    problem: string,
+    subject: "request" | "decision",
+  ): ApprovalIntegrityError {
+    this.#logger.error(`A stored approval ${subject} does not verify; it is refused.`, {
+      requestId,
+      problem,
+    });
+    return new ApprovalIntegrityError(requestId, problem, subject);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -1354,9 +1461,9 @@ export class GatesModule {
    * action must not run another), `payload` hashes to its action hash, it has not been
    * executed before, and it has not expired: an approval is good for one execution before
    * the request's `expiresAt` (choose `expiresIn` to cover the decision and the execution).
-   * Each refusal for a mismatch, a second execution or an expiry is recorded as
-   * `approval.refused` (`attempt: "execute"`).
-   * Of concurrent consuming calls, exactly one succeeds.
+   * Each refusal for a mismatch, a second execution, an expiry or a decision that does not
+   * verify is recorded as `approval.refused` (`attempt: "execute"`); each execution as
+   * `approval.executed`. Of concurrent consuming calls, exactly one succeeds.
    *
    * @example
    * ```ts
@@ -1370,7 +1477,7 @@ export class GatesModule {
    * @throws {ApprovalTokenError} `request_mismatch`, `action_hash_mismatch`,
    *   `already_executed`, `expired` or `unknown_request`.
    * @throws {ApprovalPending} not decided yet. @throws {ApprovalDenied} denied.
-   * @throws {ApprovalTimeout} expired undecided. @throws {ApprovalIntegrityError} the stored decision does not verify.
+   * @throws {ApprovalTimeout} expired undecided. @throws {ApprovalIntegrityError} the stored decision does not verify (changed in the table, or a grant signed in an earlier version's format).
    * @throws {ApprovalStoreError} the database could not be reached (nothing was executed).
    */
   async verifyAction(
@@ -1392,6 +1499,19 @@ export class GatesModule {
       });
       return new ApprovalTokenError({ reason, requestId: id, note });
     };
+    // A decision is checked before any of its row's fields is believed (kind, agent, expiry…).
+    if (row.status === "granted" || row.status === "denied") {
+      try {
+        this.#verifyDecision(row);
+      } catch (error) {
+        await this.#record(row.agent_id, APPROVAL_EVENT_KINDS.refused, {
+          ...requestMetadata(row),
+          attempt: "execute",
+          reason: "decision_integrity",
+        });
+        throw error;
+      }
+    }
     if (
       (expected.kind !== undefined && expected.kind !== row.kind) ||
       (expected.agentId !== undefined && expected.agentId !== row.agent_id)
@@ -1409,10 +1529,7 @@ export class GatesModule {
           .filter(Boolean)
           .join(" and ")}.`,
       );
-    if (row.status === "denied") {
-      this.#verifyDecision(row);
-      throw new ApprovalDenied(id, row.reviewer_id, row.reason);
-    }
+    if (row.status === "denied") throw new ApprovalDenied(id, row.reviewer_id, row.reason);
     if (row.status === "expired")
       throw new ApprovalTimeout({ requestId: id, timeoutMs: 0, expired: true });
     if (row.status !== "granted") {
@@ -1420,7 +1537,6 @@ export class GatesModule {
         throw new ApprovalTimeout({ requestId: id, timeoutMs: 0, expired: true });
       throw new ApprovalPending(id);
     }
-    this.#verifyDecision(row);
     const presented = sha256(checked.canonical);
     if (!constantTimeEqualHex(row.action_hash, presented))
       throw await refuse(
@@ -1446,6 +1562,7 @@ export class GatesModule {
             and expires_at > ${now.toISOString()}::timestamptz
             and decision_mac = ${row.decision_mac} and action_hash = ${row.action_hash}
             and kind = ${row.kind} and agent_id = ${row.agent_id}
+            and expires_at = ${row.expires_at}::timestamptz
           returning request_id::text as request_id`);
       } catch (error) {
         throw new ApprovalStoreError("consume", id, error);
@@ -1467,6 +1584,14 @@ export class GatesModule {
           new Error("the request changed while it was being marked executed"),
         );
       }
+      // Evidence of each execution: the executed marker is protected by the trigger only, so
+      // a run after the marker was cleared in the table shows here as a second one.
+      await this.#record(row.agent_id, APPROVAL_EVENT_KINDS.executed, {
+        ...requestMetadata(row),
+        reviewerId: row.reviewer_id,
+        resolvedAt: row.resolved_at,
+        executedAt: now.toISOString(),
+      });
     }
     return {
       requestId: id,
@@ -1558,7 +1683,9 @@ export class GatesModule {
    * including claims abandoned for longer than `staleClaimMs`, which a decision recovers),
    * oldest first, at most 500, with their payloads for the reviewer to read. Each payload is
    * re-hashed: one that no longer matches its action hash is withheld (`payload: null`,
-   * `payloadIntact: false`) and an error is logged.
+   * `payloadIntact: false`) and an error is logged. Each request is checked against its
+   * request MAC: one changed in the database (its kind, agent, expiry, operator…), or made by
+   * an earlier version, has `requestIntact: false` — it cannot be granted; deny it.
    * @throws {ApprovalStoreError} the database could not be read.
    */
   async listPending(options: ListPendingOptions = {}): Promise<PendingApproval[]> {
@@ -1566,10 +1693,10 @@ export class GatesModule {
     const nowMs = this.#clock.nowMs();
     const now = new Date(nowMs).toISOString();
     const staleBefore = new Date(nowMs - this.#options.staleClaimMs).toISOString();
-    let rows: Record<string, unknown>[];
+    let rows: (RequestRow & { payload: unknown })[];
     try {
       rows = await this.#store.query(sql`
-        select ${PENDING_COLUMNS} from gov_gates.requests
+        select ${ROW_COLUMNS}, payload from gov_gates.requests
         where (status = 'pending'
             or (status in ('granting', 'denying') and resolved_at <= ${staleBefore}::timestamptz))
           and expires_at > ${now}::timestamptz
@@ -1585,17 +1712,15 @@ export class GatesModule {
 
   /**
    * One request and where it stands, or null when it is not stored. Its payload is checked
-   * against its action hash as in {@link listPending}.
+   * against its action hash, and the request against its request MAC, as in {@link listPending}.
    * @throws {ApprovalStoreError} the database could not be read.
    */
   async getRequest(requestId: string): Promise<ApprovalRecord | null> {
     const id = validate(requestIdSchema, requestId, "requestId");
-    let rows: Record<string, unknown>[];
+    let rows: (RequestRow & { payload: unknown })[];
     try {
       rows = await this.#store.query(sql`
-        select ${PENDING_COLUMNS}, status, reviewer_id, reason,
-          ${sql.raw(ISO("resolved_at"))} as resolved_at, ${sql.raw(ISO("executed_at"))} as executed_at
-        from gov_gates.requests where request_id = ${id}::uuid`);
+        select ${ROW_COLUMNS}, payload from gov_gates.requests where request_id = ${id}::uuid`);
     } catch (error) {
       throw new ApprovalStoreError("read", id, error);
     }
@@ -1603,11 +1728,11 @@ export class GatesModule {
     if (!row) return null;
     return {
       ...this.#pendingOf(row),
-      status: publicStatus(String(row.status)),
-      reviewerId: (row.reviewer_id as string | null) ?? null,
-      reason: (row.reason as string | null) ?? null,
-      resolvedAt: row.resolved_at ? new Date(String(row.resolved_at)) : null,
-      executedAt: row.executed_at ? new Date(String(row.executed_at)) : null,
+      status: publicStatus(row.status),
+      reviewerId: row.reviewer_id ?? null,
+      reason: row.reason ?? null,
+      resolvedAt: row.resolved_at ? new Date(row.resolved_at) : null,
+      executedAt: row.executed_at ? new Date(row.executed_at) : null,
     };
   }
 
@@ -1706,12 +1831,13 @@ export class GatesModule {
   // Internals
 
   /**
-   * A request row as the console sees it, its payload re-hashed: a payload that no longer
-   * hashes to the action hash (changed in the database) is withheld, and the fact logged.
+   * A request row as the console sees it, its payload re-hashed and its request MAC checked: a
+   * payload that no longer hashes to the action hash (changed in the database) is withheld; a
+   * request that does not match its request MAC is flagged. Both are logged.
    */
-  #pendingOf(row: Record<string, unknown>): PendingApproval {
-    const requestId = String(row.request_id);
-    const actionHash = String(row.action_hash);
+  #pendingOf(row: RequestRow & { payload: unknown }): PendingApproval {
+    const requestId = row.request_id;
+    const actionHash = row.action_hash;
     const stored: unknown =
       typeof row.payload === "string" ? JSON.parse(row.payload) : (row.payload ?? null);
     let intact: boolean;
@@ -1725,16 +1851,24 @@ export class GatesModule {
         "The stored payload of an approval request does not match its action hash (it was changed in the database); it is withheld. Deny the request.",
         { requestId },
       );
+    const tokenVersion = Number(row.token_version) === 1 ? 1 : 2;
+    const problem = this.#requestProblem({ ...row, token_version: Number(row.token_version) });
+    if (problem !== null)
+      this.#logger[row.request_mac === null ? "warn" : "error"](
+        "An approval request does not match what was signed when it was made; it cannot be granted. Deny it.",
+        { requestId, problem },
+      );
     return {
       requestId,
-      kind: String(row.kind),
-      agentId: String(row.agent_id),
+      kind: row.kind,
+      agentId: row.agent_id,
       actionHash,
       payload: intact ? stored : null,
       payloadIntact: intact,
-      createdAt: new Date(String(row.created_at)),
-      expiresAt: new Date(String(row.expires_at)),
-      tokenVersion: Number(row.token_version) === 1 ? 1 : 2,
+      requestIntact: problem === null,
+      createdAt: new Date(row.created_at),
+      expiresAt: new Date(row.expires_at),
+      tokenVersion,
     };
   }
 
@@ -1813,24 +1947,39 @@ export class GatesModule {
   }
 }
 
+/** Wait `ms`, or less when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, ms));
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
 function sha256(text: string): string {
   return createHash("sha256").update(text, "utf8").digest("hex");
 }
 
-/** The signed form of a decision. */
-function decisionPayload(decision: ApprovalDecision): string {
-  return canonicalJson({
-    type: DECISION_TYPE,
-    v: 1,
-    requestId: decision.requestId,
-    kind: decision.kind,
-    agentId: decision.agentId,
-    actionHash: decision.actionHash,
-    decision: decision.decision,
-    reviewerId: decision.reviewerId,
-    reason: decision.reason,
-    resolvedAt: decision.resolvedAt.toISOString(),
-  });
+/** The fields of a row that its request MAC (and its decision MAC) sign. */
+function signedRequestOf(row: RequestRow): SignedRequest {
+  return {
+    requestId: row.request_id,
+    kind: row.kind,
+    agentId: row.agent_id,
+    actionHash: row.action_hash,
+    tokenVersion: row.token_version,
+    keyId: row.key_id,
+    tokenDigest: row.token_digest,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    operatorId: row.operator_id,
+    operatorLookup: row.operator_lookup,
+  };
 }
 
 /** What every approval event names about its request. */

@@ -68,6 +68,14 @@ export const requests = gatesSchema.table(
      * cannot be granted). Null for requests made before this column existed.
      */
     operatorLookup: text("operator_lookup"),
+    /**
+     * HMAC-SHA256 (hex), under the key `key_id`, of what the request is — id, kind, agent,
+     * action hash, token version, key id, token digest, creation and expiry times, and the
+     * operator at request time — written when the request is made, so that a row re-targeted
+     * in the table cannot be granted. Null for requests made before this column existed:
+     * those can be denied, not granted.
+     */
+    requestMac: text("request_mac"),
   },
   (table) => [
     check(
@@ -78,6 +86,7 @@ export const requests = gatesSchema.table(
     check("requests_token_digest", sql`${table.tokenDigest} ~ '^[0-9a-f]{64}$'`),
     check("requests_token_version", sql`${table.tokenVersion} in (1, 2)`),
     check("requests_operator_lookup", sql`${table.operatorLookup} in ('ok', 'failed')`),
+    check("requests_request_mac", sql`${table.requestMac} ~ '^[0-9a-f]{64}$'`),
     check(
       "requests_decision_complete",
       sql`(${table.status} in ('pending', 'expired')) = (${table.decisionMac} is null)`,

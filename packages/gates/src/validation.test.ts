@@ -446,3 +446,55 @@ describe("bad input changes nothing", () => {
     untouched();
   });
 });
+
+// Guards against: a promise-returning function of gates throwing synchronously on bad input
+// (a caller's `.catch()` would never see it).
+describe("every public async function rejects on bad input, never throws synchronously", () => {
+  const gatedCalls = (gates: GatesModule) => {
+    const gated = gates.requireApproval({ kind: "k", agentId: "a" }, async (_value: unknown) => 1);
+    return { gated, resume: gated.resume };
+  };
+  const calls: Record<string, (gates: GatesModule) => unknown> = {
+    request: (gates) => (gates.request as (...values: unknown[]) => unknown)(null, 42, "fast"),
+    grant: (gates) => (gates.grant as (...values: unknown[]) => unknown)(42, null),
+    deny: (gates) => (gates.deny as (...values: unknown[]) => unknown)(TOKEN, { reviewerId: "" }),
+    waitFor: (gates) => (gates.waitFor as (...values: unknown[]) => unknown)({}, "forever"),
+    verifyAction: (gates) =>
+      (gates.verifyAction as (...values: unknown[]) => unknown)(null, () => 1, 7),
+    listPending: (gates) => (gates.listPending as (...values: unknown[]) => unknown)("all"),
+    getRequest: (gates) => (gates.getRequest as (...values: unknown[]) => unknown)(Symbol("id")),
+    expirePending: (gates) =>
+      (gates.expirePending as (...values: unknown[]) => unknown)({ limit: Number.NaN }),
+    "requireApproval(…)": (gates) => gatedCalls(gates).gated(() => 1),
+    "requireApproval(…).resume": (gates) =>
+      (gatedCalls(gates).resume as (...values: unknown[]) => unknown)("not-a-uuid", 1),
+  };
+
+  it("covers every async method of GatesModule", () => {
+    const asyncMethods = Object.getOwnPropertyNames(GatesModule.prototype).filter((name) => {
+      const value = (GatesModule.prototype as unknown as Record<string, unknown>)[name];
+      return typeof value === "function" && value.constructor.name === "AsyncFunction";
+    });
+    // close() takes no input; every other async method is exercised below.
+    expect(asyncMethods.filter((name) => name !== "close").sort()).toEqual(
+      Object.keys(calls)
+        .filter((name) => !name.startsWith("requireApproval"))
+        .sort(),
+    );
+  });
+
+  it.each(Object.entries(calls))("%s", async (_name, call) => {
+    const { gates, untouched } = setup();
+    let result: unknown;
+    expect(() => {
+      result = call(gates);
+    }).not.toThrow();
+    expect(result).toBeInstanceOf(Promise);
+    const error = await (result as Promise<unknown>).then(
+      () => null,
+      (caught: unknown) => caught,
+    );
+    expect(InvalidGatesInputError.isInstance(error)).toBe(true);
+    untouched();
+  });
+});

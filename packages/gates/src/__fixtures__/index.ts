@@ -1,12 +1,16 @@
 import {
   type AuditSink,
   ChainKey,
+  createStore,
   type HaltGuard,
   Keyring,
   type Logger,
   ManualClock,
   type OperatorDirectory,
+  type SQL,
   type Store,
+  silentLogger,
+  sql,
 } from "@gov/core";
 import {
   createTestStore,
@@ -143,4 +147,57 @@ export async function thrown(run: () => unknown): Promise<unknown> {
     return error;
   }
   throw new Error("expected an error, but none was thrown");
+}
+
+/** The error `run` throws when it is one that `guard` recognizes (any other fails the test). */
+export async function thrownAs<E>(
+  run: () => unknown,
+  guard: { isInstance(error: unknown): error is E },
+): Promise<E> {
+  const error = await thrown(run);
+  if (!guard.isInstance(error)) throw error;
+  return error;
+}
+
+/**
+ * A store whose `query` goes through `query(statement, next)`; the other methods are the real
+ * store's, bound (a Postgres store keeps its state in private fields).
+ */
+export function wrapQuery(
+  store: Store,
+  query: (statement: SQL, next: (statement: SQL) => Promise<unknown[]>) => Promise<unknown[]>,
+): Store {
+  return Object.create(store, {
+    listen: { value: store.listen.bind(store) },
+    notify: { value: store.notify.bind(store) },
+    transaction: { value: store.transaction.bind(store) },
+    query: { value: (statement: SQL) => query(statement, (next) => store.query(next)) },
+  });
+}
+
+/**
+ * A new login role on the test server (real Postgres), with a store connected as it to the
+ * same database (trust authentication), and a `drop()` that closes the store and removes the
+ * role and its privileges. Role names are server-wide: each gets a random suffix.
+ */
+export async function roleStore(
+  admin: Store & { connectionString: string | null },
+  name: string,
+): Promise<{ role: string; store: Store; drop(): Promise<void> }> {
+  const role = `gov_test_${name}_${Math.random().toString(16).slice(2, 12)}`;
+  await admin.query(sql.raw(`create role ${role} login`));
+  const url = new URL(admin.connectionString as string);
+  url.username = role;
+  url.password = "";
+  const store = await createStore({ databaseUrl: url.toString(), logger: silentLogger });
+  return {
+    role,
+    store,
+    async drop() {
+      await store.close();
+      await admin.query(sql.raw(`reassign owned by ${role} to current_user`));
+      await admin.query(sql.raw(`drop owned by ${role}`));
+      await admin.query(sql.raw(`drop role ${role}`));
+    },
+  };
 }

@@ -1,0 +1,2 @@
+ALTER TABLE "gov_gates"."requests" ADD COLUMN "request_mac" text;--> statement-breakpoint
+ALTER TABLE "gov_gates"."requests" ADD CONSTRAINT "requests_request_mac" CHECK ("gov_gates"."requests"."request_mac" ~ '^[0-9a-f]{64}$');
