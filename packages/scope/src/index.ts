@@ -27,6 +27,7 @@ export {
 } from "./models";
 export {
   SCOPE_POLICY_CHANNEL,
+  SCOPE_POLICY_REJECTED_KIND,
   SCOPE_VIOLATION_KIND,
   type ScopeCheckTarget,
   ScopeModule,
@@ -35,3 +36,4 @@ export {
   scopeModule,
   type ToolLike,
 } from "./module";
+export { SCOPE_POLICY_SIGNATURE_TYPE, type ScopePolicyRejectionReason } from "./signature";

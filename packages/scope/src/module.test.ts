@@ -8,10 +8,10 @@ import {
   silentLogger,
 } from "@gov/core";
 import { describe, expect, it } from "vitest";
-import { memoryScope, recordingLogger, unreachableStore } from "./__fixtures__";
+import { memoryScope, recordingLogger, testKeyring, unreachableStore } from "./__fixtures__";
 import { PolicyNotRegistered, SCOPE_ERROR_CODES, ScopeViolation } from "./errors";
 import { ScopePolicy } from "./models";
-import { ScopeModule } from "./module";
+import { ScopeModule, scopeModule } from "./module";
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {
@@ -353,6 +353,53 @@ describe("bad input", () => {
     expect(neither.message).toContain("neither tool nor api");
   });
 
+  // Guards against a promise-returning function that throws synchronously on bad input.
+  it("reports bad input to every promise-returning function by rejecting, never by throwing", async () => {
+    const calls: [string, () => unknown][] = [
+      ["check(null)", () => scope.check(null as never, { tool: "x" })],
+      ["check(id, null)", () => scope.check("billing-agent", null as never)],
+      ["check(id, { tool: 1 })", () => scope.check("billing-agent", { tool: 1 } as never)],
+      ["create(null)", () => scopeModule.create(null as never, undefined)],
+      [
+        "create(no keyring)",
+        () =>
+          scopeModule.create(
+            {
+              store: unreachableStore(),
+              logger: silentLogger,
+              audit: noopAuditSink,
+              halt: noopHaltGuard,
+            } as never,
+            undefined,
+          ),
+      ],
+      [
+        "create(bad options)",
+        () =>
+          scopeModule.create(
+            {
+              store: unreachableStore(),
+              keyring: testKeyring(),
+              logger: silentLogger,
+              audit: noopAuditSink,
+              halt: noopHaltGuard,
+            } as never,
+            { pollIntervalMs: -1 },
+          ),
+      ],
+    ];
+    for (const [name, call] of calls) {
+      let returned: unknown;
+      expect(() => {
+        returned = call();
+      }, name).not.toThrow();
+      expect(returned, name).toBeInstanceOf(Promise);
+      expect(await rejection(returned as Promise<unknown>), name).toBeInstanceOf(
+        InvalidArgumentError,
+      );
+    }
+  });
+
   it("refuses bad input to filterTools", () => {
     expect(() => scope.filterTools("billing-agent", "read_invoice" as never)).toThrow(
       InvalidArgumentError,
@@ -384,6 +431,7 @@ describe("bad input", () => {
   it("refuses a missing port or a bad option at construction", () => {
     const base = {
       store: unreachableStore(),
+      keyring: testKeyring(),
       logger: silentLogger,
       audit: noopAuditSink,
       halt: noopHaltGuard,
@@ -401,13 +449,44 @@ describe("bad input", () => {
     expect(() => new ScopeModule(base, { poll: 100 } as never)).toThrow(/poll/);
     expect(() => new ScopeModule(base, { pollIntervalMs: null })).not.toThrow();
   });
+
+  // Guards against a module that persists policies without a key to sign and verify them with.
+  it("requires a keyring when it persists policies, and only then", () => {
+    const base = {
+      store: unreachableStore(),
+      logger: silentLogger,
+      audit: noopAuditSink,
+      halt: noopHaltGuard,
+    };
+    for (const keyring of [undefined, null, {}, { find: () => undefined }, "secret"]) {
+      const error = (() => {
+        try {
+          new ScopeModule({ ...base, keyring: keyring as never });
+        } catch (caught) {
+          return caught;
+        }
+        return null;
+      })() as InvalidArgumentError;
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(error.message).toContain("context.keyring");
+      expect(error.recoveryHint).toContain("persist: false");
+    }
+    expect(() => new ScopeModule(base, { persist: false })).not.toThrow();
+    expect(() => new ScopeModule({ ...base, keyring: testKeyring() })).not.toThrow();
+  });
 });
 
 describe("a database that is down", () => {
   it("never makes register throw: the policy applies in memory and the failure is logged", async () => {
     const logger = recordingLogger();
     const scope = new ScopeModule(
-      { store: unreachableStore(), logger, audit: noopAuditSink, halt: noopHaltGuard },
+      {
+        store: unreachableStore(),
+        keyring: testKeyring(),
+        logger,
+        audit: noopAuditSink,
+        halt: noopHaltGuard,
+      },
       { pollIntervalMs: null },
     );
     await scope.start();
@@ -539,7 +618,13 @@ describe("start", () => {
       },
     } as unknown as Store;
     const scope = new ScopeModule(
-      { store, logger: silentLogger, audit: noopAuditSink, halt: noopHaltGuard },
+      {
+        store,
+        keyring: testKeyring(),
+        logger: silentLogger,
+        audit: noopAuditSink,
+        halt: noopHaltGuard,
+      },
       { pollIntervalMs: null },
     );
     await scope.start();

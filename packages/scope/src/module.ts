@@ -1,23 +1,34 @@
 import {
+  type AuditEventInput,
   type AuditSink,
   defineModule,
   type HaltCheckContext,
   type HaltGuard,
   InvalidArgumentError,
+  type Keyring,
   type Logger,
   type MigrationSource,
   type ModuleContext,
   requirePort,
   type Store,
   type Subscription,
+  sanitizeName,
   sql,
 } from "@gov/core";
-import { eq } from "drizzle-orm";
+import { eq, inArray } from "drizzle-orm";
 import { z } from "zod";
 import { type ApiRule, isProblem, matchesApi, parseApiRequest, redactApi } from "./api-rule";
 import { PolicyNotRegistered, type ScopeDenialReason, ScopeViolation } from "./errors";
 import { SCOPE_LIMITS, ScopePolicy, type ScopePolicyInput } from "./models";
 import { policies } from "./schema";
+import {
+  describeKeyId,
+  type SCOPE_POLICY_SIGNATURE_TYPE,
+  type ScopePolicyRejectionReason,
+  type StoredPolicyRow,
+  signPolicy,
+  verifyStoredPolicy,
+} from "./signature";
 
 /** The scope module's migrations: schema `gov_scope`. */
 export const scopeMigrations: MigrationSource = {
@@ -25,14 +36,56 @@ export const scopeMigrations: MigrationSource = {
   migrationsFolder: new URL("../drizzle", import.meta.url),
 };
 
-/** The channel on which registrations are announced to other processes (payload: the agent id). */
+/**
+ * The channel on which registrations are announced to other processes. The payload is the
+ * agent id: a wake-up that says which row to re-read, never state. What is read is verified
+ * (its MAC under the chain key) before it is enforced.
+ */
 export const SCOPE_POLICY_CHANNEL = "gov_scope_policies";
 
 /** The audit event kind of a denial. */
 export const SCOPE_VIOLATION_KIND = "scope.violation";
 
+/** The audit event kind of a stored policy that was refused (its signature failed, or it is invalid). */
+export const SCOPE_POLICY_REJECTED_KIND = "scope.policy_rejected";
+
 /** Characters of an `api` passed to {@link ScopeModule.check}. */
 const MAX_API_LENGTH = 4_096;
+
+/**
+ * Agents named by notifications and not re-read yet. A flood that names more (any role that
+ * can connect can send notifications) turns into one reload of every policy instead.
+ */
+const MAX_PENDING_AGENTS = 1_000;
+/** Agents re-read by one query. */
+const AGENTS_PER_READ = 200;
+/**
+ * Refused rows remembered (agent → revision) so that each is reported once; beyond this
+ * many agents, the one refused longest ago is forgotten (and reported again if seen again).
+ */
+const MAX_REMEMBERED_REJECTIONS = 10_000;
+/** Rows verified between two turns of the event loop while all policies are reloaded. */
+const ROWS_PER_TURN = 10;
+/**
+ * Refused rows reported (logged and audited one by one) per read; the rest of a read are
+ * counted in one warning, and reported by a later read. A table stuffed with bad rows cannot
+ * flood the audit chain faster than this per reload.
+ */
+const MAX_REPORTS_PER_READ = 100;
+
+/** What to do about a refused row, per reason. */
+const REJECTION_FIXES: Record<ScopePolicyRejectionReason, string> = {
+  unsigned:
+    "Rows written before @gov/scope signed its policies (or written by hand) are not loaded: register the policy again with scope.register(...) in a process that holds the chain key, which signs it.",
+  unknown_key:
+    "If the key was rotated out, add it to the keyring (GOVERNANCE_CHAIN_KEY_<key id> or historicalKeys) or register the policy again; otherwise the row was not written by this deployment: find out who can write gov_scope.policies.",
+  bad_signature:
+    "The row was changed after it was signed (or copied from another agent, or forged): find out who can write gov_scope.policies, then register the policy again with scope.register(...).",
+  malformed:
+    "The row is not one @gov/scope wrote: find out who can write gov_scope.policies, then register the policy again with scope.register(...).",
+  invalid_policy:
+    "The row is signed but not a valid policy for this version of @gov/scope: register the policy again with scope.register(...).",
+};
 
 const optionsSchema = z.strictObject({
   persist: z.boolean().default(true),
@@ -44,7 +97,9 @@ const optionsSchema = z.strictObject({
 export interface ScopeOptions {
   /**
    * Write registered policies to Postgres (best-effort: a failure is logged and retried at the
-   * next poll, never thrown) and load the policies other processes registered. @default true
+   * next poll, never thrown), each signed with the keyring's current key, and load the
+   * policies other processes registered, each only when its signature verifies. Needs
+   * `context.keyring`. @default true
    */
   persist?: boolean;
   /**
@@ -112,15 +167,6 @@ function compile(policy: ScopePolicy, revision: number): Entry {
 
 const SCOPE_CHECK: HaltCheckContext = Object.freeze({ path: "scope.check" });
 
-interface PolicyRow {
-  agentId: string;
-  allowedTools: string[];
-  allowedApis: string[];
-  hiddenTools: string[];
-  allowedModels: string[];
-  revision: number;
-}
-
 const ROW_COLUMNS = {
   agentId: policies.agentId,
   allowedTools: policies.allowedTools,
@@ -128,6 +174,8 @@ const ROW_COLUMNS = {
   hiddenTools: policies.hiddenTools,
   allowedModels: policies.allowedModels,
   revision: policies.revision,
+  mac: policies.mac,
+  keyId: policies.keyId,
 };
 
 /**
@@ -136,8 +184,11 @@ const ROW_COLUMNS = {
  * denial is written to the audit chain (`scope.violation`) before it is thrown.
  *
  * Policies live in memory (the hot path is a Set lookup after the halt check) and are
- * persisted to `gov_scope.policies`; other processes pick registrations up by
- * LISTEN/NOTIFY, with polling as the fallback.
+ * persisted to `gov_scope.policies`, each row signed (HMAC-SHA256 under the keyring's current
+ * key, over the agent, its lists and the revision); other processes pick registrations up by
+ * LISTEN/NOTIFY, with polling as the fallback, and load a row only when its signature
+ * verifies. A row that does not verify is refused, logged and written to the audit chain as
+ * `scope.policy_rejected`; the process keeps what it had.
  *
  * @example
  * ```ts
@@ -154,6 +205,8 @@ const ROW_COLUMNS = {
  */
 export class ScopeModule {
   readonly #store: Store;
+  /** Signs and verifies stored policies; null when nothing is persisted. */
+  readonly #keyring: Keyring | null;
   readonly #logger: Logger;
   readonly #audit: AuditSink;
   readonly #halt: HaltGuard;
@@ -166,14 +219,39 @@ export class ScopeModule {
   #subscription: Subscription | null = null;
   #timer: NodeJS.Timeout | null = null;
   #closed = false;
+  /** Agents named by notifications, waiting to be re-read (at most {@link MAX_PENDING_AGENTS}). */
+  readonly #pendingAgents = new Set<string>();
+  /** Every policy is to be re-read (a poll, a reconnect, `reload()`, or a notification flood). */
+  #reloadAllDue = false;
+  /** Callers of `reload()` waiting for the next reload of every policy to end. */
+  readonly #reloadWaiters: (() => void)[] = [];
+  /** The one loop that reads policies; never more than one read in flight. */
+  #reading: Promise<void> | null = null;
+  /** The last revision refused per agent, so that a refused row is reported once. */
+  readonly #rejected = new Map<string, string>();
+  /** Refused rows reported by the current read, and those left for a later one. */
+  #reportsThisRead = 0;
+  #unreportedThisRead = 0;
+  /** `scope.policy_rejected` events handed to the audit sink and not settled yet. */
+  readonly #reports = new Set<Promise<void>>();
 
   /**
-   * @param context The store, logger, audit sink and halt guard (from the composition, or
-   *   `noopAuditSink` / `noopHaltGuard` when used alone).
-   * @throws {InvalidArgumentError} for a missing port or a bad option.
+   * @param context The store, keyring, logger, audit sink and halt guard (a
+   *   `ModuleContext`, or `noopAuditSink` / `noopHaltGuard` when used alone). The keyring
+   *   signs the policies this module stores and verifies the ones it loads; it may be left
+   *   out only with `{ persist: false }`.
+   * @throws {InvalidArgumentError} for a missing port (the keyring too, when `persist` is on)
+   *   or a bad option.
+   *
+   * @example
+   * ```ts
+   * const scope = new ScopeModule({ store, keyring, logger, audit: noopAuditSink, halt: noopHaltGuard });
+   * await scope.start(); // loads (and verifies) the stored policies, then follows changes
+   * ```
    */
   constructor(
-    context: Pick<ModuleContext, "store" | "logger" | "audit" | "halt">,
+    context: Pick<ModuleContext, "store" | "logger" | "audit" | "halt"> &
+      Partial<Pick<ModuleContext, "keyring">>,
     options: ScopeOptions = {},
   ) {
     if (typeof context !== "object" || context === null) {
@@ -205,7 +283,9 @@ export class ScopeModule {
         "Pass { persist?: boolean, listen?: boolean, pollIntervalMs?: 100–86400000 | null }.",
       );
     }
+    if (parsed.data.persist) requireKeyring(context.keyring);
     this.#store = context.store;
+    this.#keyring = parsed.data.persist ? (context.keyring as Keyring) : null;
     this.#logger = context.logger;
     this.#audit = context.audit;
     this.#halt = context.halt;
@@ -220,17 +300,17 @@ export class ScopeModule {
    * be reached is logged, not thrown: polling keeps trying.
    */
   async start(): Promise<void> {
-    if (!this.#persist) return;
+    if (!this.#persist || this.#closed) return;
     if (this.#listen) {
       try {
         this.#subscription = await this.#store.listen(
           SCOPE_POLICY_CHANNEL,
           (agentId) => {
-            this.#reloadOne(agentId);
+            this.#wake(agentId);
           },
           {
             onReconnect: () => {
-              void this.reload();
+              this.#reloadAllSoon();
             },
           },
         );
@@ -244,7 +324,7 @@ export class ScopeModule {
     await this.reload();
     if (this.#pollIntervalMs !== null && !this.#closed) {
       this.#timer = setInterval(() => {
-        void this.reload();
+        this.#reloadAllSoon();
       }, this.#pollIntervalMs);
       this.#timer.unref();
     }
@@ -252,8 +332,11 @@ export class ScopeModule {
 
   /**
    * Register (or replace) an agent's policy. It applies in this process at once; it is then
-   * persisted best-effort (a store failure is logged and retried, never thrown) and
-   * announced, so that other processes pick it up.
+   * persisted best-effort (a store failure is logged and retried, never thrown), signed with
+   * the keyring's current key (HMAC-SHA256 over the agent, its lists, the new revision and
+   * the domain tag {@link SCOPE_POLICY_SIGNATURE_TYPE}), and announced, so that other
+   * processes pick it up. Registering again is also how a stored row that other processes
+   * refuse (written before signing, changed by hand) is replaced by a signed one.
    *
    * @param policy A {@link ScopePolicy}, or the input to build one.
    * @returns The registered (immutable) policy.
@@ -426,22 +509,20 @@ export class ScopeModule {
   }
 
   /**
-   * Reload every stored policy now (what polling does), after retrying failed writes. Never
-   * throws: a failure is logged and the policies in memory stay as they are.
+   * Reload every stored policy now (what polling does), after retrying failed writes; resolves
+   * when a reload that started after this call has ended. Reloads never overlap: calls made
+   * while one runs share the next. Each row is verified before it is loaded; a row that does
+   * not verify is refused and reported (once per agent and revision), and the policy this
+   * process holds stays in force. Never rejects: a failure is logged and the policies in
+   * memory stay as they are.
    */
   async reload(): Promise<void> {
     if (!this.#persist || this.#closed) return;
-    for (const entry of this.#entries.values()) {
-      if (entry.unsaved && entry.pending === 0) this.#save(entry);
-    }
-    try {
-      const rows: PolicyRow[] = await this.#store.db.select(ROW_COLUMNS).from(policies);
-      for (const row of rows) this.#apply(row);
-    } catch (error) {
-      this.#logger.warn("Could not reload scope policies; the ones in memory stay in force.", {
-        error: describe(error),
-      });
-    }
+    await new Promise<void>((resolve) => {
+      this.#reloadWaiters.push(resolve);
+      this.#reloadAllDue = true;
+      this.#read();
+    });
   }
 
   /** Resolve once every write of a registered policy has landed (or failed and been logged). */
@@ -449,16 +530,22 @@ export class ScopeModule {
     while (this.#writes.size > 0) await Promise.all(this.#writes.values());
   }
 
-  /** Stop listening and polling, and wait for writes in flight. Policies stay enforced in memory. */
+  /**
+   * Stop listening and polling, and wait for writes, the read and the audit reports in
+   * flight. Policies stay enforced in memory.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
     await this.flush();
+    await this.#reading;
+    for (const wake of this.#reloadWaiters.splice(0)) wake();
     const subscription = this.#subscription;
     this.#subscription = null;
     await subscription?.unsubscribe().catch(() => undefined);
+    while (this.#reports.size > 0) await Promise.all(this.#reports);
   }
 
   /** Closes the module (`await using scope = …`). */
@@ -606,8 +693,14 @@ export class ScopeModule {
     this.#writes.set(agentId, write);
   }
 
-  /** Upsert the policy and announce it on commit; resolves with the stored revision. */
+  /**
+   * Upsert the policy, sign the stored row (its revision is known only once the row is
+   * locked, so the MAC is written by a second statement of the same transaction: no other
+   * process ever sees the row unsigned) and announce it on commit; resolves with the stored
+   * revision.
+   */
   async #write(entry: Entry): Promise<number> {
+    const key = (this.#keyring as Keyring).current;
     // The snapshot frozen at construction: exactly what was validated and is enforced.
     const data = entry.policy.toJSON();
     const values = {
@@ -619,58 +712,270 @@ export class ScopeModule {
     return this.#store.transaction(async (tx) => {
       const rows = await tx
         .insert(policies)
-        .values({ agentId: data.agentId, ...values })
+        .values({ agentId: data.agentId, ...values, mac: null, keyId: null })
         .onConflictDoUpdate({
           target: policies.agentId,
-          set: { ...values, revision: sql`${policies.revision} + 1`, updatedAt: sql`now()` },
+          set: {
+            ...values,
+            // A revision edited below 1 in the table is not carried on.
+            revision: sql`greatest(${policies.revision} + 1, 1)`,
+            mac: null,
+            keyId: null,
+            updatedAt: sql`now()`,
+          },
         })
         .returning({ revision: policies.revision });
+      const revision = rows[0]?.revision;
+      if (typeof revision !== "number" || !Number.isSafeInteger(revision)) {
+        throw new Error(
+          `the stored revision of agent ${JSON.stringify(data.agentId)} is beyond 2^53 - 1; delete the row and register the policy again.`,
+        );
+      }
+      const signature = signPolicy(key, { agentId: data.agentId, ...values, revision });
+      await tx.update(policies).set(signature).where(eq(policies.agentId, data.agentId));
       await tx.execute(sql`select pg_notify(${SCOPE_POLICY_CHANNEL}, ${data.agentId})`);
-      return rows[0]?.revision ?? 0;
+      return revision;
     });
   }
 
-  #reloadOne(agentId: string): void {
-    if (this.#closed || agentId.length === 0) return;
-    this.#store.db
-      .select(ROW_COLUMNS)
-      .from(policies)
-      .where(eq(policies.agentId, agentId))
-      .then(
-        (rows) => {
-          for (const row of rows) this.#apply(row);
-        },
-        (error: unknown) => {
-          this.#logger.warn("Could not load a changed scope policy; the next poll retries.", {
-            agentId,
-            error: describe(error),
-          });
-        },
-      );
+  // Loading.
+
+  /**
+   * A notification named an agent: re-read its row (the payload is never believed). Reads
+   * are coalesced — an agent named many times is read once, at most
+   * {@link MAX_PENDING_AGENTS} wait (a flood beyond that becomes one reload of every
+   * policy) and one read runs at a time — so that notifications, which any role that can
+   * connect can send, cannot make the process hammer the database or grow without bound.
+   */
+  #wake(agentId: string): void {
+    if (this.#closed) return;
+    if (!this.#reloadAllDue) {
+      // A payload that cannot be an agent's id names no row.
+      if (agentId.length === 0 || agentId.length > SCOPE_LIMITS.agentId) return;
+      if (this.#pendingAgents.size >= MAX_PENDING_AGENTS && !this.#pendingAgents.has(agentId)) {
+        this.#pendingAgents.clear();
+        this.#reloadAllDue = true;
+      } else {
+        this.#pendingAgents.add(agentId);
+      }
+    }
+    this.#read();
   }
 
-  /** Adopt a stored policy when it is newer than what this process holds. */
-  #apply(row: PolicyRow): void {
-    const current = this.#entries.get(row.agentId);
-    if (current && (current.pending > 0 || current.unsaved || current.revision >= row.revision))
-      return;
-    let policy: ScopePolicy;
-    try {
-      policy = new ScopePolicy({
-        agentId: row.agentId,
-        allowedTools: row.allowedTools,
-        allowedApis: row.allowedApis,
-        hiddenTools: row.hiddenTools,
-        allowedModels: row.allowedModels,
+  /** Reload every policy when the read loop gets to it (polling, a reconnect); nobody waits. */
+  #reloadAllSoon(): void {
+    if (this.#closed) return;
+    this.#reloadAllDue = true;
+    this.#read();
+  }
+
+  /** Start the read loop unless it runs. */
+  #read(): void {
+    if (this.#reading !== null || this.#closed) return;
+    this.#reading = this.#readLoop()
+      .catch(() => undefined) // only a throwing logger gets here; the loop must not die unhandled
+      .finally(() => {
+        this.#reading = null;
+        // Work that arrived while the loop was ending.
+        if (this.#reloadAllDue || this.#pendingAgents.size > 0) this.#read();
       });
+  }
+
+  async #readLoop(): Promise<void> {
+    try {
+      while (!this.#closed) {
+        this.#reportsThisRead = 0;
+        this.#unreportedThisRead = 0;
+        if (this.#reloadAllDue) {
+          this.#reloadAllDue = false;
+          this.#pendingAgents.clear();
+          const waiters = this.#reloadWaiters.splice(0);
+          try {
+            await this.#loadAll();
+          } finally {
+            for (const wake of waiters) wake();
+          }
+        } else if (this.#pendingAgents.size > 0) {
+          const batch: string[] = [];
+          for (const agentId of this.#pendingAgents) {
+            batch.push(agentId);
+            if (batch.length === AGENTS_PER_READ) break;
+          }
+          for (const agentId of batch) this.#pendingAgents.delete(agentId);
+          await this.#loadAgents(batch);
+        } else {
+          return;
+        }
+        if (this.#unreportedThisRead > 0) {
+          this.#logger.warn(
+            `Refused ${this.#unreportedThisRead} more stored scope policies in one read; they are reported by later reloads (at most ${MAX_REPORTS_PER_READ} per read). Find out who can write gov_scope.policies.`,
+            { refused: this.#unreportedThisRead },
+          );
+        }
+      }
+    } finally {
+      if (this.#closed) for (const wake of this.#reloadWaiters.splice(0)) wake();
+    }
+  }
+
+  /** Read every stored policy (after retrying failed writes). Never throws. */
+  async #loadAll(): Promise<void> {
+    for (const entry of this.#entries.values()) {
+      if (entry.unsaved && entry.pending === 0) this.#save(entry);
+    }
+    let rows: StoredPolicyRow[];
+    try {
+      rows = await this.#store.db.select(ROW_COLUMNS).from(policies);
     } catch (error) {
-      this.#logger.warn("A stored scope policy is invalid and was not loaded.", {
-        agentId: row.agentId,
+      this.#logger.warn("Could not reload scope policies; the ones in memory stay in force.", {
         error: describe(error),
       });
       return;
     }
-    this.#entries.set(row.agentId, compile(policy, row.revision));
+    for (let index = 0; index < rows.length; index++) {
+      // Verifying is CPU work: let checks run between slices of a large table.
+      if (index > 0 && index % ROWS_PER_TURN === 0) await turn();
+      if (this.#closed) return;
+      this.#apply(rows[index] as StoredPolicyRow);
+    }
+  }
+
+  /** Read the rows of the named agents. Never throws. */
+  async #loadAgents(agentIds: string[]): Promise<void> {
+    let rows: StoredPolicyRow[];
+    try {
+      rows = await this.#store.db
+        .select(ROW_COLUMNS)
+        .from(policies)
+        .where(inArray(policies.agentId, agentIds));
+    } catch (error) {
+      this.#logger.warn("Could not load a changed scope policy; the next poll retries.", {
+        agentIds: agentIds.slice(0, 10).map(shownAgentId),
+        error: describe(error),
+      });
+      return;
+    }
+    for (const row of rows) this.#apply(row);
+  }
+
+  /**
+   * Adopt a stored policy when its signature verifies and it is newer than what this process
+   * holds; refuse (and report) it when it does not verify, whatever its revision.
+   */
+  #apply(row: StoredPolicyRow): void {
+    const checked = verifyStoredPolicy(this.#keyring as Keyring, row);
+    if (!checked.ok) {
+      this.#reject(row, checked.reason, checked.problem);
+      return;
+    }
+    const { fields } = checked;
+    const current = this.#entries.get(fields.agentId);
+    if (current && (current.pending > 0 || current.unsaved || current.revision >= fields.revision))
+      return;
+    let policy: ScopePolicy;
+    try {
+      policy = new ScopePolicy({
+        agentId: fields.agentId,
+        allowedTools: fields.allowedTools,
+        allowedApis: fields.allowedApis,
+        hiddenTools: fields.hiddenTools,
+        allowedModels: fields.allowedModels,
+      });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.#reject(
+        row,
+        "invalid_policy",
+        `it is not a valid policy (${message.length > 500 ? `${message.slice(0, 499)}…` : message})`,
+      );
+      return;
+    }
+    this.#entries.set(fields.agentId, compile(policy, fields.revision));
+    this.#rejected.delete(shownAgentId(fields.agentId));
+  }
+
+  /**
+   * A stored row was refused: it is not loaded, the process keeps what it had. Logged and
+   * written to the audit chain once per (agent, revision), so that polling does not repeat it.
+   */
+  #reject(row: StoredPolicyRow, reason: ScopePolicyRejectionReason, problem: string): void {
+    const revision =
+      typeof row.revision === "number" && Number.isSafeInteger(row.revision)
+        ? row.revision
+        : String(row.revision);
+    // Remembered by the id as shown (cut): a stuffed table cannot make the memory grow with it.
+    const agentId = shownAgentId(row.agentId);
+    const seen = `${revision}`;
+    if (this.#rejected.get(agentId) === seen) return;
+    if (this.#reportsThisRead >= MAX_REPORTS_PER_READ) {
+      this.#unreportedThisRead++;
+      return;
+    }
+    this.#reportsThisRead++;
+    this.#rejected.delete(agentId);
+    this.#rejected.set(agentId, seen);
+    if (this.#rejected.size > MAX_REMEMBERED_REJECTIONS) {
+      const oldest = this.#rejected.keys().next();
+      if (!oldest.done) this.#rejected.delete(oldest.value);
+    }
+    const keyId = describeKeyId(row.keyId);
+    const held = this.#entries.has(row.agentId)
+      ? "the policy this process loaded before stays in force"
+      : "the agent has no policy in this process (default deny)";
+    this.#logger.warn(
+      `Refused the stored scope policy of agent ${JSON.stringify(agentId)} (revision ${revision}): ${problem}; ${held}. ${REJECTION_FIXES[reason]}`,
+      { agentId, revision, reason, keyId },
+    );
+    const event: AuditEventInput = {
+      agentId,
+      kind: SCOPE_POLICY_REJECTED_KIND,
+      metadata: { reason, revision, keyId, problem, path: "scope.load" },
+    };
+    const report: Promise<void> = Promise.resolve()
+      .then(() => this.#audit.log(event))
+      .then(
+        () => undefined,
+        (error: unknown) => {
+          this.#logger.error(
+            "Could not write a refused scope policy to the audit chain; it is refused all the same.",
+            { agentId, reason, error: describe(error) },
+          );
+        },
+      )
+      .catch(() => undefined) // a throwing logger
+      .finally(() => {
+        this.#reports.delete(report);
+      });
+    this.#reports.add(report);
+  }
+}
+
+/** Let the event loop turn (timers, I/O, other checks) before going on. */
+function turn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** An agent id from the table as it may be logged and recorded: cut, control characters neutralized. */
+function shownAgentId(agentId: string): string {
+  const cut =
+    agentId.length > SCOPE_LIMITS.agentId
+      ? `${agentId.slice(0, SCOPE_LIMITS.agentId - 1)}…`
+      : agentId;
+  return cut.length === 0 ? "(empty)" : sanitizeName(cut);
+}
+
+function requireKeyring(keyring: unknown): asserts keyring is Keyring {
+  const usable =
+    typeof keyring === "object" &&
+    keyring !== null &&
+    typeof (keyring as { find?: unknown }).find === "function" &&
+    typeof (keyring as { current?: { hmacHex?: unknown } }).current?.hmacHex === "function";
+  if (!usable) {
+    throw new InvalidArgumentError(
+      "context.keyring",
+      `must be a Keyring when persist is on (stored policies are signed and verified with it), got ${typeOf(keyring)}.`,
+      "Pass context.keyring (the deployment's Keyring; @gov/sdk wires it), or { persist: false } to keep policies in this process only.",
+    );
   }
 }
 

@@ -142,13 +142,18 @@ describe.each(testEngines())("scope policies on $name", (engine: TestEngine) => 
     },
   );
 
-  it.skipIf(!engine.available)("skips a stored row that is not a valid policy", async () => {
-    await h.store.query(
-      sql`insert into gov_scope.policies (agent_id, allowed_tools, allowed_apis, hidden_tools, allowed_models)
+  it.skipIf(!engine.available)(
+    "skips a stored row that is neither signed nor a valid policy",
+    async () => {
+      await h.store.query(
+        sql`insert into gov_scope.policies (agent_id, allowed_tools, allowed_apis, hidden_tools, allowed_models)
           values (${"broken"}, ${JSON.stringify([""])}::jsonb, ${"[]"}::jsonb, ${"[]"}::jsonb, ${"[]"}::jsonb)`,
-    );
-    const scope = await h.make();
-    expect(scope.getPolicy("broken")).toBeUndefined();
-    await expect(scope.check("broken", { tool: "x" })).rejects.toBeInstanceOf(PolicyNotRegistered);
-  });
+      );
+      const scope = await h.make();
+      expect(scope.getPolicy("broken")).toBeUndefined();
+      await expect(scope.check("broken", { tool: "x" })).rejects.toBeInstanceOf(
+        PolicyNotRegistered,
+      );
+    },
+  );
 });
