@@ -9,22 +9,35 @@
  *
  * GOVERNANCE_BENCH_RUNS (default 50) sets the number of halt → refusal rounds.
  */
+
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BenchResult, type BenchTarget, reportResults, summarize } from "@gov/bench-kit";
-import { createStore, runMigrations, type Store, silentLogger, systemClock } from "@gov/core";
+import {
+  ChainKey,
+  createStore,
+  Keyring,
+  runMigrations,
+  type Store,
+  silentLogger,
+  systemClock,
+} from "@gov/core";
 import { createBenchDatabase } from "@gov/core/testing";
 import { spawnHaltChild } from "../src/__fixtures__/child-process";
 import { PresenceModule, presenceMigrations } from "../src/index";
 
 const ROUNDS = Number(process.env.GOVERNANCE_BENCH_RUNS ?? 50);
+/** A throwaway chain key for this run: halts are signed and verified as in production. */
+const SECRET = randomBytes(48).toString("base64url");
+const keyring = new Keyring(new ChainKey(SECRET));
 const results: BenchResult[] = [];
 
 /** Halt → refusal in another process, then resume → seen again, ROUNDS times. */
 async function crossProcess(url: string, store: Store): Promise<void> {
-  const presence = new PresenceModule({ store, clock: systemClock, logger: silentLogger });
-  const child = spawnHaltChild(url, "bench-agent", ROUNDS);
+  const presence = new PresenceModule({ store, keyring, clock: systemClock, logger: silentLogger });
+  const child = spawnHaltChild(url, "bench-agent", ROUNDS, SECRET);
   try {
     const ready = await child.next();
     if (ready.event !== "ready") throw new Error(`unexpected ${JSON.stringify(ready)}`);
@@ -80,7 +93,7 @@ async function perAsyncCall(
 }
 
 async function cachedReads(name: string, store: Store): Promise<void> {
-  const presence = new PresenceModule({ store, clock: systemClock, logger: silentLogger });
+  const presence = new PresenceModule({ store, keyring, clock: systemClock, logger: silentLogger });
   try {
     await presence.start();
     for (let index = 0; index < 1_000; index++)

@@ -1,6 +1,17 @@
 import { silentLogger } from "@gov/core";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { testKeyring } from "./__fixtures__";
 import { HaltCache, RELOAD_BACKOFF_MAX_MS, reloadBackoffMs } from "./halt-cache";
+import { signHaltState } from "./halt-state";
+
+const keyring = testKeyring();
+const HALTED_AT = new Date("2026-01-01T00:00:00.000Z");
+const signed = signHaltState(keyring.current, "a", 1, {
+  halted: true,
+  by: "alice",
+  at: HALTED_AT,
+  reason: "refund loop",
+});
 
 const HOUR = 3_600_000;
 const settle = () => new Promise((resolve) => setImmediate(resolve));
@@ -30,8 +41,13 @@ describe("the halt cache while reloads keep failing", () => {
           agent_id: "a",
           halted_by: "alice",
           halt_reason: "refund loop",
-          halted_at: "2026-01-01T00:00:00.000Z",
+          halted_at: HALTED_AT.toISOString(),
           halt_version: "1",
+          resumed_at: null,
+          resumed_by: null,
+          resume_reason: null,
+          halt_mac: signed.mac,
+          halt_key_id: signed.keyId,
         },
       ];
     },
@@ -61,7 +77,12 @@ describe("the halt cache while reloads keep failing", () => {
   }
 
   it("retries 250 ms after a failure, doubling to 30 s, keeping the last known state", async () => {
-    const cache = new HaltCache(store as never, silentLogger, HOUR);
+    const cache = new HaltCache({
+      store: store as never,
+      logger: silentLogger,
+      keyring,
+      ttlMs: HOUR,
+    });
     await cache.reload();
     expect(queries).toBe(1);
     down = true;
@@ -81,7 +102,12 @@ describe("the halt cache while reloads keep failing", () => {
   });
 
   it("a successful reload resets the backoff", async () => {
-    const cache = new HaltCache(store as never, silentLogger, HOUR);
+    const cache = new HaltCache({
+      store: store as never,
+      logger: silentLogger,
+      keyring,
+      ttlMs: HOUR,
+    });
     await cache.reload();
     down = true;
     now += HOUR + 1; // stale
@@ -99,7 +125,12 @@ describe("the halt cache while reloads keep failing", () => {
   });
 
   it("an explicit reload is not held back by the backoff", async () => {
-    const cache = new HaltCache(store as never, silentLogger, HOUR);
+    const cache = new HaltCache({
+      store: store as never,
+      logger: silentLogger,
+      keyring,
+      ttlMs: HOUR,
+    });
     down = true;
     for (let attempt = 1; attempt <= 3; attempt++) {
       await expect(cache.reload()).rejects.toThrow(/ECONNREFUSED/);

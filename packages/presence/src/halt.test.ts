@@ -1,19 +1,14 @@
-import {
-  AgentHaltedError,
-  createStore,
-  GovernanceError,
-  type ModuleContext,
-  type Store,
-  sql,
-} from "@gov/core";
+import { createStore, GovernanceError, type ModuleContext, type Store, sql } from "@gov/core";
 import { type TestEngine, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   eventually,
   flakyStore,
+  haltedError,
   type PresenceHarness,
   presenceHarness,
   recordingLogger,
+  testKeyring,
   thrown,
 } from "./__fixtures__";
 import { HaltNotPersistedError, HaltStateUnavailableError, PRESENCE_ERROR_CODES } from "./errors";
@@ -21,12 +16,6 @@ import { PresenceModule, presenceModule } from "./module";
 
 const HALT = { haltedBy: "alice@company.com", reason: "refund loop" };
 const T0 = new Date("2026-01-01T00:00:00.000Z");
-
-async function haltedError(run: () => Promise<unknown>): Promise<AgentHaltedError> {
-  const error = await thrown(run);
-  if (!AgentHaltedError.isInstance(error)) throw error;
-  return error;
-}
 
 describe.each(testEngines())("the operator's halt on $name", (engine: TestEngine) => {
   let h: PresenceHarness;
@@ -282,7 +271,7 @@ describe.each(testEngines())("the operator's halt on $name", (engine: TestEngine
   );
 
   it.skipIf(!engine.available)(
-    "the TTL reload picks up a halt written straight to the table (no NOTIFY)",
+    "the TTL reload picks up a halt written straight to the table (no NOTIFY), as unverifiable",
     async () => {
       const polling = h.another({ presence: { haltCacheTtlMs: 100 } });
       await polling.start();
@@ -294,6 +283,14 @@ describe.each(testEngines())("the operator's halt on $name", (engine: TestEngine
       expect(h.presence.isHalted("console-written")).toBe(false);
       await h.presence.forceRefreshHaltedCache();
       expect(h.presence.isHalted("console-written")).toBe(true);
+      // Unsigned, so not believed as written: enforced as a halt, by nobody it can name.
+      expect(h.presence.haltOf("console-written")?.haltedBy).toBe("(unverifiable halt state)");
+      expect(
+        h.audit.events.some(
+          (event) =>
+            event.kind === "presence.halt_state_rejected" && event.agentId === "console-written",
+        ),
+      ).toBe(true);
     },
   );
 
@@ -437,6 +434,7 @@ describe.each(testEngines())("the operator's halt on $name", (engine: TestEngine
     async () => {
       const context = {
         store: h.store,
+        keyring: testKeyring(),
         clock: h.clock,
         logger: h.logger,
         audit: h.audit,

@@ -6,7 +6,8 @@ export {
   PRESENCE_ERROR_CODES,
   type PresenceErrorCode,
 } from "./errors";
-export { HALT_CHANNEL, type HaltState } from "./halt-cache";
+export { HALT_CHANNEL, MAX_PENDING_AGENTS, NOTIFIED_RELOAD_INTERVAL_MS } from "./halt-cache";
+export { type HaltState, UNVERIFIABLE_HALTED_BY } from "./halt-state";
 export {
   AGENT_STATUS,
   type AgentStatus,
@@ -19,6 +20,7 @@ export {
   type HaltOptions,
   type HaltResult,
   type HeartbeatOptions,
+  PRESENCE_AUDIT_KINDS,
   PresenceModule,
   presenceMigrations,
   presenceModule,

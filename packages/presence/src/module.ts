@@ -6,6 +6,7 @@ import {
   type HaltCheckContext,
   type HaltGuard,
   InvalidArgumentError,
+  type Keyring,
   type Logger,
   type MigrationSource,
   type ModuleContext,
@@ -20,13 +21,17 @@ import {
   HaltNotPersistedError,
   HaltStateUnavailableError,
 } from "./errors";
+import { encodeWakeUp, HALT_CHANNEL, HaltCache, type RefusedHaltState } from "./halt-cache";
 import {
-  encodeChange,
-  HALT_CHANNEL,
-  HaltCache,
+  HALT_ROW_COLUMNS,
   type HaltChange,
+  type HaltRow,
   type HaltState,
-} from "./halt-cache";
+  signHaltState,
+  UNVERIFIABLE_HALTED_BY,
+  unverifiableHalt,
+  verifyHaltRow,
+} from "./halt-state";
 import {
   type AgentStatus,
   checkOptionsSchema,
@@ -116,6 +121,31 @@ const STATUS_OF: Record<string, AgentStatus> = {
 /** Agent ids and paths already validated: the halt checks skip re-validating them. */
 const MAX_KNOWN = 10_000;
 
+/** Audit event kinds written by the presence module. */
+export const PRESENCE_AUDIT_KINDS = {
+  /** An operator halted an agent. */
+  halted: "agent.halted",
+  /** An operator lifted a halt. */
+  resumed: "agent.resumed",
+  /** An enforcement check refused a halted agent. */
+  haltEnforced: "agent.halt_enforced",
+  /**
+   * A stored halt state was not believed: its signature failed (the agent is then enforced as
+   * halted), or its row went back to an older version or lost a halt this process had seen
+   * (the newer state is kept). Written at most once per row version and problem, per process.
+   */
+  haltStateRejected: "presence.halt_state_rejected",
+} as const;
+
+/**
+ * The next version of an agent's halt state, taken under the row's lock: the next value of
+ * the sequence, and never less than one past the row's own version (so that a sequence
+ * reset in the table cannot make a new halt look older than the one it replaces).
+ */
+const NEXT_VERSION = sql.raw(
+  "greatest(nextval('gov_presence.halt_version'), coalesce(halt_version, 0) + 1)::text",
+);
+
 /**
  * Heartbeats, agent status and the operator's halt.
  *
@@ -124,8 +154,10 @@ const MAX_KNOWN = 10_000;
  * The halt is an enforcement surface: `halt()` throws when it cannot be persisted, and
  * `assertNotHalted()` (the `HaltGuard` that scope, cost, gates and the wrappers call)
  * refuses a halted agent with `AgentHaltedError`, and fails closed while the halt state has
- * never been read. Both halt checks read an in-process cache that a Postgres NOTIFY
- * updates in every process as soon as a halt commits, with a TTL reload as the fallback.
+ * never been read. Both halt checks read an in-process cache: a Postgres NOTIFY wakes every
+ * process as soon as a halt commits, and each re-reads the agent's row, with a TTL reload as
+ * the fallback. Every halt and resume is signed under the keyring's current key; a stored
+ * state whose signature fails is refused, reported and enforced as a halt.
  *
  * @example
  * ```ts
@@ -136,6 +168,7 @@ const MAX_KNOWN = 10_000;
  */
 export class PresenceModule implements HaltGuard {
   readonly #store: Store;
+  readonly #keyring: Keyring;
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #audit: AuditSink;
@@ -143,26 +176,35 @@ export class PresenceModule implements HaltGuard {
   readonly #cache: HaltCache;
   readonly #knownIds = new Set<string>();
   readonly #knownPaths = new Set<string>();
+  /** Refused halt states already reported (agent, version, problem). */
+  readonly #reportedRefusals = new Set<string>();
+  /** Reports of refused states on their way to the audit sink (waited for by reloads and close). */
+  readonly #reporting = new Set<Promise<void>>();
   #started: Promise<void> | null = null;
   #closed = false;
 
   /**
-   * @param context the store, clock and logger, and the audit sink halts are recorded in
-   *   (no-op when absent).
+   * @param context the store, the keyring (its current key signs every halt and resume; every
+   *   key in it verifies them), clock and logger, and the audit sink halts are recorded in
+   *   (no-op when absent). Every process that enforces halts must hold the keys that signed
+   *   them.
    * @param options see {@link PresenceOptions}.
    * @throws {InvalidArgumentError} (core's) for a missing or malformed context field,
-   *   naming it (`context.store`, `context.clock`, `context.logger`, `context.audit`).
+   *   naming it (`context.store`, `context.keyring`, `context.clock`, `context.logger`,
+   *   `context.audit`).
    * @throws {InvalidPresenceInputError} for a bad option; nothing is started then.
    */
   constructor(
-    context: Pick<ModuleContext, "store" | "clock" | "logger"> & { audit?: AuditSink },
+    context: Pick<ModuleContext, "store" | "keyring" | "clock" | "logger"> & {
+      audit?: AuditSink;
+    },
     options: PresenceOptions = {},
   ) {
     if (typeof context !== "object" || context === null) {
       throw new InvalidArgumentError(
         "context",
         `must be an object, got ${typeOf(context)}.`,
-        "Pass a context { store, clock, logger, audit? } (a ModuleContext); @gov/sdk wires it for you.",
+        "Pass a context { store, keyring, clock, logger, audit? } (a ModuleContext); @gov/sdk wires it for you.",
       );
     }
     requirePort(
@@ -171,6 +213,19 @@ export class PresenceModule implements HaltGuard {
       ["query", "transaction", "listen", "notify"],
       "a @gov/core Store (createStore)",
     );
+    requirePort(
+      context.keyring,
+      "keyring",
+      ["find"],
+      "a Keyring (its current key signs halts; resolveKeyring builds the deployment's)",
+    );
+    if (typeof context.keyring.current?.hmacHex !== "function") {
+      throw new InvalidArgumentError(
+        "context.keyring",
+        "must be a Keyring with a current key, but it has none.",
+        "Pass context.keyring: the deployment's Keyring (resolveKeyring, or new Keyring(new ChainKey(secret))); @gov/sdk wires it for you.",
+      );
+    }
     requirePort(context.clock, "clock", ["now", "nowMs"], "a Clock (e.g. systemClock)");
     requirePort(
       context.logger,
@@ -188,10 +243,18 @@ export class PresenceModule implements HaltGuard {
     }
     this.#options = validate(presenceOptionsSchema, options ?? {}, "options");
     this.#store = context.store;
+    this.#keyring = context.keyring;
     this.#clock = context.clock;
     this.#logger = context.logger;
     this.#audit = context.audit ?? noopAuditSink;
-    this.#cache = new HaltCache(context.store, context.logger, this.#options.haltCacheTtlMs);
+    this.#cache = new HaltCache({
+      store: context.store,
+      logger: context.logger,
+      keyring: context.keyring,
+      ttlMs: this.#options.haltCacheTtlMs,
+      now: () => this.#clock.now(),
+      onRefused: (refused) => this.#reportRefused(refused),
+    });
   }
 
   /**
@@ -272,16 +335,23 @@ export class PresenceModule implements HaltGuard {
    */
   async closeAgent(agentId: string): Promise<boolean> {
     const id = validateAgentId(agentId);
-    let halted: boolean;
+    let outcome: "removed" | "absent" | "halted";
     try {
-      const removed = await this.#store.query<{ agent_id: string }>(
-        sql`delete from gov_presence.agents where agent_id = ${id} and halted_at is null returning agent_id`,
-      );
-      if (removed.length > 0) return true;
-      const rows = await this.#store.query<{ halted: boolean }>(
-        sql`select halted_at is not null as halted from gov_presence.agents where agent_id = ${id}`,
-      );
-      halted = rows[0]?.halted === true;
+      outcome = await this.#store.transaction(async (tx) => {
+        const rows = await tx.execute<HaltRow>(
+          sql`select ${HALT_ROW_COLUMNS} from gov_presence.agents where agent_id = ${id} for update`,
+        );
+        const row = rows.rows[0];
+        if (!row) return "absent";
+        // Halted is what the halt checks enforce: a verified halt, or a state that fails
+        // verification (enforced as a halt). Removing either row would lift it.
+        const verdict = verifyHaltRow(row, this.#keyring);
+        if (verdict.kind === "refused" || (verdict.kind === "verified" && verdict.change.halt)) {
+          return "halted";
+        }
+        await tx.execute(sql`delete from gov_presence.agents where agent_id = ${id}`);
+        return "removed";
+      });
     } catch (error) {
       this.#logger.warn("closeAgent could not reach the database; the agent was not removed.", {
         agentId: id,
@@ -289,14 +359,15 @@ export class PresenceModule implements HaltGuard {
       });
       return false;
     }
-    if (halted) throw new CloseHaltedAgentError(id);
-    return false;
+    if (outcome === "halted") throw new CloseHaltedAgentError(id);
+    return outcome === "removed";
   }
 
   /**
    * The operator bound to the agent by its heartbeats (the latest `operatorId` given), or
    * `null` when none is known. This is the `operators` port: `@gov/gates` refuses a reviewer
-   * who is the agent's own operator.
+   * who is the agent's own operator. The binding is not signed: it is the agent process's own
+   * declaration, and a table owner could delete the row to the same effect (README, Security).
    *
    * @throws {StoreError} when the database cannot be read (a caller enforcing with it fails closed).
    * @throws {InvalidPresenceInputError} for a bad id.
@@ -315,37 +386,29 @@ export class PresenceModule implements HaltGuard {
    * than `unresponsiveAfterSeconds`; otherwise Idle when marked idle or its last heartbeat
    * is older than `liveWithinSeconds`; otherwise Live.
    *
+   * A row whose halt state fails verification is listed as halted, by
+   * `"(unverifiable halt state)"`, as the halt checks enforce it, and reported.
+   *
    * @throws {StoreError} when the database cannot be read (an empty list would be a lie).
    */
   async listAgents(): Promise<AgentPresence[]> {
-    const rows = await this.#store.query<{
-      agent_id: string;
-      status: string;
-      last_seen: string | null;
-      first_seen: string;
-      operator_id: string | null;
-      metadata: unknown;
-      halted_at: string | null;
-      halted_by: string | null;
-      halt_reason: string | null;
-    }>(sql`
-      select agent_id, status, operator_id, metadata, halted_by, halt_reason,
+    const rows = await this.#store.query<
+      HaltRow & {
+        status: string;
+        last_seen: string | null;
+        first_seen: string;
+        operator_id: string | null;
+        metadata: unknown;
+      }
+    >(sql`
+      select ${HALT_ROW_COLUMNS}, status, operator_id, metadata,
         to_char(last_seen at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as last_seen,
-        to_char(first_seen at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as first_seen,
-        to_char(halted_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as halted_at
+        to_char(first_seen at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as first_seen
       from gov_presence.agents order by agent_id`);
     const now = this.#clock.nowMs();
-    return rows.map((row) => {
+    const agents = rows.map((row) => {
       const lastSeen = row.last_seen === null ? null : new Date(row.last_seen);
-      const halt: HaltState | null =
-        row.halted_at !== null && row.halted_by !== null && row.halt_reason !== null
-          ? {
-              agentId: row.agent_id,
-              haltedBy: row.halted_by,
-              haltedAt: new Date(row.halted_at),
-              reason: row.halt_reason,
-            }
-          : null;
+      const halt = this.#haltOfRow(row);
       return {
         agentId: row.agent_id,
         status: this.#statusOf(row.status, lastSeen, now),
@@ -357,6 +420,25 @@ export class PresenceModule implements HaltGuard {
         halt,
       };
     });
+    await this.#reported();
+    return agents;
+  }
+
+  /** The halt a row holds, as the halt checks enforce it (a refused row is reported). */
+  #haltOfRow(row: HaltRow): HaltState | null {
+    const verdict = verifyHaltRow(row, this.#keyring);
+    if (verdict.kind === "verified") return verdict.change.halt;
+    if (verdict.kind === "none") return null;
+    this.#reportRefused({
+      agentId: row.agent_id,
+      version: verdict.version,
+      problem: verdict.problem,
+      enforcedAsHalt: true,
+    });
+    const cached = this.#cache.peek(row.agent_id);
+    return cached?.haltedBy === UNVERIFIABLE_HALTED_BY
+      ? cached
+      : unverifiableHalt(row.agent_id, verdict.problem, this.#clock.now());
   }
 
   #statusOf(stored: string, lastSeen: Date | null, now: number): AgentStatus {
@@ -411,47 +493,65 @@ export class PresenceModule implements HaltGuard {
   async halt(agentId: string, options: HaltOptions): Promise<HaltResult> {
     const id = validateAgentId(agentId);
     const { haltedBy, reason } = validate(haltOptionsSchema, options, "options");
-    const now = this.#clock.now().toISOString();
+    const now = this.#clock.now();
+    const at = now.toISOString();
     let result: { changed: boolean; change: HaltChange };
     try {
       result = await this.#store.transaction(async (tx) => {
         // The version must be taken while this transaction holds the row lock, never
         // before: a version taken before waiting for a resume's lock would be older than
-        // the resume's, and every cache would drop this halt as stale. So the upsert writes
-        // the halt without a version (locking the row, whether it inserts or updates it),
-        // and the version is taken by the next statement, under that lock. Every writer of
-        // halt_version (halt and resume) takes it under the row lock, so per agent the
-        // versions increase in commit order.
-        const written = await tx.execute<{ agent_id: string }>(sql`
+        // the resume's, and every cache would drop this halt as stale. The upsert locks the
+        // row (whether it inserts or updates it) and its RETURNING, evaluated under that
+        // lock, takes the version. Every writer of halt_version (halt and resume) takes it
+        // under the row lock, so per agent the versions increase in commit order.
+        const claimed = await tx.execute<{ version: string }>(sql`
           insert into gov_presence.agents (agent_id, status, last_seen, first_seen, halted_at, halted_by, halt_reason)
-          values (${id}, 'unresponsive', null, ${now}::timestamptz, ${now}::timestamptz, ${haltedBy}, ${reason})
+          values (${id}, 'unresponsive', null, ${at}::timestamptz, ${at}::timestamptz, ${haltedBy}, ${reason})
           on conflict (agent_id) do update set
             halted_at = excluded.halted_at,
             halted_by = excluded.halted_by,
             halt_reason = excluded.halt_reason
           where gov_presence.agents.halted_at is null
-          returning agent_id`);
-        const inserted =
-          written.rows.length === 0
-            ? { rows: [] as HaltRow[] }
-            : await tx.execute<HaltRow>(sql`
-                update gov_presence.agents set halt_version = nextval('gov_presence.halt_version')
-                where agent_id = ${id}
-                returning ${HALT_COLUMNS}`);
-        const row = inserted.rows[0];
-        if (row) {
-          const change = changeOf(id, row);
-          await tx.execute(sql`select pg_notify(${HALT_CHANNEL}, ${encodeChange(change)})`);
-          return { changed: true, change };
+          returning ${NEXT_VERSION} as version`);
+        let version = claimed.rows[0]?.version;
+        if (version === undefined) {
+          // Already halted: the conflicting row is locked by the upsert, so this reads the
+          // halt in force, not a resume racing with us.
+          const existing = await tx.execute<HaltRow>(
+            sql`select ${HALT_ROW_COLUMNS} from gov_presence.agents where agent_id = ${id}`,
+          );
+          const row = existing.rows[0];
+          if (!row) throw new Error("the halted row vanished inside its own transaction");
+          const verdict = verifyHaltRow(row, this.#keyring);
+          if (verdict.kind === "verified" && verdict.change.halt) {
+            return { changed: false, change: verdict.change };
+          }
+          // The halt in force cannot be verified: this halt, signed, takes its place.
+          const next = await tx.execute<{ version: string }>(
+            sql`select ${NEXT_VERSION} as version from gov_presence.agents where agent_id = ${id}`,
+          );
+          version = next.rows[0]?.version;
         }
-        // Already halted: the conflicting row is locked by the upsert, so this reads the
-        // halt in force, not a resume racing with us.
-        const existing = await tx.execute<HaltRow>(
-          sql`select ${HALT_COLUMNS} from gov_presence.agents where agent_id = ${id}`,
-        );
-        const current = existing.rows[0];
-        if (!current) throw new Error("the halted row vanished inside its own transaction");
-        return { changed: false, change: changeOf(id, current) };
+        if (version === undefined) throw new Error("no halt version was taken");
+        const change: HaltChange = {
+          agentId: id,
+          version: Number(version),
+          halt: { agentId: id, haltedBy, haltedAt: now, reason },
+        };
+        const { mac, keyId } = signHaltState(this.#keyring.current, id, change.version, {
+          halted: true,
+          by: haltedBy,
+          at: now,
+          reason,
+        });
+        // The wake-up is sent by the same statement (delivered on commit).
+        await tx.execute(sql`
+          update gov_presence.agents set
+            halted_at = ${at}::timestamptz, halted_by = ${haltedBy}, halt_reason = ${reason},
+            halt_version = ${version}::bigint, halt_mac = ${mac}, halt_key_id = ${keyId}
+          where agent_id = ${id}
+          returning pg_notify(${HALT_CHANNEL}, ${encodeWakeUp(id, change.version)})`);
+        return { changed: true, change };
       });
     } catch (error) {
       this.#logger.error("A halt could not be written; the agent is NOT halted.", {
@@ -464,7 +564,7 @@ export class PresenceModule implements HaltGuard {
     this.#cache.apply(result.change);
     const halt = result.change.halt as HaltState;
     if (result.changed) {
-      await this.#record(id, "agent.halted", {
+      await this.#record(id, PRESENCE_AUDIT_KINDS.halted, {
         haltedBy: halt.haltedBy,
         reason: halt.reason,
         haltedAt: halt.haltedAt.toISOString(),
@@ -483,32 +583,47 @@ export class PresenceModule implements HaltGuard {
   async resume(agentId: string, options: ResumeOptions): Promise<ResumeResult> {
     const id = validateAgentId(agentId);
     const { resumedBy, reason } = validate(resumeOptionsSchema, options, "options");
-    const now = this.#clock.now().toISOString();
+    const now = this.#clock.now();
+    const at = now.toISOString();
     let result: { lifted: HaltState | null; change: HaltChange | null };
     try {
       result = await this.#store.transaction(async (tx) => {
-        // Lock the row first, then take the version in the update below: like halt(), the
-        // version is taken under the row lock, so it is newer than any halt committed
-        // before and older than any halt that commits after.
-        const before = await tx.execute<HaltRow>(
-          sql`select ${HALT_COLUMNS} from gov_presence.agents where agent_id = ${id} and halted_at is not null for update`,
-        );
+        // Lock the row and take the version under the lock, in one statement: like halt(),
+        // the version is then newer than any halt committed before and older than any halt
+        // that commits after. An UPDATE (that changes nothing) rather than SELECT … FOR
+        // UPDATE, because its RETURNING is evaluated once the lock is held.
+        const before = await tx.execute<HaltRow & { next_version: string }>(sql`
+          update gov_presence.agents set halt_version = halt_version where agent_id = ${id}
+          returning ${HALT_ROW_COLUMNS}, ${NEXT_VERSION} as next_version`);
         const row = before.rows[0];
         if (!row) return { lifted: null, change: null };
-        const updated = await tx.execute<{ halt_version: string | number }>(sql`
+        const verdict = verifyHaltRow(row, this.#keyring);
+        if (verdict.kind === "none") return { lifted: null, change: null };
+        if (verdict.kind === "verified" && !verdict.change.halt) {
+          return { lifted: null, change: null };
+        }
+        // A halt in force — or a state that cannot be verified, enforced as a halt: lifting it
+        // writes a signed resume in its place.
+        const lifted =
+          verdict.kind === "verified"
+            ? (verdict.change.halt as HaltState)
+            : unverifiableHalt(id, verdict.problem, now);
+        const version = row.next_version;
+        const change: HaltChange = { agentId: id, version: Number(version), halt: null };
+        const { mac, keyId } = signHaltState(this.#keyring.current, id, change.version, {
+          halted: false,
+          by: resumedBy,
+          at: now,
+          reason,
+        });
+        await tx.execute(sql`
           update gov_presence.agents set
             halted_at = null, halted_by = null, halt_reason = null,
-            halt_version = nextval('gov_presence.halt_version'),
-            resumed_at = ${now}::timestamptz, resumed_by = ${resumedBy}, resume_reason = ${reason}
+            halt_version = ${version}::bigint, halt_mac = ${mac}, halt_key_id = ${keyId},
+            resumed_at = ${at}::timestamptz, resumed_by = ${resumedBy}, resume_reason = ${reason}
           where agent_id = ${id}
-          returning halt_version`);
-        const change: HaltChange = {
-          agentId: id,
-          version: Number(updated.rows[0]?.halt_version),
-          halt: null,
-        };
-        await tx.execute(sql`select pg_notify(${HALT_CHANNEL}, ${encodeChange(change)})`);
-        return { lifted: changeOf(id, row).halt, change };
+          returning pg_notify(${HALT_CHANNEL}, ${encodeWakeUp(id, change.version)})`);
+        return { lifted, change };
       });
     } catch (error) {
       this.#logger.error("A resume could not be written; the agent is still halted.", {
@@ -520,10 +635,10 @@ export class PresenceModule implements HaltGuard {
     }
     if (!result.change || !result.lifted) return { changed: false, liftedHalt: null };
     this.#cache.apply(result.change);
-    await this.#record(id, "agent.resumed", {
+    await this.#record(id, PRESENCE_AUDIT_KINDS.resumed, {
       resumedBy,
       reason,
-      resumedAt: now,
+      resumedAt: at,
       haltedBy: result.lifted.haltedBy,
       haltReason: result.lifted.reason,
       haltedAt: result.lifted.haltedAt.toISOString(),
@@ -591,7 +706,7 @@ export class PresenceModule implements HaltGuard {
       halt = this.#cache.peek(id);
     }
     if (!halt) return;
-    await this.#record(id, "agent.halt_enforced", {
+    await this.#record(id, PRESENCE_AUDIT_KINDS.haltEnforced, {
       path,
       haltedBy: halt.haltedBy,
       reason: halt.reason,
@@ -619,6 +734,7 @@ export class PresenceModule implements HaltGuard {
   async forceRefreshHaltedCache(): Promise<void> {
     if (!this.#started) void this.start();
     await this.#cache.reload();
+    await this.#reported();
   }
 
   /** Every agent halted now, from the cache. */
@@ -632,6 +748,7 @@ export class PresenceModule implements HaltGuard {
     this.#closed = true;
     await this.#started;
     await this.#cache.close();
+    await this.#reported();
   }
 
   /** Async disposal: `await using presence = new PresenceModule(…)`. */
@@ -661,6 +778,37 @@ export class PresenceModule implements HaltGuard {
     return checked;
   }
 
+  /**
+   * Report stored halt state that was not believed: a warning and a
+   * `presence.halt_state_rejected` event, once per agent, version and problem.
+   */
+  #reportRefused(refused: RefusedHaltState): void {
+    const key = `${refused.agentId}\u0000${refused.version}\u0000${refused.problem}`;
+    if (this.#reportedRefusals.has(key)) return;
+    if (this.#reportedRefusals.size >= MAX_KNOWN) this.#reportedRefusals.clear();
+    this.#reportedRefusals.add(key);
+    this.#logger.warn(
+      `The stored halt state of agent ${JSON.stringify(refused.agentId)} was refused: ${refused.problem}.${refused.enforcedAsHalt ? " The agent is treated as halted until an operator resumes it or halts it again." : ""}`,
+      {
+        agentId: refused.agentId,
+        version: refused.version,
+        enforcedAsHalt: refused.enforcedAsHalt,
+      },
+    );
+    const recording = this.#record(refused.agentId, PRESENCE_AUDIT_KINDS.haltStateRejected, {
+      reason: refused.problem,
+      version: refused.version,
+      enforcedAsHalt: refused.enforcedAsHalt,
+    });
+    this.#reporting.add(recording);
+    void recording.finally(() => this.#reporting.delete(recording));
+  }
+
+  /** Wait until the refusals reported so far are in the audit sink. */
+  async #reported(): Promise<void> {
+    while (this.#reporting.size > 0) await Promise.all([...this.#reporting]);
+  }
+
   async #record(agentId: string, kind: string, metadata: Record<string, unknown>): Promise<void> {
     try {
       const receipt = await this.#audit.log({ agentId, kind, metadata });
@@ -674,33 +822,6 @@ export class PresenceModule implements HaltGuard {
       });
     }
   }
-}
-
-interface HaltRow extends Record<string, unknown> {
-  halted_at: string | null;
-  halted_by: string | null;
-  halt_reason: string | null;
-  halt_version: string | number;
-}
-
-const HALT_COLUMNS = sql.raw(
-  `to_char(halted_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as halted_at, halted_by, halt_reason, halt_version`,
-);
-
-function changeOf(agentId: string, row: HaltRow): HaltChange {
-  return {
-    agentId,
-    version: Number(row.halt_version),
-    halt:
-      row.halted_at !== null && row.halted_by !== null && row.halt_reason !== null
-        ? {
-            agentId,
-            haltedBy: row.halted_by,
-            haltedAt: new Date(row.halted_at),
-            reason: row.halt_reason,
-          }
-        : null,
-  };
 }
 
 function typeOf(value: unknown): string {

@@ -1,7 +1,7 @@
 import { silentLogger, systemClock } from "@gov/core";
 import { createTestStore, testEngines } from "@gov/core/testing";
 import { describe, expect, it } from "vitest";
-import { recordingSink } from "./__fixtures__";
+import { recordingSink, TEST_SECRET, testKeyring } from "./__fixtures__";
 import { spawnHaltChild } from "./__fixtures__/child-process";
 import { PresenceModule, presenceMigrations } from "./module";
 
@@ -15,11 +15,17 @@ describe("the halt across OS processes (real Postgres)", () => {
       const audit = recordingSink();
       const presence = new PresenceModule({
         store,
+        keyring: testKeyring(),
         clock: systemClock,
         logger: silentLogger,
         audit,
       });
-      const child = spawnHaltChild(store.connectionString as string, "billing-agent", 2);
+      const child = spawnHaltChild(
+        store.connectionString as string,
+        "billing-agent",
+        2,
+        TEST_SECRET,
+      );
       try {
         expect(await child.next()).toEqual({ event: "ready" });
         for (let round = 0; round < 2; round++) {

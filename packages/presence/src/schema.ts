@@ -14,7 +14,7 @@ export const haltVersionSequence = presenceSchema.sequence("halt_version");
  * One row per agent. The presence columns (`status`, `last_seen`, `metadata`,
  * `operator_id`) are written by heartbeats; the halt columns (`halted_*`, `halt_*`,
  * `resumed_*`) only by `halt()` and `resume()` — a heartbeat's upsert never names them, so
- * it can never clear a halt.
+ * it can never clear a halt — and are signed under the chain key (`halt_mac`).
  */
 export const agents = presenceSchema.table(
   "agents",
@@ -36,6 +36,15 @@ export const agents = presenceSchema.table(
     resumedAt: timestamp("resumed_at", { withTimezone: true, mode: "string" }),
     resumedBy: text("resumed_by"),
     resumeReason: text("resume_reason"),
+    /**
+     * HMAC-SHA256 (hex), under the chain key named by `halt_key_id`, of the halt state the
+     * row holds: agent, version, halted or resumed, by whom, when and why (see
+     * `haltStatePayload`). Written by every `halt()` and `resume()`; a row whose MAC does not
+     * verify is refused and enforced as a halt. Null on rows written before halts were signed.
+     */
+    haltMac: text("halt_mac"),
+    /** The id of the chain key that signed `halt_mac`. */
+    haltKeyId: text("halt_key_id"),
   },
   (table) => [
     check("agents_status", sql`${table.status} in ('live', 'idle', 'unresponsive')`),

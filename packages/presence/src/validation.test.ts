@@ -1,7 +1,7 @@
 import { GovernanceError, InvalidArgumentError, ManualClock, silentLogger, sql } from "@gov/core";
-import { type TestEngine, testEngines } from "@gov/core/testing";
+import { rejectionOf, type TestEngine, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type PresenceHarness, presenceHarness, thrown } from "./__fixtures__";
+import { type PresenceHarness, presenceHarness, testKeyring, thrown } from "./__fixtures__";
 import { InvalidPresenceInputError, PRESENCE_ERROR_CODES } from "./errors";
 import { PRESENCE_LIMITS } from "./models";
 import { PresenceModule } from "./module";
@@ -26,7 +26,12 @@ const fakeStore = {
 } as never;
 
 describe("the module's context", () => {
-  const good = { store: fakeStore, clock: new ManualClock(), logger: silentLogger };
+  const good = {
+    store: fakeStore,
+    keyring: testKeyring(),
+    clock: new ManualClock(),
+    logger: silentLogger,
+  };
   const { query: _query, ...storeWithoutQuery } = fakeStore as Record<string, unknown>;
   const { notify: _notify, ...storeWithoutNotify } = fakeStore as Record<string, unknown>;
 
@@ -57,6 +62,9 @@ describe("the module's context", () => {
     [{ ...good, store: {} }, "context.store", /no query, transaction, listen, notify methods/],
     [{ ...good, store: storeWithoutQuery }, "context.store", /no query method/],
     [{ ...good, store: storeWithoutNotify }, "context.store", /no notify method/],
+    [{ ...good, keyring: undefined }, "context.keyring", /Keyring.*got undefined/],
+    [{ ...good, keyring: "secret" }, "context.keyring", /got string/],
+    [{ ...good, keyring: { find: () => undefined } }, "context.keyring", /no current key|has none/],
     [{ ...good, clock: undefined }, "context.clock", /Clock.*got undefined/],
     [{ ...good, clock: new Date() }, "context.clock", /no now, nowMs methods/],
     [{ ...good, clock: { now: () => new Date() } }, "context.clock", /no nowMs method/],
@@ -82,7 +90,12 @@ describe("the module's context", () => {
 });
 
 describe("options of the module", () => {
-  const context = { store: fakeStore, clock: new ManualClock(), logger: silentLogger };
+  const context = {
+    store: fakeStore,
+    keyring: testKeyring(),
+    clock: new ManualClock(),
+    logger: silentLogger,
+  };
 
   it.each([
     [{ haltCacheTtlMs: 0 }, "options.haltCacheTtlMs"],
@@ -272,3 +285,51 @@ describe.each(testEngines())("bad input changes nothing on $name", (engine: Test
     expect(await snapshot()).toEqual(before);
   });
 });
+
+describe.each(testEngines())(
+  "every async method rejects bad input on $name",
+  (engine: TestEngine) => {
+    let h: PresenceHarness;
+
+    beforeEach(async () => {
+      if (engine.available) h = await presenceHarness(engine);
+    });
+
+    afterEach(async () => {
+      await h?.close();
+    });
+
+    // A promise-returning function reports bad input by rejecting, never by throwing.
+    it.skipIf(!engine.available)(
+      "with a rejected promise carrying PRESENCE_INPUT_INVALID, never a synchronous throw",
+      async () => {
+        const p = h.presence;
+        const calls: [string, () => unknown][] = [
+          ["agentId", () => p.heartbeat(null as never)],
+          ["options", () => p.heartbeat("a", "alice" as never)],
+          ["options.metadata", () => p.heartbeat("a", { metadata: new Map() as never })],
+          ["agentId", () => p.markIdle(5 as never)],
+          ["agentId", () => p.closeAgent("" as never)],
+          ["agentId", () => p.operatorOf(undefined as never)],
+          ["timeoutSeconds", () => p.checkStale(Number.NaN)],
+          ["agentId", () => p.halt(null as never, { haltedBy: "alice", reason: "r" })],
+          ["options", () => p.halt("a", null as never)],
+          ["options.reason", () => p.halt("a", { haltedBy: "alice", reason: null as never })],
+          ["agentId", () => p.resume({} as never, { resumedBy: "alice", reason: "r" })],
+          ["options.resumedBy", () => p.resume("a", { resumedBy: 5 as never, reason: "r" })],
+          ["agentId", () => p.assertNotHalted(null as never, { path: "x" })],
+          ["options", () => p.assertNotHalted("a", null as never)],
+          ["agentId", () => p.assertAlive([] as never, { path: "x" })],
+          ["options.path", () => p.assertAlive("a", { path: "" })],
+        ];
+        for (const [field, call] of calls) {
+          const error = await rejectionOf(call);
+          if (!(error instanceof InvalidPresenceInputError)) throw error;
+          expect(error.code).toBe(PRESENCE_ERROR_CODES.PRESENCE_INPUT_INVALID);
+          expect(error.field).toBe(field);
+        }
+        expect(await h.store.query(sql`select 1 from gov_presence.agents`)).toEqual([]);
+      },
+    );
+  },
+);

@@ -675,3 +675,31 @@ export function spawnJsonLinesChild<Line = Record<string, unknown>>(
     },
   };
 }
+
+/**
+ * What `run()`'s promise rejects with, for tests of the rule that a function returning a
+ * promise reports bad input by rejecting. Throws (failing the test) when `run` throws
+ * synchronously — a caller chaining `.catch()` would miss that — returns no promise, or
+ * resolves.
+ *
+ * @example
+ * ```ts
+ * const error = await rejectionOf(() => cost.track(agentId, sessionId, null as never));
+ * expect(error).toMatchObject({ code: "INVALID_ARGUMENT", field: "options" });
+ * ```
+ */
+export async function rejectionOf(run: () => unknown): Promise<unknown> {
+  let result: unknown;
+  try {
+    result = run();
+  } catch (error) {
+    throw new Error(`threw synchronously instead of rejecting: ${String(error)}`);
+  }
+  if (!(result instanceof Promise)) throw new Error("did not return a promise");
+  try {
+    await result;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("resolved instead of rejecting");
+}

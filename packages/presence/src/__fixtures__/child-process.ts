@@ -13,10 +13,22 @@ export interface ChildLine {
 /** The halt child (halt-child.ts) in another OS process, read line by line. */
 export type HaltChild = JsonLinesChild<ChildLine>;
 
-export function spawnHaltChild(url: string, agentId: string, rounds: number): HaltChild {
+/**
+ * Start the halt child. It verifies halts with the chain key `secret` (every process of a
+ * deployment holds the same keys), handed over in its environment as a deployment does.
+ */
+export function spawnHaltChild(
+  url: string,
+  agentId: string,
+  rounds: number,
+  secret: string,
+): HaltChild {
   return spawnJsonLinesChild<ChildLine>(
     new URL("./halt-child.ts", import.meta.url),
     [url, agentId, String(rounds)],
-    { cwd: new URL("../..", import.meta.url) },
+    {
+      cwd: new URL("../..", import.meta.url),
+      env: { ...process.env, GOVERNANCE_AUDIT_SECRET: secret },
+    },
   );
 }

@@ -4,14 +4,23 @@
  * agent until `assertNotHalted` throws, prints the error's fields, then checks until
  * `isHalted` is false again and prints that.
  */
-import { AgentHaltedError, createStore, silentLogger, systemClock } from "@gov/core";
+import {
+  AgentHaltedError,
+  ChainKey,
+  createStore,
+  Keyring,
+  silentLogger,
+  systemClock,
+} from "@gov/core";
 import { PresenceModule } from "../module";
 
 const [url, agentId, rounds] = process.argv.slice(2);
-if (!url || !agentId || !rounds) throw new Error("usage: halt-child.ts <url> <agentId> <rounds>");
+const secret = process.env.GOVERNANCE_AUDIT_SECRET;
+if (!url || !agentId || !rounds || !secret)
+  throw new Error("usage: GOVERNANCE_AUDIT_SECRET=… halt-child.ts <url> <agentId> <rounds>");
 const store = await createStore({ databaseUrl: url, logger: silentLogger, pool: { max: 2 } });
 const presence = new PresenceModule(
-  { store, clock: systemClock, logger: silentLogger },
+  { store, keyring: new Keyring(new ChainKey(secret)), clock: systemClock, logger: silentLogger },
   { haltCacheTtlMs: 3_600_000 },
 );
 const print = (line: unknown) => process.stdout.write(`${JSON.stringify(line)}\n`);

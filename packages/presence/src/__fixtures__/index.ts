@@ -1,4 +1,11 @@
-import { type Logger, ManualClock, type Store } from "@gov/core";
+import {
+  AgentHaltedError,
+  ChainKey,
+  Keyring,
+  type Logger,
+  ManualClock,
+  type Store,
+} from "@gov/core";
 import {
   createTestStore,
   eventually,
@@ -13,6 +20,14 @@ import { PresenceModule, presenceMigrations } from "../module";
 
 export { eventually, flakyStore, recordingLogger, recordingSink };
 
+/** The chain key of the tests (a test value, never a real secret). */
+export const TEST_SECRET = "presence-test-secret-0123456789-abcdefghijklmnop";
+
+/** A keyring holding only {@link TEST_SECRET}'s key, as every process of a deployment shares it. */
+export function testKeyring(): Keyring {
+  return new Keyring(new ChainKey(TEST_SECRET));
+}
+
 export interface PresenceHarness {
   store: TestStore;
   presence: PresenceModule;
@@ -20,7 +35,12 @@ export interface PresenceHarness {
   audit: ReturnType<typeof recordingSink>;
   logger: ReturnType<typeof recordingLogger>;
   /** Another module (a "restarted process") on the same store or another. */
-  another(options?: { store?: Store; presence?: PresenceOptions; logger?: Logger }): PresenceModule;
+  another(options?: {
+    store?: Store;
+    presence?: PresenceOptions;
+    logger?: Logger;
+    keyring?: Keyring;
+  }): PresenceModule;
   close(): Promise<void>;
 }
 
@@ -34,11 +54,18 @@ export async function presenceHarness(
   const audit = recordingSink();
   const logger = recordingLogger();
   const modules: PresenceModule[] = [];
+  const keyring = testKeyring();
   const make = (
-    extra: { store?: Store; presence?: PresenceOptions; logger?: Logger } = {},
+    extra: { store?: Store; presence?: PresenceOptions; logger?: Logger; keyring?: Keyring } = {},
   ): PresenceModule => {
     const module = new PresenceModule(
-      { store: extra.store ?? store, clock, logger: extra.logger ?? logger, audit },
+      {
+        store: extra.store ?? store,
+        keyring: extra.keyring ?? keyring,
+        clock,
+        logger: extra.logger ?? logger,
+        audit,
+      },
       { ...options, ...extra.presence },
     );
     modules.push(module);
@@ -68,4 +95,11 @@ export async function thrown(run: () => unknown): Promise<unknown> {
     return error;
   }
   throw new Error("expected an error, but none was thrown");
+}
+
+/** The `AgentHaltedError` `run` throws (or fails the test when it throws anything else, or nothing). */
+export async function haltedError(run: () => Promise<unknown>): Promise<AgentHaltedError> {
+  const error = await thrown(run);
+  if (!AgentHaltedError.isInstance(error)) throw error;
+  return error;
 }
