@@ -24,7 +24,7 @@ describe("the demo", () => {
       ),
     );
     expect(lines).toContain(
-      "  subscriber saw: llm.call ×5, agent.plan ×1, tool.call ×3, tool.result ×3, approval.requested ×1, approval.granted ×1",
+      "  subscriber saw: llm.call ×5, agent.plan ×1, tool.call ×3, tool.result ×3, approval.requested ×1, approval.granted ×1, approval.executed ×1",
     );
     // The refund waited for a human in another OS process, and ran as approved.
     expect(lines).toContainEqual(
@@ -75,7 +75,7 @@ describe("the demo", () => {
     );
     expect(lines).toContain("  spend by model: gpt-4o-mini $0.0003399 (1579 tokens)");
     expect(lines).toContain(
-      "decisions in the chain: approval.requested ×1, approval.granted ×1, budget.exceeded ×1, steward.intervention ×1, scope.violation ×2, loop.detected ×1, agent.halted ×1, agent.halt_enforced ×2, agent.resumed ×1; every chain verified",
+      "decisions in the chain: approval.requested ×1, approval.granted ×1, approval.executed ×1, budget.exceeded ×1, steward.intervention ×1, scope.violation ×2, loop.detected ×1, agent.halted ×1, agent.halt_enforced ×2, agent.resumed ×1; every chain verified",
     );
   });
 

@@ -225,7 +225,9 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
     output(
       `${run.modelCalls} model calls, ${run.toolCalls.length} tool calls, ${run.tokens} tokens (fake LLM, no network)`,
     );
-    await audit.verifyChain({ sessionId });
+    // false would mean "nothing to verify": the session's events must be there.
+    if ((await audit.verifyChain({ sessionId })) !== true)
+      throw new Error(`the audit chain of ${sessionId} is empty`);
     const chain = await audit.traceSessionChain(sessionId);
     output(
       `audit chain of ${sessionId}: ${chain.length} events, seq 1–${chain.at(-1)?.seq ?? 0}, every HMAC and link verified`,
@@ -299,7 +301,7 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
     await sdk.presence.resume(agentId, { resumedBy: "ops@example.com", reason: "review done" });
     await sdk.scope.check(agentId, { tool: "lookup_invoice" });
     output(`  resumed: ${agentId} may call lookup_invoice again`);
-    await audit.verifyChain();
+    if ((await audit.verifyChain()) !== true) throw new Error("the audit chain is empty");
     const evidence = await audit.getEvents({ agentId, since: startedAt, limit: 1_000 });
     const decisions = evidence
       .map((event) => event.kind)

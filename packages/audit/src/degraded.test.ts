@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
-import { hostname } from "node:os";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { sql } from "@gov/core";
+import { silentLogger, sql } from "@gov/core";
 import { type TestEngine, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
@@ -15,6 +15,7 @@ import {
 import { normalizeEvent } from "./models";
 import type { AuditModule } from "./module";
 import { PLACEHOLDER_HMAC } from "./record";
+import { AuditSpool, type SpoolEntry } from "./spool";
 
 async function kindsOf(h: AuditHarness, sessionId: string): Promise<string[]> {
   return (await h.audit.getEvents({ sessionId })).map((event) => `${event.seq}:${event.kind}`);
@@ -67,11 +68,19 @@ describe.each(testEngines())(
             (line) => line.level === "warn" && line.message.includes("local spool"),
           ),
         ).toBe(true);
-        // The spool is on disk before log() resolves.
+        // The spool is on disk before log() resolves: a signed header, then one line per event.
         const files = await readdir(h.spoolDirectory);
-        expect(
-          (await readFile(join(h.spoolDirectory, files[0] ?? ""), "utf8")).trim().split("\n"),
-        ).toHaveLength(4);
+        const lines = (await readFile(join(h.spoolDirectory, files[0] ?? ""), "utf8"))
+          .trim()
+          .split("\n")
+          .map((line) => JSON.parse(line));
+        expect(lines[0]).toMatchObject({ format: "gov.spool", spool: "audit" });
+        expect(lines.slice(1).map((line) => [line.seq, line.entry.event.kind])).toEqual([
+          [1, "chain.degraded_start"],
+          [2, "during.1"],
+          [3, "during.2"],
+          [4, "during.3"],
+        ]);
 
         setDown(false);
         await eventually(() => audit.metrics().spoolDepth === 0);
@@ -195,11 +204,18 @@ describe.each(testEngines())(
         createdAt: stored.createdAt.toISOString(),
         event: normalizeEvent({ agentId: "a", kind: "already", sessionId: "s" }),
       };
+      // Signed under the chain key by a process that is gone, with a torn last line.
+      const elsewhere = await mkdtemp(join(tmpdir(), "gov-audit-elsewhere-"));
+      const writer = new AuditSpool(elsewhere, silentLogger, { keyring: h.keyring });
+      await writer.append([duplicate, fresh] as SpoolEntry[]);
+      writer.release();
+      const [written] = await readdir(elsewhere);
+      const signed = await readFile(join(elsewhere, written as string), "utf8");
+      await rm(elsewhere, { recursive: true, force: true });
       await mkdir(h.spoolDirectory, { recursive: true });
-      // Named as the spool of a process that is gone, with a torn last line.
       await writeFile(
         join(h.spoolDirectory, `audit-spool-${hostname()}-${2 ** 22 + 4321}-abcd.jsonl`),
-        `${JSON.stringify(duplicate)}\n${JSON.stringify(fresh)}\n{"v":1,"eventId":"tor`,
+        `${signed}{"seq":3,"mac":"tor`,
       );
       const next = h.another({ logger });
       await next.start();

@@ -12,6 +12,11 @@ export const AUDIT_ERROR_CODES = {
   CHAIN_TRUNCATED: "CHAIN_TRUNCATED",
   /** A key rotation was refused. */
   KEY_ROTATION_INVALID: "KEY_ROTATION_INVALID",
+  /**
+   * This process signs with a key that the rotation history says was retired: it may not
+   * start, rotate, or write with it.
+   */
+  AUDIT_KEY_RETIRED: "AUDIT_KEY_RETIRED",
   /** An operation needs a component that is not configured. */
   AUDIT_NOT_CONFIGURED: "AUDIT_NOT_CONFIGURED",
 } as const;
@@ -37,7 +42,11 @@ export class InvalidAuditEventError extends GovernanceError {
 
 /** Where a chain stopped being intact. */
 export interface ChainIntegrityDetails {
-  /** The chain (the session id, or `agent:<agentId>`). */
+  /**
+   * The chain (the session id, or `agent:<agentId>`), or `gov_audit.key_rotations` for a
+   * failure of the key rotation history itself (then `seq` is the rotation's place in the
+   * history, from 1, and `sessionId` is null).
+   */
   chain: string;
   /** The session id of that chain, or null for an agent's chain. */
   sessionId: string | null;
@@ -82,5 +91,37 @@ export class StoreUnavailableError extends GovernanceError {
   constructor(message: string, recoveryHint: string) {
     super({ code: AUDIT_ERROR_CODES.STORE_UNAVAILABLE, message, recoveryHint });
     this.name = "StoreUnavailableError";
+  }
+}
+
+/**
+ * The current chain key of this process was retired by a key rotation: the rotation history
+ * (`gov_audit.key_rotations`, signed by the key itself) says so. A retired key never signs
+ * again; the module refuses to start with it.
+ *
+ * The message names the key id (never the key) and the rotation; the recovery hint says how
+ * to start with the newer key.
+ */
+export class RetiredKeyError extends GovernanceError {
+  /** The id of the retired key. */
+  readonly keyId: string;
+
+  constructor(details: {
+    keyId: string;
+    rotationId: string;
+    rotatedAt: string;
+    newKeyId: string;
+    /** The newest key of the history as far as it is known (`newKeyId` when unsure). */
+    newestKeyId: string;
+    /** What was refused, e.g. `start the audit module`. */
+    action: string;
+  }) {
+    super({
+      code: AUDIT_ERROR_CODES.AUDIT_KEY_RETIRED,
+      message: `Cannot ${details.action}: the audit chain key ${details.keyId} was retired at ${details.rotatedAt} by key rotation ${details.rotationId} (to key ${details.newKeyId}), and a retired key never signs again.`,
+      recoveryHint: `Start this process with the newest chain key (key id ${details.newestKeyId}) as GOVERNANCE_AUDIT_SECRET (or the auditSecret option), and keep ${details.keyId} only for verifying, as GOVERNANCE_CHAIN_KEY_${details.keyId.toUpperCase()}.`,
+    });
+    this.name = "RetiredKeyError";
+    this.keyId = details.keyId;
   }
 }

@@ -1,8 +1,16 @@
 export {
+  type CheckpointFailure,
+  type CheckpointVerificationReport,
+  type StoredCheckpoint,
+  type VerifyCheckpointsOptions,
+  verifyCheckpoints,
+} from "./checkpoint-signing";
+export {
   AUDIT_ERROR_CODES,
   type ChainIntegrityDetails,
   ChainIntegrityError,
   InvalidAuditEventError,
+  RetiredKeyError,
   StoreUnavailableError,
 } from "./errors";
 export {
@@ -36,4 +44,20 @@ export {
   RECORD_FORMAT_VERSION,
   signedPayload,
 } from "./record";
-export { checkpointPayload, type VerificationReport } from "./verify";
+export {
+  checkpointPayload,
+  KEY_HISTORY_CHAIN,
+  KEY_ROTATION_GRACE_MS,
+  type KeyRotationFields,
+  rotationPayload,
+  type StoredRotation,
+  type VerificationReport,
+  WITNESS_CHAIN,
+} from "./verify";
+export {
+  type CheckpointWitness,
+  FileCheckpointWitness,
+  isCheckpointWitness,
+  type WitnessedCheckpoint,
+  type WitnessFilter,
+} from "./witness";

@@ -167,9 +167,12 @@ export class InMemoryAuditStore implements AuditSink {
   /**
    * Verify every chain held: signatures and links (chains whose oldest events were evicted
    * are verified from the first event kept).
+   *
+   * **`false` means "nothing was verified"** (the store holds no events), not "intact":
+   * `true` only when at least one row was verified and every check passed.
    * @throws {ChainIntegrityError} at the first bad row.
    */
-  verifyChain(): true {
+  verifyChain(): boolean {
     const verifier = new ChainVerifier(new Keyring(this.#key), { strict: true });
     const byChain = new Map<string, StoredRow[]>();
     for (const row of this.#rows) byChain.set(row.chain, [...(byChain.get(row.chain) ?? []), row]);
@@ -187,7 +190,7 @@ export class InMemoryAuditStore implements AuditSink {
       for (const row of sorted) verifier.row(row);
       verifier.endChain(true);
     }
-    return true;
+    return verifier.report().verified > 0;
   }
 
   /** @internal For tests: the rows as stored, to tamper with. */

@@ -21,6 +21,12 @@ export const AUDIT_LIMITS = {
   metadataValueBytes: 8 * 1024,
   /** Bytes of all the metadata, in its canonical JSON form. */
   metadataBytes: 64 * 1024,
+  /**
+   * Levels of objects and arrays nested in the metadata, the metadata object itself being
+   * the first: `{ a: { b: [1] } }` has three. Deeper metadata, and metadata that refers to
+   * itself, is refused (it has no finite JSON form to sign).
+   */
+  metadataDepth: 32,
 } as const;
 
 /** Chains of events without a session are named `agent:<agentId>`; sessions may not use it. */
@@ -41,17 +47,42 @@ export interface NormalizedEvent {
 const HEX_HASH = /^[0-9a-f]{32,128}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-function sanitizeValue(value: unknown): unknown {
+/**
+ * Sanitize the text in a metadata value. `level` is the nesting level of `value` if it is an
+ * object or array (the metadata object is level 1); `ancestors` are the objects that contain
+ * it, so that a cycle is refused rather than followed until the stack overflows.
+ */
+function sanitizeValue(value: unknown, field: string, level: number, ancestors: object[]): unknown {
   if (typeof value === "string") return sanitizeText(value);
-  if (Array.isArray(value)) return value.map(sanitizeValue);
-  if (value !== null && typeof value === "object" && !(value instanceof Date)) {
+  if (value === null || typeof value !== "object" || value instanceof Date) return value;
+  if (ancestors.includes(value)) {
+    throw new InvalidAuditEventError(
+      field,
+      "refers to itself (a cycle), which has no JSON form.",
+      "Pass a tree of plain values: copy the fields an auditor needs.",
+    );
+  }
+  if (level > AUDIT_LIMITS.metadataDepth) {
+    throw new InvalidAuditEventError(
+      field,
+      `nests objects and arrays more than ${AUDIT_LIMITS.metadataDepth} levels deep (the metadata object is the first); the limit is ${AUDIT_LIMITS.metadataDepth}.`,
+      "Flatten the structure, or store a hash of it (contentHash) instead of the structure.",
+      AUDIT_LIMITS.metadataDepth,
+    );
+  }
+  ancestors.push(value);
+  try {
+    if (Array.isArray(value))
+      return value.map((item) => sanitizeValue(item, field, level + 1, ancestors));
     const out: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(value)) {
-      if (item !== undefined) out[sanitizeName(key)] = sanitizeValue(item);
+      if (item !== undefined)
+        out[sanitizeName(key)] = sanitizeValue(item, field, level + 1, ancestors);
     }
     return out;
+  } finally {
+    ancestors.pop();
   }
-  return value;
 }
 
 function requiredName(value: unknown, field: string, limit: number): string {
@@ -174,7 +205,7 @@ function normalizeMetadata(raw: unknown): AuditMetadata {
     }
     let text: string;
     try {
-      text = canonicalJson(sanitizeValue(rawValue), `metadata.${key}`);
+      text = canonicalJson(sanitizeValue(rawValue, `metadata.${key}`, 2, [raw]), `metadata.${key}`);
     } catch (error) {
       if (error instanceof InvalidArgumentError) {
         throw new InvalidAuditEventError(

@@ -14,14 +14,30 @@ import {
   type Logger,
   type MigrationSource,
   type ModuleContext,
+  type SigningKey,
+  type SpoolIntegrityProblem,
   type SQL,
   type Store,
   StoreError,
+  sanitizeName,
   sql,
   toStoreError,
+  type VerifyingKey,
 } from "@gov/core";
-import { AUDIT_ERROR_CODES, ChainIntegrityError, InvalidAuditEventError } from "./errors";
-import { AGENT_CHAIN_PREFIX, chainOf, type NormalizedEvent, normalizeEvent } from "./models";
+import { parseCheckpoint, verifyingKeys } from "./checkpoint-signing";
+import {
+  AUDIT_ERROR_CODES,
+  ChainIntegrityError,
+  InvalidAuditEventError,
+  RetiredKeyError,
+} from "./errors";
+import {
+  AGENT_CHAIN_PREFIX,
+  AUDIT_LIMITS,
+  chainOf,
+  type NormalizedEvent,
+  normalizeEvent,
+} from "./models";
 import {
   type AuditEventRecord,
   makeRecord,
@@ -35,10 +51,21 @@ import { AuditSpool, type SpoolEntry } from "./spool";
 import {
   ChainVerifier,
   checkpointPayload,
+  KEY_ROTATED_KIND,
+  rotationPayload,
+  rotationProblem,
   type StoredCheckpoint,
+  type StoredRotation,
   type StoredRow,
   type VerificationReport,
+  WITNESS_CHAIN,
 } from "./verify";
+import {
+  type CheckpointWitness,
+  toWitness,
+  type WitnessedCheckpoint,
+  witnessedCheckpoint,
+} from "./witness";
 
 /** The audit module's migrations: schema `gov_audit`. */
 export const auditMigrations: MigrationSource = {
@@ -68,8 +95,33 @@ export interface AuditOptions {
   maxConcurrentBatches?: number;
   /** First wait before retrying the database after a failure; doubles up to 30 s. @default 1000 */
   retryIntervalMs?: number;
-  /** Sign every chain's head in a checkpoint this often (0: only when `checkpoint()` is called). @default 0 */
+  /**
+   * Sign every chain's head in a checkpoint this often (0: only when `checkpoint()` is
+   * called). Heads reach the witness only through checkpoints: with a witness this is how
+   * stale its view of the database's chains can be.
+   * @default 60000 with a `witness`, else 0
+   */
   checkpointIntervalMs?: number;
+  /**
+   * Where every checkpoint is also written, outside the database: a file path (JSON lines,
+   * appended and fsynced, see `FileCheckpointWitness`) or any {@link CheckpointWitness}. A
+   * failing witness never fails `checkpoint()`: it is warned about, recorded as
+   * `audit.witness_failed`, and its checkpoints are retried at the next checkpoint.
+   * @default none
+   */
+  witness?: CheckpointWitness | string | null;
+  /**
+   * The Ed25519 key that signs checkpoints besides the HMAC. `null` signs with the HMAC only.
+   * @default the context's `signingKey` (`GOVERNANCE_AUDIT_SIGNING_KEY`, or the key kept beside
+   *   the embedded database)
+   */
+  signingKey?: SigningKey | null;
+  /**
+   * Ed25519 public keys (PEM, base64 DER or `VerifyingKey`) whose checkpoint signatures are
+   * believed besides the signing key's own: the public keys of earlier signing keys.
+   * @default []
+   */
+  trustedSigningKeys?: readonly (string | VerifyingKey)[];
 }
 
 /** Filters of {@link AuditModule.getEvents}. */
@@ -95,6 +147,19 @@ export interface VerifyChainOptions {
   fromSeq?: number;
   /** Last seq of a window (needs `sessionId` or `agentId`). */
   toSeq?: number;
+  /**
+   * Also compare the database with the checkpoints this witness kept (a path of a witness
+   * file, or a {@link CheckpointWitness}): a chain the witness knows and the database has not,
+   * a head behind the witnessed one, a row that differs from a witnessed checkpoint, and a
+   * witnessed checkpoint missing from the database are failures; so is a witness entry
+   * whose signature does not verify (edited or forged).
+   */
+  witness?: CheckpointWitness | string;
+  /**
+   * Refuse checkpoints that carry no Ed25519 signature (HMAC only: whoever holds the HMAC
+   * secret could have forged them), in the database and in the witness. @default false
+   */
+  requireSignedCheckpoints?: boolean;
 }
 
 /** Counters of what the module did; degradations show here and in warnings. */
@@ -119,6 +184,12 @@ export interface AuditMetrics {
   degraded: boolean;
   /** The last database failure, if any (code and message; never a connection string). */
   lastError: { code: string; message: string } | null;
+  /** Checkpoints that did not reach the witness yet (retried at the next checkpoint). */
+  witnessPending: number;
+  /** Appends to the witness that failed. */
+  witnessFailures: number;
+  /** Spool files refused at replay (edited, reordered, truncated…; kept aside, see the log). */
+  spoolRejections: number;
 }
 
 /** Options of {@link AuditModule.track}. */
@@ -164,6 +235,14 @@ const SYSTEM_AGENT = "gov.audit";
 const MAX_RETRY_MS = 30_000;
 const PAGE = 5_000;
 const CHAIN_LOCK = "gov_audit:chain:";
+/** The SQLSTATE with which the database refuses rows or checkpoints of a retired key. */
+const RETIRED_KEY_STATE = "GA002";
+/** Held while a key rotation reads the history and records itself, across processes. */
+const ROTATION_LOCK = advisoryLockKey("gov_audit:key_rotation").toString();
+/** Checkpoints kept for a failing witness; beyond, the oldest are dropped (loudly). */
+const MAX_WITNESS_BACKLOG = 100_000;
+/** The checkpoint interval when a witness is configured and no interval is given. */
+const WITNESS_CHECKPOINT_INTERVAL_MS = 60_000;
 /** After a conflict with another process, a chain takes the locked path for this long. */
 const CONTENDED_MS = 2_000;
 /** Chain heads remembered for the fast path (the cache starts over beyond this). */
@@ -204,10 +283,25 @@ export class AuditModule implements AuditSink {
   #pumpScheduled = false;
   readonly #waiters: (() => void)[] = [];
   #closed = false;
+  /** Whether the error log about writing with a retired key was written. */
+  #retiredKeyReported = false;
+  /** True while a key rotation is being recorded: the writer signs nothing meanwhile. */
+  #paused = false;
+  /** Rotations of this process, one after the other. */
+  #rotationQueue: Promise<unknown> = Promise.resolve();
   #retryAt = 0;
   #retryDelayMs: number;
   #retryTimer: NodeJS.Timeout | null = null;
   #checkpointTimer: NodeJS.Timeout | null = null;
+  /** Signs checkpoints besides the HMAC; null: HMAC only. */
+  readonly #signingKey: SigningKey | null;
+  /** Ed25519 public keys whose checkpoint signatures are believed. */
+  readonly #verifyingKeys: readonly VerifyingKey[];
+  readonly #witness: CheckpointWitness | null;
+  /** Checkpoints the witness has not taken yet, oldest first. */
+  #witnessBacklog: WitnessedCheckpoint[] = [];
+  /** Appends to the witness, one at a time. */
+  #witnessQueue: Promise<void> = Promise.resolve();
   /** Chains given a `chain.degraded_start` marker in this episode of degradation. */
   readonly #markedChains = new Set<string>();
   /** Each chain's head as this process last wrote or read it: the fast path's guess. */
@@ -225,10 +319,14 @@ export class AuditModule implements AuditSink {
     spoolDepth: 0,
     degraded: false,
     lastError: null,
+    witnessPending: 0,
+    witnessFailures: 0,
+    spoolRejections: 0,
   };
 
   constructor(
-    context: Pick<ModuleContext, "store" | "keyring" | "clock" | "logger">,
+    context: Pick<ModuleContext, "store" | "keyring" | "clock" | "logger"> &
+      Partial<Pick<ModuleContext, "signingKey">>,
     options: AuditOptions = {},
   ) {
     this.#store = context.store;
@@ -252,8 +350,25 @@ export class AuditModule implements AuditSink {
       options.spoolDirectory === undefined
         ? resolve(context.store.directory ?? ".governance", "audit-spool")
         : options.spoolDirectory;
-    this.#spool = spoolDirectory === null ? null : new AuditSpool(spoolDirectory, context.logger);
-    const interval = options.checkpointIntervalMs ?? 0;
+    this.#spool =
+      spoolDirectory === null
+        ? null
+        : new AuditSpool(spoolDirectory, context.logger, {
+            keyring: () => this.#keyring,
+            onIntegrityProblem: (problem) => this.#spoolProblem(problem),
+          });
+    this.#signingKey =
+      options.signingKey !== undefined ? options.signingKey : (context.signingKey ?? null);
+    this.#verifyingKeys = [
+      ...(this.#signingKey ? [this.#signingKey.publicKey] : []),
+      ...verifyingKeys(options.trustedSigningKeys ?? [], "trustedSigningKeys"),
+    ];
+    this.#witness =
+      options.witness === undefined || options.witness === null
+        ? null
+        : toWitness(options.witness, "witness");
+    const interval =
+      options.checkpointIntervalMs ?? (this.#witness ? WITNESS_CHECKPOINT_INTERVAL_MS : 0);
     if (interval > 0) {
       this.#checkpointTimer = setInterval(
         () => {
@@ -267,8 +382,14 @@ export class AuditModule implements AuditSink {
     }
   }
 
-  /** @internal Adopt events an earlier process left in the spool, and replay them. */
+  /**
+   * @internal Refuse a retired chain key, then adopt events an earlier process left in the
+   * spool, and replay them.
+   * @throws {RetiredKeyError} (a rejection) when the key rotation history, signed by the
+   *   current key itself, says that key was rotated out: it may never sign again.
+   */
   async start(): Promise<void> {
+    await this.#refuseRetiredKey();
     if (!this.#spool) return;
     try {
       if ((await this.#spool.adoptOrphans()) > 0) {
@@ -288,15 +409,48 @@ export class AuditModule implements AuditSink {
   }
 
   /**
+   * The Ed25519 public key that verifies this module's checkpoints (`.pem`, `.id`,
+   * `.fingerprint`): hand it to auditors, who then need no secret to check checkpoints
+   * (`verifyCheckpoints`). Null when checkpoints are signed with the HMAC only.
+   */
+  get signingPublicKey(): VerifyingKey | null {
+    return this.#signingKey?.publicKey ?? null;
+  }
+
+  /** Where checkpoints are also written (the `witness` option), or null. */
+  get witness(): CheckpointWitness | null {
+    return this.#witness;
+  }
+
+  /**
    * Record an event. Resolves once it is durable — in the chain, or, while the database is
    * away, in the local spool — with its record. Never throws on an internal failure; when
    * nothing can keep the event, it resolves with a placeholder (`isPlaceholder`, an HMAC of
    * 64 zeros, `metadata["audit.unavailable"] = true`) and says so in a warning and a metric.
    *
-   * @throws {InvalidAuditEventError} only for invalid input; nothing is written then.
+   * Invalid input rejects (never throws synchronously) with {@link InvalidAuditEventError},
+   * naming the field, the limit and the fix; nothing is written then. The agent id
+   * `gov.audit` is reserved for the module's own events (key rotations).
    */
   log(input: AuditEventInput): Promise<AuditEventRecord> {
-    const event = normalizeEvent(input);
+    let event: NormalizedEvent;
+    try {
+      event = normalizeEvent(input);
+      if (event.agentId === SYSTEM_AGENT) {
+        throw new InvalidAuditEventError(
+          "agentId",
+          `"${SYSTEM_AGENT}" is reserved for the audit module's own events.`,
+          "Log under your agent's own id.",
+        );
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#enqueue(event);
+  }
+
+  /** Queue a validated event for the writer; resolves when it is durable. */
+  #enqueue(event: NormalizedEvent): Promise<AuditEventRecord> {
     if (this.#closed) {
       return Promise.resolve(
         this.#placeholder(event, randomUUID(), this.#clock.now(), "the audit module is closed"),
@@ -334,6 +488,7 @@ export class AuditModule implements AuditSink {
       ...this.#metrics,
       spoolDepth: this.#spool?.depth ?? 0,
       lastError: this.#metrics.lastError ? { ...this.#metrics.lastError } : null,
+      witnessPending: this.#witnessBacklog.length,
     };
   }
 
@@ -406,6 +561,13 @@ export class AuditModule implements AuditSink {
    * `verifyChainOnRead`, the chains they belong to are verified first.
    */
   async getEvents(filters: EventFilters = {}): Promise<AuditEventRecord[]> {
+    if (typeof filters !== "object" || filters === null || Array.isArray(filters)) {
+      throw new InvalidArgumentError(
+        "filters",
+        `must be an object such as { sessionId }, got ${filters === null ? "null" : typeof filters}.`,
+        "Call getEvents() for every event, or getEvents({ sessionId, limit }).",
+      );
+    }
     const limit = filters.limit ?? 1_000;
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
       throw new InvalidArgumentError(
@@ -415,9 +577,11 @@ export class AuditModule implements AuditSink {
       );
     }
     const conditions = [sql`true`];
-    if (filters.sessionId !== undefined) conditions.push(sql`chain = ${filters.sessionId}`);
-    if (filters.agentId !== undefined) conditions.push(sql`agent_id = ${filters.agentId}`);
-    if (filters.kind !== undefined) conditions.push(sql`kind = ${filters.kind}`);
+    if (filters.sessionId !== undefined)
+      conditions.push(sql`chain = ${chainName(filters.sessionId, "sessionId")}`);
+    if (filters.agentId !== undefined)
+      conditions.push(sql`agent_id = ${chainName(filters.agentId, "agentId")}`);
+    if (filters.kind !== undefined) conditions.push(sql`kind = ${chainName(filters.kind, "kind")}`);
     if (filters.since !== undefined)
       conditions.push(
         sql`created_at >= ${checkedDate(filters.since, "since").toISOString()}::timestamptz`,
@@ -438,8 +602,10 @@ export class AuditModule implements AuditSink {
 
   /**
    * A session's whole chain in order, every row verified on the way: the compliance
-   * officer's one-click check.
-   * @throws {ChainIntegrityError} at the first tampered row.
+   * officer's one-click check. An empty array when the session has no events (and no
+   * checkpoint: a checkpointed session without rows is a `ChainIntegrityError`).
+   * @throws {ChainIntegrityError} (a rejection) at the first tampered row;
+   *   `INVALID_ARGUMENT` for a session id that is not a non-empty string.
    */
   async traceSessionChain(sessionId: string): Promise<AuditEventRecord[]> {
     const records: AuditEventRecord[] = [];
@@ -485,37 +651,69 @@ export class AuditModule implements AuditSink {
 
   /**
    * Verify chains: every row's HMAC under the key it was signed with, that its columns
-   * match its signed record, the links between rows, and the signed checkpoints.
+   * match its signed record, the links between rows, the signed checkpoints, and each row's
+   * key against the key rotation history (a retired key signs nothing after its rotation).
    *
-   * @returns true on an intact chain.
-   * @throws {ChainIntegrityError} naming the chain, seq and event id of the first bad row.
-   *   A row signed by a key that is not in the keyring is bad here: it proves nothing.
+   * **`false` means "nothing was verified", not "intact"**: it resolves `true` only when at
+   * least one row was verified and every check passed, and `false` when there was nothing
+   * to verify — no rows and no checkpoint match the filter (a session that does not exist,
+   * a mistyped id, a window past the chain's end, an empty database). Test for `=== true`.
+   *
+   * @example
+   * ```ts
+   * if ((await sdk.audit.verifyChain({ sessionId })) !== true) throw new Error("nothing to verify");
+   * ```
+   * @returns true when rows were verified and intact; false when there was nothing to verify.
+   * @throws {ChainIntegrityError} (a rejection) naming the chain, seq and event id of the
+   *   first bad row — a row signed by a key that is not in the keyring is bad here, as it
+   *   proves nothing — or `gov_audit.key_rotations` for a bad key rotation record. A session
+   *   that has a checkpoint but no rows fails (its rows were deleted). `INVALID_ARGUMENT`
+   *   (a rejection) for a session or agent id that is not a non-empty string of at most 256
+   *   characters, both at once, or a bad `fromSeq`/`toSeq`.
    */
-  async verifyChain(options: VerifyChainOptions = {}): Promise<true> {
+  async verifyChain(options: VerifyChainOptions = {}): Promise<boolean> {
+    chainWindow(options);
     await this.flush();
-    await this.#verify(options, true);
-    return true;
+    const report = await this.#verify(options, true);
+    return report.verified > 0;
   }
 
   /**
    * Like {@link verifyChain} but counts instead of throwing: rows verified, failed, and
-   * unverified (signed by a key that is not in the keyring), with the first failures.
+   * unverified (signed by a key that is not in the keyring), with the first failures, and
+   * `empty: true` when there was nothing to verify.
    */
   async verifyChainDetailed(options: VerifyChainOptions = {}): Promise<VerificationReport> {
+    chainWindow(options);
     await this.flush();
     return this.#verify(options, false);
   }
 
   /**
    * Sign the head (seq and HMAC) of every chain — or of the given sessions' chains — into
-   * the checkpoints table. Rows deleted from the end of a chain after a checkpoint are then
-   * caught by verification.
+   * the checkpoints table, with the HMAC and, when a signing key is configured, an Ed25519
+   * signature; then append the checkpoints to the witness, if there is one. Rows deleted from
+   * the end of a chain after a checkpoint are then caught by verification, and, with a
+   * witness, rows and checkpoints deleted together too.
+   *
+   * A failing witness does not fail this call: it is warned about and recorded
+   * (`audit.witness_failed`, `metrics().witnessPending`), and its checkpoints are appended at
+   * the next checkpoint (or at `close()`).
+   *
+   * @example
+   * ```ts
+   * await sdk.audit.checkpoint(); // every chain
+   * await sdk.audit.checkpoint({ sessionIds: [sessionId] });
+   * ```
    * @returns how many chains were checkpointed.
+   * @throws {InvalidArgumentError} (as a rejection) when `sessionIds` is not an array of
+   *   session ids; nothing is written.
    */
   async checkpoint(options: { sessionIds?: readonly string[] } = {}): Promise<number> {
+    const chains = checkpointChains(options);
     await this.flush();
     const key = this.#keyring.current;
-    const chains = options.sessionIds;
+    const signingKey = this.#signingKey;
     const heads = await this.#store.query<{ chain: string; seq: number | string; hmac: string }>(
       chains
         ? sql`select distinct on (chain) chain, seq, hmac from gov_audit.events where chain = any(${sql.param([...chains])}::text[]) order by chain, seq desc`
@@ -531,63 +729,106 @@ export class AuditModule implements AuditSink {
         hash: head.hmac,
         createdAt,
         keyId: key.id,
+        signingKeyId: signingKey?.id ?? null,
       };
       const payload = checkpointPayload(checkpoint);
-      return { ...checkpoint, payload, hmac: key.hmacHex(payload) };
+      return {
+        ...checkpoint,
+        payload,
+        hmac: key.hmacHex(payload),
+        signature: signingKey?.sign(payload) ?? null,
+      };
     });
     for (let index = 0; index < rows.length; index += PAGE) {
       const page = rows.slice(index, index + PAGE);
       await this.#store.query(sql`
-        insert into gov_audit.checkpoints (checkpoint_id, chain, seq, hash, created_at, key_id, hmac, payload)
+        insert into gov_audit.checkpoints (checkpoint_id, chain, seq, hash, created_at, key_id, hmac, payload, signature, signing_key_id)
         select * from unnest(
           ${sql.param(page.map((row) => row.checkpointId))}::uuid[], ${sql.param(page.map((row) => row.chain))}::text[],
           ${sql.param(page.map((row) => row.seq))}::bigint[], ${sql.param(page.map((row) => row.hash))}::text[],
           ${sql.param(page.map((row) => row.createdAt))}::timestamptz[], ${sql.param(page.map((row) => row.keyId))}::text[],
-          ${sql.param(page.map((row) => row.hmac))}::text[], ${sql.param(page.map((row) => row.payload))}::text[])`);
+          ${sql.param(page.map((row) => row.hmac))}::text[], ${sql.param(page.map((row) => row.payload))}::text[],
+          ${sql.param(page.map((row) => row.signature))}::text[], ${sql.param(page.map((row) => row.signingKeyId))}::text[])`);
     }
+    // In the database first: a witness entry always has its row, so one missing is a deletion.
+    await this.#witnessAppend(rows.map(witnessedCheckpoint));
     return rows.length;
   }
 
   /**
    * Rotate the chain key: new rows are signed with `newKey`; rows already written keep
-   * verifying under the key they name, which stays in the keyring. A rotation marker,
-   * signed by the old key and by the new one, is stored and logged (`audit.key_rotated`).
+   * verifying under the key they name while it stays in the keyring. The rotation is
+   * recorded in `gov_audit.key_rotations`, signed by the old key and by the new one, logged
+   * as `audit.key_rotated` (chain `agent:gov.audit`), and that chain is checkpointed.
    *
-   * Other processes must be restarted with the new secret (GOVERNANCE_AUDIT_SECRET) and the
-   * old one as a historical key (`GOVERNANCE_CHAIN_KEY_<old key id>`).
+   * From then on the old key is retired everywhere: the database refuses rows and
+   * checkpoints signed with it (a process still holding it spools its events until it is
+   * restarted), a module refuses to start with it, verification fails rows it signs dated
+   * after the rotation (FORMAT.md, "Key rotation"), and it never becomes current again.
+   *
+   * With several processes: rotate in one; restart the others with the new secret as
+   * `GOVERNANCE_AUDIT_SECRET` and the old one as `GOVERNANCE_CHAIN_KEY_<old key id>` (their
+   * events wait in their spools meanwhile, and are signed with the new key when replayed);
+   * then take a checkpoint (`checkpoint()`), which pins every chain's head under the new key.
+   *
+   * @example
+   * ```ts
+   * const { oldKeyId, newKeyId } = await sdk.audit.rotateChainKey({
+   *   newKey: process.env.NEW_AUDIT_SECRET!,
+   *   operatorId: "alice@example.com",
+   *   reason: "scheduled rotation",
+   * });
+   * ```
+   * Rejects, changing nothing, with `KEY_ROTATION_INVALID` when `newKey` is the current key
+   * or a key the history already used, or when this process's key is not the history's
+   * newest; with {@link RetiredKeyError} when another process already rotated this process's
+   * key out; with `INVALID_ARGUMENT` or `SECRET_INVALID` for bad input.
    */
   async rotateChainKey(
     options: RotateChainKeyOptions,
   ): Promise<{ oldKeyId: string; newKeyId: string }> {
-    const operatorId = typeof options?.operatorId === "string" ? options.operatorId.trim() : "";
-    const reason = typeof options?.reason === "string" ? options.reason.trim() : "";
-    if (!operatorId)
+    if (typeof options !== "object" || options === null) {
       throw new InvalidArgumentError(
-        "operatorId",
-        "must name who rotates the key.",
-        "Pass operatorId, e.g. an e-mail address.",
+        "options",
+        "must be { newKey, operatorId, reason }.",
+        'Pass rotateChainKey({ newKey, operatorId: "alice@example.com", reason: "scheduled rotation" }).',
       );
-    if (!reason)
+    }
+    const operatorId = boundedText(options.operatorId, "operatorId", 256, "who rotates the key");
+    const reason = boundedText(options.reason, "reason", 1_024, "why the key is rotated");
+    if (typeof options.newKey !== "string") {
       throw new InvalidArgumentError(
-        "reason",
-        "must say why the key is rotated.",
-        'Pass a reason, e.g. "scheduled rotation".',
+        "newKey",
+        `must be a string (the new secret), got ${options.newKey === null ? "null" : typeof options.newKey}.`,
+        "Pass a secret of at least 32 bytes, e.g. from `openssl rand -base64 48`.",
       );
+    }
     const next = new ChainKey(options.newKey, "newKey");
+    // One rotation at a time in this process; other processes are held off by a lock.
+    const run = this.#rotationQueue.then(() => this.#rotate(next, operatorId, reason));
+    this.#rotationQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #rotate(
+    next: ChainKey,
+    operatorId: string,
+    reason: string,
+  ): Promise<{ oldKeyId: string; newKeyId: string }> {
     const old = this.#keyring.current;
     if (next.fingerprint === old.fingerprint) {
       throw new GovernanceError({
         code: AUDIT_ERROR_CODES.KEY_ROTATION_INVALID,
-        message: "The new key is the current key.",
+        message: `The new key is the current key (${old.id}).`,
         recoveryHint: "Generate a new secret with `openssl rand -base64 48`.",
       });
     }
     await this.flush();
+    // Hold the writer: nothing is signed with the old key once the rotation is recorded.
+    this.#paused = true;
     const rotatedAt = this.#clock.now().toISOString();
     const rotationId = randomUUID();
-    const payload = canonicalJson({
-      v: 1,
-      type: "key_rotation",
+    const payload = rotationPayload({
       rotationId,
       oldKeyId: old.id,
       newKeyId: next.id,
@@ -595,15 +836,57 @@ export class AuditModule implements AuditSink {
       reason,
       rotatedAt,
     });
-    await this.#store.query(sql`
-      insert into gov_audit.key_rotations (rotation_id, old_key_id, new_key_id, rotated_at, payload, hmac_old, hmac_new)
-      values (${rotationId}::uuid, ${old.id}, ${next.id}, ${rotatedAt}::timestamptz, ${payload}, ${old.hmacHex(payload)}, ${next.hmacHex(payload)})`);
-    this.#keyring = new Keyring(next, this.#keyring.keys);
-    await this.log({
-      agentId: SYSTEM_AGENT,
-      kind: "audit.key_rotated",
-      metadata: { rotationId, oldKeyId: old.id, newKeyId: next.id, operatorId, reason },
-    });
+    try {
+      await this.#store.transaction(async (tx) => {
+        await tx.execute(sql`select pg_advisory_xact_lock(${ROTATION_LOCK}::bigint)`);
+        const result = await tx.execute<RotationRow>(ROTATIONS_QUERY);
+        const rotations = result.rows.map(toStoredRotation);
+        const retirement = retirementOf(this.#keyring, rotations);
+        if (retirement)
+          throw new RetiredKeyError({ ...retirement, action: "rotate the audit chain key" });
+        const used = rotations.find(
+          (rotation) => rotation.oldKeyId === next.id || rotation.newKeyId === next.id,
+        );
+        if (used) {
+          throw new GovernanceError({
+            code: AUDIT_ERROR_CODES.KEY_ROTATION_INVALID,
+            message: `Key ${next.id} was a chain key already (key rotation ${used.rotationId}, ${used.oldKeyId} → ${used.newKeyId} at ${used.rotatedAt}); a retired key never becomes current again.`,
+            recoveryHint: "Generate a new secret with `openssl rand -base64 48`.",
+          });
+        }
+        if (rotations.length > 0 && !rotations.some((rotation) => rotation.newKeyId === old.id)) {
+          throw new GovernanceError({
+            code: AUDIT_ERROR_CODES.KEY_ROTATION_INVALID,
+            message: `This process's chain key ${old.id} is not in the key rotation history (its newest key is ${rotations.at(-1)?.newKeyId}): rotating from it would fork the history.`,
+            recoveryHint: "Rotate from a process that runs with the newest key.",
+          });
+        }
+        await tx.execute(sql`
+          insert into gov_audit.key_rotations (rotation_id, old_key_id, new_key_id, rotated_at, payload, hmac_old, hmac_new)
+          values (${rotationId}::uuid, ${old.id}, ${next.id}, ${rotatedAt}::timestamptz, ${payload}, ${old.hmacHex(payload)}, ${next.hmacHex(payload)})`);
+      });
+      this.#keyring = new Keyring(next, this.#keyring.keys);
+    } finally {
+      this.#paused = false;
+      this.#notify();
+      this.#kick();
+    }
+    await this.#enqueue(
+      normalizeEvent({
+        agentId: SYSTEM_AGENT,
+        kind: KEY_ROTATED_KIND,
+        metadata: { rotationId, oldKeyId: old.id, newKeyId: next.id, operatorId, reason },
+      }),
+    );
+    // Pin the record of the rotation: deleting it from the end of its chain is then caught.
+    try {
+      await this.checkpoint({ sessionIds: [`${AGENT_CHAIN_PREFIX}${SYSTEM_AGENT}`] });
+    } catch (error) {
+      this.#logger.warn(
+        "Could not checkpoint the chain that records the key rotation; call checkpoint() once the database is back.",
+        { error: describe(error) },
+      );
+    }
     this.#logger.info(`Audit chain key rotated from ${old.id} to ${next.id}.`);
     return { oldKeyId: old.id, newKeyId: next.id };
   }
@@ -615,7 +898,14 @@ export class AuditModule implements AuditSink {
     this.#closed = true;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     if (this.#checkpointTimer) clearInterval(this.#checkpointTimer);
-    this.#spool?.release();
+    if (this.#witnessBacklog.length > 0) await this.#witnessAppend([]);
+    if (this.#witnessBacklog.length > 0) {
+      this.#logger.error(
+        `${this.#witnessBacklog.length} audit checkpoints never reached the witness; they are in gov_audit.checkpoints only.`,
+        { checkpoints: this.#witnessBacklog.length },
+      );
+    }
+    await this.#spool?.close();
     if ((this.#spool?.depth ?? 0) > 0) {
       this.#logger.warn(
         `${this.#spool?.depth} audit events are still in the spool; the next start replays them.`,
@@ -624,6 +914,87 @@ export class AuditModule implements AuditSink {
         },
       );
     }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Evidence outside the database: the witness, and the spool's integrity.
+
+  /**
+   * Append checkpoints (after any that wait from an earlier failure) to the witness. Never
+   * throws: a failure is warned about, counted, recorded as `audit.witness_failed`, and the
+   * checkpoints wait for the next call (the oldest are dropped, loudly, beyond
+   * {@link MAX_WITNESS_BACKLOG}).
+   */
+  #witnessAppend(checkpoints: readonly WitnessedCheckpoint[]): Promise<void> {
+    const witness = this.#witness;
+    if (!witness) return Promise.resolve();
+    const run = async () => {
+      this.#witnessBacklog.push(...checkpoints);
+      const excess = this.#witnessBacklog.length - MAX_WITNESS_BACKLOG;
+      if (excess > 0) {
+        this.#witnessBacklog.splice(0, excess);
+        this.#logger.error(
+          `The checkpoint witness has failed for ${MAX_WITNESS_BACKLOG} checkpoints; the ${excess} oldest will not reach it (they stay in gov_audit.checkpoints).`,
+          { dropped: excess },
+        );
+      }
+      if (this.#witnessBacklog.length === 0) return;
+      const batch = this.#witnessBacklog;
+      this.#witnessBacklog = [];
+      try {
+        await witness.append(batch);
+        if (batch.length > checkpoints.length) {
+          this.#logger.info(
+            `The checkpoint witness works again; ${batch.length - checkpoints.length} waiting checkpoints were appended.`,
+          );
+        }
+      } catch (error) {
+        this.#witnessBacklog = [...batch, ...this.#witnessBacklog];
+        this.#metrics.witnessFailures++;
+        const reason = truncate(describe(error), 1_000);
+        this.#logger.warn(
+          "The checkpoint witness could not be written; the checkpoints are in the database and will be appended to the witness at the next checkpoint.",
+          { error: reason, pending: this.#witnessBacklog.length },
+        );
+        if (!this.#closed) {
+          await this.#enqueue(
+            normalizeEvent({
+              agentId: SYSTEM_AGENT,
+              kind: "audit.witness_failed",
+              metadata: {
+                error: reason,
+                checkpoints: checkpoints.length,
+                pending: this.#witnessBacklog.length,
+              },
+            }),
+          );
+        }
+      }
+    };
+    const result = this.#witnessQueue.then(run, run);
+    this.#witnessQueue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** A spool file was refused, torn or not closed cleanly: evidence of it goes in the chain. */
+  #spoolProblem(problem: SpoolIntegrityProblem): void {
+    if (problem.kind === "rejected") this.#metrics.spoolRejections++;
+    if (this.#closed) return;
+    void this.#enqueue(
+      normalizeEvent({
+        agentId: SYSTEM_AGENT,
+        kind: `audit.spool_${problem.kind}`,
+        metadata: {
+          spool: problem.spool,
+          file: problem.file,
+          keptAs: problem.keptAs,
+          line: problem.line,
+          reason: problem.reason,
+          proven: problem.proven,
+          lost: problem.lost,
+        },
+      }),
+    );
   }
 
   // ---------------------------------------------------------------------------------------
@@ -651,7 +1022,7 @@ export class AuditModule implements AuditSink {
    * no chain in two of them, so that each chain keeps its order.
    */
   #pump(): void {
-    if (this.#recovering) return;
+    if (this.#recovering || this.#paused) return;
     if ((this.#spool?.depth ?? 0) > 0) {
       if (this.#inFlight > 0) return; // the last batch to land starts the recovery
       this.#recovering = true;
@@ -901,12 +1272,24 @@ export class AuditModule implements AuditSink {
 
   #enterDegraded(error: unknown): void {
     const classified = toStoreError(error);
+    const retired = StoreError.isInstance(classified) && classified.sqlState === RETIRED_KEY_STATE;
     this.#metrics.lastError = StoreError.isInstance(classified)
-      ? { code: classified.code, message: classified.message }
+      ? {
+          code: retired ? AUDIT_ERROR_CODES.AUDIT_KEY_RETIRED : classified.code,
+          message: classified.message,
+        }
       : {
           code: "AUDIT_WRITE_FAILED",
           message: error instanceof Error ? error.message : String(error),
         };
+    if (retired && !this.#retiredKeyReported) {
+      // Another process rotated the key: the database refuses this one's rows (0004_retired_keys.sql).
+      this.#retiredKeyReported = true;
+      this.#logger.error(
+        `This process signs the audit chain with key ${this.#keyring.current.id}, which another process rotated out: the database refuses its rows. Restart it with the newest chain key as GOVERNANCE_AUDIT_SECRET and ${this.#keyring.current.id} as GOVERNANCE_CHAIN_KEY_${this.#keyring.current.id.toUpperCase()}; its events ${this.#spool ? "wait in the spool until then and are signed with the new key when replayed" : "are lost meanwhile (no spool is configured)"}.`,
+        { error: classified.message },
+      );
+    }
     if (!this.#metrics.degraded) {
       this.#logger.warn(
         `The audit chain cannot be written (${this.#metrics.lastError.code}); events go to the local spool and will be replayed in order.`,
@@ -1102,31 +1485,25 @@ export class AuditModule implements AuditSink {
     strict: boolean,
     onRow?: (row: StoredRow) => void,
   ): Promise<VerificationReport> {
-    const chain =
-      options.sessionId ??
-      (options.agentId !== undefined ? `${AGENT_CHAIN_PREFIX}${options.agentId}` : undefined);
-    if ((options.fromSeq !== undefined || options.toSeq !== undefined) && chain === undefined) {
+    const { chain, fromSeq, toSeq } = chainWindow(options);
+    const requireSignature = options.requireSignedCheckpoints ?? false;
+    if (typeof requireSignature !== "boolean") {
       throw new InvalidArgumentError(
-        "fromSeq",
-        "and toSeq need a sessionId (or agentId).",
-        "Verify a window of one chain: { sessionId, fromSeq, toSeq }.",
+        "requireSignedCheckpoints",
+        "must be true or false.",
+        "Pass requireSignedCheckpoints: true to refuse checkpoints signed with the HMAC only.",
       );
     }
-    const fromSeq = options.fromSeq ?? 1;
-    const toSeq = options.toSeq ?? Number.MAX_SAFE_INTEGER;
-    for (const [name, value] of [
-      ["fromSeq", fromSeq],
-      ["toSeq", toSeq],
-    ] as const) {
-      if (!Number.isSafeInteger(value) || value < 1)
-        throw new InvalidArgumentError(
-          name,
-          "must be a positive integer.",
-          "Sequence numbers start at 1.",
-        );
-    }
-    const verifier = new ChainVerifier(this.#keyring, { strict });
+    const witness = options.witness === undefined ? null : toWitness(options.witness, "witness");
+    const verifier = new ChainVerifier(this.#keyring, {
+      strict,
+      verifyingKeys: this.#verifyingKeys,
+      requireSignature,
+    });
+    // The key rotation history comes first: every row's key is held to it.
+    verifier.keyHistory(await this.#rotations(), await this.#recordedRotations());
     const checkpoints = await this.#checkpoints(chain);
+    if (witness) await this.#witnessed(witness, chain, checkpoints, verifier);
     let current: string | null = null;
     const scope =
       chain !== undefined
@@ -1208,6 +1585,61 @@ export class AuditModule implements AuditSink {
     return verifier.report();
   }
 
+  /** The key rotation history as stored (FORMAT.md, "Key rotation"), oldest first. */
+  async #rotations(): Promise<StoredRotation[]> {
+    const rows = await this.#store.query<RotationRow>(ROTATIONS_QUERY);
+    return rows.map(toStoredRotation);
+  }
+
+  /** The `audit.key_rotated` events of the chain `agent:gov.audit`, as stored. */
+  async #recordedRotations(): Promise<StoredRow[]> {
+    const rows = await this.#store.query<RawRow>(sql`
+      select event_id::text as event_id, chain, seq, prev_hash, hmac, key_id,
+        to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_at,
+        agent_id, kind, session_id, parent_event_id::text as parent_event_id, payload
+      from gov_audit.events
+      where chain = ${`${AGENT_CHAIN_PREFIX}${SYSTEM_AGENT}`} and kind = ${KEY_ROTATED_KIND}
+      order by seq`);
+    return rows.map(toStoredRow);
+  }
+
+  /**
+   * Refuse to start with a current key that the rotation history says was retired. Only a
+   * rotation record whose `hmac_old` verifies under the current key counts (a table owner
+   * cannot forge one to keep the module from starting); a current key that the history does
+   * not know is logged, not refused.
+   */
+  async #refuseRetiredKey(): Promise<void> {
+    let rotations: StoredRotation[];
+    try {
+      rotations = await this.#rotations();
+    } catch (error) {
+      this.#logger.warn(
+        "Could not read the audit key rotation history at start; the database still refuses rows of a retired key.",
+        { error: describe(error) },
+      );
+      return;
+    }
+    const retirement = retirementOf(this.#keyring, rotations);
+    if (retirement) throw new RetiredKeyError({ ...retirement, action: "start the audit module" });
+    const current = this.#keyring.current.id;
+    const known = rotations.some(
+      (rotation) => rotation.oldKeyId === current || rotation.newKeyId === current,
+    );
+    const forged = rotations.filter((rotation) => rotationProblem(rotation, this.#keyring));
+    if (forged.length > 0) {
+      this.#logger.error(
+        `${forged.length} audit key rotation record(s) do not verify (edited or forged); verifyChain reports them.`,
+        { rotations: forged.map((rotation) => rotation.rotationId) },
+      );
+    }
+    if (!known && rotations.length > 0) {
+      this.#logger.error(
+        `The audit chain key ${current} is not in the key rotation history (its newest key is ${rotations.at(-1)?.newKeyId}): rows it signs will fail verification. Start with the newest key, or rotate to this one with rotateChainKey from a process that holds it.`,
+      );
+    }
+  }
+
   async #rowAt(chain: string, seq: number): Promise<{ seq: number; hmac: string } | null> {
     const rows = await this.#store.query<{ hmac: string }>(
       sql`select hmac from gov_audit.events where chain = ${chain} and seq = ${seq} order by event_id limit 1`,
@@ -1225,9 +1657,12 @@ export class AuditModule implements AuditSink {
       key_id: string;
       hmac: string;
       payload: string;
+      signature: string | null;
+      signing_key_id: string | null;
     }>(sql`
       select checkpoint_id::text as checkpoint_id, chain, seq, hash,
-        to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_at, key_id, hmac, payload
+        to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_at, key_id, hmac, payload,
+        signature, signing_key_id
       from gov_audit.checkpoints ${chain !== undefined ? sql`where chain = ${chain}` : sql``}`);
     const byChain = new Map<string, StoredCheckpoint[]>();
     for (const row of rows) {
@@ -1241,10 +1676,43 @@ export class AuditModule implements AuditSink {
         keyId: row.key_id,
         hmac: row.hmac,
         payload: row.payload,
+        signature: row.signature,
+        signingKeyId: row.signing_key_id,
+        source: "database",
       });
       byChain.set(row.chain, list);
     }
     return byChain;
+  }
+
+  /**
+   * Add what a witness kept to the checkpoints to verify against (of `chain`, or of every
+   * chain): the verifier then believes each entry only if its signature verifies, and
+   * compares it with the database. An entry that is not a checkpoint at all is a failure.
+   */
+  async #witnessed(
+    witness: CheckpointWitness,
+    chain: string | undefined,
+    checkpoints: Map<string, StoredCheckpoint[]>,
+    verifier: ChainVerifier,
+  ): Promise<void> {
+    let entry = 0;
+    for await (const value of witness.read(chain === undefined ? {} : { chain })) {
+      entry++;
+      const checkpoint = parseCheckpoint(value);
+      if (!checkpoint) {
+        verifier.witnessDamaged(
+          chain ?? WITNESS_CHAIN,
+          entry,
+          "is not a checkpoint (damaged or edited)",
+        );
+        continue;
+      }
+      if (chain !== undefined && checkpoint.chain !== chain) continue;
+      const list = checkpoints.get(checkpoint.chain) ?? [];
+      list.push({ ...checkpoint, source: "witness" });
+      checkpoints.set(checkpoint.chain, list);
+    }
   }
 }
 
@@ -1278,6 +1746,190 @@ function toStoredRow(raw: RawRow): StoredRow {
     parentEventId: raw.parent_event_id,
     payload: raw.payload,
   };
+}
+
+interface RotationRow extends Record<string, unknown> {
+  rotation_id: string;
+  old_key_id: string;
+  new_key_id: string;
+  rotated_at: string;
+  payload: string;
+  hmac_old: string;
+  hmac_new: string;
+}
+
+const ROTATIONS_QUERY = sql`
+  select rotation_id::text as rotation_id, old_key_id, new_key_id,
+    to_char(rotated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as rotated_at,
+    payload, hmac_old, hmac_new
+  from gov_audit.key_rotations order by rotated_at, rotation_id`;
+
+function toStoredRotation(row: RotationRow): StoredRotation {
+  return {
+    rotationId: row.rotation_id,
+    oldKeyId: row.old_key_id,
+    newKeyId: row.new_key_id,
+    rotatedAt: row.rotated_at,
+    payload: row.payload,
+    hmacOld: row.hmac_old,
+    hmacNew: row.hmac_new,
+  };
+}
+
+/**
+ * The rotation that retired the keyring's current key — one whose signed record verifies
+ * under that key, so that it cannot be forged without it — and the newest key after it.
+ */
+function retirementOf(
+  keyring: Keyring,
+  rotations: readonly StoredRotation[],
+): {
+  keyId: string;
+  rotationId: string;
+  rotatedAt: string;
+  newKeyId: string;
+  newestKeyId: string;
+} | null {
+  const current = keyring.current.id;
+  const retiring = rotations.find(
+    (rotation) => rotation.oldKeyId === current && rotationProblem(rotation, keyring) === null,
+  );
+  if (!retiring) return null;
+  const seen = new Set([current, retiring.newKeyId]);
+  let newest = retiring.newKeyId;
+  for (;;) {
+    const next = rotations.find(
+      (rotation) => rotation.oldKeyId === newest && !seen.has(rotation.newKeyId),
+    );
+    if (!next) break;
+    newest = next.newKeyId;
+    seen.add(newest);
+  }
+  return {
+    keyId: current,
+    rotationId: retiring.rotationId,
+    rotatedAt: retiring.rotatedAt,
+    newKeyId: retiring.newKeyId,
+    newestKeyId: newest,
+  };
+}
+
+/** The chains `checkpoint()` was asked for: null for all; refuses what is not a list of ids. */
+function checkpointChains(options: { sessionIds?: readonly string[] }): string[] | null {
+  if (typeof options !== "object" || options === null) {
+    throw new InvalidArgumentError(
+      "options",
+      "must be an object.",
+      "Call checkpoint() or checkpoint({ sessionIds: [sessionId] }).",
+    );
+  }
+  const ids: unknown = options.sessionIds;
+  if (ids === undefined) return null;
+  const fix = "Pass sessionIds as an array of session ids, e.g. { sessionIds: [sessionId] }.";
+  if (!Array.isArray(ids) || ids.length > 10_000) {
+    throw new InvalidArgumentError(
+      "sessionIds",
+      `must be an array of at most 10000 session ids, got ${Array.isArray(ids) ? `${ids.length} ids` : typeof ids}.`,
+      fix,
+    );
+  }
+  for (const [index, id] of ids.entries()) {
+    if (typeof id !== "string" || id.length === 0 || id.length > 256) {
+      throw new InvalidArgumentError(
+        `sessionIds[${index}]`,
+        "must be a session id (a string of 1 to 256 characters).",
+        fix,
+      );
+    }
+  }
+  return ids as string[];
+}
+
+/** The chain and the window of seqs a verification asks for, validated. */
+function chainWindow(options: VerifyChainOptions): {
+  chain: string | undefined;
+  fromSeq: number;
+  toSeq: number;
+} {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new InvalidArgumentError(
+      "options",
+      `must be an object such as { sessionId }, got ${options === null ? "null" : Array.isArray(options) ? "an array" : typeof options}.`,
+      "Call verifyChain() for every chain, or verifyChain({ sessionId }) for one session's.",
+    );
+  }
+  const sessionId =
+    options.sessionId === undefined ? undefined : chainName(options.sessionId, "sessionId");
+  const agentId = options.agentId === undefined ? undefined : chainName(options.agentId, "agentId");
+  if (sessionId !== undefined && agentId !== undefined) {
+    throw new InvalidArgumentError(
+      "agentId",
+      "cannot be given with sessionId: a session's events and an agent's events without a session are different chains.",
+      "Pass sessionId or agentId, not both.",
+    );
+  }
+  if (sessionId?.startsWith(AGENT_CHAIN_PREFIX)) {
+    throw new InvalidArgumentError(
+      "sessionId",
+      `must not start with "${AGENT_CHAIN_PREFIX}", which names the chain of an agent's events without a session.`,
+      `Pass { agentId: ${JSON.stringify(sessionId.slice(AGENT_CHAIN_PREFIX.length))} } instead.`,
+    );
+  }
+  const chain =
+    sessionId ?? (agentId !== undefined ? `${AGENT_CHAIN_PREFIX}${agentId}` : undefined);
+  if ((options.fromSeq !== undefined || options.toSeq !== undefined) && chain === undefined) {
+    throw new InvalidArgumentError(
+      "fromSeq",
+      "and toSeq need a sessionId (or agentId).",
+      "Verify a window of one chain: { sessionId, fromSeq, toSeq }.",
+    );
+  }
+  const fromSeq = options.fromSeq ?? 1;
+  const toSeq = options.toSeq ?? Number.MAX_SAFE_INTEGER;
+  for (const [name, value] of [
+    ["fromSeq", fromSeq],
+    ["toSeq", toSeq],
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value < 1)
+      throw new InvalidArgumentError(
+        name,
+        `must be a positive integer, got ${String(value)}.`,
+        "Sequence numbers start at 1.",
+      );
+  }
+  if (fromSeq > toSeq) {
+    throw new InvalidArgumentError(
+      "toSeq",
+      `is ${toSeq}, before fromSeq (${fromSeq}).`,
+      "Pass a window with fromSeq ≤ toSeq.",
+    );
+  }
+  return { chain, fromSeq, toSeq };
+}
+
+/**
+ * A session id, agent id or kind given to look events up, sanitized as log() sanitized it
+ * when it stored them.
+ */
+function chainName(value: unknown, field: "sessionId" | "agentId" | "kind"): string {
+  if (typeof value !== "string") {
+    throw new InvalidArgumentError(
+      field,
+      `must be a string, got ${value === null ? "null" : Array.isArray(value) ? "an array" : typeof value}.`,
+      `Pass the ${field} the events were logged with.`,
+    );
+  }
+  const name = sanitizeName(value);
+  if (name.trim().length === 0)
+    throw new InvalidArgumentError(field, "must not be empty.", `Pass a non-empty ${field}.`);
+  if (name.length > AUDIT_LIMITS[field]) {
+    throw new InvalidArgumentError(
+      field,
+      `is ${name.length} characters long; the limit is ${AUDIT_LIMITS[field]}.`,
+      `No event has a ${field} longer than ${AUDIT_LIMITS[field]} characters.`,
+    );
+  }
+  return name;
 }
 
 function chainFilter(chain: string): VerifyChainOptions {
@@ -1355,6 +2007,26 @@ function positiveInteger(value: number, field: string, max: number): number {
   return value;
 }
 
+/** A required, trimmed, sanitized name of at most `max` characters. */
+function boundedText(value: unknown, field: string, max: number, what: string): string {
+  const text = typeof value === "string" ? sanitizeName(value).trim() : "";
+  if (!text) {
+    throw new InvalidArgumentError(
+      field,
+      `must say ${what}, got ${value === undefined ? "nothing" : typeof value === "string" ? "a blank string" : value === null ? "null" : typeof value}.`,
+      `Pass ${field} as a non-empty string.`,
+    );
+  }
+  if (text.length > max) {
+    throw new InvalidArgumentError(
+      field,
+      `is ${text.length} characters long; the limit is ${max}.`,
+      `Shorten ${field} to at most ${max} characters.`,
+    );
+  }
+  return text;
+}
+
 function checkedDate(value: Date, field: string): Date {
   if (!(value instanceof Date) || Number.isNaN(value.getTime())) {
     throw new InvalidArgumentError(field, "must be a valid Date.", `Pass ${field} as a Date.`);
@@ -1368,7 +2040,12 @@ export const auditModule = defineModule({
   migrations: auditMigrations,
   create: async (context: ModuleContext, options: AuditOptions | undefined) => {
     const audit = new AuditModule(context, options ?? {});
-    await audit.start();
+    try {
+      await audit.start();
+    } catch (error) {
+      await audit.close();
+      throw error;
+    }
     return audit;
   },
   provides: (audit: AuditModule) => ({ audit }),

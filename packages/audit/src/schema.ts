@@ -61,6 +61,14 @@ export const checkpoints = auditSchema.table(
     keyId: text("key_id").notNull(),
     hmac: text("hmac").notNull(),
     payload: text("payload").notNull(),
+    /**
+     * Ed25519 signature of `payload` (128 hex characters) under the key `signing_key_id`
+     * names; null for a checkpoint signed with the HMAC only (before signing keys, or
+     * without one).
+     */
+    signature: text("signature"),
+    /** Id of the Ed25519 public key that verifies `signature` (FORMAT.md). */
+    signingKeyId: text("signing_key_id"),
   },
   (table) => [index("checkpoints_chain_seq").on(table.chain, table.seq)],
 );

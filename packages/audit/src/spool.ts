@@ -1,4 +1,4 @@
-import { DurableSpool, type Logger } from "@gov/core";
+import { DurableSpool, type DurableSpoolOptions, type Logger } from "@gov/core";
 import type { NormalizedEvent } from "./models";
 
 /** One event waiting in the spool for the database. */
@@ -12,12 +12,22 @@ export interface SpoolEntry {
 }
 
 /**
- * The audit module's durable local spool: events the database could not take, one JSON line
- * each, fsynced before `log()` resolves, replayed into the chain in order (see
- * {@link DurableSpool}).
+ * The audit module's durable local spool: events the database could not take, one signed
+ * JSON line each (a MAC per line under the chain key, chained from a signed header), fsynced
+ * before `log()` resolves, replayed into the chain in order, and refused loudly if the file
+ * was edited before replay (see {@link DurableSpool}).
  */
 export class AuditSpool extends DurableSpool<SpoolEntry> {
-  constructor(directory: string, logger: Logger) {
-    super(directory, logger, { prefix: "audit-spool-", name: "audit", noun: "audit events" });
+  /**
+   * @param options `keyring`: the chain keyring (or a function returning it, as it changes on
+   *   rotation); `onIntegrityProblem`: told about refused, torn or unclosed files.
+   */
+  constructor(directory: string, logger: Logger, options: DurableSpoolOptions = {}) {
+    super(
+      directory,
+      logger,
+      { prefix: "audit-spool-", name: "audit", noun: "audit events" },
+      options,
+    );
   }
 }

@@ -1,4 +1,5 @@
 import { type ChainKey, canonicalJson, type Keyring } from "@gov/core";
+import { type CheckpointTrust, checkCheckpoint, type StoredCheckpoint } from "./checkpoint-signing";
 import { type ChainIntegrityDetails, ChainIntegrityError } from "./errors";
 import { AGENT_CHAIN_PREFIX } from "./models";
 import { type PayloadFields, RECORD_FORMAT_VERSION } from "./record";
@@ -20,44 +21,152 @@ export interface StoredRow {
   payload: string;
 }
 
-/** A signed checkpoint of a chain's head. */
-export interface StoredCheckpoint {
-  checkpointId: string;
-  chain: string;
-  seq: number;
-  hash: string;
-  createdAt: string;
-  keyId: string;
-  hmac: string;
-  payload: string;
-}
+export { checkpointPayload, type StoredCheckpoint } from "./checkpoint-signing";
 
 /** What a detailed verification found. */
 export interface VerificationReport {
-  /** Rows whose signature and links check out. */
+  /** Rows whose signature, links and key (held to the rotation history) check out. */
   verified: number;
-  /** Rows that are not part of an intact chain (or rows found missing). */
+  /**
+   * Rows that are not part of an intact chain (or rows found missing), checkpoints and key
+   * rotation records that do not verify.
+   */
   failed: number;
   /** Rows signed by a key that is not in the keyring: neither proven nor disproven. */
   unverified: number;
   /** Chains looked at. */
   chains: number;
+  /**
+   * True when there was nothing to verify: no rows and no checkpoints matched (a session
+   * that does not exist, a window past a chain's end, an empty database). `verified: 0`
+   * with `empty: true` means "nothing was checked", never "intact".
+   */
+  empty: boolean;
+  /**
+   * Checkpoints believed on their HMAC alone: without an Ed25519 signature (written before
+   * signing keys, or without one). Whoever holds the HMAC secret could have forged them;
+   * `requireSignedCheckpoints` refuses them instead.
+   */
+  hmacOnlyCheckpoints: number;
   /** The first failures (at most 100), in the order found. */
   failures: ChainIntegrityDetails[];
 }
 
-/** The signed form of a checkpoint (FORMAT.md). */
-export function checkpointPayload(checkpoint: Omit<StoredCheckpoint, "hmac" | "payload">): string {
+/** A key rotation as stored in `gov_audit.key_rotations` (FORMAT.md, "Key rotation"). */
+export interface StoredRotation {
+  rotationId: string;
+  oldKeyId: string;
+  newKeyId: string;
+  /** The `rotated_at` column, ISO 8601. */
+  rotatedAt: string;
+  /** The signed record. */
+  payload: string;
+  /** HMAC-SHA256 of `payload` under the old key. */
+  hmacOld: string;
+  /** HMAC-SHA256 of `payload` under the new key. */
+  hmacNew: string;
+}
+
+/** The signed fields of a key rotation. */
+export interface KeyRotationFields {
+  rotationId: string;
+  oldKeyId: string;
+  newKeyId: string;
+  operatorId: string;
+  reason: string;
+  /** ISO 8601 UTC with milliseconds. */
+  rotatedAt: string;
+}
+
+/** One key's place in the rotation history: when it may sign. */
+export interface KeyEpoch {
+  keyId: string;
+  /** Position in the history, from 0 (the first key). Along a chain it never goes back. */
+  index: number;
+  /** When it was rotated in, in ms since the epoch; `-Infinity` for the first key. */
+  from: number;
+  /** When it was rotated out, in ms since the epoch; `Infinity` for the newest key. */
+  until: number;
+  /** The rotation that retired it, if any. */
+  rotatedOutBy: string | null;
+}
+
+/**
+ * How far a signed `createdAt` may lie outside its key's validity and still be accepted:
+ * the clocks of two hosts disagree a little, and a row signed just before its process
+ * learned of a rotation can land just after it. A row under a retired key dated later
+ * than its key's rotation-out plus this grace fails; so does a row under a key dated
+ * earlier than its rotation-in minus this grace. Part of the format (FORMAT.md).
+ */
+export const KEY_ROTATION_GRACE_MS = 60_000;
+
+/** The `chain` of a failure of the key rotation history itself (not of an event chain). */
+export const KEY_HISTORY_CHAIN = "gov_audit.key_rotations";
+
+/** The `chain` of a damaged witness entry that names no chain (verifying every chain). */
+export const WITNESS_CHAIN = "gov_audit.witness";
+
+/** The kind of the event that records a key rotation in the chain `agent:gov.audit`. */
+export const KEY_ROTATED_KIND = "audit.key_rotated";
+
+/** The signed form of a key rotation (FORMAT.md, "Key rotation"). */
+export function rotationPayload(rotation: KeyRotationFields): string {
   return canonicalJson({
     v: RECORD_FORMAT_VERSION,
-    type: "checkpoint",
-    checkpointId: checkpoint.checkpointId,
-    chain: checkpoint.chain,
-    seq: checkpoint.seq,
-    hash: checkpoint.hash,
-    createdAt: checkpoint.createdAt,
-    keyId: checkpoint.keyId,
+    type: "key_rotation",
+    rotationId: rotation.rotationId,
+    oldKeyId: rotation.oldKeyId,
+    newKeyId: rotation.newKeyId,
+    operatorId: rotation.operatorId,
+    reason: rotation.reason,
+    rotatedAt: rotation.rotatedAt,
   });
+}
+
+/**
+ * What is wrong with a stored rotation, or null: its signed record (canonical, version 1),
+ * its columns against it, and each MAC the keyring can check — `hmac_old` under the old key,
+ * `hmac_new` under the new one. A MAC whose key is not in the keyring cannot be checked and
+ * is not held against the record.
+ */
+export function rotationProblem(rotation: StoredRotation, keyring: Keyring): string | null {
+  let signed: Partial<KeyRotationFields> & { v?: unknown; type?: unknown };
+  try {
+    signed = JSON.parse(rotation.payload) as typeof signed;
+  } catch {
+    return "its signed record is not JSON";
+  }
+  if (signed.v !== RECORD_FORMAT_VERSION || signed.type !== "key_rotation")
+    return `its signed record is not a version ${RECORD_FORMAT_VERSION} key rotation`;
+  let canonical: string;
+  try {
+    canonical = rotationPayload(signed as KeyRotationFields);
+  } catch {
+    canonical = "";
+  }
+  if (canonical !== rotation.payload) return "its signed record is not in its canonical form";
+  for (const field of ["rotationId", "oldKeyId", "newKeyId"] as const) {
+    if (signed[field] !== rotation[field])
+      return `its ${field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`)} column differs from its signed record`;
+  }
+  if (Date.parse(String(signed.rotatedAt)) !== Date.parse(rotation.rotatedAt))
+    return "its rotated_at column differs from its signed record";
+  if (rotation.oldKeyId === rotation.newKeyId) return "it rotates a key to itself";
+  const oldKey = keyring.find(rotation.oldKeyId);
+  if (oldKey && !oldKey.verifyHex(rotation.payload, rotation.hmacOld))
+    return `it is not signed by key ${rotation.oldKeyId}, the old key (hmac_old does not verify)`;
+  const newKey = keyring.find(rotation.newKeyId);
+  if (newKey && !newKey.verifyHex(rotation.payload, rotation.hmacNew))
+    return `it is not signed by key ${rotation.newKeyId}, the new key (hmac_new does not verify)`;
+  return null;
+}
+
+/** Rotations in history order: by time, then id. */
+function byRotatedAt(a: StoredRotation, b: StoredRotation): number {
+  return (
+    Date.parse(a.rotatedAt) - Date.parse(b.rotatedAt) ||
+    (a.rotationId < b.rotationId ? -1 : a.rotationId > b.rotationId ? 1 : 0)
+  );
 }
 
 const MAX_REPORTED_FAILURES = 100;
@@ -79,30 +188,194 @@ const COMPARED_FIELDS = [
  * `prevHash` the HMAC of the row before, one root, no two rows at one place — and, against
  * signed checkpoints, that no rows are missing at the end.
  *
+ * Given the key rotation history ({@link ChainVerifier.keyHistory}), it also holds each
+ * row's key to it: a key signs only between its rotation-in and its rotation-out (with
+ * {@link KEY_ROTATION_GRACE_MS} for clocks), along a chain the key never goes back to an
+ * older one, and no row under a retired key comes after a checkpoint signed once it was
+ * retired. Checkpoints are held to their key's validity the same way.
+ *
  * In strict mode the first problem throws {@link ChainIntegrityError}; a row signed by an
  * unknown key is a problem too (it proves nothing). Otherwise it counts.
  */
 export class ChainVerifier {
   readonly #keyring: Keyring;
   readonly #strict: boolean;
+  /** Whose checkpoint signatures are believed, and whether HMAC-only ones are refused. */
+  readonly #trust: Omit<CheckpointTrust, "keyring">;
   readonly #report: VerificationReport = {
     verified: 0,
     failed: 0,
     unverified: 0,
     chains: 0,
+    empty: true,
+    hmacOnlyCheckpoints: 0,
     failures: [],
   };
   readonly #keys = new Map<string, ChainKey | undefined>();
+  /** Each key of the rotation history by id; empty when there is no history. */
+  readonly #epochs = new Map<string, KeyEpoch>();
+  /** The history's keys in order, for messages. */
+  #historyKeys: string[] = [];
+  /** Rows and checkpoints looked at: none means there was nothing to verify. */
+  #seen = 0;
   #chain: string | null = null;
   #last: { seq: number; hmac: string } | null = null;
+  /** The key of the last row of this chain that verified. */
+  #lastKey: { keyId: string; index: number | null } | null = null;
   #startSeq = 1;
   #predecessor: string | null = null;
   #checkpoints = new Map<number, string>();
+  #validCheckpoints: StoredCheckpoint[] = [];
   #maxCheckpoint: StoredCheckpoint | null = null;
+  /** The chain's checkpoints a witness kept that the database no longer has. */
+  #unstored: StoredCheckpoint[] = [];
+  /** Per key of this chain: the lowest seq a checkpoint signed after the key retired pinned. */
+  readonly #pinnedAfterRetirement = new Map<string, StoredCheckpoint | null>();
 
-  constructor(keyring: Keyring, options: { strict: boolean }) {
+  constructor(
+    keyring: Keyring,
+    options: { strict: boolean } & Partial<Omit<CheckpointTrust, "keyring">>,
+  ) {
     this.#keyring = keyring;
     this.#strict = options.strict;
+    this.#trust = {
+      verifyingKeys: options.verifyingKeys ?? [],
+      requireSignature: options.requireSignature ?? false,
+    };
+  }
+
+  /**
+   * Load the key rotation history, before any chain: check each rotation record (its signed
+   * form, its columns, and each MAC whose key is in the keyring), order them into one line
+   * of keys through the keyring's current key, and report records that fail, fork the line,
+   * return to a retired key or lie outside it. `recorded` are the `audit.key_rotated` events
+   * of the chain `agent:gov.audit`: a validly signed one whose rotation record is missing
+   * means the record was deleted.
+   */
+  keyHistory(rotations: readonly StoredRotation[], recorded: readonly StoredRow[] = []): void {
+    const ordered = [...rotations].sort(byRotatedAt);
+    const place = new Map(ordered.map((rotation, index) => [rotation, index + 1]));
+    const valid: StoredRotation[] = [];
+    for (const rotation of ordered) {
+      const problem = rotationProblem(rotation, this.#keyring);
+      if (problem) this.#failHistory(rotation, place, problem);
+      else valid.push(rotation);
+    }
+    const path = this.#historyLine(valid, place);
+    this.#epochs.clear();
+    if (path.length > 0) {
+      const first = path[0] as StoredRotation;
+      const keys = [first.oldKeyId, ...path.map((rotation) => rotation.newKeyId)];
+      this.#historyKeys = keys;
+      keys.forEach((keyId, index) => {
+        const rotatedIn = index > 0 ? path[index - 1] : undefined;
+        const rotatedOut = path[index];
+        this.#epochs.set(keyId, {
+          keyId,
+          index,
+          from: rotatedIn ? Date.parse(rotatedIn.rotatedAt) : Number.NEGATIVE_INFINITY,
+          until: rotatedOut ? Date.parse(rotatedOut.rotatedAt) : Number.POSITIVE_INFINITY,
+          rotatedOutBy: rotatedOut?.rotationId ?? null,
+        });
+      });
+    }
+    const byId = new Map(rotations.map((rotation) => [rotation.rotationId, rotation]));
+    for (const event of recorded) {
+      const key = this.#key(event.keyId);
+      if (!key?.verifyHex(event.payload, event.hmac)) continue; // its chain reports it
+      let metadata: Record<string, unknown>;
+      try {
+        const payload = JSON.parse(event.payload) as PayloadFields;
+        if (payload.kind !== KEY_ROTATED_KIND || typeof payload.metadata !== "object") continue;
+        metadata = payload.metadata ?? {};
+      } catch {
+        continue;
+      }
+      const rotationId = String(metadata.rotationId);
+      const stored = byId.get(rotationId);
+      const handover = `${String(metadata.oldKeyId)} → ${String(metadata.newKeyId)}`;
+      const fail = (reason: string) =>
+        this.#fail({ seq: event.seq, eventId: event.eventId, reason }, event.chain);
+      if (!stored) {
+        fail(
+          `it records key rotation ${rotationId} (${handover}), whose key_rotations record is missing (deleted)`,
+        );
+      } else if (stored.oldKeyId !== metadata.oldKeyId || stored.newKeyId !== metadata.newKeyId) {
+        fail(
+          `it records key rotation ${rotationId} as ${handover}, but its key_rotations record says ${stored.oldKeyId} → ${stored.newKeyId}`,
+        );
+      }
+    }
+  }
+
+  /**
+   * The line of rotations through the keyring's current key (or, when the current key is in
+   * none, from the oldest key nothing rotated in): back to the first key, then forward to the
+   * newest. Valid records off that line are failures: a fork, a return to a retired key, or a
+   * record that belongs to another history.
+   */
+  #historyLine(
+    valid: readonly StoredRotation[],
+    place: ReadonlyMap<StoredRotation, number>,
+  ): StoredRotation[] {
+    if (valid.length === 0) return [];
+    const byOld = new Map<string, StoredRotation[]>();
+    const byNew = new Map<string, StoredRotation[]>();
+    for (const rotation of valid) {
+      byOld.set(rotation.oldKeyId, [...(byOld.get(rotation.oldKeyId) ?? []), rotation]);
+      byNew.set(rotation.newKeyId, [...(byNew.get(rotation.newKeyId) ?? []), rotation]);
+    }
+    const current = this.#keyring.current.id;
+    const anchor =
+      byOld.has(current) || byNew.has(current)
+        ? current
+        : ((valid.find((rotation) => !byNew.has(rotation.oldKeyId)) ?? valid[0]) as StoredRotation)
+            .oldKeyId;
+    const onLine = new Set<StoredRotation>();
+    const keys = new Set([anchor]);
+    // From the anchor, follow the rotations that brought each key in (back) or took it out
+    // (forward), the earliest first, until the line ends or would meet a key it holds.
+    const walk = (back: boolean): StoredRotation[] => {
+      const steps: StoredRotation[] = [];
+      for (let key = anchor; ; ) {
+        const rotation = (back ? byNew : byOld)
+          .get(key)
+          ?.find((candidate) => !onLine.has(candidate));
+        const next = back ? rotation?.oldKeyId : rotation?.newKeyId;
+        if (!rotation || next === undefined || keys.has(next)) return steps;
+        steps.push(rotation);
+        onLine.add(rotation);
+        keys.add(next);
+        key = next;
+      }
+    };
+    const line = [...walk(true).reverse(), ...walk(false)];
+    line.forEach((rotation, index) => {
+      const before = line[index - 1];
+      if (before && Date.parse(rotation.rotatedAt) < Date.parse(before.rotatedAt))
+        this.#failHistory(
+          rotation,
+          place,
+          `it is dated before rotation ${before.rotationId}, which precedes it in the key history`,
+        );
+    });
+    for (const rotation of valid) {
+      if (onLine.has(rotation)) continue;
+      const sameOld = line.find((other) => other.oldKeyId === rotation.oldKeyId);
+      const sameNew = line.find((other) => other.newKeyId === rotation.newKeyId);
+      this.#failHistory(
+        rotation,
+        place,
+        sameOld
+          ? `it forks the key history: key ${rotation.oldKeyId} was rotated out to ${sameOld.newKeyId} by rotation ${sameOld.rotationId} at ${sameOld.rotatedAt}`
+          : sameNew
+            ? `it forks the key history: key ${rotation.newKeyId} was rotated in by rotation ${sameNew.rotationId} at ${sameNew.rotatedAt}`
+            : keys.has(rotation.newKeyId) && keys.has(rotation.oldKeyId)
+              ? `it makes key ${rotation.newKeyId}, which the history had already used, current again`
+              : `it is not part of the key history that leads to the current key (${[...keys].join(", ")})`,
+      );
+    }
+    return line;
   }
 
   /**
@@ -118,6 +391,7 @@ export class ChainVerifier {
     this.#report.chains++;
     this.#startSeq = window?.fromSeq ?? 1;
     this.#last = null;
+    this.#lastKey = null;
     this.#predecessor = null;
     if (window && window.fromSeq > 1) {
       if (!window.predecessor) {
@@ -131,10 +405,32 @@ export class ChainVerifier {
       }
     }
     this.#checkpoints = new Map();
+    this.#validCheckpoints = [];
+    this.#pinnedAfterRetirement.clear();
     this.#maxCheckpoint = null;
+    this.#unstored = [];
+    // A witness's checkpoints must all still be in the database (checkpoint() writes there
+    // first): one that is missing was deleted.
+    const stored = new Set(
+      checkpoints.filter((one) => one.source !== "witness").map((one) => one.checkpointId),
+    );
     for (const checkpoint of checkpoints) {
+      this.#seen++;
       if (!this.#checkpointValid(checkpoint)) continue;
+      const known = this.#checkpoints.get(checkpoint.seq);
+      if (known !== undefined && known !== checkpoint.hash) {
+        this.#fail({
+          seq: checkpoint.seq,
+          eventId: null,
+          reason: `two validly signed checkpoints disagree about the row at this seq (checkpoint ${checkpoint.checkpointId} is one): the chain was rewritten`,
+        });
+        continue;
+      }
+      if (checkpoint.source === "witness" && !stored.has(checkpoint.checkpointId)) {
+        this.#unstored.push(checkpoint);
+      }
       this.#checkpoints.set(checkpoint.seq, checkpoint.hash);
+      this.#validCheckpoints.push(checkpoint);
       if (!this.#maxCheckpoint || checkpoint.seq > this.#maxCheckpoint.seq)
         this.#maxCheckpoint = checkpoint;
     }
@@ -142,6 +438,7 @@ export class ChainVerifier {
 
   /** Check one row; rows must come in (seq, eventId) order within their chain. */
   row(row: StoredRow): void {
+    this.#seen++;
     const before = this.#report.failed;
     const key = this.#key(row.keyId);
     let signatureChecked = false;
@@ -167,7 +464,11 @@ export class ChainVerifier {
     }
     if (this.#report.failed === before) this.#checkFields(row);
     if (this.#report.failed === before) this.#checkLinks(row);
-    if (this.#report.failed === before && signatureChecked) this.#report.verified++;
+    if (this.#report.failed === before && signatureChecked) this.#checkKey(row);
+    if (this.#report.failed === before && signatureChecked) {
+      this.#report.verified++;
+      this.#lastKey = { keyId: row.keyId, index: this.#epochs.get(row.keyId)?.index ?? null };
+    }
     // Carry on from this row, so that one bad row is not counted again for every row after it.
     this.#last = { seq: row.seq, hmac: row.hmac };
   }
@@ -184,10 +485,18 @@ export class ChainVerifier {
         this.#fail({
           seq: lastSeq + 1,
           eventId: null,
-          reason: `rows ${lastSeq + 1} to ${checkpoint.seq} are missing: a signed checkpoint of ${checkpoint.createdAt} recorded the chain's head at seq ${checkpoint.seq}`,
+          reason: `rows ${lastSeq + 1} to ${checkpoint.seq} are missing: a signed checkpoint of ${checkpoint.createdAt}${checkpoint.source === "witness" ? " kept by the witness" : ""} recorded the chain's head at seq ${checkpoint.seq}`,
         });
       }
     }
+    for (const missing of this.#unstored) {
+      this.#fail({
+        seq: missing.seq,
+        eventId: null,
+        reason: `the checkpoint ${missing.checkpointId} of ${missing.createdAt}, kept by the witness, is missing from the database (deleted)`,
+      });
+    }
+    this.#unstored = [];
   }
 
   /** The key of an id, looked up once per id. */
@@ -196,7 +505,17 @@ export class ChainVerifier {
     return this.#keys.get(keyId);
   }
 
+  /**
+   * Record a damaged witness entry (one that is not a checkpoint at all, so it belongs to no
+   * chain it can prove): `chain` is the chain being verified, or {@link WITNESS_CHAIN}.
+   */
+  witnessDamaged(chain: string, entry: number, reason: string): void {
+    this.#seen++;
+    this.#fail({ seq: 0, eventId: null, reason: `witness entry ${entry} ${reason}` }, chain);
+  }
+
   report(): VerificationReport {
+    this.#report.empty = this.#seen === 0 && this.#report.failed === 0;
     return this.#report;
   }
 
@@ -292,31 +611,124 @@ export class ChainVerifier {
     }
   }
 
+  /** Hold a validly signed row's key to the rotation history (its createdAt is the signed one). */
+  #checkKey(row: StoredRow): void {
+    const fail = (reason: string) => this.#fail({ seq: row.seq, eventId: row.eventId, reason });
+    const last = this.#lastKey;
+    if (this.#epochs.size === 0) {
+      if (last && last.keyId !== row.keyId)
+        fail(
+          `it is signed with key ${row.keyId}, the rows before it in its chain with key ${last.keyId}, and no recorded rotation hands over from one to the other (a key_rotations record was deleted, or the key was changed without rotateChainKey)`,
+        );
+      return;
+    }
+    const epoch = this.#epochs.get(row.keyId);
+    if (!epoch) {
+      fail(
+        `it is signed with key ${row.keyId}, which no recorded key rotation brought in (the history runs ${this.#historyKeys.join(" → ")})`,
+      );
+      return;
+    }
+    if (last?.index != null && epoch.index < last.index) {
+      fail(
+        `it is signed with key ${row.keyId} after rows of its chain signed with key ${last.keyId}, which replaced it (a retired key signing again)`,
+      );
+      return;
+    }
+    const problem = this.#outsideValidity(epoch, row.createdAt);
+    if (problem) {
+      fail(`it is signed with key ${row.keyId} at ${row.createdAt}, ${problem}`);
+      return;
+    }
+    const pinned = this.#pinnedAfter(epoch);
+    if (pinned && row.seq > pinned.seq) {
+      fail(
+        `it is signed with key ${row.keyId}, which was rotated out at ${new Date(epoch.until).toISOString()}, and comes after a checkpoint of ${pinned.createdAt} that recorded the chain's head at seq ${pinned.seq}: it was appended after its key was retired`,
+      );
+    }
+  }
+
+  /** Why `createdAt` is outside the epoch's validity (with the grace), or null. */
+  #outsideValidity(epoch: KeyEpoch, createdAt: string): string | null {
+    const time = Date.parse(createdAt);
+    if (time > epoch.until + KEY_ROTATION_GRACE_MS)
+      return `after key ${epoch.keyId} was rotated out at ${new Date(epoch.until).toISOString()} (rotation ${epoch.rotatedOutBy}): a retired key signs nothing`;
+    if (time < epoch.from - KEY_ROTATION_GRACE_MS)
+      return `before key ${epoch.keyId} was rotated in at ${new Date(epoch.from).toISOString()}`;
+    return null;
+  }
+
+  /** The lowest checkpoint of this chain signed after `epoch`'s key was retired (and the grace). */
+  #pinnedAfter(epoch: KeyEpoch): StoredCheckpoint | null {
+    if (epoch.until === Number.POSITIVE_INFINITY) return null;
+    let pinned = this.#pinnedAfterRetirement.get(epoch.keyId);
+    if (pinned === undefined) {
+      pinned = null;
+      for (const checkpoint of this.#validCheckpoints) {
+        if (
+          Date.parse(checkpoint.createdAt) > epoch.until + KEY_ROTATION_GRACE_MS &&
+          (!pinned || checkpoint.seq < pinned.seq)
+        )
+          pinned = checkpoint;
+      }
+      this.#pinnedAfterRetirement.set(epoch.keyId, pinned);
+    }
+    return pinned;
+  }
+
   #checkpointValid(checkpoint: StoredCheckpoint): boolean {
-    const key = this.#keyring.find(checkpoint.keyId);
-    const expected = checkpointPayload(checkpoint);
-    if (
-      !key ||
-      expected !== checkpoint.payload ||
-      !key.verifyHex(checkpoint.payload, checkpoint.hmac)
-    ) {
-      this.#fail({
-        seq: checkpoint.seq,
-        eventId: null,
-        reason: key
-          ? `the checkpoint ${checkpoint.checkpointId} at this seq is not validly signed`
-          : `the checkpoint ${checkpoint.checkpointId} is signed with key ${checkpoint.keyId}, which is not in the keyring`,
-      });
+    const fail = (reason: string) => {
+      this.#fail({ seq: checkpoint.seq, eventId: null, reason });
       return false;
+    };
+    // Its payload, Ed25519 signature and HMAC (checkpoint-signing.ts).
+    const checked = checkCheckpoint(checkpoint, { keyring: this.#keyring, ...this.#trust });
+    const which = `the ${checkpoint.source === "witness" ? "witness's " : ""}checkpoint ${checkpoint.checkpointId}`;
+    if (!checked.ok) return fail(`${which} is not validly signed: ${checked.reason}`);
+    if (!checked.signed) this.#report.hmacOnlyCheckpoints++;
+    if (this.#epochs.size > 0) {
+      const epoch = this.#epochs.get(checkpoint.keyId);
+      if (!epoch)
+        return fail(
+          `the checkpoint ${checkpoint.checkpointId} is signed with key ${checkpoint.keyId}, which no recorded key rotation brought in`,
+        );
+      const problem = this.#outsideValidity(epoch, checkpoint.createdAt);
+      if (problem)
+        return fail(
+          `the checkpoint ${checkpoint.checkpointId} is signed with key ${checkpoint.keyId} at ${checkpoint.createdAt}, ${problem}`,
+        );
     }
     return true;
   }
 
-  #fail(details: Omit<ChainIntegrityDetails, "chain" | "sessionId">): void {
-    const chain = this.#chain ?? "";
+  /** Report a rotation record that fails, at its place in the history. */
+  #failHistory(
+    rotation: StoredRotation,
+    place: ReadonlyMap<StoredRotation, number>,
+    problem: string,
+  ): void {
+    this.#fail(
+      {
+        seq: place.get(rotation) ?? 0,
+        eventId: null,
+        reason: `the key rotation ${rotation.rotationId} (${rotation.oldKeyId} → ${rotation.newKeyId}, at ${rotation.rotatedAt}) is refused: ${problem}`,
+      },
+      KEY_HISTORY_CHAIN,
+    );
+  }
+
+  #fail(
+    details: Omit<ChainIntegrityDetails, "chain" | "sessionId">,
+    chain: string = this.#chain ?? "",
+  ): void {
     const full: ChainIntegrityDetails = {
       chain,
-      sessionId: chain.startsWith(AGENT_CHAIN_PREFIX) ? null : chain,
+      sessionId:
+        chain.startsWith(AGENT_CHAIN_PREFIX) ||
+        chain === KEY_HISTORY_CHAIN ||
+        chain === WITNESS_CHAIN
+          ? null
+          : chain,
       ...details,
     };
     if (this.#strict) throw new ChainIntegrityError(full);

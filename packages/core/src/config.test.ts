@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { readConfig, readCoreConfig } from "./config";
@@ -114,6 +115,22 @@ describe("readCoreConfig", () => {
     expect(error.issues[0]?.name).toBe("databaseUrl");
     expect(error.message).not.toContain("hunter2");
     expect(error.issues[0]?.fix).toContain("postgres://");
+  });
+
+  it("reads the checkpoint signing key from GOVERNANCE_AUDIT_SIGNING_KEY, and refuses a bad one without repeating it", () => {
+    const { privateKey } = generateKeyPairSync("ed25519");
+    const pem = privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    expect(
+      readCoreConfig({ options: {}, env: { GOVERNANCE_AUDIT_SIGNING_KEY: pem } }).auditSigningKey,
+    ).toBe(pem.trim());
+    const bad = pem.replace("PRIVATE KEY-----\n", "PRIVATE KEY-----\nAAAA");
+    const error = configError(() =>
+      readCoreConfig({ options: {}, env: { GOVERNANCE_AUDIT_SIGNING_KEY: bad } }),
+    );
+    expect(error.issues[0]).toMatchObject({ source: "env", name: "GOVERNANCE_AUDIT_SIGNING_KEY" });
+    expect(error.issues[0]?.problem).toContain("not an Ed25519 private key");
+    expect(error.issues[0]?.fix).toContain("openssl genpkey");
+    expect(error.message).not.toContain(pem.split("\n")[1]?.slice(4, 40));
   });
 
   it("collects historical keys from GOVERNANCE_CHAIN_KEY_<fingerprint prefix>", () => {

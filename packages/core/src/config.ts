@@ -1,7 +1,12 @@
 import { z } from "zod";
 import { parseDatabaseUrl } from "./database-url";
 import { ConfigError, type ConfigIssue } from "./errors";
-import { historicalKeysFromEnv, MIN_SECRET_BYTES, MIN_SECRET_DISTINCT_BYTES } from "./keys";
+import {
+  historicalKeysFromEnv,
+  MIN_SECRET_BYTES,
+  MIN_SECRET_DISTINCT_BYTES,
+  SigningKey,
+} from "./keys";
 
 /** How an environment variable's text becomes an option value. */
 export type EnvValueKind =
@@ -96,6 +101,19 @@ const secretSchema = z
     message: `is too weak: at least ${MIN_SECRET_DISTINCT_BYTES} distinct byte values are required.`,
   });
 
+const signingKeySchema = z.string().refine(
+  (value) => {
+    try {
+      new SigningKey(value);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  // Never the value: it is a private key.
+  { message: "is not an Ed25519 private key (PKCS#8 PEM or the base64 of its DER form)." },
+);
+
 /**
  * The options every governance deployment shares: the store, the audit secret and the
  * historical keys, and logging. `@gov/sdk` extends this schema with the modules' options.
@@ -109,6 +127,14 @@ export const coreOptionsSchema = storeOptionsSchema.extend({
   auditSecret: secretSchema.optional(),
   /** Secrets of earlier keys, so that what they signed still verifies after a rotation. */
   historicalKeys: z.array(secretSchema).max(64).default([]),
+  /**
+   * The Ed25519 private key (PKCS#8 PEM, or the base64 of its DER form) that signs audit
+   * checkpoints, so that whoever holds the database and the HMAC secret still cannot forge
+   * one; verifiers need only its public key. With the embedded database one is generated
+   * once and kept beside the data; with a real Postgres and none, checkpoints carry the HMAC
+   * only.
+   */
+  auditSigningKey: signingKeySchema.optional(),
   /** Lowest level logged by the default logger. @default "info" */
   logLevel: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 });
@@ -122,6 +148,7 @@ export type CoreOptionsInput = z.input<typeof coreOptionsSchema>;
 export const CORE_ENV_BINDINGS: readonly EnvBinding[] = [
   { env: "GOVERNANCE_DATABASE_URL", path: ["databaseUrl"], kind: "secret" },
   { env: "GOVERNANCE_AUDIT_SECRET", path: ["auditSecret"], kind: "secret" },
+  { env: "GOVERNANCE_AUDIT_SIGNING_KEY", path: ["auditSigningKey"], kind: "secret" },
   { env: "GOVERNANCE_DB_POOL_SIZE", path: ["pool", "max"], kind: "integer" },
   {
     env: "GOVERNANCE_DB_STATEMENT_TIMEOUT_MS",
@@ -146,6 +173,8 @@ export const CORE_FIELD_FIXES: FieldFixes = {
   applicationName: "Use 1 to 63 letters, digits, spaces or . : @ / - _.",
   auditSecret: `Use a secret of at least ${MIN_SECRET_BYTES} bytes: ${GENERATE_SECRET}.`,
   historicalKeys: `Each historical key must be a former audit secret (at least ${MIN_SECRET_BYTES} bytes).`,
+  auditSigningKey:
+    "Use an Ed25519 private key: `openssl genpkey -algorithm ed25519` prints one as PKCS#8 PEM (or pass the base64 of its DER form).",
   logLevel: 'Use one of "debug", "info", "warn", "error", "silent".',
 };
 

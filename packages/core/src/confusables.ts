@@ -214,11 +214,3 @@ export function containsLookAlike(
     return wanted !== undefined && wanted.length > 0 && form.includes(wanted);
   });
 }
-
-/**
- * @deprecated Use {@link matchingForms} / {@link containsLookAlike}: one folded form misses
- * look-alike capitals (Cyrillic `В`, Greek `Β`). Kept until every caller has moved.
- */
-export function foldForMatching(value: string): string {
-  return matchingForms(value)[0] ?? "";
-}

@@ -28,7 +28,6 @@ export {
   confusableSkeleton,
   containsLookAlike,
   findBlankCharacter,
-  foldForMatching,
   identityForms,
   matchingForms,
   sameIdentity,
@@ -56,16 +55,23 @@ export {
   ChainKey,
   constantTimeEqualHex,
   EMBEDDED_KEY_FILE,
+  EMBEDDED_SIGNING_KEY_FILE,
   historicalKeysFromEnv,
   KEY_ID_LENGTH,
   Keyring,
   keyFingerprint,
   loadOrCreateKeyFile,
+  loadOrCreateSigningKeyFile,
   MIN_SECRET_BYTES,
   MIN_SECRET_DISTINCT_BYTES,
   type ResolveKeyringOptions,
+  type ResolveSigningKeyOptions,
   resolveKeyring,
+  resolveSigningKey,
   SecretError,
+  SigningKey,
+  signingKeyFingerprint,
+  VerifyingKey,
   validateSecret,
 } from "./keys";
 export {
@@ -111,7 +117,12 @@ export {
   noopOperatorDirectory,
   type OperatorDirectory,
 } from "./ports";
-export { DurableSpool, type DurableSpoolNames } from "./spool";
+export {
+  DurableSpool,
+  type DurableSpoolNames,
+  type DurableSpoolOptions,
+  type SpoolIntegrityProblem,
+} from "./spool";
 export {
   acquireTransactionLock,
   advisoryLockKey,

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from "node:crypto";
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,11 +9,16 @@ import {
   ChainKey,
   constantTimeEqualHex,
   EMBEDDED_KEY_FILE,
+  EMBEDDED_SIGNING_KEY_FILE,
   Keyring,
   keyFingerprint,
   loadOrCreateKeyFile,
+  loadOrCreateSigningKeyFile,
   resolveKeyring,
+  resolveSigningKey,
   SecretError,
+  SigningKey,
+  VerifyingKey,
   validateSecret,
 } from "./keys";
 import { type Logger, silentLogger } from "./logger";
@@ -200,5 +206,154 @@ describe("resolveKeyring", () => {
       logger: silentLogger,
     });
     expect(a.current.fingerprint).not.toBe(b.current.fingerprint);
+  });
+});
+
+describe("Ed25519 signing keys", () => {
+  const pair = generateKeyPairSync("ed25519");
+  const privatePem = pair.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  const privateBase64 = pair.privateKey.export({ type: "pkcs8", format: "der" }).toString("base64");
+  const publicPem = pair.publicKey.export({ type: "spki", format: "pem" }).toString();
+  const publicBase64 = pair.publicKey.export({ type: "spki", format: "der" }).toString("base64");
+
+  it("reads PKCS#8 PEM, its base64 DER form and PEM with escaped line breaks, as one key", () => {
+    const fromPem = new SigningKey(privatePem);
+    const fromDer = new SigningKey(privateBase64);
+    const fromEscaped = new SigningKey(privatePem.trim().replaceAll("\n", "\\n"));
+    expect(fromPem.id).toMatch(/^[0-9a-f]{16}$/);
+    expect(fromPem.fingerprint.startsWith(fromPem.id)).toBe(true);
+    expect(fromDer.fingerprint).toBe(fromPem.fingerprint);
+    expect(fromEscaped.fingerprint).toBe(fromPem.fingerprint);
+    expect(new VerifyingKey(publicPem).fingerprint).toBe(fromPem.fingerprint);
+    expect(new VerifyingKey(publicBase64).fingerprint).toBe(fromPem.fingerprint);
+    expect(new VerifyingKey(fromPem.publicKey.pem).fingerprint).toBe(fromPem.fingerprint);
+  });
+
+  it("signs so that the public key alone verifies, and refuses a changed message, signature or key", () => {
+    const key = new SigningKey(privatePem);
+    const signature = key.sign("checkpoint payload");
+    expect(signature).toMatch(/^[0-9a-f]{128}$/);
+    const verifier = new VerifyingKey(publicPem);
+    expect(verifier.verify("checkpoint payload", signature)).toBe(true);
+    expect(verifier.verify("checkpoint payload!", signature)).toBe(false);
+    const flipped = `${signature.slice(0, 127)}${signature.endsWith("0") ? "1" : "0"}`;
+    expect(verifier.verify("checkpoint payload", flipped)).toBe(false);
+    expect(verifier.verify("checkpoint payload", signature.slice(0, 64))).toBe(false);
+    expect(verifier.verify("checkpoint payload", signature.toUpperCase())).toBe(false);
+    expect(SigningKey.generate().publicKey.verify("checkpoint payload", signature)).toBe(false);
+  });
+
+  it("never shows the private key: not in JSON, inspect, strings or errors", () => {
+    const key = new SigningKey(privatePem);
+    const body = privateBase64.slice(20, 60);
+    for (const shown of [
+      JSON.stringify(key),
+      inspect(key, { showHidden: true, depth: 5 }),
+      inspect({ ...key }, { showHidden: true, depth: 5 }),
+      String(key),
+    ]) {
+      expect(shown).not.toContain("PRIVATE");
+      expect(shown).not.toContain(body);
+    }
+    expect(String(key)).toBe(`SigningKey(${key.id})`);
+    // A damaged key: the error names the field, never the value.
+    const damaged = privatePem.replace(privateBase64.slice(0, 8), "AAAA");
+    const error = secretError(() => new SigningKey(damaged, "GOVERNANCE_AUDIT_SIGNING_KEY"));
+    expect(error).toMatchObject({ code: "SECRET_INVALID", field: "GOVERNANCE_AUDIT_SIGNING_KEY" });
+    expect(`${error.message} ${error.recoveryHint} ${String(error.cause)}`).not.toContain(body);
+  });
+
+  it("refuses what is not an Ed25519 private key, naming the field and how to make one", () => {
+    const rsa = generateKeyPairSync("rsa", { modulusLength: 1024 })
+      .privateKey.export({ type: "pkcs8", format: "pem" })
+      .toString();
+    for (const bad of [rsa, publicPem, SECRET, "", "not base64 at all!", pair.publicKey]) {
+      const error = secretError(() => new SigningKey(bad as string, "auditSigningKey"));
+      expect(error.code).toBe("SECRET_INVALID");
+      expect(error.message).toContain("auditSigningKey is not an Ed25519 private key");
+      expect(error.recoveryHint).toContain("openssl genpkey -algorithm ed25519");
+    }
+    expect(() => new VerifyingKey("nonsense")).toThrow(SecretError);
+    expect(() => new VerifyingKey(rsa)).toThrow(SecretError);
+    // A private key given where a public key is wanted gives its public half.
+    expect(new VerifyingKey(pair.privateKey).fingerprint).toBe(
+      new SigningKey(privatePem).fingerprint,
+    );
+  });
+
+  describe("beside the embedded database", () => {
+    let directory: string;
+
+    beforeEach(async () => {
+      directory = await mkdtemp(join(tmpdir(), "gov-signing-"));
+    });
+
+    afterEach(async () => {
+      await rm(directory, { recursive: true, force: true });
+    });
+
+    it("is generated once, mode 0600, next to the HMAC key, and read back on the next start", async () => {
+      const first = await loadOrCreateSigningKeyFile(directory, silentLogger);
+      expect(first.created).toBe(true);
+      expect(first.path).toBe(join(directory, EMBEDDED_SIGNING_KEY_FILE));
+      expect((await stat(first.path)).mode & 0o777).toBe(0o600);
+      expect(await readFile(first.path, "utf8")).toContain("-----BEGIN PRIVATE KEY-----");
+      const second = await loadOrCreateSigningKeyFile(directory, silentLogger);
+      expect(second.created).toBe(false);
+      expect(second.key.fingerprint).toBe(first.key.fingerprint);
+    });
+
+    it("gives concurrent first starts one and the same key", async () => {
+      const results = await Promise.all(
+        Array.from({ length: 6 }, () => loadOrCreateSigningKeyFile(directory, silentLogger)),
+      );
+      expect(new Set(results.map((result) => result.key.fingerprint)).size).toBe(1);
+      expect(results.filter((result) => result.created)).toHaveLength(1);
+    });
+
+    it("refuses a file that holds something else", async () => {
+      await writeFile(join(directory, EMBEDDED_SIGNING_KEY_FILE), "garbage\n", { mode: 0o600 });
+      await expect(loadOrCreateSigningKeyFile(directory, silentLogger)).rejects.toMatchObject({
+        code: "SECRET_INVALID",
+      });
+    });
+  });
+
+  describe("resolveSigningKey", () => {
+    it("uses an explicit key", async () => {
+      const key = await resolveSigningKey({
+        target: parseDatabaseUrl("postgres://db/gov") as never,
+        signingKey: privatePem,
+        logger: silentLogger,
+      });
+      expect(key?.fingerprint).toBe(new SigningKey(privatePem).fingerprint);
+    });
+
+    it("signs with the HMAC only on a real Postgres without a key, and says how to add one", async () => {
+      const messages: string[] = [];
+      const logger: Logger = { ...silentLogger, info: (message) => messages.push(message) };
+      const key = await resolveSigningKey({
+        target: parseDatabaseUrl("postgres://db/gov") as never,
+        logger,
+      });
+      expect(key).toBeNull();
+      expect(messages.join(" ")).toContain("GOVERNANCE_AUDIT_SIGNING_KEY");
+    });
+
+    it("keeps a generated key beside an embedded database, and a random one for memory://", async () => {
+      const home = await mkdtemp(join(tmpdir(), "gov-home-"));
+      try {
+        const target = parseDatabaseUrl(home) as never;
+        const first = await resolveSigningKey({ target, logger: silentLogger });
+        const second = await resolveSigningKey({ target, logger: silentLogger });
+        expect(second?.fingerprint).toBe(first?.fingerprint);
+        const memory = parseDatabaseUrl("memory://") as never;
+        const a = await resolveSigningKey({ target: memory, logger: silentLogger });
+        const b = await resolveSigningKey({ target: memory, logger: silentLogger });
+        expect(a?.fingerprint).not.toBe(b?.fingerprint);
+      } finally {
+        await rm(home, { recursive: true, force: true });
+      }
+    });
   });
 });

@@ -1,4 +1,15 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import {
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+  sign,
+  timingSafeEqual,
+  verify,
+} from "node:crypto";
 import { link, mkdir, open, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { inspect } from "node:util";
@@ -14,6 +25,8 @@ export const MIN_SECRET_DISTINCT_BYTES = 8;
 export const KEY_ID_LENGTH = 16;
 /** Name of the key file kept beside an embedded database. */
 export const EMBEDDED_KEY_FILE = "audit-secret.key";
+/** Name of the Ed25519 checkpoint signing key file kept beside an embedded database. */
+export const EMBEDDED_SIGNING_KEY_FILE = "audit-signing-key.pem";
 /** Environment variables that carry historical chain keys: `GOVERNANCE_CHAIN_KEY_<fingerprint prefix>`. */
 export const CHAIN_KEY_ENV_PREFIX = "GOVERNANCE_CHAIN_KEY_";
 
@@ -280,31 +293,51 @@ export async function loadOrCreateKeyFile(
   logger: Logger,
 ): Promise<{ secret: string; created: boolean; path: string }> {
   const path = join(directory, EMBEDDED_KEY_FILE);
-  const fail = (problem: string, cause: unknown) =>
-    new SecretError(
-      CORE_ERROR_CODES.SECRET_FILE,
-      path,
-      `The embedded database's audit key file ${path} ${problem}.`,
-      "Check the directory's permissions, or pass auditSecret (GOVERNANCE_AUDIT_SECRET) explicitly.",
-      cause,
-    );
+  const { text, created } = await readOrCreatePrivateFile(
+    directory,
+    EMBEDDED_KEY_FILE,
+    () => `${randomBytes(48).toString("base64url")}\n`,
+    logger,
+    (problem, cause) =>
+      new SecretError(
+        CORE_ERROR_CODES.SECRET_FILE,
+        path,
+        `The embedded database's audit key file ${path} ${problem}.`,
+        "Check the directory's permissions, or pass auditSecret (GOVERNANCE_AUDIT_SECRET) explicitly.",
+        cause,
+      ),
+  );
+  const secret = text.trim();
+  validateSecret(secret, path);
+  return { secret, created, path };
+}
+
+/**
+ * Read a private file (a key) in `directory`, creating it with `content()` on first use: the
+ * content goes to a private temporary file (mode 0600, fsynced) that is then linked into
+ * place. link() fails if the file exists, so the file appears atomically and complete, and of
+ * concurrent first starts exactly one wins while the others read the winner's. A file that
+ * other users can read is used, with a warning.
+ */
+async function readOrCreatePrivateFile(
+  directory: string,
+  name: string,
+  content: () => string,
+  logger: Logger,
+  fail: (problem: string, cause: unknown) => SecretError,
+): Promise<{ text: string; created: boolean }> {
+  const path = join(directory, name);
   try {
     await mkdir(directory, { recursive: true, mode: 0o700 });
   } catch (error) {
     throw fail("could not be created (the directory is not writable)", error);
   }
-  // Write the key to a private temporary file, then link it into place: link() fails if
-  // the key file exists, so the file appears atomically and complete, and of concurrent
-  // first starts exactly one wins while the others read the winner's key.
   let created = false;
-  const temporary = join(
-    directory,
-    `.${EMBEDDED_KEY_FILE}.${process.pid}.${randomBytes(6).toString("hex")}`,
-  );
+  const temporary = join(directory, `.${name}.${process.pid}.${randomBytes(6).toString("hex")}`);
   try {
     const handle = await open(temporary, "wx", 0o600);
     try {
-      await handle.writeFile(`${randomBytes(48).toString("base64url")}\n`, "utf8");
+      await handle.writeFile(content(), "utf8");
       await handle.sync();
     } finally {
       await handle.close();
@@ -317,23 +350,19 @@ export async function loadOrCreateKeyFile(
   } finally {
     await rm(temporary, { force: true });
   }
-  let secret: string;
   try {
-    secret = (await readFile(path, "utf8")).trim();
+    const text = await readFile(path, "utf8");
     const mode = (await stat(path)).mode & 0o777;
     if ((mode & 0o077) !== 0) {
       logger.warn(
-        `The audit key file is readable by other users (mode ${mode.toString(8)}); run chmod 600 on it.`,
-        {
-          path,
-        },
+        `The key file ${name} is readable by other users (mode ${mode.toString(8)}); run chmod 600 on it.`,
+        { path },
       );
     }
+    return { text, created };
   } catch (error) {
     throw fail("could not be read", error);
   }
-  validateSecret(secret, path);
-  return { secret, created, path };
 }
 
 /** What {@link resolveKeyring} needs. */
@@ -386,4 +415,280 @@ export async function resolveKeyring(options: ResolveKeyringOptions): Promise<Ke
     );
   }
   return new Keyring(new ChainKey(file.secret, file.path), historical);
+}
+
+// -----------------------------------------------------------------------------------------
+// Ed25519 signing keys: what a verifier can check with a public key alone.
+
+const SIGNING_KEY_HINT =
+  "Generate one with `openssl genpkey -algorithm ed25519` (PKCS#8 PEM) and pass it as auditSigningKey (GOVERNANCE_AUDIT_SIGNING_KEY), as PEM or as the base64 of its DER form";
+
+/**
+ * The fingerprint of an Ed25519 public key: SHA-256 (hex) over
+ * `"gov.signing-key-fingerprint.v1" || 0x00 || the key's SubjectPublicKeyInfo DER`. Its
+ * first {@link KEY_ID_LENGTH} characters are the key's id, stored beside each signature.
+ */
+export function signingKeyFingerprint(publicKey: KeyObject): string {
+  return createHash("sha256")
+    .update("gov.signing-key-fingerprint.v1\0")
+    .update(publicKey.export({ type: "spki", format: "der" }))
+    .digest("hex");
+}
+
+/** PEM as given, or with its line breaks written as `\n` (as environment files often do). */
+function pemText(text: string): string {
+  const trimmed = text.trim();
+  return trimmed.includes("\\n") && !trimmed.includes("\n")
+    ? trimmed.replaceAll("\\n", "\n")
+    : trimmed;
+}
+
+function derBytes(text: string): Buffer | null {
+  const compact = text.replace(/\s+/g, "");
+  if (compact === "" || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(compact)) return null;
+  return Buffer.from(
+    compact,
+    compact.includes("-") || compact.includes("_") ? "base64url" : "base64",
+  );
+}
+
+/**
+ * A key from PEM, the base64 of its DER form (SPKI for a public key, PKCS#8 for a private
+ * one) or a `KeyObject` (a private one gives its public half where a public key is asked
+ * for); null when it does not parse. The parser's error is dropped: it must never carry any
+ * part of a private key into a log.
+ */
+function keyObject(value: string | KeyObject, type: "public" | "private"): KeyObject | null {
+  try {
+    if (typeof value !== "string") {
+      return type === "public" && value.type === "private" ? createPublicKey(value) : value;
+    }
+    if (value.includes("-----BEGIN")) {
+      const pem = pemText(value);
+      return type === "public" ? createPublicKey(pem) : createPrivateKey(pem);
+    }
+    const key = derBytes(value);
+    if (!key) return null;
+    return type === "public"
+      ? createPublicKey({ key, format: "der", type: "spki" })
+      : createPrivateKey({ key, format: "der", type: "pkcs8" });
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * An Ed25519 public key that checks signatures, known by its fingerprint: what an auditor
+ * holds to verify checkpoints without any secret.
+ *
+ * @example
+ * ```ts
+ * const key = new VerifyingKey(process.env.GOVERNANCE_AUDIT_PUBLIC_KEY!); // PEM or base64 DER
+ * key.verify(checkpoint.payload, checkpoint.signature); // true or false
+ * ```
+ */
+export class VerifyingKey {
+  /** SHA-256 fingerprint (64 hex characters), see {@link signingKeyFingerprint}. */
+  readonly fingerprint: string;
+  /** The first {@link KEY_ID_LENGTH} hex characters of the fingerprint. */
+  readonly id: string;
+  /** The key as SubjectPublicKeyInfo PEM, to hand to verifiers. */
+  readonly pem: string;
+  readonly #key: KeyObject;
+
+  /**
+   * @param publicKey An Ed25519 public key: SPKI PEM, the base64 of its DER form, or a
+   *   `KeyObject`.
+   * @param field Where it came from, for error messages.
+   * @throws {SecretError} `SECRET_INVALID` when it is not an Ed25519 public key.
+   */
+  constructor(publicKey: string | KeyObject, field = "publicKey") {
+    const key = keyObject(publicKey, "public");
+    if (key?.type !== "public" || key.asymmetricKeyType !== "ed25519") {
+      throw new SecretError(
+        CORE_ERROR_CODES.SECRET_INVALID,
+        field,
+        `${field} is not an Ed25519 public key.`,
+        "Pass the public key as SubjectPublicKeyInfo PEM (-----BEGIN PUBLIC KEY-----), as the base64 of its DER form, or as a KeyObject; sdk.audit.signingPublicKey gives it.",
+      );
+    }
+    this.#key = key;
+    this.pem = key.export({ type: "spki", format: "pem" }).toString();
+    this.fingerprint = signingKeyFingerprint(key);
+    this.id = this.fingerprint.slice(0, KEY_ID_LENGTH);
+  }
+
+  /**
+   * Check an Ed25519 signature (128 lowercase hex characters) of `data`.
+   * @returns true when `signature` is this key's signature of `data`; false otherwise,
+   *   including for a signature that is not 64 bytes of hex.
+   */
+  verify(data: string | Uint8Array, signature: string): boolean {
+    if (typeof signature !== "string" || !/^[0-9a-f]{128}$/.test(signature)) return false;
+    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+    return verify(null, bytes, this.#key, Buffer.from(signature, "hex"));
+  }
+
+  toJSON(): { id: string; fingerprint: string; pem: string } {
+    return { id: this.id, fingerprint: this.fingerprint, pem: this.pem };
+  }
+
+  toString(): string {
+    return `VerifyingKey(${this.id})`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+/**
+ * An Ed25519 private key that signs audit checkpoints, so that whoever holds the database
+ * and the HMAC secret still cannot forge one. The private key is not enumerable and never
+ * appears in `JSON.stringify`, `console.log`, `inspect` or an error message; only its
+ * {@link SigningKey.publicKey} is shown.
+ *
+ * @example
+ * ```ts
+ * const key = new SigningKey(process.env.GOVERNANCE_AUDIT_SIGNING_KEY!); // PKCS#8 PEM or base64 DER
+ * const signature = key.sign(payload); // 128 hex characters
+ * key.publicKey.verify(payload, signature); // true
+ * ```
+ */
+export class SigningKey {
+  /** The public half, for verifiers. */
+  readonly publicKey: VerifyingKey;
+  readonly #key: KeyObject;
+
+  /**
+   * @param privateKey An Ed25519 private key: PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), the
+   *   base64 of its DER form, or a `KeyObject`.
+   * @param field Where it came from, for error messages (never the key itself).
+   * @throws {SecretError} `SECRET_INVALID` when it is not an Ed25519 private key.
+   */
+  constructor(privateKey: string | KeyObject, field = "auditSigningKey") {
+    const key = keyObject(privateKey, "private");
+    if (key?.type !== "private" || key.asymmetricKeyType !== "ed25519") {
+      throw new SecretError(
+        CORE_ERROR_CODES.SECRET_INVALID,
+        field,
+        `${field} is not an Ed25519 private key (PKCS#8 PEM or the base64 of its DER form).`,
+        `${SIGNING_KEY_HINT}.`,
+      );
+    }
+    this.#key = key;
+    this.publicKey = new VerifyingKey(createPublicKey(key), field);
+  }
+
+  /** A new random key (for an in-memory database, or tests). */
+  static generate(): SigningKey {
+    return new SigningKey(generateKeyPairSync("ed25519").privateKey);
+  }
+
+  /** The public key's id: the first {@link KEY_ID_LENGTH} hex characters of its fingerprint. */
+  get id(): string {
+    return this.publicKey.id;
+  }
+
+  /** The public key's fingerprint. */
+  get fingerprint(): string {
+    return this.publicKey.fingerprint;
+  }
+
+  /** The Ed25519 signature of `data`, as 128 lowercase hex characters. */
+  sign(data: string | Uint8Array): string {
+    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+    return sign(null, bytes, this.#key).toString("hex");
+  }
+
+  toJSON(): { id: string; fingerprint: string } {
+    return { id: this.id, fingerprint: this.fingerprint };
+  }
+
+  toString(): string {
+    return `SigningKey(${this.id})`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+/**
+ * Read the Ed25519 checkpoint signing key kept beside an embedded database
+ * ({@link EMBEDDED_SIGNING_KEY_FILE}, PKCS#8 PEM), creating it on first use — once, mode
+ * 0600, atomically, exactly as {@link loadOrCreateKeyFile} keeps the HMAC key.
+ *
+ * @throws {SecretError} `SECRET_FILE` when the file cannot be read or written, or
+ *   `SECRET_INVALID` when it does not hold an Ed25519 private key.
+ */
+export async function loadOrCreateSigningKeyFile(
+  directory: string,
+  logger: Logger,
+): Promise<{ key: SigningKey; created: boolean; path: string }> {
+  const path = join(directory, EMBEDDED_SIGNING_KEY_FILE);
+  const { text, created } = await readOrCreatePrivateFile(
+    directory,
+    EMBEDDED_SIGNING_KEY_FILE,
+    () =>
+      generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+    logger,
+    (problem, cause) =>
+      new SecretError(
+        CORE_ERROR_CODES.SECRET_FILE,
+        path,
+        `The embedded database's signing key file ${path} ${problem}.`,
+        "Check the directory's permissions, or pass auditSigningKey (GOVERNANCE_AUDIT_SIGNING_KEY) explicitly.",
+        cause,
+      ),
+  );
+  return { key: new SigningKey(text, path), created, path };
+}
+
+/** What {@link resolveSigningKey} needs. */
+export interface ResolveSigningKeyOptions {
+  /** Where the data lives (from the database URL). */
+  target: DatabaseTarget;
+  /** The configured Ed25519 private key (PKCS#8 PEM or base64 DER), if any. */
+  signingKey?: string | undefined;
+  logger: Logger;
+}
+
+/**
+ * The Ed25519 key that signs audit checkpoints:
+ *
+ * - an explicit `signingKey` (`GOVERNANCE_AUDIT_SIGNING_KEY`);
+ * - otherwise, with an embedded database in a directory, the key kept beside the data
+ *   (created once, mode 0600, next to the HMAC key file);
+ * - with `memory://`, a random key that lives as long as the data;
+ * - with a real Postgres and no key: `null` — checkpoints then carry the HMAC only (said
+ *   once, at info level). A generated key would sign what no verifier can trust.
+ *
+ * @example
+ * ```ts
+ * const signingKey = await resolveSigningKey({ target, signingKey: config.auditSigningKey, logger });
+ * signingKey?.publicKey.pem; // hand this to auditors
+ * ```
+ * @throws {SecretError} `SECRET_INVALID` or `SECRET_FILE`.
+ */
+export async function resolveSigningKey(
+  options: ResolveSigningKeyOptions,
+): Promise<SigningKey | null> {
+  if (options.signingKey !== undefined)
+    return new SigningKey(options.signingKey, "auditSigningKey");
+  const { target } = options;
+  if (target.engine === "postgres") {
+    options.logger.info(
+      "Audit checkpoints are signed with the HMAC key only. Set GOVERNANCE_AUDIT_SIGNING_KEY (an Ed25519 private key) so that whoever holds the database and the HMAC secret cannot forge them.",
+    );
+    return null;
+  }
+  if (target.directory === null) return SigningKey.generate();
+  const file = await loadOrCreateSigningKeyFile(target.directory, options.logger);
+  if (file.created) {
+    options.logger.info(
+      `Generated the embedded database's checkpoint signing key in ${file.path} (keep it with the data; its public key ${file.key.id} verifies checkpoints).`,
+    );
+  }
+  return file.key;
 }

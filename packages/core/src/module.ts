@@ -1,6 +1,6 @@
 import type { Clock } from "./clock";
 import { InvalidArgumentError } from "./errors";
-import type { Keyring } from "./keys";
+import type { Keyring, SigningKey } from "./keys";
 import type { Logger } from "./logger";
 import type { MigrationSource } from "./migrations";
 import type { AuditSink, HaltGuard, OperatorDirectory } from "./ports";
@@ -13,6 +13,11 @@ import type { Store } from "./store";
 export interface ModuleContext {
   store: Store;
   keyring: Keyring;
+  /**
+   * The Ed25519 key that signs audit checkpoints (see `resolveSigningKey`); absent or null
+   * when none is configured, and checkpoints then carry the HMAC only.
+   */
+  signingKey?: SigningKey | null;
   clock: Clock;
   logger: Logger;
   /** Where decisions are recorded; {@link noopAuditSink} when no audit module is composed. */

@@ -2,7 +2,7 @@ import { inspect } from "node:util";
 import { z } from "zod";
 import { redactWebhookUrl } from "./alerts";
 import { InvalidBudgetPolicyError } from "./errors";
-import { fieldName, isWellFormed, typeOf, valueAt } from "./models";
+import { fieldName, isPlainObject, isWellFormed, typeOf, valueAt } from "./models";
 import { decimalToUnits, FEMTO_DIGITS, femtoToUsd, isDecimalProblem } from "./money";
 
 /** Limits of a {@link BudgetPolicy}; a value beyond them is refused with the limit named. */
@@ -255,6 +255,20 @@ export class BudgetPolicy {
   readonly exact: ExactCaps;
 
   constructor(input: BudgetPolicyInput) {
+    for (const [field, value] of [
+      ["policy", input],
+      ["alert", (input as { alert?: unknown } | null | undefined)?.alert],
+    ] as const) {
+      if (typeof value === "object" && value !== null && !isPlainObject(value)) {
+        throw new InvalidBudgetPolicyError(
+          field,
+          `must be a plain object, got ${typeOf(value)}.`,
+          field === "policy"
+            ? "Pass { agentId, perSessionUsd?, … } as an object literal (its own fields are what is read)."
+            : "Pass alert as { webhookUrl, secret, thresholdPercent? }.",
+        );
+      }
+    }
     const parsed = budgetPolicySchema.safeParse(input);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];

@@ -151,13 +151,31 @@ export interface PricingOptions {
   fallbackUsdPerMillion?: RateInput | null;
 }
 
-/** `"a string"`, `"null"`, `"an array"`, … for messages. */
+/** `"a string"`, `"null"`, `"an array"`, `"a Map"`, … for messages. */
 export function typeOf(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
   if (typeof value === "string") return "a string";
   if (typeof value === "number") return Number.isFinite(value) ? "a number" : String(value);
+  if (typeof value === "object" && !isPlainObject(value)) {
+    const name = (Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null)
+      ?.constructor?.name;
+    return typeof name === "string" && name !== "Object" && name !== ""
+      ? `a ${name}`
+      : "an object with a prototype";
+  }
   return typeof value;
+}
+
+/**
+ * True for `{ … }` (and `Object.create(null)`): an object whose fields are its own
+ * enumerable keys. A `Map`, a class instance or an object that inherits fields is not — what
+ * `Object.keys` shows of it is not what reading its fields gives.
+ */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
 }
 
 /** `a.b[2].c` from a zod path. */

@@ -14,6 +14,7 @@ import {
   type MigrationSource,
   type ModuleContext,
   requirePort,
+  type SpoolIntegrityProblem,
   type Store,
   StoreError,
   sql,
@@ -31,7 +32,14 @@ import {
   type ExactCaps,
 } from "./budget-policy";
 import { BudgetCheckFailedError, BudgetExceeded, type BudgetUnit } from "./errors";
-import { COST_LIMITS, isWellFormed, modelIdProblem, rateSchema, typeOf } from "./models";
+import {
+  COST_LIMITS,
+  isPlainObject,
+  isWellFormed,
+  modelIdProblem,
+  rateSchema,
+  typeOf,
+} from "./models";
 import {
   decimalToUnits,
   FEMTO_DIGITS,
@@ -62,7 +70,19 @@ export const COST_AUDIT_KINDS = {
   reservationExpired: "budget.reservation_expired",
   /** Usage could not be recorded after every retry and was dropped (the backlog was full). */
   usageDropped: "budget.usage_dropped",
+  /**
+   * A spool file failed its signature check (edited, reordered, truncated, signed by an
+   * unknown key): it was kept aside, and only its proven records are replayed.
+   */
+  spoolRejected: "budget.spool_rejected",
+  /** A spool file ended in a torn line (a crash mid-append); the records before it are replayed. */
+  spoolTorn: "budget.spool_torn",
+  /** A spool file of an earlier process had no end marker (it did not close cleanly). */
+  spoolUnclosed: "budget.spool_unclosed",
 } as const;
+
+/** The agent id of the cost module's own events (about its spool, not about one agent). */
+const SYSTEM_AGENT = "gov.cost";
 
 const CHECK_CONTEXT: HaltCheckContext = Object.freeze({ path: "cost.checkOrRaise" });
 
@@ -81,6 +101,12 @@ const TRACK_USAGE_OPTIONS = new Set([
   "reasoningTokens",
 ]);
 const RECONCILE_OPTIONS = new Set([...TRACK_USAGE_OPTIONS, "chunks", "reason"]);
+
+const BREAKDOWN_OPTIONS = new Set(["since"]);
+/** Reservations one `release` call may name. */
+const MAX_RELEASE = 10_000;
+/** The longest wait of `flush` (a day). */
+const MAX_FLUSH_MS = 86_400_000;
 
 const CHECK_OPTIONS = new Set([
   "model",
@@ -488,14 +514,17 @@ export class CostModule {
   };
 
   /**
-   * @param context The store, logger, audit sink, halt guard and clock (from the
-   *   composition, or `noopAuditSink` / `noopHaltGuard` when used alone).
+   * @param context The store, logger, audit sink, halt guard, and optionally the clock and
+   *   the keyring (from the composition, or `noopAuditSink` / `noopHaltGuard` when used alone).
+   *   The keyring signs the usage spool, so that the next process can prove the records a
+   *   crashed one left behind; without it, a key that lives as long as the process signs it,
+   *   and the spool of a process that died is refused.
    * @throws {InvalidArgumentError} for a missing port or a bad option.
    * @throws {ConfigError} for `strictUnknownModels: false` without a fallback rate.
    */
   constructor(
     context: Pick<ModuleContext, "store" | "logger" | "audit" | "halt"> &
-      Partial<Pick<ModuleContext, "clock">>,
+      Partial<Pick<ModuleContext, "clock" | "keyring">>,
     options: CostOptions = {},
   ) {
     if (typeof context !== "object" || context === null) {
@@ -520,6 +549,7 @@ export class CostModule {
       "a HaltGuard (noopHaltGuard when there is no presence module)",
     );
     requirePort(context.clock, "clock", ["now", "nowMs"], "a Clock", { optional: true });
+    requirePort(context.keyring, "keyring", ["find"], "a Keyring", { optional: true });
     const parsed = optionsSchema.safeParse(options ?? {});
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -565,11 +595,15 @@ export class CostModule {
     this.#spool =
       spoolDirectory === null
         ? null
-        : new DurableSpool<SpoolLine>(spoolDirectory, context.logger, {
-            prefix: "cost-spool-",
-            name: "cost",
-            noun: "usage records",
-          });
+        : new DurableSpool<SpoolLine>(
+            spoolDirectory,
+            context.logger,
+            { prefix: "cost-spool-", name: "cost", noun: "usage records" },
+            {
+              ...(context.keyring ? { keyring: context.keyring } : {}),
+              onIntegrityProblem: (problem) => this.#spoolProblem(problem),
+            },
+          );
     this.#reserve = new Batcher((items) => this.#runReserve(items), {
       maxBatch: data.maxBatch,
       maxInFlight: 2,
@@ -797,14 +831,13 @@ export class CostModule {
     options: TrackSpendOptions,
   ): Promise<UsageReceipt> {
     checkIds(agentId, sessionId);
-    if (typeof options !== "object" || options === null) {
-      throw new InvalidArgumentError(
-        "options",
-        `must be an object { tokens, usd, model?, reservationId? }, got ${typeOf(options)}.`,
-        "Pass track(agentId, sessionId, { tokens: 150, usd: 0.003 }).",
-      );
-    }
-    checkKeys(options, TRACK_OPTIONS, "track");
+    checkOptions(
+      options,
+      TRACK_OPTIONS,
+      "track",
+      "{ tokens, usd, model?, reservationId? }",
+      "track(agentId, sessionId, { tokens: 150, usd: 0.003 })",
+    );
     const tokens = checkTokens("tokens", options.tokens, true);
     const femto = checkUsd("usd", options.usd);
     const model = options.model == null ? null : checkModel("model", options.model);
@@ -839,14 +872,14 @@ export class CostModule {
     options: TrackUsageOptions,
   ): Promise<UsageReceipt> {
     checkIds(agentId, sessionId);
-    if (typeof options !== "object" || options === null) {
-      throw new InvalidArgumentError(
-        "options",
-        `must be an object { model, usage | inputTokens/outputTokens, reservationId? }, got ${typeOf(options)}.`,
-        'Pass trackUsage(agentId, sessionId, { model: "gpt-4o", usage: response.usage }).',
-      );
-    }
-    checkKeys(options, TRACK_USAGE_OPTIONS, "trackUsage");
+    checkOptions(
+      options,
+      TRACK_USAGE_OPTIONS,
+      "trackUsage",
+      "{ model, usage | inputTokens/outputTokens, reservationId? }",
+      'trackUsage(agentId, sessionId, { model: "gpt-4o", usage: response.usage })',
+    );
+    checkCounts(options);
     const reservationId = checkReservationId(options.reservationId, false);
     if ((options.usage === undefined || options.usage === null) && !hasCounts(options)) {
       throw new InvalidArgumentError(
@@ -883,14 +916,14 @@ export class CostModule {
     options: ReconcileOptions,
   ): Promise<UsageReceipt> {
     checkIds(agentId, sessionId);
-    if (typeof options !== "object" || options === null) {
-      throw new InvalidArgumentError(
-        "options",
-        `must be an object { reservationId, model, reason, usage | chunks }, got ${typeOf(options)}.`,
-        'Pass reconcile(agentId, sessionId, { reservationId, model: "gpt-4o", reason: "cancelled", chunks: 12 }).',
-      );
-    }
-    checkKeys(options, RECONCILE_OPTIONS, "reconcile");
+    checkOptions(
+      options,
+      RECONCILE_OPTIONS,
+      "reconcile",
+      "{ reservationId, model, reason, usage | chunks }",
+      'reconcile(agentId, sessionId, { reservationId, model: "gpt-4o", reason: "cancelled", chunks: 12 })',
+    );
+    checkCounts(options);
     const reservationId = checkReservationId(options.reservationId, true) as string;
     checkId("reason", options.reason, 64);
     let usage: unknown;
@@ -931,9 +964,17 @@ export class CostModule {
    * counters; nothing is spent). Unknown or already settled ids are ignored.
    *
    * @returns How many were released.
+   * @throws {InvalidArgumentError} an id that is not a reservation id, or more than 10,000 ids.
    * @throws {StoreError} when the store cannot be reached (the reservation then expires by itself).
    */
   async release(...reservationIds: string[]): Promise<number> {
+    if (reservationIds.length > MAX_RELEASE) {
+      throw new InvalidArgumentError(
+        "reservationIds",
+        `are ${reservationIds.length}; the limit is ${MAX_RELEASE} per call.`,
+        `Release at most ${MAX_RELEASE} reservations per call (expired ones are released by the sweep anyway).`,
+      );
+    }
     const ids = reservationIds.map((id) => checkReservationId(id, true) as string);
     if (ids.length === 0) return 0;
     const rows = await this.#store.query<{ released: unknown[] }>(
@@ -1096,7 +1137,14 @@ export class CostModule {
     options: { since?: Date } = {},
   ): Promise<Record<string, { usd: number; tokens: number }>> {
     checkId("agentId", agentId, BUDGET_LIMITS.agentId);
-    const since = options?.since;
+    checkOptions(
+      options,
+      BREAKDOWN_OPTIONS,
+      "modelBreakdown",
+      "{ since? }",
+      "modelBreakdown(agentId, { since: new Date(Date.now() - 86_400_000) })",
+    );
+    const since = options.since;
     if (since !== undefined && !(since instanceof Date && Number.isFinite(since.getTime()))) {
       throw new InvalidArgumentError(
         "since",
@@ -1133,6 +1181,18 @@ export class CostModule {
    * @returns The records still waiting (0 when everything is written).
    */
   async flush(timeoutMs = 10_000): Promise<number> {
+    if (
+      typeof timeoutMs !== "number" ||
+      !Number.isInteger(timeoutMs) ||
+      timeoutMs < 0 ||
+      timeoutMs > MAX_FLUSH_MS
+    ) {
+      throw new InvalidArgumentError(
+        "timeoutMs",
+        `must be whole milliseconds from 0 to ${MAX_FLUSH_MS}, got ${typeof timeoutMs === "number" ? timeoutMs : typeOf(timeoutMs)}.`,
+        "Pass flush(10_000), or leave the timeout out.",
+      );
+    }
     const deadline = Date.now() + timeoutMs;
     while (this.#waiting() > 0 && Date.now() < deadline) {
       if (!(await this.#retryBacklog())) {
@@ -1174,7 +1234,7 @@ export class CostModule {
         { records: left - inMemory, directory: this.#spool?.directory },
       );
     }
-    this.#spool?.release();
+    await this.#spool?.close();
   }
 
   // ── internals ───────────────────────────────────────────────────────────────────────
@@ -1235,22 +1295,13 @@ export class CostModule {
 
   /** The projection's inputs, validated (caller bugs are thrown before anything is checked). */
   #declared(options: CheckOptions): Declared {
-    if (typeof options !== "object" || options === null) {
-      throw new InvalidArgumentError(
-        "options",
-        `must be an object, got ${typeOf(options)}.`,
-        'Pass checkOrRaise(agentId, sessionId, { model: "gpt-4o", maxTokens: 1024 }).',
-      );
-    }
-    for (const key of Object.keys(options)) {
-      if (!CHECK_OPTIONS.has(key)) {
-        throw new InvalidArgumentError(
-          key,
-          "is not a checkOrRaise option.",
-          "Use model, inputTokens, maxTokens, projectedTokens and projectedUsd.",
-        );
-      }
-    }
+    checkOptions(
+      options,
+      CHECK_OPTIONS,
+      "checkOrRaise",
+      "{ model?, inputTokens?, maxTokens?, projectedTokens?, projectedUsd? }",
+      'checkOrRaise(agentId, sessionId, { model: "gpt-4o", maxTokens: 1024 })',
+    );
     const input =
       options.inputTokens === undefined ? 0 : checkTokens("inputTokens", options.inputTokens, true);
     let output: number;
@@ -1382,6 +1433,19 @@ export class CostModule {
       return;
     }
     this.#afterSettle(item, result, policy);
+  }
+
+  /** A spool file that did not prove whole (the spool logged it): evidence in the audit chain. */
+  #spoolProblem(problem: SpoolIntegrityProblem): void {
+    // Every field of the problem but its kind (in the event's kind) and the spool's name.
+    const { kind, spool: _spool, ...metadata } = problem;
+    const recording = this.#evidence({
+      agentId: SYSTEM_AGENT,
+      kind: `budget.spool_${kind}`,
+      metadata,
+    });
+    this.#deliveries.add(recording);
+    void recording.finally(() => this.#deliveries.delete(recording));
   }
 
   /** Usage that will never be written: logged and audit-logged as `budget.usage_dropped`. */
@@ -1813,8 +1877,25 @@ function checkReservationId(value: unknown, required: boolean): string | null {
   return value.toLowerCase();
 }
 
-/** Refuse keys a method does not know, so that a typo (`reservation_id`) is not ignored. */
-function checkKeys(options: object, known: ReadonlySet<string>, method: string): void {
+/**
+ * Refuse options that are not a plain object — a `Map`, a class instance or an object whose
+ * fields come from its prototype is not read as it looks — and keys a method does not know,
+ * so that a typo (`reservation_id`) is not ignored.
+ */
+function checkOptions(
+  options: unknown,
+  known: ReadonlySet<string>,
+  method: string,
+  shape: string,
+  example: string,
+): asserts options is Record<string, unknown> {
+  if (!isPlainObject(options)) {
+    throw new InvalidArgumentError(
+      "options",
+      `must be a plain object ${shape}, got ${typeOf(options)}.`,
+      `Pass an object literal, e.g. ${example}.`,
+    );
+  }
   for (const key of Object.keys(options)) {
     if (!known.has(key)) {
       throw new InvalidArgumentError(
@@ -1823,6 +1904,21 @@ function checkKeys(options: object, known: ReadonlySet<string>, method: string):
         `Use ${[...known].join(", ")}.`,
       );
     }
+  }
+}
+
+const COUNT_FIELDS = [
+  "inputTokens",
+  "outputTokens",
+  "cachedInputTokens",
+  "cacheWriteTokens",
+  "reasoningTokens",
+] as const;
+
+/** Each token count given must be a whole number of tokens: `null` is not 0. */
+function checkCounts(counts: TokenCounts): void {
+  for (const field of COUNT_FIELDS) {
+    if (counts[field] !== undefined) checkTokens(field, counts[field], true);
   }
 }
 

@@ -3,7 +3,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { recordingLogger, type TestEngine, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type CostHarness, costHarness } from "./__fixtures__";
+import { type CostHarness, costHarness, testKeyring } from "./__fixtures__";
 import { CostModule } from "./module";
 
 const A = "billing-agent";
@@ -22,6 +22,20 @@ describe.each(testEngines())("the durable usage spool on $name", (engine: TestEn
     await rm(directory, { recursive: true, force: true });
   });
 
+  /** The module of the next process to start on the same spool directory and keys. */
+  const nextProcess = (logger: ReturnType<typeof recordingLogger>) =>
+    new CostModule(
+      {
+        store: h.store,
+        logger,
+        audit: h.audit,
+        halt: h.halt,
+        clock: h.clock,
+        keyring: testKeyring,
+      },
+      { sweepIntervalMs: null, spoolDirectory: directory },
+    );
+
   const spoolFiles = async () =>
     (await readdir(directory)).filter((name) => name.endsWith(".jsonl"));
 
@@ -33,10 +47,20 @@ describe.each(testEngines())("the durable usage spool on $name", (engine: TestEn
       expect(receipt).toMatchObject({ recorded: false, queued: true });
       const [file, ...others] = await spoolFiles();
       expect(others).toEqual([]);
-      const line = JSON.parse((await readFile(join(directory, file as string), "utf8")).trim());
+      // A signed header, then the record, signed and chained to it.
+      const [header, line] = (await readFile(join(directory, file as string), "utf8"))
+        .trim()
+        .split("\n")
+        .map((text) => JSON.parse(text));
+      expect(header).toMatchObject({
+        format: "gov.spool",
+        spool: "cost",
+        keyId: testKeyring.current.id,
+      });
       expect(line).toMatchObject({
-        v: 1,
-        item: { id: receipt.usageId, a: A, s: "s-1", u: "0.25", t: "100" },
+        seq: 1,
+        mac: expect.stringMatching(/^[0-9a-f]{64}$/),
+        entry: { v: 1, item: { id: receipt.usageId, a: A, s: "s-1", u: "0.25", t: "100" } },
       });
       expect(h.cost.metrics().backlog).toBe(1);
       expect(h.logger.lines.some((entry) => entry.message.includes("spooled to disk"))).toBe(true);
@@ -59,18 +83,15 @@ describe.each(testEngines())("the durable usage spool on $name", (engine: TestEn
       const [file] = await spoolFiles();
       const text = await readFile(join(directory, file as string), "utf8");
       const lines = text.trim().split("\n");
-      expect(lines).toHaveLength(2);
+      expect(lines).toHaveLength(3); // the header and two records
       h.setDown(false);
       // The first record reached the database before the process died (a replay after a
       // crash between writing and dropping it), the second did not.
       await h.cost.flush();
       const orphan = join(directory, `cost-spool-${hostname()}-${2 ** 22 + 4321}-abcd.jsonl`);
-      await writeFile(orphan, `${lines.join("\n")}\n{"v":1,"item":{"id":"tor`);
+      await writeFile(orphan, `${lines.join("\n")}\n{"seq":3,"mac":"tor`);
       const logger = recordingLogger();
-      const next = new CostModule(
-        { store: h.store, logger, audit: h.audit, halt: h.halt, clock: h.clock },
-        { sweepIntervalMs: null, spoolDirectory: directory },
-      );
+      const next = nextProcess(logger);
       await next.start();
       expect(
         logger.lines.some((entry) => entry.message.includes("Adopted 2 spooled usage records")),
@@ -78,10 +99,38 @@ describe.each(testEngines())("the durable usage spool on $name", (engine: TestEn
       expect(await next.flush()).toBe(0);
       expect(next.metrics()).toMatchObject({ usageDuplicates: 2, usageRecorded: 0 });
       expect(logger.lines.some((entry) => entry.message.includes("torn last line"))).toBe(true);
+      expect(h.audit.events.map((event) => event.kind)).toContain("budget.spool_torn");
       await next.close();
       expect(await h.sessionRow(A, "s-1")).toMatchObject({ usd: "0.300000000000000", tokens: "3" });
       expect([first.usageId, second.usageId]).toHaveLength(2);
       expect(await spoolFiles()).toEqual([]);
+    },
+  );
+
+  // A spool edited before its replay (less spend) must not be believed: the spool is signed
+  // under the chain key, so the next process refuses the edited record and says so.
+  it.skipIf(!engine.available)(
+    "an edited spool is refused at replay, kept aside, and reported in the audit chain",
+    async () => {
+      h.setDown(true);
+      await h.cost.track(A, "s-1", { tokens: 1, usd: "0.1" });
+      await h.cost.track(A, "s-1", { tokens: 2, usd: "0.9" });
+      const [file] = await spoolFiles();
+      const text = await readFile(join(directory, file as string), "utf8");
+      const orphan = join(directory, `cost-spool-${hostname()}-${2 ** 22 + 4322}-abcd.jsonl`);
+      await writeFile(orphan, text.replace('"u":"0.9"', '"u":"0.0"'));
+      await rm(join(directory, file as string));
+      const logger = recordingLogger();
+      const next = nextProcess(logger);
+      h.setDown(false);
+      await next.start();
+      expect(await next.flush()).toBe(0);
+      await next.close();
+      // Only the record before the edited line is replayed; the edited one is not believed.
+      expect(await h.sessionRow(A, "s-1")).toMatchObject({ usd: "0.100000000000000", tokens: "1" });
+      const rejected = h.audit.events.find((event) => event.kind === "budget.spool_rejected");
+      expect(rejected).toMatchObject({ agentId: "gov.cost", metadata: { proven: 1, line: 3 } });
+      expect((await readdir(directory)).some((name) => name.startsWith("rejected-"))).toBe(true);
     },
   );
 

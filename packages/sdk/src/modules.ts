@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { auditModule } from "@gov/audit";
+import { auditModule, type CheckpointWitness, isCheckpointWitness } from "@gov/audit";
 import { ConfigError, type EnvBinding, type FieldFixes, type ModuleDefinition } from "@gov/core";
 import { costModule } from "@gov/cost";
 import { gatesModule } from "@gov/gates";
@@ -51,14 +51,32 @@ export interface AuditSdkOptions {
    * @default `<embedded database>/audit-spool`, or `./.governance/audit-spool`
    */
   auditSpoolDirectory?: string | false;
-  /** Sign every chain's head into a checkpoint this often; 0 turns it off. Env: `GOVERNANCE_AUDIT_CHECKPOINT_INTERVAL_MS`. @default 0 */
+  /**
+   * Sign every chain's head into a checkpoint this often; 0 turns it off. Heads reach the
+   * witness only through checkpoints. Env: `GOVERNANCE_AUDIT_CHECKPOINT_INTERVAL_MS`.
+   * @default 60000 with an `auditWitness`, else 0
+   */
   auditCheckpointIntervalMs?: number;
+  /**
+   * Where every checkpoint is also written, outside the database, so that rows and
+   * checkpoints deleted together are still caught (`sdk.audit.verifyChain({ witness })`): a
+   * file path (JSON lines, append-only, fsynced; relative to `cwd`) or a `CheckpointWitness`.
+   * Env: `GOVERNANCE_AUDIT_WITNESS_PATH`. @default none
+   */
+  auditWitness?: string | CheckpointWitness;
+  /**
+   * Ed25519 public keys (PEM or base64 DER) of earlier checkpoint signing keys, whose
+   * checkpoints verification still believes. @default []
+   */
+  auditTrustedSigningKeys?: string[];
 }
 
 const audit: SdkModuleEntry<{
   verifyChainOnRead: boolean;
   auditSpoolDirectory?: string | false;
-  auditCheckpointIntervalMs: number;
+  auditCheckpointIntervalMs?: number;
+  auditWitness?: string | CheckpointWitness;
+  auditTrustedSigningKeys: string[];
 }> = {
   definition: auditModule,
   flag: "enableAudit",
@@ -66,7 +84,16 @@ const audit: SdkModuleEntry<{
   options: {
     verifyChainOnRead: z.boolean().default(false),
     auditSpoolDirectory: z.union([z.string().min(1), z.literal(false)]).optional(),
-    auditCheckpointIntervalMs: z.number().int().min(0).max(86_400_000).default(0),
+    auditCheckpointIntervalMs: z.number().int().min(0).max(86_400_000).optional(),
+    auditWitness: z
+      .union([
+        z.string().min(1),
+        z.custom<CheckpointWitness>(isCheckpointWitness, {
+          message: "must be a file path or an object with append() and read().",
+        }),
+      ])
+      .optional(),
+    auditTrustedSigningKeys: z.array(z.string().min(1)).max(64).default([]),
   },
   env: [
     { env: "GOVERNANCE_VERIFY_CHAIN_ON_READ", path: ["verifyChainOnRead"], kind: "boolean" },
@@ -76,11 +103,15 @@ const audit: SdkModuleEntry<{
       path: ["auditCheckpointIntervalMs"],
       kind: "integer",
     },
+    { env: "GOVERNANCE_AUDIT_WITNESS_PATH", path: ["auditWitness"], kind: "string" },
   ],
   fixes: {
     verifyChainOnRead: "Use true or false.",
     auditSpoolDirectory: "Use a writable directory path, or false to turn the spool off.",
     auditCheckpointIntervalMs: "Use an integer number of milliseconds from 0 (off) to 86400000.",
+    auditWitness:
+      "Use the path of a file outside the database's reach, or an object with append() and read() (a CheckpointWitness).",
+    auditTrustedSigningKeys: "Use Ed25519 public keys as PEM (-----BEGIN PUBLIC KEY-----).",
   },
   moduleOptions: (config, { cwd }) => ({
     verifyChainOnRead: config.verifyChainOnRead,
@@ -90,7 +121,18 @@ const audit: SdkModuleEntry<{
           spoolDirectory:
             config.auditSpoolDirectory === false ? null : resolve(cwd, config.auditSpoolDirectory),
         }),
-    checkpointIntervalMs: config.auditCheckpointIntervalMs,
+    ...(config.auditCheckpointIntervalMs === undefined
+      ? {}
+      : { checkpointIntervalMs: config.auditCheckpointIntervalMs }),
+    ...(config.auditWitness === undefined
+      ? {}
+      : {
+          witness:
+            typeof config.auditWitness === "string"
+              ? resolve(cwd, config.auditWitness)
+              : config.auditWitness,
+        }),
+    trustedSigningKeys: config.auditTrustedSigningKeys,
   }),
 };
 

@@ -24,6 +24,7 @@ import {
   readConfig,
   readHistoricalKeyEnv,
   resolveKeyring,
+  resolveSigningKey,
   resolveTarget,
   runMigrations,
   type Store,
@@ -77,7 +78,7 @@ export interface GovernanceSDKOptions
  */
 export type GovernanceConfig = Omit<
   CoreConfig,
-  "auditSecret" | "historicalKeys" | "databaseUrl"
+  "auditSecret" | "historicalKeys" | "databaseUrl" | "auditSigningKey"
 > & {
   /** Where the data lives, e.g. `Postgres at db:5432/gov` (never the connection string). */
   database: string;
@@ -198,6 +199,11 @@ export class GovernanceSDK implements AsyncDisposable {
     });
     const config = publicConfig(parsed, bindings, target.description);
     const enabled = registry.filter((entry) => config[entry.flag] === true);
+    // The Ed25519 key of audit checkpoints (GOVERNANCE_AUDIT_SIGNING_KEY, or kept beside the
+    // embedded database); only made or read when the audit module is composed.
+    const signingKey = enabled.some((entry) => entry.definition.name === "audit")
+      ? await resolveSigningKey({ target, signingKey: parsed.auditSigningKey, logger })
+      : null;
     const store = await createStore({
       databaseUrl: parsed.databaseUrl,
       pool: config.pool,
@@ -220,7 +226,16 @@ export class GovernanceSDK implements AsyncDisposable {
       let halt: HaltGuard = noopHaltGuard;
       let operators: OperatorDirectory = noopOperatorDirectory;
       for (const entry of enabled) {
-        const context: ModuleContext = { store, keyring, clock, logger, audit, halt, operators };
+        const context: ModuleContext = {
+          store,
+          keyring,
+          signingKey,
+          clock,
+          logger,
+          audit,
+          halt,
+          operators,
+        };
         const instance = await entry.definition.create(
           context,
           entry.moduleOptions?.(config, {
@@ -370,7 +385,13 @@ function publicConfig(
   const secretPaths = bindings
     .filter((binding) => binding.kind === "secret")
     .map((binding) => binding.path);
-  const { auditSecret: _secret, historicalKeys: _keys, databaseUrl: _url, ...rest } = parsed;
+  const {
+    auditSecret: _secret,
+    historicalKeys: _keys,
+    databaseUrl: _url,
+    auditSigningKey: _signingKey,
+    ...rest
+  } = parsed;
   const config: Record<string, unknown> = { ...rest, database };
   for (const path of secretPaths) {
     const [head, ...tail] = path;

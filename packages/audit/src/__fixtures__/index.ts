@@ -11,6 +11,7 @@ import {
   sql,
 } from "@gov/core";
 import { createTestStore, type TestEngine, type TestStore } from "@gov/core/testing";
+import { ChainIntegrityError } from "../errors";
 import { AuditModule, type AuditOptions, auditMigrations } from "../module";
 
 export const SECRET_A = "audit-key-A-0123456789-abcdefghijklmnopqrstuv";
@@ -85,6 +86,17 @@ export async function tamper(store: Store, statements: readonly string[]): Promi
     await tx.execute(sql.raw("drop index if exists gov_audit.events_chain_root"));
     for (const statement of statements) await tx.execute(sql.raw(statement));
   });
+}
+
+/** The ChainIntegrityError `run` rejects with (anything else fails the test). */
+export async function chainError(run: () => Promise<unknown>): Promise<ChainIntegrityError> {
+  try {
+    await run();
+  } catch (error) {
+    if (error instanceof ChainIntegrityError) return error;
+    throw error;
+  }
+  throw new Error("expected a ChainIntegrityError");
 }
 
 export { eventually, flakyStore, recordingLogger } from "@gov/core/testing";

@@ -1,4 +1,4 @@
-import { ManualClock, sql } from "@gov/core";
+import { ChainKey, Keyring, ManualClock, sql } from "@gov/core";
 import {
   createTestStore,
   flakyStore,
@@ -15,6 +15,11 @@ export { recordingAuditSink, recordingLogger, unreachableStore };
 
 /** A HaltGuard that refuses the agents in `halted`, and remembers what it was asked. */
 export const fakeHalt = recordingHaltGuard;
+
+/** The chain keyring of the tests (every process of a deployment holds the same keys). */
+export const testKeyring = new Keyring(
+  new ChainKey("cost-test-secret-0123456789-abcdefghijklmnop"),
+);
 
 /** The start of every test's clock: noon UTC, so that a day rollover is 12 hours away. */
 export const NOON = new Date("2026-11-23T12:00:00.000Z");
@@ -47,7 +52,7 @@ export async function costHarness(
   const halt = fakeHalt();
   const clock = new ManualClock(NOON);
   const cost = new CostModule(
-    { store: flaky.store, audit, logger, halt, clock },
+    { store: flaky.store, audit, logger, halt, clock, keyring: testKeyring },
     { sweepIntervalMs: null, spoolDirectory: null, ...options },
   );
   return {
