@@ -1,8 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { canonicalJsonHash } from "@gov/core";
-import { Environment } from "@marcbachmann/cel-js";
+import type { Environment } from "@marcbachmann/cel-js";
 import { CORE_SCHEMA, load as loadYaml, YAMLException } from "js-yaml";
 import type { z } from "zod";
+import { createBoundedEnvironment, evaluateBounded, parseBounded, stepsFor } from "./cel";
 import { PolicyError } from "./errors";
 import {
   type BlueprintCheck,
@@ -19,12 +20,22 @@ import {
   type TrustDebtConfig,
 } from "./models";
 
-/** A compiled CEL expression: returns whatever the expression yields, or throws. */
-export type CompiledExpression = (context: Record<string, unknown>) => unknown;
+/**
+ * A compiled CEL expression: returns whatever the expression yields, or throws. It runs
+ * within `maxSteps` evaluation steps (default: those of the tier-0 latency budget, 100,000)
+ * and throws `EvaluationLimitExceeded` past them; its `matches()` runs on RE2.
+ */
+export type CompiledExpression = (context: Record<string, unknown>, maxSteps?: number) => unknown;
 
 /** A tripwire with its condition compiled. */
 export interface CompiledTripwire extends BlueprintTripwire {
   readonly evaluateCondition: CompiledExpression;
+  /**
+   * Its latency budget: `latencyBudgetMs`, else `STEWARD_LIMITS.tier0LatencyBudgetMs` (50).
+   * The evaluation gets 2,000 steps per millisecond of it; a measured time over it is
+   * reported, not enforced.
+   */
+  readonly budgetMs: number;
   readonly hook: Hook;
   /** The tools it is limited to, or null for every tool. */
   readonly tools: ReadonlySet<string> | null;
@@ -200,6 +211,13 @@ function nodeCount(root: unknown, limit: number): number {
 
 /** Read a blueprint YAML file and validate it. @throws {PolicyError} */
 export async function readBlueprintFile(path: string): Promise<BlueprintDocument> {
+  if (typeof path !== "string" || path.length === 0) {
+    throw new PolicyError(
+      "path",
+      `must be a file path, got ${path === null ? "null" : typeof path}.`,
+      "Pass the path of a blueprint YAML file.",
+    );
+  }
   let text: string;
   try {
     text = await readFile(path, "utf8");
@@ -240,7 +258,7 @@ export function mixedArithmetic(environment: Environment): Environment {
 
 function baseEnvironment(): Environment {
   return mixedArithmetic(
-    new Environment()
+    createBoundedEnvironment()
       .registerVariable("action", "string")
       .registerVariable("args", "map")
       .registerVariable("parameters", "map")
@@ -256,8 +274,11 @@ const STATEFUL = baseEnvironment().registerVariable("state", "map");
 
 /**
  * Compile a CEL expression once: parse, then type-check against the steward's variables.
+ * `matches()` runs on RE2 (linear time): a literal pattern RE2 refuses (a backreference,
+ * lookaround, over 1,024 characters) is refused here.
  *
- * @throws {PolicyError} naming `path` for a syntax error, an unknown variable or a type error.
+ * @throws {PolicyError} naming `path` for a syntax error, an unknown variable, a type error or
+ *   a `matches()` pattern RE2 refuses.
  */
 export function compileExpression(
   expression: string,
@@ -266,8 +287,9 @@ export function compileExpression(
 ): CompiledExpression {
   const environment = options.stateful ? STATEFUL : STATELESS;
   let compiled: ReturnType<Environment["parse"]>;
+  let patternProblems: ReturnType<typeof parseBounded>["patternProblems"];
   try {
-    compiled = environment.parse(expression);
+    ({ parsed: compiled, patternProblems } = parseBounded(environment, expression));
   } catch (error) {
     throw new PolicyError(
       path,
@@ -276,6 +298,7 @@ export function compileExpression(
       options.blueprintId ?? null,
     );
   }
+  refusePatterns(patternProblems, path, options.blueprintId ?? null);
   const checked = compiled.check();
   if (!checked.valid) {
     const message = firstLine(checked.error);
@@ -297,7 +320,35 @@ export function compileExpression(
       options.blueprintId ?? null,
     );
   }
-  return compiled as unknown as CompiledExpression;
+  return boundedExpression(compiled);
+}
+
+const DEFAULT_STEPS = stepsFor(STEWARD_LIMITS.tier0LatencyBudgetMs);
+
+/** The bounded form of a parsed expression (see {@link CompiledExpression}). */
+export function boundedExpression(
+  parsed: (context: Record<string, unknown>) => unknown,
+): CompiledExpression {
+  return (context, maxSteps = DEFAULT_STEPS) => evaluateBounded(parsed, context, maxSteps);
+}
+
+/** @throws {PolicyError} for the first literal `matches()` pattern that RE2 refuses. */
+export function refusePatterns(
+  problems: readonly { pattern: string; problem: string }[],
+  path: string,
+  blueprintId: string | null,
+  subject?: string,
+): void {
+  const [first] = problems;
+  if (!first) return;
+  const shown = first.pattern.length > 80 ? `${first.pattern.slice(0, 80)}…` : first.pattern;
+  throw new PolicyError(
+    path,
+    `has a matches() pattern ${JSON.stringify(shown)} that ${first.problem}.`,
+    "matches() uses RE2 syntax, matched in linear time: rewrite the pattern without backreferences (\\1) or lookaround ((?=…), (?!…), (?<=…), (?<!…)), within 1,024 characters; see BLUEPRINTS.md.",
+    blueprintId,
+    subject,
+  );
 }
 
 function firstLine(error: unknown): string {
@@ -396,6 +447,7 @@ export function compileBlueprint(
     const tool = tripwire.when.tool;
     return {
       ...tripwire,
+      budgetMs: tripwire.latencyBudgetMs ?? STEWARD_LIMITS.tier0LatencyBudgetMs,
       hook: tripwire.when.hook,
       tools: tool === undefined ? null : new Set(typeof tool === "string" ? [tool] : tool),
       evaluateCondition: compileExpression(tripwire.condition, `tripwires[${index}].condition`, {

@@ -10,6 +10,17 @@ export const STEWARD_ERROR_CODES = {
   LATENCY_BUDGET_EXCEEDED: "LATENCY_BUDGET_EXCEEDED",
   /** A blueprint id was not found in a registry. */
   BLUEPRINT_NOT_FOUND: "BLUEPRINT_NOT_FOUND",
+  /**
+   * A CEL evaluation (a tripwire's condition, a check's rule, a guard condition) ran past its
+   * step limit and was refused unfinished. `evaluate` and `guard` never throw it: they count
+   * the tripwire as fired (at least BLOCK).
+   */
+  EVALUATION_LIMIT_EXCEEDED: "EVALUATION_LIMIT_EXCEEDED",
+  /**
+   * A blueprint in the Postgres registry failed its signature check (edited in the table,
+   * written before signatures, or signed under a key this process does not hold).
+   */
+  BLUEPRINT_SIGNATURE_INVALID: "BLUEPRINT_SIGNATURE_INVALID",
 } as const;
 
 /** One of {@link STEWARD_ERROR_CODES}. */
@@ -98,6 +109,36 @@ export class BlueprintNotFound extends StewardError {
 }
 
 /**
+ * A blueprint in the Postgres registry was refused: its row has no signature (written before
+ * signatures), is signed by a key this process does not hold, or does not match its signature
+ * or its content hash (edited in the table). Nothing was loaded from it; the refusal is also
+ * logged and written to the audit chain (`steward.blueprint_rejected`).
+ */
+export class BlueprintSignatureInvalid extends StewardError {
+  readonly blueprintId: string;
+  /** `unsigned`, `unknown_key`, `bad_signature`, `hash_mismatch` or `invalid_blueprint`. */
+  readonly reason: string;
+
+  constructor(blueprintId: string, reason: string, problem: string, fix: string) {
+    super({
+      code: STEWARD_ERROR_CODES.BLUEPRINT_SIGNATURE_INVALID,
+      message: `Blueprint "${blueprintId}" in the registry was refused (${reason}): ${problem}.`,
+      recoveryHint: fix,
+    });
+    this.name = "BlueprintSignatureInvalid";
+    this.blueprintId = blueprintId;
+    this.reason = reason;
+  }
+
+  static override isInstance(error: unknown): error is BlueprintSignatureInvalid {
+    return (
+      GovernanceError.isInstance(error) &&
+      (error as GovernanceError).code === STEWARD_ERROR_CODES.BLUEPRINT_SIGNATURE_INVALID
+    );
+  }
+}
+
+/**
  * A guarded call was denied by the steward and the guard had no `onDeny`: the function was
  * not called. `result` is the full intervention.
  */
@@ -164,6 +205,41 @@ export class BudgetExceeded extends StewardError {
     return (
       GovernanceError.isInstance(error) &&
       (error as GovernanceError).code === STEWARD_ERROR_CODES.LATENCY_BUDGET_EXCEEDED
+    );
+  }
+}
+
+/**
+ * A CEL evaluation ran past its step limit (or could not be bounded) and was refused
+ * unfinished: an exhausted evaluation has no answer. Thrown by the functions that
+ * `compileExpression` returns; the steward and `guard()` turn it into a fired tripwire.
+ *
+ * @example
+ * ```ts
+ * try { condition(variables); } catch (error) {
+ *   if (EvaluationLimitExceeded.isInstance(error)) deny(error.message);
+ * }
+ * ```
+ */
+export class EvaluationLimitExceeded extends StewardError {
+  /** The step limit that was reached (0 when no bound could be installed). */
+  readonly limit: number;
+
+  constructor(limit: number, problem: string) {
+    super({
+      code: STEWARD_ERROR_CODES.EVALUATION_LIMIT_EXCEEDED,
+      message: `A CEL evaluation was refused unfinished: ${problem}.`,
+      recoveryHint:
+        "Simplify the condition (fewer nested exists/all/map over large lists, fewer matches() over long text), or raise latencyBudgetMs on the tripwire (2,000 steps per millisecond).",
+    });
+    this.name = "EvaluationLimitExceeded";
+    this.limit = limit;
+  }
+
+  static override isInstance(error: unknown): error is EvaluationLimitExceeded {
+    return (
+      GovernanceError.isInstance(error) &&
+      (error as GovernanceError).code === STEWARD_ERROR_CODES.EVALUATION_LIMIT_EXCEEDED
     );
   }
 }

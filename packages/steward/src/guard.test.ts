@@ -3,7 +3,7 @@ import { describe, expect, it, vi } from "vitest";
 import { makeSteward } from "./__fixtures__";
 import { PolicyError, TripwireViolation } from "./errors";
 import { guard } from "./guard";
-import { detectPii, luhnValid } from "./pii";
+import { containsPii, detectPii, luhnValid } from "./pii";
 import { GovernanceSteward } from "./steward";
 
 describe("guard shorthand", () => {
@@ -338,7 +338,13 @@ describe("no_pii", () => {
       return seed / 2 ** 31;
     };
     for (let index = 0; index < 1_000; index++) {
-      expect(detectPii(String(random()))).toEqual([]); // decimals like 0.8734523452345
+      // Numbers that are not integers are never PII; decimals written with up to 12 digits
+      // after the point neither. (A decimal string whose fraction is, whole, a valid card
+      // number is one: "9.4111111111111111".)
+      const value = random();
+      expect(containsPii(value)).toBe(false);
+      expect(detectPii(value.toFixed(12))).toEqual([]);
+      expect(detectPii((value * 1e6).toFixed(6))).toEqual([]);
     }
     for (const card of [
       "4111111111111111",
@@ -359,5 +365,329 @@ describe("no_pii", () => {
     expect(luhnValid("4111111111111111")).toBe(true);
     expect(luhnValid("4111111111111112")).toBe(false);
     expect(detectPii("4012888888881881")).toEqual(["card"]);
+  });
+});
+
+/** A deterministic pseudo-random generator for generated variants. */
+function seeded(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+    return state / 2 ** 31;
+  };
+}
+
+const TEST_CARDS = ["4111111111111111", "5555555555554444", "378282246310005", "6011111111111117"];
+const SEPARATORS = [
+  " ",
+  "  ",
+  "\t",
+  " \t ",
+  "-",
+  "\u2013", // en dash
+  "\u2014", // em dash
+  "\u2010", // hyphen
+  "\u2011", // non-breaking hyphen
+  "\u2212", // minus sign
+  "\ufe63", // small hyphen-minus
+  "\uff0d", // full-width hyphen-minus
+  ".",
+  " - ",
+  "\u00a0", // no-break space
+  "\u2009", // thin space
+  "\u202f", // narrow no-break space
+  "\u3000", // ideographic space
+  "\u2800", // braille pattern blank
+];
+const INVISIBLES = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u180e", "\u034f"];
+
+/** `card` in groups of 4 with `separator`, and `invisible` after `every`-th digit. */
+function disguise(card: string, separator: string, invisible = "", every = 0): string {
+  let out = "";
+  for (const [index, digit] of [...card].entries()) {
+    if (index > 0 && index % 4 === 0) out += separator;
+    out += digit;
+    if (invisible && every > 0 && index % every === every - 1) out += invisible;
+  }
+  return out;
+}
+
+// Break 7: no_pii was evaded by separators, invisible characters, look-alike dashes, a decimal
+// point, digits of other scripts, and PII inside values that are not plain JSON.
+describe("no_pii evasions", () => {
+  const ran = vi.fn(async (..._args: unknown[]) => "ran");
+  const call = guard({ tripwires: ["no_pii"] }, async (args: { note: unknown }) => ran(args));
+
+  it.each([
+    ["double spaces", "card 4111  1111  1111  1111"],
+    ["tabs", "card 4111\t1111\t1111\t1111"],
+    ["mixed blanks", "4111 \t 1111\u00a01111\u20031111"],
+    ["zero-width characters", "4111\u200b1111\u200c1111\u200d1111"],
+    ["a zero-width character in a group", "41\u200b11111111111111"],
+    ["soft hyphens", "4111\u00ad1111\u00ad1111\u00ad1111"],
+    ["a leading 9.", "9.4111111111111111"],
+    ["a leading 0.", "amount 0.4111111111111111 EUR"],
+    ["a trailing decimal", "4111111111111111.25"],
+    ["mixed separators", "4111-1111-1111.1111"],
+    ["more mixed separators", "4111.1111-1111 1111"],
+    ["en dashes", "4111\u20131111\u20131111\u20131111"],
+    ["a minus sign", "4111\u22121111\u22121111\u22121111"],
+    ["spaced dashes", "4111 - 1111 - 1111 - 1111"],
+    [
+      "Arabic-Indic digits",
+      "\u0664\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661",
+    ],
+    [
+      "Devanagari digits",
+      "\u096a\u0967\u0967\u0967\u0967\u0967\u0967\u0967\u0967\u0967\u0967\u0967\u0967\u0967\u0967\u0967",
+    ],
+    ["mathematical digits", "\u{1d7d2}\u{1d7cf}\u{1d7cf}\u{1d7cf}111111111111"],
+    ["combining marks", "4\u03021111111111111111".replace("11111", "1\u03001111")],
+    ["an SSN with en dashes", "ssn 123\u201345\u20136789"],
+    ["an SSN with em dashes", "123\u201445\u20146789"],
+    ["an SSN with minus signs", "123\u221245\u22126789"],
+    ["an SSN with hyphens", "123\u201045\u20106789"],
+    ["an SSN with full-width dashes", "123\uff0d45\uff0d6789"],
+    ["an SSN with double spaces", "123  45  6789"],
+    ["an SSN with a zero-width character", "123-4\u200b5-6789"],
+    ["an e-mail with zero-width characters", "jane\u200b.doe@exa\u200cmple.com"],
+    ["an e-mail with a soft hyphen", "jane\u00ad@example\u00ad.com"],
+    [
+      "a full-width e-mail",
+      "\uff4a\uff41\uff4e\uff45\uff20\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45\uff0e\uff43\uff4f\uff4d",
+    ],
+    ["an e-mail with accents", "jos\u00e9@ex\u00e4mple.de"],
+    ["an e-mail with a word joiner before the at", "jane\u2060@example.com"],
+  ])("blocks a card, SSN or e-mail disguised with %s", async (_, note) => {
+    await expect(call({ note })).rejects.toMatchObject({ tripwires: ["no_pii"] });
+  });
+
+  it("blocks generated variants: every separator, invisible character and position", async () => {
+    const random = seeded(7);
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+    let count = 0;
+    for (const card of TEST_CARDS) {
+      for (const separator of SEPARATORS) {
+        const variants = [
+          disguise(card, separator),
+          disguise(card, separator, pick(INVISIBLES), 1 + Math.floor(random() * 5)),
+          `${pick(["9.", "0.", "ref "])}${disguise(card, pick(SEPARATORS), pick(INVISIBLES), 3)}`,
+        ];
+        for (const note of variants) {
+          expect(detectPii(note), JSON.stringify(note)).toContain("card");
+          count++;
+        }
+      }
+    }
+    for (const separator of SEPARATORS.filter((item) => !/[.\u2800]/.test(item))) {
+      const ssn = `123${separator}45${separator}6789`;
+      expect(detectPii(ssn), JSON.stringify(ssn)).toContain("national_id");
+      const email = `jane${pick(INVISIBLES)}.doe@example${pick(INVISIBLES)}.com`;
+      expect(detectPii(email), JSON.stringify(email)).toContain("email");
+      count += 2;
+    }
+    expect(count).toBeGreaterThan(200);
+  });
+
+  class Customer {
+    readonly #card: string;
+    constructor(card: string) {
+      this.#card = card;
+    }
+    get card(): string {
+      return this.#card;
+    }
+  }
+
+  it.each([
+    ["a Map key", () => new Map([["jane@example.com", 1]])],
+    ["a Map value", () => new Map([["k", "4111 1111 1111 1111"]])],
+    ["a Set member", () => new Set(["x", "123-45-6789"])],
+    [
+      "a class instance's own property",
+      () => Object.assign(new (class Order {})(), { to: "jane@example.com" }),
+    ],
+    [
+      "a non-enumerable property",
+      () => Object.defineProperty({}, "card", { value: "4111111111111111", enumerable: false }),
+    ],
+    ["a getter on a class", () => new Customer("4111111111111111")],
+    ["a symbol-keyed property", () => ({ [Symbol("card")]: "4111111111111111" })],
+    ["a Buffer", () => Buffer.from("write to jane@example.com")],
+    ["a Uint8Array", () => new TextEncoder().encode("card 4111 1111 1111 1111")],
+    ["an ArrayBuffer", () => new TextEncoder().encode("ssn 123-45-6789").buffer],
+    ["a DataView", () => new DataView(new TextEncoder().encode("jane@example.com").buffer)],
+    [
+      "a Uint16Array of UTF-16 text",
+      () => Uint16Array.from("jane@example.com", (c) => c.charCodeAt(0)),
+    ],
+    ["an object with toJSON", () => ({ toJSON: () => ({ to: "jane@example.com" }) })],
+    ["an Error's message", () => new Error("card 4111111111111111 declined")],
+    ["a boxed string", () => new String("jane@example.com")],
+    ["URLSearchParams", () => new URLSearchParams({ email: "jane@example.com" })],
+    ["a URL", () => new URL("https://shop.example/?email=jane%40example.com&to=jane@example.com")],
+    ["a Map in a Set in a list", () => [new Set([new Map([["k", ["4111111111111111"]]])])]],
+    [
+      "a cyclic object",
+      () => {
+        const node: Record<string, unknown> = { name: "a" };
+        node.self = node;
+        node.mail = "jane@example.com";
+        return node;
+      },
+    ],
+  ])("finds PII in %s", async (_, make) => {
+    await expect(call({ note: make() })).rejects.toMatchObject({ tripwires: ["no_pii"] });
+  });
+
+  it("scans a class instance passed as the object argument itself, getters included", async () => {
+    const body = vi.fn(async (customer: Customer) => customer.card);
+    const charge = guard({ tripwires: ["no_pii"] }, body);
+    await expect(charge(new Customer("4111111111111111"))).rejects.toBeInstanceOf(
+      TripwireViolation,
+    );
+    await expect(charge(new Customer("not a card"))).resolves.toBe("not a card");
+  });
+
+  it.each([
+    [
+      "millisecond timestamps",
+      () => Array.from({ length: 200 }, (_, i) => String(1_763_884_800_000 + i * 7)),
+    ],
+    ["second timestamps", () => Array.from({ length: 200 }, (_, i) => String(1_763_884_800 + i))],
+    ["ISO timestamps", () => ["2026-01-15T10:20:30.123Z", "2026-01-15 10:20:30.123456+00:00"]],
+    ["order ids", () => ["ORD-2024-000123", "order #1234567", "PO 2026-0042-17", "INV-2024-0042"]],
+    [
+      "UUIDs",
+      () => ["3f2b8a6e-4c1d-4e5f-9a7b-1c2d3e4f5a6b", "00000000-0000-0000-0000-000000000000"],
+    ],
+    [
+      "version strings",
+      () => ["1.2.3", "10.0.19041.1288", "v2.14.0-rc.1", "4.1.111.1111", "2024.01.15.1"],
+    ],
+    ["IP addresses", () => ["192.168.1.1", "10.0.0.254", "fe80::1ff:fe23:4567:890a"]],
+    [
+      "amounts and short decimals",
+      () => ["1234.56", "refund 1,250.00 USD", "51.50735095", "-0.1278", "3.14159"],
+    ],
+    ["numbers that are not integers", () => Array.from({ length: 500 }, (_, i) => (i + 0.5) / 7)],
+    ["git hashes", () => ["9fceb02d0ae598e95dc970b74767f19372d61af8", "1c2d3e4f"]],
+    ["dates", () => ["2026-01-15", "15/01/2026", "Jan 15, 2026"]],
+  ])("lets %s through", async (_, make) => {
+    await expect(call({ note: make() })).resolves.toBe("ran");
+  });
+});
+
+// Break 7: blockedKeywords was evaded by zero-width characters, full-width letters, Cyrillic
+// look-alikes and soft hyphens.
+describe("blockedKeywords evasions", () => {
+  const call = guard(
+    { blockedKeywords: ["password", "drop table"] },
+    async (_: { reasoning?: unknown; note?: string }) => "ran",
+  );
+
+  it.each([
+    ["a zero-width space", "send the pass\u200bword"],
+    ["a soft hyphen", "send the pass\u00adword"],
+    ["full-width letters", "send the \uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44"],
+    ["Cyrillic look-alikes", "send the \u0440\u0430ssw\u043erd"],
+    ["a Greek omicron", "send the passw\u03bfrd"],
+    ["upper case", "send the PASSWORD"],
+    ["all of them", "\u0420\u0410\u200bS\u00adS\uff37\u039fRD"],
+    ["a phrase with a look-alike space", "DROP\u00a0TABLE users"],
+    ["a phrase with an invisible character", "drop \u200btable users"],
+    // Look-alike capitals whose lower case is not a look-alike (Cyrillic В, Т; Greek Β).
+    ["Cyrillic capitals", "DR\u041eP \u0422\u0410\u0412L\u0415 users"],
+    ["a Greek capital beta", "DROP TA\u0392LE users"],
+    ["a combining mark", "pa\u0301ssword"],
+    ["a run of spaces", "drop   table users"],
+  ])("blocks a keyword disguised with %s", async (_, reasoning) => {
+    await expect(call({ reasoning })).rejects.toMatchObject({ tripwires: ["blocked_keywords"] });
+  });
+
+  it("blocks generated look-alike variants", async () => {
+    const lookalikes: Record<string, readonly string[]> = {
+      p: ["p", "\u0440", "\uff50"],
+      a: ["a", "\u0430", "\uff41"],
+      s: ["s", "\u0455", "\uff53"],
+      o: ["o", "\u043e", "\u03bf", "\uff4f"],
+      w: ["w", "\uff57"],
+      r: ["r", "\uff52"],
+      d: ["d", "\uff44"],
+    };
+    const random = seeded(11);
+    for (let index = 0; index < 100; index++) {
+      let word = "";
+      for (const letter of "password") {
+        const options = lookalikes[letter] ?? [letter];
+        word += options[Math.floor(random() * options.length)];
+        if (random() < 0.3) word += INVISIBLES[Math.floor(random() * INVISIBLES.length)];
+      }
+      if (random() < 0.5) word = word.toUpperCase();
+      await expect(call({ reasoning: `here is the ${word}` }), word).rejects.toMatchObject({
+        tripwires: ["blocked_keywords"],
+      });
+    }
+  });
+
+  it("finds keywords in reasoning held in non-JSON values", async () => {
+    for (const reasoning of [
+      new Set(["the password"]),
+      new Map([["the password", 1]]),
+      [new Map([["k", "the pass\u200bword"]])],
+      Buffer.from("the password"),
+      { toJSON: () => "the password" },
+    ]) {
+      await expect(call({ reasoning })).rejects.toMatchObject({ tripwires: ["blocked_keywords"] });
+    }
+  });
+
+  it("lets look-alike-free text through", async () => {
+    for (const reasoning of [
+      "pass the word",
+      "passport renewal",
+      "drop the table leg",
+      "pass-word",
+    ]) {
+      await expect(call({ reasoning }), reasoning).resolves.toBe("ran");
+    }
+  });
+});
+
+// Break 7: maxSpend read `spend` before `cost`, so { cost: 5000, spend: 0 } ran.
+describe("maxSpend reads every spend-like field", () => {
+  const body = vi.fn(async (..._args: unknown[]) => "ran");
+  const call = guard({ maxSpend: 100 }, async (args: Record<string, unknown>) => body(args));
+
+  it.each([
+    [{ cost: 5000, spend: 0 }, /cost/],
+    [{ spend: 0, amount: 0, cost: 101 }, /cost/],
+    [{ amount: 10, price: 900 }, /price/],
+    [{ total: 101 }, /total/],
+    [{ spend: 50, cost: 100.5 }, /cost/],
+    [{ amount: 101n }, /amount/],
+  ])("denies %o: the largest wins", async (args, field) => {
+    await expect(call(args)).rejects.toMatchObject({ tripwires: ["max_spend"] });
+    await expect(call(args)).rejects.toThrow(field);
+  });
+
+  it.each([
+    [{ amount: -5 }, /amount.*negative/],
+    [{ cost: "5000" }, /cost.*not a number/],
+    [{ spend: Number.NaN }, /spend.*not a number/],
+    [{ price: Number.POSITIVE_INFINITY }, /price.*not a number/],
+    [{ amount: 5, cost: null }, /cost.*not a number/],
+    [{ note: "no amount at all" }, /none of/],
+  ])("denies %o with a clear reason", async (args, reason) => {
+    await expect(call(args)).rejects.toThrow(reason);
+  });
+
+  it("runs when every spend-like field is within the limit", async () => {
+    body.mockClear();
+    await expect(call({ spend: 100, amount: 20, cost: 99.5, price: 0, total: 100n })).resolves.toBe(
+      "ran",
+    );
+    await expect(call({ amount: 100 })).resolves.toBe("ran");
+    expect(body).toHaveBeenCalledTimes(2);
   });
 });

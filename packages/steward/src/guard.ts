@@ -1,7 +1,17 @@
 import { randomUUID } from "node:crypto";
-import { AgentHaltedError } from "@gov/core";
-import { Environment } from "@marcbachmann/cel-js";
-import { mixedArithmetic } from "./blueprint";
+import { AgentHaltedError, containsLookAlike, matchingForms } from "@gov/core";
+import {
+  boundedExpression,
+  type CompiledExpression,
+  mixedArithmetic,
+  refusePatterns,
+} from "./blueprint";
+import {
+  createBoundedEnvironment,
+  evaluateWithinBudget,
+  inputBoundProblem,
+  parseBounded,
+} from "./cel";
 import { PolicyError as BasePolicyError, TripwireViolation } from "./errors";
 
 class PolicyError extends BasePolicyError {
@@ -10,8 +20,8 @@ class PolicyError extends BasePolicyError {
   }
 }
 
-import type { InterventionResult, InterventionType } from "./models";
-import { containsPii } from "./pii";
+import { type InterventionResult, type InterventionType, STEWARD_LIMITS } from "./models";
+import { piiFinding, scanValues } from "./pii";
 import { type GovernanceSteward, stricter } from "./steward";
 
 /** A custom rule of `guard()`: fires when `condition` (CEL over the named arguments) is true. */
@@ -86,27 +96,46 @@ export interface GuardOptions<Args extends unknown[] = unknown[], Result = unkno
   onReview?: (decision: GuardDecision<Args, Result>) => Result | Promise<Result>;
 }
 
-// The same mixed int/double arithmetic as blueprints: `spend * 2 < 100` with `spend: 10`.
-const GUARD_ENVIRONMENT = mixedArithmetic(new Environment({ unlistedVariablesAreDyn: true }));
+// The same mixed int/double arithmetic as blueprints: `spend * 2 < 100` with `spend: 10`;
+// `matches()` on RE2 and every evaluation bounded, as in blueprints.
+const GUARD_ENVIRONMENT = mixedArithmetic(
+  createBoundedEnvironment({ unlistedVariablesAreDyn: true }),
+);
+
+/**
+ * Whether a rule fires: `true` (with its own reason), or a reason of this call — `exceeded`
+ * when the condition could not be evaluated within its bounds (the decision is then at least
+ * BLOCK).
+ */
+type Firing = boolean | { reason: string; exceeded: boolean };
+
+/** One call, as the rules see it. */
+interface GuardCall {
+  /** CEL variables: the named arguments, `reasoning` (a string) and `args`. */
+  scope: Record<string, unknown>;
+  /** The named arguments. */
+  variables: Record<string, unknown>;
+  /** Arguments without a name (positional without `params`, or beyond them). */
+  unnamed: readonly unknown[];
+  /** Every argument, as passed (class instances, Maps and all). */
+  args: readonly unknown[];
+  /** The reasoning as given, of any type (`reasoning`, and `reason`). */
+  reasoning: readonly unknown[];
+  /** The static input bound the arguments break, if any (computed once). */
+  inputProblem: () => string | null;
+}
 
 interface CompiledGuardRule {
   id: string;
   decision: InterventionType;
   reason: string;
-  /**
-   * True when the rule fires. `unnamed` holds the arguments the guard could not name
-   * (positional arguments without `params`, or beyond them).
-   */
-  fires: (variables: Record<string, unknown>, unnamed: readonly unknown[]) => boolean;
+  fires: (call: GuardCall) => Firing;
 }
 
-function compileGuardExpression(
-  expression: string,
-  field: string,
-): (variables: Record<string, unknown>) => unknown {
-  let compiled: ReturnType<Environment["parse"]>;
+function compileGuardExpression(expression: string, field: string): CompiledExpression {
+  let parsed: ReturnType<typeof parseBounded>;
   try {
-    compiled = GUARD_ENVIRONMENT.parse(expression);
+    parsed = parseBounded(GUARD_ENVIRONMENT, expression);
   } catch (error) {
     const message = error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error);
     throw new PolicyError(
@@ -115,7 +144,67 @@ function compileGuardExpression(
       'Write a condition over the function\'s named arguments, e.g. "spend < 50".',
     );
   }
-  return compiled as unknown as (variables: Record<string, unknown>) => unknown;
+  refusePatterns(parsed.patternProblems, field, null, "guard options");
+  return boundedExpression(parsed.parsed);
+}
+
+/**
+ * A CEL rule evaluated within the tier-0 bounds: fires when `firesOn(value)` holds, when the
+ * condition errors (fail closed), or — at least BLOCK — when it ran past its bounds.
+ */
+function celFiring(
+  id: string,
+  condition: CompiledExpression,
+  call: GuardCall,
+  firesOn: (value: unknown) => boolean,
+): Firing {
+  const outcome = evaluateWithinBudget(
+    condition,
+    call.scope,
+    STEWARD_LIMITS.tier0LatencyBudgetMs,
+    call.inputProblem(),
+  );
+  if (outcome.kind === "exceeded") {
+    return {
+      reason: `"${id}" could not be evaluated within its bounds (${outcome.reason}); fail closed.`,
+      exceeded: true,
+    };
+  }
+  return outcome.kind === "error" || firesOn(outcome.value);
+}
+
+/**
+ * The arguments `maxSpend` reads (top-level named arguments): every one present is checked,
+ * and the largest must be within the limit.
+ */
+export const SPEND_FIELDS = ["spend", "amount", "cost", "price", "total"] as const;
+
+/** Why `maxSpend` denies these named arguments, or null when it allows them. */
+function spendProblem(variables: Record<string, unknown>, limit: number): string | null {
+  let largest: { field: string; value: number } | null = null;
+  for (const field of SPEND_FIELDS) {
+    if (!Object.hasOwn(variables, field) || variables[field] === undefined) continue;
+    const raw = variables[field];
+    const value = typeof raw === "bigint" ? Number(raw) : raw;
+    if (typeof value !== "number" || !Number.isFinite(value)) {
+      return `maxSpend: "${field}" is not a number (${describeValue(raw)}); a spend must be a finite number.`;
+    }
+    if (value < 0) return `maxSpend: "${field}" is negative (${value}); a spend cannot be.`;
+    if (!largest || value > largest.value) largest = { field, value };
+  }
+  if (!largest) {
+    return `maxSpend: none of ${SPEND_FIELDS.join(", ")} is given; the spend cannot be checked.`;
+  }
+  return largest.value > limit
+    ? `Spend exceeds the limit of ${limit}: "${largest.field}" is ${largest.value}.`
+    : null;
+}
+
+function describeValue(value: unknown): string {
+  if (typeof value === "string")
+    return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === "number" || typeof value === "bigint") return String(value);
+  return value === null ? "null" : typeof value;
 }
 
 function compileRules<Args extends unknown[], Result>(
@@ -132,13 +221,24 @@ function compileRules<Args extends unknown[], Result>(
     }
     const text = raw.trim();
     if (text === "no_pii") {
+      const reason =
+        "Personal data (e-mail, phone, card or national id number) in the reasoning or arguments.";
       rules.push({
         id: "no_pii",
         decision: "BLOCK",
-        reason:
-          "Personal data (e-mail, phone, card or national id number) in the reasoning or arguments.",
-        // Every argument, named or not; a value too large or deep to scan denies.
-        fires: (variables, unnamed) => containsPii(variables) || containsPii(unnamed),
+        reason,
+        // Every argument as passed, named or not; a value too large, deep or unreadable to
+        // scan completely denies.
+        fires: (call) => {
+          const finding = piiFinding(call.args);
+          if (finding === null) return false;
+          return finding.kind === "match"
+            ? true
+            : {
+                reason: `The arguments could not be scanned for personal data completely (${finding.reason}); denied.`,
+                exceeded: false,
+              };
+        },
       });
       continue;
     }
@@ -148,13 +248,7 @@ function compileRules<Args extends unknown[], Result>(
       id: text,
       decision: "BLOCK",
       reason: `The allowed condition "${text}" does not hold.`,
-      fires: (variables) => {
-        try {
-          return allowed(variables) !== true;
-        } catch {
-          return true;
-        }
-      },
+      fires: (call) => celFiring(text, allowed, call, (value) => value !== true),
     });
   }
   for (const [index, rule] of (options.rules ?? []).entries()) {
@@ -174,17 +268,12 @@ function compileRules<Args extends unknown[], Result>(
       );
     }
     const condition = compileGuardExpression(rule.condition, `rules[${index}].condition`);
+    const id = rule.id ?? `rules[${index}]`;
     rules.push({
-      id: rule.id ?? `rules[${index}]`,
+      id,
       decision,
       reason: rule.reason ?? `Rule "${rule.condition}" fired.`,
-      fires: (variables) => {
-        try {
-          return condition(variables) !== false;
-        } catch {
-          return true;
-        }
-      },
+      fires: (call) => celFiring(id, condition, call, (value) => value !== false),
     });
   }
   if (options.maxSpend !== undefined) {
@@ -196,38 +285,43 @@ function compileRules<Args extends unknown[], Result>(
       id: "max_spend",
       decision: "BLOCK",
       reason: `Spend exceeds the limit of ${limit}.`,
-      fires: (variables) => {
-        const spend = variables.spend ?? variables.amount ?? variables.cost;
-        return typeof spend !== "number" || !(spend <= limit);
+      fires: (call) => {
+        const problem = spendProblem(call.variables, limit);
+        return problem === null ? false : { reason: problem, exceeded: false };
       },
     });
   }
   const keywords = (options.blockedKeywords ?? []).map((keyword, index) => {
-    if (typeof keyword !== "string" || keyword === "") {
+    if (typeof keyword !== "string" || (matchingForms(keyword)[0] ?? "").trim() === "") {
       throw new PolicyError(
         `blockedKeywords[${index}]`,
-        "must be a non-empty string.",
+        "must be a string with visible characters.",
         "List the words to refuse in the reasoning.",
       );
     }
-    return keyword.toLowerCase();
+    return matchingForms(keyword);
   });
   if (keywords.length > 0) {
     rules.push({
       id: "blocked_keywords",
       decision: "BLOCK",
       reason: "The reasoning contains a blocked keyword.",
-      fires: (variables, unnamed) => {
-        const texts: string[] = [];
+      fires: (call) => {
         // The reasoning, whatever its type (a list of strings is still reasoning), and
-        // arguments without a name, which may be the reasoning too.
-        const given = (variables.args ?? variables) as Record<string, unknown>;
-        collectStrings([given.reasoning, given.reason], texts, 0);
-        collectStrings(unnamed, texts, 0);
-        return texts.some((text) => {
-          const lower = text.toLowerCase();
-          return keywords.some((keyword) => lower.includes(keyword));
+        // arguments without a name, which may be the reasoning too — every value in them,
+        // compared form by form (look-alikes of either case, full-width letters, invisible
+        // characters).
+        const finding = scanValues([...call.reasoning, call.unnamed], (text) => {
+          const forms = matchingForms(text);
+          return keywords.some((keyword) => containsLookAlike(forms, keyword));
         });
+        if (finding === null) return false;
+        return finding.kind === "match"
+          ? true
+          : {
+              reason: `The reasoning could not be searched for blocked keywords completely (${finding.reason}); denied.`,
+              exceeded: false,
+            };
       },
     });
   }
@@ -283,14 +377,31 @@ export function guard<Args extends unknown[], Result>(
     const reasoningValue = variables.reasoning ?? variables.reason;
     const reasoning = typeof reasoningValue === "string" ? reasoningValue : "";
     const scope = { ...variables, reasoning, args: variables };
+    let inputProblem: string | null | undefined;
+    const thisCall: GuardCall = {
+      scope,
+      variables,
+      unnamed,
+      args,
+      reasoning: reasoningOf(args, params, variables),
+      inputProblem: () => {
+        inputProblem ??= inputBoundProblem([variables, unnamed]);
+        return inputProblem;
+      },
+    };
     let decision: InterventionType = "OK";
     const fired: string[] = [];
     let message = "";
     for (const rule of rules) {
-      if (!rule.fires(scope, unnamed)) continue;
+      const firing = rule.fires(thisCall);
+      if (firing === false) continue;
       fired.push(rule.id);
-      if (RANKED.indexOf(rule.decision) > RANKED.indexOf(decision)) message = rule.reason;
-      decision = rule.decision === "FLAG" ? decision : stricter(decision, rule.decision);
+      // A condition that ran past its bounds has no answer: it denies (at least BLOCK).
+      const ruleDecision =
+        firing !== true && firing.exceeded ? stricter(rule.decision, "BLOCK") : rule.decision;
+      const reason = firing === true ? rule.reason : firing.reason;
+      if (RANKED.indexOf(ruleDecision) > RANKED.indexOf(decision)) message = reason;
+      decision = ruleDecision === "FLAG" ? decision : stricter(decision, ruleDecision);
     }
     let stewardResult: InterventionResult | null = null;
     if (options.steward) {
@@ -303,7 +414,10 @@ export function guard<Args extends unknown[], Result>(
           traceId: randomUUID(),
         },
         {},
-        options.agentTier === undefined ? {} : { agentTier: options.agentTier },
+        {
+          agentId: options.agentId ?? "anonymous",
+          ...(options.agentTier === undefined ? {} : { agentTier: options.agentTier }),
+        },
       );
       fired.push(...stewardResult.governanceStatus.firedTripwires);
       const stewardDecision = stewardResult.intervention;
@@ -396,14 +510,21 @@ function changedArguments(actionName: string, traceId: string | undefined): Trip
   });
 }
 
-function collectStrings(value: unknown, out: string[], depth: number): void {
-  if (depth > 32 || out.length > 10_000) return;
-  if (typeof value === "string") out.push(value);
-  else if (Array.isArray(value)) for (const item of value) collectStrings(item, out, depth + 1);
-  else if (value instanceof Map)
-    for (const item of value.values()) collectStrings(item, out, depth + 1);
-  else if (typeof value === "object" && value !== null)
-    for (const item of Object.values(value)) collectStrings(item, out, depth + 1);
+/**
+ * The reasoning as given, of any type: the named arguments `reasoning` and `reason`, read from
+ * the object argument itself (its getters too) when there is one.
+ */
+function reasoningOf(
+  args: readonly unknown[],
+  params: readonly string[] | undefined,
+  variables: Record<string, unknown>,
+): unknown[] {
+  const [first] = args;
+  if (!params && typeof first === "object" && first !== null && !Array.isArray(first)) {
+    const source = first as Record<string, unknown>;
+    return [source.reasoning, source.reason];
+  }
+  return [variables.reasoning, variables.reason];
 }
 
 const RANKED: readonly InterventionType[] = ["OK", "FLAG", "NUDGE", "ESCALATE", "BLOCK", "HALT"];

@@ -17,14 +17,22 @@ export {
 export {
   AgentHalted,
   BlueprintNotFound,
+  BlueprintSignatureInvalid,
   BudgetExceeded,
+  EvaluationLimitExceeded,
   PolicyError,
   STEWARD_ERROR_CODES,
   StewardError,
   type StewardErrorCode,
   TripwireViolation,
 } from "./errors";
-export { type GuardDecision, type GuardOptions, type GuardRule, guard } from "./guard";
+export {
+  type GuardDecision,
+  type GuardOptions,
+  type GuardRule,
+  guard,
+  SPEND_FIELDS,
+} from "./guard";
 export {
   type BlueprintCheck,
   type BlueprintDocument,
@@ -44,6 +52,7 @@ export {
   InterventionType,
   RiskLevel,
   type ScoringThresholds,
+  STEWARD_AUDIT_KINDS,
   STEWARD_LIMITS,
   TripwireSeverity,
   type TrustDebtConfig,
@@ -59,10 +68,21 @@ export {
   DirectoryBlueprintRegistry,
   fetchWithParents,
   PostgresBlueprintRegistry,
+  type PostgresBlueprintRegistryOptions,
   PostgresStateStorage,
   PostgresTrustDebtStorage,
+  STEWARD_SYSTEM_AGENT,
 } from "./persistence";
-export { detectPii, luhnValid, type PiiKind } from "./pii";
+export {
+  detectPii,
+  luhnValid,
+  normalizeForPii,
+  PII_SCAN_LIMITS,
+  type PiiKind,
+  type ScanFinding,
+  scanValues,
+} from "./pii";
+export { BLUEPRINT_SIGNATURE_TYPE, type BlueprintRejectionReason } from "./signature";
 export {
   type AgentState,
   type DebtChange,
@@ -79,7 +99,6 @@ export {
   GovernanceSteward,
   type Scorer,
   type ScorerContext,
-  STEWARD_AUDIT_KINDS,
   type StewardContext,
   type StewardMetrics,
   type StewardOptions,

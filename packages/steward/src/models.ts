@@ -38,6 +38,20 @@ export const HOOKS = ["pre_action", "post_action", "on_reasoning"] as const;
 /** One of {@link HOOKS}. */
 export type Hook = (typeof HOOKS)[number];
 
+/** Audit event kinds written by the steward. */
+export const STEWARD_AUDIT_KINDS = {
+  /** One evaluation and its intervention (every one at `complete`; non-OK ones otherwise). */
+  intervention: "steward.intervention",
+  /** An agent's trust debt crossed a threshold upwards. */
+  trustDebtThreshold: "steward.trust_debt_threshold_crossed",
+  /**
+   * A blueprint in the Postgres registry was refused: unsigned, signed by an unknown key, or
+   * not matching its signature or hash (agent id `gov.steward`; metadata blueprintId, reason,
+   * keyId, problem).
+   */
+  blueprintRejected: "steward.blueprint_rejected",
+} as const;
+
 /** Limits of a blueprint and of a trace. */
 export const STEWARD_LIMITS = {
   idLength: 128,
@@ -48,6 +62,18 @@ export const STEWARD_LIMITS = {
   actionLength: 256,
   reasoningLength: 65_536,
   inheritanceDepth: 16,
+  /** The latency budget of a tier-0 evaluation without `latencyBudgetMs`, in ms. */
+  tier0LatencyBudgetMs: 50,
+  /** Evaluation steps allowed per millisecond of latency budget (100,000 at the default). */
+  evaluationStepsPerMs: 2_000,
+  /** Values (strings, numbers, elements, entries, all levels) of `args` and `context`. */
+  evaluationInputValues: 100_000,
+  /** Nesting levels of `args` and `context`. */
+  evaluationInputDepth: 64,
+  /** Characters of a `matches()` pattern. */
+  patternLength: 1_024,
+  /** Instructions of a compiled `matches()` pattern (re2js `programSize()`). */
+  patternProgramSize: 5_000,
 } as const;
 
 const idSchema = z

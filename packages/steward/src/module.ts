@@ -5,6 +5,7 @@ import {
   type ModuleContext,
   requirePort,
 } from "@gov/core";
+import { requireIdList } from "./arguments";
 import { type GuardOptions, guard } from "./guard";
 import type { CognitiveTrace, InterventionResult } from "./models";
 import {
@@ -86,12 +87,27 @@ export class StewardModule {
         "Pass { store, keyring, clock, logger, audit, halt }; @gov/sdk wires it for you.",
       );
     }
+    if (typeof options !== "object" || options === null || Array.isArray(options)) {
+      throw new InvalidArgumentError(
+        "options",
+        `must be an object, got ${options === null ? "null" : typeof options}.`,
+        "Pass { blueprints } or { blueprintIds }, or nothing.",
+      );
+    }
+    const ids: unknown = options.blueprintIds;
+    if (ids !== undefined && !(Array.isArray(ids) && ids.length === 0)) {
+      requireIdList(ids, "blueprintIds", 'Pass blueprint ids, e.g. ["payments@2.1"].');
+    }
     const persist = options.persist ?? true;
     requirePort(context.store, "store", ["query", "transaction"], "a Store", {
       optional: !persist,
     });
     const { blueprintIds, registry, persist: _persist, blueprints = [], ...rest } = options;
-    const pgRegistry = new PostgresBlueprintRegistry(context.store);
+    const pgRegistry = new PostgresBlueprintRegistry(context.store, {
+      ...(context.keyring === undefined ? {} : { keyring: context.keyring }),
+      audit: context.audit,
+      logger: context.logger,
+    });
     const fetched =
       blueprintIds && blueprintIds.length > 0
         ? await fetchWithParents(registry ?? pgRegistry, blueprintIds)

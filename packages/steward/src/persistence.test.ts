@@ -1,22 +1,55 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createStore, ManualClock, type Store, silentLogger, sql } from "@gov/core";
+import {
+  ChainKey,
+  canonicalJsonHash,
+  createStore,
+  Keyring,
+  ManualClock,
+  type Store,
+  silentLogger,
+  sql,
+} from "@gov/core";
 import {
   createTestStore,
   recordingAuditSink,
   recordingHaltGuard,
+  recordingLogger,
   type TestEngine,
   type TestStore,
   testEngines,
 } from "@gov/core/testing";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
-import { BlueprintNotFound, PolicyError } from "./errors";
+import { validateBlueprint } from "./blueprint";
+import { BlueprintNotFound, BlueprintSignatureInvalid, PolicyError } from "./errors";
 import { StewardModule, type StewardModuleOptions, stewardMigrations } from "./module";
-import { DirectoryBlueprintRegistry, fetchWithParents } from "./persistence";
+import {
+  DirectoryBlueprintRegistry,
+  fetchWithParents,
+  PostgresBlueprintRegistry,
+} from "./persistence";
+import { signBlueprint } from "./signature";
 import { GovernanceSteward } from "./steward";
 
 const DAY_MS = 86_400_000;
+const KEY_A = new ChainKey("steward-registry-test-key-A-0123456789abcdef");
+const KEY_B = new ChainKey("steward-registry-test-key-B-fedcba9876543210");
+const KEYRING = new Keyring(KEY_A);
+
+/** A stored blueprint's content, as a table owner would edit it. */
+interface StoredContent {
+  id: string;
+  version: string;
+  scope?: unknown;
+  tripwires: { condition: string; onFail: { decision: string } }[];
+}
+
+function first(content: StoredContent): StoredContent["tripwires"][number] {
+  const [tripwire] = content.tripwires;
+  if (!tripwire) throw new Error("no tripwire to edit");
+  return tripwire;
+}
 
 const STATEFUL = {
   id: "stateful@1",
@@ -59,14 +92,22 @@ describe.each(testEngines())("steward persistence on $name", (engine: TestEngine
       : store;
   }
 
-  function make(options: StewardModuleOptions = {}, on: Store = store) {
+  function make(
+    options: StewardModuleOptions = {},
+    on: Store = store,
+    ports: Partial<{
+      keyring: Keyring;
+      audit: ReturnType<typeof recordingAuditSink>;
+      logger: ReturnType<typeof recordingLogger>;
+    }> = {},
+  ) {
     return StewardModule.create(
       {
         store: on,
-        keyring: undefined as never,
+        keyring: ports.keyring ?? KEYRING,
         clock,
-        logger: silentLogger,
-        audit: recordingAuditSink(),
+        logger: ports.logger ?? silentLogger,
+        audit: ports.audit ?? recordingAuditSink(),
         halt: recordingHaltGuard(),
       },
       { blueprints: [STATEFUL], ...options },
@@ -269,6 +310,201 @@ describe.each(testEngines())("steward persistence on $name", (engine: TestEngine
       sql`update gov_steward.blueprints set content = jsonb_set(content, '{description}', '"altered"') where id = 't@1'`,
     );
     await expect(module.registry.get("t@1")).rejects.toThrow(/does not match its content hash/);
+  });
+
+  const GUARDED = {
+    id: "payments@1",
+    version: "1",
+    scope: { tools: ["transfer"] },
+    tripwires: [
+      { id: "large", condition: "args.amount > 1000", onFail: { decision: "BLOCK" } },
+      { id: "night", condition: "context.hour < 6", onFail: { decision: "ESCALATE" } },
+    ],
+  };
+
+  /** Overwrite a stored row's content, edited by `edit`, with a recomputed content hash. */
+  async function tamper(id: string, edit: (content: StoredContent) => void) {
+    const [row] = await store.query<{ content: StoredContent }>(
+      sql`select content from gov_steward.blueprints where id = ${id}`,
+    );
+    const content = structuredClone(row?.content) as StoredContent;
+    edit(content);
+    const hash = canonicalJsonHash(validateBlueprint(content), "blueprint");
+    await store.query(sql`
+      update gov_steward.blueprints set content = ${JSON.stringify(content)}::jsonb, content_hash = ${hash}
+      where id = ${id}`);
+  }
+
+  // Rule 8: a table owner could edit a published blueprint and recompute its content hash, and
+  // every process loading it would enforce the edited policy. Rows are signed under the chain
+  // key now, and one whose signature fails is refused, logged and audited.
+  it.skipIf(!engine.available).each([
+    [
+      "loosen a condition",
+      (c: StoredContent) => {
+        first(c).condition = "args.amount > 1e12";
+      },
+    ],
+    [
+      "delete a tripwire",
+      (c: StoredContent) => {
+        c.tripwires = c.tripwires.slice(1);
+      },
+    ],
+    [
+      "soften a decision",
+      (c: StoredContent) => {
+        first(c).onFail.decision = "NUDGE";
+      },
+    ],
+    [
+      "narrow the scope",
+      (c: StoredContent) => {
+        c.scope = { tools: ["nothing"] };
+      },
+    ],
+    [
+      "swap the version",
+      (c: StoredContent) => {
+        c.id = "payments@2";
+        c.version = "2";
+      },
+    ],
+  ])(
+    "refuses a row whose content was edited with its hash recomputed: %s",
+    async (_label, edit) => {
+      const audit = recordingAuditSink();
+      const logger = recordingLogger();
+      const module = await make({}, store, { audit, logger });
+      await module.registry.publish(GUARDED);
+      await tamper("payments@1", edit);
+      let caught: unknown;
+      try {
+        await module.registry.get("payments@1");
+      } catch (error) {
+        caught = error;
+      }
+      expect(BlueprintSignatureInvalid.isInstance(caught)).toBe(true);
+      expect(caught).toMatchObject({
+        code: "BLUEPRINT_SIGNATURE_INVALID",
+        blueprintId: "payments@1",
+        reason: "bad_signature",
+      });
+      expect(
+        logger.lines.some(
+          (line) => line.level === "warn" && /Refused blueprint/.test(line.message),
+        ),
+      ).toBe(true);
+      expect(audit.events).toEqual([
+        expect.objectContaining({
+          agentId: "gov.steward",
+          kind: "steward.blueprint_rejected",
+          metadata: expect.objectContaining({ blueprintId: "payments@1", reason: "bad_signature" }),
+        }),
+      ]);
+      // Nothing is loaded from it: a steward built from the registry refuses to start.
+      await expect(
+        make({ blueprints: [], blueprintIds: ["payments@1"] }, store, { audit }),
+      ).rejects.toSatisfy((error) => BlueprintSignatureInvalid.isInstance(error));
+    },
+  );
+
+  it.skipIf(!engine.available)(
+    "refuses inserted, forged, copied, foreign-key and hash-edited rows",
+    async () => {
+      const module = await make();
+      await module.registry.publish(GUARDED);
+      const document = validateBlueprint(GUARDED);
+      const insert = async (
+        id: string,
+        content: unknown,
+        fields: { hash?: string; keyId?: string | null; signature?: string | null },
+      ) => {
+        const hash = fields.hash ?? canonicalJsonHash(validateBlueprint(content), "blueprint");
+        await store.query(sql`
+          insert into gov_steward.blueprints (id, name, version, content, content_hash, key_id, signature)
+          values (${id}, 'x', '1', ${JSON.stringify(content)}::jsonb, ${hash}, ${fields.keyId ?? null}, ${fields.signature ?? null})`);
+      };
+      const open = { id: "open@1", version: "1", tripwires: [] };
+      await insert("open@1", open, {});
+      const forged = { ...open, id: "forged@1" };
+      await insert("forged@1", forged, { keyId: KEY_A.id, signature: "ab".repeat(32) });
+      const foreign = { ...open, id: "foreign@1" };
+      await insert("foreign@1", foreign, signBlueprint(KEY_B, validateBlueprint(foreign)));
+      // The signed row of payments@1, copied under another id.
+      const [row] = await store.query<{ key_id: string; signature: string; content_hash: string }>(
+        sql`select key_id, signature, content_hash from gov_steward.blueprints where id = 'payments@1'`,
+      );
+      await insert("copy@1", document, {
+        hash: row?.content_hash ?? "",
+        keyId: row?.key_id ?? null,
+        signature: row?.signature ?? null,
+      });
+      await store.query(
+        sql`update gov_steward.blueprints set content_hash = ${"0".repeat(64)} where id = 'payments@1'`,
+      );
+      for (const [id, reason] of [
+        ["open@1", "unsigned"],
+        ["forged@1", "bad_signature"],
+        ["foreign@1", "unknown_key"],
+        ["copy@1", "bad_signature"],
+        ["payments@1", "hash_mismatch"],
+      ] as const) {
+        await expect(module.registry.get(id), id).rejects.toMatchObject({
+          code: "BLUEPRINT_SIGNATURE_INVALID",
+          reason,
+        });
+      }
+    },
+  );
+
+  it.skipIf(!engine.available)(
+    "refuses a row written before signatures until the same content is published again",
+    async () => {
+      const module = await make();
+      const document = validateBlueprint(GUARDED);
+      // As the row was written by the previous version: no key id, no signature.
+      await store.query(sql`
+        insert into gov_steward.blueprints (id, name, version, content, content_hash)
+        values ('payments@1', 'payments', '1', ${JSON.stringify(document)}::jsonb, ${canonicalJsonHash(document, "blueprint")})`);
+      await expect(module.registry.get("payments@1")).rejects.toMatchObject({
+        reason: "unsigned",
+        recoveryHint: expect.stringMatching(/Publish the same blueprint again/),
+      });
+      await expect(
+        module.registry.publish({ ...GUARDED, description: "other content" }),
+      ).rejects.toSatisfy(
+        (error) => PolicyError.isInstance(error) && /immutable/.test(error.message),
+      );
+      await module.registry.publish(GUARDED);
+      expect(await module.registry.get("payments@1")).toEqual(document);
+    },
+  );
+
+  it.skipIf(!engine.available)(
+    "verifies rows signed before a key rotation while the old key is in the keyring",
+    async () => {
+      const before = await make();
+      await before.registry.publish(GUARDED);
+      const rotated = await make({}, store, { keyring: new Keyring(KEY_B, [KEY_A]) });
+      expect((await rotated.registry.get("payments@1")).id).toBe("payments@1");
+      await rotated.registry.publish({ ...GUARDED, id: "payments@2", version: "2" });
+      const onlyNew = await make({}, store, { keyring: new Keyring(KEY_B) });
+      await expect(onlyNew.registry.get("payments@1")).rejects.toMatchObject({
+        reason: "unknown_key",
+      });
+      expect((await onlyNew.registry.get("payments@2")).version).toBe("2");
+      // Publishing again what is stored, under a process that cannot verify it, is refused.
+      await expect(onlyNew.registry.publish(GUARDED)).rejects.toMatchObject({
+        reason: "unknown_key",
+      });
+    },
+  );
+
+  it.skipIf(!engine.available)("needs a keyring to publish or read", async () => {
+    const registry = new PostgresBlueprintRegistry(store);
+    await expect(registry.publish(GUARDED)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    await expect(registry.get("payments@1")).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
   });
 });
 

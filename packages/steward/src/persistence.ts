@@ -1,9 +1,22 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { canonicalJsonHash, type Store, sql } from "@gov/core";
+import {
+  type AuditSink,
+  createConsoleLogger,
+  InvalidArgumentError,
+  type Keyring,
+  type Logger,
+  noopAuditSink,
+  requirePort,
+  type Store,
+  sanitizeName,
+  sql,
+} from "@gov/core";
+import { requireFinite, requireId, requireIdList } from "./arguments";
 import { readBlueprintFile, validateBlueprint } from "./blueprint";
-import { BlueprintNotFound, PolicyError } from "./errors";
-import type { BlueprintDocument } from "./models";
+import { BlueprintNotFound, BlueprintSignatureInvalid, PolicyError } from "./errors";
+import { type BlueprintDocument, STEWARD_AUDIT_KINDS, STEWARD_LIMITS } from "./models";
+import { type BlueprintRejectionReason, signBlueprint, verifyStoredBlueprint } from "./signature";
 import {
   type AgentState,
   actionsLastHour,
@@ -44,6 +57,7 @@ export class PostgresStateStorage implements StateStorage {
   }
 
   async read(agentId: string, nowMs: number): Promise<AgentState> {
+    checkAgentAndTime(agentId, nowMs, "nowMs");
     const [row] = await this.#store.query<StateRow>(
       sql`select hour_start_ms, hour_count, previous_hour_count, day_start_ms, day_count, day_amount, total
           from gov_steward.agent_state where agent_id = ${agentId}`,
@@ -64,6 +78,8 @@ export class PostgresStateStorage implements StateStorage {
   }
 
   async reserve(agentId: string, action: RecordedAction, nowMs: number): Promise<AgentState> {
+    checkAgentAndTime(agentId, nowMs, "nowMs");
+    checkAction(action);
     const hour = Math.floor(nowMs / HOUR_MS) * HOUR_MS;
     const day = Math.floor(nowMs / DAY_MS) * DAY_MS;
     const amount = Math.max(0, action.amount);
@@ -103,6 +119,8 @@ export class PostgresStateStorage implements StateStorage {
   }
 
   async release(agentId: string, action: RecordedAction, reservedAtMs: number): Promise<void> {
+    checkAgentAndTime(agentId, reservedAtMs, "reservedAtMs");
+    checkAction(action);
     const hour = Math.floor(reservedAtMs / HOUR_MS) * HOUR_MS;
     const day = Math.floor(reservedAtMs / DAY_MS) * DAY_MS;
     await this.#store.query(sql`
@@ -128,6 +146,9 @@ export class PostgresTrustDebtStorage implements TrustDebtStorage {
   }
 
   async add(agentId: string, amount: number, nowMs: number, decay: DebtDecay): Promise<DebtChange> {
+    checkAgentAndTime(agentId, nowMs, "nowMs");
+    requireFinite(amount, "amount", "Pass the debt to add, a finite number ≥ 0.", 0);
+    checkDecay(decay);
     const rate = Math.min(1, Math.max(0, decay.rate));
     const [row] = await this.#store.query<{ debt: number }>(sql`
       insert into gov_steward.trust_debt as d (agent_id, debt, updated_at_ms)
@@ -143,11 +164,53 @@ export class PostgresTrustDebtStorage implements TrustDebtStorage {
   }
 
   async read(agentId: string, nowMs: number, decay: DebtDecay): Promise<number> {
+    checkAgentAndTime(agentId, nowMs, "nowMs");
+    checkDecay(decay);
     const [row] = await this.#store.query<{ debt: number; updated_at_ms: string | number }>(
       sql`select debt, updated_at_ms from gov_steward.trust_debt where agent_id = ${agentId}`,
     );
     if (!row) return 0;
     return decayed(Number(row.debt), nowMs - Number(row.updated_at_ms), decay);
+  }
+}
+
+function checkAgentAndTime(agentId: unknown, atMs: unknown, field: string): void {
+  requireId(agentId, "agentId", "Pass the agent's id.");
+  requireFinite(atMs, field, "Pass a time in milliseconds since the epoch (clock.nowMs()).", 0);
+}
+
+function checkAction(action: unknown): void {
+  if (typeof action !== "object" || action === null) {
+    throw new InvalidArgumentError(
+      "action",
+      `must be { amount }, got ${action === null ? "null" : typeof action}.`,
+      "Pass { amount: 0 } for an action without an amount.",
+    );
+  }
+  requireFinite(
+    (action as RecordedAction).amount,
+    "action.amount",
+    "Pass the action's amount, a finite number ≥ 0 (0 when it has none).",
+    0,
+  );
+}
+
+function checkDecay(decay: unknown): void {
+  const value = decay as DebtDecay | null;
+  if (
+    typeof value !== "object" ||
+    value === null ||
+    typeof value.rate !== "number" ||
+    !(value.rate >= 0 && value.rate <= 1) ||
+    typeof value.periodMs !== "number" ||
+    !Number.isFinite(value.periodMs) ||
+    value.periodMs <= 0
+  ) {
+    throw new InvalidArgumentError(
+      "decay",
+      "must be { rate in [0, 1], periodMs > 0 }.",
+      "Pass the blueprint's decay, e.g. { rate: 0.1, periodMs: 86400000 }.",
+    );
   }
 }
 
@@ -167,6 +230,14 @@ export async function fetchWithParents(
   registry: BlueprintRegistry,
   ids: readonly string[],
 ): Promise<BlueprintDocument[]> {
+  if (typeof registry !== "object" || registry === null || typeof registry.get !== "function") {
+    throw new InvalidArgumentError(
+      "registry",
+      "must be a BlueprintRegistry (an object with get(id) and list()).",
+      "Pass a DirectoryBlueprintRegistry, a PostgresBlueprintRegistry, or your own.",
+    );
+  }
+  requireIdList(ids, "ids", 'Pass the blueprint ids to load, e.g. ["payments@2.1"].');
   const found = new Map<string, BlueprintDocument>();
   const queue = [...ids];
   while (queue.length > 0) {
@@ -221,6 +292,7 @@ export class DirectoryBlueprintRegistry implements BlueprintRegistry {
   }
 
   async get(id: string): Promise<BlueprintDocument> {
+    requireId(id, "id", 'Pass a blueprint id such as "payments@2.1".');
     const document = (await this.#load()).get(id);
     if (!document) throw new BlueprintNotFound(id, `the directory ${this.#directory}`);
     return document;
@@ -235,79 +307,257 @@ interface BlueprintRow extends Record<string, unknown> {
   id: string;
   content: unknown;
   content_hash: string;
+  key_id: string | null;
+  signature: string | null;
+}
+
+/** The agent id of the steward's own audit events (a refused registry row). */
+export const STEWARD_SYSTEM_AGENT = "gov.steward";
+
+/** What to do about a refused row, by reason. */
+const REJECTION_FIXES: Record<BlueprintRejectionReason, string> = {
+  unsigned:
+    "Publish the same blueprint again (registry.publish) from a process that holds the chain key: an unsigned row with the same content is signed in place. Other content needs a new version.",
+  unknown_key:
+    "If the chain key was rotated, add the old key to the keyring (GOVERNANCE_CHAIN_KEY_<key id> or historicalKeys); otherwise the row was not written by this deployment: find out who can write gov_steward.blueprints.",
+  bad_signature:
+    "The row was changed in the database after it was published: find out who can write gov_steward.blueprints, delete the row, and publish the blueprint again.",
+  hash_mismatch:
+    "The row was changed in the database after it was published: find out who can write gov_steward.blueprints, delete the row, and publish the blueprint again.",
+  invalid_blueprint:
+    "The row holds content this version of @gov/steward refuses: delete the row and publish the blueprint again (under a new version if its content changed).",
+};
+
+/** Options of {@link PostgresBlueprintRegistry}. */
+export interface PostgresBlueprintRegistryOptions {
+  /**
+   * The chain keyring: new versions are signed with its current key; stored ones verify under
+   * the key they name. Required to publish or get (`StewardModule` passes `context.keyring`).
+   */
+  keyring?: Keyring;
+  /** Where refused rows are recorded (`steward.blueprint_rejected`). @default no audit */
+  audit?: AuditSink;
+  /** Where refused rows are reported. @default a console logger */
+  logger?: Logger;
 }
 
 /**
- * The Postgres registry (`gov_steward.blueprints`): versions are immutable. Publishing an id
- * again with the same content is a no-op; with different content it is refused.
+ * The Postgres registry (`gov_steward.blueprints`): versions are immutable, and each row is
+ * signed under the chain key (HMAC-SHA256 over the domain tag `gov.steward.blueprint.v1`, id,
+ * version, content hash and content). Publishing an id again with the same content is a no-op;
+ * with different content it is refused. A row whose signature fails — edited in the table,
+ * written before signatures, or signed by a key this process does not hold — is refused when
+ * read ({@link BlueprintSignatureInvalid}), logged and written to the audit chain.
+ *
+ * @example
+ * ```ts
+ * const registry = new PostgresBlueprintRegistry(store, { keyring, audit, logger });
+ * await registry.publish(document);
+ * const steward = await GovernanceSteward.fromRegistry(registry, ["payments@2.1"]);
+ * ```
  */
 export class PostgresBlueprintRegistry implements BlueprintRegistry {
-  readonly #store: Store;
+  readonly #store: Store | undefined;
+  readonly #keyring: Keyring | null;
+  readonly #audit: AuditSink;
+  readonly #logger: Logger;
 
-  constructor(store: Store) {
+  /** @throws {InvalidArgumentError} for a store, keyring, audit sink or logger of the wrong shape. */
+  constructor(store: Store, options: PostgresBlueprintRegistryOptions = {}) {
+    requirePort(store, "store", ["query"], "a Store", { optional: true });
+    if (typeof options !== "object" || options === null) {
+      throw new InvalidArgumentError(
+        "options",
+        "must be an object.",
+        "Pass { keyring, audit, logger }, or nothing.",
+      );
+    }
+    if (options.keyring !== undefined) requireKeyring(options.keyring);
+    requirePort(options.audit, "audit", ["log"], "an AuditSink", { optional: true });
+    requirePort(options.logger, "logger", ["warn", "error"], "a Logger", { optional: true });
     this.#store = store;
+    this.#keyring = options.keyring ?? null;
+    this.#audit = options.audit ?? noopAuditSink;
+    this.#logger = options.logger ?? createConsoleLogger();
+  }
+
+  get #db(): Store {
+    if (this.#store) return this.#store;
+    throw new InvalidArgumentError(
+      "store",
+      "is missing: the blueprint registry lives in the database.",
+      "Pass new PostgresBlueprintRegistry(store, { keyring }).",
+    );
+  }
+
+  #requireKeyring(): Keyring {
+    if (this.#keyring) return this.#keyring;
+    throw new InvalidArgumentError(
+      "options.keyring",
+      "is missing: the blueprint registry signs what it publishes and verifies what it reads under the chain key.",
+      "Pass new PostgresBlueprintRegistry(store, { keyring }) with the deployment's Keyring (StewardModule and @gov/sdk pass context.keyring).",
+    );
   }
 
   /**
-   * Validate and store a blueprint version.
+   * Validate, sign and store a blueprint version. Publishing the same content again is a
+   * no-op, and signs a row written before signatures.
+   *
    * @returns its id and content hash (SHA-256 of the validated document's canonical JSON).
    * @throws {PolicyError} for a bad blueprint, or an id already published with other content.
+   * @throws {BlueprintSignatureInvalid} when the stored row of this id fails its signature.
+   * @throws {InvalidArgumentError} without a keyring.
    */
   async publish(input: unknown): Promise<{ id: string; contentHash: string }> {
+    const keyring = this.#requireKeyring();
     const document = validateBlueprint(input);
-    const contentHash = canonicalJsonHash(document, "blueprint");
+    const { contentHash, signature, keyId } = signBlueprint(keyring.current, document);
     const name = document.id.slice(0, document.id.lastIndexOf("@"));
-    const [row] = await this.#store.query<{ content_hash: string }>(sql`
-      with inserted as (
-        insert into gov_steward.blueprints (id, name, version, content, content_hash)
-        values (${document.id}, ${name}, ${document.version}, ${JSON.stringify(document)}::jsonb, ${contentHash})
-        on conflict (id) do nothing
-        returning content_hash)
-      select content_hash from inserted
-      union all
-      select content_hash from gov_steward.blueprints where id = ${document.id}
-      limit 1`);
-    // A concurrent publish of the same id may commit after this statement's snapshot: read it.
-    const stored =
-      row ??
-      (
-        await this.#store.query<{ content_hash: string }>(
-          sql`select content_hash from gov_steward.blueprints where id = ${document.id}`,
-        )
-      )[0];
-    if (stored && stored.content_hash !== contentHash) {
+    const content = JSON.stringify(document);
+    const inserted = await this.#db.query<{ id: string }>(sql`
+      insert into gov_steward.blueprints (id, name, version, content, content_hash, key_id, signature)
+      values (${document.id}, ${name}, ${document.version}, ${content}::jsonb, ${contentHash}, ${keyId}, ${signature})
+      on conflict (id) do nothing
+      returning id`);
+    if (inserted.length > 0) return { id: document.id, contentHash };
+    const row = await this.#read(document.id);
+    if (!row) {
       throw new PolicyError(
         "id",
-        `"${document.id}" is already published with other content (hash ${stored.content_hash.slice(0, 12)}…); versions are immutable.`,
+        `"${document.id}" was being published or deleted concurrently.`,
+        "Publish it again.",
+        document.id,
+      );
+    }
+    if (row.content_hash !== contentHash) {
+      throw new PolicyError(
+        "id",
+        `"${document.id}" is already published with other content (hash ${String(row.content_hash).slice(0, 12)}…); versions are immutable.`,
         "Publish the change under a new version (name@next-version).",
         document.id,
       );
     }
+    if (row.signature === null) {
+      // Written before signatures, with this content: sign it in place (with the content as
+      // validated here, whatever the row holds).
+      await this.#db.query(sql`
+        update gov_steward.blueprints
+        set content = ${content}::jsonb, key_id = ${keyId}, signature = ${signature}
+        where id = ${document.id} and signature is null and content_hash = ${contentHash}`);
+      const [signed] = await this.#db.query<{ signature: string | null }>(
+        sql`select signature from gov_steward.blueprints where id = ${document.id}`,
+      );
+      if (signed?.signature) return { id: document.id, contentHash };
+    }
+    await this.#verified(document.id, await this.#read(document.id));
     return { id: document.id, contentHash };
   }
 
+  /**
+   * The validated document of a version, once its row passed its signature check.
+   *
+   * @throws {BlueprintNotFound} for an id that is not stored.
+   * @throws {BlueprintSignatureInvalid} for a row that fails its check (reported first: a
+   *   warning and a `steward.blueprint_rejected` audit event).
+   * @throws {InvalidArgumentError} for an id that is not a string, or without a keyring.
+   */
   async get(id: string): Promise<BlueprintDocument> {
-    const [row] = await this.#store.query<BlueprintRow>(
-      sql`select id, content, content_hash from gov_steward.blueprints where id = ${id}`,
-    );
-    if (!row) throw new BlueprintNotFound(id, "the blueprint registry (gov_steward.blueprints)");
-    const content = typeof row.content === "string" ? JSON.parse(row.content) : row.content;
-    const document = validateBlueprint(content);
-    if (canonicalJsonHash(document, "blueprint") !== row.content_hash) {
-      throw new PolicyError(
-        "",
-        "its stored content does not match its content hash (altered in the database).",
-        "Republish the blueprint under a new version and investigate the change.",
-        id,
+    if (typeof id !== "string" || id.length === 0 || id.length > STEWARD_LIMITS.idLength) {
+      throw new InvalidArgumentError(
+        "id",
+        `must be a blueprint id (name@version) of 1 to ${STEWARD_LIMITS.idLength} characters, got ${typeof id === "string" ? `${id.length} characters` : typeof id}.`,
+        'Pass an id such as "payments@2.1".',
       );
     }
-    return document;
+    this.#requireKeyring();
+    return this.#verified(id, await this.#read(id));
   }
 
+  async #read(id: string): Promise<BlueprintRow | undefined> {
+    const [row] = await this.#db.query<BlueprintRow>(
+      sql`select id, content, content_hash, key_id, signature from gov_steward.blueprints where id = ${id}`,
+    );
+    return row;
+  }
+
+  async #verified(id: string, row: BlueprintRow | undefined): Promise<BlueprintDocument> {
+    if (!row) throw new BlueprintNotFound(id, "the blueprint registry (gov_steward.blueprints)");
+    const checked = verifyStoredBlueprint(this.#requireKeyring(), {
+      id: row.id,
+      content: row.content,
+      contentHash: row.content_hash,
+      keyId: row.key_id,
+      signature: row.signature,
+    });
+    if (checked.ok) return checked.document;
+    const fix = REJECTION_FIXES[checked.reason];
+    await this.#report(id, row.key_id, checked.reason, checked.problem, fix);
+    throw new BlueprintSignatureInvalid(id, checked.reason, checked.problem, fix);
+  }
+
+  /** A refused row: logged, and written to the audit chain (awaited, at most 5 s). */
+  async #report(
+    id: string,
+    keyId: string | null,
+    reason: BlueprintRejectionReason,
+    problem: string,
+    fix: string,
+  ): Promise<void> {
+    const shownKeyId = typeof keyId === "string" ? sanitizeName(keyId.slice(0, 64)) : null;
+    this.#logger.warn(
+      `Refused blueprint ${JSON.stringify(id)} from the registry: ${problem}. Nothing was loaded from it. ${fix}`,
+      { blueprintId: id, reason, keyId: shownKeyId },
+    );
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        Promise.resolve().then(() =>
+          this.#audit.log({
+            agentId: STEWARD_SYSTEM_AGENT,
+            kind: STEWARD_AUDIT_KINDS.blueprintRejected,
+            metadata: {
+              blueprintId: id,
+              reason,
+              keyId: shownKeyId,
+              problem,
+              path: "steward.registry.get",
+            },
+          }),
+        ),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, 5_000);
+        }),
+      ]);
+    } catch (error) {
+      this.#logger.error(
+        "Could not write a refused blueprint to the audit chain; it is refused all the same.",
+        { blueprintId: id, reason, error: error instanceof Error ? error.message : String(error) },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Every id stored, signed or not (`get` verifies). */
   async list(): Promise<string[]> {
-    const rows = await this.#store.query<{ id: string }>(
+    const rows = await this.#db.query<{ id: string }>(
       sql`select id from gov_steward.blueprints order by id`,
     );
     return rows.map((row) => row.id);
+  }
+}
+
+function requireKeyring(keyring: unknown): asserts keyring is Keyring {
+  const ok =
+    typeof keyring === "object" &&
+    keyring !== null &&
+    typeof (keyring as { find?: unknown }).find === "function" &&
+    typeof (keyring as { current?: { hmacHex?: unknown } }).current?.hmacHex === "function";
+  if (!ok) {
+    throw new InvalidArgumentError(
+      "options.keyring",
+      "must be a Keyring (blueprints are signed and verified with it).",
+      "Pass the deployment's Keyring (context.keyring; @gov/sdk wires it).",
+    );
   }
 }

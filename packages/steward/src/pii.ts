@@ -1,22 +1,27 @@
 /**
  * The `no_pii` detectors of `guard()`: e-mail addresses, phone numbers, payment card numbers
- * (Luhn-valid only) and national id numbers (US SSN, UK National Insurance number).
+ * (Luhn-valid only) and national id numbers (US SSN, UK National Insurance number) — in text
+ * normalized first ({@link normalizeForPii}), and in every value a function receives
+ * ({@link scanValues}).
  */
+import { stripIgnorables } from "@gov/core";
 
 /** Which kind of personal data was found. */
 export type PiiKind = "email" | "phone" | "card" | "national_id";
 
-// Bounded parts (local ≤ 64, labels ≤ 63): linear time on long runs without an @.
-const EMAIL = /[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,63}/;
+// Bounded parts (local ≤ 64, labels ≤ 63): linear time on long runs without an @. Letters and
+// digits of any script (internationalized addresses).
+const EMAIL = /[\p{L}\p{N}._%+-]{1,64}@[\p{L}\p{N}-]{1,63}(?:\.[\p{L}\p{N}-]{1,63})*\.\p{L}{2,63}/u;
 // Formatted phone numbers: a leading + with 8 to 15 digits, a grouped 3-3-4 number, or a
 // national number with a trunk 0 in groups (UK `020 7946 0958`, `07700 900123`).
 // A bare run of digits (an order number) is not a phone number.
 const PHONE_INTERNATIONAL = /(?<![\w+])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,5}(?!\w)/g;
 const PHONE_GROUPED = /(?<!\d)(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?!\d)/;
 const PHONE_NATIONAL = /(?<![\w+.-])\(?0\d{1,4}\)?[\s-]\d{3,4}(?:[\s-]?\d{3,4})?(?![\w.-])/g;
-// Runs of digits, optionally separated by single spaces, dashes or dots: each run's digits
-// are searched for a card number in every 13-to-19-digit window.
-const DIGIT_RUN = /\d(?:[ .-]?\d){12,}/g;
+// Runs of digits, separated by up to two spaces, dashes or dots (in normalized text, where
+// every blank is a space and every dash a "-"): each run's digits are searched for a card
+// number in every 13-to-19-digit window.
+const DIGIT_RUN = /\d(?:[ .-]{0,2}\d){12,}/g;
 const SSN = /(?<!\d)(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?!\d)/;
 // Nine bare digits are an SSN only next to a keyword.
 const SSN_BARE = /(?<!\d)(?!000|666|9\d\d)\d{3}(?!00)\d{2}(?!0000)\d{4}(?!\d)/g;
@@ -57,6 +62,13 @@ function containsCard(digits: string): boolean {
   return false;
 }
 
+/** Whether a whole string of digits is a plausible, Luhn-valid card number. */
+function isCard(digits: string): boolean {
+  return (
+    digits.length >= 13 && digits.length <= 19 && plausibleCardPrefix(digits) && luhnValid(digits)
+  );
+}
+
 /** Whether a string of digits passes the Luhn checksum. */
 export function luhnValid(digits: string): boolean {
   let sum = 0;
@@ -83,21 +95,81 @@ function countDigits(text: string): number {
   return count;
 }
 
-/** The kinds of personal data found in `text` (empty when none). */
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+// Every dash look-alike: dash punctuation (hyphen, en and em dashes, small and full-width
+// hyphen-minus, …), the minus sign, the hyphen bullet, the modifier and heavy minus.
+const DASHES = /[\p{Pd}\u2212\u2043\u02d7\u2796]/gu;
+// Every blank: white space (tab, no-break, thin, ideographic, line breaks, …) and the
+// characters that render blank without being white space (braille blank, Hangul fillers).
+const BLANKS = /[\p{White_Space}\u2800\u3164\uffa0\u115f\u1160]+/gu;
+const MARKS = /\p{M}/gu;
+const OTHER_DIGITS = /(?![0-9])\p{Nd}/gu;
+const DECIMAL_DIGIT = /^\p{Nd}$/u;
+const digitValues = new Map<string, string>();
+
+/**
+ * The ASCII digit of a decimal digit of any script (`٤` → `4`, `४` → `4`). Unicode assigns
+ * decimal digits in runs of ten from 0 to 9, so a digit's value is its distance from the start
+ * of its run, modulo 10.
+ */
+function asciiDigit(digit: string): string {
+  let value = digitValues.get(digit);
+  if (value === undefined) {
+    const code = digit.codePointAt(0) ?? 0;
+    let start = code;
+    while (start > 0 && DECIMAL_DIGIT.test(String.fromCodePoint(start - 1))) start--;
+    value = String((code - start) % 10);
+    if (digitValues.size < 1_024) digitValues.set(digit, value);
+  }
+  return value;
+}
+
+/**
+ * Text as the `no_pii` detectors read it: compatibility forms folded (NFKD: full-width and
+ * mathematical digits, full-width `＠`), format and default-ignorable characters removed
+ * (zero-width characters, soft hyphens, word joiners), combining marks removed, the digits of
+ * every script read as ASCII digits, every dash look-alike read as `-`, and every run of blank
+ * characters read as one space (spaces around a dash dropped). Digits are not folded as
+ * confusables: a UTS #39 skeleton would turn `0` into `O`.
+ *
+ * @example
+ * normalizeForPii("4111\u200b1111\t\t1111\u20131111"); // "4111 1111 1111-1111"
+ */
+export function normalizeForPii(input: string): string {
+  let text = input;
+  if (!PRINTABLE_ASCII.test(text)) {
+    text = stripIgnorables(text.normalize("NFKD"))
+      .replace(MARKS, "")
+      .replace(OTHER_DIGITS, asciiDigit)
+      .replace(DASHES, "-")
+      .replace(BLANKS, " ");
+  } else if (text.includes("  ")) {
+    text = text.replace(/ {2,}/g, " ");
+  }
+  return text.includes(" -") || text.includes("- ") ? text.replace(/ ?- ?/g, "-") : text;
+}
+
+/** The kinds of personal data found in `text` (empty when none), once normalized. */
 export function detectPii(input: string): PiiKind[] {
   const found: PiiKind[] = [];
-  // Full-width and other compatibility digits and signs read as their plain forms.
-  const text = /[^\p{ASCII}]/u.test(input) ? input.normalize("NFKC") : input;
+  const text = normalizeForPii(input);
   if (text.includes("@") && EMAIL.test(text)) found.push("email");
-  card: for (const match of text.matchAll(DIGIT_RUN)) {
-    // A single dot is a decimal point: the fraction (0.4111…) is no card.
-    const pieces = match[0].split(".");
-    const parts = pieces.length === 2 ? [pieces[0] ?? ""] : [match[0]];
-    for (const part of parts) {
-      if (containsCard(part.replace(/[ .-]/g, ""))) {
+  for (const match of text.matchAll(DIGIT_RUN)) {
+    // A run with one dot and no other separator reads as a decimal: its integer part is
+    // searched, and its fraction is a card when it is one, whole (a leading "9." does not hide
+    // a card; a random fraction, whose windows would often pass Luhn, is not searched). Any
+    // other run (mixed separators, several dots) is one number in groups.
+    const run = match[0];
+    const pieces = run.split(".");
+    if (pieces.length === 2 && !/[ -]/.test(run)) {
+      const [integer = "", fraction = ""] = pieces;
+      if (containsCard(integer) || isCard(fraction) || isCard(fraction.replace(/0+$/, ""))) {
         found.push("card");
-        break card;
+        break;
       }
+    } else if (containsCard(run.replace(/[ .-]/g, ""))) {
+      found.push("card");
+      break;
     }
   }
   let phone = PHONE_GROUPED.test(text);
@@ -134,44 +206,190 @@ function bareSsnNearKeyword(text: string): boolean {
   return false;
 }
 
-/** Most strings scanned in one value, and the deepest nesting, before the scan denies. */
-export const PII_SCAN_LIMITS = { strings: 10_000, depth: 32 } as const;
+/**
+ * Most texts (strings, integers, bigints, decoded byte arrays) scanned in one value, the
+ * deepest nesting, and the most values visited (texts, other numbers, objects) before a scan
+ * stops and denies.
+ */
+export const PII_SCAN_LIMITS = { strings: 10_000, depth: 32, values: 100_000 } as const;
+
+/** What {@link scanValues} found: a match, or why the scan could not complete. */
+export type ScanFinding = { kind: "match" } | { kind: "incomplete"; reason: string };
+
+const UTF8 = new TextDecoder("utf-8");
+
+/** The text held by bytes: UTF-8, and without NULs (UTF-16 text of ASCII letters). */
+function bytesText(bytes: Uint8Array): string {
+  const text = UTF8.decode(bytes);
+  return text.includes("\u0000") ? `${text} ${text.replaceAll("\u0000", "")}` : text;
+}
+
+/** UTF-16 code units as text, in chunks (no argument-count limit). */
+function unitsText(units: Uint16Array): string {
+  let text = "";
+  for (let index = 0; index < units.length; index += 8_192) {
+    text += String.fromCharCode(...units.subarray(index, index + 8_192));
+  }
+  return text;
+}
 
 /**
- * Whether a value holds personal data: every string, number and bigint in it — object keys
- * and values, arrays, `Map` keys and values, `Set` members — is checked. A value too large
- * or too deep to scan completely (see {@link PII_SCAN_LIMITS}) counts as holding personal
- * data: the scan fails closed.
+ * Walk every value a function receives and test its texts with `test`: strings, integers and
+ * bigints (a non-integer number is no card, phone or id); object keys and values — own
+ * properties, enumerable or not, symbol-keyed or not, getters read — and the getters of a
+ * class's prototypes; what `toJSON()` returns; array elements; `Map` keys and values; `Set`
+ * members; other collections that can be iterated again (`URLSearchParams`, `Headers`, …);
+ * the text held by byte arrays (`Buffer`, `Uint8Array`, `ArrayBuffer`, `DataView`: UTF-8) and
+ * by `Uint16Array` (UTF-16); the elements of other typed arrays; boxed primitives. Cycles are
+ * visited once. Private fields (`#x`) cannot be reached; a one-shot iterator (a generator) is
+ * not consumed.
+ *
+ * @returns null when every text was tested and none matched; `{ kind: "match" }`; or
+ *   `{ kind: "incomplete", reason }` when the scan could not complete (past
+ *   {@link PII_SCAN_LIMITS}, or a getter, `toJSON` or iterator threw) — which callers treat as
+ *   a match (fail closed).
+ */
+export function scanValues(
+  roots: readonly unknown[],
+  test: (text: string) => boolean,
+): ScanFinding | null {
+  let strings = 0;
+  let values = 0;
+  const seen = new WeakSet<object>();
+  const MATCH: ScanFinding = { kind: "match" };
+  const text = (value: string): ScanFinding | null => {
+    if (++strings > PII_SCAN_LIMITS.strings) {
+      return { kind: "incomplete", reason: `more than ${PII_SCAN_LIMITS.strings} texts to scan` };
+    }
+    return test(value) ? MATCH : null;
+  };
+  const visit = (value: unknown, depth: number): ScanFinding | null => {
+    if (++values > PII_SCAN_LIMITS.values) {
+      return { kind: "incomplete", reason: `more than ${PII_SCAN_LIMITS.values} values to scan` };
+    }
+    switch (typeof value) {
+      case "string":
+        return text(value);
+      case "number":
+        return Number.isInteger(value) ? text(String(value)) : null;
+      case "bigint":
+        return text(String(value));
+      case "object":
+        break;
+      default:
+        return null;
+    }
+    if (value === null || seen.has(value)) return null;
+    if (depth > PII_SCAN_LIMITS.depth) {
+      return { kind: "incomplete", reason: `nested deeper than ${PII_SCAN_LIMITS.depth} levels` };
+    }
+    seen.add(value);
+    const children = (items: Iterable<unknown>): ScanFinding | null => {
+      for (const item of items) {
+        const found = visit(item, depth + 1);
+        if (found) return found;
+      }
+      return null;
+    };
+    if (value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) {
+      return text(bytesText(new Uint8Array(value)));
+    }
+    if (ArrayBuffer.isView(value)) {
+      if (value instanceof Uint16Array) return text(unitsText(value));
+      if (
+        value instanceof Uint8Array ||
+        value instanceof Int8Array ||
+        value instanceof Uint8ClampedArray ||
+        value instanceof DataView
+      ) {
+        return text(bytesText(new Uint8Array(value.buffer, value.byteOffset, value.byteLength)));
+      }
+      return children(value as unknown as Iterable<unknown>);
+    }
+    if (
+      value instanceof String ||
+      value instanceof Number ||
+      value instanceof BigInt ||
+      value instanceof Boolean
+    ) {
+      return visit(value.valueOf(), depth + 1);
+    }
+    if (value instanceof Map) {
+      for (const [key, item] of value) {
+        const found = visit(key, depth + 1) ?? visit(item, depth + 1);
+        if (found) return found;
+      }
+      return null;
+    }
+    if (value instanceof Set || Array.isArray(value)) return children(value);
+    return objectFindings(value, depth);
+  };
+  // A plain object or a class instance: own properties (keys too), prototype getters,
+  // toJSON(), and what it iterates, if it can be iterated again without being consumed.
+  const objectFindings = (value: object, depth: number): ScanFinding | null => {
+    const record = value as Record<PropertyKey, unknown>;
+    for (const key of Reflect.ownKeys(value)) {
+      if (typeof key === "string") {
+        const found = text(key);
+        if (found) return found;
+      }
+      const descriptor = Object.getOwnPropertyDescriptor(value, key);
+      const item = descriptor && "value" in descriptor ? descriptor.value : record[key];
+      const found = visit(item, depth + 1);
+      if (found) return found;
+    }
+    for (
+      let prototype = Object.getPrototypeOf(value) as object | null;
+      prototype !== null && prototype !== Object.prototype;
+      prototype = Object.getPrototypeOf(prototype) as object | null
+    ) {
+      for (const key of Reflect.ownKeys(prototype)) {
+        if (key === "constructor" || key === "__proto__") continue;
+        if (typeof Object.getOwnPropertyDescriptor(prototype, key)?.get !== "function") continue;
+        const found = visit(record[key], depth + 1);
+        if (found) return found;
+      }
+    }
+    const toJSON = record.toJSON;
+    if (typeof toJSON === "function") {
+      const found = visit(toJSON.call(value, ""), depth + 1);
+      if (found) return found;
+    }
+    const iterate = record[Symbol.iterator];
+    if (typeof iterate === "function") {
+      const iterator = iterate.call(value) as Iterator<unknown>;
+      // An iterator that is its own iterable (a generator) would be consumed: not walked.
+      if (iterator !== value && typeof iterator?.next === "function") {
+        for (let step = iterator.next(); !step.done; step = iterator.next()) {
+          const found = visit(step.value, depth + 1);
+          if (found) return found;
+        }
+      }
+    }
+    return null;
+  };
+  try {
+    for (const root of roots) {
+      const found = visit(root, 0);
+      if (found) return found;
+    }
+    return null;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    return { kind: "incomplete", reason: `a value could not be read (${reason})` };
+  }
+}
+
+/**
+ * Whether a value holds personal data ({@link detectPii} on every text {@link scanValues}
+ * finds). A value too large, too deep or unreadable to scan completely counts as holding
+ * personal data: the scan fails closed.
  */
 export function containsPii(value: unknown): boolean {
-  let strings = 0;
-  const seen = new WeakSet<object>();
-  const visit = (item: unknown, depth: number): boolean => {
-    if (typeof item === "string" || typeof item === "number" || typeof item === "bigint") {
-      strings++;
-      if (strings > PII_SCAN_LIMITS.strings) return true;
-      // A fractional number is no card, phone or id (nor are NaN and the infinities).
-      if (typeof item === "number" && !Number.isInteger(item)) return false;
-      return detectPii(String(item)).length > 0;
-    }
-    if (typeof item !== "object" || item === null) return false;
-    if (depth > PII_SCAN_LIMITS.depth) return true;
-    if (seen.has(item)) return false;
-    seen.add(item);
-    if (item instanceof Map) {
-      for (const [key, entry] of item) {
-        if (visit(key, depth + 1) || visit(entry, depth + 1)) return true;
-      }
-      return false;
-    }
-    if (item instanceof Set || Array.isArray(item)) {
-      for (const entry of item) if (visit(entry, depth + 1)) return true;
-      return false;
-    }
-    for (const [key, entry] of Object.entries(item)) {
-      if (visit(key, depth + 1) || visit(entry, depth + 1)) return true;
-    }
-    return false;
-  };
-  return visit(value, 0);
+  return piiFinding([value]) !== null;
+}
+
+/** {@link scanValues} with {@link detectPii}: null when the values hold no personal data. */
+export function piiFinding(roots: readonly unknown[]): ScanFinding | null {
+  return scanValues(roots, (text) => detectPii(text).length > 0);
 }

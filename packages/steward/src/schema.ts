@@ -40,7 +40,10 @@ export const trustDebt = stewardSchema.table("trust_debt", {
 
 /**
  * The blueprint registry: every published version, immutable, with the SHA-256 of its
- * canonical JSON. `id` is `name@version`.
+ * canonical JSON and an HMAC-SHA256 under the chain key (`signature`, by the key `key_id`)
+ * over the domain tag `gov.steward.blueprint.v1`, the id, the version, the content hash and
+ * the content. `id` is `name@version`. Rows written before signatures have neither and are
+ * refused when loaded (publish the same content again to sign them).
  */
 export const blueprints = stewardSchema.table("blueprints", {
   id: text("id").primaryKey(),
@@ -48,6 +51,10 @@ export const blueprints = stewardSchema.table("blueprints", {
   version: text("version").notNull(),
   content: jsonb("content").$type<Record<string, unknown>>().notNull(),
   contentHash: text("content_hash").notNull(),
+  /** The id of the chain key that signed the row (the first 16 hex of its fingerprint). */
+  keyId: text("key_id"),
+  /** HMAC-SHA256 (hex) of the signed form; null for a row written before signatures. */
+  signature: text("signature"),
   publishedAt: timestamp("published_at", { withTimezone: true, mode: "string" })
     .notNull()
     .default(sql`now()`),

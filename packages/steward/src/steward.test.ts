@@ -457,6 +457,26 @@ describe("scope selection", () => {
     expect(result.governanceStatus.blueprintId).toBe(expected);
   });
 
+  // Follow-up of wave 1: the agent id came from the trace, which an agent may build; the host
+  // can now set it, and a trace that names another agent is refused.
+  it("takes the agent id from the host when it gives one", async () => {
+    const chosen = await steward.evaluate({ action: "a" }, {}, { agentId: "vip" });
+    expect(chosen.governanceStatus.blueprintId).toBe("agent@1");
+    expect(chosen.metadata.agentId).toBe("vip");
+    const same = await steward.evaluate({ agentId: "vip", action: "a" }, {}, { agentId: "vip" });
+    expect(same.governanceStatus.blueprintId).toBe("agent@1");
+    for (const claimed of ["x", "VIP", "vip "]) {
+      await expect(
+        steward.evaluate({ agentId: claimed, action: "a" }, {}, { agentId: "vip" }),
+      ).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "trace.agentId" });
+    }
+    for (const bad of ["", 5, "a".repeat(300)]) {
+      await expect(
+        steward.evaluate({ action: "a" }, {}, { agentId: bad as never }),
+      ).rejects.toMatchObject({ code: "INVALID_ARGUMENT", field: "options.agentId" });
+    }
+  });
+
   it("takes the tier from the host, never from the trace", async () => {
     // A tier the agent declares in its trace is ignored.
     const declared = await steward.evaluate({ agentId: "x", agentTier: "tier-2", action: "a" });

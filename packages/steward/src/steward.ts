@@ -13,6 +13,7 @@ import {
   requirePort,
   systemClock,
 } from "@gov/core";
+import { requireId, requireIdList, requireText } from "./arguments";
 import {
   type CompiledBlueprint,
   type CompiledCheck,
@@ -21,6 +22,7 @@ import {
   readBlueprintFile,
   scopeSpecificity,
 } from "./blueprint";
+import { type EvaluationBound, evaluateWithinBudget, inputBoundProblem } from "./cel";
 import { BudgetExceeded, PolicyError } from "./errors";
 import {
   type BlueprintDocument,
@@ -32,6 +34,7 @@ import {
   type InterventionResult,
   type InterventionType,
   type RiskLevel,
+  STEWARD_AUDIT_KINDS,
   STEWARD_LIMITS,
 } from "./models";
 import { type BlueprintRegistry, fetchWithParents } from "./persistence";
@@ -42,14 +45,6 @@ import {
   type StateStorage,
   type TrustDebtStorage,
 } from "./state";
-
-/** Audit event kinds written by the steward. */
-export const STEWARD_AUDIT_KINDS = {
-  /** One evaluation and its intervention (every one at `complete`; non-OK ones otherwise). */
-  intervention: "steward.intervention",
-  /** An agent's trust debt crossed a threshold upwards. */
-  trustDebtThreshold: "steward.trust_debt_threshold_crossed",
-} as const;
 
 /** What a tier-1 scorer is given. */
 export interface ScorerContext {
@@ -122,6 +117,13 @@ export interface EvaluateOptions {
    * trace's `agentTier` is ignored. @default the steward's `agentTiers`, else ""
    */
   agentTier?: string;
+  /**
+   * The agent the host evaluates for (selects the blueprint, keys trust debt and state, and is
+   * `agent.id` in CEL). When given, a trace's own `agentId` must equal it, or the evaluation is
+   * refused: the agent must not choose who it is. @default the trace's `agentId`, else
+   * "anonymous"
+   */
+  agentId?: string;
 }
 
 /** The ports a steward uses; each optional. */
@@ -148,6 +150,17 @@ export interface StewardMetrics {
   tripwireViolations: number;
   /** Tripwires that fired because their condition could not be evaluated (fail closed). */
   tripwireErrors: number;
+  /**
+   * Tier-0 evaluations (tripwire conditions, check rules) refused because they ran past a
+   * bound: their step limit or the input bounds. Each one fails closed (at least BLOCK).
+   */
+  evaluationLimitsExceeded: number;
+  /**
+   * Tier-0 evaluations that finished within their step limit but took longer than their
+   * latency budget by the clock (a stalled process: garbage collection, a starved CPU).
+   * Reported and logged, not enforced: the answer is the evaluation's own.
+   */
+  latencyBudgetOverruns: number;
   trustDebtThresholdCrossings: number;
   /** Audit writes that failed or timed out (each logged). */
   auditFailures: number;
@@ -181,6 +194,8 @@ interface Fired {
   severity: string;
   reason: string;
   error?: string;
+  /** Set when the evaluation ran past a bound (it then fired, at least BLOCK). */
+  exceeded?: EvaluationBound;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -369,6 +384,7 @@ export class GovernanceSteward {
   readonly #latencies = new Float64Array(LATENCY_WINDOW);
   #latencyCount = 0;
   #latencySum = 0;
+  #lastOverrunWarning = Number.NEGATIVE_INFINITY;
   readonly #metrics = {
     total: 0,
     interventions: { OK: 0, NUDGE: 0, FLAG: 0, ESCALATE: 0, BLOCK: 0, HALT: 0 } as Record<
@@ -379,6 +395,8 @@ export class GovernanceSteward {
     timeouts: 0,
     tripwireViolations: 0,
     tripwireErrors: 0,
+    limitsExceeded: 0,
+    overruns: 0,
     crossings: 0,
     auditFailures: 0,
     auditTimeouts: 0,
@@ -482,6 +500,7 @@ export class GovernanceSteward {
     options: Omit<StewardOptions, "blueprints"> = {},
     context: StewardContext = {},
   ): Promise<GovernanceSteward> {
+    requireIdList(paths, "paths", "Pass a list of blueprint YAML file paths.");
     const documents = await Promise.all(paths.map((path) => readBlueprintFile(path)));
     return new GovernanceSteward({ ...options, blueprints: documents }, context);
   }
@@ -555,6 +574,19 @@ export class GovernanceSteward {
    * none applies. The tier defaults to the steward's `agentTiers`.
    */
   async getTrustDebt(agentId: string, agentTier?: string, action?: string): Promise<number> {
+    requireId(agentId, "agentId", "Pass the agent's id.");
+    requireText(
+      agentTier,
+      "agentTier",
+      STEWARD_LIMITS.idLength,
+      "Pass the agent's tier, or leave it out.",
+    );
+    requireText(
+      action,
+      "action",
+      STEWARD_LIMITS.actionLength,
+      "Pass the action's name, or leave it out.",
+    );
     const tier = agentTier ?? this.#tiers(agentId) ?? "";
     const blueprint = this.#select(agentId, tier, action);
     return this.#debt.read(agentId, this.#clock.nowMs(), decayOf(blueprint));
@@ -600,7 +632,18 @@ export class GovernanceSteward {
         "The host sets the hook (evaluate's option { hook }); leave trace.hook out.",
       );
     }
-    const agentId = trace.agentId ?? "anonymous";
+    const hostAgentId = options.agentId;
+    if (hostAgentId !== undefined) {
+      requireId(hostAgentId, "options.agentId", "Pass the id of the agent the host evaluates for.");
+      if (trace.agentId !== undefined && trace.agentId !== hostAgentId) {
+        throw new InvalidArgumentError(
+          "trace.agentId",
+          `is ${JSON.stringify(trace.agentId).slice(0, 80)} but the host evaluates for "${hostAgentId}".`,
+          "The host sets the agent (evaluate's option { agentId }); leave trace.agentId out.",
+        );
+      }
+    }
+    const agentId = hostAgentId ?? trace.agentId ?? "anonymous";
     const agentTier = options.agentTier ?? this.#tiers(agentId) ?? "";
     if (typeof agentTier !== "string" || agentTier.length > STEWARD_LIMITS.idLength) {
       throw new InvalidArgumentError(
@@ -657,11 +700,16 @@ export class GovernanceSteward {
       let reserved = false;
       const counted = { amount: countedAmount(args.amount) };
       let stateError: string | null = null;
+      // What reaches CEL is walked once, and only when something is evaluated.
+      let inputProblem: string | null | undefined;
+      // The clock is read once per evaluation: each one starts when the previous one ended.
+      let mark = performance.now();
       for (const tripwire of blueprint.tripwires) {
         if (tripwire.hook !== hook) continue;
         if (tripwire.tools !== null && !tripwire.tools.has(trace.action)) continue;
         let fires: boolean;
         let error: string | undefined;
+        let exceeded: EvaluationBound | undefined;
         if (tripwire.requiresState && !stateLoaded) {
           stateLoaded = true;
           try {
@@ -678,34 +726,74 @@ export class GovernanceSteward {
               },
             );
           }
+          // Time spent waiting for the storage is no tripwire's.
+          mark = performance.now();
         }
         if (tripwire.requiresState && stateError !== null) {
           fires = true;
           error = `state unavailable: ${stateError}`;
         } else {
-          try {
-            const value = tripwire.evaluateCondition(celContext);
+          if (inputProblem === undefined) {
+            inputProblem = inputBoundProblem([args, context]);
+            mark = performance.now();
+          }
+          const outcome = evaluateWithinBudget(
+            tripwire.evaluateCondition,
+            celContext,
+            tripwire.budgetMs,
+            inputProblem,
+            mark,
+          );
+          mark = outcome.endedAt;
+          if (outcome.kind !== "exceeded" && outcome.overranMs !== undefined) {
+            this.#overran(
+              { agentId, blueprintId: blueprint.id, tripwireId: tripwire.id },
+              tripwire.budgetMs,
+              outcome.overranMs,
+            );
+          }
+          if (outcome.kind === "value") {
+            const value = outcome.value;
             if (value === true) fires = true;
             else if (value === false) fires = false;
             else {
               fires = true;
               error = `condition yielded ${typeof value}, not a bool`;
             }
-          } catch (cause) {
+          } else if (outcome.kind === "error") {
             fires = true;
-            error = describe(cause);
+            error = outcome.error;
+          } else {
+            // Over a bound, the answer is unknown and the agent may have caused it: the
+            // tripwire fires, and the decision is at least BLOCK (a HALT stays a HALT).
+            fires = true;
+            error = outcome.reason;
+            exceeded = outcome.bound;
           }
         }
         if (!fires) continue;
-        const onFail = tripwire.onFail.decision;
+        const onFail =
+          exceeded === undefined
+            ? tripwire.onFail.decision
+            : stricter(tripwire.onFail.decision, "BLOCK");
         fired.push({
           id: tripwire.id,
           decision: onFail,
           severity: tripwire.severity,
           reason: tripwire.onFail.reason ?? `Tripwire "${tripwire.id}" fired.`,
           ...(error === undefined ? {} : { error }),
+          ...(exceeded === undefined ? {} : { exceeded }),
         });
-        if (error !== undefined) this.#metrics.tripwireErrors++;
+        if (exceeded !== undefined) {
+          this.#metrics.limitsExceeded++;
+          this.#logger.warn("steward: a tripwire ran past its evaluation bounds; it fires", {
+            agentId,
+            blueprintId: blueprint.id,
+            tripwireId: tripwire.id,
+            bound: exceeded,
+            reason: error,
+          });
+        } else if (error !== undefined) this.#metrics.tripwireErrors++;
         if (onFail === "FLAG") flagged = true;
         else decision = stricter(decision, onFail);
         if (onFail === "HALT") break;
@@ -851,6 +939,21 @@ export class GovernanceSteward {
     );
   }
 
+  /**
+   * Report an evaluation that took longer than its latency budget by the clock but finished
+   * within its step limit: counted, and logged at most once a minute.
+   */
+  #overran(where: Record<string, string>, budgetMs: number, elapsedMs: number): void {
+    this.#metrics.overruns++;
+    const now = performance.now();
+    if (now - this.#lastOverrunWarning < 60_000) return;
+    this.#lastOverrunWarning = now;
+    this.#logger.warn(
+      "steward: a tier-0 evaluation took longer than its latency budget by the clock (within its step limit: the process stalled); its answer stands",
+      { ...where, budgetMs, elapsedMs: Math.round(elapsedMs * 10) / 10 },
+    );
+  }
+
   #rememberEscalation(traceId: string, agentId: string, counted: { amount: number }): void {
     this.#escalated.delete(traceId);
     this.#escalated.set(traceId, { agentId, counted });
@@ -871,6 +974,13 @@ export class GovernanceSteward {
    *   pending approvals, the oldest of which are forgotten).
    */
   async commit(result: InterventionResult | string): Promise<boolean> {
+    if (typeof result !== "string" && (typeof result !== "object" || result === null)) {
+      throw new InvalidArgumentError(
+        "result",
+        `must be an InterventionResult or its metadata.commitId, got ${result === null ? "null" : typeof result}.`,
+        "Pass the result evaluate returned for the approved ESCALATE.",
+      );
+    }
     const commitId =
       typeof result === "string"
         ? result
@@ -897,7 +1007,9 @@ export class GovernanceSteward {
     let decision: InterventionType | null = null;
     const scores: Record<string, number> = {};
     const failures: Record<string, string> = {};
+    const exceeded: Record<string, string> = {};
     const pending: Promise<void>[] = [];
+    let inputProblem: string | null | undefined;
     const record = (check: CompiledCheck, score: number) => {
       scores[check.id] = score;
       weighted += check.weight * score;
@@ -905,13 +1017,27 @@ export class GovernanceSteward {
     };
     for (const check of blueprint.checks) {
       if (check.evaluateRule) {
-        let score = 0;
-        try {
-          score = check.evaluateRule(celContext) === true ? 1 : 0;
-        } catch {
-          score = 0;
+        inputProblem ??= inputBoundProblem([celContext.args, celContext.context]);
+        // A rule is tier 0, bounded like a tripwire (by the tier-0 budget); an error scores 0,
+        // and a rule over its bounds scores 0 and makes the decision at least BLOCK.
+        const outcome = evaluateWithinBudget(
+          check.evaluateRule,
+          celContext,
+          STEWARD_LIMITS.tier0LatencyBudgetMs,
+          inputProblem,
+        );
+        if (outcome.kind === "exceeded") {
+          if (Object.keys(exceeded).length < 20) exceeded[check.id] = outcome.reason;
+          decision = "BLOCK";
+          this.#metrics.limitsExceeded++;
+        } else if (outcome.overranMs !== undefined) {
+          this.#overran(
+            { blueprintId: blueprint.id, checkId: check.id },
+            STEWARD_LIMITS.tier0LatencyBudgetMs,
+            outcome.overranMs,
+          );
         }
-        record(check, score);
+        record(check, outcome.kind === "value" && outcome.value === true ? 1 : 0);
       } else if (check.metric) {
         record(check, metricScore(check, trace));
       } else if (check.scorer !== undefined) {
@@ -938,6 +1064,7 @@ export class GovernanceSteward {
     if (pending.length > 0) await Promise.all(pending);
     metadata.checkScores = scores;
     if (Object.keys(failures).length > 0) metadata.scorerFailures = failures;
+    if (Object.keys(exceeded).length > 0) metadata.checkLimitsExceeded = exceeded;
     return { quality: weights === 0 ? 1 : weighted / weights, decision };
   }
 
@@ -1045,6 +1172,9 @@ export class GovernanceSteward {
           qualityScore: quality,
           flagged,
           firedTripwires: auditedTripwires(fired),
+          ...(outcome.metadata.checkLimitsExceeded === undefined
+            ? {}
+            : { checkLimitsExceeded: outcome.metadata.checkLimitsExceeded }),
           trustDebtBefore: debt.before,
           trustDebtAfter: debt.after,
           conformanceLevel: this.#conformance,
@@ -1133,6 +1263,8 @@ export class GovernanceSteward {
       timeouts: m.timeouts,
       tripwireViolations: m.tripwireViolations,
       tripwireErrors: m.tripwireErrors,
+      evaluationLimitsExceeded: m.limitsExceeded,
+      latencyBudgetOverruns: m.overruns,
       trustDebtThresholdCrossings: m.crossings,
       auditFailures: m.auditFailures,
       auditTimeouts: m.auditTimeouts,
@@ -1277,7 +1409,11 @@ function messageFor(
 ): string {
   const decisive = fired.find((item) => item.decision === decision);
   const flag = flagged ? " (flagged for review)" : "";
+  if (decisive?.exceeded)
+    return `${decision}: tripwire "${decisive.id}" could not be evaluated within its bounds (${decisive.error ?? decisive.exceeded}); fail closed${flag}.`;
   if (decisive) return `${decision}: ${decisive.reason}${flag}`;
+  if (metadata.checkLimitsExceeded && decision === "BLOCK")
+    return `BLOCK: a check's rule could not be evaluated within its bounds; fail closed${flag}.`;
   if (metadata.scorerFailures && decision === "BLOCK")
     return `BLOCK: a tier-1 check failed or exceeded its latency budget (fallback deny)${flag}.`;
   if (metadata.trustDebtError && decision === "ESCALATE")

@@ -1,0 +1,350 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { makeSteward } from "./__fixtures__";
+import { compileExpression } from "./blueprint";
+import { EvaluationLimitExceeded, PolicyError } from "./errors";
+import { guard } from "./guard";
+import { type InterventionResult, STEWARD_LIMITS } from "./models";
+
+/** The first fired tripwire's details in a result's metadata. */
+function firstFired(result: InterventionResult): Record<string, unknown> | undefined {
+  return (result.metadata.tripwires as Record<string, unknown>[] | undefined)?.[0];
+}
+
+/** A blueprint with one tripwire on `condition`. */
+function wire(condition: string, extra: Record<string, unknown> = {}) {
+  return {
+    id: "wire@1",
+    version: "1",
+    tripwires: [
+      {
+        id: "wire",
+        condition,
+        onFail: { decision: "BLOCK", reason: "the condition holds" },
+        ...extra,
+      },
+    ],
+    trustDebt: { enabled: false },
+  };
+}
+
+/** A patterns that backtrack catastrophically, and text that makes them do it. */
+const REDOS: readonly [pattern: string, text: string, expected: boolean][] = [
+  ["^(a+)+$", `${"a".repeat(50_000)}!`, false],
+  ["(a|a)*$", `${"a".repeat(50_000)}!`, true],
+  ["^(a|aa)+$", `${"a".repeat(50_000)}!`, false],
+  ["(.*a){20}", "a".repeat(50_000), true],
+  ["^(.*a){20}$", `${"a".repeat(5_000)}b`, false],
+  ["^(\\w+\\s?)*$", `${"word ".repeat(10_000)}!`, false],
+  ["^([a-z]+)+$", `${"abc".repeat(10_000)}1`, false],
+  ["^(a*)*b$", "a".repeat(50_000), false],
+  ["^((ab)*)+c$", `${"ab".repeat(20_000)}x`, false],
+  ["^(x+x+)+y$", "x".repeat(50_000), false],
+];
+
+// Break 5: CEL matches() on JavaScript's backtracking engine let agent text block the event
+// loop (`^(a+)+$` with 31 characters took 35 s). Each of these would run for hours there.
+describe("matches() runs on RE2 (linear time)", () => {
+  it.each(REDOS)(
+    "%s over long agent text answers, as a literal pattern",
+    async (pattern, text, expected) => {
+      const { steward } = makeSteward({
+        blueprints: [wire(`args.text.matches(${JSON.stringify(pattern)})`)],
+      });
+      const result = await steward.evaluate({ action: "post", parameters: { text } });
+      expect(result.intervention).toBe(expected ? "BLOCK" : "OK");
+      expect(firstFired(result)?.error).toBeUndefined();
+    },
+    120_000,
+  );
+
+  // Break 5: a pattern that comes from a variable (the agent's own arguments) must not reach
+  // the backtracking engine either.
+  it("runs a pattern from a variable on RE2 too, and refuses one RE2 cannot compile", async () => {
+    const { steward } = makeSteward({
+      blueprints: [wire("args.text.matches(args.pattern)", { onFail: { decision: "ESCALATE" } })],
+    });
+    for (const [pattern, text, expected] of REDOS) {
+      const result = await steward.evaluate({ action: "post", parameters: { text, pattern } });
+      expect(result.intervention, pattern).toBe(expected ? "ESCALATE" : "OK");
+    }
+    // A backreference or lookaround from a variable cannot be compiled: the tripwire fires.
+    for (const pattern of ["(a)\\1", "(?=a)a", "(?!b)a", "(?<=a)b", "(?<!a)b", "(?<n>a)\\k<n>"]) {
+      const result = await steward.evaluate({
+        action: "post",
+        parameters: { text: "aa", pattern },
+      });
+      expect(result.intervention, pattern).toBe("ESCALATE");
+      expect(firstFired(result)?.error, pattern).toMatch(/not RE2 syntax/);
+    }
+    // Past the size bound: refused, not compiled.
+    const long = await steward.evaluate({
+      action: "post",
+      parameters: { text: "a", pattern: "a".repeat(STEWARD_LIMITS.patternLength + 1) },
+    });
+    expect(firstFired(long)?.error).toMatch(/1024/);
+  }, 120_000);
+
+  it("speaks RE2 syntax: inline flags, Unicode classes, POSIX classes", async () => {
+    const { steward } = makeSteward({
+      blueprints: [
+        wire(
+          'reasoning.matches("(?i)wire THE money") && reasoning.matches("\\\\p{Greek}") && reasoning.matches("[[:digit:]]{3}") && matches(reasoning, "(?i)ωMEGA")',
+        ),
+      ],
+    });
+    const result = await steward.evaluate({
+      action: "pay",
+      reasoning: "I will WIRE the MONEY to Ωmega, ref 123",
+    });
+    expect(firstFired(result)?.error).toBeUndefined();
+    expect(result.intervention).toBe("BLOCK");
+  });
+
+  // Break 5: patterns RE2 does not support are refused when the blueprint loads, naming the
+  // tripwire's path and what is wrong.
+  it.each([
+    ["backreference", 'args.text.matches("(a)\\\\1")'],
+    ["named backreference", 'args.text.matches("(?P<n>a)\\\\k<n>")'],
+    ["lookahead", 'args.text.matches("foo(?=bar)")'],
+    ["negative lookahead", 'args.text.matches("foo(?!bar)")'],
+    ["lookbehind", 'args.text.matches("(?<=foo)bar")'],
+    ["negative lookbehind", 'args.text.matches("(?<!foo)bar")'],
+    ["possessive quantifier", 'args.text.matches("a++")'],
+    ["inside a macro", 'args.items.exists(x, x.matches("(?=a)"))'],
+    ["too long", `args.text.matches("${"a".repeat(STEWARD_LIMITS.patternLength + 1)}")`],
+  ])("refuses a %s at load", (_label, condition) => {
+    let caught: unknown;
+    try {
+      makeSteward({
+        blueprints: [
+          {
+            ...wire("true"),
+            tripwires: [wire("true").tripwires[0], { ...wire(condition).tripwires[0], id: "bad" }],
+          },
+        ],
+      });
+    } catch (error) {
+      caught = error;
+    }
+    expect(PolicyError.isInstance(caught)).toBe(true);
+    const error = caught as PolicyError;
+    expect(error.path).toBe("tripwires[1].condition");
+    expect(error.blueprintId).toBe("wire@1");
+    expect(error.problem).toMatch(/matches\(\) pattern/);
+    expect(error.recoveryHint).toMatch(/RE2/);
+  });
+
+  it("refuses such a pattern in a check's rule and in a guard condition", () => {
+    expect(() =>
+      makeSteward({
+        blueprints: [
+          {
+            id: "c@1",
+            version: "1",
+            checks: [{ id: "r", passes: 'reasoning.matches("(\\\\w)\\\\1")' }],
+          },
+        ],
+      }),
+    ).toThrow(/checks\[0\]\.passes.*matches\(\) pattern/);
+    expect(() => guard({ tripwires: ['note.matches("(?=x)")'] }, async () => 1)).toThrow(
+      /guard options at tripwires\[0\].*matches\(\) pattern/,
+    );
+  });
+});
+
+describe("bounded tier-0 evaluation", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  const big = Array.from({ length: 3_000 }, (_, index) => index);
+
+  // Break 5: nested exists() over 3,000 items took a second; a tripwire past its budget fails
+  // closed (it fires, at least BLOCK), audit-visible with its id and the reason.
+  it.each([
+    ["nested exists", "args.items.exists(x, args.items.exists(y, x == y + 1000000))"],
+    ["nested all", "!args.items.all(x, args.items.all(y, x != y + 1000000))"],
+    ["nested map", "args.items.map(x, args.items.map(y, x + y)).size() == 0"],
+    ["nested filter", "args.items.filter(x, args.items.filter(y, y > x).size() > 0).size() < 0"],
+    ["exists_one", "args.items.exists_one(x, args.items.exists(y, y == x + 1000000))"],
+    ["long strings", 'args.items.exists(x, reasoning.lowerAscii().contains(string(x) + "zz"))'],
+    ["split", 'reasoning.split("").exists(c, reasoning.split("").exists(d, c + d == "zz"))'],
+    ["matches in a loop", 'args.items.exists(x, reasoning.matches("(a|aa)+z"))'],
+    ["errors in a loop", "args.items.exists(x, args.items.exists(y, y.foo == 1))"],
+  ])(
+    "fails closed on %s over a large list",
+    async (_label, condition) => {
+      const { steward, audit } = makeSteward({
+        blueprints: [wire(condition, { onFail: { decision: "FLAG", reason: "looked odd" } })],
+      });
+      const result = await steward.evaluate({
+        agentId: "attacker",
+        action: "post",
+        parameters: { items: big },
+        reasoning: "a".repeat(60_000),
+      });
+      // A FLAG tripwire that overran blocks: its answer is unknown, and the agent chose the input.
+      expect(result.intervention).toBe("BLOCK");
+      expect(result.governanceStatus.firedTripwires).toEqual(["wire"]);
+      expect(result.metadata.tripwires).toEqual([
+        expect.objectContaining({
+          id: "wire",
+          decision: "BLOCK",
+          exceeded: "steps",
+          error: expect.stringMatching(/more than 100000 steps/),
+        }),
+      ]);
+      expect(result.message).toMatch(/could not be evaluated within its bounds/);
+      expect(steward.getMetrics().evaluationLimitsExceeded).toBe(1);
+      await steward.flush();
+      const event = audit.events.find((item) => item.kind === "steward.intervention");
+      expect(event?.metadata?.firedTripwires).toMatchObject({
+        ids: ["wire"],
+        details: [{ id: "wire", exceeded: "steps", error: expect.stringMatching(/steps/) }],
+      });
+    },
+    120_000,
+  );
+
+  it("keeps a HALT a HALT, and leaves small inputs alone", async () => {
+    const condition = "args.items.exists(x, args.items.exists(y, x == y + 1000000))";
+    const { steward } = makeSteward({
+      blueprints: [wire(condition, { onFail: { decision: "HALT" } })],
+    });
+    expect((await steward.evaluate({ action: "a", parameters: { items: big } })).intervention).toBe(
+      "HALT",
+    );
+    // 100 × 100 pairs are within the default budget and answer normally.
+    const small = big.slice(0, 100);
+    const result = await steward.evaluate({ action: "a", parameters: { items: small } });
+    expect(result.intervention).toBe("OK");
+    expect(result.metadata.tripwires).toBeUndefined();
+  });
+
+  it("gives a tripwire with a larger latencyBudgetMs more steps", async () => {
+    const condition = "args.items.exists(x, args.items.exists(y, x == y + 1000000))";
+    const items = big.slice(0, 400); // 160,000 pairs: over the default 100,000 steps
+    const run = async (extra: Record<string, unknown>) => {
+      const { steward } = makeSteward({ blueprints: [wire(condition, extra)] });
+      return steward.evaluate({ action: "a", parameters: { items } });
+    };
+    expect(firstFired(await run({}))).toMatchObject({ exceeded: "steps" });
+    const generous = await run({ latencyBudgetMs: 60_000 });
+    expect(generous.intervention).toBe("OK");
+    expect(generous.metadata.tripwires).toBeUndefined();
+  });
+
+  it("fails closed when the input is larger or deeper than what reaches CEL may be", async () => {
+    const { steward } = makeSteward({
+      blueprints: [wire("args.a == 1", { onFail: { decision: "NUDGE" } })],
+    });
+    const many = Array.from({ length: STEWARD_LIMITS.evaluationInputValues + 1 }, () => 0);
+    let deep: unknown = 1;
+    for (let level = 0; level <= STEWARD_LIMITS.evaluationInputDepth; level++) deep = [deep];
+    const inContext = await steward.evaluate({ action: "a", parameters: { a: 2 } }, { many });
+    for (const result of [
+      await steward.evaluate({ action: "a", parameters: { a: 2, many } }),
+      await steward.evaluate({ action: "a", parameters: { a: 2, deep } }),
+      inContext,
+    ]) {
+      expect(result.intervention).toBe("BLOCK");
+      expect(firstFired(result)).toMatchObject({
+        exceeded: "input",
+        error: expect.stringMatching(/not evaluated: the input/),
+      });
+    }
+    expect((await steward.evaluate({ action: "a", parameters: { a: 2 } })).intervention).toBe("OK");
+  });
+
+  // Guards against blocking legitimate actions at random under load: the step limit is the
+  // bound (deterministic); a clock that says the evaluation was slow is a stalled process.
+  it("keeps the answer of an evaluation that the clock says overran, and reports it", async () => {
+    const { steward, logger } = makeSteward({
+      blueprints: [wire("args.a == 1", { latencyBudgetMs: 5, onFail: { decision: "NUDGE" } })],
+    });
+    // The evaluation is fast; the clock says each step took 6 ms (as a stalled process would).
+    let now = 0;
+    vi.spyOn(performance, "now").mockImplementation(() => {
+      now += 6;
+      return now;
+    });
+    expect((await steward.evaluate({ action: "a", parameters: { a: 2 } })).intervention).toBe("OK");
+    expect((await steward.evaluate({ action: "a", parameters: { a: 1 } })).intervention).toBe(
+      "NUDGE",
+    );
+    vi.restoreAllMocks();
+    expect(steward.getMetrics()).toMatchObject({
+      latencyBudgetOverruns: 2,
+      evaluationLimitsExceeded: 0,
+    });
+    expect(
+      logger.lines.filter((line) => /longer than its latency budget/.test(line.message)),
+    ).toHaveLength(1);
+  });
+
+  it("bounds a check's rule: past its bounds it scores 0 and blocks", async () => {
+    const { steward, audit } = makeSteward({
+      blueprints: [
+        {
+          id: "rule@1",
+          version: "1",
+          checks: [
+            {
+              id: "heavy",
+              passes: "!args.items.exists(x, args.items.exists(y, x == y + 1000000))",
+            },
+          ],
+          trustDebt: { enabled: false },
+        },
+      ],
+    });
+    const result = await steward.evaluate({ action: "a", parameters: { items: big } });
+    expect(result.intervention).toBe("BLOCK");
+    expect(result.metadata.checkScores).toEqual({ heavy: 0 });
+    expect(result.metadata.checkLimitsExceeded).toEqual({
+      heavy: expect.stringMatching(/steps/),
+    });
+    await steward.flush();
+    expect(audit.events[0]?.metadata?.checkLimitsExceeded).toEqual({
+      heavy: expect.stringMatching(/steps/),
+    });
+    const fine = await steward.evaluate({ action: "a", parameters: { items: [1, 2] } });
+    expect(fine.intervention).toBe("OK");
+  });
+
+  it("bounds guard conditions and rules: past their bounds they deny", async () => {
+    const calls: unknown[] = [];
+    const fn = guard(
+      {
+        tripwires: ["!items.exists(x, items.exists(y, x == y + 1000000))"],
+        rules: [{ condition: 'note.matches("(a|aa)+$")', decision: "FLAG" }],
+      },
+      async (args: { items: number[]; note: string }) => {
+        calls.push(args);
+        return "ran";
+      },
+    );
+    await expect(fn({ items: [1, 2], note: "b" })).resolves.toBe("ran");
+    await expect(fn({ items: big, note: "b" })).rejects.toThrow(/within its bounds/);
+    // A FLAG rule whose (linear) match is fine keeps flagging only.
+    await expect(fn({ items: [1], note: `${"a".repeat(50_000)}!` })).resolves.toBe("ran");
+    expect(calls).toHaveLength(2);
+  });
+
+  it("throws EvaluationLimitExceeded from a compiled expression past its steps", () => {
+    const condition = compileExpression("args.items.all(x, x >= 0)", "condition", {
+      stateful: false,
+    });
+    const variables = { args: { items: big } };
+    expect(condition(variables)).toBe(true);
+    let caught: unknown;
+    try {
+      condition(variables, 100);
+    } catch (error) {
+      caught = error;
+    }
+    expect(EvaluationLimitExceeded.isInstance(caught)).toBe(true);
+    expect((caught as EvaluationLimitExceeded).code).toBe("EVALUATION_LIMIT_EXCEEDED");
+    expect((caught as EvaluationLimitExceeded).limit).toBe(100);
+  });
+});
