@@ -77,7 +77,7 @@ describe("the demo", () => {
     expect(lines).toContain(
       "decisions in the chain: approval.requested ×1, approval.granted ×1, approval.executed ×1, budget.exceeded ×1, steward.intervention ×1, scope.violation ×2, loop.detected ×1, agent.halted ×1, agent.halt_enforced ×2, agent.resumed ×1; every chain verified",
     );
-  });
+  }, 120_000);
 
   const postgres = testEngines().find((engine) => engine.name === "postgres");
   it.skipIf(!postgres?.available)(

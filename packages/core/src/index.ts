@@ -98,6 +98,7 @@ export {
   type ModuleContext,
   type ModuleDefinition,
   type ProvidedPorts,
+  requireKeyring,
   requirePort,
 } from "./module";
 export {

@@ -117,3 +117,36 @@ export function requirePort(
     );
   }
 }
+
+/**
+ * Check that `value` is a usable {@link Keyring} — it finds keys by id and has a current key
+ * that signs — before a module signs or verifies state with it; throws
+ * {@link InvalidArgumentError} naming `field` (e.g. `context.keyring`) otherwise.
+ *
+ * @param purpose what the module uses it for, said in the error (e.g. "stored policies are
+ *   signed and verified with it").
+ * @param fix how to fix it. @default pass the deployment's Keyring
+ * @example
+ * ```ts
+ * requireKeyring(context.keyring, "context.keyring", "stored policies are signed with it");
+ * ```
+ */
+export function requireKeyring(
+  value: unknown,
+  field: string,
+  purpose: string,
+  fix = `Pass ${field}: the deployment's Keyring (resolveKeyring, or new Keyring(new ChainKey(secret))); @gov/sdk wires it for you.`,
+): asserts value is Keyring {
+  const usable =
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as { find?: unknown }).find === "function" &&
+    typeof (value as { current?: { hmacHex?: unknown } }).current?.hmacHex === "function";
+  if (!usable) {
+    throw new InvalidArgumentError(
+      field,
+      `must be a Keyring with a current key (${purpose}), got ${describeValue(value)}.`,
+      fix,
+    );
+  }
+}

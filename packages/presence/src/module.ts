@@ -11,6 +11,7 @@ import {
   type MigrationSource,
   type ModuleContext,
   noopAuditSink,
+  requireKeyring,
   requirePort,
   type Store,
   sql,
@@ -213,19 +214,7 @@ export class PresenceModule implements HaltGuard {
       ["query", "transaction", "listen", "notify"],
       "a @gov/core Store (createStore)",
     );
-    requirePort(
-      context.keyring,
-      "keyring",
-      ["find"],
-      "a Keyring (its current key signs halts; resolveKeyring builds the deployment's)",
-    );
-    if (typeof context.keyring.current?.hmacHex !== "function") {
-      throw new InvalidArgumentError(
-        "context.keyring",
-        "must be a Keyring with a current key, but it has none.",
-        "Pass context.keyring: the deployment's Keyring (resolveKeyring, or new Keyring(new ChainKey(secret))); @gov/sdk wires it for you.",
-      );
-    }
+    requireKeyring(context.keyring, "context.keyring", "its current key signs halts");
     requirePort(context.clock, "clock", ["now", "nowMs"], "a Clock (e.g. systemClock)");
     requirePort(
       context.logger,

@@ -9,6 +9,7 @@ import {
   type Logger,
   type MigrationSource,
   type ModuleContext,
+  requireKeyring,
   requirePort,
   type Store,
   type Subscription,
@@ -283,7 +284,13 @@ export class ScopeModule {
         "Pass { persist?: boolean, listen?: boolean, pollIntervalMs?: 100–86400000 | null }.",
       );
     }
-    if (parsed.data.persist) requireKeyring(context.keyring);
+    if (parsed.data.persist)
+      requireKeyring(
+        context.keyring,
+        "context.keyring",
+        "stored policies are signed and verified with it",
+        "Pass context.keyring (the deployment's Keyring; @gov/sdk wires it), or { persist: false } to keep policies in this process only.",
+      );
     this.#store = context.store;
     this.#keyring = parsed.data.persist ? (context.keyring as Keyring) : null;
     this.#logger = context.logger;
@@ -962,21 +969,6 @@ function shownAgentId(agentId: string): string {
       ? `${agentId.slice(0, SCOPE_LIMITS.agentId - 1)}…`
       : agentId;
   return cut.length === 0 ? "(empty)" : sanitizeName(cut);
-}
-
-function requireKeyring(keyring: unknown): asserts keyring is Keyring {
-  const usable =
-    typeof keyring === "object" &&
-    keyring !== null &&
-    typeof (keyring as { find?: unknown }).find === "function" &&
-    typeof (keyring as { current?: { hmacHex?: unknown } }).current?.hmacHex === "function";
-  if (!usable) {
-    throw new InvalidArgumentError(
-      "context.keyring",
-      `must be a Keyring when persist is on (stored policies are signed and verified with it), got ${typeOf(keyring)}.`,
-      "Pass context.keyring (the deployment's Keyring; @gov/sdk wires it), or { persist: false } to keep policies in this process only.",
-    );
-  }
 }
 
 function isHidden(tool: unknown, index: number, hidden: ReadonlySet<string>): boolean {

@@ -7,6 +7,7 @@ import {
   type Keyring,
   type Logger,
   noopAuditSink,
+  requireKeyring,
   requirePort,
   type Store,
   sanitizeName,
@@ -372,7 +373,12 @@ export class PostgresBlueprintRegistry implements BlueprintRegistry {
         "Pass { keyring, audit, logger }, or nothing.",
       );
     }
-    if (options.keyring !== undefined) requireKeyring(options.keyring);
+    if (options.keyring !== undefined)
+      requireKeyring(
+        options.keyring,
+        "options.keyring",
+        "blueprints are signed and verified with it",
+      );
     requirePort(options.audit, "audit", ["log"], "an AuditSink", { optional: true });
     requirePort(options.logger, "logger", ["warn", "error"], "a Logger", { optional: true });
     this.#store = store;
@@ -544,20 +550,5 @@ export class PostgresBlueprintRegistry implements BlueprintRegistry {
       sql`select id from gov_steward.blueprints order by id`,
     );
     return rows.map((row) => row.id);
-  }
-}
-
-function requireKeyring(keyring: unknown): asserts keyring is Keyring {
-  const ok =
-    typeof keyring === "object" &&
-    keyring !== null &&
-    typeof (keyring as { find?: unknown }).find === "function" &&
-    typeof (keyring as { current?: { hmacHex?: unknown } }).current?.hmacHex === "function";
-  if (!ok) {
-    throw new InvalidArgumentError(
-      "options.keyring",
-      "must be a Keyring (blueprints are signed and verified with it).",
-      "Pass the deployment's Keyring (context.keyring; @gov/sdk wires it).",
-    );
   }
 }
