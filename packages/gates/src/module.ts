@@ -24,6 +24,7 @@ import {
   type OperatorDirectory,
   requirePort,
   type Store,
+  StoreError,
   type Subscription,
   sameIdentity,
   sql,
@@ -62,8 +63,10 @@ import {
   waitForOptionsSchema,
 } from "./models";
 import {
+  claimMacInput,
   decisionMacInput,
-  legacyDecisionMacInput,
+  format1DecisionMacInput,
+  format2DecisionMacInput,
   requestMacInput,
   type SignedDecision,
   type SignedRequest,
@@ -871,8 +874,10 @@ export class GatesModule {
     }
 
     // The claim: one conditional update decides who wins. It is invisible to waiters, who
-    // only act on `granted` / `denied`, until the audit event is durable. Its MAC identifies
-    // it: publishing and releasing touch this claim only, never another process's.
+    // only act on `granted` / `denied`, until the audit event is durable. Its claim MAC
+    // identifies it (publishing and releasing touch this claim only, never another process's)
+    // and is no decision MAC: the row is readable while the claim is held, and a claim that is
+    // then released must leave nothing behind that verifies as a decision.
     const now = new Date(nowMs).toISOString();
     const result: ApprovalDecision = {
       requestId,
@@ -884,16 +889,14 @@ export class GatesModule {
       reason: input.reason,
       resolvedAt: new Date(nowMs),
     };
-    // The decision signs the request as it is (every field), so that it holds for this
-    // request only, exactly as it was decided: a row changed afterwards no longer verifies.
-    const mac = key.hmacHex(
-      decisionMacInput(signedRequestOf(row), {
-        decision,
-        reviewerId: input.reviewerId,
-        reason: input.reason,
-        resolvedAt: now,
-      }),
-    );
+    const signedRequest = signedRequestOf(row);
+    const signedDecision: SignedDecision = {
+      decision,
+      reviewerId: input.reviewerId,
+      reason: input.reason,
+      resolvedAt: now,
+    };
+    const mac = key.hmacHex(claimMacInput(signedRequest, signedDecision, randomUUID()));
     const claimStatus = CLAIM_STATUS[decision];
     let claimed: { request_id: string }[];
     try {
@@ -958,12 +961,16 @@ export class GatesModule {
       throw new ApprovalNotRecordedError(requestId, decision, failure);
     }
 
-    // Publish: waiters see the decision, and are woken, when this commits.
+    // Publish: waiters see the decision, and are woken, when this commits. Only now, with its
+    // audit event durable, is the decision signed: the decision MAC (over every field of the
+    // request, so that it holds for this request exactly as it was decided) replaces the claim
+    // MAC in the same statement. A claim that is released never gets one.
+    const decisionMac = key.hmacHex(decisionMacInput(signedRequest, signedDecision));
     let published: { request_id: string }[];
     try {
       published = await this.#store.query<{ request_id: string }>(sql`
         with published as (
-          update gov_gates.requests set status = ${decision}
+          update gov_gates.requests set status = ${decision}, decision_mac = ${decisionMac}
           where request_id = ${requestId}::uuid and status = ${claimStatus} and decision_mac = ${mac}
           returning request_id
         )
@@ -974,7 +981,10 @@ export class GatesModule {
         `A ${attempt} was recorded in the audit chain but could not be published; it is released once older than staleClaimMs.`,
         { requestId, error: describe(error) },
       );
-      throw new ApprovalStoreError("publish", requestId, error);
+      // The statement carried the decision MAC, which must not outlive a publish that did not
+      // take effect: the driver's error (a cause of the store's) holds the statement's
+      // parameters, so only what the database said is kept.
+      throw new ApprovalStoreError("publish", requestId, withoutStatement(error));
     }
     if (published.length === 0) {
       // This process stalled past staleClaimMs and its claim was recovered by another
@@ -1385,8 +1395,11 @@ export class GatesModule {
   /**
    * Check a granted or denied row against its decision MAC, under the key its request was
    * issued under (and no other). The MAC covers the decision and every field of the request
-   * ({@link decisionMacInput}); a grant signed in the format of earlier versions, which did not
-   * cover the expiry, is refused, a denial in that format stands (it can only stop an action).
+   * ({@link decisionMacInput}) and is written only when a decision is published, so a claim —
+   * released or not — copied into the row does not verify. A grant signed in the format of an
+   * earlier version is refused: format 2 was written with the claim (a released claim put back
+   * looks the same), format 1 did not cover the expiry. A denial in either format stands (it can
+   * only stop an action).
    * @throws {ApprovalIntegrityError} (`subject: "decision"`).
    */
   #verifyDecision(row: RequestRow): void {
@@ -1412,13 +1425,21 @@ export class GatesModule {
       resolvedAt: row.resolved_at,
     };
     if (key.verifyHex(decisionMacInput(request, decision), row.decision_mac)) return;
-    if (key.verifyHex(legacyDecisionMacInput(request, decision), row.decision_mac)) {
+    if (key.verifyHex(format2DecisionMacInput(request, decision), row.decision_mac)) {
+      if (row.status === "denied") return;
+      throw fail(
+        "it is a grant signed in the format of an earlier version of @gov/gates, which signed a decision when it was claimed — before it was recorded in the audit chain — so it cannot be told apart from a released claim put back in the table. Open a new request.",
+      );
+    }
+    if (key.verifyHex(format1DecisionMacInput(request, decision), row.decision_mac)) {
       if (row.status === "denied") return;
       throw fail(
         "it is a grant signed in the format of an earlier version of @gov/gates, which does not cover the request's expiry, token or operator, so it cannot be told apart from one revived in the table. Open a new request.",
       );
     }
-    throw fail("its MAC does not match its fields (the row was changed).");
+    throw fail(
+      "its MAC does not match its fields (the row was changed, or a claim that never took effect was put back as a decision).",
+    );
   }
 
   /**
@@ -1959,6 +1980,23 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
     const timer = setTimeout(done, Math.max(0, ms));
     signal?.addEventListener("abort", done, { once: true });
   });
+}
+
+/**
+ * `error` without the errors it wraps: a database driver's error holds the statement and its
+ * parameters. A `StoreError` keeps its kind, SQLSTATE and message (what the database said).
+ */
+function withoutStatement(error: unknown): Error {
+  if (StoreError.isInstance(error))
+    return new StoreError({
+      kind: error.kind,
+      message: error.message,
+      sqlState: error.sqlState,
+      constraint: error.constraint,
+      table: error.table,
+      schema: error.schema,
+    });
+  return new Error(describe(error));
 }
 
 function sha256(text: string): string {

@@ -25,8 +25,11 @@ export const gatesSchema = pgSchema("gov_gates");
  * `staleClaimMs` (its process died), goes back to `pending` (or to `expired`). `pending` →
  * `expired` by clean-up. The decision columns are signed (`decision_mac` under the key
  * `decision_key_id`, which must be the request's `key_id`), so that a row flipped to `granted`
- * by hand is refused by every waiter. A trigger (migration 0002) keeps a row born pending and
- * undecided, and an executed row (`executed_at` set) final.
+ * by hand is refused by every waiter; the decision MAC is written only when the decision is
+ * published (a claim holds a claim MAC, which never verifies as a decision), so a released
+ * claim copied back grants nothing. A trigger (migrations 0002, 0004 and 0005) keeps a row born
+ * pending and undecided, what was signed immutable, statuses one-way, a decision published
+ * only with its own MAC, and an executed row (`executed_at` set) final.
  */
 export const requests = gatesSchema.table(
   "requests",
@@ -57,7 +60,11 @@ export const requests = gatesSchema.table(
     resolvedAt: timestamp("resolved_at", { withTimezone: true, mode: "string" }),
     /** The key that signed the decision. */
     decisionKeyId: text("decision_key_id"),
-    /** HMAC-SHA256 (hex) of the decision. */
+    /**
+     * HMAC-SHA256 (hex) of the decision (`granted` / `denied`), written when it is published.
+     * During a claim (`granting` / `denying`) it holds the claim's MAC, which identifies the
+     * claim and never verifies as a decision; null when pending or expired.
+     */
     decisionMac: text("decision_mac"),
     /** When the approved action was executed by `verifyAction` / `requireApproval` (once; final). */
     executedAt: timestamp("executed_at", { withTimezone: true, mode: "string" }),

@@ -18,22 +18,38 @@
  * | `operator_id`, `operator_lookup`| self-approval (operator at request time)  | the request MAC (checked by `grant`), the decision MAC                |
  * | `status`                        | everything                                | `granted` / `denied`: the decision MAC; `pending`, `expired` and the claims grant nothing (a waiter keeps waiting or refuses); the trigger makes transitions one-way |
  * | `reviewer_id`, `reason`, `resolved_at` | `ApprovalDenied`, the evidence     | the decision MAC                                                      |
- * | `decision_mac`                  | —                                         | it signs the request id: one request's decision does not verify on another |
+ * | `decision_mac`                  | —                                         | it signs the request id: one request's decision does not verify on another; during a claim it holds the claim MAC, which never verifies as a decision |
  * | `executed_at`                   | single execution                          | the trigger only (a MAC cannot prove that something did not happen): a table owner who drops the trigger can clear it and run the approval again, before its signed expiry only, and each execution is recorded (`approval.executed`) |
  * | `request_mac`                   | —                                         | it is the request's signature; a row without one can be denied, not granted |
  *
- * Both MACs are HMAC-SHA256 under the key the request's token was issued under (`key_id`),
+ * Every MAC here is HMAC-SHA256 under the key the request's token was issued under (`key_id`),
  * over a domain tag, a NUL byte and the RFC 8785 (canonical JSON) form of the fields: a MAC
- * of one kind can never verify as the other, as a token, or as an audit record (canonical
+ * of one kind can never verify as another, as a token, or as an audit record (canonical
  * JSON never starts with the tag).
+ *
+ * **A decision MAC exists only once the decision is published.** A decision is made in three
+ * steps — claim, audit write, publish — and the row is readable during the claim. The claim
+ * carries a claim MAC ({@link claimMacInput}: its own domain, and a random nonce that is never
+ * stored, so nothing can verify it and no two claims share one); the decision MAC is computed
+ * after the audit event is durable and written by the statement that publishes the decision. A
+ * claim that is released (its audit write failed, or it went stale) never gets one, so copying
+ * it back into the row — with or without the trigger — approves nothing. Earlier versions wrote
+ * the decision MAC with the claim (format 2): such a grant cannot be told apart from a released
+ * claim put back, and is refused.
  */
 import { canonicalJson } from "@gov/core";
 
 /** Domain of the request MAC. */
 export const REQUEST_MAC_DOMAIN = "gov.gates.request\0";
 
-/** Domain of the decision MAC (format 2; format 1 had no domain tag and fewer fields). */
+/**
+ * Domain of the decision MAC (format 3, written when the decision is published; format 2 had
+ * the same domain and was written with the claim; format 1 had no domain tag and fewer fields).
+ */
 export const DECISION_MAC_DOMAIN = "gov.gates.decision\0";
+
+/** Domain of the claim MAC: what a row holds while its decision is being recorded. */
+export const CLAIM_MAC_DOMAIN = "gov.gates.claim\0";
 
 /** What a request is, as its request MAC signs it: fixed when the request is made. */
 export interface SignedRequest {
@@ -93,22 +109,57 @@ export function requestMacInput(request: SignedRequest): string {
   );
 }
 
+/** The decision's fields in the shape of formats 2 and 3: every field of the request, and the decision. */
+function decisionFields(request: SignedRequest, decision: SignedDecision) {
+  return {
+    request: requestFields(request),
+    decision: decision.decision,
+    reviewerId: decision.reviewerId,
+    reason: decision.reason,
+    resolvedAt: decision.resolvedAt,
+  };
+}
+
 /**
- * What the decision MAC signs (format 2): every field of the request, and the decision.
- * A decision therefore holds only for the request exactly as it was when it was decided.
+ * What the decision MAC signs (format 3): every field of the request, and the decision. A
+ * decision therefore holds only for the request exactly as it was when it was decided. It is
+ * computed once the decision's audit event is durable, and written only by the statement that
+ * publishes the decision: a claim never carries it.
  */
 export function decisionMacInput(request: SignedRequest, decision: SignedDecision): string {
   return (
     DECISION_MAC_DOMAIN +
-    canonicalJson({
-      type: "gov.gates.decision",
-      v: 2,
-      request: requestFields(request),
-      decision: decision.decision,
-      reviewerId: decision.reviewerId,
-      reason: decision.reason,
-      resolvedAt: decision.resolvedAt,
-    })
+    canonicalJson({ type: "gov.gates.decision", v: 3, ...decisionFields(request, decision) })
+  );
+}
+
+/**
+ * What the claim MAC signs: the request, the decision being recorded and `nonce` (random, never
+ * stored). It identifies one claim — publishing and releasing touch only the claim that holds
+ * it — and, under its own domain, can never verify as a decision: a released claim copied back
+ * into the row approves nothing.
+ */
+export function claimMacInput(
+  request: SignedRequest,
+  decision: SignedDecision,
+  nonce: string,
+): string {
+  return (
+    CLAIM_MAC_DOMAIN +
+    canonicalJson({ type: "gov.gates.claim", v: 1, ...decisionFields(request, decision), nonce })
+  );
+}
+
+/**
+ * What the decision MAC of the previous version signed (format 2): the same fields as format
+ * 3, but it was written with the claim, before the decision's audit event — so a claim that was
+ * released could be copied back and verify. Only recognized, never written: a grant in this
+ * format is refused, a denial stands (it can only stop an action).
+ */
+export function format2DecisionMacInput(request: SignedRequest, decision: SignedDecision): string {
+  return (
+    DECISION_MAC_DOMAIN +
+    canonicalJson({ type: "gov.gates.decision", v: 2, ...decisionFields(request, decision) })
   );
 }
 
@@ -118,7 +169,7 @@ export function decisionMacInput(request: SignedRequest, decision: SignedDecisio
  * recognized, never written: a grant in this format is refused (its expiry could have been
  * moved), a denial stands (it can only stop an action).
  */
-export function legacyDecisionMacInput(request: SignedRequest, decision: SignedDecision): string {
+export function format1DecisionMacInput(request: SignedRequest, decision: SignedDecision): string {
   return canonicalJson({
     type: "gov.gates.decision",
     v: 1,

@@ -12,9 +12,9 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   type GatesHarness,
   gatesHarness,
-  roleStore,
   SECRET_A,
   SECRET_B,
+  tableOwnerRole,
   thrown,
   thrownAs,
 } from "./__fixtures__";
@@ -504,15 +504,13 @@ const postgres = testEngines().find((engine) => engine.name === "postgres");
 
 describe("a table owner who drops the trigger (real Postgres)", () => {
   let h: GatesHarness;
-  let owner: Awaited<ReturnType<typeof roleStore>> | null = null;
+  let owner: Awaited<ReturnType<typeof tableOwnerRole>> | null = null;
 
   beforeEach(async () => {
     if (!postgres?.available) return;
     h = await gatesHarness(postgres);
     // Not a superuser: a role that owns the table (and so may drop its trigger).
-    owner = await roleStore(h.store, "owner");
-    await h.store.query(sql.raw(`grant usage, create on schema gov_gates to ${owner.role}`));
-    await h.store.query(sql.raw(`alter table gov_gates.requests owner to ${owner.role}`));
+    owner = await tableOwnerRole(h.store);
   });
 
   afterEach(async () => {

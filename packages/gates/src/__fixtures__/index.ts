@@ -201,3 +201,18 @@ export async function roleStore(
     },
   };
 }
+
+/**
+ * A role that owns `gov_gates.requests` but is not a superuser (real Postgres): it may write
+ * every row and drop the trigger, and holds no key — "a table owner" in the README's Security
+ * section. `drop()` removes it (and gives the table back).
+ */
+export async function tableOwnerRole(
+  admin: Store & { connectionString: string | null },
+  name = "owner",
+): Promise<{ role: string; store: Store; drop(): Promise<void> }> {
+  const owner = await roleStore(admin, name);
+  await admin.query(sql.raw(`grant usage, create on schema gov_gates to ${owner.role}`));
+  await admin.query(sql.raw(`alter table gov_gates.requests owner to ${owner.role}`));
+  return owner;
+}
