@@ -197,6 +197,11 @@ export function toStoreError(error: unknown, target = "the database"): unknown {
     current = candidate.cause;
   }
   const drivers = chain.filter((candidate) => !isQueryWrapper(candidate));
+  // The cause kept on the error: the driver's own error, never drizzle's wrapper, whose
+  // message and fields list the statement's parameters (MACs, payloads, personal data) for
+  // any logger that prints causes.
+  const wrapped = chain.some(isQueryWrapper);
+  const cause = wrapped ? drivers[0] : error;
   const reported = drivers.find((candidate) => isSqlState(candidate.code));
   if (reported && isSqlState(reported.code)) {
     const kind = kindForSqlState(reported.code);
@@ -214,7 +219,7 @@ export function toStoreError(error: unknown, target = "the database"): unknown {
       constraint: typeof reported.constraint === "string" ? reported.constraint : undefined,
       table: typeof reported.table === "string" ? reported.table : undefined,
       schema: typeof reported.schema === "string" ? reported.schema : undefined,
-      cause: error,
+      cause,
     });
   }
   const network = drivers.find(
@@ -224,7 +229,7 @@ export function toStoreError(error: unknown, target = "the database"): unknown {
     return new StoreError({
       kind: "connection",
       message: `Could not reach ${target} (${String(network.code)}).`,
-      cause: error,
+      cause,
     });
   }
   for (const candidate of drivers) {
@@ -233,16 +238,22 @@ export function toStoreError(error: unknown, target = "the database"): unknown {
       return new StoreError({
         kind: "closed",
         message: `The store is closed: ${message}`,
-        cause: error,
+        cause,
       });
     }
     if (CONNECTION_MESSAGES.some((pattern) => pattern.test(message))) {
       return new StoreError({
         kind: "connection",
         message: `Lost or refused connection to ${target}: ${message}`,
-        cause: error,
+        cause,
       });
     }
+  }
+  if (wrapped) {
+    // Unclassified, but still without the wrapper: the driver's error, or a plain one.
+    return drivers[0] instanceof Error
+      ? drivers[0]
+      : new StoreError({ kind: "query", message: "A query failed (no driver error was given)." });
   }
   return error;
 }

@@ -1,3 +1,4 @@
+import { inspect } from "node:util";
 import { sql } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { GovernanceError, InvalidArgumentError } from "./errors";
@@ -341,6 +342,31 @@ describe.each(testEngines())("store on $name", (engine: TestEngine) => {
       // parameters is never copied.
       expect(error.message).not.toContain("Failed query");
       expect(error.message).not.toContain("params:");
+    },
+  );
+
+  // Guards against the parameters of a failed statement (a MAC, a payload, personal data)
+  // riding along in the error's cause chain, where a logger that prints causes would show them.
+  it.skipIf(!engine.available)(
+    "keeps the statement's parameters out of the error's cause chain",
+    async () => {
+      const parameter = "mac-6f1e0c-never-in-an-error";
+      const failures = [
+        await store.query(sql`select ${parameter}::text, 1 / 0`).catch((caught: unknown) => caught),
+        await store
+          .transaction((tx) => tx.execute(sql`select ${parameter}::text, 1 / 0`))
+          .catch((caught: unknown) => caught),
+      ];
+      for (const error of failures) {
+        expect(error).toMatchObject({ code: "STORE_QUERY_FAILED", sqlState: "22012" });
+        const seen: unknown[] = [];
+        for (let link: unknown = error; link && seen.length < 10; link = (link as Error).cause) {
+          seen.push(link);
+        }
+        for (const link of seen) {
+          expect(inspect(link, { depth: 5 })).not.toContain(parameter);
+        }
+      }
     },
   );
 
