@@ -9,7 +9,10 @@ export const PRESENCE_ERROR_CODES = {
   PRESENCE_INPUT_INVALID: "PRESENCE_INPUT_INVALID",
   /** `closeAgent()` was refused because the agent is halted. */
   PRESENCE_CLOSE_REFUSED: "PRESENCE_CLOSE_REFUSED",
-  /** A halt or resume could not be written to the database; the halt state is unchanged. */
+  /**
+   * A halt or resume could not be written to the database (the halt state is unchanged), or
+   * was written but the stored row does not hold it (`HaltNotPersistedError.failure`).
+   */
   HALT_NOT_PERSISTED: "HALT_NOT_PERSISTED",
   /** The halt state was never loaded and cannot be read now: enforcement fails closed. */
   HALT_STATE_UNAVAILABLE: "HALT_STATE_UNAVAILABLE",
@@ -67,21 +70,66 @@ export class CloseHaltedAgentError extends GovernanceError {
 }
 
 /**
- * A halt (or resume) could not be written to the database. Nothing changed: the agent is
- * in the state it was in before the call. Loud on purpose — an operator must know that a
- * halt did not take.
+ * Why a halt or resume did not take (see {@link HaltNotPersistedError.failure}):
+ *
+ * - `write_failed` — the write failed (the database refused it or could not be reached).
+ *   Nothing changed: the agent is in the state it was in before the call.
+ * - `not_stored` — the write committed, but reading the row back did not find the signed
+ *   state it wrote (a trigger, a rule or another writer on `gov_presence.agents` changed or
+ *   discarded it), or the row could not be read back to check. A halt is then enforced in
+ *   this process (fail closed) but possibly in no other; a resume is not applied here either.
+ */
+export type HaltNotPersistedFailure = "write_failed" | "not_stored";
+
+/**
+ * A halt (or resume) did not take: it could not be written to the database
+ * (`failure: "write_failed"`, nothing changed), or it was written but the stored row does not
+ * hold it (`failure: "not_stored"`: a halt is enforced in this process only, a resume is not
+ * applied). Loud on purpose — an operator must know that a halt did not take.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await presence.halt("billing-agent", { haltedBy: "alice", reason: "refund loop" });
+ * } catch (error) {
+ *   if (error instanceof HaltNotPersistedError) pageOnCall(error.message, error.recoveryHint);
+ *   throw error;
+ * }
+ * ```
  */
 export class HaltNotPersistedError extends GovernanceError {
   readonly agentId: string;
   /** `halt` or `resume`. */
   readonly operation: "halt" | "resume";
+  /** Whether the write failed, or committed without the stored row holding it. */
+  readonly failure: HaltNotPersistedFailure;
 
-  constructor(agentId: string, operation: "halt" | "resume", cause: unknown) {
+  /**
+   * @param cause the write's error (`write_failed`), or an `Error` saying what the stored row
+   *   holds instead, or why it could not be read back (`not_stored`).
+   * @param failure @default "write_failed"
+   */
+  constructor(
+    agentId: string,
+    operation: "halt" | "resume",
+    cause: unknown,
+    failure: HaltNotPersistedFailure = "write_failed",
+  ) {
+    const written = failure === "not_stored";
     super({
       code: PRESENCE_ERROR_CODES.HALT_NOT_PERSISTED,
-      message: `The ${operation} of agent "${agentId}" could not be written to the database (${describe(cause)}); the agent's halt state is unchanged.`,
-      recoveryHint:
-        operation === "halt"
+      message: written
+        ? `The ${operation} of agent "${agentId}" was written, but ${describeCause(cause)}. ${
+            operation === "halt"
+              ? "This process enforces the halt; other processes may not."
+              : "The agent stays halted in this process."
+          }`
+        : `The ${operation} of agent "${agentId}" could not be written to the database (${describe(cause)}); the agent's halt state is unchanged.`,
+      recoveryHint: written
+        ? operation === "halt"
+          ? "Stop the agent by other means now. Then find out who can change gov_presence.agents — look for triggers and rules on it (\\d+ gov_presence.agents in psql) — remove them, and call halt() again."
+          : "Find out who can change gov_presence.agents — look for triggers and rules on it (\\d+ gov_presence.agents in psql) — remove them, and call resume() again."
+        : operation === "halt"
           ? "The agent is NOT halted. Restore the database connection and call halt() again, or stop the agent by other means."
           : "The agent is still halted. Restore the database connection and call resume() again.",
       cause,
@@ -89,6 +137,7 @@ export class HaltNotPersistedError extends GovernanceError {
     this.name = "HaltNotPersistedError";
     this.agentId = agentId;
     this.operation = operation;
+    this.failure = failure;
   }
 }
 
@@ -113,6 +162,11 @@ export class HaltStateUnavailableError extends GovernanceError {
     this.agentId = agentId;
     this.path = path;
   }
+}
+
+/** What a `not_stored` cause says: its message alone (it is written by this package). */
+function describeCause(cause: unknown): string {
+  return cause instanceof Error ? cause.message : String(cause);
 }
 
 /** An error's name and message (never a connection string: core's store errors redact them). */

@@ -1,6 +1,7 @@
 export {
   CloseHaltedAgentError,
   HaltNotPersistedError,
+  type HaltNotPersistedFailure,
   HaltStateUnavailableError,
   InvalidPresenceInputError,
   PRESENCE_ERROR_CODES,

@@ -1,4 +1,9 @@
-import { canonicalJson, hasControlCharacters, InvalidArgumentError } from "@gov/core";
+import {
+  canonicalJson,
+  findBlankCharacter,
+  hasControlCharacters,
+  InvalidArgumentError,
+} from "@gov/core";
 import { z } from "zod";
 import { InvalidPresenceInputError } from "./errors";
 
@@ -40,8 +45,12 @@ function kindOf(value: unknown): string {
   return typeof value;
 }
 
-/** A required string of 1 to `max` characters, well-formed, without control characters. */
-function boundedText(options: { max: number; fix: string; multiline?: boolean }) {
+/**
+ * A required string of 1 to `max` characters, well-formed, without control characters; with
+ * `id`, also without invisible or blank characters other than the ASCII space
+ * ({@link findBlankCharacter}), so that two ids that look the same are the same id.
+ */
+function boundedText(options: { max: number; fix: string; multiline?: boolean; id?: boolean }) {
   return z.unknown().transform((value, context): string => {
     const issue = (message: string, params: IssueParams) => {
       context.addIssue({ code: "custom", message, params });
@@ -66,16 +75,27 @@ function boundedText(options: { max: number; fix: string; multiline?: boolean })
           : "contains control or bidirectional-override characters.",
         { fix: "Remove the control characters." },
       );
+    if (options.id) {
+      const blank = findBlankCharacter(value, { allowSpace: true });
+      if (blank)
+        return issue(
+          `contains an invisible or blank character (${blank.codePoint} at index ${blank.index}), which would make two different ids look the same.`,
+          {
+            fix: "Remove it: ids may hold the ASCII space, but no other space (no-break, ideographic, Braille blank…) and no invisible character (soft hyphens, zero-width spaces and joiners, word joiners, variation selectors). Take the id from its source of record — the agent's configuration, the operator's authenticated session — not from copied text.",
+          },
+        );
+    }
     return value;
   });
 }
 
-const agentIdSchema = boundedText({
-  max: PRESENCE_LIMITS.id,
-  fix: 'Pass the agent\'s id as a non-empty string, e.g. "billing-agent".',
-});
+const AGENT_ID_FIX = 'Pass the agent\'s id as a non-empty string, e.g. "billing-agent".';
+const agentIdSchema = boundedText({ max: PRESENCE_LIMITS.id, id: true, fix: AGENT_ID_FIX });
+/** An agent id as rows written before ids were checked may hold it: blank characters allowed. */
+const storedAgentIdSchema = boundedText({ max: PRESENCE_LIMITS.id, fix: AGENT_ID_FIX });
 const operatorSchema = boundedText({
   max: PRESENCE_LIMITS.id,
+  id: true,
   fix: 'Pass who acts as a non-empty string, e.g. "alice@company.com".',
 });
 const reasonSchema = boundedText({
@@ -269,9 +289,23 @@ export function validate<T extends z.ZodType>(
   );
 }
 
-/** @throws {InvalidPresenceInputError} */
+/**
+ * An agent id as new input: 1–256 characters, well-formed, no control characters, and no
+ * invisible or blank character but the ASCII space.
+ * @throws {InvalidPresenceInputError}
+ */
 export function validateAgentId(value: unknown): string {
   return validate(agentIdSchema, value, "agentId");
+}
+
+/**
+ * An agent id that names state which may have been written before ids were checked for
+ * invisible and blank characters (`resume`, `closeAgent`): such characters are allowed, so
+ * that such a halt can still be lifted and such a row removed; everything else is checked.
+ * @throws {InvalidPresenceInputError}
+ */
+export function validateStoredAgentId(value: unknown): string {
+  return validate(storedAgentIdSchema, value, "agentId");
 }
 
 /** @throws {InvalidPresenceInputError} */

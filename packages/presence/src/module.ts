@@ -45,6 +45,7 @@ import {
   resumeOptionsSchema,
   validate,
   validateAgentId,
+  validateStoredAgentId,
   validateTimeout,
 } from "./models";
 
@@ -136,6 +137,14 @@ export const PRESENCE_AUDIT_KINDS = {
    * (the newer state is kept). Written at most once per row version and problem, per process.
    */
   haltStateRejected: "presence.halt_state_rejected",
+  /**
+   * A halt or resume was written, but the stored row does not hold what it signed (a trigger,
+   * a rule or another writer on `gov_presence.agents` changed or discarded it), or could not be
+   * read back to check: `halt()` and `resume()` threw `HaltNotPersistedError`
+   * (`failure: "not_stored"`). Metadata: `operation`, `version`, `problem`, who and why, and
+   * `enforcedInThisProcess` (true for a halt: this process enforces it; other processes may not).
+   */
+  haltNotPersisted: "presence.halt_not_persisted",
 } as const;
 
 /**
@@ -320,10 +329,11 @@ export class PresenceModule implements HaltGuard {
    * @returns true when a row was removed; false when there was none, or the database could
    *   not be reached (logged).
    * @throws {CloseHaltedAgentError} when the agent is halted.
-   * @throws {InvalidPresenceInputError} for a bad id.
+   * @throws {InvalidPresenceInputError} for a bad id (an id with an invisible or blank
+   *   character is accepted here, so that a row written before such ids were refused can go).
    */
   async closeAgent(agentId: string): Promise<boolean> {
-    const id = validateAgentId(agentId);
+    const id = validateStoredAgentId(agentId);
     let outcome: "removed" | "absent" | "halted";
     try {
       outcome = await this.#store.transaction(async (tx) => {
@@ -472,7 +482,14 @@ export class PresenceModule implements HaltGuard {
    * {@link resume}. Works for an agent never seen before. Idempotent: halting a halted
    * agent keeps the first halt and writes nothing. Recorded as `agent.halted`.
    *
-   * @throws {HaltNotPersistedError} when the halt could not be written: the agent is NOT halted.
+   * Once committed, the row is read back and its signature checked: a trigger, a rule or
+   * another writer on `gov_presence.agents` can make the write succeed while the row holds
+   * something else, and then no other process would enforce the halt.
+   *
+   * @throws {HaltNotPersistedError} `failure: "write_failed"` when the halt could not be
+   *   written: the agent is NOT halted. `failure: "not_stored"` when it was written but the
+   *   row does not hold it (or could not be read back): this process enforces the halt, other
+   *   processes may not — logged as an error and recorded as `presence.halt_not_persisted`.
    * @throws {InvalidPresenceInputError} for bad input; nothing is written then.
    * @example
    * ```ts
@@ -510,14 +527,19 @@ export class PresenceModule implements HaltGuard {
             sql`select ${HALT_ROW_COLUMNS} from gov_presence.agents where agent_id = ${id}`,
           );
           const row = existing.rows[0];
-          if (!row) throw new Error("the halted row vanished inside its own transaction");
-          const verdict = verifyHaltRow(row, this.#keyring);
-          if (verdict.kind === "verified" && verdict.change.halt) {
-            return { changed: false, change: verdict.change };
+          if (row) {
+            const verdict = verifyHaltRow(row, this.#keyring);
+            if (verdict.kind === "verified" && verdict.change.halt) {
+              return { changed: false, change: verdict.change };
+            }
           }
-          // The halt in force cannot be verified: this halt, signed, takes its place.
+          // The halt in force cannot be verified — or the upsert wrote nothing (a trigger or a
+          // rule discarded it): this halt, signed, takes its place. Whether the row holds it
+          // is checked once it is committed.
           const next = await tx.execute<{ version: string }>(
-            sql`select ${NEXT_VERSION} as version from gov_presence.agents where agent_id = ${id}`,
+            row
+              ? sql`select ${NEXT_VERSION} as version from gov_presence.agents where agent_id = ${id}`
+              : sql`select nextval('gov_presence.halt_version')::text as version`,
           );
           version = next.rows[0]?.version;
         }
@@ -550,27 +572,42 @@ export class PresenceModule implements HaltGuard {
       });
       throw new HaltNotPersistedError(id, "halt", error);
     }
+    // Enforced here at once, and kept even when the row turns out not to hold it (fail closed).
     this.#cache.apply(result.change);
     const halt = result.change.halt as HaltState;
-    if (result.changed) {
-      await this.#record(id, PRESENCE_AUDIT_KINDS.halted, {
-        haltedBy: halt.haltedBy,
-        reason: halt.reason,
-        haltedAt: halt.haltedAt.toISOString(),
+    if (!result.changed) return { changed: false, halt };
+    const problem = await this.#storedProblem(result.change);
+    if (problem !== null) {
+      throw await this.#notStored(result.change, "halt", problem, {
+        haltedBy,
+        reason,
+        haltedAt: at,
       });
     }
-    return { changed: result.changed, halt };
+    await this.#record(id, PRESENCE_AUDIT_KINDS.halted, {
+      haltedBy: halt.haltedBy,
+      reason: halt.reason,
+      haltedAt: halt.haltedAt.toISOString(),
+    });
+    return { changed: true, halt };
   }
 
   /**
    * Lift an agent's halt. Idempotent: resuming an agent that is not halted writes nothing.
    * Recorded as `agent.resumed`, with the halt that was lifted.
    *
-   * @throws {HaltNotPersistedError} when the resume could not be written: the agent is still halted.
-   * @throws {InvalidPresenceInputError} for bad input; nothing is written then.
+   * Like {@link halt}, the row is read back once committed; the resume is applied in this
+   * process only when the row holds it.
+   *
+   * @throws {HaltNotPersistedError} when the resume could not be written (`write_failed`), or
+   *   was written but the row does not hold it (`not_stored`, logged as an error and recorded
+   *   as `presence.halt_not_persisted`): the agent is still halted.
+   * @throws {InvalidPresenceInputError} for bad input; nothing is written then. An agent id
+   *   with an invisible or blank character is accepted here (not in `resumedBy`), so that a
+   *   halt written before such ids were refused can be lifted.
    */
   async resume(agentId: string, options: ResumeOptions): Promise<ResumeResult> {
-    const id = validateAgentId(agentId);
+    const id = validateStoredAgentId(agentId);
     const { resumedBy, reason } = validate(resumeOptionsSchema, options, "options");
     const now = this.#clock.now();
     const at = now.toISOString();
@@ -585,7 +622,24 @@ export class PresenceModule implements HaltGuard {
           update gov_presence.agents set halt_version = halt_version where agent_id = ${id}
           returning ${HALT_ROW_COLUMNS}, ${NEXT_VERSION} as next_version`);
         const row = before.rows[0];
-        if (!row) return { lifted: null, change: null };
+        if (!row) {
+          // No row was locked: the agent has none — or the update was discarded (a trigger
+          // returned NULL, a rule did something else instead), and the row keeps its halt.
+          const plain = await tx.execute<HaltRow>(
+            sql`select ${HALT_ROW_COLUMNS} from gov_presence.agents where agent_id = ${id}`,
+          );
+          const found = plain.rows[0];
+          const verdict = found ? verifyHaltRow(found, this.#keyring) : null;
+          if (
+            verdict?.kind === "refused" ||
+            (verdict?.kind === "verified" && verdict.change.halt !== null)
+          ) {
+            throw new StoredStateMismatch(
+              "the stored row does not hold the resume: the update that would lock it was discarded (a trigger or a rule on gov_presence.agents), so the row keeps its halt",
+            );
+          }
+          return { lifted: null, change: null };
+        }
         const verdict = verifyHaltRow(row, this.#keyring);
         if (verdict.kind === "none") return { lifted: null, change: null };
         if (verdict.kind === "verified" && !verdict.change.halt) {
@@ -615,6 +669,13 @@ export class PresenceModule implements HaltGuard {
         return { lifted, change };
       });
     } catch (error) {
+      if (error instanceof StoredStateMismatch) {
+        throw await this.#notStored({ agentId: id, version: null }, "resume", error.message, {
+          resumedBy,
+          reason,
+          resumedAt: at,
+        });
+      }
       this.#logger.error("A resume could not be written; the agent is still halted.", {
         agentId: id,
         resumedBy,
@@ -623,6 +684,16 @@ export class PresenceModule implements HaltGuard {
       throw new HaltNotPersistedError(id, "resume", error);
     }
     if (!result.change || !result.lifted) return { changed: false, liftedHalt: null };
+    // Applied here only once the row is known to hold it: a resume that did not take must
+    // not lift the halt in this process either.
+    const problem = await this.#storedProblem(result.change);
+    if (problem !== null) {
+      throw await this.#notStored(result.change, "resume", problem, {
+        resumedBy,
+        reason,
+        resumedAt: at,
+      });
+    }
     this.#cache.apply(result.change);
     await this.#record(id, PRESENCE_AUDIT_KINDS.resumed, {
       resumedBy,
@@ -768,6 +839,70 @@ export class PresenceModule implements HaltGuard {
   }
 
   /**
+   * Read back the row a halt or resume was just committed to and check that it holds the
+   * signed change: the same version and state, verified — or a newer verified change that
+   * superseded it (another operator's, committed since; it is applied). A trigger, a rule or
+   * a concurrent writer on the table can make a statement succeed and the row hold something
+   * else; the write's own success says nothing about that.
+   *
+   * @returns null when the row holds it; otherwise what it holds instead (or why it could not
+   *   be read), for the error and the report.
+   */
+  async #storedProblem(change: HaltChange): Promise<string | null> {
+    const what = change.halt ? "halt" : "resume";
+    let rows: HaltRow[];
+    try {
+      rows = await this.#store.query<HaltRow>(
+        sql`select ${HALT_ROW_COLUMNS} from gov_presence.agents where agent_id = ${change.agentId}`,
+      );
+    } catch (error) {
+      return `the stored row could not be read back to check that it holds the signed ${what} (${describe(error)})`;
+    }
+    const row = rows[0];
+    const verdict = row ? verifyHaltRow(row, this.#keyring) : null;
+    if (verdict?.kind === "verified") {
+      if (verdict.change.version > change.version) {
+        this.#cache.apply(verdict.change);
+        return null;
+      }
+      if (verdict.change.version === change.version && sameHalt(verdict.change.halt, change.halt))
+        return null;
+    }
+    const holds =
+      verdict === null
+        ? "no row for the agent"
+        : verdict.kind === "none"
+          ? "no halt state"
+          : verdict.kind === "refused"
+            ? `a state that fails verification (${verdict.problem})`
+            : `a signed ${verdict.change.halt ? "halt" : "resume"} at version ${verdict.change.version}`;
+    return `the stored row does not hold the signed ${what} (version ${change.version}): it holds ${holds}. A trigger, a rule or another writer on gov_presence.agents changed or discarded it`;
+  }
+
+  /**
+   * A halt or resume was committed but the row does not hold it: log an error, record
+   * `presence.halt_not_persisted`, and return the error to throw.
+   */
+  async #notStored(
+    change: { agentId: string; version: number | null },
+    operation: "halt" | "resume",
+    problem: string,
+    details: Record<string, string>,
+  ): Promise<HaltNotPersistedError> {
+    const { agentId, version } = change;
+    const error = new HaltNotPersistedError(agentId, operation, new Error(problem), "not_stored");
+    this.#logger.error(error.message, { agentId, operation, version, ...details });
+    await this.#record(agentId, PRESENCE_AUDIT_KINDS.haltNotPersisted, {
+      operation,
+      version,
+      problem,
+      ...details,
+      enforcedInThisProcess: operation === "halt",
+    });
+    return error;
+  }
+
+  /**
    * Report stored halt state that was not believed: a warning and a
    * `presence.halt_state_rejected` event, once per agent, version and problem.
    */
@@ -811,6 +946,22 @@ export class PresenceModule implements HaltGuard {
       });
     }
   }
+}
+
+/**
+ * A write's statements succeeded, but what they found shows that the row does not hold the
+ * change (an update was discarded): thrown inside the transaction, reported as `not_stored`.
+ */
+class StoredStateMismatch extends Error {}
+
+/** The same halt (who, when, why), or both none. */
+function sameHalt(a: HaltState | null, b: HaltState | null): boolean {
+  if (a === null || b === null) return a === b;
+  return (
+    a.haltedBy === b.haltedBy &&
+    a.reason === b.reason &&
+    a.haltedAt.getTime() === b.haltedAt.getTime()
+  );
 }
 
 function typeOf(value: unknown): string {

@@ -7,6 +7,7 @@ import { ChainKey, Keyring, sql } from "@gov/core";
 import { type TestEngine, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { haltedError, type PresenceHarness, presenceHarness, thrown } from "./__fixtures__";
+import { HaltNotPersistedError } from "./errors";
 
 const HALT = { haltedBy: "alice@company.com", reason: "refund loop" };
 const UNVERIFIABLE = "(unverifiable halt state)";
@@ -267,3 +268,188 @@ describe.each(testEngines())("halt rows edited in the table on $name", (engine: 
     },
   );
 });
+
+/**
+ * A table owner can also add triggers and rules to gov_presence.agents: the row then holds
+ * something other than what halt() or resume() signed, though the statements succeeded.
+ */
+describe.each(testEngines())(
+  "halts and resumes that the stored row does not hold, on $name",
+  (engine: TestEngine) => {
+    let h: PresenceHarness;
+
+    beforeEach(async () => {
+      if (engine.available) h = await presenceHarness(engine, { haltCacheTtlMs: 3_600_000 });
+    });
+
+    afterEach(async () => {
+      await h?.close();
+    });
+
+    const run = (statement: string) => h.store.query(sql.raw(statement));
+
+    /** Install `trap` (a list of statements), run `act`, then remove every trigger and rule again. */
+    async function withTrap<T>(trap: string[], act: () => Promise<T>): Promise<T> {
+      for (const statement of trap) await run(statement);
+      try {
+        return await act();
+      } finally {
+        await run("drop trigger if exists trap on gov_presence.agents");
+        await run("drop rule if exists trap on gov_presence.agents");
+        await run("drop function if exists gov_presence.trap()");
+      }
+    }
+
+    /** A BEFORE UPDATE row trigger `trap` on the agents table, running `body` (plpgsql) when `when`. */
+    const beforeUpdate = (when: string, body: string) => [
+      `create function gov_presence.trap() returns trigger language plpgsql as $$ begin ${body} end $$`,
+      `create trigger trap before update on gov_presence.agents for each row when (${when}) execute function gov_presence.trap()`,
+    ];
+
+    /** A trigger body that keeps every halt column of the row as it was. */
+    const KEEP_OLD_HALT = `new.halted_at := old.halted_at; new.halted_by := old.halted_by;
+      new.halt_reason := old.halt_reason; new.halt_version := old.halt_version;
+      new.halt_mac := old.halt_mac; new.halt_key_id := old.halt_key_id; return new;`;
+
+    const notPersisted = (agentId: string) =>
+      h.audit.events.filter(
+        (event) => event.kind === "presence.halt_not_persisted" && event.agentId === agentId,
+      );
+
+    // Guards against halt() reporting success while a trigger or rule kept the halt out of the
+    // row (the attack: other processes never enforce it, and the operator is not told).
+    it.skipIf(!engine.available)(
+      "a halt the stored row does not hold throws HaltNotPersistedError, and is enforced here",
+      async () => {
+        const traps: [string, string[]][] = [
+          ["kept-old-columns", beforeUpdate("new.halted_at is not null", KEEP_OLD_HALT)],
+          ["update-discarded", beforeUpdate("new.halted_at is not null", "return null;")],
+          [
+            "signature-stripped",
+            beforeUpdate(
+              "new.halt_mac is not null",
+              "new.halt_mac := null; new.halt_key_id := null; return new;",
+            ),
+          ],
+          [
+            "reason-reworded",
+            beforeUpdate("new.halt_mac is not null", "new.halt_reason := 'benign'; return new;"),
+          ],
+          [
+            "cleared-at-commit",
+            [
+              `create function gov_presence.trap() returns trigger language plpgsql as $$ begin
+                 update gov_presence.agents set halted_at = null, halted_by = null, halt_reason = null
+                 where agent_id = new.agent_id and halted_at is not null;
+                 return null; end $$`,
+              `create constraint trigger trap after update on gov_presence.agents
+                 deferrable initially deferred for each row execute function gov_presence.trap()`,
+            ],
+          ],
+        ];
+        for (const [agentId, trap] of traps) {
+          await h.presence.heartbeat(agentId); // the agent runs: its row exists
+          const error = await withTrap(trap, () => thrown(() => h.presence.halt(agentId, HALT)));
+          expect(error, agentId).toBeInstanceOf(HaltNotPersistedError);
+          expect(error, agentId).toMatchObject({
+            code: "HALT_NOT_PERSISTED",
+            agentId,
+            operation: "halt",
+            failure: "not_stored",
+          });
+          expect((error as Error).message, agentId).toMatch(/does not hold/);
+          // Fail closed where it can: this process enforces the halt the operator asked for.
+          const refusal = await haltedError(() =>
+            h.presence.assertNotHalted(agentId, { path: "tamper.check" }),
+          );
+          expect(refusal, agentId).toMatchObject(HALT);
+          await h.presence.forceRefreshHaltedCache();
+          expect(h.presence.isHalted(agentId), agentId).toBe(true);
+          // Loud: an error line and an event, and no agent.halted for a halt that did not take.
+          expect(notPersisted(agentId), agentId).toHaveLength(1);
+          expect(notPersisted(agentId)[0]?.metadata, agentId).toMatchObject({
+            operation: "halt",
+            haltedBy: HALT.haltedBy,
+            problem: expect.stringMatching(/does not hold/),
+          });
+          expect(
+            h.audit.events.some((e) => e.kind === "agent.halted" && e.agentId === agentId),
+            agentId,
+          ).toBe(false);
+          expect(
+            h.logger.lines.some(
+              (line) => line.level === "error" && line.message.includes(JSON.stringify(agentId)),
+            ),
+            agentId,
+          ).toBe(true);
+        }
+        // With the traps gone, halting again writes a signed halt every process enforces.
+        const fresh = h.another();
+        await fresh.start();
+        for (const [agentId] of traps) {
+          expect(await h.presence.halt(agentId, HALT), agentId).toMatchObject({ changed: true });
+          await fresh.forceRefreshHaltedCache();
+          expect(fresh.haltOf(agentId), agentId).toMatchObject(HALT);
+        }
+      },
+    );
+
+    // Guards against resume() reporting success (or "not halted") while a trigger or rule kept
+    // the halt in the row; the resume must not be applied in this process either.
+    it.skipIf(!engine.available)(
+      "a resume the stored row does not hold throws HaltNotPersistedError, and the agent stays halted",
+      async () => {
+        const traps: [string, string[]][] = [
+          [
+            "kept-halt",
+            beforeUpdate("new.halted_at is null and old.halted_at is not null", KEEP_OLD_HALT),
+          ],
+          [
+            "resume-discarded",
+            beforeUpdate("new.halted_at is null and old.halted_at is not null", "return null;"),
+          ],
+          ["every-update-discarded", beforeUpdate("old.halted_at is not null", "return null;")],
+          // A rule makes every statement with RETURNING on the table fail: the write fails.
+          [
+            "rule-instead-nothing",
+            [
+              "create rule trap as on update to gov_presence.agents where old.halted_at is not null do instead nothing",
+            ],
+          ],
+        ];
+        for (const [agentId] of traps) await h.presence.halt(agentId, HALT);
+        for (const [agentId, trap] of traps) {
+          const error = await withTrap(trap, () =>
+            thrown(() => h.presence.resume(agentId, { resumedBy: "bob", reason: "fixed" })),
+          );
+          const failure = agentId.startsWith("rule-") ? "write_failed" : "not_stored";
+          expect(error, agentId).toBeInstanceOf(HaltNotPersistedError);
+          expect(error, agentId).toMatchObject({
+            code: "HALT_NOT_PERSISTED",
+            agentId,
+            operation: "resume",
+            failure,
+          });
+          expect(h.presence.haltOf(agentId), agentId).toMatchObject(HALT);
+          await h.presence.forceRefreshHaltedCache();
+          expect(h.presence.haltOf(agentId), agentId).toMatchObject(HALT);
+          if (failure === "write_failed") continue;
+          expect(notPersisted(agentId), agentId).toHaveLength(1);
+          expect(notPersisted(agentId)[0]?.metadata, agentId).toMatchObject({
+            operation: "resume",
+            resumedBy: "bob",
+          });
+          expect(
+            h.audit.events.some((e) => e.kind === "agent.resumed" && e.agentId === agentId),
+            agentId,
+          ).toBe(false);
+        }
+        // With the traps gone, the resume goes through.
+        for (const [agentId] of traps) {
+          await h.presence.resume(agentId, { resumedBy: "bob", reason: "fixed" });
+          expect(h.presence.isHalted(agentId), agentId).toBe(false);
+        }
+      },
+    );
+  },
+);

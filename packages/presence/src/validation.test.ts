@@ -176,6 +176,82 @@ describe.each(testEngines())("bad input changes nothing on $name", (engine: Test
     expect(h.audit.events).toEqual([]);
   });
 
+  /** Ids that look like "billing-agent" (or "billing agent") but are not: each holds one character that renders blank or not at all. */
+  const blankIds: [string, string, number][] = [
+    ["billing-agent\u2800", "U+2800", 13], // BRAILLE PATTERN BLANK
+    ["billing-agent\u200b", "U+200B", 13], // ZERO WIDTH SPACE
+    ["billing\u00a0agent", "U+00A0", 7], // NO-BREAK SPACE
+    ["bil\u00adling-agent", "U+00AD", 3], // SOFT HYPHEN
+    ["billing-agent\u3164", "U+3164", 13], // HANGUL FILLER
+    ["billing-agent\ufe0f", "U+FE0F", 13], // VARIATION SELECTOR-16
+    ["billing\u3000agent", "U+3000", 7], // IDEOGRAPHIC SPACE
+    ["\u2060billing-agent", "U+2060", 0], // WORD JOINER
+    ["billing-agent\ufeff", "U+FEFF", 13], // ZERO WIDTH NO-BREAK SPACE
+    ["billing-agent\uffa0", "U+FFA0", 13], // HALFWIDTH HANGUL FILLER
+  ];
+
+  // Guards against an id that looks like another one (an agent that evades a halt issued under
+  // its visible name, an operator named like another), as gates refuses them.
+  it.skipIf(!engine.available)(
+    "ids holding an invisible or blank character are refused, naming the code point and its index",
+    async () => {
+      const before = await snapshot();
+      const withId: ((id: string) => unknown)[] = [
+        (id) => h.presence.heartbeat(id),
+        (id) => h.presence.markIdle(id),
+        (id) => h.presence.halt(id, { haltedBy: "alice", reason: "r" }),
+        (id) => h.presence.isHalted(id),
+        (id) => h.presence.haltOf(id),
+        (id) => h.presence.assertNotHalted(id, { path: "scope.check" }),
+        (id) => h.presence.assertAlive(id, { path: "scope.check" }),
+        (id) => h.presence.operatorOf(id),
+      ];
+      const asOperator: [string, (id: string) => unknown][] = [
+        ["options.operatorId", (id) => h.presence.heartbeat("a", { operatorId: id })],
+        ["options.haltedBy", (id) => h.presence.halt("b", { haltedBy: id, reason: "r" })],
+        ["options.resumedBy", (id) => h.presence.resume("a", { resumedBy: id, reason: "r" })],
+      ];
+      for (const [id, codePoint, index] of blankIds) {
+        const expected = `invisible or blank character (${codePoint} at index ${index})`;
+        for (const call of withId) {
+          const error = await invalid(() => call(id));
+          expect(error.field, id).toBe("agentId");
+          expect(error.message, id).toContain(expected);
+          expect(error.recoveryHint, id).toMatch(/ASCII space/);
+        }
+        for (const [field, call] of asOperator) {
+          const error = await invalid(() => call(id));
+          expect(error.field, id).toBe(field);
+          expect(error.message, id).toContain(expected);
+        }
+      }
+      // The ASCII space stays allowed, as in gates.
+      expect(await h.presence.heartbeat("billing agent", { operatorId: "Alice Smith" })).toBe(true);
+      expect((await snapshot()).filter((row) => row.agent_id !== "billing agent")).toEqual(before);
+      expect(h.audit.events).toEqual([]);
+    },
+  );
+
+  // Guards against stranding state written before ids were checked: a halt under such an id
+  // can still be lifted, and its row removed.
+  it.skipIf(!engine.available)(
+    "resume and closeAgent still accept an id with a blank character, for rows written before",
+    async () => {
+      const [halted, closed] = ["legacy-agent\u2800", "legacy-agent\u200b"];
+      await h.store.query(sql`
+        insert into gov_presence.agents (agent_id, status, first_seen, halted_at, halted_by, halt_reason)
+        values (${halted}, 'live', now(), now(), 'alice', 'before ids were checked')`);
+      await h.store.query(
+        sql`insert into gov_presence.agents (agent_id, status, first_seen) values (${closed}, 'live', now())`,
+      );
+      expect(await h.presence.resume(halted, { resumedBy: "alice", reason: "r" })).toMatchObject({
+        changed: true,
+      });
+      expect(await h.presence.closeAgent(closed)).toBe(true);
+      expect(await h.presence.closeAgent(halted)).toBe(true);
+    },
+  );
+
   it.skipIf(!engine.available)("an id of exactly 256 characters is accepted", async () => {
     expect(await h.presence.heartbeat(long(256))).toBe(true);
     await h.presence.halt(long(256), { haltedBy: long(256), reason: long(1000) });

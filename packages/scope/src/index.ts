@@ -27,11 +27,14 @@ export {
 } from "./models";
 export {
   SCOPE_POLICY_CHANNEL,
+  SCOPE_POLICY_NOT_PERSISTED_KIND,
   SCOPE_POLICY_REJECTED_KIND,
+  SCOPE_POLICY_ROLLED_BACK_KIND,
   SCOPE_VIOLATION_KIND,
   type ScopeCheckTarget,
   ScopeModule,
   type ScopeOptions,
+  type ScopePolicyNotPersistedReason,
   scopeMigrations,
   scopeModule,
   type ToolLike,

@@ -132,6 +132,44 @@ describe("ScopePolicy", () => {
     expect(error.recoveryHint.length).toBeGreaterThan(10);
   });
 
+  // Guards against an agent id or a name that looks like another one: a policy registered for
+  // "billing-agent\u2800" that an administrator reads as billing-agent's, or a hidden tool that
+  // does not hide the tool it looks like (gates and presence refuse such ids too).
+  it("refuses an agent id, tool name or model name holding an invisible or blank character", () => {
+    const blanks: [string, string][] = [
+      ["\u2800", "U+2800"], // BRAILLE PATTERN BLANK
+      ["\u200b", "U+200B"], // ZERO WIDTH SPACE
+      ["\u00a0", "U+00A0"], // NO-BREAK SPACE
+      ["\u00ad", "U+00AD"], // SOFT HYPHEN
+      ["\u3164", "U+3164"], // HANGUL FILLER
+      ["\ufe0f", "U+FE0F"], // VARIATION SELECTOR-16
+      ["\u3000", "U+3000"], // IDEOGRAPHIC SPACE
+      ["\u2060", "U+2060"], // WORD JOINER
+      ["\ufeff", "U+FEFF"], // ZERO WIDTH NO-BREAK SPACE
+    ];
+    for (const [blank, codePoint] of blanks) {
+      const name = `billing${blank}agent`;
+      const cases: [unknown, string][] = [
+        [{ agentId: name }, "agentId"],
+        [{ agentId: "a", allowedTools: ["read", name] }, "allowedTools[1]"],
+        [{ agentId: "a", hiddenTools: [name] }, "hiddenTools[0]"],
+        [{ agentId: "a", allowedModels: [name] }, "allowedModels[0]"],
+      ];
+      for (const [input, field] of cases) {
+        const error = refusal(input);
+        expect(error.field, codePoint).toBe(field);
+        expect(error.message, codePoint).toContain(
+          `invisible or blank character (${codePoint} at index 7)`,
+        );
+        expect(error.recoveryHint, codePoint).toMatch(/ASCII space/);
+      }
+    }
+    // The ASCII space stays allowed inside a name.
+    expect(
+      new ScopePolicy({ agentId: "billing agent", allowedTools: ["read invoice"] }).agentId,
+    ).toBe("billing agent");
+  });
+
   it("names the limit it enforces", () => {
     expect(
       refusal({ agentId: "a", allowedApis: [`GET https://x.com/${"a".repeat(3000)}`] }).limit,

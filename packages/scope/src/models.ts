@@ -1,3 +1,4 @@
+import { findBlankCharacter } from "@gov/core";
 import { z } from "zod";
 import { type ApiRule, isProblem, parseApiRule } from "./api-rule";
 import { InvalidScopePolicyError } from "./errors";
@@ -26,8 +27,18 @@ export const SCOPE_LIMITS = {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
-function name(limit: number, what: string) {
-  return z
+/** What to do about a name holding an invisible or blank character. */
+const BLANK_FIX =
+  "Remove it: names may hold the ASCII space, but no other space (no-break, ideographic, Braille blank…) and no invisible character (soft hyphens, zero-width spaces and joiners, word joiners, variation selectors). Take the name from its source of record — the agent's configuration, the tool's definition — not from copied text.";
+
+/**
+ * A name compared exactly (an agent id, a tool or model name): 1 to `limit` characters, no
+ * leading or trailing whitespace, no control characters, and — unless `blank` is allowed —
+ * no invisible or blank character but the ASCII space ({@link findBlankCharacter}), so that
+ * two names that look the same are the same name.
+ */
+function name(limit: number, what: string, options: { allowBlank?: boolean } = {}) {
+  const checked = z
     .string({ error: (issue) => `must be a ${what} string, got ${typeOf(issue.input)}.` })
     .min(1, { error: `must not be empty.` })
     .max(limit, {
@@ -40,6 +51,16 @@ function name(limit: number, what: string) {
     .refine((value) => !CONTROL.test(value), {
       error: "must not contain control or bidirectional-override characters.",
     });
+  if (options.allowBlank) return checked;
+  return checked.superRefine((value, context) => {
+    const blank = findBlankCharacter(value, { allowSpace: true });
+    if (blank)
+      context.addIssue({
+        code: "custom",
+        message: `contains an invisible or blank character (${blank.codePoint} at index ${blank.index}), which would make two different names look the same.`,
+        params: { fix: BLANK_FIX },
+      });
+  });
 }
 
 function list(item: z.ZodType<string>, limit: number) {
@@ -59,9 +80,12 @@ export const scopePolicySchema = z.strictObject({
   allowedTools: list(name(SCOPE_LIMITS.toolName, "tool name"), SCOPE_LIMITS.allowedTools).default(
     [],
   ),
-  allowedApis: list(name(SCOPE_LIMITS.apiEntry, '"METHOD URL"'), SCOPE_LIMITS.allowedApis).default(
-    [],
-  ),
+  // API entries are parsed and normalized as URLs (an invisible character in a host is
+  // dropped, in a path it is refused as not canonical): they are not compared as written.
+  allowedApis: list(
+    name(SCOPE_LIMITS.apiEntry, '"METHOD URL"', { allowBlank: true }),
+    SCOPE_LIMITS.allowedApis,
+  ).default([]),
   hiddenTools: list(name(SCOPE_LIMITS.toolName, "tool name"), SCOPE_LIMITS.hiddenTools).default([]),
   allowedModels: list(
     name(SCOPE_LIMITS.modelName, "model name"),
@@ -74,7 +98,10 @@ export type ScopePolicyData = z.output<typeof scopePolicySchema>;
 
 /** What {@link ScopePolicy} is built from: the sets may be arrays, Sets or any iterable. */
 export interface ScopePolicyInput {
-  /** The agent the policy governs (≤ 256 characters, case-sensitive). */
+  /**
+   * The agent the policy governs (≤ 256 characters, case-sensitive; no invisible or blank
+   * character but the ASCII space, nor may tool and model names hold one).
+   */
   agentId: string;
   /** Tools the agent may call: exact, case-sensitive names (no globs). @default [] */
   allowedTools?: Iterable<string>;
@@ -146,7 +173,11 @@ export function parseScopePolicy(input: unknown): ScopePolicyData {
   const field = fieldName(issue.path);
   const top = String(issue.path[0] ?? "policy");
   const limit = issue.code === "too_big" ? Number(issue.maximum) : undefined;
-  throw new InvalidScopePolicyError(field, issue.message, FIXES[top] ?? "Check the policy.", limit);
+  const fix =
+    issue.code === "custom" && typeof issue.params?.fix === "string"
+      ? issue.params.fix
+      : (FIXES[top] ?? "Check the policy.");
+  throw new InvalidScopePolicyError(field, issue.message, fix, limit);
 }
 
 /**

@@ -6,6 +6,7 @@ import {
   type HaltGuard,
   InvalidArgumentError,
   type Keyring,
+  type LogFields,
   type Logger,
   type MigrationSource,
   type ModuleContext,
@@ -26,6 +27,7 @@ import {
   describeKeyId,
   type SCOPE_POLICY_SIGNATURE_TYPE,
   type ScopePolicyRejectionReason,
+  type SignedPolicyFields,
   type StoredPolicyRow,
   signPolicy,
   verifyStoredPolicy,
@@ -49,6 +51,37 @@ export const SCOPE_VIOLATION_KIND = "scope.violation";
 
 /** The audit event kind of a stored policy that was refused (its signature failed, or it is invalid). */
 export const SCOPE_POLICY_REJECTED_KIND = "scope.policy_rejected";
+
+/**
+ * The audit event kind of a stored policy that went back: a validly signed row older than the
+ * revision this process holds (`metadata.revision`, `heldRevision`), or a row that is gone
+ * (`revision: null`). The process keeps the newer policy; a process that starts now does not
+ * know it. Recorded once per agent and revision, per process.
+ */
+export const SCOPE_POLICY_ROLLED_BACK_KIND = "scope.policy_rolled_back";
+
+/**
+ * The audit event kind of a registration that was written but is not what the stored row
+ * holds (a trigger, a rule or another writer on `gov_scope.policies` changed or discarded
+ * it): the policy is enforced in the registering process only, and the write is retried.
+ * `metadata.reason` is a {@link ScopePolicyNotPersistedReason}. Recorded once per agent until
+ * a write of its policy is stored, per process.
+ */
+export const SCOPE_POLICY_NOT_PERSISTED_KIND = "scope.policy_not_persisted";
+
+/**
+ * Why a registration was not stored as it was signed (`scope.policy_not_persisted`):
+ *
+ * - `write_discarded` — the upsert of the row wrote nothing (a trigger returned NULL);
+ * - `revision_not_advanced` — the stored revision is not greater than the one before the
+ *   write, so processes holding it would ignore the new policy;
+ * - `row_differs` — read back after commit, the row is not the signed policy (other lists,
+ *   another revision, no or a broken signature, or no row).
+ */
+export type ScopePolicyNotPersistedReason =
+  | "write_discarded"
+  | "revision_not_advanced"
+  | "row_differs";
 
 /** Characters of an `api` passed to {@link ScopeModule.check}. */
 const MAX_API_LENGTH = 4_096;
@@ -145,13 +178,18 @@ interface Entry {
   readonly apiList: readonly string[];
   /** The stored revision this policy is (or replaced), 0 when none is known. */
   revision: number;
+  /**
+   * When this process learnt `revision` (the module's epoch then): a read that started later
+   * must see a row at least that new, or the row went back.
+   */
+  learnedAt: number;
   /** Writes of this policy in flight: a stored row does not replace it meanwhile. */
   pending: number;
   /** Its write failed; it is retried at the next poll and not replaced meanwhile. */
   unsaved: boolean;
 }
 
-function compile(policy: ScopePolicy, revision: number): Entry {
+function compile(policy: ScopePolicy, revision: number, learnedAt: number): Entry {
   const snapshot = policy.toJSON();
   return {
     policy,
@@ -161,9 +199,42 @@ function compile(policy: ScopePolicy, revision: number): Entry {
     toolList: snapshot.allowedTools,
     apiList: snapshot.allowedApis,
     revision,
+    learnedAt,
     pending: 0,
     unsaved: false,
   };
+}
+
+/**
+ * A registration was written, but the stored row does not hold it (see
+ * {@link ScopePolicyNotPersistedReason}): reported as an error and retried, never applied
+ * as the row other processes load.
+ */
+class PolicyNotStored extends Error {
+  constructor(
+    readonly reason: ScopePolicyNotPersistedReason,
+    readonly problem: string,
+  ) {
+    super(problem);
+  }
+}
+
+/** The four lists of a policy, as signed. */
+type PolicyLists = Pick<
+  SignedPolicyFields,
+  "allowedTools" | "allowedApis" | "hiddenTools" | "allowedModels"
+>;
+
+/** The same lists, in the same order. */
+function sameLists(a: PolicyLists, b: PolicyLists): boolean {
+  const same = (x: readonly string[], y: readonly string[]) =>
+    x.length === y.length && x.every((item, index) => item === y[index]);
+  return (
+    same(a.allowedTools, b.allowedTools) &&
+    same(a.allowedApis, b.allowedApis) &&
+    same(a.hiddenTools, b.hiddenTools) &&
+    same(a.allowedModels, b.allowedModels)
+  );
 }
 
 const SCOPE_CHECK: HaltCheckContext = Object.freeze({ path: "scope.check" });
@@ -228,8 +299,18 @@ export class ScopeModule {
   readonly #reloadWaiters: (() => void)[] = [];
   /** The one loop that reads policies; never more than one read in flight. */
   #reading: Promise<void> | null = null;
-  /** The last revision refused per agent, so that a refused row is reported once. */
+  /** The last row reported per agent (refused, or gone back), so that each is reported once. */
   readonly #rejected = new Map<string, string>();
+  /** Counts what this process learnt (see {@link Entry.learnedAt}). */
+  #epoch = 0;
+  /**
+   * Agents whose stored row was read while this process's own write of them was in flight (or
+   * had failed), and not applied: re-read once that write settles, lest a newer registration
+   * from another process be lost until the next poll.
+   */
+  readonly #skippedWhileWriting = new Set<string>();
+  /** Agents whose registration was reported as not stored, until a write of theirs is stored. */
+  readonly #reportedNotStored = new Set<string>();
   /** Refused rows reported by the current read, and those left for a later one. */
   #reportsThisRead = 0;
   #unreportedThisRead = 0;
@@ -355,7 +436,7 @@ export class ScopeModule {
         ? policy
         : new ScopePolicy(ScopePolicy.isInstance(policy) ? policy.toJSON() : policy);
     const previous = this.#entries.get(built.agentId);
-    const entry = compile(built, previous?.revision ?? 0);
+    const entry = compile(built, previous?.revision ?? 0, previous?.learnedAt ?? 0);
     this.#entries.set(built.agentId, entry);
     if (this.#persist) this.#save(entry);
     return built;
@@ -532,9 +613,13 @@ export class ScopeModule {
     });
   }
 
-  /** Resolve once every write of a registered policy has landed (or failed and been logged). */
+  /**
+   * Resolve once every write of a registered policy has landed (or failed and been logged),
+   * and the audit events they caused have been handed to the audit sink.
+   */
   async flush(): Promise<void> {
     while (this.#writes.size > 0) await Promise.all(this.#writes.values());
+    while (this.#reports.size > 0) await Promise.all(this.#reports);
   }
 
   /**
@@ -683,15 +768,23 @@ export class ScopeModule {
       .then(
         (revision) => {
           entry.pending--;
-          if (revision > entry.revision) entry.revision = revision;
+          if (revision > entry.revision) {
+            entry.revision = revision;
+            entry.learnedAt = ++this.#epoch;
+          }
+          this.#reportedNotStored.delete(agentId);
+          this.#writeSettled(agentId);
         },
         (error: unknown) => {
           entry.pending--;
           entry.unsaved = true;
-          this.#logger.warn(
-            "Could not persist a scope policy; it is enforced in this process and the write is retried at the next poll.",
-            { agentId, error: describe(error) },
-          );
+          if (error instanceof PolicyNotStored) this.#reportNotStored(agentId, error);
+          else
+            this.#logger.warn(
+              "Could not persist a scope policy; it is enforced in this process and the write is retried at the next poll.",
+              { agentId, error: describe(error) },
+            );
+          this.#writeSettled(agentId);
         },
       )
       .finally(() => {
@@ -703,45 +796,133 @@ export class ScopeModule {
   /**
    * Upsert the policy, sign the stored row (its revision is known only once the row is
    * locked, so the MAC is written by a second statement of the same transaction: no other
-   * process ever sees the row unsigned) and announce it on commit; resolves with the stored
-   * revision.
+   * process ever sees the row unsigned) and announce it on commit; then read the row back.
+   *
+   * The revision is the next value of `gov_scope.policy_revision`, and never less than one past
+   * the row's own: a row deleted and written again does not start over below what running
+   * processes hold. A trigger, a rule or another writer on the table can make every statement
+   * succeed while the row holds something else; so the revision must have advanced past the
+   * one locked before the write, and the row read back after commit must be the signed policy
+   * (or a newer verified one: another process registered since, and its notification brings
+   * it here).
+   *
+   * @throws {PolicyNotStored} when the row does not hold the policy; any other error when the
+   *   write or the read-back failed (both: retried).
    */
   async #write(entry: Entry): Promise<number> {
-    const key = (this.#keyring as Keyring).current;
+    const keyring = this.#keyring as Keyring;
+    const key = keyring.current;
     // The snapshot frozen at construction: exactly what was validated and is enforced.
     const data = entry.policy.toJSON();
+    const agentId = data.agentId;
     const values = {
       allowedTools: [...data.allowedTools],
       allowedApis: [...data.allowedApis],
       hiddenTools: [...data.hiddenTools],
       allowedModels: [...data.allowedModels],
     };
-    return this.#store.transaction(async (tx) => {
+    const revision = await this.#store.transaction(async (tx) => {
+      // The revision stored before, under the row's lock (when there is a row).
+      const locked = await tx
+        .select({ revision: policies.revision })
+        .from(policies)
+        .where(eq(policies.agentId, agentId))
+        .for("update");
+      const before = Number(locked[0]?.revision ?? 0);
       const rows = await tx
         .insert(policies)
-        .values({ agentId: data.agentId, ...values, mac: null, keyId: null })
+        .values({
+          agentId,
+          ...values,
+          revision: sql`nextval('gov_scope.policy_revision')`,
+          mac: null,
+          keyId: null,
+        })
         .onConflictDoUpdate({
           target: policies.agentId,
           set: {
             ...values,
-            // A revision edited below 1 in the table is not carried on.
-            revision: sql`greatest(${policies.revision} + 1, 1)`,
+            // The value drawn for the insert, taken while this transaction holds the lock.
+            revision: sql`greatest(excluded.revision, ${policies.revision} + 1)`,
             mac: null,
             keyId: null,
             updatedAt: sql`now()`,
           },
         })
         .returning({ revision: policies.revision });
-      const revision = rows[0]?.revision;
-      if (typeof revision !== "number" || !Number.isSafeInteger(revision)) {
-        throw new Error(
-          `the stored revision of agent ${JSON.stringify(data.agentId)} is beyond 2^53 - 1; delete the row and register the policy again.`,
+      if (rows.length === 0) {
+        throw new PolicyNotStored(
+          "write_discarded",
+          "the upsert of its row wrote nothing: a trigger or a rule on gov_scope.policies discarded it",
         );
       }
-      const signature = signPolicy(key, { agentId: data.agentId, ...values, revision });
-      await tx.update(policies).set(signature).where(eq(policies.agentId, data.agentId));
-      await tx.execute(sql`select pg_notify(${SCOPE_POLICY_CHANNEL}, ${data.agentId})`);
-      return revision;
+      const stored = rows[0]?.revision;
+      if (typeof stored !== "number" || !Number.isSafeInteger(stored)) {
+        throw new Error(
+          `the stored revision of agent ${JSON.stringify(agentId)} is beyond 2^53 - 1; delete the row and register the policy again.`,
+        );
+      }
+      if (stored <= before) {
+        throw new PolicyNotStored(
+          "revision_not_advanced",
+          `its stored revision did not advance (it was ${before}, and is ${stored} after the write), so processes that hold revision ${before} would ignore it: a trigger, a rule or another writer on gov_scope.policies kept it`,
+        );
+      }
+      const signature = signPolicy(key, { agentId, ...values, revision: stored });
+      await tx.update(policies).set(signature).where(eq(policies.agentId, agentId));
+      await tx.execute(sql`select pg_notify(${SCOPE_POLICY_CHANNEL}, ${agentId})`);
+      return stored;
+    });
+    // Read back once committed (constraint triggers run at commit).
+    const [row] = await this.#store.db
+      .select(ROW_COLUMNS)
+      .from(policies)
+      .where(eq(policies.agentId, agentId));
+    const checked = row ? verifyStoredPolicy(keyring, row) : null;
+    if (checked?.ok) {
+      if (checked.fields.revision > revision) return revision;
+      if (checked.fields.revision === revision && sameLists(checked.fields, values))
+        return revision;
+    }
+    const holds =
+      checked === null
+        ? "no row"
+        : !checked.ok
+          ? `a row that fails verification (${checked.problem})`
+          : checked.fields.revision === revision
+            ? `other lists at revision ${revision}`
+            : `revision ${checked.fields.revision}`;
+    throw new PolicyNotStored(
+      "row_differs",
+      `the stored row does not hold the signed policy (revision ${revision}): it holds ${holds}. A trigger, a rule or another writer on gov_scope.policies changed or discarded it`,
+    );
+  }
+
+  /**
+   * A write of the agent's policy settled. Once none is in flight, re-read the agent if its
+   * row was read and skipped meanwhile: that row may be another process's newer registration.
+   */
+  #writeSettled(agentId: string): void {
+    const current = this.#entries.get(agentId);
+    if (current !== undefined && current.pending > 0) return;
+    if (this.#skippedWhileWriting.delete(agentId)) this.#wake(agentId);
+  }
+
+  /**
+   * A registration that the stored row does not hold: an error every time (it is retried at
+   * each poll and `reload()`), and `scope.policy_not_persisted` once until a write is stored.
+   */
+  #reportNotStored(agentId: string, error: PolicyNotStored): void {
+    this.#logger.error(
+      `The scope policy of agent ${JSON.stringify(agentId)} was not stored as registered: ${error.problem}. It is enforced in this process only; other processes keep what they had, and a process that starts now loads the stored row. The write is retried at the next poll or reload(): find out who can change gov_scope.policies and remove the trigger or rule.`,
+      { agentId, reason: error.reason },
+    );
+    if (this.#reportedNotStored.has(agentId)) return;
+    this.#reportedNotStored.add(agentId);
+    this.#recordEvent({
+      agentId,
+      kind: SCOPE_POLICY_NOT_PERSISTED_KIND,
+      metadata: { reason: error.reason, problem: error.problem, path: "scope.register" },
     });
   }
 
@@ -815,7 +996,7 @@ export class ScopeModule {
         }
         if (this.#unreportedThisRead > 0) {
           this.#logger.warn(
-            `Refused ${this.#unreportedThisRead} more stored scope policies in one read; they are reported by later reloads (at most ${MAX_REPORTS_PER_READ} per read). Find out who can write gov_scope.policies.`,
+            `Refused (or found gone back) ${this.#unreportedThisRead} more stored scope policies in one read; they are reported by later reloads (at most ${MAX_REPORTS_PER_READ} per read). Find out who can write gov_scope.policies.`,
             { refused: this.#unreportedThisRead },
           );
         }
@@ -831,6 +1012,7 @@ export class ScopeModule {
       if (entry.unsaved && entry.pending === 0) this.#save(entry);
     }
     let rows: StoredPolicyRow[];
+    const since = this.#epoch;
     try {
       rows = await this.#store.db.select(ROW_COLUMNS).from(policies);
     } catch (error) {
@@ -839,17 +1021,23 @@ export class ScopeModule {
       });
       return;
     }
+    const found = new Set<string>();
     for (let index = 0; index < rows.length; index++) {
       // Verifying is CPU work: let checks run between slices of a large table.
       if (index > 0 && index % ROWS_PER_TURN === 0) await turn();
       if (this.#closed) return;
-      this.#apply(rows[index] as StoredPolicyRow);
+      const row = rows[index] as StoredPolicyRow;
+      found.add(row.agentId);
+      this.#apply(row, since);
     }
+    for (const [agentId, entry] of this.#entries)
+      if (!found.has(agentId)) this.#checkGone(agentId, entry, since);
   }
 
   /** Read the rows of the named agents. Never throws. */
   async #loadAgents(agentIds: string[]): Promise<void> {
     let rows: StoredPolicyRow[];
+    const since = this.#epoch;
     try {
       rows = await this.#store.db
         .select(ROW_COLUMNS)
@@ -862,14 +1050,24 @@ export class ScopeModule {
       });
       return;
     }
-    for (const row of rows) this.#apply(row);
+    const found = new Set<string>();
+    for (const row of rows) {
+      found.add(row.agentId);
+      this.#apply(row, since);
+    }
+    for (const agentId of agentIds) {
+      const entry = this.#entries.get(agentId);
+      if (entry !== undefined && !found.has(agentId)) this.#checkGone(agentId, entry, since);
+    }
   }
 
   /**
    * Adopt a stored policy when its signature verifies and it is newer than what this process
-   * holds; refuse (and report) it when it does not verify, whatever its revision.
+   * holds; refuse (and report) it when it does not verify, whatever its revision; report it
+   * when it is older than what this process held before the read started (it went back).
+   * `since`: the epoch at which the read started.
    */
-  #apply(row: StoredPolicyRow): void {
+  #apply(row: StoredPolicyRow, since: number): void {
     const checked = verifyStoredPolicy(this.#keyring as Keyring, row);
     if (!checked.ok) {
       this.#reject(row, checked.reason, checked.problem);
@@ -877,8 +1075,18 @@ export class ScopeModule {
     }
     const { fields } = checked;
     const current = this.#entries.get(fields.agentId);
-    if (current && (current.pending > 0 || current.unsaved || current.revision >= fields.revision))
-      return;
+    if (current) {
+      if (current.pending > 0 || current.unsaved) {
+        // Our own write decides for now; the row is read again once it settles.
+        this.#skippedWhileWriting.add(fields.agentId);
+        return;
+      }
+      if (current.revision >= fields.revision) {
+        if (current.revision > fields.revision && current.learnedAt <= since)
+          this.#wentBack(fields.agentId, fields.revision, current.revision);
+        return;
+      }
+    }
     let policy: ScopePolicy;
     try {
       policy = new ScopePolicy({
@@ -897,8 +1105,43 @@ export class ScopeModule {
       );
       return;
     }
-    this.#entries.set(fields.agentId, compile(policy, fields.revision));
+    this.#entries.set(fields.agentId, compile(policy, fields.revision, ++this.#epoch));
     this.#rejected.delete(shownAgentId(fields.agentId));
+  }
+
+  /** No row for an agent whose policy this process holds: reported when it was stored before the read. */
+  #checkGone(agentId: string, entry: Entry, since: number): void {
+    if (entry.pending > 0 || entry.unsaved || entry.revision === 0 || entry.learnedAt > since)
+      return;
+    this.#wentBack(agentId, null, entry.revision);
+  }
+
+  /**
+   * A verified row older than the policy this process holds (`revision`), or no row at all
+   * (`null`): the newer policy stays in force here — a rollback is never applied — but a
+   * process that starts now would load what the table holds. Logged and recorded as
+   * `scope.policy_rolled_back`, once per agent and revision.
+   */
+  #wentBack(agentId: string, revision: number | null, heldRevision: number): void {
+    const problem =
+      revision === null
+        ? `its row (revision ${heldRevision}) is gone from gov_scope.policies (deleted)`
+        : `its row went back to revision ${revision}, older than revision ${heldRevision} that this process holds (an older signed row was written back, or the row was deleted and written again by a process of an earlier version)`;
+    const then =
+      revision === null
+        ? "a process that starts now has no policy for the agent (default deny)"
+        : "a process that starts now loads the older one";
+    this.#report(
+      agentId,
+      `went-back:${revision ?? "gone"}:${heldRevision}`,
+      `The stored scope policy of agent ${JSON.stringify(shownAgentId(agentId))} was not applied: ${problem}. The newer policy stays in force in this process; ${then}. Find out who can write gov_scope.policies, then register the policy again with scope.register(...).`,
+      { agentId: shownAgentId(agentId), revision, heldRevision },
+      {
+        agentId: shownAgentId(agentId),
+        kind: SCOPE_POLICY_ROLLED_BACK_KIND,
+        metadata: { revision, heldRevision, problem, path: "scope.load" },
+      },
+    );
   }
 
   /**
@@ -912,7 +1155,35 @@ export class ScopeModule {
         : String(row.revision);
     // Remembered by the id as shown (cut): a stuffed table cannot make the memory grow with it.
     const agentId = shownAgentId(row.agentId);
-    const seen = `${revision}`;
+    const keyId = describeKeyId(row.keyId);
+    const held = this.#entries.has(row.agentId)
+      ? "the policy this process loaded before stays in force"
+      : "the agent has no policy in this process (default deny)";
+    this.#report(
+      row.agentId,
+      `refused:${revision}`,
+      `Refused the stored scope policy of agent ${JSON.stringify(agentId)} (revision ${revision}): ${problem}; ${held}. ${REJECTION_FIXES[reason]}`,
+      { agentId, revision, reason, keyId },
+      {
+        agentId,
+        kind: SCOPE_POLICY_REJECTED_KIND,
+        metadata: { reason, revision, keyId, problem, path: "scope.load" },
+      },
+    );
+  }
+
+  /**
+   * Report a stored row that was not applied (a warning and an audit event), once per agent
+   * and `seen` (what was found), and at most {@link MAX_REPORTS_PER_READ} per read.
+   */
+  #report(
+    rowAgentId: string,
+    seen: string,
+    warning: string,
+    fields: LogFields,
+    event: AuditEventInput,
+  ): void {
+    const agentId = shownAgentId(rowAgentId);
     if (this.#rejected.get(agentId) === seen) return;
     if (this.#reportsThisRead >= MAX_REPORTS_PER_READ) {
       this.#unreportedThisRead++;
@@ -925,27 +1196,20 @@ export class ScopeModule {
       const oldest = this.#rejected.keys().next();
       if (!oldest.done) this.#rejected.delete(oldest.value);
     }
-    const keyId = describeKeyId(row.keyId);
-    const held = this.#entries.has(row.agentId)
-      ? "the policy this process loaded before stays in force"
-      : "the agent has no policy in this process (default deny)";
-    this.#logger.warn(
-      `Refused the stored scope policy of agent ${JSON.stringify(agentId)} (revision ${revision}): ${problem}; ${held}. ${REJECTION_FIXES[reason]}`,
-      { agentId, revision, reason, keyId },
-    );
-    const event: AuditEventInput = {
-      agentId,
-      kind: SCOPE_POLICY_REJECTED_KIND,
-      metadata: { reason, revision, keyId, problem, path: "scope.load" },
-    };
+    this.#logger.warn(warning, fields);
+    this.#recordEvent(event);
+  }
+
+  /** Hand an event to the audit sink; a failure is logged, never thrown. Waited for by `close()`. */
+  #recordEvent(event: AuditEventInput): void {
     const report: Promise<void> = Promise.resolve()
       .then(() => this.#audit.log(event))
       .then(
         () => undefined,
         (error: unknown) => {
           this.#logger.error(
-            "Could not write a refused scope policy to the audit chain; it is refused all the same.",
-            { agentId, reason, error: describe(error) },
+            `Could not write a ${event.kind} event to the audit chain; what it reports stands all the same.`,
+            { agentId: event.agentId, error: describe(error) },
           );
         },
       )

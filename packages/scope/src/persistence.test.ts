@@ -1,7 +1,7 @@
-import { sql } from "@gov/core";
+import { type Store, sql } from "@gov/core";
 import { type TestEngine, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { type ScopeHarness, scopeHarness } from "./__fixtures__";
+import { countingReads, type ScopeHarness, scopeHarness } from "./__fixtures__";
 import { PolicyNotRegistered, ScopeViolation } from "./errors";
 import { ScopePolicy } from "./models";
 
@@ -23,6 +23,40 @@ interface Row extends Record<string, unknown> {
 }
 
 const WAIT = { timeout: 10_000, interval: 20 };
+
+/**
+ * A store whose transactions, while held, commit but do not resolve until released: a write
+ * that has landed in the database while its caller has not heard back yet.
+ */
+function heldTransactions(store: Store): { store: Store; hold(): void; release(): void } {
+  let held: Promise<void> | null = null;
+  let release = () => {};
+  const wrapped = new Proxy(store, {
+    get(target, property) {
+      if (property === "transaction") {
+        return async (...args: Parameters<Store["transaction"]>) => {
+          const result = await target.transaction(...args);
+          if (held) await held;
+          return result;
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return {
+    store: wrapped,
+    hold() {
+      held = new Promise((resolve) => {
+        release = () => {
+          held = null;
+          resolve();
+        };
+      });
+    },
+    release: () => release(),
+  };
+}
 
 describe.each(testEngines())("scope policies on $name", (engine: TestEngine) => {
   let h: ScopeHarness;
@@ -139,6 +173,43 @@ describe.each(testEngines())("scope policies on $name", (engine: TestEngine) => 
       await scope.flush();
       await scope.reload();
       expect([...(scope.getPolicy("billing-agent")?.allowedTools ?? [])]).toEqual(["only_this"]);
+    },
+  );
+
+  // Guards against two processes registering one agent at once leaving one of them on its own
+  // older policy: the other's row, read while its own write was in flight, was dropped and
+  // never read again (until the next poll; here there is none).
+  it.skipIf(!engine.available)(
+    "loads another process's newer registration that arrived while its own write was in flight",
+    async () => {
+      const gate = heldTransactions(h.store);
+      const { store: counted, reads } = countingReads(gate.store);
+      const first = await h.make({ pollIntervalMs: null }, { store: counted });
+      const second = await h.make({ pollIntervalMs: null });
+      gate.hold();
+      first.register({ agentId: "raced", allowedTools: ["first_tool"] });
+      // Its write commits; its promise is held back, as a slow network would.
+      await vi.waitFor(async () => {
+        const [stored] = await rows();
+        expect(stored?.allowed_tools).toEqual(["first_tool"]);
+      }, WAIT);
+      const readsBefore = reads.started;
+      second.register({ agentId: "raced", allowedTools: ["second_tool"] });
+      await second.flush();
+      // The notification of the second write is read while the first write is in flight.
+      await vi.waitFor(() => {
+        expect(reads.started).toBeGreaterThan(readsBefore);
+        expect(reads.inFlight).toBe(0);
+      }, WAIT);
+      gate.release();
+      await first.flush();
+      await vi.waitFor(
+        () => expect([...(first.getPolicy("raced")?.allowedTools ?? [])]).toEqual(["second_tool"]),
+        WAIT,
+      );
+      const [stored] = await rows();
+      expect(stored?.allowed_tools).toEqual(["second_tool"]);
+      expect([...(second.getPolicy("raced")?.allowedTools ?? [])]).toEqual(["second_tool"]);
     },
   );
 

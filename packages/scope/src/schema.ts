@@ -5,9 +5,16 @@ import { bigint, jsonb, pgSchema, text, timestamp } from "drizzle-orm/pg-core";
 export const scopeSchema = pgSchema("gov_scope");
 
 /**
+ * Where revisions come from: every registration takes the next value (and never less than one
+ * past the row's own revision), so that a row deleted and written again does not start over
+ * at 1 below the revision that running processes hold.
+ */
+export const policyRevisionSequence = scopeSchema.sequence("policy_revision");
+
+/**
  * The registered policies, one row per agent: what other processes load and the console
- * shows. `revision` grows by one on every registration, so that a process applies a row only
- * when it is newer than the policy it holds.
+ * shows. `revision` grows on every registration (from {@link policyRevisionSequence}), so
+ * that a process applies a row only when it is newer than the policy it holds.
  *
  * `mac` is HMAC-SHA256, under the chain key named by `key_id`, of the row's canonical form
  * (agent id, the four lists, revision, and the domain tag `gov.scope.policy.v1`): a row

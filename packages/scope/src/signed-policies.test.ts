@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { type AuditEventInput, ChainKey, Keyring, sql } from "@gov/core";
 import { eventually, type TestEngine, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -13,7 +14,12 @@ import {
 } from "./__fixtures__";
 import { expectProbeRefused, probed } from "./__fixtures__/probe";
 import { DONOR, TAMPERS, type TamperContext, victimPolicy } from "./__fixtures__/tamper";
-import { SCOPE_POLICY_CHANNEL, SCOPE_POLICY_REJECTED_KIND } from "./module";
+import {
+  SCOPE_POLICY_CHANNEL,
+  SCOPE_POLICY_NOT_PERSISTED_KIND,
+  SCOPE_POLICY_REJECTED_KIND,
+  SCOPE_POLICY_ROLLED_BACK_KIND,
+} from "./module";
 import { signedPolicyPayload, signPolicy } from "./signature";
 
 interface StoredRow extends Record<string, unknown> {
@@ -332,3 +338,249 @@ describe.each(testEngines())("stored scope policies are signed, on $name", (engi
     expect(reader.getPolicy("unsigned")).toBeUndefined();
   });
 });
+
+/**
+ * A table owner can also delete rows and add triggers: a revocation must not be made to
+ * vanish silently — it reaches every process, or the writer and the readers say that it did not.
+ */
+describe.each(testEngines())(
+  "revocations a table owner tries to stop, on $name",
+  (engine: TestEngine) => {
+    let h: ScopeHarness;
+
+    beforeEach(async () => {
+      if (engine.available) h = await scopeHarness(engine);
+    });
+
+    afterEach(async () => {
+      await h?.close();
+    });
+
+    const WIDE = ["read_invoice", "refund"];
+    const NARROW = ["read_invoice"];
+
+    async function revision(agentId: string): Promise<number> {
+      const [found] = await h.store.query<{ revision: string }>(
+        sql`select revision::text as revision from gov_scope.policies where agent_id = ${agentId}`,
+      );
+      return Number(found?.revision);
+    }
+
+    async function row(agentId: string): Promise<StoredRow | undefined> {
+      const [found] = await h.store.query<StoredRow>(
+        sql`select * from gov_scope.policies where agent_id = ${agentId}`,
+      );
+      return found;
+    }
+
+    const eventsOf = (events: readonly AuditEventInput[], kind: string, agentId: string) =>
+      events.filter((event) => event.kind === kind && event.agentId === agentId);
+
+    // Guards against a deleted row restarting the revision at 1, so that the next registration
+    // (a revocation) is ignored by every process that held the deleted revision.
+    it.skipIf(!engine.available)(
+      "a row deleted in the table does not restart the revision: the next registration reaches every process",
+      async () => {
+        const admin = await h.make();
+        const other = await h.make();
+        for (let round = 0; round < 3; round++) {
+          admin.register({ agentId: "deleted", allowedTools: WIDE });
+          await admin.flush();
+        }
+        await other.reload();
+        const held = await revision("deleted");
+        expect(await probed(other).check("deleted", { tool: "refund" })).toBe("PASSED");
+        await h.store.query(sql`delete from gov_scope.policies where agent_id = 'deleted'`);
+        await other.reload();
+        admin.register({ agentId: "deleted", allowedTools: NARROW });
+        await admin.flush();
+        await other.reload();
+        expect(await revision("deleted")).toBeGreaterThan(held);
+        expect(await probed(other).check("deleted", { tool: "refund" })).toBe("SCOPE_VIOLATION");
+        const fresh = await h.make();
+        expect(await probed(fresh).check("deleted", { tool: "refund" })).toBe("SCOPE_VIOLATION");
+      },
+    );
+
+    // Guards against rows written before the sequence existed: the migration must start it past
+    // them, or the next registration after a delete would again be older than what is held.
+    it.skipIf(!engine.available)(
+      "the migration starts the revision sequence past the revisions already stored",
+      async () => {
+        const admin = await h.make();
+        admin.register({ agentId: "upgraded", allowedTools: WIDE });
+        await admin.flush();
+        // As an earlier version numbered it: the row's revision plus one, per registration.
+        await h.store.query(
+          sql`update gov_scope.policies set revision = 41 where agent_id = 'upgraded'`,
+        );
+        const migration = await readFile(
+          new URL("../drizzle/0003_revision_sequence_start.sql", import.meta.url),
+          "utf8",
+        );
+        await h.store.query(sql.raw(migration));
+        await h.store.query(sql`delete from gov_scope.policies where agent_id = 'upgraded'`);
+        admin.register({ agentId: "upgraded", allowedTools: NARROW });
+        await admin.flush();
+        expect(await revision("upgraded")).toBeGreaterThan(41);
+      },
+    );
+
+    // Guards against a rolled-back or deleted row being ignored in silence by the processes that
+    // held a newer policy (it was only never applied, not reported).
+    it.skipIf(!engine.available)(
+      "a validly signed older row, or a deleted row, is reported once as scope.policy_rolled_back; the newer policy stays",
+      async () => {
+        const writer = await h.make();
+        writer.register({ agentId: "rolled-back", allowedTools: WIDE });
+        writer.register({ agentId: "gone", allowedTools: NARROW });
+        await writer.flush();
+        const old = await row("rolled-back");
+        writer.register({ agentId: "rolled-back", allowedTools: NARROW });
+        await writer.flush();
+        const newer = await revision("rolled-back");
+        const logger = fieldLogger();
+        const audit = recordingAudit();
+        const reader = await h.make({}, { logger, audit });
+        await h.store.query(
+          sql`update gov_scope.policies
+              set allowed_tools = ${JSON.stringify(old?.allowed_tools)}::jsonb, revision = ${Number(old?.revision)},
+                  mac = ${old?.mac ?? null}, key_id = ${old?.key_id ?? null}
+              where agent_id = 'rolled-back'`,
+        );
+        await h.store.query(sql`delete from gov_scope.policies where agent_id = 'gone'`);
+        await h.store.notify(SCOPE_POLICY_CHANNEL, "rolled-back");
+        await h.store.notify(SCOPE_POLICY_CHANNEL, "gone");
+        await reader.reload();
+        await reader.reload();
+        await eventually(
+          () => eventsOf(audit.events, SCOPE_POLICY_ROLLED_BACK_KIND, "gone").length > 0,
+        );
+        for (const scope of [reader, writer]) {
+          expect(await probed(scope).check("rolled-back", { tool: "refund" })).toBe(
+            "SCOPE_VIOLATION",
+          );
+          expect(await probed(scope).check("gone", { tool: "read_invoice" })).toBe("PASSED");
+        }
+        const rolledBack = eventsOf(audit.events, SCOPE_POLICY_ROLLED_BACK_KIND, "rolled-back");
+        expect(rolledBack).toHaveLength(1);
+        expect(rolledBack[0]?.metadata).toMatchObject({
+          revision: Number(old?.revision),
+          heldRevision: newer,
+        });
+        const gone = eventsOf(audit.events, SCOPE_POLICY_ROLLED_BACK_KIND, "gone");
+        expect(gone).toHaveLength(1);
+        expect(gone[0]?.metadata).toMatchObject({ revision: null });
+        for (const agentId of ["rolled-back", "gone"])
+          expect(warningsAbout(logger.lines, agentId), agentId).toHaveLength(1);
+        expect(rejections(audit.events)).toEqual([]);
+      },
+    );
+
+    // Guards against register() leaving a revocation unstored in silence: a trigger or rule on
+    // the table that keeps the old row, keeps the old revision, strips or breaks the signature.
+    it.skipIf(!engine.available)(
+      "a registration the stored row does not hold is logged as an error, recorded once, kept in force here and retried",
+      async () => {
+        const run = (statement: string) => h.store.query(sql.raw(statement));
+        const beforeUpdate = (when: string, body: string) => [
+          `create function gov_scope.trap() returns trigger language plpgsql as $$ begin ${body} end $$`,
+          `create trigger trap before update on gov_scope.policies for each row when (${when}) execute function gov_scope.trap()`,
+        ];
+        const traps: [string, string[]][] = [
+          ["frozen", beforeUpdate("true", "return old;")],
+          ["revision-kept", beforeUpdate("true", "new.revision := old.revision; return new;")],
+          ["update-discarded", beforeUpdate("true", "return null;")],
+          [
+            "signature-stripped",
+            beforeUpdate("new.mac is not null", "new.mac := null; new.key_id := null; return new;"),
+          ],
+          [
+            "tools-kept",
+            beforeUpdate("true", "new.allowed_tools := old.allowed_tools; return new;"),
+          ],
+          [
+            "signature-stripped-at-commit",
+            [
+              `create function gov_scope.trap() returns trigger language plpgsql as $$ begin
+                 update gov_scope.policies set mac = null, key_id = null
+                 where agent_id = new.agent_id and mac is not null;
+                 return null; end $$`,
+              `create constraint trigger trap after update on gov_scope.policies
+                 deferrable initially deferred for each row execute function gov_scope.trap()`,
+            ],
+          ],
+        ];
+        const logger = fieldLogger();
+        const audit = recordingAudit();
+        const admin = await h.make({}, { logger, audit });
+        for (const [agentId] of traps) admin.register({ agentId, allowedTools: WIDE });
+        await admin.flush();
+        const other = await h.make();
+        for (const [agentId, trap] of traps) {
+          for (const statement of trap) await run(statement);
+          try {
+            admin.register({ agentId, allowedTools: NARROW });
+            await admin.flush();
+            // A retry (each reload retries unsaved writes) is logged again, not recorded again.
+            await admin.reload();
+            await admin.flush();
+          } finally {
+            await run("drop trigger if exists trap on gov_scope.policies");
+            await run("drop function if exists gov_scope.trap()");
+          }
+          const events = eventsOf(audit.events, SCOPE_POLICY_NOT_PERSISTED_KIND, agentId);
+          expect(events, agentId).toHaveLength(1);
+          expect(events[0]?.metadata, agentId).toMatchObject({
+            reason: expect.any(String),
+            problem: expect.stringMatching(/gov_scope\.policies/),
+          });
+          const errors = logger.lines.filter(
+            (line) => line.level === "error" && line.fields?.agentId === agentId,
+          );
+          expect(errors.length, agentId).toBeGreaterThanOrEqual(2);
+          // Kept in force where it was registered, never replaced by the row it did not write.
+          expect(await probed(admin).check(agentId, { tool: "refund" }), agentId).toBe(
+            "SCOPE_VIOLATION",
+          );
+          // With the trap gone, the next retry stores the revocation, and it reaches the others.
+          await admin.reload();
+          await admin.flush();
+          await other.reload();
+          expect(await probed(other).check(agentId, { tool: "refund" }), agentId).toBe(
+            "SCOPE_VIOLATION",
+          );
+        }
+        for (const [agentId] of traps)
+          expect(
+            eventsOf(audit.events, SCOPE_POLICY_NOT_PERSISTED_KIND, agentId),
+            agentId,
+          ).toHaveLength(1);
+        expect(JSON.stringify([logger.lines, audit.events])).not.toContain(h.secret);
+      },
+    );
+
+    // Guards against the first write of a new agent's policy being stored unsigned in silence.
+    it.skipIf(!engine.available)(
+      "a first registration whose signature a trigger discards is reported too",
+      async () => {
+        await h.store.query(
+          sql.raw(
+            "create function gov_scope.trap() returns trigger language plpgsql as $$ begin return old; end $$",
+          ),
+        );
+        await h.store.query(
+          sql.raw(
+            "create trigger trap before update on gov_scope.policies for each row execute function gov_scope.trap()",
+          ),
+        );
+        const audit = recordingAudit();
+        const admin = await h.make({}, { audit });
+        admin.register({ agentId: "first", allowedTools: NARROW });
+        await admin.flush();
+        expect(eventsOf(audit.events, SCOPE_POLICY_NOT_PERSISTED_KIND, "first")).toHaveLength(1);
+        expect(await probed(admin).check("first", { tool: "read_invoice" })).toBe("PASSED");
+      },
+    );
+  },
+);
