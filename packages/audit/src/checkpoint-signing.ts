@@ -222,6 +222,12 @@ export interface CheckpointVerificationReport {
   hmacOnly: number;
   /** Checkpoints refused: edited, forged, or signed by a key that is not trusted. */
   failed: number;
+  /**
+   * Witness lines that are not even JSON (given as their raw text: torn by a crash or a full
+   * disk, or overwritten): counted, not failures — such a line hides nothing that deleting it
+   * would not.
+   */
+  damaged: number;
   /** The first failures (at most 100). */
   failures: CheckpointFailure[];
   /**
@@ -244,7 +250,8 @@ export interface VerifyCheckpointsOptions {
  * Verify checkpoints with Ed25519 public keys alone — no HMAC secret, no database access:
  * the lines of a witness file, or rows of `gov_audit.checkpoints`. Each must be the canonical
  * form of its fields, signed by a trusted key. Checkpoints without a signature are counted as
- * HMAC-only (a public key cannot check them).
+ * HMAC-only (a public key cannot check them); witness lines that are not even JSON (raw
+ * text) as damaged.
  *
  * @example
  * ```ts
@@ -288,6 +295,7 @@ export async function verifyCheckpoints(
     verified: 0,
     hmacOnly: 0,
     failed: 0,
+    damaged: 0,
     failures: [],
     heads: [],
   };
@@ -295,6 +303,10 @@ export async function verifyCheckpoints(
   let index = 0;
   for await (const value of checkpoints) {
     index++;
+    if (typeof value === "string") {
+      report.damaged++;
+      continue;
+    }
     const checkpoint = parseCheckpoint(value);
     const result: CheckpointCheck = checkpoint
       ? checkCheckpoint(checkpoint, trust)

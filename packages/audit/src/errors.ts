@@ -19,6 +19,21 @@ export const AUDIT_ERROR_CODES = {
   AUDIT_KEY_RETIRED: "AUDIT_KEY_RETIRED",
   /** An operation needs a component that is not configured. */
   AUDIT_NOT_CONFIGURED: "AUDIT_NOT_CONFIGURED",
+  /**
+   * `importSpool` could not record the import in the chain (nor in the spool): nothing was
+   * imported. A refused file is `SPOOL_FILE_REFUSED` (from `@gov/core`).
+   */
+  SPOOL_IMPORT_FAILED: "SPOOL_IMPORT_FAILED",
+  /**
+   * A witness file cannot be used: it is missing or unreadable, not a regular file, a
+   * symbolic link, linked from elsewhere (appending), or does not hold witness lines.
+   */
+  AUDIT_WITNESS_UNAVAILABLE: "AUDIT_WITNESS_UNAVAILABLE",
+  /**
+   * The database refuses this process's rows because of a key rotation record that names its
+   * key as retired but is not signed by that key: a table owner forged it.
+   */
+  AUDIT_KEY_ROTATION_FORGED: "AUDIT_KEY_ROTATION_FORGED",
 } as const;
 
 /** An audit event was refused before anything was written. */
@@ -28,11 +43,19 @@ export class InvalidAuditEventError extends GovernanceError {
   /** The limit that was exceeded, if the problem is a limit. */
   readonly limit: number | undefined;
 
-  constructor(field: string, problem: string, fix: string, limit?: number) {
+  /**
+   * @param field The field at fault.
+   * @param problem What is wrong with it.
+   * @param fix How to fix it.
+   * @param limit The limit exceeded, if any.
+   * @param cause The error that made the value unusable (a getter that threw), if any.
+   */
+  constructor(field: string, problem: string, fix: string, limit?: number, cause?: unknown) {
     super({
       code: AUDIT_ERROR_CODES.AUDIT_EVENT_INVALID,
       message: `Invalid audit event: ${field} ${problem}`,
       recoveryHint: fix,
+      cause,
     });
     this.name = "InvalidAuditEventError";
     this.field = field;
@@ -123,5 +146,26 @@ export class RetiredKeyError extends GovernanceError {
     });
     this.name = "RetiredKeyError";
     this.keyId = details.keyId;
+  }
+}
+
+/**
+ * A witness file cannot be used (code `AUDIT_WITNESS_UNAVAILABLE`): verifying against it
+ * rejects with this error, and appending to it fails (the module warns and retries at the
+ * next checkpoint). The message names the path and the problem, never the file's content.
+ */
+export class WitnessUnavailableError extends GovernanceError {
+  /** The witness file, as an absolute path. */
+  readonly path: string;
+
+  constructor(path: string, problem: string, fix: string, cause?: unknown) {
+    super({
+      code: AUDIT_ERROR_CODES.AUDIT_WITNESS_UNAVAILABLE,
+      message: `The witness file ${path} ${problem}.`,
+      recoveryHint: fix,
+      cause,
+    });
+    this.name = "WitnessUnavailableError";
+    this.path = path;
   }
 }

@@ -12,6 +12,7 @@ export {
   InvalidAuditEventError,
   RetiredKeyError,
   StoreUnavailableError,
+  WitnessUnavailableError,
 } from "./errors";
 export {
   InMemoryAuditStore,
@@ -33,7 +34,9 @@ export {
   auditModule,
   contentHash,
   type EventFilters,
+  type ImportSpoolOptions,
   type RotateChainKeyOptions,
+  type SpoolImportResult,
   type TrackOptions,
   type VerifyChainOptions,
 } from "./module";

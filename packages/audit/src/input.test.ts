@@ -1,10 +1,11 @@
-import { ChainKey, sql } from "@gov/core";
-import { type TestEngine, testEngines } from "@gov/core/testing";
+import { ChainKey, type GovernanceError, sql } from "@gov/core";
+import { rejectionOf, type TestEngine, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type AuditHarness, auditHarness, SECRET_A, tamper } from "./__fixtures__";
 import { ChainIntegrityError, InvalidAuditEventError } from "./errors";
 import { InMemoryAuditStore } from "./memory-store";
 import { AUDIT_LIMITS } from "./models";
+import type { AuditEventRecord } from "./record";
 
 /** Call `run`; it must not throw synchronously, and its promise must reject. */
 async function rejection(run: () => Promise<unknown>): Promise<unknown> {
@@ -89,6 +90,130 @@ describe("metadata depth and cycles (InMemoryAuditStore, no database)", () => {
     expect(store.verifyChain()).toBe(false);
     await store.log({ agentId: "a", kind: "k" });
     expect(store.verifyChain()).toBe(true);
+  });
+});
+
+describe("metadata that has no faithful JSON form (InMemoryAuditStore, no database)", () => {
+  class Secretive {
+    visible = 1;
+    #hidden = 2;
+    get computed(): number {
+      return this.#hidden;
+    }
+  }
+
+  // Guards against: nested values that are not plain JSON data (Map, Set, class instances,
+  // typed arrays…) being signed as {} or as their own fields only, so that what the chain
+  // records silently differs from what was logged.
+  it("refuses nested values that are not plain objects, arrays or JSON primitives", async () => {
+    const store = new InMemoryAuditStore({ maxEvents: 10 });
+    const values: Record<string, unknown> = {
+      Map: new Map([["card", "4111 1111 1111 1111"]]),
+      Set: new Set([1, 2]),
+      "a class instance": new Secretive(),
+      Uint8Array: new Uint8Array([1, 2, 3]),
+      Buffer: Buffer.from("abc"),
+      ArrayBuffer: new ArrayBuffer(4),
+      DataView: new DataView(new ArrayBuffer(4)),
+      RegExp: /refund/g,
+      Error: new Error("boom"),
+      Promise: Promise.resolve(1),
+      WeakMap: new WeakMap(),
+      "a boxed string": Object("text"),
+      URL: new URL("https://example.com/"),
+    };
+    for (const [name, value] of Object.entries(values)) {
+      for (const metadata of [{ a: value }, { a: { b: [value] } }]) {
+        const error = await rejection(() =>
+          store.log({ agentId: "a", kind: "k", metadata } as never),
+        );
+        expect(error, name).toBeInstanceOf(InvalidAuditEventError);
+        expect(error, name).toMatchObject({ code: "AUDIT_EVENT_INVALID" });
+        expect((error as InvalidAuditEventError).field, name).toMatch(/^metadata\.a/);
+        expect((error as Error).message, name).toContain("plain");
+        expect((error as InvalidAuditEventError).recoveryHint, name).toBeTruthy();
+      }
+    }
+    // Plain data still goes in: objects without a prototype, arrays, dates, primitives.
+    const bare = Object.assign(Object.create(null) as Record<string, unknown>, { x: 1 });
+    const record = await store.log({
+      agentId: "a",
+      kind: "k",
+      metadata: { bare, list: [1, "two", null, true], at: new Date(0), nested: { ok: [{}] } },
+    });
+    expect(record.metadata).toEqual({
+      bare: { x: 1 },
+      list: [1, "two", null, true],
+      at: "1970-01-01T00:00:00.000Z",
+      nested: { ok: [{}] },
+    });
+    expect(store.stats().size).toBe(1);
+  });
+
+  // Guards against: two keys that read the same once sanitized (control characters
+  // neutralized, NFC) silently dropping one of the values.
+  it("refuses keys that collide once sanitized, at any depth", async () => {
+    const store = new InMemoryAuditStore({ maxEvents: 10 });
+    const cases: [Record<string, unknown>, string][] = [
+      [{ "x\u0007": "first", "x\u0008": "second" }, "metadata"],
+      [{ a: { "x\u0007": "first", "x\u0008": "second" } }, "metadata.a"],
+      [{ a: [{ "Caf\u00e9": 1, "Cafe\u0301": 2 }] }, "metadata.a"],
+      [{ "Caf\u00e9": 1, "Cafe\u0301": 2 }, "metadata"],
+    ];
+    for (const [metadata, field] of cases) {
+      const error = await rejection(() => store.log({ agentId: "a", kind: "k", metadata }));
+      expect(error, field).toBeInstanceOf(InvalidAuditEventError);
+      expect((error as InvalidAuditEventError).field, JSON.stringify(metadata)).toMatch(
+        new RegExp(`^${field.replace(".", "\\.")}`),
+      );
+      expect((error as Error).message).toMatch(/same key/);
+    }
+    expect(store.stats().size).toBe(0);
+  });
+
+  // Guards against: a getter (or proxy) that throws surfacing as a bare Error instead of an
+  // InvalidAuditEventError naming the field.
+  it("refuses metadata whose properties cannot be read, naming the field", async () => {
+    const store = new InMemoryAuditStore({ maxEvents: 10 });
+    const throwing = {
+      get boom() {
+        throw new Error("getter");
+      },
+    };
+    const hostile = new Proxy(
+      {},
+      {
+        ownKeys() {
+          throw new Error("no keys");
+        },
+      },
+    );
+    const cases: [unknown, string][] = [
+      [{ a: throwing }, "metadata.a"],
+      [{ a: [throwing] }, "metadata.a"],
+      [throwing, "metadata"],
+      [{ a: hostile }, "metadata.a"],
+    ];
+    for (const [metadata, field] of cases) {
+      const error = await rejection(() =>
+        store.log({ agentId: "a", kind: "k", metadata } as never),
+      );
+      expect(error, field).toBeInstanceOf(InvalidAuditEventError);
+      expect((error as InvalidAuditEventError).field, field).toMatch(
+        new RegExp(`^${field.replace(".", "\\.")}`),
+      );
+      expect((error as Error).message).toContain("could not be read");
+    }
+    // A getter on the event itself, too.
+    const event = {
+      kind: "k",
+      get agentId(): string {
+        throw new Error("getter");
+      },
+    };
+    const error = await rejection(() => store.log(event as never));
+    expect(error).toBeInstanceOf(InvalidAuditEventError);
+    expect((error as Error).message).toContain("could not be read");
   });
 });
 
@@ -291,6 +416,70 @@ describe.each(testEngines())("bad input and empty chains on $name", (engine: Tes
     },
   );
 
+  // Guards against: the reserved agent id gov.audit accepted in disguise (a zero-width or
+  // blank character, another case, spaces, look-alike letters), so that anyone could write
+  // events that read as the audit module's own.
+  it.skipIf(!engine.available)(
+    "refuses the reserved agent id gov.audit in any disguise, in log() and track()",
+    async () => {
+      const disguises = [
+        "gov.audit",
+        "gov.audit\u200b",
+        "GOV.AUDIT",
+        "gov.audit ",
+        " gov.audit",
+        "Gov.Audit",
+        "gov\u2024audit",
+        "g\u043ev.audit",
+        "gov.audit\u2800",
+        "gov.\u0430udit",
+      ];
+      for (const agentId of disguises) {
+        const error = await rejection(() => h.audit.log({ agentId, kind: "audit.key_rotated" }));
+        expect(error, JSON.stringify(agentId)).toMatchObject({
+          code: "AUDIT_EVENT_INVALID",
+          field: "agentId",
+        });
+        expect(() => h.audit.track({ kind: "k", agentId }, async () => 1)).toThrow(
+          InvalidAuditEventError,
+        );
+      }
+      // Ids that merely resemble it are ordinary agents.
+      for (const agentId of ["gov_audit", "gov-audit", "gov.audits", "audit"])
+        expect((await h.audit.log({ agentId, kind: "k" })).status, agentId).toBe("stored");
+      await h.audit.flush();
+      const [row] = await h.store.query<{ n: number }>(
+        sql`select count(*)::int as n from gov_audit.events where chain like 'agent:%' and agent_id not in ('gov_audit', 'gov-audit', 'gov.audits', 'audit')`,
+      );
+      expect(row?.n).toBe(0);
+    },
+  );
+
+  // Guards against: track() with bad arguments failing with a TypeError from inside (it
+  // returns a function, so it throws, synchronously, a clear error naming the argument).
+  it.skipIf(!engine.available)("refuses bad track() arguments with a clear error", () => {
+    const fn = async () => 1;
+    const cases: [() => unknown, string, string][] = [
+      [() => h.audit.track(null as never, fn), "INVALID_ARGUMENT", "options"],
+      [() => h.audit.track("k" as never, fn), "INVALID_ARGUMENT", "options"],
+      [() => h.audit.track([] as never, fn), "INVALID_ARGUMENT", "options"],
+      [() => h.audit.track({ kind: "k", agentId: "a" }, null as never), "INVALID_ARGUMENT", "fn"],
+      [() => h.audit.track({ kind: "k", agentId: "a" }, "f" as never), "INVALID_ARGUMENT", "fn"],
+      [() => h.audit.track({ kind: "k" } as never, fn), "AUDIT_EVENT_INVALID", "agentId"],
+      [() => h.audit.track({ agentId: "a" } as never, fn), "AUDIT_EVENT_INVALID", "kind"],
+    ];
+    for (const [call, code, field] of cases) {
+      let thrown: unknown;
+      try {
+        call();
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown, field).toMatchObject({ code, field });
+      expect((thrown as GovernanceError).recoveryHint, field).toBeTruthy();
+    }
+  });
+
   // Guards against: "verified" reported for a session that has no events (or a typo in its id).
   it.skipIf(!engine.available)(
     "resolves false when there is nothing to verify, and says so in the report",
@@ -335,6 +524,74 @@ describe.each(testEngines())("bad input and empty chains on $name", (engine: Tes
       empty: false,
     });
   });
+
+  // Guards against: a window past the end of an intact chain throwing "row N (before the
+  // window) is missing" instead of saying that there is nothing to verify.
+  it.skipIf(!engine.available)(
+    "resolves false for a window past the end of an intact chain, checkpointed or not",
+    async () => {
+      for (let index = 0; index < 3; index++)
+        await h.audit.log({ agentId: "a", kind: "k", sessionId: "s" });
+      const pastTheEnd = async () => {
+        for (const fromSeq of [4, 5, 6, 100, Number.MAX_SAFE_INTEGER]) {
+          for (const toSeq of [undefined, fromSeq, Number.MAX_SAFE_INTEGER]) {
+            const window = { sessionId: "s", fromSeq, ...(toSeq ? { toSeq } : {}) };
+            expect(await h.audit.verifyChain(window), JSON.stringify(window)).toBe(false);
+            expect(await h.audit.verifyChainDetailed(window), JSON.stringify(window)).toMatchObject(
+              { verified: 0, failed: 0, empty: true },
+            );
+          }
+        }
+      };
+      await pastTheEnd();
+      await h.audit.checkpoint({ sessionIds: ["s"] });
+      await pastTheEnd();
+      expect(await h.audit.verifyChain({ sessionId: "s", fromSeq: 3 })).toBe(true);
+    },
+  );
+
+  // Guards against: rows deleted inside or at the start of a window passing as "nothing to
+  // verify" when the window holds no rows but the chain goes on after it, or a checkpoint
+  // recorded them.
+  it.skipIf(!engine.available)(
+    "fails a window whose rows were deleted, when later rows or a checkpoint show they existed",
+    async () => {
+      const records: AuditEventRecord[] = [];
+      for (let index = 0; index < 6; index++)
+        records.push(await h.audit.log({ agentId: "a", kind: "k", sessionId: "s" }));
+      await h.audit.checkpoint({ sessionIds: ["s"] });
+      const ids = (from: number, to: number) =>
+        records
+          .slice(from - 1, to)
+          .map((record) => `'${record.eventId}'`)
+          .join(", ");
+      // Rows 2 and 3 deleted: later rows remain.
+      await tamper(h.store, [`delete from gov_audit.events where event_id in (${ids(2, 3)})`]);
+      for (const [fromSeq, toSeq, seq] of [
+        [2, 3, 2],
+        [3, 3, 2], // the row before the window is missing too
+        [2, 2, 2],
+      ] as const) {
+        const error = await rejectionOf(() =>
+          h.audit.verifyChain({ sessionId: "s", fromSeq, toSeq }),
+        );
+        expect(error, `${fromSeq}-${toSeq}`).toBeInstanceOf(ChainIntegrityError);
+        expect(error, `${fromSeq}-${toSeq}`).toMatchObject({ chain: "s", seq });
+        expect(
+          await h.audit.verifyChainDetailed({ sessionId: "s", fromSeq, toSeq }),
+          `${fromSeq}-${toSeq}`,
+        ).toMatchObject({ verified: 0, empty: false });
+      }
+      // The tail deleted: the checkpoint recorded seq 6.
+      await tamper(h.store, [`delete from gov_audit.events where event_id in (${ids(4, 6)})`]);
+      for (const fromSeq of [2, 5, 6, 7]) {
+        const error = await rejectionOf(() => h.audit.verifyChain({ sessionId: "s", fromSeq }));
+        expect(error, `from ${fromSeq}`).toBeInstanceOf(ChainIntegrityError);
+      }
+      // Past everything the chain and its checkpoint knew: nothing to verify.
+      expect(await h.audit.verifyChain({ sessionId: "s", fromSeq: 8 })).toBe(false);
+    },
+  );
 
   it.skipIf(!engine.available)(
     "checkpoints the sessions named, agent chains by their chain name, and nothing for none",

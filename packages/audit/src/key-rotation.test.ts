@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { ChainKey, Keyring, type Store, sql } from "@gov/core";
-import { type TestEngine, testEngines } from "@gov/core/testing";
+import { rejectionOf, type TestEngine, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   type AuditHarness,
   auditHarness,
   chainError,
+  eventually,
   recordingLogger,
   SECRET_A,
   SECRET_B,
@@ -294,7 +295,10 @@ describe.each(testEngines())("key rotation held to its history on $name", (engin
       h.clock.advance(10 * 60_000);
       const stale = h.another({ keyring: new Keyring(KEY_A) });
       // The database refuses it from a process that still holds the retired key…
-      await expect(stale.checkpoint({ sessionIds: ["s"] })).rejects.toThrow(/rotated out/);
+      await expect(stale.checkpoint({ sessionIds: ["s"] })).rejects.toMatchObject({
+        code: "AUDIT_KEY_RETIRED",
+        keyId: KEY_A.id,
+      });
       // …and a table owner holding the key who writes it anyway is caught.
       const [head] = await readChain(h.store, "s").then((rows) => rows.slice(-1));
       const checkpoint = {
@@ -369,6 +373,11 @@ describe.each(testEngines())("key rotation held to its history on $name", (engin
       expect(record.status).toBe("spooled");
       expect(stale.metrics()).toMatchObject({ degraded: true, spooled: 1 });
       expect(stale.metrics().lastError?.message).toContain(KEY_A.id);
+      expect(stale.metrics()).toMatchObject({
+        lastError: { code: "AUDIT_KEY_RETIRED" },
+        forgedKeyRotations: 0,
+      });
+      await expect(stale.checkpoint()).rejects.toMatchObject({ code: "AUDIT_KEY_RETIRED" });
       expect(
         logger.lines.some((line) => line.level === "error" && /restart/i.test(line.message)),
       ).toBe(true);
@@ -466,6 +475,73 @@ describe.each(testEngines())("key rotation held to its history on $name", (engin
       const error = await chainError(() => h.audit.verifyChain({ sessionId: "s" }));
       expect(error).toMatchObject({ chain: KEY_HISTORY_CHAIN, sessionId: null });
       expect(error.reason).toMatch(/not signed/);
+    },
+  );
+
+  // Guards against: a forged rotation record that names the current key (a table owner's
+  // insert) stopping every write while the log tells the operator to restart with a key that
+  // does not exist: the refusal is explained as a forgery, named, and counted.
+  it.skipIf(!engine.available)(
+    "names a forged rotation record as the reason the database refuses this key's rows",
+    async () => {
+      await log("s");
+      const forgeries: Record<string, (at: Date) => string> = {
+        "garbage MACs": (at) => forgedRotation(KEY_A.id, "ffffffffffffffff", at),
+        "countersigned by the forger's own key": (at) =>
+          forgedRotation(KEY_A.id, KEY_X.id, at, { new: KEY_X }),
+        "a MAC of another record": (at) =>
+          forgedRotation(KEY_A.id, KEY_X.id, at).replace(
+            /'[0-9a-f]{64}', '[0-9a-f]{64}'\)$/,
+            `'${KEY_A.hmacHex("another record")}', '${"cd".repeat(32)}')`,
+          ),
+      };
+      for (const [name, forge] of Object.entries(forgeries)) {
+        await tamper(h.store, ["delete from gov_audit.key_rotations", forge(h.clock.now())]);
+        const [{ rotation_id: rotationId } = { rotation_id: "" }] = await h.store.query<{
+          rotation_id: string;
+        }>(sql`select rotation_id::text as rotation_id from gov_audit.key_rotations`);
+        // Found at start…
+        const logger = recordingLogger();
+        const started = h.another({ logger });
+        await started.start();
+        expect(started.metrics().forgedKeyRotations, name).toBe(1);
+        const atStart = logger.lines.filter((line) => line.level === "error");
+        expect(
+          atStart.some((line) => line.message.includes(rotationId)),
+          name,
+        ).toBe(true);
+        expect(
+          atStart.some((line) => /forged/.test(line.message)),
+          name,
+        ).toBe(true);
+        const record = await started.log({ agentId: "billing-agent", kind: "k", sessionId: "s" });
+        expect(record.status, name).toBe("spooled");
+        expect(started.metrics().lastError?.code, name).toBe("AUDIT_KEY_ROTATION_FORGED");
+        const refused = await rejectionOf(() => started.checkpoint());
+        expect(refused, name).toMatchObject({ code: "AUDIT_KEY_ROTATION_FORGED" });
+        expect((refused as Error).message, name).toContain(rotationId);
+        // …and by a process that was running when the record was inserted.
+        const runningLogger = recordingLogger();
+        const running = h.another({ logger: runningLogger, keyring: new Keyring(KEY_A) });
+        await tamper(h.store, ["delete from gov_audit.key_rotations"]);
+        await running.start();
+        expect(running.metrics().forgedKeyRotations, name).toBe(0);
+        await tamper(h.store, [forge(h.clock.now())]);
+        expect(
+          (await running.log({ agentId: "billing-agent", kind: "k", sessionId: "s" })).status,
+          name,
+        ).toBe("spooled");
+        await eventually(() => running.metrics().forgedKeyRotations === 1);
+        expect(running.metrics().lastError?.code, name).toBe("AUDIT_KEY_ROTATION_FORGED");
+        const errors = runningLogger.lines.filter((line) => line.level === "error");
+        expect(
+          errors.some((line) => /forged/.test(line.message)),
+          name,
+        ).toBe(true);
+        // Never the advice to restart with another key: this key was not rotated out.
+        for (const line of [...atStart, ...errors])
+          expect(line.message, name).not.toContain("GOVERNANCE_CHAIN_KEY_");
+      }
     },
   );
 

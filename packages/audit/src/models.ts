@@ -47,10 +47,41 @@ export interface NormalizedEvent {
 const HEX_HASH = /^[0-9a-f]{32,128}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/** How a value that is not plain data reads in a message: "a Map", "an instance of Order". */
+function kindOf(value: object): string {
+  try {
+    const tag = Object.prototype.toString.call(value).slice(8, -1);
+    if (tag !== "Object") return `${/^[AEIOU]/.test(tag) ? "an" : "a"} ${tag}`;
+    const name: unknown = Object.getPrototypeOf(value)?.constructor?.name;
+    return typeof name === "string" && name !== ""
+      ? `an instance of ${name}`
+      : "an object with a prototype";
+  } catch {
+    return "an object that cannot be inspected";
+  }
+}
+
+/** A value whose properties could not be read (a getter or a proxy threw). */
+function unreadable(field: string, error: unknown): InvalidAuditEventError {
+  return new InvalidAuditEventError(
+    field,
+    `could not be read: reading its properties threw ${error instanceof Error ? `a ${error.name}` : "an exception"}.`,
+    "Pass plain data (copy the fields an auditor needs into an object literal), not objects with getters or proxies.",
+    undefined,
+    error,
+  );
+}
+
 /**
  * Sanitize the text in a metadata value. `level` is the nesting level of `value` if it is an
  * object or array (the metadata object is level 1); `ancestors` are the objects that contain
  * it, so that a cycle is refused rather than followed until the stack overflows.
+ *
+ * Only plain data goes in: objects whose prototype is `Object.prototype` or null, arrays,
+ * Dates and JSON primitives. A Map, a Set, a class instance or a typed array would be signed
+ * as `{}` or as some of its fields only — what the chain records would differ from what was
+ * logged — so it is refused; so are two keys that read the same once sanitized (one value
+ * would be dropped), and properties that cannot be read.
  */
 function sanitizeValue(value: unknown, field: string, level: number, ancestors: object[]): unknown {
   if (typeof value === "string") return sanitizeText(value);
@@ -70,19 +101,71 @@ function sanitizeValue(value: unknown, field: string, level: number, ancestors: 
       AUDIT_LIMITS.metadataDepth,
     );
   }
+  let entries: [string, unknown][];
+  let isArray: boolean;
+  try {
+    isArray = Array.isArray(value);
+    if (!isArray && !isPlainObject(value)) {
+      throw new InvalidAuditEventError(
+        field,
+        `holds ${kindOf(value)}, which is not plain data: it has no faithful JSON form (it would be signed as {} or as some of its fields only).`,
+        "Pass plain data: object literals, arrays, strings, finite numbers, booleans, null or Dates — e.g. Object.fromEntries(map), [...set], Array.from(bytes), or the fields an auditor needs.",
+      );
+    }
+    entries = isArray ? [] : Object.entries(value);
+  } catch (error) {
+    if (error instanceof InvalidAuditEventError) throw error;
+    throw unreadable(field, error);
+  }
   ancestors.push(value);
   try {
-    if (Array.isArray(value))
-      return value.map((item) => sanitizeValue(item, field, level + 1, ancestors));
+    if (isArray) {
+      let items: unknown[];
+      try {
+        items = [...(value as unknown[])];
+      } catch (error) {
+        throw unreadable(field, error);
+      }
+      return items.map((item) => sanitizeValue(item, field, level + 1, ancestors));
+    }
     const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) {
-      if (item !== undefined)
-        out[sanitizeName(key)] = sanitizeValue(item, field, level + 1, ancestors);
+    for (const [key, item] of entries) {
+      if (item === undefined) continue;
+      const clean = metadataKey(key, field);
+      if (Object.hasOwn(out, clean)) throw collidingKeys(field, clean);
+      out[clean] = sanitizeValue(item, field, level + 1, ancestors);
     }
     return out;
   } finally {
     ancestors.pop();
   }
+}
+
+/** Plain data: an object whose prototype is `Object.prototype` or null. */
+function isPlainObject(value: object): boolean {
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+/** A metadata key as stored (sanitized); `__proto__` is refused (it would set a prototype). */
+function metadataKey(key: string, field: string): string {
+  const clean = sanitizeName(key);
+  if (clean === "__proto__") {
+    throw new InvalidAuditEventError(
+      field,
+      'has a key "__proto__", which would change an object\'s prototype instead of holding a value.',
+      "Rename the key.",
+    );
+  }
+  return clean;
+}
+
+function collidingKeys(field: string, key: string): InvalidAuditEventError {
+  return new InvalidAuditEventError(
+    field,
+    `has two keys that become the same key ${JSON.stringify(key)} once sanitized (control characters neutralized, NFC): one value would be lost.`,
+    "Give each value a distinct key of visible characters.",
+  );
 }
 
 function requiredName(value: unknown, field: string, limit: number): string {
@@ -134,10 +217,11 @@ function byteLength(text: string): number {
  *
  * @throws {InvalidAuditEventError} naming the field, the limit and the fix.
  */
-export function normalizeEvent(input: AuditEventInput): NormalizedEvent {
-  if (typeof input !== "object" || input === null) {
+export function normalizeEvent(given: AuditEventInput): NormalizedEvent {
+  if (typeof given !== "object" || given === null) {
     throw new InvalidAuditEventError("event", "must be an object.", "Pass { agentId, kind, … }.");
   }
+  const input = readEvent(given);
   const agentId = requiredName(input.agentId, "agentId", AUDIT_LIMITS.agentId);
   const kind = requiredName(input.kind, "kind", AUDIT_LIMITS.kind);
   const sessionId = optionalName(input.sessionId, "sessionId", AUDIT_LIMITS.sessionId);
@@ -166,22 +250,51 @@ export function normalizeEvent(input: AuditEventInput): NormalizedEvent {
   return { agentId, kind, sessionId, parentEventId, model, inputHash, outputHash, metadata };
 }
 
+/** The event's fields, each read once (a getter that throws is refused, naming the field). */
+function readEvent(input: AuditEventInput): Record<keyof AuditEventInput, unknown> {
+  const fields = [
+    "agentId",
+    "kind",
+    "sessionId",
+    "parentEventId",
+    "model",
+    "inputHash",
+    "outputHash",
+    "metadata",
+  ] as const;
+  const read = {} as Record<keyof AuditEventInput, unknown>;
+  for (const field of fields) {
+    try {
+      read[field] = input[field];
+    } catch (error) {
+      throw unreadable(field, error);
+    }
+  }
+  return read;
+}
+
 function normalizeMetadata(raw: unknown): AuditMetadata {
   if (raw === undefined || raw === null) return {};
-  if (
-    typeof raw !== "object" ||
-    Array.isArray(raw) ||
-    Object.getPrototypeOf(raw) !== Object.prototype
-  ) {
-    throw new InvalidAuditEventError(
-      "metadata",
-      "must be a plain object.",
-      "Pass metadata as { key: value }.",
+  let entries: [string, unknown][];
+  try {
+    if (
+      typeof raw !== "object" ||
+      Array.isArray(raw) ||
+      Object.getPrototypeOf(raw) !== Object.prototype
+    ) {
+      throw new InvalidAuditEventError(
+        "metadata",
+        "must be a plain object.",
+        "Pass metadata as { key: value }.",
+      );
+    }
+    entries = Object.entries(raw as Record<string, unknown>).filter(
+      ([, value]) => value !== undefined,
     );
+  } catch (error) {
+    if (error instanceof InvalidAuditEventError) throw error;
+    throw unreadable("metadata", error);
   }
-  const entries = Object.entries(raw as Record<string, unknown>).filter(
-    ([, value]) => value !== undefined,
-  );
   if (entries.length > AUDIT_LIMITS.metadataKeys) {
     throw new InvalidAuditEventError(
       "metadata",
@@ -190,11 +303,12 @@ function normalizeMetadata(raw: unknown): AuditMetadata {
       AUDIT_LIMITS.metadataKeys,
     );
   }
-  // Each value's canonical JSON, by sanitized key (two raw keys may sanitize to one: the
-  // later wins, as it would in an object).
+  // Each value's canonical JSON, by sanitized key (two raw keys that sanitize to one are
+  // refused: a value would be lost).
   const texts = new Map<string, string>();
   for (const [rawKey, rawValue] of entries) {
-    const key = sanitizeName(rawKey);
+    const key = metadataKey(rawKey, "metadata");
+    if (texts.has(key)) throw collidingKeys("metadata", key);
     if (key.length === 0 || key.length > AUDIT_LIMITS.metadataKeyLength) {
       throw new InvalidAuditEventError(
         "metadata",

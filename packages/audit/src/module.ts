@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import {
   type AuditEventInput,
   type AuditSink,
@@ -10,16 +10,22 @@ import {
   defineModule,
   GovernanceError,
   InvalidArgumentError,
+  identityForms,
   Keyring,
   type Logger,
   type MigrationSource,
   type ModuleContext,
+  readSpoolFile,
   type SigningKey,
+  SpoolFileError,
   type SpoolIntegrityProblem,
   type SQL,
   type Store,
   StoreError,
+  type StrandedSpoolFiles,
+  sameIdentity,
   sanitizeName,
+  spoolHostNames,
   sql,
   toStoreError,
   type VerifyingKey,
@@ -47,7 +53,7 @@ import {
   signedPayload,
   signRecord,
 } from "./record";
-import { AuditSpool, type SpoolEntry } from "./spool";
+import { AuditSpool, importedEntry, type SpoolEntry } from "./spool";
 import {
   ChainVerifier,
   checkpointPayload,
@@ -62,6 +68,7 @@ import {
 } from "./verify";
 import {
   type CheckpointWitness,
+  FileCheckpointWitness,
   toWitness,
   type WitnessedCheckpoint,
   witnessedCheckpoint,
@@ -86,6 +93,19 @@ export interface AuditOptions {
    * `./.governance/audit-spool`
    */
   spoolDirectory?: string | null;
+  /**
+   * Host names whose spool files this process adopts and replays as if they were its own
+   * host's: hosts that are gone, e.g. the old name of a container recreated on the same
+   * volume (a process can tell whether a writer runs only on its own host). Files of other
+   * hosts are otherwise left alone, with a warning and an `audit.spool_stranded` event at
+   * start. Never name a host that still runs a process writing into the spool directory.
+   * @default []
+   * @example
+   * ```ts
+   * new AuditModule(context, { spoolAdoptHosts: ["3f2a9c1b7d4e"] });
+   * ```
+   */
+  spoolAdoptHosts?: readonly string[];
   /** Most events one transaction carries. @default 1000 */
   maxBatchSize?: number;
   /**
@@ -152,7 +172,11 @@ export interface VerifyChainOptions {
    * file, or a {@link CheckpointWitness}): a chain the witness knows and the database has not,
    * a head behind the witnessed one, a row that differs from a witnessed checkpoint, and a
    * witnessed checkpoint missing from the database are failures; so is a witness entry
-   * whose signature does not verify (edited or forged).
+   * that is JSON but not a validly signed checkpoint (edited or forged). A line that is not
+   * even JSON (torn by a crash or a full disk) is counted in `damagedWitnessLines` and
+   * warned about, not failed: it hides nothing that deleting it would not. A witness file
+   * that is missing, unreadable, a symbolic link or not a witness file rejects with
+   * `AUDIT_WITNESS_UNAVAILABLE` (naming the path): never "nothing to compare".
    */
   witness?: CheckpointWitness | string;
   /**
@@ -188,8 +212,18 @@ export interface AuditMetrics {
   witnessPending: number;
   /** Appends to the witness that failed. */
   witnessFailures: number;
-  /** Spool files refused at replay (edited, reordered, truncated…; kept aside, see the log). */
+  /**
+   * Spool files refused at replay (edited, reordered, truncated, replaced, signed with a
+   * retired key, unsigned…; kept aside, see the log and `audit.spool_rejected`).
+   */
   spoolRejections: number;
+  /**
+   * Key rotation records that name this process's chain key as rotated out but are not
+   * signed by it: forged (a table owner can insert one, not sign one). While one is in
+   * `gov_audit.key_rotations`, the database refuses this process's rows (they wait in the
+   * spool) and `lastError.code` is `AUDIT_KEY_ROTATION_FORGED`; the error log names them.
+   */
+  forgedKeyRotations: number;
 }
 
 /** Options of {@link AuditModule.track}. */
@@ -209,6 +243,45 @@ export interface RotateChainKeyOptions {
   operatorId: string;
   /** Why. */
   reason: string;
+}
+
+/** Options of {@link AuditModule.importSpool}. */
+export interface ImportSpoolOptions {
+  /** Who vouches for the file (recorded in the chain). */
+  operatorId: string;
+  /** Why it is imported: where it comes from (recorded in the chain). */
+  reason: string;
+  /**
+   * Accept a file signed with a retired chain key: one written by a process of yours that
+   * still held the key after its rotation (it had not learned of it). Whoever holds the
+   * retired key could have written such a file too: import it only if you know its writer.
+   * @default false
+   */
+  acceptRetiredKey?: boolean;
+  /**
+   * Accept an unsigned file: a spool left by a version before spool files were signed. Its
+   * events prove nothing by themselves: anyone who could write the file could have written
+   * them. @default false
+   */
+  acceptUnsigned?: boolean;
+}
+
+/** What {@link AuditModule.importSpool} queued. */
+export interface SpoolImportResult {
+  /** The file's name. */
+  file: string;
+  /** SHA-256 (hex) of the file as it was read (also in the `audit.spool_imported` event). */
+  sha256: string;
+  /** Events queued for the chain (those already in it are skipped when they are written). */
+  entries: number;
+  /** The key that signed the file; null for an unsigned file. */
+  keyId: string | null;
+  /** Whether that key is retired. */
+  retiredKey: boolean;
+  /** Whether the file is signed. */
+  signed: boolean;
+  /** The id of the `audit.spool_imported` event that records the import. */
+  importEventId: string;
 }
 
 type Subscriber = (record: AuditEventRecord) => void | Promise<void>;
@@ -232,6 +305,8 @@ interface Head {
 }
 
 const SYSTEM_AGENT = "gov.audit";
+/** The forms in which look-alikes of {@link SYSTEM_AGENT} are recognized (core's identityForms). */
+const SYSTEM_AGENT_FORMS = identityForms(SYSTEM_AGENT);
 const MAX_RETRY_MS = 30_000;
 const PAGE = 5_000;
 const CHAIN_LOCK = "gov_audit:chain:";
@@ -285,6 +360,16 @@ export class AuditModule implements AuditSink {
   #closed = false;
   /** Whether the error log about writing with a retired key was written. */
   #retiredKeyReported = false;
+  /** Forged rotation records that name the current key as retired (the database obeys them). */
+  #forgedRetirement: string[] = [];
+  /**
+   * Keys the rotation history says were retired (each by a record its own key signed): the
+   * spool replays no file of an earlier process signed with one of them. Learned at start, or
+   * before the first replay when the database was away at start.
+   */
+  #retiredKeys: ReadonlySet<string> = new Set();
+  /** Whether {@link #retiredKeys} was read from the rotation history yet. */
+  #keyHistoryKnown = false;
   /** True while a key rotation is being recorded: the writer signs nothing meanwhile. */
   #paused = false;
   /** Rotations of this process, one after the other. */
@@ -322,6 +407,7 @@ export class AuditModule implements AuditSink {
     witnessPending: 0,
     witnessFailures: 0,
     spoolRejections: 0,
+    forgedKeyRotations: 0,
   };
 
   constructor(
@@ -346,6 +432,7 @@ export class AuditModule implements AuditSink {
       "maxConcurrentBatches",
       32,
     );
+    const adoptHosts = spoolHostNames(options.spoolAdoptHosts ?? [], "spoolAdoptHosts");
     const spoolDirectory =
       options.spoolDirectory === undefined
         ? resolve(context.store.directory ?? ".governance", "audit-spool")
@@ -355,7 +442,10 @@ export class AuditModule implements AuditSink {
         ? null
         : new AuditSpool(spoolDirectory, context.logger, {
             keyring: () => this.#keyring,
+            isRetiredKey: (keyId) => this.#retiredKeys.has(keyId),
+            adoptHosts,
             onIntegrityProblem: (problem) => this.#spoolProblem(problem),
+            onStranded: (stranded) => this.#spoolStranded(stranded),
           });
     this.#signingKey =
       options.signingKey !== undefined ? options.signingKey : (context.signingKey ?? null);
@@ -436,13 +526,7 @@ export class AuditModule implements AuditSink {
     let event: NormalizedEvent;
     try {
       event = normalizeEvent(input);
-      if (event.agentId === SYSTEM_AGENT) {
-        throw new InvalidAuditEventError(
-          "agentId",
-          `"${SYSTEM_AGENT}" is reserved for the audit module's own events.`,
-          "Log under your agent's own id.",
-        );
-      }
+      refuseReservedAgent(event.agentId);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -514,13 +598,36 @@ export class AuditModule implements AuditSink {
     options: TrackOptions,
     fn: (...args: Args) => Promise<Result>,
   ): (...args: Args) => Promise<Result> {
-    // Refuse a bad kind or agent now, not at the first call.
-    normalizeEvent({
+    // It returns a function: bad arguments throw now, not at the first call.
+    if (typeof options !== "object" || options === null || Array.isArray(options)) {
+      throw new InvalidArgumentError(
+        "options",
+        `must be an object { kind, agentId }, got ${options === null ? "null" : Array.isArray(options) ? "an array" : typeof options}.`,
+        'Pass track({ kind: "charge_card", agentId: "billing-agent" }, async (...args) => …).',
+      );
+    }
+    if (typeof fn !== "function") {
+      throw new InvalidArgumentError(
+        "fn",
+        `must be the async function to record, got ${fn === null ? "null" : typeof fn}.`,
+        'Pass track({ kind: "charge_card", agentId: "billing-agent" }, async (...args) => …).',
+      );
+    }
+    if (typeof options.kind !== "string") {
+      throw new InvalidAuditEventError(
+        "kind",
+        `must be a string, got ${options.kind === null ? "null" : typeof options.kind}.`,
+        'Pass the kind of the call, e.g. "charge_card" (recorded as charge_card.start, .end or .error).',
+      );
+    }
+    const checked = normalizeEvent({
       agentId: options.agentId,
       kind: `${options.kind}.start`,
       sessionId: options.sessionId ?? null,
+      parentEventId: options.parentEventId ?? null,
       model: options.model ?? null,
     });
+    refuseReservedAgent(checked.agentId);
     const base = {
       agentId: options.agentId,
       sessionId: options.sessionId ?? null,
@@ -669,7 +776,8 @@ export class AuditModule implements AuditSink {
    *   proves nothing — or `gov_audit.key_rotations` for a bad key rotation record. A session
    *   that has a checkpoint but no rows fails (its rows were deleted). `INVALID_ARGUMENT`
    *   (a rejection) for a session or agent id that is not a non-empty string of at most 256
-   *   characters, both at once, or a bad `fromSeq`/`toSeq`.
+   *   characters, both at once, or a bad `fromSeq`/`toSeq`. `AUDIT_WITNESS_UNAVAILABLE` (a
+   *   rejection, {@link WitnessUnavailableError}) for a `witness` file that cannot be read.
    */
   async verifyChain(options: VerifyChainOptions = {}): Promise<boolean> {
     chainWindow(options);
@@ -681,7 +789,9 @@ export class AuditModule implements AuditSink {
   /**
    * Like {@link verifyChain} but counts instead of throwing: rows verified, failed, and
    * unverified (signed by a key that is not in the keyring), with the first failures, and
-   * `empty: true` when there was nothing to verify.
+   * `empty: true` when there was nothing to verify; with a `witness`, the entries it gave
+   * (`witnessEntries`) and its damaged lines (`damagedWitnessLines`). Bad options and a
+   * witness that cannot be read still reject.
    */
   async verifyChainDetailed(options: VerifyChainOptions = {}): Promise<VerificationReport> {
     chainWindow(options);
@@ -739,16 +849,20 @@ export class AuditModule implements AuditSink {
         signature: signingKey?.sign(payload) ?? null,
       };
     });
-    for (let index = 0; index < rows.length; index += PAGE) {
-      const page = rows.slice(index, index + PAGE);
-      await this.#store.query(sql`
-        insert into gov_audit.checkpoints (checkpoint_id, chain, seq, hash, created_at, key_id, hmac, payload, signature, signing_key_id)
-        select * from unnest(
-          ${sql.param(page.map((row) => row.checkpointId))}::uuid[], ${sql.param(page.map((row) => row.chain))}::text[],
-          ${sql.param(page.map((row) => row.seq))}::bigint[], ${sql.param(page.map((row) => row.hash))}::text[],
-          ${sql.param(page.map((row) => row.createdAt))}::timestamptz[], ${sql.param(page.map((row) => row.keyId))}::text[],
-          ${sql.param(page.map((row) => row.hmac))}::text[], ${sql.param(page.map((row) => row.payload))}::text[],
-          ${sql.param(page.map((row) => row.signature))}::text[], ${sql.param(page.map((row) => row.signingKeyId))}::text[])`);
+    try {
+      for (let index = 0; index < rows.length; index += PAGE) {
+        const page = rows.slice(index, index + PAGE);
+        await this.#store.query(sql`
+          insert into gov_audit.checkpoints (checkpoint_id, chain, seq, hash, created_at, key_id, hmac, payload, signature, signing_key_id)
+          select * from unnest(
+            ${sql.param(page.map((row) => row.checkpointId))}::uuid[], ${sql.param(page.map((row) => row.chain))}::text[],
+            ${sql.param(page.map((row) => row.seq))}::bigint[], ${sql.param(page.map((row) => row.hash))}::text[],
+            ${sql.param(page.map((row) => row.createdAt))}::timestamptz[], ${sql.param(page.map((row) => row.keyId))}::text[],
+            ${sql.param(page.map((row) => row.hmac))}::text[], ${sql.param(page.map((row) => row.payload))}::text[],
+            ${sql.param(page.map((row) => row.signature))}::text[], ${sql.param(page.map((row) => row.signingKeyId))}::text[])`);
+      }
+    } catch (error) {
+      throw await this.#checkpointRefusal(error);
     }
     // In the database first: a witness entry always has its row, so one missing is a deletion.
     await this.#witnessAppend(rows.map(witnessedCheckpoint));
@@ -768,8 +882,9 @@ export class AuditModule implements AuditSink {
    *
    * With several processes: rotate in one; restart the others with the new secret as
    * `GOVERNANCE_AUDIT_SECRET` and the old one as `GOVERNANCE_CHAIN_KEY_<old key id>` (their
-   * events wait in their spools meanwhile, and are signed with the new key when replayed);
-   * then take a checkpoint (`checkpoint()`), which pins every chain's head under the new key.
+   * events wait in their spools meanwhile, signed with the old key: after the restart those
+   * spools are set aside, and {@link AuditModule.importSpool} with `acceptRetiredKey` replays
+   * them, signed with the new key); then take a checkpoint (`checkpoint()`), which pins every chain's head under the new key.
    *
    * @example
    * ```ts
@@ -891,6 +1006,140 @@ export class AuditModule implements AuditSink {
     return { oldKeyId: old.id, newKeyId: next.id };
   }
 
+  /**
+   * Import a spool file that replay refused or left alone, once an operator knows where it
+   * comes from: one signed with a retired key (a process that ran on after a rotation, whose
+   * rows the database refused), an unsigned spool of a version before spool files were
+   * signed, a file of another host, a file that replaced one a process held. The spool set
+   * such files aside (`rejected-…` in the spool directory, named by the `audit.spool_rejected`
+   * event's `keptAs`) or left them (`audit.spool_stranded`).
+   *
+   * The file must prove whole under its MACs (a torn last line aside), and every line must be
+   * an audit event as the spool writes it; a retired key or a missing signature is refused
+   * unless the options accept it. First an `audit.spool_imported` event (chain
+   * `agent:gov.audit`) records who vouched for which file (its SHA-256, key, entry count) and
+   * why; then the events go to this process's spool and are written into their chains, in
+   * order, signed with the current key and keeping their ids and times (events already in
+   * the chain are skipped, so importing twice writes nothing twice). The file itself is left
+   * as it is: delete it once `metrics().spoolDepth` is back to 0.
+   *
+   * Rejects, importing nothing, with `SPOOL_FILE_REFUSED` (the file, the line, the reason),
+   * `INVALID_ARGUMENT`, `AUDIT_NOT_CONFIGURED` (no spool), a store error when the rotation
+   * history cannot be read, or `SPOOL_IMPORT_FAILED` when the import cannot be recorded.
+   *
+   * @example
+   * ```ts
+   * const result = await sdk.audit.importSpool(join(spoolDirectory, keptAs), {
+   *   operatorId: "alice@example.com",
+   *   reason: "worker-7 ran on the old key until its restart",
+   *   acceptRetiredKey: true,
+   * });
+   * result.entries; // queued for the chain; result.importEventId records the import
+   * ```
+   */
+  async importSpool(path: string, options: ImportSpoolOptions): Promise<SpoolImportResult> {
+    if (typeof path !== "string" || path.trim() === "") {
+      throw new InvalidArgumentError(
+        "path",
+        "must be the path of a spool file.",
+        "Pass the path of the file the spool set aside (the keptAs of its audit.spool_rejected event, in the spool directory).",
+      );
+    }
+    if (typeof options !== "object" || options === null) {
+      throw new InvalidArgumentError(
+        "options",
+        "must be { operatorId, reason, acceptRetiredKey?, acceptUnsigned? }.",
+        'Pass importSpool(path, { operatorId: "alice@example.com", reason: "where the file comes from" }).',
+      );
+    }
+    const operatorId = boundedText(options.operatorId, "operatorId", 256, "who vouches for it");
+    const reason = boundedText(options.reason, "reason", 1_024, "where the file comes from");
+    for (const field of ["acceptRetiredKey", "acceptUnsigned"] as const) {
+      const value: unknown = options[field];
+      if (value !== undefined && typeof value !== "boolean") {
+        throw new InvalidArgumentError(
+          field,
+          `must be true or false, got ${value === null ? "null" : typeof value}.`,
+          `Pass ${field}: true only for a file whose writer you know.`,
+        );
+      }
+    }
+    const spool = this.#spool;
+    if (!spool) {
+      throw new GovernanceError({
+        code: AUDIT_ERROR_CODES.AUDIT_NOT_CONFIGURED,
+        message: "importSpool needs the audit spool, and it is turned off (spoolDirectory: null).",
+        recoveryHint:
+          "Import the file from a process whose audit spool is on (auditSpoolDirectory).",
+      });
+    }
+    if (!this.#keyHistoryKnown) {
+      const error = await this.#readKeyHistory();
+      if (error !== null) throw toStoreError(error);
+    }
+    const file = await readSpoolFile<unknown>(path, {
+      name: "audit",
+      keyring: this.#keyring,
+      isRetiredKey: (keyId) => this.#retiredKeys.has(keyId),
+      acceptRetiredKey: options.acceptRetiredKey === true,
+      acceptUnsigned: options.acceptUnsigned === true,
+    });
+    const name = basename(path);
+    const entries = file.entries.map((raw, index) => importedEntry(raw, index + 1, name));
+    if (entries.length === 0) {
+      throw new SpoolFileError({
+        file: name,
+        line: null,
+        reason: "it holds no events",
+        fix: "Nothing to import; the file can be deleted.",
+      });
+    }
+    // The chain says who vouched for which file, and why, before the events it brings.
+    const record = await this.#enqueue(
+      normalizeEvent({
+        agentId: SYSTEM_AGENT,
+        kind: "audit.spool_imported",
+        metadata: {
+          file: name,
+          sha256: file.sha256,
+          keyId: file.keyId,
+          retiredKey: file.retiredKey,
+          signed: file.signed,
+          closed: file.closed,
+          torn: file.torn,
+          entries: entries.length,
+          firstEventId: entries[0]?.eventId ?? null,
+          lastEventId: entries.at(-1)?.eventId ?? null,
+          operatorId,
+          reason,
+        },
+      }),
+    );
+    if (record.status === "placeholder") {
+      throw new GovernanceError({
+        code: AUDIT_ERROR_CODES.SPOOL_IMPORT_FAILED,
+        message: `The import of ${name} could not be recorded (neither the database nor the spool took the audit.spool_imported event); nothing was imported.`,
+        recoveryHint:
+          "Check the spool directory and the database (metrics().lastError), then import again.",
+      });
+    }
+    await spool.append(entries);
+    this.#kick();
+    this.#logger.warn(
+      `Imported ${entries.length} audit events from the spool file ${name} (${file.signed ? `signed with key ${file.keyId}${file.retiredKey ? ", retired" : ""}` : "unsigned"}), vouched for by ${operatorId}; they are written into the chain as the spool is replayed.`,
+      { file: name, sha256: file.sha256, importEventId: record.eventId },
+    );
+    return {
+      file: name,
+      sha256: file.sha256,
+      entries: entries.length,
+      keyId: file.keyId,
+      retiredKey: file.retiredKey,
+      signed: file.signed,
+      importEventId: record.eventId,
+    };
+  }
+
   /** Write what is pending (into the chain, or the spool), then stop. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -990,8 +1239,26 @@ export class AuditModule implements AuditSink {
           keptAs: problem.keptAs,
           line: problem.line,
           reason: problem.reason,
+          keyId: problem.keyId,
           proven: problem.proven,
           lost: problem.lost,
+        },
+      }),
+    );
+  }
+
+  /** Spool files of other hosts were left alone at start: evidence of it goes in the chain. */
+  #spoolStranded(stranded: StrandedSpoolFiles): void {
+    if (this.#closed) return;
+    void this.#enqueue(
+      normalizeEvent({
+        agentId: SYSTEM_AGENT,
+        kind: "audit.spool_stranded",
+        metadata: {
+          spool: stranded.spool,
+          files: stranded.files,
+          hosts: stranded.hosts.slice(0, 20),
+          oldestAgeMs: stranded.oldestAgeMs,
         },
       }),
     );
@@ -1275,7 +1542,7 @@ export class AuditModule implements AuditSink {
     const retired = StoreError.isInstance(classified) && classified.sqlState === RETIRED_KEY_STATE;
     this.#metrics.lastError = StoreError.isInstance(classified)
       ? {
-          code: retired ? AUDIT_ERROR_CODES.AUDIT_KEY_RETIRED : classified.code,
+          code: retired ? this.#retiredCode() : classified.code,
           message: classified.message,
         }
       : {
@@ -1283,12 +1550,10 @@ export class AuditModule implements AuditSink {
           message: error instanceof Error ? error.message : String(error),
         };
     if (retired && !this.#retiredKeyReported) {
-      // Another process rotated the key: the database refuses this one's rows (0004_retired_keys.sql).
+      // A rotation record names this key as retired: the database refuses its rows
+      // (0004_retired_keys.sql). Whether the record is genuine decides what to tell.
       this.#retiredKeyReported = true;
-      this.#logger.error(
-        `This process signs the audit chain with key ${this.#keyring.current.id}, which another process rotated out: the database refuses its rows. Restart it with the newest chain key as GOVERNANCE_AUDIT_SECRET and ${this.#keyring.current.id} as GOVERNANCE_CHAIN_KEY_${this.#keyring.current.id.toUpperCase()}; its events ${this.#spool ? "wait in the spool until then and are signed with the new key when replayed" : "are lost meanwhile (no spool is configured)"}.`,
-        { error: classified.message },
-      );
+      if (this.#forgedRetirement.length === 0) void this.#explainRetiredKey(classified.message);
     }
     if (!this.#metrics.degraded) {
       this.#logger.warn(
@@ -1299,6 +1564,99 @@ export class AuditModule implements AuditSink {
     this.#metrics.degraded = true;
     this.#retryAt = Date.now() + this.#retryDelayMs;
     this.#scheduleRetry();
+  }
+
+  /** The code of a write refused because a rotation record names the current key as retired. */
+  #retiredCode(): string {
+    return this.#forgedRetirement.length > 0
+      ? AUDIT_ERROR_CODES.AUDIT_KEY_ROTATION_FORGED
+      : AUDIT_ERROR_CODES.AUDIT_KEY_RETIRED;
+  }
+
+  /**
+   * The database refused a write because a rotation record names this process's key as
+   * retired. If one such record is signed by the key, another process rotated it out: restart
+   * with the newest key. If none is, the records are forged, and restarting would not help.
+   */
+  async #explainRetiredKey(error: string): Promise<void> {
+    const current = this.#keyring.current.id;
+    const records = await this.#retiringRecords();
+    if (records && records.forged.length > 0 && !records.retirement) {
+      this.#reportForgedRetirement(records.forged);
+      return;
+    }
+    this.#logger.error(
+      `This process signs the audit chain with key ${current}, which ${records ? "another process rotated out" : "a key rotation record names as rotated out (if that record is not signed by this key, it is forged: verifyChain reports it)"}: the database refuses its rows. Restart it with the newest chain key as GOVERNANCE_AUDIT_SECRET and ${current} as GOVERNANCE_CHAIN_KEY_${current.toUpperCase()}; its events ${this.#spool ? `wait in the spool, signed with ${current}: once it is retired, the restarted process sets that spool aside, and importSpool(path, { acceptRetiredKey: true, operatorId, reason }) replays it` : "are lost meanwhile (no spool is configured)"}.`,
+      { error },
+    );
+  }
+
+  /**
+   * The rotation records that name the current key as retired: the genuine retirement (one
+   * signed by the key), and the ids of those that are not signed by it (forged). Null when
+   * the history cannot be read.
+   */
+  async #retiringRecords(): Promise<{
+    retirement: ReturnType<typeof retirementOf>;
+    forged: string[];
+  } | null> {
+    let rotations: StoredRotation[];
+    try {
+      rotations = await this.#rotations();
+    } catch {
+      return null;
+    }
+    const current = this.#keyring.current.id;
+    return {
+      retirement: retirementOf(this.#keyring, rotations),
+      forged: rotations
+        .filter(
+          (rotation) =>
+            rotation.oldKeyId === current && rotationProblem(rotation, this.#keyring) !== null,
+        )
+        .map((rotation) => rotation.rotationId),
+    };
+  }
+
+  /**
+   * What `checkpoint()` rejects with when the database refused its checkpoints: for a key a
+   * rotation record names as retired, whether that record is genuine ({@link RetiredKeyError})
+   * or forged (`AUDIT_KEY_ROTATION_FORGED`); any other error as it is.
+   */
+  async #checkpointRefusal(error: unknown): Promise<unknown> {
+    const classified = toStoreError(error);
+    if (!StoreError.isInstance(classified) || classified.sqlState !== RETIRED_KEY_STATE)
+      return error;
+    const records = await this.#retiringRecords();
+    if (records?.retirement)
+      return new RetiredKeyError({ ...records.retirement, action: "checkpoint the audit chains" });
+    if (!records || records.forged.length === 0) return error;
+    if (this.#forgedRetirement.length === 0) this.#reportForgedRetirement(records.forged);
+    return new GovernanceError({
+      code: AUDIT_ERROR_CODES.AUDIT_KEY_ROTATION_FORGED,
+      message: `Cannot checkpoint the audit chains: the database refuses what key ${this.#keyring.current.id} signs because of forged key rotation record${records.forged.length === 1 ? "" : "s"} ${records.forged.join(", ")} (not signed by that key). The key was not rotated out.`,
+      recoveryHint:
+        "Remove the forged record from gov_audit.key_rotations as its owner (disable its trigger key_rotations_append_only for that delete), then checkpoint again; do not restart with another key.",
+      cause: error,
+    });
+  }
+
+  /**
+   * Rotation records name this process's key as retired without being signed by it: a table
+   * owner's forgery, which the database obeys (it cannot check a MAC). Say so loudly, count
+   * it, and never advise restarting with another key.
+   */
+  #reportForgedRetirement(rotationIds: readonly string[]): void {
+    this.#forgedRetirement = [...rotationIds];
+    this.#metrics.forgedKeyRotations = rotationIds.length;
+    if (this.#metrics.lastError?.code === AUDIT_ERROR_CODES.AUDIT_KEY_RETIRED)
+      this.#metrics.lastError = { ...this.#metrics.lastError, code: this.#retiredCode() };
+    const current = this.#keyring.current.id;
+    const records = rotationIds.length === 1 ? "record" : "records";
+    this.#logger.error(
+      `Forged audit key rotation ${records} ${rotationIds.join(", ")}: ${rotationIds.length === 1 ? "it names" : "they name"} this process's chain key ${current} as rotated out, but ${rotationIds.length === 1 ? "is" : "are"} not signed by it (whoever can insert rows into gov_audit.key_rotations can forge one, not sign one). The key was not rotated out: do not restart with another key. While the ${records} ${rotationIds.length === 1 ? "is" : "are"} there, the database refuses every audit row this key signs; events ${this.#spool ? "wait in the local spool and are written once the database takes them again" : "are lost meanwhile (no spool is configured)"}. Remove the forged ${records} as the owner of gov_audit.key_rotations (the table is append-only: its trigger key_rotations_append_only must be disabled for that delete), and find out who could write it; verifyChain reports ${rotationIds.length === 1 ? "it" : "them"} under gov_audit.key_rotations.`,
+      { rotations: rotationIds, keyId: current },
+    );
   }
 
   #scheduleRetry(): void {
@@ -1402,10 +1760,15 @@ export class AuditModule implements AuditSink {
       return false;
     }
     const spool = this.#spool;
+    // Which keys are retired decides which spool files may be replayed: know it first.
+    const historyError = this.#keyHistoryKnown ? null : await this.#readKeyHistory();
     const entries = spool ? await spool.readAll().catch(() => null) : [];
     if (entries === null) return false;
     let done = 0;
     try {
+      // Until then, a file a holder of a retired key planted cannot be told from one of a
+      // process of ours: nothing is written (the database is away anyway).
+      if (historyError !== null && entries.length > 0) throw historyError;
       while (done < entries.length) {
         const page = entries.slice(done, done + this.#maxBatch);
         const present = await this.#store.query<{ event_id: string }>(
@@ -1562,13 +1925,18 @@ export class AuditModule implements AuditSink {
     if (current !== null) {
       verifier.endChain(options.toSeq === undefined);
     } else if (chain !== undefined) {
-      // No rows at all: still a truncation if a checkpoint says there were some.
-      verifier.beginChain(
-        chain,
-        checkpoints.get(chain) ?? [],
-        fromSeq > 1 ? { fromSeq, predecessor: await this.#rowAt(chain, fromSeq - 1) } : undefined,
+      // No rows in the window: past the chain's end (nothing to verify), or rows deleted —
+      // which the rows after the window, or a checkpoint, show.
+      const [last] = await this.#store.query<{ head: number | string | null }>(
+        sql`select max(seq) as head from gov_audit.events where chain = ${chain}`,
       );
-      verifier.endChain(options.toSeq === undefined);
+      verifier.emptyWindow(chain, checkpoints.get(chain) ?? [], {
+        fromSeq,
+        toSeq,
+        head: Number(last?.head ?? 0),
+        predecessor: fromSeq > 1 ? await this.#rowAt(chain, fromSeq - 1) : null,
+        complete: options.toSeq === undefined,
+      });
     }
     // Chains that only checkpoints remember (every row deleted).
     if (chain === undefined) {
@@ -1589,6 +1957,30 @@ export class AuditModule implements AuditSink {
   async #rotations(): Promise<StoredRotation[]> {
     const rows = await this.#store.query<RotationRow>(ROTATIONS_QUERY);
     return rows.map(toStoredRotation);
+  }
+
+  /**
+   * Learn which keys are retired from the rotation history, if the database can say.
+   * @returns null, or the error that kept it from reading the history.
+   */
+  async #readKeyHistory(): Promise<unknown> {
+    try {
+      this.#learnRetiredKeys(await this.#rotations());
+      return null;
+    } catch (error) {
+      return error ?? new Error("the key rotation history could not be read");
+    }
+  }
+
+  /**
+   * Remember the keys the history retired. Only read at start (or before the first replay):
+   * a key retired later is this process's own current key (rotations go from the newest key),
+   * and then the database refuses everything it would write anyway; files this process
+   * adopted while their key was current stay trusted after its own rotation.
+   */
+  #learnRetiredKeys(rotations: readonly StoredRotation[]): void {
+    this.#retiredKeys = retiredKeyIds(this.#keyring, rotations);
+    this.#keyHistoryKnown = true;
   }
 
   /** The `audit.key_rotated` events of the chain `agent:gov.audit`, as stored. */
@@ -1622,15 +2014,24 @@ export class AuditModule implements AuditSink {
     }
     const retirement = retirementOf(this.#keyring, rotations);
     if (retirement) throw new RetiredKeyError({ ...retirement, action: "start the audit module" });
+    this.#learnRetiredKeys(rotations);
     const current = this.#keyring.current.id;
     const known = rotations.some(
       (rotation) => rotation.oldKeyId === current || rotation.newKeyId === current,
     );
     const forged = rotations.filter((rotation) => rotationProblem(rotation, this.#keyring));
-    if (forged.length > 0) {
+    // Those that retire this key stop its writes (the database cannot check their MACs).
+    const retiringThisKey = forged.filter((rotation) => rotation.oldKeyId === current);
+    if (retiringThisKey.length > 0)
+      this.#reportForgedRetirement(retiringThisKey.map((rotation) => rotation.rotationId));
+    if (forged.length > retiringThisKey.length) {
       this.#logger.error(
-        `${forged.length} audit key rotation record(s) do not verify (edited or forged); verifyChain reports them.`,
-        { rotations: forged.map((rotation) => rotation.rotationId) },
+        `${forged.length - retiringThisKey.length} audit key rotation record(s) do not verify (edited or forged); verifyChain reports them.`,
+        {
+          rotations: forged
+            .filter((rotation) => rotation.oldKeyId !== current)
+            .map((rotation) => rotation.rotationId),
+        },
       );
     }
     if (!known && rotations.length > 0) {
@@ -1688,7 +2089,9 @@ export class AuditModule implements AuditSink {
   /**
    * Add what a witness kept to the checkpoints to verify against (of `chain`, or of every
    * chain): the verifier then believes each entry only if its signature verifies, and
-   * compares it with the database. An entry that is not a checkpoint at all is a failure.
+   * compares it with the database. An entry that is JSON but not a checkpoint is a failure;
+   * a line that is not even JSON (raw text: torn by a crash or a full disk, or overwritten)
+   * is counted as damaged and warned about — it hides nothing that deleting it would not.
    */
   async #witnessed(
     witness: CheckpointWitness,
@@ -1697,8 +2100,13 @@ export class AuditModule implements AuditSink {
     verifier: ChainVerifier,
   ): Promise<void> {
     let entry = 0;
+    let damaged = 0;
     for await (const value of witness.read(chain === undefined ? {} : { chain })) {
       entry++;
+      if (typeof value === "string") {
+        damaged++;
+        continue;
+      }
       const checkpoint = parseCheckpoint(value);
       if (!checkpoint) {
         verifier.witnessDamaged(
@@ -1712,6 +2120,17 @@ export class AuditModule implements AuditSink {
       const list = checkpoints.get(checkpoint.chain) ?? [];
       list.push({ ...checkpoint, source: "witness" });
       checkpoints.set(checkpoint.chain, list);
+    }
+    verifier.witnessRead(entry, damaged);
+    if (damaged > 0) {
+      this.#logger.warn(
+        `The checkpoint witness has ${damaged} damaged line${damaged === 1 ? "" : "s"} (not JSON: torn by a crash or a full disk in the middle of an append, or overwritten); ${damaged === 1 ? "it was" : "they were"} skipped. A checkpoint lost in a damaged line is still in the database; check the witness's copies if this was not a crash.`,
+        {
+          witness: witness instanceof FileCheckpointWitness ? witness.path : "custom",
+          damagedLines: damaged,
+          entries: entry,
+        },
+      );
     }
   }
 }
@@ -1777,6 +2196,21 @@ function toStoredRotation(row: RotationRow): StoredRotation {
 }
 
 /**
+ * The keys of the keyring that the history retired: each rotated out by a record that its
+ * own key signed (a table owner cannot retire a key it does not hold). A key the keyring does
+ * not hold proves no spool file anyway.
+ */
+function retiredKeyIds(keyring: Keyring, rotations: readonly StoredRotation[]): Set<string> {
+  const retired = new Set<string>();
+  for (const rotation of rotations) {
+    const key = keyring.find(rotation.oldKeyId);
+    if (key && key.id === rotation.oldKeyId && rotationProblem(rotation, keyring) === null)
+      retired.add(key.id);
+  }
+  return retired;
+}
+
+/**
  * The rotation that retired the keyring's current key — one whose signed record verifies
  * under that key, so that it cannot be forged without it — and the newest key after it.
  */
@@ -1812,6 +2246,21 @@ function retirementOf(
     newKeyId: retiring.newKeyId,
     newestKeyId: newest,
   };
+}
+
+/**
+ * Refuse the agent id reserved for the module's own events, and any id that reads the same:
+ * compared as identities (core's `sameIdentity`: case, white space, invisible and blank
+ * characters, look-alike letters), not as bytes.
+ */
+function refuseReservedAgent(agentId: string): void {
+  if (sameIdentity(agentId.trim(), SYSTEM_AGENT_FORMS)) {
+    throw new InvalidAuditEventError(
+      "agentId",
+      `reads as "${SYSTEM_AGENT}", which is reserved for the audit module's own events (ids are compared as they read: case, spaces, invisible characters and look-alike letters do not make another id).`,
+      "Log under your agent's own id.",
+    );
+  }
 }
 
 /** The chains `checkpoint()` was asked for: null for all; refuses what is not a list of ids. */

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ChainKey, Keyring, silentLogger, sql, systemClock } from "@gov/core";
@@ -34,7 +34,7 @@ function moduleOn(store: TestStore, keyring: Keyring, spoolDirectory: string): A
 describe("key rotation across OS processes (real Postgres)", () => {
   // Guards against: processes that never learned of a rotation appending with the retired key.
   it.skipIf(!postgres?.available)(
-    "processes still on the old key cannot append once the rotation is recorded; restarted with the new key, their events join the chain",
+    "processes still on the old key cannot append once the rotation is recorded; restarted with the new key, their events join the chain once an operator imports them",
     async () => {
       const store = await createTestStore(postgres as never, { migrations: [auditMigrations] });
       const spoolDirectory = await mkdtemp(join(tmpdir(), "gov-audit-rotation-"));
@@ -82,13 +82,25 @@ describe("key rotation across OS processes (real Postgres)", () => {
         expect(await verifier.verifyChain()).toBe(true);
         await verifier.close();
 
-        // Restarted with the new key (and the old one to verify with), a process adopts what
-        // the stopped ones left in their spools and signs it with the new key.
+        // Restarted with the new key (and the old one to verify with), a process sets aside
+        // what the stopped ones left in their spools: signed with the retired key, it could
+        // have been written by whoever holds that key. The operator, who knows those
+        // processes, imports it; it is signed with the new key.
         const before = await store.query<{ n: number }>(
           sql`select count(*)::int as n from gov_audit.events where chain = 'hot'`,
         );
         const restarted = moduleOn(store, new Keyring(KEY_B, [KEY_A]), spoolDirectory);
         await restarted.start();
+        const kept = (await readdir(spoolDirectory)).filter((name) => name.startsWith("rejected-"));
+        expect(kept.length).toBeGreaterThan(0);
+        expect(restarted.metrics().spoolRejections).toBe(kept.length);
+        for (const name of kept) {
+          await restarted.importSpool(join(spoolDirectory, name), {
+            operatorId: "ops",
+            reason: "workers that ran on the old key until their restart",
+            acceptRetiredKey: true,
+          });
+        }
         const spooled = finals.reduce((sum, counts) => sum + counts.spooled, 0);
         await eventually(async () => {
           await restarted.flush();

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TestEngine, testEngines } from "@gov/core/testing";
@@ -196,6 +196,59 @@ describe.each(testEngines())("the audit spool's signatures on $name", (engine: T
       const [torn] = await h.audit.getEvents({ kind: "audit.spool_torn" });
       expect(torn?.metadata).toMatchObject({ line: 4, proven: 2, keptAs: null });
       expect(next.metrics().spoolRejections).toBe(0);
+      expect(await h.audit.verifyChain()).toBe(true);
+    },
+  );
+
+  // Guards against: a spool file swapped for an earlier one with as many lines (valid MACs)
+  // losing events that log() had resolved as "spooled", without a word.
+  it.skipIf(!engine.available)(
+    "refuses its spool file swapped for an earlier one of the same length, and records the spooled events lost",
+    async () => {
+      const flaky = flakyStore(h.store);
+      const audit = h.another({ store: flaky.store, logger });
+      const spoolFiles = async () =>
+        (await readdir(h.spoolDirectory)).filter((file) => file.startsWith("audit-spool-"));
+      // Outage 1: spooled, then replayed; someone keeps a copy of the file.
+      flaky.setDown(true);
+      for (const kind of ["first.1", "first.2"])
+        expect((await audit.log({ agentId: "a", kind, sessionId: "s" })).status).toBe("spooled");
+      const [first] = await spoolFiles();
+      const saved = join(h.spoolDirectory, "..", `${first}.saved`);
+      await copyFile(join(h.spoolDirectory, first as string), saved);
+      flaky.setDown(false);
+      await eventually(() => audit.metrics().spoolDepth === 0 && !audit.metrics().degraded, 30_000);
+      // Outage 2: as many lines (a marker and two events), then the copy put in its place.
+      flaky.setDown(true);
+      for (const kind of ["second.1", "second.2"])
+        expect((await audit.log({ agentId: "a", kind, sessionId: "s" })).status).toBe("spooled");
+      const [second] = await spoolFiles();
+      const secondPath = join(h.spoolDirectory, second as string);
+      const swapped = await readFile(saved, "utf8");
+      await rm(saved);
+      await replaceFile(secondPath, swapped);
+      flaky.setDown(false);
+      await eventually(() => audit.metrics().spoolDepth === 0 && !audit.metrics().degraded, 30_000);
+      await audit.flush();
+      expect(audit.metrics().spoolRejections).toBe(1);
+      const [rejected] = await h.audit.getEvents({ kind: "audit.spool_rejected" });
+      expect(rejected?.metadata).toMatchObject({
+        file: second,
+        keyId: h.keyring.current.id,
+        line: 1,
+        proven: 0,
+        lost: 3,
+      });
+      expect(String(rejected?.metadata.reason)).toContain("replaced");
+      const kept = (await readdir(h.spoolDirectory)).filter((file) => file.startsWith("rejected-"));
+      expect(kept).toEqual([rejected?.metadata.keptAs]);
+      expect(await readFile(join(h.spoolDirectory, kept[0] as string), "utf8")).toBe(swapped);
+      expect(
+        logger.lines.filter((line) => line.level === "error" && line.message.includes("replaced")),
+      ).toHaveLength(1);
+      // The events of the first outage are not written twice; the chain verifies.
+      const kinds = (await h.audit.getEvents({ sessionId: "s" })).map((event) => event.kind);
+      expect(kinds.filter((kind) => kind === "first.1")).toHaveLength(1);
       expect(await h.audit.verifyChain()).toBe(true);
     },
   );

@@ -48,6 +48,18 @@ export interface VerificationReport {
    * `requireSignedCheckpoints` refuses them instead.
    */
   hmacOnlyCheckpoints: number;
+  /**
+   * Entries the witness gave (`verifyChain({ witness })`; 0 without one): for one chain,
+   * that chain's entries and the damaged lines.
+   */
+  witnessEntries: number;
+  /**
+   * Witness lines that are not even JSON — torn by a crash or a full disk in the middle of an
+   * append, or overwritten — skipped with a warning, not counted as failures: such a line
+   * hides nothing that deleting it would not. A JSON entry that is not a validly signed
+   * checkpoint is a failure.
+   */
+  damagedWitnessLines: number;
   /** The first failures (at most 100), in the order found. */
   failures: ChainIntegrityDetails[];
 }
@@ -209,6 +221,8 @@ export class ChainVerifier {
     chains: 0,
     empty: true,
     hmacOnlyCheckpoints: 0,
+    witnessEntries: 0,
+    damagedWitnessLines: 0,
     failures: [],
   };
   readonly #keys = new Map<string, ChainKey | undefined>();
@@ -436,6 +450,57 @@ export class ChainVerifier {
     }
   }
 
+  /**
+   * A window of one chain that holds no rows. `head` is the seq of the chain's last row (0
+   * when it has none). When neither the rows nor a validly signed checkpoint reach into the
+   * window, and the row before it is there if a checkpoint recorded it, the window lies past
+   * the chain's end: nothing to verify. Otherwise the window's rows are missing (deleted) if
+   * the chain goes on after it, the row before it must be there, and rows a checkpoint
+   * recorded must be.
+   */
+  emptyWindow(
+    chain: string,
+    checkpoints: readonly StoredCheckpoint[],
+    window: {
+      fromSeq: number;
+      toSeq: number;
+      head: number;
+      predecessor: { seq: number; hmac: string } | null;
+      complete: boolean;
+    },
+  ): void {
+    const seen = this.#seen;
+    this.beginChain(chain, checkpoints);
+    const { fromSeq, toSeq, head } = window;
+    const pinned = this.#maxCheckpoint?.seq ?? 0;
+    const before = fromSeq - 1;
+    if (fromSeq > 1 && head <= before && pinned <= before && (head === before || pinned < before)) {
+      // Past the end: the chain's checkpoints (all before the window) were not what was asked.
+      this.#seen = seen;
+      this.endChain(false);
+      return;
+    }
+    this.#startSeq = fromSeq;
+    if (fromSeq > 1) {
+      if (window.predecessor) this.#predecessor = window.predecessor.hmac;
+      else
+        this.#fail({
+          seq: fromSeq - 1,
+          eventId: null,
+          reason: `row ${fromSeq - 1} (before the window) is missing`,
+        });
+    }
+    if (head >= fromSeq) {
+      const last = Math.min(toSeq, head);
+      this.#fail({
+        seq: fromSeq,
+        eventId: null,
+        reason: `${last > fromSeq ? `rows ${fromSeq} to ${last} are` : `row ${fromSeq} is`} missing (the chain goes on to seq ${head})`,
+      });
+    }
+    this.endChain(window.complete);
+  }
+
   /** Check one row; rows must come in (seq, eventId) order within their chain. */
   row(row: StoredRow): void {
     this.#seen++;
@@ -512,6 +577,12 @@ export class ChainVerifier {
   witnessDamaged(chain: string, entry: number, reason: string): void {
     this.#seen++;
     this.#fail({ seq: 0, eventId: null, reason: `witness entry ${entry} ${reason}` }, chain);
+  }
+
+  /** Count what a witness gave: its entries, and the lines that were not even JSON. */
+  witnessRead(entries: number, damaged: number): void {
+    this.#report.witnessEntries += entries;
+    this.#report.damagedWitnessLines += damaged;
   }
 
   report(): VerificationReport {

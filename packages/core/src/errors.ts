@@ -48,6 +48,8 @@ export const CORE_ERROR_CODES = {
   MODULE_DISABLED: "MODULE_DISABLED",
   /** An argument passed to a core API is invalid. */
   INVALID_ARGUMENT: "INVALID_ARGUMENT",
+  /** A spool file given for an explicit import does not prove, or is not accepted as it is. */
+  SPOOL_FILE_REFUSED: "SPOOL_FILE_REFUSED",
 } as const;
 
 /** One of {@link CORE_ERROR_CODES}, or a module's own code. */

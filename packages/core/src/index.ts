@@ -57,6 +57,7 @@ export {
   EMBEDDED_KEY_FILE,
   EMBEDDED_SIGNING_KEY_FILE,
   historicalKeysFromEnv,
+  isPrivateKeyMaterial,
   KEY_ID_LENGTH,
   Keyring,
   keyFingerprint,
@@ -122,7 +123,13 @@ export {
   DurableSpool,
   type DurableSpoolNames,
   type DurableSpoolOptions,
+  type ReadSpoolFileOptions,
+  readSpoolFile,
+  type SpoolFileContents,
+  SpoolFileError,
   type SpoolIntegrityProblem,
+  type StrandedSpoolFiles,
+  spoolHostNames,
 } from "./spool";
 export {
   acquireTransactionLock,

@@ -149,15 +149,54 @@ describe("the embedded database's key file", () => {
   it("warns when the file is readable by others, and refuses a weak one", async () => {
     const warnings: string[] = [];
     const logger: Logger = { ...silentLogger, warn: (message) => warnings.push(message) };
-    await writeFile(join(directory, EMBEDDED_KEY_FILE), `${SECRET}\n`);
+    const generated = `${"Q".repeat(20)}wErTy-_0123456789abcdefghijklmnopqrstuvwxyz0`;
+    await writeFile(join(directory, EMBEDDED_KEY_FILE), `${generated}\n`);
     await chmod(join(directory, EMBEDDED_KEY_FILE), 0o644); // whatever the umask
     const loaded = await loadOrCreateKeyFile(directory, logger);
-    expect(loaded.secret).toBe(SECRET);
+    expect(loaded.secret).toBe(generated);
     expect(warnings[0]).toContain("chmod 600");
-    await writeFile(join(directory, EMBEDDED_KEY_FILE), "weak\n", { mode: 0o600 });
+    await writeFile(join(directory, EMBEDDED_KEY_FILE), `${"A".repeat(64)}\n`, { mode: 0o600 });
     await expect(loadOrCreateKeyFile(directory, logger)).rejects.toMatchObject({
       code: "SECRET_INVALID",
     });
+  });
+
+  // Guards against: a key file that something appended to (a witness pointed at it through a
+  // link) silently becoming another key: only the one line it was created with is accepted.
+  it("accepts only the key line it was created with, and names the path but never the content", async () => {
+    const { secret, path } = await loadOrCreateKeyFile(directory, silentLogger);
+    const witnessLine = '{"v":1,"checkpointId":"0b8e1e9e-2c1f-4f57-a1a5-0f7e1f0d9a11","chain":"s"}';
+    const contents: Record<string, string> = {
+      "a witness line appended": `${secret}\n${witnessLine}\n`,
+      "a torn line appended": `${secret}\n{"v":1,"chec`,
+      "a second key": `${secret}\n${secret}\n`,
+      "text before the key": `# key\n${secret}\n`,
+      "blank lines after the key": `${secret}\n\n\n`,
+      "white space around the key": ` ${secret} \n`,
+      "a Windows line ending": `${secret}\r\n`,
+      "one character missing": `${secret.slice(1)}\n`,
+      "one character more": `${secret}A\n`,
+      "standard base64": `${secret.slice(0, 62)}+/\n`,
+      nothing: "",
+      "a lot of text": `${secret}\n${"x".repeat(100_000)}\n`,
+    };
+    for (const [name, content] of Object.entries(contents)) {
+      await writeFile(path, content, { mode: 0o600 });
+      const error = await loadOrCreateKeyFile(directory, silentLogger).then(
+        () => null,
+        (caught: unknown) => caught as SecretError,
+      );
+      expect(error, name).toBeInstanceOf(SecretError);
+      expect(error, name).toMatchObject({ code: "SECRET_FILE", field: path });
+      expect(error?.message, name).toContain(path);
+      for (const part of [secret, secret.slice(8, 40), witnessLine])
+        expect(`${error?.message} ${error?.recoveryHint}`, name).not.toContain(part);
+    }
+    // The line as generated, with or without its line feed, is the key.
+    for (const content of [`${secret}\n`, secret]) {
+      await writeFile(path, content, { mode: 0o600 });
+      expect((await loadOrCreateKeyFile(directory, silentLogger)).secret).toBe(secret);
+    }
   });
 });
 
@@ -275,10 +314,37 @@ describe("Ed25519 signing keys", () => {
     }
     expect(() => new VerifyingKey("nonsense")).toThrow(SecretError);
     expect(() => new VerifyingKey(rsa)).toThrow(SecretError);
-    // A private key given where a public key is wanted gives its public half.
-    expect(new VerifyingKey(pair.privateKey).fingerprint).toBe(
-      new SigningKey(privatePem).fingerprint,
-    );
+  });
+
+  // Guards against: a private key accepted where a public key is expected (a trusted
+  // verifying key), whose public half was then derived and the private key kept in config.
+  it("refuses a private key where a public key is expected, without repeating it", () => {
+    const encrypted = pair.privateKey
+      .export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase: "pass" })
+      .toString();
+    const privateForms: Record<string, unknown> = {
+      "PKCS#8 PEM": privatePem,
+      "PKCS#8 PEM with escaped line breaks": privatePem.trim().replaceAll("\n", "\\n"),
+      "PKCS#8 PEM without its armor's line breaks": privatePem.replaceAll("\n", " "),
+      "base64 PKCS#8 DER": privateBase64,
+      "base64url PKCS#8 DER": Buffer.from(privateBase64, "base64").toString("base64url"),
+      "an encrypted PKCS#8 PEM": encrypted,
+      "a private KeyObject": pair.privateKey,
+      "an RSA private key": generateKeyPairSync("rsa", { modulusLength: 1024 }).privateKey,
+    };
+    const body = privateBase64.slice(16, 56);
+    for (const [name, key] of Object.entries(privateForms)) {
+      const error = secretError(() => new VerifyingKey(key as string, "trustedSigningKeys[0]"));
+      expect(error, name).toMatchObject({ code: "SECRET_INVALID", field: "trustedSigningKeys[0]" });
+      expect(error.message, name).toContain("private key");
+      expect(error.recoveryHint, name).toContain("public");
+      expect(`${error.message} ${error.recoveryHint} ${String(error.cause)}`, name).not.toContain(
+        body,
+      );
+    }
+    // The public key, in each of its forms, is still accepted.
+    for (const key of [publicPem, publicBase64, pair.publicKey])
+      expect(new VerifyingKey(key).fingerprint).toBe(new SigningKey(privatePem).fingerprint);
   });
 
   describe("beside the embedded database", () => {
@@ -311,11 +377,39 @@ describe("Ed25519 signing keys", () => {
       expect(results.filter((result) => result.created)).toHaveLength(1);
     });
 
-    it("refuses a file that holds something else", async () => {
-      await writeFile(join(directory, EMBEDDED_SIGNING_KEY_FILE), "garbage\n", { mode: 0o600 });
-      await expect(loadOrCreateSigningKeyFile(directory, silentLogger)).rejects.toMatchObject({
-        code: "SECRET_INVALID",
-      });
+    // Guards against: a signing key file that something appended to (or replaced) being
+    // read as a key anyway: only the PEM it was created with is accepted.
+    it("refuses a file that holds anything but the key it was created with", async () => {
+      const { key, path } = await loadOrCreateSigningKeyFile(directory, silentLogger);
+      const pem = await readFile(path, "utf8");
+      const rsa = generateKeyPairSync("rsa", { modulusLength: 1024 })
+        .privateKey.export({ type: "pkcs8", format: "pem" })
+        .toString();
+      const contents: Record<string, string> = {
+        garbage: "garbage\n",
+        "a witness line appended": `${pem}{"v":1,"chain":"s"}\n`,
+        "a torn line appended": `${pem}{"v":1,"chec`,
+        "a second key": `${pem}${pem}`,
+        "text before the key": `key:\n${pem}`,
+        "blank lines after the key": `${pem}\n\n`,
+        "an RSA key": rsa,
+        "a public key": key.publicKey.pem,
+        nothing: "",
+      };
+      for (const [name, content] of Object.entries(contents)) {
+        await writeFile(path, content, { mode: 0o600 });
+        const error = await loadOrCreateSigningKeyFile(directory, silentLogger).then(
+          () => null,
+          (caught: unknown) => caught as SecretError,
+        );
+        expect(error, name).toMatchObject({ code: "SECRET_FILE", field: path });
+        expect(error?.message, name).toContain(path);
+        expect(`${error?.message} ${error?.recoveryHint}`, name).not.toContain(
+          pem.split("\n")[1] as string,
+        );
+      }
+      await writeFile(path, pem, { mode: 0o600 });
+      expect((await loadOrCreateSigningKeyFile(directory, silentLogger)).key.id).toBe(key.id);
     });
   });
 

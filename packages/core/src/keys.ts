@@ -307,10 +307,30 @@ export async function loadOrCreateKeyFile(
         cause,
       ),
   );
+  // Exactly the line it was created with: a file something appended to (a witness or log
+  // pointed at it) must not silently become another key.
+  if (!KEY_FILE_LINE.test(text)) {
+    throw new SecretError(
+      CORE_ERROR_CODES.SECRET_FILE,
+      path,
+      `The embedded database's audit key file ${path} does not hold the one line it was created with (${KEY_FILE_CHARACTERS} base64url characters and a line feed): it was changed or appended to, so it is not used.`,
+      "Restore the file from a backup of the data directory (the key that signed the chain), or pass auditSecret (GOVERNANCE_AUDIT_SECRET) explicitly. If another program wrote to it (a witness or log path pointed at it), point that program elsewhere first.",
+    );
+  }
   const secret = text.trim();
   validateSecret(secret, path);
   return { secret, created, path };
 }
+
+/** Characters of the key line kept beside an embedded database (48 random bytes, base64url). */
+const KEY_FILE_CHARACTERS = 64;
+/** The key file as {@link loadOrCreateKeyFile} writes it (its line feed may be missing). */
+const KEY_FILE_LINE = /^[A-Za-z0-9_-]{64}\n?$/;
+/** The signing key file as {@link loadOrCreateSigningKeyFile} writes it: one PKCS#8 PEM block. */
+const SIGNING_KEY_FILE_PEM =
+  /^-----BEGIN PRIVATE KEY-----\n(?:[A-Za-z0-9+/=]{1,76}\n){1,64}-----END PRIVATE KEY-----\n?$/;
+/** More than any key file this module writes holds. */
+const MAX_KEY_FILE_BYTES = 16 * 1024;
 
 /**
  * Read a private file (a key) in `directory`, creating it with `content()` on first use: the
@@ -351,6 +371,13 @@ async function readOrCreatePrivateFile(
     await rm(temporary, { force: true });
   }
   try {
+    const size = (await stat(path)).size;
+    if (size > MAX_KEY_FILE_BYTES) {
+      throw fail(
+        `holds ${size} bytes, far more than a key (it was appended to, or it is another file)`,
+        null,
+      );
+    }
     const text = await readFile(path, "utf8");
     const mode = (await stat(path)).mode & 0o777;
     if ((mode & 0o077) !== 0) {
@@ -361,6 +388,7 @@ async function readOrCreatePrivateFile(
     }
     return { text, created };
   } catch (error) {
+    if (error instanceof SecretError) throw error;
     throw fail("could not be read", error);
   }
 }
@@ -454,15 +482,12 @@ function derBytes(text: string): Buffer | null {
 
 /**
  * A key from PEM, the base64 of its DER form (SPKI for a public key, PKCS#8 for a private
- * one) or a `KeyObject` (a private one gives its public half where a public key is asked
- * for); null when it does not parse. The parser's error is dropped: it must never carry any
- * part of a private key into a log.
+ * one) or a `KeyObject`; null when it does not parse. The parser's error is dropped: it must
+ * never carry any part of a private key into a log.
  */
 function keyObject(value: string | KeyObject, type: "public" | "private"): KeyObject | null {
   try {
-    if (typeof value !== "string") {
-      return type === "public" && value.type === "private" ? createPublicKey(value) : value;
-    }
+    if (typeof value !== "string") return value;
     if (value.includes("-----BEGIN")) {
       const pem = pemText(value);
       return type === "public" ? createPublicKey(pem) : createPrivateKey(pem);
@@ -474,6 +499,30 @@ function keyObject(value: string | KeyObject, type: "public" | "private"): KeyOb
       : createPrivateKey({ key, format: "der", type: "pkcs8" });
   } catch {
     return null;
+  }
+}
+
+/**
+ * Whether `value` is private key material — the PEM armor of any private key (encrypted or
+ * not, line breaks escaped or not), the base64 of a PKCS#8 DER, or a private `KeyObject` —
+ * which must never be taken where a public key is expected ({@link VerifyingKey} refuses it).
+ *
+ * @example
+ * ```ts
+ * isPrivateKeyMaterial(signingKeyPem); // true
+ * isPrivateKeyMaterial(sdk.audit.signingPublicKey!.pem); // false
+ * ```
+ */
+export function isPrivateKeyMaterial(value: string | KeyObject): boolean {
+  if (typeof value !== "string") return value?.type === "private";
+  if (/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(value)) return true;
+  const der = derBytes(value);
+  if (!der) return false;
+  try {
+    createPrivateKey({ key: der, format: "der", type: "pkcs8" });
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -500,9 +549,23 @@ export class VerifyingKey {
    * @param publicKey An Ed25519 public key: SPKI PEM, the base64 of its DER form, or a
    *   `KeyObject`.
    * @param field Where it came from, for error messages.
-   * @throws {SecretError} `SECRET_INVALID` when it is not an Ed25519 public key.
+   * @throws {SecretError} `SECRET_INVALID` when it is not an Ed25519 public key — a private
+   *   key included (its public half is not derived: a private key never belongs where a
+   *   public one is expected); the message never repeats the key.
    */
   constructor(publicKey: string | KeyObject, field = "publicKey") {
+    if (
+      (typeof publicKey === "string" || typeof publicKey === "object") &&
+      publicKey !== null &&
+      isPrivateKeyMaterial(publicKey)
+    ) {
+      throw new SecretError(
+        CORE_ERROR_CODES.SECRET_INVALID,
+        field,
+        `${field} is a private key; only a public key belongs here (whoever holds the private key can sign checkpoints, and it would be kept with the public configuration).`,
+        "Pass the public key as SubjectPublicKeyInfo PEM (-----BEGIN PUBLIC KEY-----): sdk.audit.signingPublicKey.pem, or `openssl pkey -in key.pem -pubout`. Keep the private key in auditSigningKey (GOVERNANCE_AUDIT_SIGNING_KEY) only.",
+      );
+    }
     const key = keyObject(publicKey, "public");
     if (key?.type !== "public" || key.asymmetricKeyType !== "ed25519") {
       throw new SecretError(
@@ -642,7 +705,24 @@ export async function loadOrCreateSigningKeyFile(
         cause,
       ),
   );
-  return { key: new SigningKey(text, path), created, path };
+  // Exactly the PEM it was created with: a file something appended to, or replaced, is
+  // refused rather than read as whatever key it now parses as.
+  const refuse = (problem: string) =>
+    new SecretError(
+      CORE_ERROR_CODES.SECRET_FILE,
+      path,
+      `The embedded database's signing key file ${path} ${problem}, so it is not used.`,
+      "Restore the file from a backup of the data directory (the key whose public half verifies the checkpoints), or pass auditSigningKey (GOVERNANCE_AUDIT_SIGNING_KEY) explicitly. If another program wrote to it (a witness or log path pointed at it), point that program elsewhere first.",
+    );
+  if (!SIGNING_KEY_FILE_PEM.test(text))
+    throw refuse(
+      "does not hold the one PKCS#8 PEM block it was created with: it was changed or appended to",
+    );
+  try {
+    return { key: new SigningKey(text, path), created, path };
+  } catch {
+    throw refuse("does not hold an Ed25519 private key");
+  }
 }
 
 /** What {@link resolveSigningKey} needs. */

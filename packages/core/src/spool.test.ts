@@ -3,7 +3,13 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ChainKey, Keyring } from "./keys";
-import { DurableSpool, type DurableSpool as Spool, type SpoolIntegrityProblem } from "./spool";
+import {
+  DurableSpool,
+  readSpoolFile,
+  type DurableSpool as Spool,
+  type SpoolIntegrityProblem,
+  type StrandedSpoolFiles,
+} from "./spool";
 import { recordingLogger } from "./testing";
 
 const KEYRING = new Keyring(new ChainKey("spool-test-secret-0123456789-abcdefghijklmn"));
@@ -23,11 +29,13 @@ describe("DurableSpool", () => {
   let directory: string;
   let logger: ReturnType<typeof recordingLogger>;
   let problems: SpoolIntegrityProblem[];
+  let stranded: StrandedSpoolFiles[];
 
   beforeEach(async () => {
     directory = await mkdtemp(join(tmpdir(), "gov-spool-"));
     logger = recordingLogger();
     problems = [];
+    stranded = [];
   });
 
   afterEach(async () => {
@@ -35,11 +43,20 @@ describe("DurableSpool", () => {
   });
 
   function spool(
-    options: { keyring?: Keyring; directory?: string; names?: typeof NAMES } = {},
+    options: {
+      keyring?: Keyring;
+      directory?: string;
+      names?: typeof NAMES;
+      isRetiredKey?: (keyId: string) => boolean;
+      adoptHosts?: readonly string[];
+    } = {},
   ): Spool<Item> {
     return new DurableSpool<Item>(options.directory ?? directory, logger, options.names ?? NAMES, {
       keyring: options.keyring ?? KEYRING,
       onIntegrityProblem: (problem) => problems.push(problem),
+      onStranded: (files) => stranded.push(files),
+      ...(options.isRetiredKey ? { isRetiredKey: options.isRetiredKey } : {}),
+      ...(options.adoptHosts ? { adoptHosts: options.adoptHosts } : {}),
     });
   }
 
@@ -55,12 +72,12 @@ describe("DurableSpool", () => {
   const linesOf = async (path: string) => (await readFile(path, "utf8")).split("\n").slice(0, -1);
   const errors = () => logger.lines.filter((line) => line.level === "error");
 
-  /** A spool file left by a process that is gone: written here, named with a dead pid. */
-  async function orphan(
+  /** The text of a spool file written elsewhere (closed unless `close` is false). */
+  async function spoolText(
     entries: readonly Item[],
     options: { close?: boolean; keyring?: Keyring; names?: typeof NAMES } = {},
   ): Promise<string> {
-    const elsewhere = await mkdtemp(join(tmpdir(), "gov-spool-orphan-"));
+    const elsewhere = await mkdtemp(join(tmpdir(), "gov-spool-elsewhere-"));
     const writer = spool({ directory: elsewhere, ...options });
     await writer.append(entries);
     if (options.close === false) writer.release();
@@ -68,9 +85,19 @@ describe("DurableSpool", () => {
     const [name] = await readdir(elsewhere);
     const text = await readFile(join(elsewhere, name as string), "utf8");
     await rm(elsewhere, { recursive: true, force: true });
+    return text;
+  }
+
+  /** A spool file left by a process that is gone: written here, named with a dead pid. */
+  async function orphan(
+    entries: readonly Item[],
+    options: { close?: boolean; keyring?: Keyring; names?: typeof NAMES; host?: string } = {},
+  ): Promise<string> {
+    const { host, ...writing } = options;
+    const text = await spoolText(entries, writing);
     const path = join(
       directory,
-      `${(options.names ?? NAMES).prefix}${hostname()}-${DEAD_PID}-${Math.random().toString(16).slice(2, 8)}.jsonl`,
+      `${(options.names ?? NAMES).prefix}${host ?? hostname()}-${DEAD_PID}-${Math.random().toString(16).slice(2, 8)}.jsonl`,
     );
     await writeFile(path, text);
     return path;
@@ -259,7 +286,7 @@ describe("DurableSpool", () => {
       name: "another file's header put first",
       change: (lines, other) => [other[0] as string, ...lines.slice(1)],
       proven: [],
-      line: 2,
+      line: 1,
     },
     {
       name: "the header removed",
@@ -483,5 +510,339 @@ describe("DurableSpool", () => {
     await writeFile(adoptedPath, `${adoptedLines.slice(0, 2).join("\n")}\n`);
     expect(await next.readAll()).toEqual([item(1)]);
     expect(problems.map((problem) => problem.kind)).toEqual(["unclosed", "rejected"]);
+  });
+
+  // Files put in place of one this process holds: valid MACs, as many entries, another file.
+  const ownSwaps: { name: string; replacement(): Promise<string> }[] = [
+    {
+      name: "an earlier file of this spool, already replayed",
+      async replacement() {
+        const subject = spool();
+        await subject.append([item(1), item(2), item(3)]);
+        const text = await readFile(await ownFile(), "utf8");
+        await subject.dropFirst(3);
+        return text;
+      },
+    },
+    {
+      name: "another spool's file with the same key, cut to as many entries",
+      replacement: async () =>
+        `${(await spoolText([item(91), item(92), item(93), item(94)], { close: false }))
+          .split("\n")
+          .slice(0, 4)
+          .join("\n")}\n`,
+    },
+    {
+      name: "another spool's closed file with as many entries",
+      replacement: () => spoolText([item(71), item(72), item(73)]),
+    },
+    {
+      name: "a file signed with a historical key of the keyring",
+      replacement: () =>
+        spoolText([item(81), item(82), item(83)], { keyring: OTHER_KEYRING, close: false }),
+    },
+  ];
+
+  // Guards against: a swapped own spool file silently losing acknowledged entries (the count
+  // and the end marker state agreed, the file was another one).
+  it.each(ownSwaps)(
+    "refuses its own file replaced by $name: loudly, kept aside, nothing of it replayed",
+    async ({ replacement }) => {
+      const text = await replacement();
+      const subject = spool({
+        keyring: new Keyring(KEYRING.current, [OTHER_KEYRING.current]),
+      });
+      await subject.append([item(4), item(5), item(6)]);
+      const path = await ownFile();
+      await writeFile(path, text);
+      expect(await subject.readAll()).toEqual([]);
+      expect(problems).toMatchObject([
+        { kind: "rejected", line: 1, proven: 0, lost: 3, keyId: expect.any(String) },
+      ]);
+      expect(problems[0]?.reason).toContain("replaced");
+      expect(errors()).toHaveLength(1);
+      const kept = await rejectedFiles();
+      expect(kept).toHaveLength(1);
+      expect(await readFile(join(directory, kept[0] as string), "utf8")).toBe(text);
+      // The spool goes on with a new file.
+      await subject.append([item(7)]);
+      expect(await subject.readAll()).toEqual([item(7)]);
+      expect(problems).toHaveLength(1);
+    },
+  );
+
+  // Guards against: the rewrite at a partial drop giving a window to put the file's earlier
+  // self back (as many entries, valid MACs, another nonce).
+  it("refuses its own file swapped back to what it held before a partial drop", async () => {
+    const subject = spool();
+    await subject.append([item(1), item(2), item(3), item(4)]);
+    const before = await linesOf(await ownFile());
+    expect(await subject.readAll()).toHaveLength(4);
+    await subject.dropFirst(1);
+    await writeFile(await ownFile(), `${before.slice(0, 4).join("\n")}\n`);
+    expect(await subject.readAll()).toEqual([]);
+    expect(problems).toMatchObject([{ kind: "rejected", proven: 0, lost: 3 }]);
+    expect(problems[0]?.reason).toContain("replaced");
+  });
+
+  // Guards against: an adopted file swapped for another closed file with as many entries.
+  it.each([
+    { name: "the same key", keyring: undefined },
+    { name: "a historical key of the keyring", keyring: OTHER_KEYRING },
+  ])(
+    "refuses an adopted file replaced by another closed file of $name with as many entries",
+    async ({ keyring }) => {
+      await orphan([item(1), item(2)]);
+      const decoy = await spoolText([item(71), item(72)], keyring ? { keyring } : {});
+      const subject = spool({ keyring: new Keyring(KEYRING.current, [OTHER_KEYRING.current]) });
+      expect(await subject.adoptOrphans()).toBe(2);
+      const [adopted] = (await files()).filter((name) => name.startsWith("adopted-"));
+      await writeFile(join(directory, adopted as string), decoy);
+      expect(await subject.readAll()).toEqual([]);
+      expect(problems).toMatchObject([{ kind: "rejected", line: 1, proven: 0, lost: 2 }]);
+      expect(problems[0]?.reason).toContain("replaced");
+      expect(subject.depth).toBe(0);
+      const kept = await rejectedFiles();
+      expect(await readFile(join(directory, kept[0] as string), "utf8")).toBe(decoy);
+    },
+  );
+
+  // Guards against: an adopted file that was rewritten (after a partial drop) swapped for
+  // another file with as many entries.
+  it("refuses an adopted file replaced after a partial drop", async () => {
+    await orphan([item(1), item(2), item(3)]);
+    const subject = spool();
+    expect(await subject.adoptOrphans()).toBe(3);
+    expect(await subject.readAll()).toHaveLength(3);
+    await subject.dropFirst(1);
+    const [adopted] = (await files()).filter((name) => name.startsWith("adopted-"));
+    await writeFile(join(directory, adopted as string), await spoolText([item(8), item(9)]));
+    expect(await subject.readAll()).toEqual([]);
+    expect(problems).toMatchObject([{ kind: "rejected", proven: 0, lost: 2 }]);
+  });
+
+  describe("files signed with a retired key", () => {
+    const KEY_A = KEYRING.current;
+    /** The keyring of a process restarted after a rotation: B current, A kept to verify. */
+    const ROTATED = new Keyring(OTHER_KEYRING.current, [KEY_A]);
+    const retiredA = (keyId: string) => keyId === KEY_A.id;
+
+    // Guards against: a holder of a retired key who can write the spool directory getting
+    // entries replayed (and signed with the current key) by planting a file under a dead pid.
+    it.each([
+      { name: "closed", close: true, torn: false },
+      { name: "not closed", close: false, torn: false },
+      { name: "with a torn last line", close: false, torn: true },
+    ])(
+      "does not replay a file of an earlier process signed with a retired key ($name): kept aside, reported",
+      async ({ close, torn }) => {
+        const path = await orphan([item(1), item(2)], { close });
+        if (torn) await writeFile(path, `${await readFile(path, "utf8")}{"seq":3,"mac":"ab`);
+        const text = await readFile(path, "utf8");
+        const subject = spool({ keyring: ROTATED, isRetiredKey: retiredA });
+        expect(await subject.adoptOrphans()).toBe(0);
+        expect(await subject.readAll()).toEqual([]);
+        expect(problems).toMatchObject([
+          { kind: "rejected", line: 1, proven: 0, lost: null, keyId: KEY_A.id },
+        ]);
+        expect(problems[0]?.reason).toContain(`retired key ${KEY_A.id}`);
+        expect(problems[0]?.reason).toContain("import");
+        expect(errors()).toHaveLength(1);
+        const kept = await rejectedFiles();
+        expect(kept).toHaveLength(1);
+        expect(await readFile(join(directory, kept[0] as string), "utf8")).toBe(text);
+        expect(await spoolFiles()).toEqual([]);
+      },
+    );
+
+    // Guards against: a retired-key file adopted while the rotation history was unknown (the
+    // database away at start) being rewritten under the current key, and so laundered.
+    it("refuses at the next read a file adopted before its key was known to be retired, still under that key", async () => {
+      await orphan([item(1), item(2)], { close: false });
+      let retired = false;
+      const subject = spool({ keyring: ROTATED, isRetiredKey: () => retired });
+      expect(await subject.adoptOrphans()).toBe(2);
+      expect(problems).toMatchObject([{ kind: "unclosed" }]);
+      const [adopted] = (await files()).filter((name) => name.startsWith("adopted-"));
+      const [header] = await linesOf(join(directory, adopted as string));
+      expect(JSON.parse(header as string)).toMatchObject({ keyId: KEY_A.id });
+      retired = true;
+      expect(await subject.readAll()).toEqual([]);
+      expect(problems).toMatchObject([
+        { kind: "unclosed" },
+        { kind: "rejected", line: 1, proven: 0, lost: 2, keyId: KEY_A.id },
+      ]);
+      expect(subject.depth).toBe(0);
+    });
+
+    // The legitimate case: a process that never learned of the rotation spools under its key.
+    it("keeps its own file after its key was retired (a process still on the old key)", async () => {
+      let retired = false;
+      const subject = spool({ isRetiredKey: () => retired });
+      await subject.append([item(1)]);
+      retired = true;
+      await subject.append([item(2)]);
+      expect(await subject.readAll()).toEqual([item(1), item(2)]);
+      expect(problems).toEqual([]);
+    });
+
+    it("adopts a file signed with a historical key that is not retired", async () => {
+      await orphan([item(1)]);
+      const subject = spool({ keyring: ROTATED, isRetiredKey: () => false });
+      expect(await subject.adoptOrphans()).toBe(1);
+      expect(problems).toEqual([]);
+    });
+  });
+
+  describe("files of other hosts", () => {
+    // Guards against: spool files stranded without a word when a container is recreated on the
+    // same volume under a new hostname.
+    it("says at start how many files of other hosts it leaves, whose and how old, and adopts none", async () => {
+      await orphan([item(1), item(2)], { host: "old-container-1" });
+      await orphan([item(3)], { host: "old-container-1" });
+      const adoptedElsewhere = await orphan([item(4)], { host: "old-container-2" });
+      await writeFile(
+        adoptedElsewhere.replace(/test-spool-/, "adopted-test-spool-"),
+        await readFile(adoptedElsewhere, "utf8"),
+      );
+      await rm(adoptedElsewhere);
+      const subject = spool();
+      expect(await subject.adoptOrphans()).toBe(0);
+      expect(stranded).toHaveLength(1);
+      expect(stranded[0]).toMatchObject({
+        spool: "test",
+        files: 3,
+        hosts: [
+          { host: "old-container-1", files: 2 },
+          { host: "old-container-2", files: 1 },
+        ],
+      });
+      expect(stranded[0]?.oldestAgeMs).toBeGreaterThanOrEqual(0);
+      const warning = logger.lines.find((line) => line.message.includes("other hosts"));
+      expect(warning?.level).toBe("warn");
+      expect(warning?.message).toContain("3 test spool files");
+      expect(warning?.message).toContain("old-container-1");
+      expect(warning?.message).toContain("adoptHosts");
+      // Nothing was touched.
+      expect(await spoolFiles()).toHaveLength(2);
+    });
+
+    it("adopts the files of the hosts it is told are gone, and only those", async () => {
+      await orphan([item(1), item(2)], { host: "old-container-1" });
+      await orphan([item(3)], { host: "still-running" });
+      const subject = spool({ adoptHosts: ["old-container-1"] });
+      expect(await subject.adoptOrphans()).toBe(2);
+      expect(await subject.readAll()).toEqual([item(1), item(2)]);
+      expect(stranded).toMatchObject([{ files: 1, hosts: [{ host: "still-running" }] }]);
+      expect(problems).toEqual([]);
+    });
+
+    it("says nothing when every file is its own host's", async () => {
+      await orphan([item(1)]);
+      const subject = spool();
+      expect(await subject.adoptOrphans()).toBe(1);
+      expect(stranded).toEqual([]);
+    });
+
+    it("refuses adoptHosts that are not host names", () => {
+      for (const adoptHosts of ["old" as never, [""], [42 as never], ["a/b"]]) {
+        expect(() => spool({ adoptHosts })).toThrow(/adoptHosts/);
+      }
+    });
+  });
+
+  describe("readSpoolFile (an explicit import)", () => {
+    const read = (path: string, options: Partial<Parameters<typeof readSpoolFile>[1]> = {}) =>
+      readSpoolFile<Item>(path, { name: "test", keyring: KEYRING, ...options });
+
+    it("proves a signed file and says what it is", async () => {
+      const path = await orphan([item(1), item(2)]);
+      expect(await read(path)).toMatchObject({
+        entries: [item(1), item(2)],
+        signed: true,
+        keyId: KEYRING.current.id,
+        retiredKey: false,
+        closed: true,
+        torn: false,
+        sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+      });
+      const unclosed = await orphan([item(3)], { close: false });
+      await writeFile(unclosed, `${await readFile(unclosed, "utf8")}{"seq":2`);
+      expect(await read(unclosed)).toMatchObject({ entries: [item(3)], closed: false, torn: true });
+    });
+
+    // Guards against: an import quietly accepting what automatic replay refuses.
+    it("refuses a file signed with a retired key unless told to accept it", async () => {
+      const path = await orphan([item(1)]);
+      const options = { isRetiredKey: (keyId: string) => keyId === KEYRING.current.id };
+      await expect(read(path, options)).rejects.toMatchObject({
+        code: "SPOOL_FILE_REFUSED",
+        line: 1,
+        reason: expect.stringContaining("retired"),
+      });
+      expect(await read(path, { ...options, acceptRetiredKey: true })).toMatchObject({
+        entries: [item(1)],
+        retiredKey: true,
+      });
+    });
+
+    it("refuses an unsigned file (an earlier version's) unless told to accept it", async () => {
+      const path = join(directory, "legacy.jsonl");
+      await writeFile(
+        path,
+        `${JSON.stringify(item(1))}\n\n${JSON.stringify(item(2))}\n{"id":3,"te`,
+      );
+      await expect(read(path)).rejects.toMatchObject({
+        code: "SPOOL_FILE_REFUSED",
+        line: 1,
+        reason: expect.stringContaining("unsigned"),
+      });
+      expect(await read(path, { acceptUnsigned: true })).toMatchObject({
+        entries: [item(1), item(2)],
+        signed: false,
+        keyId: null,
+        torn: true,
+      });
+      // A damaged line in the middle is not a torn write.
+      await writeFile(path, `${JSON.stringify(item(1))}\nnot json\n${JSON.stringify(item(2))}\n`);
+      await expect(read(path, { acceptUnsigned: true })).rejects.toMatchObject({ line: 2 });
+    });
+
+    it("refuses what its MACs do not prove, an unknown key and another spool's file, naming the line", async () => {
+      const path = await orphan([item(1), item(2)]);
+      const lines = await linesOf(path);
+      await writeFile(
+        path,
+        `${lines.map((l, i) => (i === 2 ? l.replace("entry 2", "entry 9") : l)).join("\n")}\n`,
+      );
+      await expect(read(path)).rejects.toMatchObject({ code: "SPOOL_FILE_REFUSED", line: 3 });
+      const foreignKey = await orphan([item(1)], { keyring: OTHER_KEYRING });
+      await expect(read(foreignKey)).rejects.toMatchObject({
+        reason: expect.stringContaining("not in the keyring"),
+      });
+      const cost = await orphan([item(1)], {
+        names: { prefix: "cost-spool-", name: "cost", noun: "usage records" },
+      });
+      await expect(read(cost)).rejects.toMatchObject({
+        reason: expect.stringContaining("cost spool"),
+      });
+      await expect(read(join(directory, "missing.jsonl"))).rejects.toMatchObject({
+        code: "SPOOL_FILE_REFUSED",
+      });
+    });
+
+    it("rejects bad arguments instead of throwing", async () => {
+      for (const call of [
+        () => readSpoolFile(42 as never, { name: "test", keyring: KEYRING }),
+        () => readSpoolFile("x", null as never),
+        () => readSpoolFile("x", { name: "test", keyring: {} as never }),
+      ]) {
+        let promise: Promise<unknown> | undefined;
+        expect(() => {
+          promise = call();
+        }).not.toThrow();
+        await expect(promise).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+      }
+    });
   });
 });

@@ -1,10 +1,10 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
-import { InvalidArgumentError } from "./errors";
-import { ChainKey, Keyring } from "./keys";
+import { CORE_ERROR_CODES, GovernanceError, InvalidArgumentError } from "./errors";
+import { ChainKey, constantTimeEqualHex, KEY_ID_LENGTH, Keyring } from "./keys";
 import type { Logger } from "./logger";
 
 /** Spool files held by spools of this process, which are never orphans. */
@@ -14,6 +14,8 @@ const liveFiles = new Set<string>();
 const FORMAT = "gov.spool";
 const FORMAT_VERSION = 1;
 const MAC_DOMAIN = "gov.spool.v1";
+/** A key id as a header names it: the first hex characters of the key's fingerprint. */
+const KEY_ID = new RegExp(`^[0-9a-f]{${KEY_ID_LENGTH}}$`);
 
 /** Names of a {@link DurableSpool}'s files and messages. */
 export interface DurableSpoolNames {
@@ -29,9 +31,11 @@ export interface DurableSpoolNames {
  * Something wrong with a spool file, found when it was read (see
  * {@link DurableSpoolOptions.onIntegrityProblem}).
  *
- * - `rejected`: the file was edited, reordered, spliced, truncated or rolled back, or its
- *   signature cannot be checked. It was renamed aside (`keptAs`) for inspection; only the
- *   `proven` entries before the first bad line are replayed.
+ * - `rejected`: the file was edited, reordered, spliced, truncated or rolled back, replaced
+ *   by another spool file, signed with a retired key, or its signature cannot be checked. It
+ *   was renamed aside (`keptAs`) for inspection; only the `proven` entries before the first
+ *   bad line are replayed (none of a file that replaced one this process held, or of a file
+ *   signed with a retired key: those wait for an explicit import, see {@link readSpoolFile}).
  * - `torn`: its last line is incomplete — a crash in the middle of an append that was never
  *   acknowledged. The `proven` entries before it are replayed.
  * - `unclosed`: a file of an earlier process has no end marker (it did not close cleanly), so
@@ -49,6 +53,8 @@ export interface SpoolIntegrityProblem {
   line: number | null;
   /** What is wrong, in words. */
   reason: string;
+  /** The key the file's header names (an id, never the key), when it has a readable header. */
+  keyId: string | null;
   /** Entries that were proven and will be replayed. */
   proven: number;
   /**
@@ -70,14 +76,73 @@ export interface DurableSpoolOptions {
    */
   keyring?: Keyring | (() => Keyring);
   /**
+   * Whether a key of the keyring was retired (rotated out). A file of an earlier process
+   * signed with a retired key is not replayed: whoever still holds that key could have
+   * written it. It is refused (`rejected`, kept aside) for an explicit import
+   * ({@link readSpoolFile}). The key of this process's own file is never held against it: a
+   * process that has not learned of a rotation goes on spooling under its key. Asked at every
+   * read, so that a file adopted before the rotation history was known is refused once it is.
+   * What it throws counts as retired.
+   * @default no key is retired
+   */
+  isRetiredKey?: (keyId: string) => boolean;
+  /**
+   * Host names whose spool files this spool adopts as if they were its own host's, without
+   * asking whether their writer runs (a process cannot tell that of a process on another
+   * host). For hosts that are gone: a container recreated on the same volume gets a new host
+   * name. Never name a host that still runs a process writing into this directory. Files of
+   * other hosts are left alone, and reported ({@link DurableSpoolOptions.onStranded}).
+   * @default []
+   */
+  adoptHosts?: readonly string[];
+  /**
    * Told about every integrity problem (after it was logged), e.g. to record an audit event.
    * It must not throw; what it throws is ignored.
    */
   onIntegrityProblem?: (problem: SpoolIntegrityProblem) => void;
+  /**
+   * Told, when {@link DurableSpool.adoptOrphans} finds spool files of other hosts that it
+   * leaves alone (after a warning was logged), e.g. to record an audit event. It must not
+   * throw; what it throws is ignored.
+   */
+  onStranded?: (stranded: StrandedSpoolFiles) => void;
+}
+
+/**
+ * Spool files of other hosts that {@link DurableSpool.adoptOrphans} found and left alone: it
+ * cannot tell whether their writers still run. Their entries wait until those hosts adopt
+ * them, or until this process is told the hosts are gone
+ * ({@link DurableSpoolOptions.adoptHosts}).
+ */
+export interface StrandedSpoolFiles {
+  /** The spool's name, e.g. `audit`. */
+  spool: string;
+  /** How many files. */
+  files: number;
+  /** Per host (at most 100, the most files first): how many files, and when they were last written. */
+  hosts: { host: string; files: number; oldestModifiedAt: string; newestModifiedAt: string }[];
+  /** How long ago the oldest of them was last written, in milliseconds. */
+  oldestAgeMs: number;
 }
 
 /** A key that lives as long as this process, for spools given no keyring. */
 let processKeyring: Keyring | null = null;
+
+/**
+ * What this process knows a spool file it holds must be: the key and nonce of its header, its
+ * entry count, the MAC of its last entry, and whether it ends with its end marker. A file
+ * that differs in any of them is not the file this process wrote or adopted.
+ */
+interface KnownFile {
+  path: string;
+  keyId: string;
+  nonce: string;
+  /** Entries written (and acknowledged), or adopted. */
+  count: number;
+  /** The MAC of the last entry (the header's, before the first entry). */
+  lastMac: string;
+  closed: boolean;
+}
 
 /** The state of a spool file this process writes. */
 interface OwnFile {
@@ -100,6 +165,22 @@ interface FileContents<Entry> {
   problem: { kind: SpoolIntegrityProblem["kind"]; line: number | null; reason: string } | null;
   /** Whether the file ends with its end marker. */
   closed: boolean;
+  /** Its header's key id and nonce, when the header is well-formed (proven or not). */
+  header: { keyId: string; nonce: string } | null;
+  /** The MAC of the last proven entry (the header's when none); null if the header is not proven. */
+  lastMac: string | null;
+}
+
+/** What a file this process writes is known to be. */
+function knownOf(file: OwnFile, closed: boolean): KnownFile {
+  return {
+    path: file.path,
+    keyId: file.key.id,
+    nonce: file.nonce,
+    count: file.count,
+    lastMac: file.lastMac,
+    closed,
+  };
 }
 
 /**
@@ -118,9 +199,17 @@ interface FileContents<Entry> {
  * refused loudly (an error, {@link DurableSpoolOptions.onIntegrityProblem}): the file is
  * renamed aside (`rejected-…`) for inspection, and only the entries before the first bad
  * line are kept. A torn last line (a crash mid-append) is reported, and the entries before
- * it are kept. Within one process, the spool also remembers how many entries its own file
- * holds and the MAC of the last one, so that whole lines removed from its end, a rolled-back
- * copy, or a deleted file are caught at the next read.
+ * it are kept. For every file it holds — its own and those it adopted — the spool also
+ * remembers the key and nonce of its header, how many entries it holds and the MAC of the
+ * last one, so that whole lines removed from its end, a rolled-back copy, a deleted file, or
+ * another valid spool file put in its place are caught at the next read (a replaced file is
+ * refused whole: none of its entries are what this process acknowledged).
+ *
+ * A file of an earlier process signed with a retired key ({@link DurableSpoolOptions.isRetiredKey})
+ * is refused and kept aside for an explicit import ({@link readSpoolFile}): its writer may be
+ * whoever still holds that key. Files of other hosts are not adopted (a process cannot tell
+ * whether their writers run) but reported, unless their hosts are named in
+ * {@link DurableSpoolOptions.adoptHosts}.
  *
  * What it cannot prove: that a file of an earlier process that ended without its end marker
  * was not cut short by whole lines, and that a whole file was not deleted (or replaced by an
@@ -143,11 +232,14 @@ export class DurableSpool<Entry> {
   readonly #names: DurableSpoolNames;
   readonly #keyring: () => Keyring;
   readonly #onProblem: ((problem: SpoolIntegrityProblem) => void) | undefined;
+  readonly #onStranded: ((stranded: StrandedSpoolFiles) => void) | undefined;
+  readonly #isRetiredKey: ((keyId: string) => boolean) | undefined;
+  readonly #adoptHosts: ReadonlySet<string>;
   readonly #keyed: boolean;
   /** The file this process appends to, once it has one. */
   #own: OwnFile | null = null;
-  /** Spool files of earlier processes, adopted at start, with the entries they proved. */
-  #adopted: { path: string; count: number }[] = [];
+  /** Spool files of earlier processes, adopted at start, as this process knows them. */
+  #adopted: KnownFile[] = [];
   /** The files and entry counts the last `readAll` returned, in order. */
   #snapshot: { path: string; count: number }[] | null = null;
   /** File operations, one at a time. */
@@ -174,6 +266,9 @@ export class DurableSpool<Entry> {
     this.#keyring =
       typeof keyring === "function" ? keyring : keyring ? () => keyring : ephemeralKeyring;
     this.#onProblem = options.onIntegrityProblem;
+    this.#onStranded = options.onStranded;
+    this.#isRetiredKey = options.isRetiredKey;
+    this.#adoptHosts = new Set(spoolHostNames(options.adoptHosts ?? [], "adoptHosts"));
   }
 
   /** Events waiting in the spool (this process's file and adopted ones). */
@@ -235,10 +330,19 @@ export class DurableSpool<Entry> {
         })),
       );
       let adopted = 0;
-      for (const { name } of withTimes.sort((a, b) => a.mtime - b.mtime)) {
+      const stranded: { host: string; mtime: number }[] = [];
+      for (const { name, mtime } of withTimes.sort((a, b) => a.mtime - b.mtime)) {
         const path = join(this.directory, name);
         const unprefixed = name.startsWith(claimable) ? name.slice("adopted-".length) : name;
-        if (liveFiles.has(path) || !isOrphan(unprefixed, this.#names.prefix)) continue;
+        const writer = writerOf(unprefixed, this.#names.prefix);
+        if (liveFiles.has(path) || !writer) continue;
+        if (writer.host !== hostname()) {
+          // Whether its writer runs cannot be told from here: only if told its host is gone.
+          if (!this.#adoptHosts.has(writer.host)) {
+            stranded.push({ host: writer.host, mtime });
+            continue;
+          }
+        } else if (!isGone(writer.pid)) continue;
         const claimed = this.#newPath("adopted-");
         try {
           await rename(path, claimed);
@@ -247,11 +351,11 @@ export class DurableSpool<Entry> {
           continue; // Another process claimed it.
         }
         const proven = await this.#check(claimed, null, name);
-        if (proven.path !== null)
-          this.#adopted.push({ path: proven.path, count: proven.entries.length });
+        if (proven.file !== null) this.#adopted.push(proven.file);
         adopted += proven.entries.length;
       }
       this.#recount();
+      if (stranded.length > 0) this.#reportStranded(stranded);
       if (adopted > 0)
         this.#logger.warn(
           `Adopted ${adopted} spooled ${this.#names.noun} of an earlier process; they will be replayed.`,
@@ -343,17 +447,24 @@ export class DurableSpool<Entry> {
         // Part of the file stays: prove it again, and write what is left as a new signed file.
         const proven = await this.#check(file.path, own, basename(file.path), adopted ?? null);
         const left = proven.entries.slice(drop);
+        const path = proven.file?.path ?? null;
         if (own) {
           // #check may have replaced the file (and this.#own) if it was refused meanwhile.
-          const path = proven.path;
           this.#own = path && left.length > 0 ? await this.#writeSigned(path, left, false) : null;
           if (path && left.length === 0) await rm(path, { force: true });
         } else if (adopted) {
-          if (proven.path && left.length > 0) await this.#writeSigned(proven.path, left, true);
-          else if (proven.path) await rm(proven.path, { force: true });
-          adopted.path = proven.path ?? adopted.path;
-          adopted.count = left.length;
-          this.#adopted = this.#adopted.filter((candidate) => candidate.count > 0);
+          // What is left keeps the key of the file it came from (a retired key stays visible).
+          const rest =
+            path && left.length > 0
+              ? knownOf(
+                  await this.#writeSigned(path, left, true, this.#keyOf(proven.file?.keyId)),
+                  true,
+                )
+              : null;
+          if (path && !rest) await rm(path, { force: true });
+          this.#adopted = this.#adopted.flatMap((candidate) =>
+            candidate !== adopted ? [candidate] : rest ? [rest] : [],
+          );
         }
       }
       this.#recount();
@@ -377,9 +488,8 @@ export class DurableSpool<Entry> {
     return path;
   }
 
-  /** A new file's state: the current key, a fresh nonce, nothing written yet. */
-  #start(path: string): OwnFile {
-    const key = this.#keyring().current;
+  /** A new file's state: the key (by default the current one), a fresh nonce, nothing written yet. */
+  #start(path: string, key: ChainKey = this.#keyring().current): OwnFile {
     const nonce = randomBytes(16).toString("hex");
     return {
       path,
@@ -415,20 +525,20 @@ export class DurableSpool<Entry> {
   async #readAll(): Promise<Entry[]> {
     const all: Entry[] = [];
     const snapshot: { path: string; count: number }[] = [];
-    const adopted: { path: string; count: number }[] = [];
+    const adopted: KnownFile[] = [];
     for (const file of this.#adopted) {
       const proven = await this.#check(file.path, null, basename(file.path), file);
-      if (proven.path === null || proven.entries.length === 0) continue;
-      adopted.push({ path: proven.path, count: proven.entries.length });
-      snapshot.push({ path: proven.path, count: proven.entries.length });
+      if (proven.file === null || proven.entries.length === 0) continue;
+      adopted.push(proven.file);
+      snapshot.push({ path: proven.file.path, count: proven.entries.length });
       all.push(...proven.entries);
     }
     this.#adopted = adopted;
     const own = this.#own;
     if (own && (own.count > 0 || existsSync(own.path))) {
       const proven = await this.#check(own.path, own, basename(own.path));
-      if (proven.path !== null && proven.entries.length > 0) {
-        snapshot.push({ path: proven.path, count: proven.entries.length });
+      if (proven.file !== null && proven.entries.length > 0) {
+        snapshot.push({ path: proven.file.path, count: proven.entries.length });
         all.push(...proven.entries);
       }
     }
@@ -438,58 +548,84 @@ export class DurableSpool<Entry> {
   }
 
   /**
-   * Read and prove one file (`own`: this process's, held to what it wrote). A refused file is
-   * renamed aside, and what it proved goes to a new signed file (for this process's own file,
-   * a new own file). A torn or unclosed file of an earlier process is reported once and
-   * rewritten closed, so that from now on nothing can be cut from it unnoticed.
+   * Read and prove one file: `own`, this process's, held to what it wrote; `adopted`, one it
+   * adopted, held to what it adopted; neither, a file of an earlier process read for the first
+   * time. A refused file is renamed aside, and what it proved goes to a new signed file (for
+   * this process's own file, a new own file). A torn or unclosed file of an earlier process is
+   * reported once and rewritten closed, so that from now on nothing can be cut from it
+   * unnoticed. A file rewritten for an earlier process keeps that file's key.
    * @returns the proven entries, and the file that now holds them (null: none).
    */
   async #check(
     path: string,
     own: OwnFile | null,
     name: string,
-    adopted: { count: number } | null = null,
-  ): Promise<{ entries: Entry[]; path: string | null }> {
+    adopted: KnownFile | null = null,
+  ): Promise<{ entries: Entry[]; file: KnownFile | null }> {
     let text: string | null = null;
     try {
       text = await readFile(path, "utf8");
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
     }
-    // What this process knows the file must hold: what it wrote, or what it adopted (and
+    // What this process knows the file must be: what it wrote, or what it adopted (and
     // rewrote closed).
-    const expected = own
-      ? { count: own.count, closed: false }
-      : adopted && { ...adopted, closed: true };
+    const expected = own ? knownOf(own, false) : adopted;
     const contents: FileContents<Entry> =
       text === null
         ? {
             entries: [],
             closed: false,
+            header: null,
+            lastMac: null,
             problem:
               expected && expected.count > 0
                 ? { kind: "rejected", line: null, reason: "the file was deleted" }
                 : null,
           }
-        : parseSpoolFile<Entry>(text, this.#names.name, (keyId) =>
-            own && own.key.id === keyId ? own.key : this.#keyring().find(keyId),
+        : parseSpoolFile<Entry>(
+            text,
+            this.#names.name,
+            (keyId) => (own && own.key.id === keyId ? own.key : this.#keyring().find(keyId)),
+            // This process's own key is never held against its own file.
+            own ? () => false : (keyId) => this.#retired(keyId),
           );
-    const { entries, problem } = contents;
+    const { header } = contents;
     if (
       expected &&
+      header &&
+      (header.keyId !== expected.keyId || !constantTimeEqualHex(expected.nonce, header.nonce))
+    ) {
+      // Another valid spool file (an earlier one, another process's, a decoy) in its place:
+      // none of its entries are what this process acknowledged.
+      contents.entries = [];
+      contents.problem = {
+        kind: "rejected",
+        line: 1,
+        reason: `it was replaced by another spool file (its header names key ${header.keyId} and a nonce other than the file this process ${own ? "wrote" : "adopted"})`,
+      };
+    } else if (
+      expected &&
       text !== null &&
-      problem?.kind !== "rejected" &&
-      (problem !== null || entries.length !== expected.count || contents.closed !== expected.closed)
+      contents.problem?.kind !== "rejected" &&
+      (contents.problem !== null ||
+        contents.entries.length !== expected.count ||
+        contents.closed !== expected.closed ||
+        !constantTimeEqualHex(expected.lastMac, contents.lastMac ?? ""))
     ) {
       // Whole lines cut from the end, or an earlier copy put back, leave a valid file: only
       // this process's memory of what the file holds can tell.
       contents.problem = {
         kind: "rejected",
-        line: problem?.line ?? null,
-        reason: `it holds ${entries.length} entries where this process ${own ? "wrote" : "adopted"} ${expected.count} (truncated or rolled back)`,
+        line: contents.problem?.line ?? null,
+        reason: `it holds ${contents.entries.length} entries where this process ${own ? "wrote" : "adopted"} ${expected.count} (truncated or rolled back)`,
       };
     }
+    const { entries } = contents;
     const found = contents.problem;
+    const keyId = header?.keyId ?? null;
+    // A file of an earlier process is rewritten under its own key; this process's under the current one.
+    const fileKey = own ? undefined : this.#keyOf(keyId ?? undefined);
     if (found?.kind === "rejected") {
       let keptAs: string | null = null;
       if (text !== null) {
@@ -501,15 +637,16 @@ export class DurableSpool<Entry> {
         ...found,
         file: name,
         keptAs: keptAs === null ? null : basename(keptAs),
+        keyId,
         proven: entries.length,
         lost: expected ? Math.max(0, expected.count - entries.length) : null,
       });
       if (own) this.#own = null;
-      if (entries.length === 0) return { entries, path: null };
+      if (entries.length === 0) return { entries, file: null };
       const replacement = this.#newPath(own ? "" : "adopted-");
-      const written = await this.#writeSigned(replacement, entries, !own);
+      const written = await this.#writeSigned(replacement, entries, !own, fileKey);
       if (own) this.#own = written;
-      return { entries, path: replacement };
+      return { entries, file: knownOf(written, !own) };
     }
     if (found?.kind === "torn" || (!expected && !contents.closed && entries.length > 0)) {
       // A file of an earlier process, adopted now: report it once, and keep what it proves
@@ -522,30 +659,68 @@ export class DurableSpool<Entry> {
           "the process that wrote it did not close it cleanly, so lines cut from its end could not be noticed",
         file: name,
         keptAs: null,
+        keyId,
         proven: entries.length,
         lost: null,
       });
       if (entries.length === 0) {
         await rm(path, { force: true });
         liveFiles.delete(path);
-        return { entries, path: null };
+        return { entries, file: null };
       }
-      await this.#writeSigned(path, entries, true);
-    } else if (!expected && text !== null && entries.length === 0) {
+      return {
+        entries,
+        file: knownOf(await this.#writeSigned(path, entries, true, fileKey), true),
+      };
+    }
+    if (!expected && text !== null && entries.length === 0) {
       // An empty file (a header alone, or nothing).
       await rm(path, { force: true });
       liveFiles.delete(path);
-      return { entries, path: null };
+      return { entries, file: null };
     }
-    return { entries, path };
+    if (expected) return { entries, file: { ...expected, path } };
+    if (!header || contents.lastMac === null) return { entries, file: null };
+    return {
+      entries,
+      file: {
+        path,
+        keyId: header.keyId,
+        nonce: header.nonce,
+        count: entries.length,
+        lastMac: contents.lastMac,
+        closed: true,
+      },
+    };
+  }
+
+  /** Whether a key is retired; a predicate that throws counts it retired (fail closed). */
+  #retired(keyId: string): boolean {
+    if (!this.#isRetiredKey) return false;
+    try {
+      return Boolean(this.#isRetiredKey(keyId));
+    } catch {
+      return true;
+    }
+  }
+
+  /** The keyring's key with this id (the current key when there is no id or no such key). */
+  #keyOf(keyId: string | undefined): ChainKey {
+    const keyring = this.#keyring();
+    return (keyId === undefined ? undefined : keyring.find(keyId)) ?? keyring.current;
   }
 
   /**
    * Write `entries` as a complete signed file at `path` (aside first, then renamed over),
    * with an end marker when `closed`.
    */
-  async #writeSigned(path: string, entries: readonly Entry[], closed: boolean): Promise<OwnFile> {
-    const file = this.#start(`${path}.${randomBytes(4).toString("hex")}.tmp`);
+  async #writeSigned(
+    path: string,
+    entries: readonly Entry[],
+    closed: boolean,
+    key?: ChainKey,
+  ): Promise<OwnFile> {
+    const file = this.#start(`${path}.${randomBytes(4).toString("hex")}.tmp`, key);
     const lines = [headerLine(this.#names.name, file)];
     entries.forEach((entry, index) => {
       const line = entryLine(file, file.lastMac, index + 1, entry);
@@ -591,6 +766,256 @@ export class DurableSpool<Entry> {
       // A reporting hook must not stop the replay.
     }
   }
+
+  /** Spool files of other hosts were left alone: say how many, whose, how old, and the way out. */
+  #reportStranded(files: readonly { host: string; mtime: number }[]): void {
+    const byHost = new Map<string, { files: number; oldest: number; newest: number }>();
+    for (const { host, mtime } of files) {
+      const entry = byHost.get(host) ?? { files: 0, oldest: mtime, newest: mtime };
+      entry.files++;
+      entry.oldest = Math.min(entry.oldest, mtime);
+      entry.newest = Math.max(entry.newest, mtime);
+      byHost.set(host, entry);
+    }
+    const hosts = [...byHost]
+      .sort(([a, x], [b, y]) => y.files - x.files || (a < b ? -1 : a > b ? 1 : 0))
+      .slice(0, 100)
+      .map(([host, entry]) => ({
+        host,
+        files: entry.files,
+        oldestModifiedAt: new Date(entry.oldest).toISOString(),
+        newestModifiedAt: new Date(entry.newest).toISOString(),
+      }));
+    const oldestAgeMs = Math.max(0, Date.now() - Math.min(...files.map((file) => file.mtime)));
+    const stranded: StrandedSpoolFiles = {
+      spool: this.#names.name,
+      files: files.length,
+      hosts,
+      oldestAgeMs,
+    };
+    const listed = hosts
+      .slice(0, 10)
+      .map((host) => `${host.host}: ${host.files}`)
+      .join(", ");
+    this.#logger.warn(
+      `${files.length} ${this.#names.name} spool file${files.length === 1 ? " of another host is" : "s of other hosts are"} not adopted (${listed}${hosts.length > 10 ? ", …" : ""}; the oldest last written ${formatAge(oldestAgeMs)} ago): a process cannot tell whether a writer on another host still runs, so their ${this.#names.noun} wait for that host. If those hosts are gone (a container recreated on the same volume gets a new host name), name them in the spool's adoptHosts option to adopt their files.`,
+      { ...stranded, directory: this.directory },
+    );
+    try {
+      this.#onStranded?.(stranded);
+    } catch {
+      // A reporting hook must not stop the start.
+    }
+  }
+}
+
+/**
+ * A spool file given to {@link readSpoolFile} was refused: what it holds is not proven, or
+ * not accepted as it is (a retired key, no signature). Nothing was read from it.
+ */
+export class SpoolFileError extends GovernanceError {
+  /** The file's name (without its directory). */
+  readonly file: string;
+  /** The first bad line (1 is the header), when there is one. */
+  readonly line: number | null;
+  /** What is wrong, in words. */
+  readonly reason: string;
+
+  constructor(details: { file: string; line: number | null; reason: string; fix: string }) {
+    const where = details.line === null ? "" : ` (line ${details.line})`;
+    super({
+      code: CORE_ERROR_CODES.SPOOL_FILE_REFUSED,
+      message: `The spool file ${details.file} was refused: ${details.reason}${where}.`,
+      recoveryHint: details.fix,
+    });
+    this.name = "SpoolFileError";
+    this.file = details.file;
+    this.line = details.line;
+    this.reason = details.reason;
+  }
+}
+
+/** Options of {@link readSpoolFile}. */
+export interface ReadSpoolFileOptions {
+  /** The spool's name, as its header names it, e.g. `audit`. */
+  name: string;
+  /** The keys that may have signed it (a file's header names its key). */
+  keyring: Keyring;
+  /** Which keys of the keyring are retired (see {@link DurableSpoolOptions.isRetiredKey}). */
+  isRetiredKey?: (keyId: string) => boolean;
+  /**
+   * Accept a file signed with a retired key: for an operator who knows that a process of
+   * theirs still held that key when it wrote the file (it had not learned of the rotation).
+   * @default false
+   */
+  acceptRetiredKey?: boolean;
+  /**
+   * Accept a file without a signature — the JSON lines, one entry each, of the spool format
+   * before files were signed — for an operator who knows where it comes from. Its entries
+   * prove nothing: anyone who could write the file could have written them.
+   * @default false
+   */
+  acceptUnsigned?: boolean;
+}
+
+/** What {@link readSpoolFile} read. */
+export interface SpoolFileContents<Entry> {
+  /** The entries, in order. */
+  entries: Entry[];
+  /** Whether the file is signed (false: an unsigned file, accepted with `acceptUnsigned`). */
+  signed: boolean;
+  /** The key its header names; null for an unsigned file. */
+  keyId: string | null;
+  /** Whether that key is retired (accepted with `acceptRetiredKey`). */
+  retiredKey: boolean;
+  /** Whether it ends with its end marker (its writer closed it cleanly). */
+  closed: boolean;
+  /** Whether its last line was torn (an append that never completed, ignored). */
+  torn: boolean;
+  /** SHA-256 (hex) of the whole file as read, to name it in evidence. */
+  sha256: string;
+}
+
+/**
+ * Read one spool file for an explicit import — a file {@link DurableSpool} refused or left
+ * alone: one signed with a retired key, an unsigned file of an earlier version, a file of
+ * another host, a file that replaced one a process held. A signed file must prove whole (a
+ * torn last line aside): any bad line refuses it. What automatic replay refuses is refused
+ * here too, unless the caller says to accept it (`acceptRetiredKey`, `acceptUnsigned`): the
+ * caller, not the file, vouches for it, and should record who did and why. The file is only
+ * read, never changed.
+ *
+ * Rejects with {@link SpoolFileError} (`SPOOL_FILE_REFUSED`) naming the line and the reason,
+ * and with `INVALID_ARGUMENT` for bad arguments.
+ *
+ * @example
+ * ```ts
+ * const file = await readSpoolFile<Usage>("rejected-cost-spool-….jsonl", {
+ *   name: "cost", keyring, isRetiredKey, acceptRetiredKey: true,
+ * });
+ * file.entries; // in order; file.keyId, file.retiredKey, file.sha256 for the record
+ * ```
+ */
+export async function readSpoolFile<Entry>(
+  path: string,
+  options: ReadSpoolFileOptions,
+): Promise<SpoolFileContents<Entry>> {
+  if (typeof path !== "string" || path.length === 0) {
+    throw new InvalidArgumentError(
+      "path",
+      "must be the path of a spool file.",
+      "Pass the path of the file to import.",
+    );
+  }
+  if (
+    !isRecord(options) ||
+    typeof options.name !== "string" ||
+    typeof (options.keyring as Partial<Keyring> | undefined)?.find !== "function"
+  ) {
+    throw new InvalidArgumentError(
+      "options",
+      "must be { name, keyring } (the spool's name and the chain keyring).",
+      'Pass e.g. { name: "audit", keyring }.',
+    );
+  }
+  const file = basename(path);
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    throw new SpoolFileError({
+      file,
+      line: null,
+      reason: `it cannot be read (${describe(error)})`,
+      fix: "Check the path, and that this process may read the file.",
+    });
+  }
+  const sha256 = createHash("sha256").update(text, "utf8").digest("hex");
+  const { keyring, isRetiredKey } = options;
+  const retired = (keyId: string) => {
+    try {
+      return Boolean(isRetiredKey?.(keyId));
+    } catch {
+      return true;
+    }
+  };
+  const newline = text.indexOf("\n");
+  let first: unknown;
+  try {
+    first = JSON.parse(newline < 0 ? text : text.slice(0, newline));
+  } catch {
+    first = undefined;
+  }
+  if (isRecord(first) && !("format" in first)) {
+    if (!options.acceptUnsigned) {
+      throw new SpoolFileError({
+        file,
+        line: 1,
+        reason:
+          "it is unsigned (the spool format of earlier versions, or a file written by hand): nothing proves who wrote its entries",
+        fix: "If you know where it comes from (a spool left by the previous version), import it with unsigned files accepted (acceptUnsigned: true); otherwise keep it as evidence.",
+      });
+    }
+    return { ...readUnsigned<Entry>(text, file), sha256 };
+  }
+  const contents = parseSpoolFile<Entry>(
+    text,
+    options.name,
+    (keyId) => keyring.find(keyId),
+    options.acceptRetiredKey ? () => false : retired,
+  );
+  const problem = contents.problem;
+  const key = contents.header ? keyring.find(contents.header.keyId) : undefined;
+  if (problem?.kind === "rejected" || (problem && contents.header === null)) {
+    const retiredKey = !options.acceptRetiredKey && key !== undefined && retired(key.id);
+    throw new SpoolFileError({
+      file,
+      line: problem.line,
+      reason: problem.reason,
+      fix: retiredKey
+        ? "If you know that a process of yours wrote it while it still held that key (it had not learned of the rotation), import it with the retired key accepted (acceptRetiredKey: true); otherwise keep it as evidence."
+        : contents.header && !key
+          ? "Add the key that signed it to the keyring as a historical key (GOVERNANCE_CHAIN_KEY_<key id>), then import it again."
+          : "The file is not what its writer signed: keep it as evidence; only its writer's entries before the bad line could be trusted.",
+    });
+  }
+  return {
+    entries: contents.entries,
+    signed: true,
+    keyId: key?.id ?? null,
+    retiredKey: key !== undefined && retired(key.id),
+    closed: contents.closed,
+    torn: problem?.kind === "torn",
+    sha256,
+  };
+}
+
+/** The entries of an unsigned spool file: one JSON value a line; a torn last line is ignored. */
+function readUnsigned<Entry>(text: string, file: string): Omit<SpoolFileContents<Entry>, "sha256"> {
+  const lines = text.split("\n");
+  const tail = lines.pop() ?? "";
+  const entries: Entry[] = [];
+  for (const [index, line] of lines.entries()) {
+    if (line.trim() === "") continue;
+    try {
+      entries.push(JSON.parse(line) as Entry);
+    } catch {
+      throw new SpoolFileError({
+        file,
+        line: index + 1,
+        reason: "the line is not JSON (and it is not the last, torn, line)",
+        fix: "The file was damaged or edited: keep it as evidence, or remove the damaged line by hand if you know what it held.",
+      });
+    }
+  }
+  return {
+    entries,
+    signed: false,
+    keyId: null,
+    retiredKey: false,
+    closed: false,
+    torn: tail.trim() !== "",
+  };
 }
 
 /** A random key that lives as long as this process, for spools given no keyring. */
@@ -654,50 +1079,65 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  * Prove a spool file's text: its signed header, then each line's sequence number and chained
  * MAC, then the optional end marker. Stops at the first problem, keeping what was proven
  * before it. A last line without its line feed is torn (a write that never completed); any
- * other bad line is tampering.
+ * other bad line is tampering. A header signed with a key that `isRetired` says was retired
+ * is refused: the file proves nothing.
  */
 function parseSpoolFile<Entry>(
   text: string,
   spool: string,
   findKey: (keyId: string) => ChainKey | undefined,
+  isRetired: (keyId: string) => boolean,
 ): FileContents<Entry> {
   const entries: Entry[] = [];
   const lines = text.split("\n");
   const tail = lines.pop() ?? "";
+  let header: FileContents<Entry>["header"] = null;
+  let previous: string | null = null;
   const fail = (line: number, reason: string): FileContents<Entry> => ({
     entries,
     closed: false,
+    header,
+    lastMac: previous,
     problem: { kind: "rejected", line, reason },
   });
   if (lines.length === 0) {
     return {
       entries,
       closed: false,
+      header,
+      lastMac: null,
       problem: tail === "" ? null : { kind: "torn", line: 1, reason: "the header is incomplete" },
     };
   }
-  let header: unknown;
+  let first: unknown;
   try {
-    header = JSON.parse(lines[0] as string);
+    first = JSON.parse(lines[0] as string);
   } catch {
-    header = null;
+    first = null;
   }
-  if (!isRecord(header) || header.format !== FORMAT) {
-    return fail(1, "it has no signed header (not a spool file of this version, or forged)");
+  if (!isRecord(first) || first.format !== FORMAT) {
+    return fail(
+      1,
+      isRecord(first) && !("format" in first)
+        ? "it has no signed header: an unsigned spool file (the format of earlier versions), or one written by hand — import it explicitly if it is genuine"
+        : "it has no signed header (not a spool file of this version, or forged)",
+    );
   }
-  if (header.v !== FORMAT_VERSION)
-    return fail(1, `its format version ${String(header.v)} is not known`);
-  if (header.spool !== spool)
-    return fail(1, `it is a ${String(header.spool)} spool, not a ${spool} spool`);
-  const { keyId, nonce, mac } = header;
+  if (first.v !== FORMAT_VERSION)
+    return fail(1, `its format version ${String(first.v)} is not known`);
+  if (first.spool !== spool)
+    return fail(1, `it is a ${String(first.spool)} spool, not a ${spool} spool`);
+  const { keyId, nonce, mac } = first;
   if (
     typeof keyId !== "string" ||
+    !KEY_ID.test(keyId) ||
     typeof nonce !== "string" ||
     !/^[0-9a-f]{32}$/.test(nonce) ||
     typeof mac !== "string"
   ) {
     return fail(1, "its header is malformed");
   }
+  header = { keyId, nonce };
   const key = findKey(keyId);
   if (!key) {
     return fail(
@@ -708,7 +1148,13 @@ function parseSpoolFile<Entry>(
   if (!key.verifyHex(headerMacInput(spool, keyId, nonce), mac)) {
     return fail(1, "its header's MAC does not verify");
   }
-  let previous = mac;
+  if (isRetired(key.id)) {
+    return fail(
+      1,
+      `it is signed with retired key ${keyId}: whoever still holds that key could have written it, so it is not replayed automatically — check it, and import it explicitly if it is genuine`,
+    );
+  }
+  previous = mac;
   let closed = false;
   for (let index = 1; index < lines.length; index++) {
     const number = index + 1;
@@ -753,6 +1199,8 @@ function parseSpoolFile<Entry>(
     return {
       entries,
       closed,
+      header,
+      lastMac: previous,
       problem: {
         kind: "torn",
         line: lines.length + 1,
@@ -760,23 +1208,61 @@ function parseSpoolFile<Entry>(
       },
     };
   }
-  return { entries, closed, problem: null };
+  return { entries, closed, header, lastMac: previous, problem: null };
 }
 
-/** A spool file whose writer (by host and pid in its name) no longer runs. */
-function isOrphan(name: string, prefix: string): boolean {
-  if (!name.startsWith(prefix)) return false;
+/** The host and pid a spool file's name says wrote it (null: not a spool file name). */
+function writerOf(name: string, prefix: string): { host: string; pid: number } | null {
+  if (!name.startsWith(prefix)) return null;
   const match = /^(.+)-(\d+)-[0-9a-f]+\.jsonl$/.exec(name.slice(prefix.length));
-  if (!match) return false;
-  const [, host, pid] = match;
-  if (host !== hostname()) return false; // Cannot tell; leave it to its own host.
-  if (Number(pid) === process.pid) return true; // An earlier process that had our pid.
+  if (!match) return null;
+  return { host: match[1] as string, pid: Number(match[2]) };
+}
+
+/** Whether the process with this pid (on this host) is gone. */
+function isGone(pid: number): boolean {
+  if (pid === process.pid) return true; // An earlier process that had our pid.
   try {
-    process.kill(Number(pid), 0);
+    process.kill(pid, 0);
     return false;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "ESRCH";
   }
+}
+
+/**
+ * Validate a list of host names for {@link DurableSpoolOptions.adoptHosts}, naming `field` (the
+ * option as its caller calls it) in the error.
+ * @throws {InvalidArgumentError} when it is not an array of at most 1000 host names.
+ * @example
+ * ```ts
+ * const adoptHosts = spoolHostNames(options.spoolAdoptHosts ?? [], "spoolAdoptHosts");
+ * ```
+ */
+export function spoolHostNames(value: unknown, field: string): string[] {
+  const fix = `Pass ${field} as an array of host names, e.g. ["old-container-1"].`;
+  if (!Array.isArray(value)) throw new InvalidArgumentError(field, "must be an array.", fix);
+  if (value.length > 1_000)
+    throw new InvalidArgumentError(field, `has ${value.length} names, at most 1000.`, fix);
+  return value.map((host, index) => {
+    if (typeof host !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(host)) {
+      throw new InvalidArgumentError(
+        `${field}[${index}]`,
+        "must be a host name (letters, digits, dots, dashes, underscores; at most 253 characters).",
+        fix,
+      );
+    }
+    return host;
+  });
+}
+
+/** A duration for people: `42 s`, `17 min`, `5 h`, `3 days`. */
+function formatAge(ms: number): string {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7_200) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172_800) return `${Math.round(seconds / 3_600)} h`;
+  return `${Math.round(seconds / 86_400)} days`;
 }
 
 function describe(error: unknown): string {

@@ -17,6 +17,8 @@ import {
   type SpoolIntegrityProblem,
   type Store,
   StoreError,
+  type StrandedSpoolFiles,
+  spoolHostNames,
   sql,
   systemClock,
 } from "@gov/core";
@@ -71,14 +73,20 @@ export const COST_AUDIT_KINDS = {
   /** Usage could not be recorded after every retry and was dropped (the backlog was full). */
   usageDropped: "budget.usage_dropped",
   /**
-   * A spool file failed its signature check (edited, reordered, truncated, signed by an
-   * unknown key): it was kept aside, and only its proven records are replayed.
+   * A spool file failed its signature check (edited, reordered, truncated, replaced by another
+   * spool file, signed by an unknown key): it was kept aside, and only its proven records are
+   * replayed (none of a file that replaced one this process held).
    */
   spoolRejected: "budget.spool_rejected",
   /** A spool file ended in a torn line (a crash mid-append); the records before it are replayed. */
   spoolTorn: "budget.spool_torn",
   /** A spool file of an earlier process had no end marker (it did not close cleanly). */
   spoolUnclosed: "budget.spool_unclosed",
+  /**
+   * Spool files of other hosts were found at start and left alone (their writers may run):
+   * their usage waits until those hosts adopt it, or `spoolAdoptHosts` names them as gone.
+   */
+  spoolStranded: "budget.spool_stranded",
 } as const;
 
 /** The agent id of the cost module's own events (about its spool, not about one agent). */
@@ -129,6 +137,7 @@ const optionsSchema = z.strictObject({
   maxBatch: z.int().min(1).max(10_000).default(256),
   maxBacklog: z.int().min(0).max(10_000_000).default(100_000),
   spoolDirectory: z.string().min(1).nullable().optional(),
+  spoolAdoptHosts: z.array(z.unknown()).optional(),
 });
 
 const OPTION_FIXES: Record<string, string> = {
@@ -144,6 +153,7 @@ const OPTION_FIXES: Record<string, string> = {
   maxBatch: "Use a whole number from 1 to 10000.",
   maxBacklog: "Use a whole number from 0 to 10000000.",
   spoolDirectory: "Use a writable directory path, or null to keep unwritten usage in memory only.",
+  spoolAdoptHosts: 'Use an array of host names that are gone, e.g. ["old-container-1"].',
 };
 
 /** Options of the cost module (the SDK maps its `cost*` options onto these). */
@@ -193,6 +203,15 @@ export interface CostOptions {
    * @default `<embedded database>/cost-spool`, or `./.governance/cost-spool`
    */
   spoolDirectory?: string | null;
+  /**
+   * Host names whose spool files this process adopts and replays as if they were its own
+   * host's: hosts that are gone, e.g. the old name of a container recreated on the same
+   * volume (a process can tell whether a writer runs only on its own host). Files of other
+   * hosts are otherwise left alone, with a warning and a `budget.spool_stranded` event at
+   * start. Never name a host that still runs a process writing into the spool directory.
+   * @default []
+   */
+  spoolAdoptHosts?: readonly string[];
 }
 
 /** What `checkOrRaise` is told about the call it checks. */
@@ -588,6 +607,7 @@ export class CostModule {
     this.#clock = context.clock ?? systemClock;
     this.#options = data;
     this.#prices = data.prices ?? new PriceTable();
+    const adoptHosts = spoolHostNames(data.spoolAdoptHosts ?? [], "spoolAdoptHosts");
     const spoolDirectory =
       data.spoolDirectory === undefined
         ? resolve(context.store.directory ?? ".governance", "cost-spool")
@@ -601,7 +621,9 @@ export class CostModule {
             { prefix: "cost-spool-", name: "cost", noun: "usage records" },
             {
               ...(context.keyring ? { keyring: context.keyring } : {}),
+              adoptHosts,
               onIntegrityProblem: (problem) => this.#spoolProblem(problem),
+              onStranded: (stranded) => this.#spoolStranded(stranded),
             },
           );
     this.#reserve = new Batcher((items) => this.#runReserve(items), {
@@ -1443,6 +1465,21 @@ export class CostModule {
       agentId: SYSTEM_AGENT,
       kind: `budget.spool_${kind}`,
       metadata,
+    });
+    this.#deliveries.add(recording);
+    void recording.finally(() => this.#deliveries.delete(recording));
+  }
+
+  /** Spool files of other hosts were left alone at start (the spool logged it): evidence. */
+  #spoolStranded(stranded: StrandedSpoolFiles): void {
+    const recording = this.#evidence({
+      agentId: SYSTEM_AGENT,
+      kind: COST_AUDIT_KINDS.spoolStranded,
+      metadata: {
+        files: stranded.files,
+        hosts: stranded.hosts.slice(0, 20),
+        oldestAgeMs: stranded.oldestAgeMs,
+      },
     });
     this.#deliveries.add(recording);
     void recording.finally(() => this.#deliveries.delete(recording));

@@ -1,10 +1,10 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { recordingLogger, type TestEngine, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type CostHarness, costHarness, testKeyring } from "./__fixtures__";
-import { CostModule } from "./module";
+import { CostModule, type CostOptions } from "./module";
 
 const A = "billing-agent";
 
@@ -23,7 +23,7 @@ describe.each(testEngines())("the durable usage spool on $name", (engine: TestEn
   });
 
   /** The module of the next process to start on the same spool directory and keys. */
-  const nextProcess = (logger: ReturnType<typeof recordingLogger>) =>
+  const nextProcess = (logger: ReturnType<typeof recordingLogger>, options: CostOptions = {}) =>
     new CostModule(
       {
         store: h.store,
@@ -33,7 +33,7 @@ describe.each(testEngines())("the durable usage spool on $name", (engine: TestEn
         clock: h.clock,
         keyring: testKeyring,
       },
-      { sweepIntervalMs: null, spoolDirectory: directory },
+      { sweepIntervalMs: null, spoolDirectory: directory, ...options },
     );
 
   const spoolFiles = async () =>
@@ -162,6 +162,79 @@ describe.each(testEngines())("the durable usage spool on $name", (engine: TestEn
       broken = false;
       await cost.close();
       expect(await h.sessionRow(A, "s-1")).toMatchObject({ usd: "0.500000000000000" });
+    },
+  );
+
+  // Guards against: usage that track() acknowledged as queued disappearing without a word when
+  // the spool file is swapped for an earlier one with as many records (valid MACs).
+  it.skipIf(!engine.available)(
+    "a spool file swapped for an earlier one of as many records is refused, and the usage it lost reported",
+    async () => {
+      h.setDown(true);
+      await h.cost.track(A, "s-1", { tokens: 10, usd: "1.00", model: "gpt-4o" });
+      const [first] = await spoolFiles();
+      const saved = `${directory}-saved.jsonl`;
+      await copyFile(join(directory, first as string), saved);
+      h.setDown(false);
+      expect(await h.cost.flush()).toBe(0);
+      h.setDown(true);
+      await h.cost.track(A, "s-1", { tokens: 10, usd: "900.00", model: "gpt-4o" });
+      const [second] = await spoolFiles();
+      await copyFile(saved, join(directory, second as string));
+      await rm(saved);
+      h.setDown(false);
+      expect(await h.cost.flush()).toBe(0);
+      const rejected = h.audit.events.find((event) => event.kind === "budget.spool_rejected");
+      expect(rejected).toMatchObject({
+        agentId: "gov.cost",
+        metadata: { file: second, line: 1, proven: 0, lost: 1 },
+      });
+      expect(String(rejected?.metadata?.reason)).toContain("replaced");
+      expect(
+        h.logger.lines.some((line) => line.level === "error" && line.message.includes("replaced")),
+      ).toBe(true);
+      // The earlier record is not counted twice.
+      expect(await h.sessionRow(A, "s-1")).toMatchObject({ usd: "1.000000000000000" });
+    },
+  );
+
+  // Guards against: usage stranded without a word when a container is recreated on the same
+  // volume under a new host name.
+  it.skipIf(!engine.available)(
+    "spool files of other hosts are reported at start, and adopted when their host is named as gone",
+    async () => {
+      h.setDown(true);
+      await h.cost.track(A, "s-1", { tokens: 1, usd: "0.5" });
+      const [file] = await spoolFiles();
+      await h.cost.close();
+      const foreign = join(directory, `cost-spool-old-container-1-${2 ** 22 + 4323}-abcd.jsonl`);
+      await copyFile(join(directory, file as string), foreign);
+      await rm(join(directory, file as string));
+      h.setDown(false);
+      const logger = recordingLogger();
+      const next = nextProcess(logger);
+      await next.start();
+      expect(await next.flush()).toBe(0);
+      await next.close();
+      const stranded = h.audit.events.find((event) => event.kind === "budget.spool_stranded");
+      expect(stranded).toMatchObject({
+        agentId: "gov.cost",
+        metadata: { files: 1, hosts: [{ host: "old-container-1", files: 1 }] },
+      });
+      expect(logger.lines.some((line) => line.message.includes("old-container-1"))).toBe(true);
+      expect(await h.sessionRow(A, "s-1")).toBeUndefined();
+      const adopting = nextProcess(logger, { spoolAdoptHosts: ["old-container-1"] });
+      await adopting.start();
+      expect(await adopting.flush()).toBe(0);
+      await adopting.close();
+      expect(await h.sessionRow(A, "s-1")).toMatchObject({ usd: "0.500000000000000" });
+      expect(
+        () =>
+          new CostModule(
+            { store: h.store, logger, audit: h.audit, halt: h.halt },
+            { spoolAdoptHosts: ["../x"] },
+          ),
+      ).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT", field: "spoolAdoptHosts[0]" }));
     },
   );
 });

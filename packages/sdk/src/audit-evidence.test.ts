@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from "node:crypto";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { link, mkdir, mkdtemp, readFile, rm, stat, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
@@ -9,7 +9,7 @@ import {
   verifyCheckpoints,
   type WitnessedCheckpoint,
 } from "@gov/audit";
-import { ConfigError, EMBEDDED_SIGNING_KEY_FILE, silentLogger } from "@gov/core";
+import { ConfigError, EMBEDDED_KEY_FILE, EMBEDDED_SIGNING_KEY_FILE, silentLogger } from "@gov/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { GovernanceSDK } from "./sdk";
 
@@ -142,5 +142,98 @@ describe("the SDK's audit evidence options", () => {
       name: "GOVERNANCE_AUDIT_SIGNING_KEY",
     });
     expect((key as ConfigError).message).not.toContain("ThisIsNotAKey");
+  });
+
+  // Guards against: a private key accepted as a trusted (public) signing key, its public half
+  // derived, and the private key kept in sdk.config and JSON.stringify(sdk).
+  it("refuses a private key given as a trusted signing key, naming the option, never the key", async () => {
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    const pem = privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    const der = privateKey.export({ type: "pkcs8", format: "der" }).toString("base64");
+    const body = pem.split("\n")[1] as string;
+    const publicPem = publicKey.export({ type: "spki", format: "pem" }).toString();
+    for (const [name, given] of [
+      ["PEM", [pem]],
+      ["PEM with escaped line breaks", [pem.trim().replaceAll("\n", "\\n")]],
+      ["base64 DER", [der]],
+      ["after a public key", [publicPem, pem]],
+    ] as const) {
+      const error = await GovernanceSDK.start({
+        databaseUrl: "memory://",
+        logger: silentLogger,
+        env: {},
+        auditTrustedSigningKeys: [...given],
+      }).catch((caught: unknown) => caught);
+      expect(error, name).toBeInstanceOf(ConfigError);
+      const issue = (error as ConfigError).issues[0];
+      expect(issue?.name, name).toBe(`auditTrustedSigningKeys.${given.length - 1}`);
+      expect(issue?.problem, name).toContain("private key");
+      const shown = `${(error as ConfigError).message} ${JSON.stringify((error as ConfigError).issues)}`;
+      expect(shown, name).not.toContain(body);
+      expect(shown, name).not.toContain(der.slice(10, 50));
+    }
+    // Something that is no key at all is refused at start too; a public key is taken.
+    const garbage = await GovernanceSDK.start({
+      databaseUrl: "memory://",
+      logger: silentLogger,
+      env: {},
+      auditTrustedSigningKeys: ["not a key"],
+    }).catch((caught: unknown) => caught);
+    expect((garbage as ConfigError).issues?.[0]).toMatchObject({
+      name: "auditTrustedSigningKeys.0",
+    });
+    const sdk = await GovernanceSDK.start({
+      databaseUrl: "memory://",
+      logger: silentLogger,
+      env: {},
+      auditTrustedSigningKeys: [publicPem],
+    });
+    await sdk.close();
+  });
+
+  // Guards against: the witness path planted as a link to the embedded database's HMAC key
+  // file, so that the next checkpoint is appended to the key and the next start silently uses
+  // another key.
+  it("never appends checkpoints to the key files through a link at the witness path", async () => {
+    const database = join(home, "data");
+    const evidence = join(home, "evidence");
+    const start = () =>
+      GovernanceSDK.start({
+        databaseUrl: database,
+        auditWitness: join(evidence, "checkpoints.jsonl"),
+        logger: silentLogger,
+        env: {},
+      });
+    const first = await start();
+    const keyId = first.keyring.current.id;
+    const signingKeyId = first.audit.signingPublicKey?.id;
+    await first.audit.log({ agentId: "agent", kind: "step", sessionId: "s" });
+    await first.close();
+    const keyFiles = [EMBEDDED_KEY_FILE, EMBEDDED_SIGNING_KEY_FILE].map((name) =>
+      join(database, name),
+    );
+    const before = await Promise.all(keyFiles.map((path) => readFile(path, "utf8")));
+    await mkdir(evidence, { recursive: true });
+    for (const [index, target] of keyFiles.entries()) {
+      await rm(join(evidence, "checkpoints.jsonl"), { force: true });
+      await (index === 0 ? symlink : link)(target, join(evidence, "checkpoints.jsonl"));
+      const second = await start();
+      try {
+        await second.audit.log({ agentId: "agent", kind: "step", sessionId: "s" });
+        expect(await second.audit.checkpoint()).toBeGreaterThan(0);
+        expect(second.audit.metrics().witnessFailures).toBe(1);
+      } finally {
+        await second.close();
+      }
+      expect(await Promise.all(keyFiles.map((path) => readFile(path, "utf8")))).toEqual(before);
+      const third = await start();
+      try {
+        expect(third.keyring.current.id).toBe(keyId);
+        expect(third.audit.signingPublicKey?.id).toBe(signingKeyId);
+        expect(await third.audit.verifyChain()).toBe(true);
+      } finally {
+        await third.close();
+      }
+    }
   });
 });

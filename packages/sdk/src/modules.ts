@@ -1,7 +1,14 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { auditModule, type CheckpointWitness, isCheckpointWitness } from "@gov/audit";
-import { ConfigError, type EnvBinding, type FieldFixes, type ModuleDefinition } from "@gov/core";
+import {
+  ConfigError,
+  type EnvBinding,
+  type FieldFixes,
+  isPrivateKeyMaterial,
+  type ModuleDefinition,
+  VerifyingKey,
+} from "@gov/core";
 import { costModule } from "@gov/cost";
 import { gatesModule } from "@gov/gates";
 import { loopModule } from "@gov/loop";
@@ -66,10 +73,43 @@ export interface AuditSdkOptions {
   auditWitness?: string | CheckpointWitness;
   /**
    * Ed25519 public keys (PEM or base64 DER) of earlier checkpoint signing keys, whose
-   * checkpoints verification still believes. @default []
+   * checkpoints verification still believes. Public keys only: a private key is refused
+   * (`ConfigError` naming the option, never the key), so that it never sits in `sdk.config`.
+   * @default []
+   * @example
+   * ```ts
+   * await GovernanceSDK.start({ auditTrustedSigningKeys: [previousSdk.audit.signingPublicKey!.pem] });
+   * ```
    */
   auditTrustedSigningKeys?: string[];
 }
+
+/**
+ * A trusted checkpoint signing key: an Ed25519 public key. A private key is refused (its
+ * public half is not derived): it would sit in the parsed configuration, which is shown. The
+ * message never repeats the value.
+ */
+const trustedSigningKeySchema = z
+  .string()
+  .min(1)
+  .superRefine((value, context) => {
+    if (isPrivateKeyMaterial(value)) {
+      context.addIssue({
+        code: "custom",
+        message:
+          "is a private key; only public keys are trusted here (keep the private key in auditSigningKey).",
+      });
+      return;
+    }
+    try {
+      new VerifyingKey(value, "auditTrustedSigningKeys");
+    } catch {
+      context.addIssue({
+        code: "custom",
+        message: "is not an Ed25519 public key (PEM or the base64 of its DER form).",
+      });
+    }
+  });
 
 const audit: SdkModuleEntry<{
   verifyChainOnRead: boolean;
@@ -93,7 +133,7 @@ const audit: SdkModuleEntry<{
         }),
       ])
       .optional(),
-    auditTrustedSigningKeys: z.array(z.string().min(1)).max(64).default([]),
+    auditTrustedSigningKeys: z.array(trustedSigningKeySchema).max(64).default([]),
   },
   env: [
     { env: "GOVERNANCE_VERIFY_CHAIN_ON_READ", path: ["verifyChainOnRead"], kind: "boolean" },
@@ -111,7 +151,8 @@ const audit: SdkModuleEntry<{
     auditCheckpointIntervalMs: "Use an integer number of milliseconds from 0 (off) to 86400000.",
     auditWitness:
       "Use the path of a file outside the database's reach, or an object with append() and read() (a CheckpointWitness).",
-    auditTrustedSigningKeys: "Use Ed25519 public keys as PEM (-----BEGIN PUBLIC KEY-----).",
+    auditTrustedSigningKeys:
+      "Use Ed25519 public keys as PEM (-----BEGIN PUBLIC KEY-----), e.g. sdk.audit.signingPublicKey.pem or `openssl pkey -in key.pem -pubout`; never a private key.",
   },
   moduleOptions: (config, { cwd }) => ({
     verifyChainOnRead: config.verifyChainOnRead,
