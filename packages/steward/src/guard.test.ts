@@ -4,7 +4,21 @@ import { makeSteward } from "./__fixtures__";
 import { PolicyError, TripwireViolation } from "./errors";
 import { guard } from "./guard";
 import { containsPii, detectPii, luhnValid } from "./pii";
+import { GUARD_LIMITS } from "./snapshot";
 import { GovernanceSteward } from "./steward";
+
+/** A steward whose only tripwire never fires (its evaluation is still awaited). */
+function neverFiringSteward(): GovernanceSteward {
+  return new GovernanceSteward({
+    blueprints: [
+      {
+        id: "never@1",
+        version: "1",
+        tripwires: [{ id: "never", condition: "false", onFail: { decision: "BLOCK" } }],
+      },
+    ],
+  });
+}
 
 describe("guard shorthand", () => {
   it("states the allowed condition over named arguments; $ is ignored", async () => {
@@ -50,15 +64,7 @@ describe("guard shorthand", () => {
   });
 
   it("runs what it checked: arguments changed during the check, or other ones at proceed, are refused", async () => {
-    const steward = new GovernanceSteward({
-      blueprints: [
-        {
-          id: "slow@1",
-          version: "1",
-          tripwires: [{ id: "never", condition: "false", onFail: { decision: "BLOCK" } }],
-        },
-      ],
-    });
+    const steward = neverFiringSteward();
     const ran: number[] = [];
     const call = guard(
       { tripwires: ["spend < 50"], steward },
@@ -689,5 +695,205 @@ describe("maxSpend reads every spend-like field", () => {
     );
     await expect(call({ amount: 100 })).resolves.toBe("ran");
     expect(body).toHaveBeenCalledTimes(2);
+  });
+});
+
+// Attack F4: guard() checked a shallow copy and ran the live original: a class's getter, an
+// inherited or non-enumerable field, a Proxy, a getter that changes after a few reads, or an
+// argument changed while a steward was awaited ran unchecked.
+describe("guard runs what it checked", () => {
+  class Cart {
+    constructor(
+      public price: number,
+      public quantity: number,
+    ) {}
+    get total(): number {
+      return this.price * this.quantity;
+    }
+  }
+
+  it("reads a class instance's getters for maxSpend and CEL", async () => {
+    const checkout = guard({ maxSpend: 100 }, async (cart: Cart) => `charged ${cart.total}`);
+    await expect(checkout(new Cart(20, 2))).resolves.toBe("charged 40");
+    await expect(checkout(new Cart(20, 500))).rejects.toMatchObject({ tripwires: ["max_spend"] });
+    const viaCel = guard({ tripwires: ["total < 100"] }, async (cart: Cart) => cart.total);
+    await expect(viaCel(new Cart(20, 2))).resolves.toBe(40);
+    await expect(viaCel(new Cart(20, 500))).rejects.toBeInstanceOf(TripwireViolation);
+  });
+
+  it.each([
+    ["an inherited amount", () => Object.assign(Object.create({ amount: 5000 }), { spend: 1 })],
+    [
+      "a non-enumerable amount",
+      () => Object.defineProperty({ spend: 1 }, "amount", { value: 5000, enumerable: false }),
+    ],
+    [
+      "a getter on a class",
+      () =>
+        new (class {
+          spend = 1;
+          get amount() {
+            return 5000;
+          }
+        })(),
+    ],
+  ])("denies maxSpend on %s", async (_label, make) => {
+    const pay = guard({ maxSpend: 100 }, async (request: { amount: number }) => request.amount);
+    await expect(pay(make())).rejects.toMatchObject({ tripwires: ["max_spend"] });
+  });
+
+  it("gives the function the values it checked: a getter is read once", async () => {
+    let reads = 0;
+    const request = {
+      get amount() {
+        reads++;
+        return reads <= 3 ? 10 : 5000;
+      },
+    };
+    const seen: number[] = [];
+    const pay = guard(
+      { maxSpend: 100, tripwires: ["amount < 50"] },
+      async (r: { amount: number }) => {
+        seen.push(r.amount, r.amount);
+        return "paid";
+      },
+    );
+    await expect(pay(request)).resolves.toBe("paid");
+    expect(seen).toEqual([10, 10]);
+    expect(reads).toBe(1);
+  });
+
+  it.each([
+    ["a Proxy", () => new Proxy({ amount: 10 }, {})],
+    ["a Proxy that lies about its keys", () => new Proxy({}, { ownKeys: () => [] })],
+    ["a Promise", () => ({ amount: 10, later: Promise.resolve("jane@example.com") })],
+    ["a WeakRef", () => ({ amount: 10, ref: new WeakRef({ to: "jane@example.com" }) })],
+    ["a WeakMap", () => ({ amount: 10, map: new WeakMap() })],
+    ["a Blob", () => ({ amount: 10, blob: new Blob(["jane@example.com"]) })],
+    [
+      "a generator",
+      () => ({
+        amount: 10,
+        items: (function* () {
+          yield "jane@example.com";
+        })(),
+      }),
+    ],
+  ])("denies an argument holding %s, which cannot be checked", async (_label, make) => {
+    const body = vi.fn(async (_: unknown) => "ran");
+    const call = guard({ maxSpend: 100 }, body);
+    await expect(call(make() as never)).rejects.toMatchObject({
+      tripwires: ["arguments-unreadable"],
+      message: expect.stringMatching(/cannot be checked/),
+    });
+    expect(body).not.toHaveBeenCalled();
+  });
+
+  it("refuses arguments changed while the steward is awaited, toJSON or not", async () => {
+    const steward = neverFiringSteward();
+    const paid: number[] = [];
+    const pay = guard({ maxSpend: 100, steward }, async (request: { amount: number }) => {
+      paid.push(request.amount);
+      return "paid";
+    });
+    const request = {
+      amount: 10,
+      toJSON() {
+        return { amount: 10 };
+      },
+    };
+    const pending = pay(request);
+    request.amount = 5000; // while the steward evaluates
+    await expect(pending).rejects.toMatchObject({ tripwires: ["arguments-changed"] });
+    const instance = new Cart(1, 10);
+    const second = guard({ maxSpend: 100, steward }, async (cart: Cart) => cart.total)(instance);
+    instance.quantity = 10_000;
+    await expect(second).rejects.toMatchObject({ tripwires: ["arguments-changed"] });
+    expect(paid).toEqual([]);
+  });
+
+  it("freezes the plain data the function receives", async () => {
+    const pay = guard({ maxSpend: 100 }, async (request: { amount: number; lines: number[] }) => {
+      expect(Object.isFrozen(request)).toBe(true);
+      expect(Object.isFrozen(request.lines)).toBe(true);
+      return request.lines.length;
+    });
+    const request = { amount: 10, lines: [1, 2] };
+    await expect(pay(request)).resolves.toBe(2);
+    expect(Object.isFrozen(request)).toBe(false);
+  });
+
+  it("refuses class instances and functions with refuseClassInstances", async () => {
+    const strict = guard({ maxSpend: 100, refuseClassInstances: true }, async (cart: Cart) =>
+      String(cart.total),
+    );
+    await expect(strict(new Cart(1, 1))).rejects.toMatchObject({
+      tripwires: ["arguments-unreadable"],
+      message: expect.stringMatching(/refuseClassInstances/),
+    });
+    const plain = guard(
+      { maxSpend: 100, refuseClassInstances: true },
+      async (request: { amount: number; when: Date }) => request.when.getTime(),
+    );
+    await expect(plain({ amount: 1, when: new Date(5) })).resolves.toBe(5);
+  });
+});
+
+// Attack F5: no_pii skipped values the function receives: own properties of arrays, Maps,
+// Sets and functions, inherited data properties, symbol descriptions.
+describe("no_pii walks every value the function can read", () => {
+  const call = guard({ tripwires: ["no_pii"] }, async (_: { note: unknown }) => "ran");
+
+  it.each([
+    ["a RegExp match's input", () => "order 123 for jane@example.com".match(/order (\d+)/)],
+    ["an array's own property", () => Object.assign(["x"], { email: "jane@example.com" })],
+    ["a Map's own property", () => Object.assign(new Map(), { email: "jane@example.com" })],
+    ["a Set's own property", () => Object.assign(new Set(), { email: "jane@example.com" })],
+    [
+      "a Map subclass's field",
+      () =>
+        new (class extends Map {
+          email = "jane@example.com";
+        })(),
+    ],
+    ["an inherited data property", () => Object.create({ email: "jane@example.com" })],
+    ["a symbol's description", () => Symbol("jane@example.com")],
+    ["a function's property", () => Object.assign(() => 0, { email: "jane@example.com" })],
+  ])("finds PII in %s", async (_label, make) => {
+    await expect(call({ note: make() })).rejects.toMatchObject({ tripwires: ["no_pii"] });
+  });
+
+  it.each([
+    ["a Promise", () => Promise.resolve("jane@example.com")],
+    ["a WeakRef", () => new WeakRef({ to: "jane@example.com" })],
+    ["a Blob", () => new Blob(["jane@example.com"])],
+  ])("scanValues reports %s as not scannable", (_label, make) => {
+    expect(containsPii({ note: make() })).toBe(true);
+  });
+});
+
+// Attack F6: guard() text had no size bound: blockedKeywords took seconds and hundreds of
+// megabytes per megabyte of reasoning (5 MB crashed the process), no_pii over a second.
+describe("guard bounds the text it scans", () => {
+  it("denies a call whose arguments hold more text than GUARD_LIMITS allows", async () => {
+    const body = vi.fn(async (_: unknown) => "ran");
+    const call = guard({ blockedKeywords: ["password"], tripwires: ["no_pii"] }, body);
+    const reasoning = "lorem ipsum ".repeat(Math.ceil(GUARD_LIMITS.textCharacters / 12) + 1);
+    await expect(call({ reasoning })).rejects.toMatchObject({
+      tripwires: ["arguments-unreadable"],
+      message: expect.stringMatching(/more than 262144 characters of text/),
+    });
+    // Bytes count as text too, and the limit is an option.
+    await expect(
+      guard({ maxTextCharacters: 1_000 }, body)({ data: new Uint8Array(2_000) }),
+    ).rejects.toMatchObject({ tripwires: ["arguments-unreadable"] });
+    await expect(call({ reasoning: "lorem ipsum ".repeat(1_000) })).resolves.toBe("ran");
+    expect(body).toHaveBeenCalledTimes(1);
+    expect(() => guard({ maxTextCharacters: -1 }, body)).toThrow(/maxTextCharacters/);
+  });
+
+  it("finds a card number at the end of a long run of digits", () => {
+    expect(detectPii(`${"2".repeat(200_000)} 4111 1111 1111 1111`)).toContain("card");
+    expect(detectPii(`${"2".repeat(200_000)}4111111111111111`)).toContain("card");
   });
 });

@@ -6,12 +6,7 @@ import {
   mixedArithmetic,
   refusePatterns,
 } from "./blueprint";
-import {
-  createBoundedEnvironment,
-  evaluateWithinBudget,
-  inputBoundProblem,
-  parseBounded,
-} from "./cel";
+import { createBoundedEnvironment, evaluateWithinBudget, parseBounded, prepareInput } from "./cel";
 import { PolicyError as BasePolicyError, TripwireViolation } from "./errors";
 
 class PolicyError extends BasePolicyError {
@@ -22,6 +17,7 @@ class PolicyError extends BasePolicyError {
 
 import { type InterventionResult, type InterventionType, STEWARD_LIMITS } from "./models";
 import { piiFinding, scanValues } from "./pii";
+import { GUARD_LIMITS, sameSnapshot, snapshotArguments } from "./snapshot";
 import { type GovernanceSteward, stricter } from "./steward";
 
 /** A custom rule of `guard()`: fires when `condition` (CEL over the named arguments) is true. */
@@ -67,13 +63,34 @@ export interface GuardOptions<Args extends unknown[] = unknown[], Result = unkno
   tripwires?: readonly string[];
   /** Custom rules that fire when true, each with its decision. */
   rules?: readonly GuardRule[];
-  /** Deny when the argument `spend` (else `amount`, else `cost`) exceeds this. */
+  /**
+   * Deny unless every spend-like named argument present — `spend`, `amount`, `cost`, `price`,
+   * `total` ({@link SPEND_FIELDS}; own or inherited, enumerable or not, a class's getters
+   * included) — is a finite number ≥ 0 and the largest is at most this; also deny when none
+   * is given.
+   */
   maxSpend?: number;
   /**
    * Deny when the reasoning, or a string in an argument the guard cannot name (positional,
    * without or beyond `params`), contains one of these (case-insensitive).
    */
   blockedKeywords?: readonly string[];
+  /**
+   * Deny calls whose arguments hold a class instance or a function. Plain data (plain objects,
+   * arrays, `Map`, `Set`, `Date`, typed arrays, primitives) is copied when it is checked and
+   * the function runs with the copy; a class instance or a function is passed as the
+   * original (its methods may be needed), so a getter or method that returns something else
+   * when the function reads it is outside what the guard can see. Set this to refuse them.
+   * @default false
+   */
+  refuseClassInstances?: boolean;
+  /**
+   * The most characters of text (strings, keys, bytes of byte arrays) one call's arguments may
+   * hold, all together; past it the call is denied (`arguments-unreadable`): scanning text for
+   * keywords and personal data costs about a second per megabyte.
+   * @default GUARD_LIMITS.textCharacters (262,144)
+   */
+  maxTextCharacters?: number;
   /** The action name in results and traces. @default the function's name, or "guarded_action" */
   actionName?: string;
   /**
@@ -359,33 +376,77 @@ export function guard<Args extends unknown[], Result>(
   const rules = compileRules(options);
   const actionName = options.actionName ?? (fn.name || "guarded_action");
   const params = options.params;
-  const named = (args: Args): { variables: Record<string, unknown>; unnamed: unknown[] } => {
+  const refuseInstances = options.refuseClassInstances === true;
+  const maxText = options.maxTextCharacters ?? GUARD_LIMITS.textCharacters;
+  if (typeof maxText !== "number" || !Number.isSafeInteger(maxText) || maxText < 0) {
+    throw new PolicyError(
+      "maxTextCharacters",
+      `is ${String(maxText)}.`,
+      `Use a whole number of characters ≥ 0 (default ${GUARD_LIMITS.textCharacters}).`,
+    );
+  }
+  // The named arguments and the others, from the checked snapshot: with `params`, by
+  // position; otherwise the properties (own, enumerable or not, and inherited ones a class
+  // instance's view holds) of the one object argument.
+  const named = (
+    checked: readonly unknown[],
+  ): { variables: Record<string, unknown>; unnamed: unknown[] } => {
     if (params) {
       const out: Record<string, unknown> = {};
-      for (const [index, name] of params.entries()) out[name] = args[index];
-      return { variables: out, unnamed: args.slice(params.length) };
+      for (const [index, name] of params.entries()) out[name] = checked[index];
+      return { variables: out, unnamed: checked.slice(params.length) };
     }
-    const [first] = args;
-    return typeof first === "object" && first !== null && !Array.isArray(first)
-      ? { variables: { ...(first as Record<string, unknown>) }, unnamed: args.slice(1) }
-      : { variables: {}, unnamed: [...args] };
+    const [first] = checked;
+    if (
+      typeof first === "object" &&
+      first !== null &&
+      !Array.isArray(first) &&
+      !(first instanceof Map) &&
+      !(first instanceof Set)
+    ) {
+      const out: Record<string, unknown> = {};
+      for (const key of Reflect.ownKeys(first)) {
+        if (typeof key === "string") out[key] = (first as Record<string, unknown>)[key];
+      }
+      return { variables: out, unnamed: checked.slice(1) };
+    }
+    return { variables: {}, unnamed: [...checked] };
   };
-  const call = async (...args: Args): Promise<Result> => fn(...args);
   return async (...args: Args): Promise<Result> => {
-    const { variables, unnamed } = named(args);
-    const evaluated = fingerprint(variables, unnamed);
+    // What the rules check and what the function runs with, read once (see snapshotArguments).
+    const snapshot = snapshotArguments(args, maxText);
+    const unreadable =
+      snapshot.problem ??
+      (refuseInstances && snapshot.instances
+        ? "an argument holds a class instance or a function, which refuseClassInstances denies (its getters and methods could show the function something other than what was checked)"
+        : null);
+    if (unreadable !== null) {
+      const reason = `The arguments of "${actionName}" cannot be checked: ${unreadable}; denied.`;
+      return deny("BLOCK", reason, ["arguments-unreadable"], {}, null, args);
+    }
+    const { variables, unnamed } = named(snapshot.checked);
     const reasoningValue = variables.reasoning ?? variables.reason;
     const reasoning = typeof reasoningValue === "string" ? reasoningValue : "";
-    const scope = { ...variables, reasoning, args: variables };
+    const scope: Record<string, unknown> = { ...variables, reasoning, args: variables };
     let inputProblem: string | null | undefined;
     const thisCall: GuardCall = {
       scope,
       variables,
       unnamed,
-      args,
-      reasoning: reasoningOf(args, params, variables),
+      args: snapshot.checked,
+      reasoning: [variables.reasoning, variables.reason],
       inputProblem: () => {
-        inputProblem ??= inputBoundProblem([variables, unnamed]);
+        if (inputProblem === undefined) {
+          // Within the bounds, CEL reads the prepared values (plain objects as Maps).
+          const prepared = prepareInput([variables, unnamed]);
+          inputProblem = prepared.problem;
+          const [preparedVariables] = prepared.values;
+          if (inputProblem === null && preparedVariables instanceof Map) {
+            for (const [key, value] of preparedVariables) scope[key as string] = value;
+            scope.reasoning = reasoning;
+            scope.args = preparedVariables;
+          }
+        }
         return inputProblem;
       },
     };
@@ -433,25 +494,38 @@ export function guard<Args extends unknown[], Result>(
       decision = stricter(decision, stewardDecision);
     }
     if (decision === "OK" || decision === "NUDGE" || decision === "FLAG") {
-      // What runs is what was checked: arguments changed while the check was awaited refuse.
-      if (fingerprint(named(args).variables, named(args).unnamed) !== evaluated) {
-        throw changedArguments(actionName, stewardResult?.traceId);
-      }
-      return call(...args);
+      // What runs is what was checked. Without an await in between, the snapshot runs as it
+      // is; after the steward's evaluation, the arguments are read again and refused if they
+      // changed meanwhile (a class instance runs as the original).
+      if (!options.steward) return fn(...(snapshot.runnable as Args));
+      return fn(...(runnableIfUnchanged(args, snapshot.checked, stewardResult?.traceId) as Args));
     }
+    return deny(decision, message, fired, variables, stewardResult, args, snapshot.checked);
+  };
+
+  /** A denial: `onReview` (ESCALATE), `onDeny`, or TripwireViolation. */
+  async function deny(
+    decision: InterventionType,
+    message: string,
+    fired: string[],
+    variables: Record<string, unknown>,
+    stewardResult: InterventionResult | null,
+    args: Args,
+    checked?: readonly unknown[],
+  ): Promise<Result> {
     const details: GuardDecision<Args, Result> = {
       intervention: decision,
       message,
       fired,
-      args: variables,
+      // A copy: what the handlers do to it does not change what was checked.
+      args: (snapshotArguments([variables]).checked[0] ?? {}) as Record<string, unknown>,
       stewardResult,
       // An approved ESCALATE is counted by the steward's stateful limits before it runs, and
       // runs with the arguments that were evaluated — nothing else.
       proceed: async (...proceedArgs: Args | []) => {
+        if (checked === undefined) throw changedArguments(actionName, stewardResult?.traceId);
         const runWith = (proceedArgs.length === 0 ? args : proceedArgs) as Args;
-        if (fingerprint(named(runWith).variables, named(runWith).unnamed) !== evaluated) {
-          throw changedArguments(actionName, stewardResult?.traceId);
-        }
+        const runnable = runnableIfUnchanged(runWith, checked, stewardResult?.traceId);
         if (
           options.steward &&
           stewardResult?.metadata?.commitOnApproval === true &&
@@ -466,7 +540,7 @@ export function guard<Args extends unknown[], Result>(
             action: actionName,
           });
         }
-        return call(...runWith);
+        return fn(...(runnable as Args));
       },
     };
     if (decision === "ESCALATE" && options.onReview) return options.onReview(details);
@@ -478,26 +552,23 @@ export function guard<Args extends unknown[], Result>(
       traceId: stewardResult?.traceId ?? randomUUID(),
       action: actionName,
     });
-  };
-}
+  }
 
-/**
- * A stable text of the arguments as they were checked, to tell whether what is about to run
- * is still what was checked (objects are compared by content, not identity).
- */
-function fingerprint(variables: Record<string, unknown>, unnamed: readonly unknown[]): string {
-  const seen = new WeakSet<object>();
-  return JSON.stringify([variables, unnamed], (_key, value: unknown) => {
-    if (typeof value === "bigint") return `${value}n`;
-    if (typeof value === "function") return "[function]";
-    if (typeof value === "object" && value !== null) {
-      if (seen.has(value)) return "[cycle]";
-      seen.add(value);
-      if (value instanceof Map) return ["Map", [...value.entries()]];
-      if (value instanceof Set) return ["Set", [...value.values()]];
+  /**
+   * The snapshot to run `args` with, when they still hold what was checked (read again, whole:
+   * own and inherited properties, getters, toJSON, items); else refused (`arguments-changed`).
+   */
+  function runnableIfUnchanged(
+    args: readonly unknown[],
+    checked: readonly unknown[],
+    traceId: string | undefined,
+  ): unknown[] {
+    const again = snapshotArguments(args, maxText);
+    if (again.problem !== null || !sameSnapshot(again.checked, checked)) {
+      throw changedArguments(actionName, traceId);
     }
-    return value;
-  });
+    return again.runnable;
+  }
 }
 
 function changedArguments(actionName: string, traceId: string | undefined): TripwireViolation {
@@ -508,23 +579,6 @@ function changedArguments(actionName: string, traceId: string | undefined): Trip
     traceId: traceId ?? randomUUID(),
     action: actionName,
   });
-}
-
-/**
- * The reasoning as given, of any type: the named arguments `reasoning` and `reason`, read from
- * the object argument itself (its getters too) when there is one.
- */
-function reasoningOf(
-  args: readonly unknown[],
-  params: readonly string[] | undefined,
-  variables: Record<string, unknown>,
-): unknown[] {
-  const [first] = args;
-  if (!params && typeof first === "object" && first !== null && !Array.isArray(first)) {
-    const source = first as Record<string, unknown>;
-    return [source.reasoning, source.reason];
-  }
-  return [variables.reasoning, variables.reason];
 }
 
 const RANKED: readonly InterventionType[] = ["OK", "FLAG", "NUDGE", "ESCALATE", "BLOCK", "HALT"];

@@ -83,6 +83,7 @@ export {
   scanValues,
 } from "./pii";
 export { BLUEPRINT_SIGNATURE_TYPE, type BlueprintRejectionReason } from "./signature";
+export { GUARD_LIMITS } from "./snapshot";
 export {
   type AgentState,
   type DebtChange,

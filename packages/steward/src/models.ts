@@ -66,6 +66,13 @@ export const STEWARD_LIMITS = {
   tier0LatencyBudgetMs: 50,
   /** Evaluation steps allowed per millisecond of latency budget (100,000 at the default). */
   evaluationStepsPerMs: 2_000,
+  /**
+   * How many times its latency budget a tier-0 evaluation may take by the clock before it
+   * fails closed (bound `time`, at least BLOCK): 500 ms at the default budget. A smaller
+   * overrun (a stalled process) keeps its answer and is only reported; no stall this large is
+   * benign enough to trust its answer, and it caps whatever the step model misses.
+   */
+  grossOverrunFactor: 10,
   /** Values (strings, numbers, elements, entries, all levels) of `args` and `context`. */
   evaluationInputValues: 100_000,
   /** Nesting levels of `args` and `context`. */
@@ -74,6 +81,13 @@ export const STEWARD_LIMITS = {
   patternLength: 1_024,
   /** Instructions of a compiled `matches()` pattern (re2js `programSize()`). */
   patternProgramSize: 5_000,
+  /**
+   * Characters of a `matches()` pattern that comes from a variable (compiled at evaluation,
+   * each distinct one charged before it is compiled).
+   */
+  variablePatternLength: 256,
+  /** Distinct patterns from variables one evaluation may use; past it, it fails closed. */
+  variablePatternsPerEvaluation: 32,
 } as const;
 
 const idSchema = z

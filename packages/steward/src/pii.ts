@@ -4,6 +4,7 @@
  * normalized first ({@link normalizeForPii}), and in every value a function receives
  * ({@link scanValues}).
  */
+import { types } from "node:util";
 import { stripIgnorables } from "@gov/core";
 
 /** Which kind of personal data was found. */
@@ -36,29 +37,60 @@ const NINO =
  * 38–39 (14–19), UnionPay 62 (16–19), Maestro 50, 56–58, 6 (12–19 here 13–19).
  */
 export function plausibleCardPrefix(digits: string): boolean {
+  return digits.length >= 4 && plausibleForPrefix(prefixOf(digits, 0), digits.length);
+}
+
+/**
+ * Whether some 13-to-19-digit window of `digits` is a plausible, Luhn-valid card number, in
+ * linear time: the Luhn sum of every window comes from two running sums (one doubling the
+ * digits at even positions, one at odd ones), and the issuer prefix is read from the digits'
+ * codes — no slice per window.
+ */
+function containsCard(digits: string): boolean {
   const length = digits.length;
-  const p2 = Number(digits.slice(0, 2));
-  const p3 = Number(digits.slice(0, 3));
-  const p4 = Number(digits.slice(0, 4));
-  if (digits[0] === "4") return length === 13 || length === 16 || length === 19;
-  if ((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720)) return length === 16;
-  if (p2 === 34 || p2 === 37) return length === 15;
-  if (p4 >= 3528 && p4 <= 3589) return length >= 16;
-  if ((p3 >= 300 && p3 <= 305) || p2 === 36 || p2 === 38 || p2 === 39) return length >= 14;
-  if (p2 === 50 || (p2 >= 56 && p2 <= 69)) return true;
+  if (length < 13) return false;
+  // sums[k][i]: the Luhn contributions of digits[0..i) when the digits at parity k are doubled.
+  const even = new Int32Array(length + 1);
+  const odd = new Int32Array(length + 1);
+  for (let index = 0; index < length; index++) {
+    const digit = digits.charCodeAt(index) - 48;
+    const doubled = digit * 2 > 9 ? digit * 2 - 9 : digit * 2;
+    even[index + 1] = (even[index] as number) + (index % 2 === 0 ? doubled : digit);
+    odd[index + 1] = (odd[index] as number) + (index % 2 === 1 ? doubled : digit);
+  }
+  for (let start = 0; start + 13 <= length; start++) {
+    const first = digits.charCodeAt(start) - 48;
+    if (first < 2 || first > 6) continue;
+    const prefix = prefixOf(digits, start);
+    for (let size = 13; size <= 19 && start + size <= length; size++) {
+      if (!plausibleForPrefix(prefix, size)) continue;
+      const end = start + size;
+      // The last digit is not doubled; the digits of the other parity are.
+      const sums = (end - 1) % 2 === 0 ? odd : even;
+      if (((sums[end] as number) - (sums[start] as number)) % 10 === 0) return true;
+    }
+  }
   return false;
 }
 
-/** Whether some 13-to-19-digit window of `digits` is a plausible, Luhn-valid card number. */
-function containsCard(digits: string): boolean {
-  for (let start = 0; start + 13 <= digits.length; start++) {
-    const first = digits[start];
-    if (first !== "2" && first !== "3" && first !== "4" && first !== "5" && first !== "6") continue;
-    for (let length = 13; length <= 19 && start + length <= digits.length; length++) {
-      const window = digits.slice(start, start + length);
-      if (plausibleCardPrefix(window) && luhnValid(window)) return true;
-    }
-  }
+/** The first four digits of `digits` from `start`, as a number (`4111…` → 4111). */
+function prefixOf(digits: string, start: number): number {
+  let prefix = 0;
+  for (let offset = 0; offset < 4; offset++)
+    prefix = prefix * 10 + (digits.charCodeAt(start + offset) - 48);
+  return prefix;
+}
+
+/** Whether a card number of `size` digits may start with these four digits (issuer ranges). */
+function plausibleForPrefix(p4: number, size: number): boolean {
+  const p2 = Math.floor(p4 / 100);
+  const p3 = Math.floor(p4 / 10);
+  if (p4 >= 4000 && p4 <= 4999) return size === 13 || size === 16 || size === 19;
+  if ((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720)) return size === 16;
+  if (p2 === 34 || p2 === 37) return size === 15;
+  if (p4 >= 3528 && p4 <= 3589) return size >= 16;
+  if ((p3 >= 300 && p3 <= 305) || p2 === 36 || p2 === 38 || p2 === 39) return size >= 14;
+  if (p2 === 50 || (p2 >= 56 && p2 <= 69)) return true;
   return false;
 }
 
@@ -274,7 +306,11 @@ export function scanValues(
         return Number.isInteger(value) ? text(String(value)) : null;
       case "bigint":
         return text(String(value));
+      case "symbol":
+        // A symbol's description is text the function can read.
+        return value.description ? text(value.description) : null;
       case "object":
+      case "function":
         break;
       default:
         return null;
@@ -284,6 +320,9 @@ export function scanValues(
       return { kind: "incomplete", reason: `nested deeper than ${PII_SCAN_LIMITS.depth} levels` };
     }
     seen.add(value);
+    const refused = unscannableKind(value);
+    if (refused !== null) return { kind: "incomplete", reason: `${refused} cannot be scanned` };
+    if (typeof value === "function") return ownFindings(value, depth, FUNCTION_SKIPPED);
     const children = (items: Iterable<unknown>): ScanFinding | null => {
       for (const item of items) {
         const found = visit(item, depth + 1);
@@ -319,16 +358,25 @@ export function scanValues(
         const found = visit(key, depth + 1) ?? visit(item, depth + 1);
         if (found) return found;
       }
-      return null;
+      // Its own properties too (a subclass's fields, properties set on it).
+      return objectFindings(value, depth, false);
     }
-    if (value instanceof Set || Array.isArray(value)) return children(value);
-    return objectFindings(value, depth);
+    if (value instanceof Set) return children(value) ?? objectFindings(value, depth, false);
+    if (Array.isArray(value)) {
+      // The elements, then the other own properties (a RegExp match's `input`) and fields.
+      return children(value) ?? objectFindings(value, depth, false, isArrayIndex);
+    }
+    return objectFindings(value, depth, true);
   };
-  // A plain object or a class instance: own properties (keys too), prototype getters,
-  // toJSON(), and what it iterates, if it can be iterated again without being consumed.
-  const objectFindings = (value: object, depth: number): ScanFinding | null => {
+  // Own properties (keys too), enumerable or not, symbol-keyed or not, getters read.
+  const ownFindings = (
+    value: object,
+    depth: number,
+    skip: (key: PropertyKey) => boolean,
+  ): ScanFinding | null => {
     const record = value as Record<PropertyKey, unknown>;
     for (const key of Reflect.ownKeys(value)) {
+      if (skip(key)) continue;
       if (typeof key === "string") {
         const found = text(key);
         if (found) return found;
@@ -338,18 +386,37 @@ export function scanValues(
       const found = visit(item, depth + 1);
       if (found) return found;
     }
+    return null;
+  };
+  // An object: own properties, what it inherits from its prototypes up to the language's
+  // (data properties other than methods, and getters), toJSON(), and what it iterates (when
+  // `iterate`), if it can be iterated again without being consumed.
+  const objectFindings = (
+    value: object,
+    depth: number,
+    iterable: boolean,
+    skip: (key: PropertyKey) => boolean = () => false,
+  ): ScanFinding | null => {
+    const record = value as Record<PropertyKey, unknown>;
+    const own = ownFindings(value, depth, skip);
+    if (own) return own;
     for (
       let prototype = Object.getPrototypeOf(value) as object | null;
-      prototype !== null && prototype !== Object.prototype;
+      prototype !== null && !BUILT_IN_PROTOTYPES.has(prototype);
       prototype = Object.getPrototypeOf(prototype) as object | null
     ) {
       for (const key of Reflect.ownKeys(prototype)) {
-        if (key === "constructor" || key === "__proto__") continue;
-        if (typeof Object.getOwnPropertyDescriptor(prototype, key)?.get !== "function") continue;
+        if (key === "constructor" || key === "__proto__" || Object.hasOwn(value, key)) continue;
+        const descriptor = Object.getOwnPropertyDescriptor(prototype, key);
+        if (!descriptor) continue;
+        if ("value" in descriptor ? typeof descriptor.value === "function" : !descriptor.get) {
+          continue; // a method, or a setter without a getter
+        }
         const found = visit(record[key], depth + 1);
         if (found) return found;
       }
     }
+    if (!iterable) return null;
     const toJSON = record.toJSON;
     if (typeof toJSON === "function") {
       const found = visit(toJSON.call(value, ""), depth + 1);
@@ -387,6 +454,59 @@ export function scanValues(
  */
 export function containsPii(value: unknown): boolean {
   return piiFinding([value]) !== null;
+}
+
+/** Prototypes whose properties are the language's, not data: not walked. */
+const BUILT_IN_PROTOTYPES = new Set<object>([
+  Object.prototype,
+  Array.prototype,
+  Map.prototype,
+  Set.prototype,
+  Function.prototype,
+]);
+
+const FUNCTION_SKIPPED = (key: PropertyKey): boolean =>
+  key === "length" ||
+  key === "name" ||
+  key === "prototype" ||
+  key === "caller" ||
+  key === "arguments";
+
+function isArrayIndex(key: PropertyKey): boolean {
+  return key === "length" || (typeof key === "string" && /^(?:0|[1-9]\d*)$/.test(key));
+}
+
+/**
+ * What kind of value cannot be scanned, in words — its content is not there to read now, or
+ * its reads cannot be trusted — or null: a `Proxy`, a promise or other thenable, `WeakMap`,
+ * `WeakSet`, `WeakRef`, `FinalizationRegistry`, a generator or a map or set iterator, a
+ * `Blob`, a stream.
+ */
+export function unscannableKind(value: object): string | null {
+  if (types.isProxy(value)) return "a Proxy (its reads cannot be trusted)";
+  if (types.isPromise(value)) return "a Promise (its value is not known yet)";
+  if (types.isWeakMap(value) || types.isWeakSet(value)) {
+    return "a WeakMap or WeakSet (its content cannot be listed)";
+  }
+  if (typeof WeakRef !== "undefined" && value instanceof WeakRef) {
+    return "a WeakRef (its target can change)";
+  }
+  if (typeof FinalizationRegistry !== "undefined" && value instanceof FinalizationRegistry) {
+    return "a FinalizationRegistry";
+  }
+  if (types.isGeneratorObject(value) || types.isMapIterator(value) || types.isSetIterator(value)) {
+    return "a generator or iterator (reading it would consume it)";
+  }
+  if (typeof Blob !== "undefined" && value instanceof Blob) {
+    return "a Blob (its content is read asynchronously)";
+  }
+  if (typeof ReadableStream !== "undefined" && value instanceof ReadableStream) {
+    return "a stream (its content is read asynchronously)";
+  }
+  if (typeof (value as { then?: unknown }).then === "function") {
+    return "a thenable (its value is not known yet)";
+  }
+  return null;
 }
 
 /** {@link scanValues} with {@link detectPii}: null when the values hold no personal data. */

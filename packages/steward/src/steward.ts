@@ -22,7 +22,7 @@ import {
   readBlueprintFile,
   scopeSpecificity,
 } from "./blueprint";
-import { type EvaluationBound, evaluateWithinBudget, inputBoundProblem } from "./cel";
+import { type EvaluationBound, evaluateWithinBudget, prepareInput } from "./cel";
 import { BudgetExceeded, PolicyError } from "./errors";
 import {
   type BlueprintDocument,
@@ -152,13 +152,17 @@ export interface StewardMetrics {
   tripwireErrors: number;
   /**
    * Tier-0 evaluations (tripwire conditions, check rules) refused because they ran past a
-   * bound: their step limit or the input bounds. Each one fails closed (at least BLOCK).
+   * bound: their step limit, the input bounds, or a gross overrun of their latency budget
+   * (more than `STEWARD_LIMITS.grossOverrunFactor` times it). Each one fails closed (at least
+   * BLOCK).
    */
   evaluationLimitsExceeded: number;
   /**
-   * Tier-0 evaluations that finished within their step limit but took longer than their
-   * latency budget by the clock (a stalled process: garbage collection, a starved CPU).
-   * Reported and logged, not enforced: the answer is the evaluation's own.
+   * Tier-0 evaluations that took longer than their latency budget by the clock. Within
+   * `STEWARD_LIMITS.grossOverrunFactor` times the budget (a stalled process: garbage
+   * collection, a starved CPU) they are reported and logged, not enforced: the answer is the
+   * evaluation's own. Past it, they are counted here and fail closed (bound `time`, also
+   * counted in `evaluationLimitsExceeded`).
    */
   latencyBudgetOverruns: number;
   trustDebtThresholdCrossings: number;
@@ -688,6 +692,22 @@ export class GovernanceSteward {
       context,
     };
     const metadata: Record<string, unknown> = {};
+    // The input's static bound, checked once when something is evaluated; within it, CEL reads
+    // the prepared input (plain objects as Maps: see prepareInput).
+    let inputProblem: string | null | undefined;
+    const inputProblemOf = (): string | null => {
+      if (inputProblem === undefined) {
+        const prepared = prepareInput([args, context]);
+        inputProblem = prepared.problem;
+        if (inputProblem === null) {
+          const [preparedArgs, preparedContext] = prepared.values;
+          celContext.args = preparedArgs;
+          celContext.parameters = preparedArgs;
+          celContext.context = preparedContext;
+        }
+      }
+      return inputProblem;
+    };
 
     // Set once a stateful reservation is held; a throw before it is settled releases it.
     let held: { agentId: string; counted: { amount: number }; nowMs: number } | null = null;
@@ -700,8 +720,9 @@ export class GovernanceSteward {
       let reserved = false;
       const counted = { amount: countedAmount(args.amount) };
       let stateError: string | null = null;
-      // What reaches CEL is walked once, and only when something is evaluated.
-      let inputProblem: string | null | undefined;
+      // What reaches CEL is walked (checked and prepared) once, and only when something is
+      // evaluated.
+      let inputWalked = false;
       // The clock is read once per evaluation: each one starts when the previous one ended.
       let mark = performance.now();
       for (const tripwire of blueprint.tripwires) {
@@ -733,23 +754,25 @@ export class GovernanceSteward {
           fires = true;
           error = `state unavailable: ${stateError}`;
         } else {
-          if (inputProblem === undefined) {
-            inputProblem = inputBoundProblem([args, context]);
+          if (!inputWalked) {
+            inputWalked = true;
+            inputProblemOf();
             mark = performance.now();
           }
           const outcome = evaluateWithinBudget(
             tripwire.evaluateCondition,
             celContext,
             tripwire.budgetMs,
-            inputProblem,
+            inputProblemOf(),
             mark,
           );
           mark = outcome.endedAt;
-          if (outcome.kind !== "exceeded" && outcome.overranMs !== undefined) {
+          if (outcome.overranMs !== undefined) {
             this.#overran(
               { agentId, blueprintId: blueprint.id, tripwireId: tripwire.id },
               tripwire.budgetMs,
               outcome.overranMs,
+              outcome.kind === "exceeded",
             );
           }
           if (outcome.kind === "value") {
@@ -804,7 +827,14 @@ export class GovernanceSteward {
       if (decision !== "HALT") {
         // 2. Checks and the quality score.
         if (blueprint.checks.length > 0) {
-          const scored = await this.#score(blueprint, trace, celContext, context, metadata);
+          const scored = await this.#score(
+            blueprint,
+            trace,
+            celContext,
+            context,
+            metadata,
+            inputProblemOf,
+          );
           quality = scored.quality;
           if (scored.decision) decision = stricter(decision, scored.decision);
         }
@@ -940,11 +970,18 @@ export class GovernanceSteward {
   }
 
   /**
-   * Report an evaluation that took longer than its latency budget by the clock but finished
-   * within its step limit: counted, and logged at most once a minute.
+   * Report an evaluation that took longer than its latency budget by the clock: counted; one
+   * that finished within its step limit and its gross-overrun bound keeps its answer and is
+   * logged at most once a minute (a gross overrun failed closed, and is logged as a bound).
    */
-  #overran(where: Record<string, string>, budgetMs: number, elapsedMs: number): void {
+  #overran(
+    where: Record<string, string>,
+    budgetMs: number,
+    elapsedMs: number,
+    failedClosed: boolean,
+  ): void {
     this.#metrics.overruns++;
+    if (failedClosed) return;
     const now = performance.now();
     if (now - this.#lastOverrunWarning < 60_000) return;
     this.#lastOverrunWarning = now;
@@ -1001,6 +1038,7 @@ export class GovernanceSteward {
     celContext: Record<string, unknown>,
     context: Record<string, unknown>,
     metadata: Record<string, unknown>,
+    inputProblemOf: () => string | null,
   ): Promise<{ quality: number; decision: InterventionType | null }> {
     let weighted = 0;
     let weights = 0;
@@ -1009,7 +1047,6 @@ export class GovernanceSteward {
     const failures: Record<string, string> = {};
     const exceeded: Record<string, string> = {};
     const pending: Promise<void>[] = [];
-    let inputProblem: string | null | undefined;
     const record = (check: CompiledCheck, score: number) => {
       scores[check.id] = score;
       weighted += check.weight * score;
@@ -1017,7 +1054,7 @@ export class GovernanceSteward {
     };
     for (const check of blueprint.checks) {
       if (check.evaluateRule) {
-        inputProblem ??= inputBoundProblem([celContext.args, celContext.context]);
+        const inputProblem = inputProblemOf();
         // A rule is tier 0, bounded like a tripwire (by the tier-0 budget); an error scores 0,
         // and a rule over its bounds scores 0 and makes the decision at least BLOCK.
         const outcome = evaluateWithinBudget(
@@ -1030,11 +1067,13 @@ export class GovernanceSteward {
           if (Object.keys(exceeded).length < 20) exceeded[check.id] = outcome.reason;
           decision = "BLOCK";
           this.#metrics.limitsExceeded++;
-        } else if (outcome.overranMs !== undefined) {
+        }
+        if (outcome.overranMs !== undefined) {
           this.#overran(
             { blueprintId: blueprint.id, checkId: check.id },
             STEWARD_LIMITS.tier0LatencyBudgetMs,
             outcome.overranMs,
+            outcome.kind === "exceeded",
           );
         }
         record(check, outcome.kind === "value" && outcome.value === true ? 1 : 0);
