@@ -176,6 +176,42 @@ export class InvalidArgumentError extends GovernanceError {
   }
 }
 
+/** What a value is, for an error message: `null`, `an array`, or its `typeof`. */
+function kindOfValue(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value;
+}
+
+/**
+ * Refuse an options argument that is not a plain object (or, with `optional`, undefined):
+ * a number, a string, an array or a class instance passed where options belong would
+ * otherwise be read as "no options" and the defaults used silently.
+ *
+ * @example
+ * ```ts
+ * requireOptionsObject(options, "options", "Pass { databaseUrl } or nothing.", { optional: true });
+ * ```
+ * @throws {InvalidArgumentError} naming `field`.
+ */
+export function requireOptionsObject(
+  value: unknown,
+  field: string,
+  fix: string,
+  options: { optional?: boolean } = {},
+): asserts value is object {
+  if (value === undefined && options.optional) return;
+  const prototype =
+    typeof value === "object" && value !== null ? Object.getPrototypeOf(value) : undefined;
+  if (prototype !== Object.prototype && prototype !== null) {
+    throw new InvalidArgumentError(
+      field,
+      `must be a plain object, got ${kindOfValue(value)}.`,
+      fix,
+    );
+  }
+}
+
 /** Details an operator recorded when halting an agent. */
 export interface AgentHaltedDetails {
   /** The halted agent. */

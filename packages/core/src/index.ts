@@ -49,6 +49,7 @@ export {
   GovernanceError,
   type GovernanceErrorOptions,
   InvalidArgumentError,
+  requireOptionsObject,
 } from "./errors";
 export {
   CHAIN_KEY_ENV_PREFIX,

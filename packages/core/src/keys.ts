@@ -14,7 +14,7 @@ import { link, mkdir, open, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import type { DatabaseTarget } from "./database-url";
-import { CORE_ERROR_CODES, GovernanceError } from "./errors";
+import { CORE_ERROR_CODES, GovernanceError, requireOptionsObject } from "./errors";
 import type { Logger } from "./logger";
 
 /** Minimum length of an audit secret, in bytes (as in the reference). */
@@ -417,6 +417,11 @@ export interface ResolveKeyringOptions {
  * @throws {SecretError} `SECRET_REQUIRED`, `SECRET_INVALID` or `SECRET_FILE`.
  */
 export async function resolveKeyring(options: ResolveKeyringOptions): Promise<Keyring> {
+  requireOptionsObject(
+    options,
+    "options",
+    "Pass { target, auditSecret?, historicalKeys?, logger } (see readCoreConfig and resolveTarget).",
+  );
   const historical = (options.historicalKeys ?? []).map(
     (secret, index) => new ChainKey(secret, `historicalKeys[${index}]`),
   );
@@ -754,6 +759,11 @@ export interface ResolveSigningKeyOptions {
 export async function resolveSigningKey(
   options: ResolveSigningKeyOptions,
 ): Promise<SigningKey | null> {
+  requireOptionsObject(
+    options,
+    "options",
+    "Pass { target, signingKey?, logger } (see readCoreConfig and resolveTarget).",
+  );
   if (options.signingKey !== undefined)
     return new SigningKey(options.signingKey, "auditSigningKey");
   const { target } = options;

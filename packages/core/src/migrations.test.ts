@@ -362,7 +362,10 @@ describe("loadMigrations", () => {
 
   it("refuses a module listed twice", async () => {
     await expect(
-      runMigrations({} as never, [widgetsMigrations, widgetsMigrations]),
+      runMigrations({ query: async () => [], transaction: async () => undefined } as never, [
+        widgetsMigrations,
+        widgetsMigrations,
+      ]),
     ).rejects.toMatchObject({
       code: "MIGRATION_SOURCE_INVALID",
     });

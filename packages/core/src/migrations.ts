@@ -4,7 +4,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import { z } from "zod";
-import { CORE_ERROR_CODES, GovernanceError } from "./errors";
+import {
+  CORE_ERROR_CODES,
+  GovernanceError,
+  InvalidArgumentError,
+  requireOptionsObject,
+} from "./errors";
 import type { Logger } from "./logger";
 import { acquireTransactionLock, type GovTransaction, type Store } from "./store";
 import { StoreError, toStoreError } from "./store-errors";
@@ -283,6 +288,19 @@ export async function runMigrations(
   sources: readonly MigrationSource[],
   options: RunMigrationsOptions = {},
 ): Promise<MigrationReport> {
+  if (typeof (store as Partial<Store> | null)?.transaction !== "function")
+    throw new InvalidArgumentError(
+      "store",
+      "must be a @gov/core Store.",
+      "Open one with createStore() and pass it first.",
+    );
+  if (!Array.isArray(sources))
+    throw new InvalidArgumentError(
+      "sources",
+      `must be an array of migration sources, got ${sources === null ? "null" : typeof sources}.`,
+      "Pass the modules' migration sources, e.g. [auditModule.migrations].",
+    );
+  requireOptionsObject(options, "options", "Pass { dryRun?, logger? }, or nothing.");
   const names = new Set<string>();
   for (const source of sources) {
     if (names.has(source.name))

@@ -3,6 +3,7 @@ import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { requireOptionsObject } from "./errors";
 import type { Logger } from "./logger";
 import { runWorkerTask } from "./pglite-thread";
 
@@ -88,6 +89,7 @@ const inflight = new Map<string, Promise<string | null>>();
 export async function ensurePgliteTemplate(
   options: PgliteTemplateOptions = {},
 ): Promise<string | null> {
+  requireOptionsObject(options, "options", "Pass { cacheDirectory? }, or nothing.");
   const version = installedPgliteVersion();
   const shipped = shippedTemplate(version);
   if (shipped) return shipped;

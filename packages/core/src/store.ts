@@ -3,7 +3,7 @@ import { type ExtractTablesWithRelations, type SQL, sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
 import { readConfig, type StoreConfig, type StoreOptionsInput, storeOptionsSchema } from "./config";
 import { type DatabaseTarget, parseDatabaseUrl } from "./database-url";
-import { ConfigError, InvalidArgumentError } from "./errors";
+import { ConfigError, InvalidArgumentError, requireOptionsObject } from "./errors";
 import type { Logger } from "./logger";
 import { createConsoleLogger } from "./logger";
 
@@ -187,6 +187,11 @@ export const EMBEDDED_IN_PRODUCTION_WARNING =
  * @throws {ConfigError} for bad options; {@link StoreError} when the database cannot be opened.
  */
 export async function createStore(options: CreateStoreOptions = {}): Promise<Store> {
+  requireOptionsObject(
+    options,
+    "options",
+    "Pass { databaseUrl, pool, pglite, logger, cwd, production }, or nothing for the embedded database in ./.governance/.",
+  );
   const { logger = createConsoleLogger(), cwd, production = false, ...rest } = options;
   const config = readConfig(storeOptionsSchema, [], {}, { options: rest, env: {} });
   const target = resolveTarget(config, cwd);

@@ -18,6 +18,7 @@ import {
 import {
   createTestDatabase,
   recordingLogger,
+  rejectionOf,
   type TestEngine,
   testEngines,
 } from "@gov/core/testing";
@@ -97,6 +98,20 @@ describe("GovernanceSDK with core alone", () => {
     await sdk.close();
     await sdk.close();
     expect(sdk.store.closed).toBe(true);
+  });
+
+  // Guards against options that are not an object being read as "no options" (the default
+  // embedded database opened) or failing with a bare TypeError.
+  it("refuses options that are not an object, by rejecting", async () => {
+    for (const [run, field] of [
+      [() => GovernanceSDK.start(42 as never), "options"],
+      [() => GovernanceSDK.start("postgres://db" as never), "options"],
+      [() => GovernanceSDK.compose(null as never, []), "options"],
+      [() => GovernanceSDK.compose({}, null as never), "registry"],
+    ] as const) {
+      const error = await rejectionOf(run);
+      expect(error).toMatchObject({ code: "INVALID_ARGUMENT", field });
+    }
   });
 
   // Guards against running production on the embedded database (fsync off) without a word.

@@ -13,6 +13,7 @@ import {
   type EnvBinding,
   type HaltGuard,
   type HealthReport,
+  InvalidArgumentError,
   type Keyring,
   type Logger,
   type MigrationReport,
@@ -23,6 +24,7 @@ import {
   type OperatorDirectory,
   readConfig,
   readHistoricalKeyEnv,
+  requireOptionsObject,
   resolveKeyring,
   resolveSigningKey,
   resolveTarget,
@@ -160,6 +162,17 @@ export class GovernanceSDK implements AsyncDisposable {
     options: GovernanceSDKOptions,
     registry: readonly SdkModuleEntry[],
   ): Promise<GovernanceSDK> {
+    requireOptionsObject(
+      options,
+      "options",
+      "Pass GovernanceSDK.start({ databaseUrl, auditSecret, … }) or nothing; every option can also come from its GOVERNANCE_* variable.",
+    );
+    if (!Array.isArray(registry))
+      throw new InvalidArgumentError(
+        "registry",
+        `must be an array of module entries, got ${registry === null ? "null" : typeof registry}.`,
+        "Pass the modules to compose, e.g. [...BUILT_IN_MODULES, myModuleEntry].",
+      );
     const {
       logger: givenLogger,
       clock = systemClock,
