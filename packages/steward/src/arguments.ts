@@ -82,3 +82,23 @@ export function requireIdList(
     }
   }
 }
+
+/**
+ * A `Store` (an object with `query()`) given to a storage built by hand, or an error naming
+ * the class to build with one.
+ *
+ * @throws {InvalidArgumentError} `INVALID_ARGUMENT`, field `store`.
+ */
+export function requireStore(value: unknown, owner: string): void {
+  if (
+    typeof value !== "object" ||
+    value === null ||
+    typeof (value as { query?: unknown }).query !== "function"
+  ) {
+    throw new InvalidArgumentError(
+      "store",
+      `must be a Store (an object with query(), from @gov/core's createStore), got ${describe(value)}.`,
+      `Pass new ${owner}(store) the store the steward shares (StewardModule passes context.store), or leave the storage out to keep the state in memory.`,
+    );
+  }
+}

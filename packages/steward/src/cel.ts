@@ -750,8 +750,14 @@ export type BudgetedOutcome =
       overranMs?: number;
     };
 
-function firstLineOf(error: unknown): string {
-  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+/** The first line of what was thrown (`TypeError: …`), however it prints. */
+export function firstLineOf(error: unknown): string {
+  let text: string;
+  try {
+    text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  } catch {
+    text = "an error that cannot be printed";
+  }
   return text.split("\n")[0] ?? text;
 }
 
@@ -768,10 +774,16 @@ function isPlainObject(value: object): boolean {
 
 /** What {@link prepareInput} returns: the bound broken (or null) and the values CEL reads. */
 export interface PreparedInput {
-  /** The static bound the input breaks, or null. */
+  /** The static bound the input breaks, or why it could not be read; null when neither. */
   problem: string | null;
   /** The roots as CEL reads them (see {@link prepareInput}); the originals when `problem` is set. */
   values: unknown[];
+  /**
+   * Set when reading the input threw (a getter, a revoked `Proxy`, a `Proxy` trap): which root
+   * (its index in `roots`) and the error's first line. `problem` says so too, so that a caller
+   * that only checks `problem` fails closed.
+   */
+  unreadable?: { root: number; reason: string };
 }
 
 /**
@@ -864,8 +876,20 @@ export function prepareInput(roots: readonly unknown[]): PreparedInput {
     if (typeof out === "object" && out !== null) weights.set(out, weight);
     return out;
   };
-  const values = roots.map((root) => visit(root, 0));
-  return problem === null ? { problem, values } : { problem, values: [...roots] };
+  let root = 0;
+  try {
+    const values: unknown[] = [];
+    for (; root < roots.length; root++) values.push(visit(roots[root], 0));
+    return problem === null ? { problem, values } : { problem, values: [...roots] };
+  } catch (error) {
+    // A getter, a revoked Proxy or a Proxy trap threw while the input was read.
+    const reason = firstLineOf(error).slice(0, 200);
+    return {
+      problem: `the input could not be read (${reason})`,
+      values: [...roots],
+      unreadable: { root, reason },
+    };
+  }
 }
 
 /**

@@ -894,6 +894,154 @@ describe("guard bounds the text it scans", () => {
 
   it("finds a card number at the end of a long run of digits", () => {
     expect(detectPii(`${"2".repeat(200_000)} 4111 1111 1111 1111`)).toContain("card");
-    expect(detectPii(`${"2".repeat(200_000)}4111111111111111`)).toContain("card");
+    expect(detectPii(`${"2 ".repeat(100_000)}4111 1111 1111 1111`)).toContain("card");
+    expect(detectPii(`${"1234 ".repeat(50_000)}4111 1111 1111 1111`)).toContain("card");
+    // An unbroken run of more than 19 digits is another number, not a card (attack F7: its
+    // windows were tried, and long numbers were often denied).
+    expect(detectPii(`${"2".repeat(200_000)}4111111111111111`)).toEqual([]);
+  });
+});
+
+// Attack F7: no_pii read ordinary numbers as card numbers: digits joined across any space, dot
+// or dash, and every 13-to-19-digit window of the run tried (95 % of rows of 12 readings, 72 %
+// of rows of 6 prices, 51 % of lists of 3 dates were denied).
+describe("no_pii reads card numbers only as cards are written", () => {
+  const rows: [string, (random: () => number) => string][] = [
+    ["8 two-digit numbers", (random) => series(8, () => 10 + Math.floor(random() * 90))],
+    ["12 readings from 0 to 999", (random) => series(12, () => Math.floor(random() * 1_000))],
+    ["6 prices", (random) => series(6, () => (random() * 100).toFixed(2))],
+    [
+      "3 ISO dates",
+      (random) =>
+        series(3, () => `2024-0${1 + Math.floor(random() * 9)}-${10 + Math.floor(random() * 18)}`),
+    ],
+    [
+      "20 readings with mixed separators",
+      (random) =>
+        Array.from({ length: 20 }, () => String(Math.floor(random() * 1_000))).join(
+          [" ", ".", "-", " - ", "  "][Math.floor(random() * 5)],
+        ),
+    ],
+    ["a table of 4-digit years", (random) => series(10, () => 1990 + Math.floor(random() * 40))],
+  ];
+
+  it.each(rows)("lets rows of %s through", (_, make) => {
+    const random = seeded(42);
+    for (let index = 0; index < 500; index++) {
+      const row = make(random);
+      expect(detectPii(row), row).toEqual([]);
+    }
+  });
+
+  it.each([
+    ["in groups of four", "4111 1111 1111 1111"],
+    ["4-6-5 (American Express)", "3782 822463 10005"],
+    ["4-6-4 (Diners Club)", "3056 930902 5904"],
+    ["in groups of four, the last of three", "3782-8224-6310-005"],
+    ["19 digits in groups of four", "4111 1111 1111 1111 110"],
+    ["after another number", "order 12 4111 1111 1111 1111"],
+    ["before its expiry date", "4111 1111 1111 1111 12 28"],
+    ["unbroken, after a decimal point", "ref 7.6011000990139424116"],
+  ])("still finds a card written %s", (_, text) => {
+    expect(detectPii(text), text).toContain("card");
+  });
+});
+
+/** `count` values joined by spaces. */
+function series(count: number, make: () => string | number): string {
+  return Array.from({ length: count }, make).join(" ");
+}
+
+// Attack F8: normalizations the README claimed and the code did not do: control characters,
+// horizontal-line symbols between digits, digits that are not decimal digits (dingbats,
+// parenthesized), an ideographic full stop in an e-mail, letters Unicode's confusables do not
+// list (small capitals, negative squared letters), reasoning given as a list of letters.
+describe("no_pii and blockedKeywords read text as the README says", () => {
+  const pii = guard({ tripwires: ["no_pii"] }, async (_: { note: unknown }) => "ran");
+
+  it.each([
+    ["box-drawing lines", "4111\u25001111\u25011111\u25501111"],
+    ["a horizontal line extension", "4111\u23af1111\u23af1111\u23af1111"],
+    ["katakana prolonged sound marks", "4111\u30fc1111\uff701111\u30fc1111"],
+    ["the ideograph one", "4111\u4e001111\u4e001111 \u4e00 1111"],
+    ["box-drawing lines in an SSN", "ssn 123\u250045\u25006789"],
+    ["katakana prolonged sound marks in an SSN", "123\u30fc45\u30fc6789"],
+    ["C0 controls", "4111\u00011111\u001f1111\u00011111"],
+    ["C1 controls", "4111\u00901111\u00901111\u009f1111"],
+    ["NUL and DEL", "4111\u00001111\u007f1111\u00001111"],
+    [
+      "dingbat digits",
+      "\u278d\u278a\u278a\u278a \u278a\u278a\u278a\u278a \u278a\u278a\u278a\u278a \u278a\u278a\u278a\u278a",
+    ],
+    [
+      "negative circled digits",
+      "\u2779\u2776\u2776\u2776\u2776\u2776\u2776\u2776\u2776\u2776\u2776\u2776\u2776\u2776\u2776\u2776",
+    ],
+    [
+      "double-circled digits",
+      "\u24f8\u24f5\u24f5\u24f5 \u24f5\u24f5\u24f5\u24f5 \u24f5\u24f5\u24f5\u24f5 \u24f5\u24f5\u24f5\u24f5",
+    ],
+    [
+      "parenthesized digits",
+      "\u2477\u2474\u2474\u2474 \u2474\u2474\u2474\u2474 \u2474\u2474\u2474\u2474 \u2474\u2474\u2474\u2474",
+    ],
+    [
+      "digits with a full stop",
+      "\u248b\u2488\u2488\u2488\u2488\u2488\u2488\u2488\u2488\u2488\u2488\u2488\u2488\u2488\u2488\u2488",
+    ],
+    ["an ideographic full stop in an e-mail", "jane@example\u3002com"],
+    ["a half-width ideographic full stop in an e-mail", "jane.doe@mail\uff61example\uff61org"],
+    ["a control character in an e-mail", "jane\u0001@exam\u0090ple.com"],
+    ["card groups given as a list", ["4111", "1111", "1111", "1111"]],
+    ["an SSN given as a list", { parts: ["123", "45", "6789"] }],
+  ])("no_pii sees through %s", async (_, note) => {
+    await expect(pii({ note })).rejects.toMatchObject({ tripwires: ["no_pii"] });
+  });
+
+  const keywords = guard(
+    { blockedKeywords: ["password", "drop table"] },
+    async (_: { reasoning?: unknown }) => "ran",
+  );
+
+  it.each([
+    ["a C0 control", "pass\u0001word"],
+    ["DEL", "pass\u007fword"],
+    ["a C1 control", "pass\u0090word"],
+    ["NUL", "pass\u0000word"],
+    ["small capitals", "send the \u1d18\u1d00\ua731\ua731\u1d21\u1d0f\u0280\u1d05"],
+    ["small capitals in a phrase", "\u1d05\u0280\u1d0f\u1d18 \u1d1b\u1d00\u0299\u029f\u1d07 users"],
+    [
+      "negative squared letters",
+      "\u{1f17f}\u{1f170}\u{1f182}\u{1f182}\u{1f186}\u{1f17e}\u{1f181}\u{1f173}",
+    ],
+    [
+      "negative circled letters",
+      "\u{1f15f}\u{1f150}\u{1f162}\u{1f162}\u{1f166}\u{1f15e}\u{1f161}\u{1f153}",
+    ],
+    ["parenthesized letters", "\u24ab\u249c\u24ae\u24ae\u24b2\u24aa\u24ad\u249f"],
+    [
+      "regional indicator letters",
+      "\u{1f1f5}\u{1f1e6}\u{1f1f8}\u{1f1f8}\u{1f1fc}\u{1f1f4}\u{1f1f7}\u{1f1e9}",
+    ],
+    ["a list of letters", ["p", "a", "s", "s", "w", "o", "r", "d"]],
+    ["a list of words", ["drop", "table", "users"]],
+    ["a set of words in a list", [new Set(["drop", "table"]), "users"]],
+    ["a list of letter look-alikes", ["\u0440", "\u1d00", "s", "s", "\uff57", "o", "r", "d"]],
+  ])("blockedKeywords sees through %s", async (_, reasoning) => {
+    await expect(keywords({ reasoning })).rejects.toMatchObject({
+      tripwires: ["blocked_keywords"],
+    });
+  });
+
+  it("lets lists and small capitals that spell no keyword through", async () => {
+    for (const reasoning of [
+      ["pass", "the", "word"],
+      ["drop", "the", "table"],
+      "\u1d18\u1d00\ua731\ua731\u1d18\u1d0f\u0280\u1d1b renewal",
+      ["4111", "1111"],
+    ]) {
+      await expect(keywords({ reasoning }), JSON.stringify(reasoning)).resolves.toBe("ran");
+    }
+    await expect(pii({ note: ["4111", "1111", "1111", "1112"] })).resolves.toBe("ran");
   });
 });

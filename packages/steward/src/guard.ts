@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { AgentHaltedError, containsLookAlike, matchingForms } from "@gov/core";
+import { AgentHaltedError, containsLookAlike } from "@gov/core";
 import {
   boundedExpression,
   type CompiledExpression,
@@ -19,6 +19,7 @@ import { type InterventionResult, type InterventionType, STEWARD_LIMITS } from "
 import { piiFinding, scanValues } from "./pii";
 import { GUARD_LIMITS, sameSnapshot, snapshotArguments } from "./snapshot";
 import { type GovernanceSteward, stricter } from "./steward";
+import { keywordForms } from "./text";
 
 /** A custom rule of `guard()`: fires when `condition` (CEL over the named arguments) is true. */
 export interface GuardRule {
@@ -71,8 +72,11 @@ export interface GuardOptions<Args extends unknown[] = unknown[], Result = unkno
    */
   maxSpend?: number;
   /**
-   * Deny when the reasoning, or a string in an argument the guard cannot name (positional,
-   * without or beyond `params`), contains one of these (case-insensitive).
+   * Deny when the reasoning (every value in it; a list of strings is also read joined), or a
+   * string in an argument the guard cannot name (positional, without or beyond `params`),
+   * contains one of these — compared case-insensitively through look-alikes: full-width
+   * letters, Unicode's confusables (Cyrillic, Greek, Cherokee), small capitals and other
+   * letter symbols (`ᴘ`, `🅿`, `⒫`), combining marks, invisible and control characters.
    */
   blockedKeywords?: readonly string[];
   /**
@@ -309,14 +313,14 @@ function compileRules<Args extends unknown[], Result>(
     });
   }
   const keywords = (options.blockedKeywords ?? []).map((keyword, index) => {
-    if (typeof keyword !== "string" || (matchingForms(keyword)[0] ?? "").trim() === "") {
+    if (typeof keyword !== "string" || (keywordForms(keyword)[0] ?? "").trim() === "") {
       throw new PolicyError(
         `blockedKeywords[${index}]`,
         "must be a string with visible characters.",
         "List the words to refuse in the reasoning.",
       );
     }
-    return matchingForms(keyword);
+    return keywordForms(keyword);
   });
   if (keywords.length > 0) {
     rules.push({
@@ -324,14 +328,19 @@ function compileRules<Args extends unknown[], Result>(
       decision: "BLOCK",
       reason: "The reasoning contains a blocked keyword.",
       fires: (call) => {
-        // The reasoning, whatever its type (a list of strings is still reasoning), and
-        // arguments without a name, which may be the reasoning too — every value in them,
-        // compared form by form (look-alikes of either case, full-width letters, invisible
+        // The reasoning, whatever its type (a list of strings is still reasoning, and is read
+        // joined too: a list of letters spells a word), and arguments without a name, which
+        // may be the reasoning too — every value in them, compared form by form (look-alikes
+        // of either case, full-width letters, small capitals, invisible and control
         // characters).
-        const finding = scanValues([...call.reasoning, call.unnamed], (text) => {
-          const forms = matchingForms(text);
-          return keywords.some((keyword) => containsLookAlike(forms, keyword));
-        });
+        const finding = scanValues(
+          [...call.reasoning, ...call.unnamed],
+          (text) => {
+            const forms = keywordForms(text);
+            return keywords.some((keyword) => containsLookAlike(forms, keyword));
+          },
+          KEYWORD_LIST_SEPARATORS,
+        );
         if (finding === null) return false;
         return finding.kind === "match"
           ? true
@@ -580,5 +589,8 @@ function changedArguments(actionName: string, traceId: string | undefined): Trip
     action: actionName,
   });
 }
+
+/** A list in the reasoning is also read joined without and with spaces (letters, words). */
+const KEYWORD_LIST_SEPARATORS = { listSeparators: ["", " "] } as const;
 
 const RANKED: readonly InterventionType[] = ["OK", "FLAG", "NUDGE", "ESCALATE", "BLOCK", "HALT"];

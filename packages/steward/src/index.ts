@@ -80,9 +80,14 @@ export {
   PII_SCAN_LIMITS,
   type PiiKind,
   type ScanFinding,
+  type ScanOptions,
   scanValues,
 } from "./pii";
-export { BLUEPRINT_SIGNATURE_TYPE, type BlueprintRejectionReason } from "./signature";
+export {
+  BLUEPRINT_LEDGER_SIGNATURE_TYPE,
+  BLUEPRINT_SIGNATURE_TYPE,
+  type BlueprintRejectionReason,
+} from "./signature";
 export { GUARD_LIMITS } from "./snapshot";
 export {
   type AgentState,

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -322,6 +323,34 @@ describe.each(testEngines())("steward persistence on $name", (engine: TestEngine
     ],
   };
 
+  /**
+   * A refused row was written to the audit chain (once, as the steward's own event), and
+   * nothing is loaded from it: a steward built from the registry refuses to start.
+   */
+  async function expectAuditedRefusal(
+    audit: ReturnType<typeof recordingAuditSink>,
+    id: string,
+    reason: string,
+  ) {
+    expect(audit.events).toEqual([
+      expect.objectContaining({
+        agentId: "gov.steward",
+        kind: "steward.blueprint_rejected",
+        metadata: expect.objectContaining({ blueprintId: id, reason }),
+      }),
+    ]);
+    await expect(make({ blueprints: [], blueprintIds: [id] }, store, { audit })).rejects.toSatisfy(
+      (error) => BlueprintSignatureInvalid.isInstance(error),
+    );
+  }
+
+  /** A row without key id or signature, as written before signatures (or by hand). */
+  async function insertUnsigned(document: { id: string; version: string }) {
+    await store.query(sql`
+      insert into gov_steward.blueprints (id, name, version, content, content_hash)
+      values (${document.id}, 'x', ${document.version}, ${JSON.stringify(document)}::jsonb, ${canonicalJsonHash(document, "blueprint")})`);
+  }
+
   /** Overwrite a stored row's content, edited by `edit`, with a recomputed content hash. */
   async function tamper(id: string, edit: (content: StoredContent) => void) {
     const [row] = await store.query<{ content: StoredContent }>(
@@ -395,17 +424,7 @@ describe.each(testEngines())("steward persistence on $name", (engine: TestEngine
           (line) => line.level === "warn" && /Refused blueprint/.test(line.message),
         ),
       ).toBe(true);
-      expect(audit.events).toEqual([
-        expect.objectContaining({
-          agentId: "gov.steward",
-          kind: "steward.blueprint_rejected",
-          metadata: expect.objectContaining({ blueprintId: "payments@1", reason: "bad_signature" }),
-        }),
-      ]);
-      // Nothing is loaded from it: a steward built from the registry refuses to start.
-      await expect(
-        make({ blueprints: [], blueprintIds: ["payments@1"] }, store, { audit }),
-      ).rejects.toSatisfy((error) => BlueprintSignatureInvalid.isInstance(error));
+      await expectAuditedRefusal(audit, "payments@1", "bad_signature");
     },
   );
 
@@ -464,9 +483,7 @@ describe.each(testEngines())("steward persistence on $name", (engine: TestEngine
       const module = await make();
       const document = validateBlueprint(GUARDED);
       // As the row was written by the previous version: no key id, no signature.
-      await store.query(sql`
-        insert into gov_steward.blueprints (id, name, version, content, content_hash)
-        values ('payments@1', 'payments', '1', ${JSON.stringify(document)}::jsonb, ${canonicalJsonHash(document, "blueprint")})`);
+      await insertUnsigned(document);
       await expect(module.registry.get("payments@1")).rejects.toMatchObject({
         reason: "unsigned",
         recoveryHint: expect.stringMatching(/Publish the same blueprint again/),
@@ -474,7 +491,8 @@ describe.each(testEngines())("steward persistence on $name", (engine: TestEngine
       await expect(
         module.registry.publish({ ...GUARDED, description: "other content" }),
       ).rejects.toSatisfy(
-        (error) => PolicyError.isInstance(error) && /immutable/.test(error.message),
+        (error) =>
+          PolicyError.isInstance(error) && /unsigned row with other content/.test(error.message),
       );
       await module.registry.publish(GUARDED);
       expect(await module.registry.get("payments@1")).toEqual(document);
@@ -498,6 +516,162 @@ describe.each(testEngines())("steward persistence on $name", (engine: TestEngine
       await expect(onlyNew.registry.publish(GUARDED)).rejects.toMatchObject({
         reason: "unknown_key",
       });
+    },
+  );
+
+  /** A registry row as a table owner saves it, to put it back later. */
+  async function savedRow(id: string) {
+    const [row] = await store.query<{
+      content: unknown;
+      content_hash: string;
+      key_id: string | null;
+      signature: string | null;
+    }>(
+      sql`select content, content_hash, key_id, signature from gov_steward.blueprints where id = ${id}`,
+    );
+    if (!row) throw new Error(`no row ${id}`);
+    return row;
+  }
+
+  async function putBack(id: string, row: Awaited<ReturnType<typeof savedRow>>) {
+    await store.query(sql`delete from gov_steward.blueprints where id = ${id}`);
+    await store.query(sql`
+      insert into gov_steward.blueprints (id, name, version, content, content_hash, key_id, signature)
+      values (${id}, 'x', '1', ${JSON.stringify(row.content)}::jsonb, ${row.content_hash}, ${row.key_id}, ${row.signature})`);
+  }
+
+  const LAX = {
+    id: "limits@1",
+    version: "1",
+    tripwires: [{ id: "big", condition: "args.amount > 1e12", onFail: { decision: "BLOCK" } }],
+  };
+  const STRICT = {
+    ...LAX,
+    tripwires: [{ id: "big", condition: "args.amount > 10", onFail: { decision: "BLOCK" } }],
+  };
+
+  // Registry attack: a version deleted and published again with other content let a saved
+  // copy of its old signed row verify again when a table owner put it back. What was ever
+  // published under an id is kept in a signed ledger; other content is refused for good.
+  it.skipIf(!engine.available)(
+    "refuses to publish a version again with other content, even after its row was deleted",
+    async () => {
+      const module = await make();
+      const published = await module.registry.publish(LAX);
+      const old = await savedRow("limits@1");
+      await store.query(sql`delete from gov_steward.blueprints where id = 'limits@1'`);
+      await expect(module.registry.publish(STRICT)).rejects.toSatisfy(
+        (error) =>
+          PolicyError.isInstance(error) &&
+          /was published before with other content/.test(error.message) &&
+          /immutable/.test(error.message),
+      );
+      // The same content can be published again (the row restored), and the saved row is it.
+      await expect(module.registry.publish(LAX)).resolves.toEqual(published);
+      await putBack("limits@1", old);
+      expect((await module.registry.get("limits@1")).tripwires[0]?.condition).toBe(
+        "args.amount > 1e12",
+      );
+      // Nothing was written for the refused content.
+      const [entry] = await store.query<{ content_hash: string }>(
+        sql`select content_hash from gov_steward.blueprint_ledger where id = 'limits@1'`,
+      );
+      expect(entry?.content_hash).toBe(published.contentHash);
+    },
+  );
+
+  it.skipIf(!engine.available)(
+    "refuses a saved signed row put back after its version was published again with other content",
+    async () => {
+      const audit = recordingAuditSink();
+      const module = await make({}, store, { audit });
+      await module.registry.publish(LAX);
+      const old = await savedRow("limits@1");
+      // A table owner deletes the row and its ledger entry; someone publishes other content
+      // under the same version; the owner puts the old signed row back.
+      await store.query(sql`delete from gov_steward.blueprints where id = 'limits@1'`);
+      await store.query(sql`delete from gov_steward.blueprint_ledger where id = 'limits@1'`);
+      await module.registry.publish(STRICT);
+      await putBack("limits@1", old);
+      await expect(module.registry.get("limits@1")).rejects.toMatchObject({
+        code: "BLUEPRINT_SIGNATURE_INVALID",
+        reason: "ledger_mismatch",
+      });
+      await expectAuditedRefusal(audit, "limits@1", "ledger_mismatch");
+    },
+  );
+
+  // Guards against versions stored before the ledger existed being published again with other
+  // content after their row is deleted: the migration records them (unsigned, as SQL cannot
+  // sign), and publishing the same content signs their entries.
+  it.skipIf(!engine.available)(
+    "the migration records the versions already stored; publishing them again signs the entries",
+    async () => {
+      const module = await make();
+      await module.registry.publish(LAX);
+      await insertUnsigned(validateBlueprint(GUARDED));
+      // As before migration 0002: no ledger.
+      await store.query(sql`delete from gov_steward.blueprint_ledger`);
+      const migration = await readFile(
+        new URL("../drizzle/0003_record_published_blueprints.sql", import.meta.url),
+        "utf8",
+      );
+      await store.query(sql.raw(migration));
+      const ledger = async () =>
+        store.query<{ id: string; signed: boolean }>(
+          sql`select id, signature is not null as signed from gov_steward.blueprint_ledger order by id`,
+        );
+      expect(await ledger()).toEqual([
+        { id: "limits@1", signed: false },
+        { id: "payments@1", signed: false },
+      ]);
+      await store.query(sql`delete from gov_steward.blueprints where id = 'limits@1'`);
+      await expect(module.registry.publish(STRICT)).rejects.toThrow(
+        /published before with other content.*not signed by this deployment/,
+      );
+      await module.registry.publish(LAX);
+      await module.registry.publish(GUARDED);
+      expect(await ledger()).toEqual([
+        { id: "limits@1", signed: true },
+        { id: "payments@1", signed: true },
+      ]);
+      expect((await module.registry.get("payments@1")).id).toBe("payments@1");
+    },
+  );
+
+  // Registry attack: a row planted unsigned with other content was reported as "already
+  // published with other content", as if someone holding the chain key had published it.
+  it.skipIf(!engine.available)(
+    "says that an unsigned row with other content was not published, and refuses forged ones",
+    async () => {
+      const module = await make();
+      await insertUnsigned(validateBlueprint(LAX));
+      let caught: unknown;
+      try {
+        await module.registry.publish(STRICT);
+      } catch (error) {
+        caught = error;
+      }
+      expect(PolicyError.isInstance(caught)).toBe(true);
+      const message = (caught as Error).message;
+      expect(message).toMatch(/unsigned row with other content/);
+      expect(message).not.toMatch(/already published/);
+      // A signed-looking row with a forged signature is a signature failure, not a publication.
+      await store.query(sql`
+        update gov_steward.blueprints set key_id = ${KEY_A.id}, signature = ${"ab".repeat(32)}
+        where id = 'limits@1'`);
+      await expect(module.registry.publish(STRICT)).rejects.toMatchObject({
+        code: "BLUEPRINT_SIGNATURE_INVALID",
+        reason: "bad_signature",
+      });
+      // A ledger entry written by hand (unsigned, or with a forged signature) is named as such.
+      await store.query(sql`delete from gov_steward.blueprints where id = 'limits@1'`);
+      await store.query(sql`
+        insert into gov_steward.blueprint_ledger (id, content_hash, key_id, signature)
+        values ('other@1', ${"0".repeat(64)}, ${KEY_A.id}, ${"cd".repeat(32)})`);
+      await expect(module.registry.publish({ ...STRICT, id: "other@1" })).rejects.toThrow(
+        /not signed by this deployment/,
+      );
     },
   );
 

@@ -13,11 +13,17 @@ import {
   sanitizeName,
   sql,
 } from "@gov/core";
-import { requireFinite, requireId, requireIdList } from "./arguments";
+import { requireFinite, requireId, requireIdList, requireStore } from "./arguments";
 import { readBlueprintFile, validateBlueprint } from "./blueprint";
 import { BlueprintNotFound, BlueprintSignatureInvalid, PolicyError } from "./errors";
 import { type BlueprintDocument, STEWARD_AUDIT_KINDS, STEWARD_LIMITS } from "./models";
-import { type BlueprintRejectionReason, signBlueprint, verifyStoredBlueprint } from "./signature";
+import {
+  type BlueprintRejectionReason,
+  ledgerEntrySigned,
+  signBlueprint,
+  signLedgerEntry,
+  verifyStoredBlueprint,
+} from "./signature";
 import {
   type AgentState,
   actionsLastHour,
@@ -53,7 +59,9 @@ interface StateRow extends Record<string, unknown> {
 export class PostgresStateStorage implements StateStorage {
   readonly #store: Store;
 
+  /** @throws {InvalidArgumentError} when `store` is not a Store (field `store`). */
   constructor(store: Store) {
+    requireStore(store, "PostgresStateStorage");
     this.#store = store;
   }
 
@@ -142,7 +150,9 @@ export class PostgresStateStorage implements StateStorage {
 export class PostgresTrustDebtStorage implements TrustDebtStorage {
   readonly #store: Store;
 
+  /** @throws {InvalidArgumentError} when `store` is not a Store (field `store`). */
   constructor(store: Store) {
+    requireStore(store, "PostgresTrustDebtStorage");
     this.#store = store;
   }
 
@@ -173,6 +183,16 @@ export class PostgresTrustDebtStorage implements TrustDebtStorage {
     if (!row) return 0;
     return decayed(Number(row.debt), nowMs - Number(row.updated_at_ms), decay);
   }
+}
+
+/** An id whose row or ledger entry changed between two statements of `publish`. */
+function concurrentPublication(id: string): PolicyError {
+  return new PolicyError(
+    "id",
+    `"${id}" was being published or deleted concurrently.`,
+    "Publish it again.",
+    id,
+  );
 }
 
 function checkAgentAndTime(agentId: unknown, atMs: unknown, field: string): void {
@@ -310,6 +330,14 @@ interface BlueprintRow extends Record<string, unknown> {
   content_hash: string;
   key_id: string | null;
   signature: string | null;
+  /** The content hash the ledger records for the id (null without an entry). */
+  ledger_hash: string | null;
+}
+
+interface LedgerRow extends Record<string, unknown> {
+  content_hash: string;
+  key_id: string | null;
+  signature: string | null;
 }
 
 /** The agent id of the steward's own audit events (a refused registry row). */
@@ -327,6 +355,8 @@ const REJECTION_FIXES: Record<BlueprintRejectionReason, string> = {
     "The row was changed in the database after it was published: find out who can write gov_steward.blueprints, delete the row, and publish the blueprint again.",
   invalid_blueprint:
     "The row holds content this version of @gov/steward refuses: delete the row and publish the blueprint again (under a new version if its content changed).",
+  ledger_mismatch:
+    "Someone put back an older row of this version, or edited gov_steward.blueprint_ledger: find out who can write gov_steward, and publish the intended content under a new version.",
 };
 
 /** Options of {@link PostgresBlueprintRegistry}. */
@@ -346,9 +376,12 @@ export interface PostgresBlueprintRegistryOptions {
  * The Postgres registry (`gov_steward.blueprints`): versions are immutable, and each row is
  * signed under the chain key (HMAC-SHA256 over the domain tag `gov.steward.blueprint.v1`, id,
  * version, content hash and content). Publishing an id again with the same content is a no-op;
- * with different content it is refused. A row whose signature fails — edited in the table,
- * written before signatures, or signed by a key this process does not hold — is refused when
- * read ({@link BlueprintSignatureInvalid}), logged and written to the audit chain.
+ * with different content it is refused, even after the row was deleted: what was ever
+ * published under an id is kept in a signed ledger (`gov_steward.blueprint_ledger`). A row
+ * whose signature fails — edited in the table, written before signatures, or signed by a key
+ * this process does not hold — or whose content is not what the ledger records for its id (an
+ * older signed row put back) is refused when read ({@link BlueprintSignatureInvalid}), logged
+ * and written to the audit chain.
  *
  * @example
  * ```ts
@@ -407,56 +440,129 @@ export class PostgresBlueprintRegistry implements BlueprintRegistry {
 
   /**
    * Validate, sign and store a blueprint version. Publishing the same content again is a
-   * no-op, and signs a row written before signatures.
+   * no-op: it signs a row written before signatures, and writes back a row that was deleted.
+   * Other content under a published id is refused for good (the ledger remembers it after the
+   * row is deleted): publish it under a new version.
    *
    * @returns its id and content hash (SHA-256 of the validated document's canonical JSON).
-   * @throws {PolicyError} for a bad blueprint, or an id already published with other content.
-   * @throws {BlueprintSignatureInvalid} when the stored row of this id fails its signature.
+   * @throws {PolicyError} for a bad blueprint, an id published before with other content, or
+   *   an id whose row holds other content that no process holding the chain key published.
+   * @throws {BlueprintSignatureInvalid} when the stored row of this id fails its check.
    * @throws {InvalidArgumentError} without a keyring.
    */
   async publish(input: unknown): Promise<{ id: string; contentHash: string }> {
     const keyring = this.#requireKeyring();
     const document = validateBlueprint(input);
     const { contentHash, signature, keyId } = signBlueprint(keyring.current, document);
-    const name = document.id.slice(0, document.id.lastIndexOf("@"));
+    const id = document.id;
+    // Other content stored under this id, or recorded as published, refuses the new one
+    // before anything is written.
+    const existing = await this.#read(id);
+    if (existing && existing.content_hash !== contentHash) {
+      await this.#refuseOtherContent(id, existing);
+    }
+    await this.#record(keyring, id, contentHash);
+    const name = id.slice(0, id.lastIndexOf("@"));
     const content = JSON.stringify(document);
     const inserted = await this.#db.query<{ id: string }>(sql`
       insert into gov_steward.blueprints (id, name, version, content, content_hash, key_id, signature)
-      values (${document.id}, ${name}, ${document.version}, ${content}::jsonb, ${contentHash}, ${keyId}, ${signature})
+      values (${id}, ${name}, ${document.version}, ${content}::jsonb, ${contentHash}, ${keyId}, ${signature})
       on conflict (id) do nothing
       returning id`);
-    if (inserted.length > 0) return { id: document.id, contentHash };
-    const row = await this.#read(document.id);
-    if (!row) {
-      throw new PolicyError(
-        "id",
-        `"${document.id}" was being published or deleted concurrently.`,
-        "Publish it again.",
-        document.id,
-      );
-    }
-    if (row.content_hash !== contentHash) {
-      throw new PolicyError(
-        "id",
-        `"${document.id}" is already published with other content (hash ${String(row.content_hash).slice(0, 12)}…); versions are immutable.`,
-        "Publish the change under a new version (name@next-version).",
-        document.id,
-      );
-    }
+    if (inserted.length > 0) return { id, contentHash };
+    const row = await this.#read(id);
+    if (!row) throw concurrentPublication(id);
+    if (row.content_hash !== contentHash) await this.#refuseOtherContent(id, row);
     if (row.signature === null) {
       // Written before signatures, with this content: sign it in place (with the content as
       // validated here, whatever the row holds).
       await this.#db.query(sql`
         update gov_steward.blueprints
         set content = ${content}::jsonb, key_id = ${keyId}, signature = ${signature}
-        where id = ${document.id} and signature is null and content_hash = ${contentHash}`);
+        where id = ${id} and signature is null and content_hash = ${contentHash}`);
       const [signed] = await this.#db.query<{ signature: string | null }>(
-        sql`select signature from gov_steward.blueprints where id = ${document.id}`,
+        sql`select signature from gov_steward.blueprints where id = ${id}`,
       );
-      if (signed?.signature) return { id: document.id, contentHash };
+      if (signed?.signature) return { id, contentHash };
     }
-    await this.#verified(document.id, await this.#read(document.id));
-    return { id: document.id, contentHash };
+    await this.#verified(id, await this.#read(id));
+    return { id, contentHash };
+  }
+
+  /**
+   * Refuse to publish other content under `id`: what its row holds (published, unsigned, or
+   * failing its check) or what the ledger records, named for what it is.
+   */
+  async #refuseOtherContent(id: string, row: BlueprintRow): Promise<never> {
+    if (row.content === undefined) {
+      // Only a ledger entry: the version was published before, and its row deleted since.
+      const entry = await this.#ledgerEntry(id);
+      const signed = entry !== undefined && this.#ledgerSigned(id, entry);
+      throw new PolicyError(
+        "id",
+        `"${id}" was published before with other content (hash ${String(row.content_hash).slice(0, 12)}…)${signed ? "" : " — as its ledger entry says, which is not signed by this deployment (recorded before the ledger was signed, or written by hand)"}; versions are immutable, even after their row is deleted.`,
+        "Publish the change under a new version (name@next-version).",
+        id,
+      );
+    }
+    if (row.signature === null) {
+      throw new PolicyError(
+        "id",
+        `"${id}" holds an unsigned row with other content (hash ${String(row.content_hash).slice(0, 12)}…), which no process holding the chain key published: written before blueprints were signed, or by hand.`,
+        "If the row is yours (written before signatures), publish its content unchanged to sign it and this change under a new version; otherwise find out who can write gov_steward.blueprints, delete the row, and publish again.",
+        id,
+      );
+    }
+    // A signed row: refused (reported) if it fails its check, else a publication.
+    await this.#verified(id, row);
+    throw new PolicyError(
+      "id",
+      `"${id}" is already published with other content (hash ${String(row.content_hash).slice(0, 12)}…); versions are immutable.`,
+      "Publish the change under a new version (name@next-version).",
+      id,
+    );
+  }
+
+  /**
+   * Record in the ledger that `contentHash` is published under `id` (signed), or sign an
+   * unsigned entry of the same hash; refuse when the ledger holds other content (a concurrent
+   * publication of other content won).
+   */
+  async #record(keyring: Keyring, id: string, contentHash: string): Promise<void> {
+    const entry = signLedgerEntry(keyring.current, id, contentHash);
+    const written = await this.#db.query<{ id: string }>(sql`
+      insert into gov_steward.blueprint_ledger as l (id, content_hash, key_id, signature)
+      values (${id}, ${contentHash}, ${entry.keyId}, ${entry.signature})
+      on conflict (id) do update set key_id = excluded.key_id, signature = excluded.signature
+        where l.content_hash = excluded.content_hash
+      returning id`);
+    if (written.length > 0) return;
+    const recorded = await this.#ledgerEntry(id);
+    if (!recorded) throw concurrentPublication(id);
+    await this.#refuseOtherContent(id, {
+      id,
+      content: undefined,
+      content_hash: recorded.content_hash,
+      key_id: null,
+      signature: null,
+      ledger_hash: recorded.content_hash,
+    });
+  }
+
+  async #ledgerEntry(id: string): Promise<LedgerRow | undefined> {
+    const [entry] = await this.#db.query<LedgerRow>(
+      sql`select content_hash, key_id, signature from gov_steward.blueprint_ledger where id = ${id}`,
+    );
+    return entry;
+  }
+
+  #ledgerSigned(id: string, entry: LedgerRow): boolean {
+    return ledgerEntrySigned(this.#requireKeyring(), {
+      id,
+      contentHash: entry.content_hash,
+      keyId: entry.key_id,
+      signature: entry.signature,
+    });
   }
 
   /**
@@ -479,21 +585,41 @@ export class PostgresBlueprintRegistry implements BlueprintRegistry {
     return this.#verified(id, await this.#read(id));
   }
 
+  /**
+   * The row of `id` with the hash its ledger entry records; when only a ledger entry is left
+   * (the row deleted), that entry as a row without content.
+   */
   async #read(id: string): Promise<BlueprintRow | undefined> {
-    const [row] = await this.#db.query<BlueprintRow>(
-      sql`select id, content, content_hash, key_id, signature from gov_steward.blueprints where id = ${id}`,
-    );
-    return row;
+    const [row] = await this.#db.query<BlueprintRow>(sql`
+      select b.id, b.content, b.content_hash, b.key_id, b.signature, l.content_hash as ledger_hash
+      from gov_steward.blueprints b
+      left join gov_steward.blueprint_ledger l on l.id = b.id
+      where b.id = ${id}`);
+    if (row) return row;
+    const entry = await this.#ledgerEntry(id);
+    return entry === undefined
+      ? undefined
+      : {
+          id,
+          content: undefined,
+          content_hash: entry.content_hash,
+          key_id: null,
+          signature: null,
+          ledger_hash: entry.content_hash,
+        };
   }
 
   async #verified(id: string, row: BlueprintRow | undefined): Promise<BlueprintDocument> {
-    if (!row) throw new BlueprintNotFound(id, "the blueprint registry (gov_steward.blueprints)");
+    if (!row || row.content === undefined) {
+      throw new BlueprintNotFound(id, "the blueprint registry (gov_steward.blueprints)");
+    }
     const checked = verifyStoredBlueprint(this.#requireKeyring(), {
       id: row.id,
       content: row.content,
       contentHash: row.content_hash,
       keyId: row.key_id,
       signature: row.signature,
+      ledgerHash: row.ledger_hash,
     });
     if (checked.ok) return checked.document;
     const fix = REJECTION_FIXES[checked.reason];

@@ -6,23 +6,28 @@
  */
 import { types } from "node:util";
 import { stripIgnorables } from "@gov/core";
+import { foldNumberForms, stripControls } from "./text";
 
 /** Which kind of personal data was found. */
 export type PiiKind = "email" | "phone" | "card" | "national_id";
 
 // Bounded parts (local ≤ 64, labels ≤ 63): linear time on long runs without an @. Letters and
 // digits of any script (internationalized addresses).
-const EMAIL = /[\p{L}\p{N}._%+-]{1,64}@[\p{L}\p{N}-]{1,63}(?:\.[\p{L}\p{N}-]{1,63})*\.\p{L}{2,63}/u;
+// The domain's dots may be ideographic full stops (U+3002, and U+FF61, which NFKD makes one), as
+// internationalized domain names allow.
+const EMAIL =
+  /[\p{L}\p{N}._%+-]{1,64}@[\p{L}\p{N}-]{1,63}(?:[.\u3002][\p{L}\p{N}-]{1,63})*[.\u3002]\p{L}{2,63}/u;
 // Formatted phone numbers: a leading + with 8 to 15 digits, a grouped 3-3-4 number, or a
 // national number with a trunk 0 in groups (UK `020 7946 0958`, `07700 900123`).
 // A bare run of digits (an order number) is not a phone number.
 const PHONE_INTERNATIONAL = /(?<![\w+])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,5}(?!\w)/g;
 const PHONE_GROUPED = /(?<!\d)(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?!\d)/;
 const PHONE_NATIONAL = /(?<![\w+.-])\(?0\d{1,4}\)?[\s-]\d{3,4}(?:[\s-]?\d{3,4})?(?![\w.-])/g;
-// Runs of digits, separated by up to two spaces, dashes or dots (in normalized text, where
-// every blank is a space and every dash a "-"): each run's digits are searched for a card
-// number in every 13-to-19-digit window.
-const DIGIT_RUN = /\d(?:[ .-]{0,2}\d){12,}/g;
+// Runs of digit groups, separated by one to three spaces, dashes or dots (in normalized text,
+// where every blank is a space and every dash a "-"): each run is searched for a card number
+// written as cards are ({@link CARD_GROUPINGS}).
+const DIGIT_GROUPS = /\d+(?:[ .-]{1,3}\d+)*/g;
+const GROUP_SEPARATOR = /[ .-]+/;
 const SSN = /(?<!\d)(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?!\d)/;
 // Nine bare digits are an SSN only next to a keyword.
 const SSN_BARE = /(?<!\d)(?!000|666|9\d\d)\d{3}(?!00)\d{2}(?!0000)\d{4}(?!\d)/g;
@@ -41,34 +46,54 @@ export function plausibleCardPrefix(digits: string): boolean {
 }
 
 /**
- * Whether some 13-to-19-digit window of `digits` is a plausible, Luhn-valid card number, in
- * linear time: the Luhn sum of every window comes from two running sums (one doubling the
- * digits at even positions, one at odd ones), and the issuer prefix is read from the digits'
- * codes — no slice per window.
+ * How card numbers are written, as the lengths of their groups of digits: in groups of four
+ * with a last group of one to four digits (13 to 19 digits: Visa, Mastercard, Discover, JCB,
+ * UnionPay, Maestro), 4-6-5 (American Express) and 4-6-4 (Diners Club). A run of groups is
+ * searched for these at every group boundary (a card after another number, or before its
+ * expiry date); an unbroken run of 13 to 19 digits is tried whole, and for a card followed by
+ * digits glued to it. A longer unbroken run is another number.
  */
-function containsCard(digits: string): boolean {
-  const length = digits.length;
-  if (length < 13) return false;
-  // sums[k][i]: the Luhn contributions of digits[0..i) when the digits at parity k are doubled.
-  const even = new Int32Array(length + 1);
-  const odd = new Int32Array(length + 1);
-  for (let index = 0; index < length; index++) {
-    const digit = digits.charCodeAt(index) - 48;
-    const doubled = digit * 2 > 9 ? digit * 2 - 9 : digit * 2;
-    even[index + 1] = (even[index] as number) + (index % 2 === 0 ? doubled : digit);
-    odd[index + 1] = (odd[index] as number) + (index % 2 === 1 ? doubled : digit);
-  }
-  for (let start = 0; start + 13 <= length; start++) {
-    const first = digits.charCodeAt(start) - 48;
-    if (first < 2 || first > 6) continue;
-    const prefix = prefixOf(digits, start);
-    for (let size = 13; size <= 19 && start + size <= length; size++) {
-      if (!plausibleForPrefix(prefix, size)) continue;
-      const end = start + size;
-      // The last digit is not doubled; the digits of the other parity are.
-      const sums = (end - 1) % 2 === 0 ? odd : even;
-      if (((sums[end] as number) - (sums[start] as number)) % 10 === 0) return true;
+const CARD_GROUPINGS: readonly (readonly number[])[] = [
+  [4, 4, 4, 1],
+  [4, 4, 4, 2],
+  [4, 4, 4, 3],
+  [4, 4, 4, 4],
+  [4, 4, 4, 4, 1],
+  [4, 4, 4, 4, 2],
+  [4, 4, 4, 4, 3],
+  [4, 6, 5],
+  [4, 6, 4],
+];
+
+/**
+ * Whether a run of digit groups (`4111 1111-1111.1111`, `9.4111111111111111`) holds a card
+ * number written as cards are: groups that follow one of {@link CARD_GROUPINGS}, or one
+ * unbroken group of 13 to 19 digits, each a plausible, Luhn-valid card number. Numbers in other
+ * groupings (readings, prices, dates) are never joined into one: linear in the run's length.
+ */
+function groupsHoldCard(run: string): boolean {
+  const groups = run.split(GROUP_SEPARATOR);
+  for (let start = 0; start < groups.length; start++) {
+    const group = groups[start] as string;
+    if (group.length >= 13 && group.length <= 19 && unbrokenCard(group)) return true;
+    if (group.length !== 4) continue;
+    for (const grouping of CARD_GROUPINGS) {
+      if (start + grouping.length > groups.length) continue;
+      if (grouping.every((size, offset) => groups[start + offset]?.length === size)) {
+        if (isCard(groups.slice(start, start + grouping.length).join(""))) return true;
+      }
     }
+  }
+  return false;
+}
+
+/**
+ * Whether an unbroken run of 13 to 19 digits is a card number, or begins with one followed by
+ * digits glued to it (`4111111111111111123`: a card and its CVV).
+ */
+function unbrokenCard(digits: string): boolean {
+  for (let size = digits.length; size >= 13; size--) {
+    if (isCard(size === digits.length ? digits : digits.slice(0, size))) return true;
   }
   return false;
 }
@@ -134,6 +159,13 @@ const DASHES = /[\p{Pd}\u2212\u2043\u02d7\u2796]/gu;
 // Every blank: white space (tab, no-break, thin, ideographic, line breaks, …) and the
 // characters that render blank without being white space (braille blank, Hangul fillers).
 const BLANKS = /[\p{White_Space}\u2800\u3164\uffa0\u115f\u1160]+/gu;
+// Horizontal-line symbols that look like a dash between digits: box-drawing and block
+// horizontals, the horizontal line extension, scan lines, straightness, and the letters that
+// are drawn as a line — the katakana prolonged sound mark `ー` (half-width `ｰ` after NFKD), the
+// ideograph one `一` (and the Kangxi radical one) and the Hangul vowel eu `ᅳ` (and `ㅡ`).
+// Letters are read as "-" only between digits (after blanks are collapsed: `4111 ー 1111`).
+const LINES_BETWEEN_DIGITS =
+  /(?<=\d ?)[\u2500\u2501\u2504\u2505\u2508\u2509\u254c\u254d\u2550\u2574\u2576\u2578\u257a\u257c\u257e\u23af\u23ba-\u23bd\u23e4\u2581\u2594\u30fc\u4e00\u1173\u3161]+(?= ?\d)/g;
 const MARKS = /\p{M}/gu;
 const OTHER_DIGITS = /(?![0-9])\p{Nd}/gu;
 const DECIMAL_DIGIT = /^\p{Nd}$/u;
@@ -157,24 +189,29 @@ function asciiDigit(digit: string): string {
 }
 
 /**
- * Text as the `no_pii` detectors read it: compatibility forms folded (NFKD: full-width and
+ * Text as the `no_pii` detectors read it: control characters removed (NUL, U+0001, DEL, the C1
+ * controls; tab and line breaks are blanks), number forms read as their digits (`➍`, `⑷`,
+ * `⒋`, `⓸`), compatibility forms folded (NFKD: full-width, superscript, circled and
  * mathematical digits, full-width `＠`), format and default-ignorable characters removed
  * (zero-width characters, soft hyphens, word joiners), combining marks removed, the digits of
- * every script read as ASCII digits, every dash look-alike read as `-`, and every run of blank
- * characters read as one space (spaces around a dash dropped). Digits are not folded as
- * confusables: a UTS #39 skeleton would turn `0` into `O`.
+ * every script read as ASCII digits, every dash look-alike read as `-`, every run of blank
+ * characters read as one space (spaces around a dash dropped), and a horizontal-line symbol
+ * between digits (`─`, `⎯`, `ー`, `一`) read as `-`. Digits are not folded as confusables: a
+ * UTS #39 skeleton would turn `0` into `O`.
  *
  * @example
  * normalizeForPii("4111\u200b1111\t\t1111\u20131111"); // "4111 1111 1111-1111"
+ * normalizeForPii("➍➊➊➊\u0001ー1111"); // "4111-1111"
  */
 export function normalizeForPii(input: string): string {
   let text = input;
   if (!PRINTABLE_ASCII.test(text)) {
-    text = stripIgnorables(text.normalize("NFKD"))
+    text = stripIgnorables(foldNumberForms(stripControls(text)).normalize("NFKD"))
       .replace(MARKS, "")
       .replace(OTHER_DIGITS, asciiDigit)
       .replace(DASHES, "-")
-      .replace(BLANKS, " ");
+      .replace(BLANKS, " ")
+      .replace(LINES_BETWEEN_DIGITS, "-");
   } else if (text.includes("  ")) {
     text = text.replace(/ {2,}/g, " ");
   }
@@ -186,20 +223,9 @@ export function detectPii(input: string): PiiKind[] {
   const found: PiiKind[] = [];
   const text = normalizeForPii(input);
   if (text.includes("@") && EMAIL.test(text)) found.push("email");
-  for (const match of text.matchAll(DIGIT_RUN)) {
-    // A run with one dot and no other separator reads as a decimal: its integer part is
-    // searched, and its fraction is a card when it is one, whole (a leading "9." does not hide
-    // a card; a random fraction, whose windows would often pass Luhn, is not searched). Any
-    // other run (mixed separators, several dots) is one number in groups.
-    const run = match[0];
-    const pieces = run.split(".");
-    if (pieces.length === 2 && !/[ -]/.test(run)) {
-      const [integer = "", fraction = ""] = pieces;
-      if (containsCard(integer) || isCard(fraction) || isCard(fraction.replace(/0+$/, ""))) {
-        found.push("card");
-        break;
-      }
-    } else if (containsCard(run.replace(/[ .-]/g, ""))) {
+  for (const match of text.matchAll(DIGIT_GROUPS)) {
+    // A decimal point separates groups like any other: "9.4111111111111111" holds a card.
+    if (groupsHoldCard(match[0])) {
       found.push("card");
       break;
     }
@@ -245,6 +271,17 @@ function bareSsnNearKeyword(text: string): boolean {
  */
 export const PII_SCAN_LIMITS = { strings: 10_000, depth: 32, values: 100_000 } as const;
 
+/** Options of {@link scanValues}. */
+export interface ScanOptions {
+  /**
+   * Also test the strings of every array and `Set` (two or more) joined with each of these:
+   * `[""]` reads `["p", "a", "s", "s"]` as `"pass"`, `[" "]` reads `["4111", "1111"]` as
+   * `"4111 1111"`.
+   * @default [] (lists are not joined)
+   */
+  listSeparators?: readonly string[];
+}
+
 /** What {@link scanValues} found: a match, or why the scan could not complete. */
 export type ScanFinding = { kind: "match" } | { kind: "incomplete"; reason: string };
 
@@ -274,8 +311,14 @@ function unitsText(units: Uint16Array): string {
  * the text held by byte arrays (`Buffer`, `Uint8Array`, `ArrayBuffer`, `DataView`: UTF-8) and
  * by `Uint16Array` (UTF-16); the elements of other typed arrays; boxed primitives. Cycles are
  * visited once. Private fields (`#x`) cannot be reached; a one-shot iterator (a generator) is
- * not consumed.
+ * not consumed. With `options.listSeparators`, the strings of an array or `Set` (two or more)
+ * are also tested joined with each separator, so that text split into a list (`["p", "a", …]`,
+ * `["4111", "1111", …]`) is read whole.
  *
+ * @example
+ * scanValues([{ note: ["pass", "word"] }], (text) => text.includes("password"), {
+ *   listSeparators: [""],
+ * }); // { kind: "match" }
  * @returns null when every text was tested and none matched; `{ kind: "match" }`; or
  *   `{ kind: "incomplete", reason }` when the scan could not complete (past
  *   {@link PII_SCAN_LIMITS}, or a getter, `toJSON` or iterator threw) — which callers treat as
@@ -284,7 +327,9 @@ function unitsText(units: Uint16Array): string {
 export function scanValues(
   roots: readonly unknown[],
   test: (text: string) => boolean,
+  options: ScanOptions = {},
 ): ScanFinding | null {
+  const separators = options.listSeparators ?? [];
   let strings = 0;
   let values = 0;
   const seen = new WeakSet<object>();
@@ -361,12 +406,27 @@ export function scanValues(
       // Its own properties too (a subclass's fields, properties set on it).
       return objectFindings(value, depth, false);
     }
-    if (value instanceof Set) return children(value) ?? objectFindings(value, depth, false);
+    if (value instanceof Set) {
+      return children(value) ?? joined(value) ?? objectFindings(value, depth, false);
+    }
     if (Array.isArray(value)) {
-      // The elements, then the other own properties (a RegExp match's `input`) and fields.
-      return children(value) ?? objectFindings(value, depth, false, isArrayIndex);
+      // The elements, their strings joined, then the other own properties (a RegExp match's
+      // `input`) and fields.
+      return children(value) ?? joined(value) ?? objectFindings(value, depth, false, isArrayIndex);
     }
     return objectFindings(value, depth, true);
+  };
+  // The strings of a list, joined with each of the separators asked for.
+  const joined = (items: Iterable<unknown>): ScanFinding | null => {
+    if (separators.length === 0) return null;
+    const texts: string[] = [];
+    for (const item of items) if (typeof item === "string") texts.push(item);
+    if (texts.length < 2) return null;
+    for (const separator of separators) {
+      const found = text(texts.join(separator));
+      if (found) return found;
+    }
+    return null;
   };
   // Own properties (keys too), enumerable or not, symbol-keyed or not, getters read.
   const ownFindings = (
@@ -509,7 +569,12 @@ export function unscannableKind(value: object): string | null {
   return null;
 }
 
-/** {@link scanValues} with {@link detectPii}: null when the values hold no personal data. */
+const PII_LIST_SEPARATORS: ScanOptions = { listSeparators: [" "] };
+
+/**
+ * {@link scanValues} with {@link detectPii}: null when the values hold no personal data. The
+ * strings of a list are also read joined by spaces (card groups or an SSN given as a list).
+ */
 export function piiFinding(roots: readonly unknown[]): ScanFinding | null {
-  return scanValues(roots, (text) => detectPii(text).length > 0);
+  return scanValues(roots, (text) => detectPii(text).length > 0, PII_LIST_SEPARATORS);
 }

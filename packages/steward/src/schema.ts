@@ -59,3 +59,24 @@ export const blueprints = stewardSchema.table("blueprints", {
     .notNull()
     .default(sql`now()`),
 });
+
+/**
+ * What was ever published under each blueprint id: the content hash of its one version, with
+ * an HMAC-SHA256 under the chain key (`signature`, by the key `key_id`) over the domain tag
+ * `gov.steward.blueprint-ledger.v1`, the id and the content hash. Never deleted by the module:
+ * `publish` refuses other content for an id recorded here even after its row in `blueprints`
+ * was deleted, and a row whose hash differs from its entry is refused when read (an older
+ * signed row put back). Entries copied from `blueprints` by migration `0003` are unsigned and
+ * signed in place when the same content is published again.
+ */
+export const blueprintLedger = stewardSchema.table("blueprint_ledger", {
+  id: text("id").primaryKey(),
+  contentHash: text("content_hash").notNull(),
+  /** The id of the chain key that signed the entry; null for an entry copied by a migration. */
+  keyId: text("key_id"),
+  /** HMAC-SHA256 (hex) of the entry's signed form; null for an entry copied by a migration. */
+  signature: text("signature"),
+  recordedAt: timestamp("recorded_at", { withTimezone: true, mode: "string" })
+    .notNull()
+    .default(sql`now()`),
+});

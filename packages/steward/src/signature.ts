@@ -23,7 +23,13 @@ export type BlueprintRejectionReason =
   /** The stored content does not hash to the stored content hash. */
   | "hash_mismatch"
   /** The row's content is not a valid blueprint for this version of the module. */
-  | "invalid_blueprint";
+  | "invalid_blueprint"
+  /**
+   * The row is signed, but its content hash is not the one the registry's ledger records as
+   * published under its id: an older signed row put back after the version was published
+   * again with other content (or the ledger entry edited).
+   */
+  | "ledger_mismatch";
 
 /** The signed form of a blueprint: RFC 8785 JSON of the domain tag, id, version, hash and content. */
 export function signedBlueprintPayload(document: BlueprintDocument, contentHash: string): string {
@@ -61,6 +67,8 @@ export interface StoredBlueprintRow {
   contentHash: string;
   keyId: string | null;
   signature: string | null;
+  /** The content hash the registry's ledger records for the id; null when it has no entry. */
+  ledgerHash?: string | null;
 }
 
 /** The outcome of {@link verifyStoredBlueprint}. */
@@ -122,5 +130,45 @@ export function verifyStoredBlueprint(
         "its signature does not match its id, version, hash and content (altered in the database, or copied from another row)",
     };
   }
+  if (row.ledgerHash != null && row.ledgerHash !== row.contentHash) {
+    return {
+      ok: false,
+      reason: "ledger_mismatch",
+      problem: `its content (hash ${row.contentHash.slice(0, 12)}…) is not what the registry's ledger records as published under this id (hash ${String(row.ledgerHash).slice(0, 12)}…): an older signed row put back, or the ledger edited`,
+    };
+  }
   return { ok: true, document };
+}
+
+/**
+ * The domain tag of a ledger entry's MAC (`gov_steward.blueprint_ledger`): distinct from the
+ * blueprint's, so that neither MAC verifies as the other.
+ */
+export const BLUEPRINT_LEDGER_SIGNATURE_TYPE = "gov.steward.blueprint-ledger.v1";
+
+/** The signed form of a ledger entry: RFC 8785 JSON of the domain tag, id and content hash. */
+function signedLedgerPayload(id: string, contentHash: string): string {
+  return canonicalJson({ type: BLUEPRINT_LEDGER_SIGNATURE_TYPE, id, contentHash });
+}
+
+/** Sign the ledger entry "`contentHash` was published under `id`" with `key`. */
+export function signLedgerEntry(
+  key: ChainKey,
+  id: string,
+  contentHash: string,
+): { signature: string; keyId: string } {
+  return { signature: key.hmacHex(signedLedgerPayload(id, contentHash)), keyId: key.id };
+}
+
+/**
+ * Whether a ledger entry was signed by a key of `keyring` for this id and hash (compared in
+ * constant time). False for an unsigned entry (copied by a migration, or written by hand).
+ */
+export function ledgerEntrySigned(
+  keyring: Keyring,
+  entry: { id: string; contentHash: string; keyId: string | null; signature: string | null },
+): boolean {
+  if (entry.keyId === null || entry.signature === null) return false;
+  const key = keyring.find(entry.keyId);
+  return key?.verifyHex(signedLedgerPayload(entry.id, entry.contentHash), entry.signature) ?? false;
 }

@@ -22,7 +22,7 @@ import {
   readBlueprintFile,
   scopeSpecificity,
 } from "./blueprint";
-import { type EvaluationBound, evaluateWithinBudget, prepareInput } from "./cel";
+import { type EvaluationBound, evaluateWithinBudget, firstLineOf, prepareInput } from "./cel";
 import { BudgetExceeded, PolicyError } from "./errors";
 import {
   type BlueprintDocument,
@@ -208,15 +208,90 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return prototype === Object.prototype || prototype === null;
 }
 
-function checkTrace(trace: unknown): asserts trace is CognitiveTrace {
-  if (!isPlainObject(trace) && (typeof trace !== "object" || trace === null)) {
+/** The fields of a trace that `evaluate` reads. */
+const TRACE_FIELDS = [
+  "action",
+  "parameters",
+  "reasoning",
+  "confidence",
+  "evidence",
+  "traceId",
+  "agentId",
+  "agentTier",
+  "hook",
+] as const;
+
+/** The error for input that threw when it was read (a getter, a revoked Proxy, a trap). */
+function unreadable(field: string, error: unknown): InvalidArgumentError {
+  return new InvalidArgumentError(
+    field,
+    `could not be read (${firstLineOf(error).slice(0, 200)}).`,
+    "Pass plain data: objects whose properties are values, not getters or Proxies that throw.",
+  );
+}
+
+/**
+ * The trace as `evaluate` reads it: each field read once (a getter runs once) into a plain
+ * object, `parameters` copied one level (its own enumerable properties) and `evidence` as a
+ * list — so that what is checked is what is evaluated, audited and counted — then checked.
+ *
+ * @throws {InvalidArgumentError} for a trace that is not an object, a field that cannot be
+ *   read (`trace.action`, …), or a malformed one.
+ */
+function readTrace(trace: unknown): CognitiveTrace {
+  if (typeof trace !== "object" || trace === null) {
     throw new InvalidArgumentError(
       "trace",
       `must be an object, got ${trace === null ? "null" : typeof trace}.`,
       "Pass a CognitiveTrace: { action, parameters, reasoning, confidence, agentId }.",
     );
   }
-  const value = trace as Record<string, unknown>;
+  const copy: Record<string, unknown> = {};
+  for (const field of TRACE_FIELDS) {
+    let value: unknown;
+    try {
+      value = (trace as Record<string, unknown>)[field];
+      if (field === "parameters" && value !== undefined) {
+        if (!isPlainObject(value)) {
+          throw new InvalidArgumentError(
+            "trace.parameters",
+            "must be a plain object.",
+            "Pass the action's arguments as an object, e.g. { amount: 120 }.",
+          );
+        }
+        value = { ...value };
+      } else if (field === "evidence" && Array.isArray(value)) {
+        value = [...value];
+      }
+    } catch (error) {
+      if (InvalidArgumentError.isInstance(error)) throw error;
+      throw unreadable(`trace.${field}`, error);
+    }
+    if (value !== undefined) copy[field] = value;
+  }
+  checkTrace(copy);
+  return copy as unknown as CognitiveTrace;
+}
+
+/**
+ * The host's options, each read once.
+ *
+ * @throws {InvalidArgumentError} for options that are not an object or cannot be read.
+ */
+function readOptions(options: unknown): EvaluateOptions {
+  if (typeof options !== "object" || options === null) {
+    throw new InvalidArgumentError("options", "must be an object.", "Pass { hook }, or nothing.");
+  }
+  try {
+    const { hook, agentTier, agentId } = options as EvaluateOptions;
+    return { hook, agentTier, agentId };
+  } catch (error) {
+    throw unreadable("options", error);
+  }
+}
+
+/** Check a trace read by {@link readTrace} (plain, its fields read once). */
+function checkTrace(value: Record<string, unknown>): void {
   const action = value.action;
   if (
     typeof action !== "string" ||
@@ -600,27 +675,34 @@ export class GovernanceSteward {
    * Evaluate a trace and return the intervention. Never throws for a policy outcome: a HALT
    * is a result (`guard()` turns it into `AgentHaltedError`).
    *
-   * @throws {InvalidArgumentError} for a malformed trace (nothing evaluated or counted).
+   * @throws {InvalidArgumentError} for a malformed trace, or a trace, context or options that
+   *   cannot be read (a throwing getter, a revoked Proxy; the field is named) — nothing
+   *   evaluated or counted. The trace is read once: what is checked is what is evaluated.
    * @throws {BudgetExceeded} when a scorer with `fallback: raise` blew its budget.
    * @throws {AgentHaltedError} when the context's halt guard says the agent is halted.
    */
   async evaluate(
-    trace: CognitiveTrace,
+    input: CognitiveTrace,
     context: Record<string, unknown> = EMPTY_CONTEXT,
-    options: EvaluateOptions = {},
+    givenOptions: EvaluateOptions = {},
   ): Promise<InterventionResult> {
     const started = performance.now();
-    checkTrace(trace);
-    if (!isPlainObject(context)) {
+    // Read once: the trace's fields and the options (what is checked is what is used).
+    const trace = readTrace(input);
+    let plainContext: boolean;
+    try {
+      plainContext = isPlainObject(context);
+    } catch (error) {
+      throw unreadable("context", error);
+    }
+    if (!plainContext) {
       throw new InvalidArgumentError(
         "context",
         "must be a plain object.",
         "Pass an object, or nothing.",
       );
     }
-    if (typeof options !== "object" || options === null) {
-      throw new InvalidArgumentError("options", "must be an object.", "Pass { hook }, or nothing.");
-    }
+    const options = readOptions(givenOptions);
     const hook: Hook = options.hook ?? "pre_action";
     if (!(HOOKS as readonly unknown[]).includes(hook)) {
       throw new InvalidArgumentError(
@@ -698,6 +780,11 @@ export class GovernanceSteward {
     const inputProblemOf = (): string | null => {
       if (inputProblem === undefined) {
         const prepared = prepareInput([args, context]);
+        if (prepared.unreadable) {
+          // Bad input, not a bound: refused (a reservation held is released on the way out).
+          const field = prepared.unreadable.root === 0 ? "trace.parameters" : "context";
+          throw unreadable(field, prepared.unreadable.reason);
+        }
         inputProblem = prepared.problem;
         if (inputProblem === null) {
           const [preparedArgs, preparedContext] = prepared.values;
@@ -738,7 +825,7 @@ export class GovernanceSteward {
             reserved = true;
             held = { agentId, counted, nowMs };
           } catch (cause) {
-            stateError = describe(cause);
+            stateError = firstLineOf(cause);
             this.#logger.warn(
               "steward: the state storage could not be read; stateful tripwires fire",
               {
@@ -906,9 +993,9 @@ export class GovernanceSteward {
           // Fail closed: without the debt we cannot tell whether a threshold holds.
           this.#logger.warn("steward: trust debt could not be updated; the decision escalates", {
             agentId,
-            error: describe(cause),
+            error: firstLineOf(cause),
           });
-          metadata.trustDebtError = describe(cause);
+          metadata.trustDebtError = firstLineOf(cause);
           decision = stricter(decision, "ESCALATE");
         }
       }
@@ -934,9 +1021,9 @@ export class GovernanceSteward {
         } catch (cause) {
           this.#logger.warn("steward: the state storage could not be updated", {
             agentId,
-            error: describe(cause),
+            error: firstLineOf(cause),
           });
-          metadata.stateUpdateError = describe(cause);
+          metadata.stateUpdateError = firstLineOf(cause);
         }
       }
       held = null;
@@ -950,7 +1037,7 @@ export class GovernanceSteward {
         } catch (error) {
           this.#logger.warn("steward: a reservation could not be released after an error", {
             agentId,
-            error: describe(error),
+            error: firstLineOf(error),
           });
         }
       }
@@ -1018,12 +1105,17 @@ export class GovernanceSteward {
         "Pass the result evaluate returned for the approved ESCALATE.",
       );
     }
-    const commitId =
-      typeof result === "string"
-        ? result
-        : typeof result?.metadata?.commitId === "string"
-          ? result.metadata.commitId
-          : null;
+    let commitId: string | null;
+    try {
+      commitId =
+        typeof result === "string"
+          ? result
+          : typeof result?.metadata?.commitId === "string"
+            ? result.metadata.commitId
+            : null;
+    } catch (error) {
+      throw unreadable("result", error);
+    }
     if (commitId === null) return false;
     const pending = this.#escalated.get(commitId);
     if (!pending) return false;
@@ -1135,7 +1227,7 @@ export class GovernanceSteward {
     } catch (cause) {
       this.#logger.warn("steward: a scorer failed; its fallback applies", {
         checkId: check.id,
-        error: describe(cause),
+        error: firstLineOf(cause),
       });
       return { kind: "error" };
     } finally {
@@ -1274,7 +1366,7 @@ export class GovernanceSteward {
       this.#logger.error("steward: an audit event could not be written", {
         kind: event.kind,
         agentId: event.agentId,
-        error: describe(cause),
+        error: firstLineOf(cause),
       });
       return "failed";
     } finally {
@@ -1329,11 +1421,6 @@ function auditedTripwires(fired: readonly Fired[]): {
       ...(item.error === undefined ? {} : { error: item.error.slice(0, AUDITED_TEXT) }),
     })),
   };
-}
-
-function describe(error: unknown): string {
-  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  return text.split("\n")[0] ?? text;
 }
 
 /**

@@ -126,6 +126,149 @@ describe("every public async function rejects bad input", () => {
   }
 });
 
+// Registry attack: a storage built without a store rejected its first call with a raw
+// TypeError ("Cannot read properties of null"), naming neither the argument nor the fix.
+describe("storages refuse to be built without a store", () => {
+  it.each([
+    ["PostgresStateStorage", (store: unknown) => new PostgresStateStorage(store as never)],
+    ["PostgresTrustDebtStorage", (store: unknown) => new PostgresTrustDebtStorage(store as never)],
+  ])("%s", (name, build) => {
+    for (const store of [null, undefined, {}, "postgres://", { query: 1 }]) {
+      let caught: unknown;
+      try {
+        build(store);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught, String(store)).toMatchObject({
+        code: "INVALID_ARGUMENT",
+        field: "store",
+        recoveryHint: expect.stringContaining(`new ${name}(store)`),
+      });
+    }
+  });
+});
+
+// Attack: evaluate rejected with the raw error of a getter or a revoked Proxy in the trace,
+// its context or its options, instead of an error naming the field.
+describe("evaluate refuses a trace it cannot read, naming the field", () => {
+  const { steward } = makeSteward({
+    blueprints: [
+      {
+        id: "read@1",
+        version: "1",
+        tripwires: [{ id: "big", condition: "args.amount > 5", onFail: { decision: "BLOCK" } }],
+      },
+    ],
+  });
+  const trace = { agentId: "a", action: "pay", parameters: { amount: 1 }, reasoning: "ok" };
+  const revoked = () => {
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    return proxy;
+  };
+  const throwing = (field: string) =>
+    Object.defineProperty({ ...trace }, field, {
+      enumerable: true,
+      get() {
+        throw new Error("boom");
+      },
+    });
+
+  it.each([
+    ["a revoked Proxy as the trace", () => steward.evaluate(revoked() as never), /trace/],
+    [
+      "a throwing action getter",
+      () => steward.evaluate(throwing("action") as never),
+      /trace\.action/,
+    ],
+    [
+      "a throwing parameters getter",
+      () => steward.evaluate(throwing("parameters") as never),
+      /trace\.parameters/,
+    ],
+    [
+      "a throwing reasoning getter",
+      () => steward.evaluate(throwing("reasoning") as never),
+      /trace\.reasoning/,
+    ],
+    [
+      "a revoked Proxy as parameters",
+      () => steward.evaluate({ ...trace, parameters: revoked() } as never),
+      /trace\.parameters/,
+    ],
+    [
+      "a revoked Proxy inside parameters",
+      () => steward.evaluate({ ...trace, parameters: { amount: 1, note: revoked() } } as never),
+      /trace\.parameters/,
+    ],
+    [
+      "a throwing getter inside parameters",
+      () =>
+        steward.evaluate({
+          ...trace,
+          parameters: Object.defineProperty({}, "amount", {
+            enumerable: true,
+            get() {
+              throw new Error("boom");
+            },
+          }),
+        } as never),
+      /trace\.parameters/,
+    ],
+    [
+      "a Proxy whose ownKeys throws inside parameters",
+      () =>
+        steward.evaluate({
+          ...trace,
+          parameters: {
+            nested: new Proxy(
+              {},
+              {
+                ownKeys() {
+                  throw new Error("boom");
+                },
+              },
+            ),
+          },
+        } as never),
+      /trace\.parameters/,
+    ],
+    [
+      "a revoked Proxy as the context",
+      () => steward.evaluate(trace, revoked() as never),
+      /context/,
+    ],
+    [
+      "a revoked Proxy inside the context",
+      () => steward.evaluate(trace, { deep: { value: revoked() } }),
+      /context/,
+    ],
+    [
+      "a revoked Proxy as the options",
+      () => steward.evaluate(trace, {}, revoked() as never),
+      /options/,
+    ],
+    ["a revoked Proxy to commit", () => steward.commit(revoked() as never), /result/],
+  ])("%s", async (_, run, field) => {
+    await rejectsWith(run, "INVALID_ARGUMENT", field);
+  });
+
+  it("evaluates the trace it checked, read once", async () => {
+    let reads = 0;
+    const shifty = {
+      ...trace,
+      get action() {
+        reads++;
+        return reads === 1 ? "pay" : { not: "a string" };
+      },
+    };
+    const result = await steward.evaluate(shifty as never);
+    expect(result.metadata.action).toBe("pay");
+    expect(reads).toBe(1);
+  });
+});
+
 describe.each(testEngines())("storages reject bad input on $name", (engine: TestEngine) => {
   let store: TestStore;
   beforeEach(async () => {
