@@ -1,10 +1,6 @@
 import { defineConfig } from "tsup";
+import { govTsupConfig } from "../../tooling/tsup-preset";
 
-export default defineConfig({
-  entry: ["src/index.ts", "src/testing/index.ts", "src/pglite-worker.js"],
-  format: ["esm"],
-  dts: { entry: ["src/index.ts", "src/testing/index.ts"] },
-  sourcemap: true,
-  clean: true,
-  target: "node20",
-});
+export default defineConfig(
+  govTsupConfig({ entries: ["src/testing/index.ts"], untypedEntries: ["src/pglite-worker.js"] }),
+);

@@ -6,20 +6,9 @@
  *
  * GOVERNANCE_BENCH_RUNS (default 5) sets the number of runs of each throughput benchmark.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type BenchResult, type BenchTarget, reportResults, summarize } from "@gov/bench-kit";
-import {
-  ChainKey,
-  createStore,
-  Keyring,
-  runMigrations,
-  type Store,
-  silentLogger,
-  systemClock,
-} from "@gov/core";
-import { createBenchDatabase } from "@gov/core/testing";
+import { ChainKey, Keyring, type Store, silentLogger, systemClock } from "@gov/core";
+import { forEachBenchEngine } from "@gov/core/testing";
 import { AuditModule, auditMigrations } from "../src/index";
 
 const RUNS = Number(process.env.GOVERNANCE_BENCH_RUNS ?? 5);
@@ -130,34 +119,11 @@ async function bench(engine: Engine): Promise<void> {
   }
 }
 
-// Real Postgres: a database created for the bench and dropped after.
-const database = await createBenchDatabase([auditMigrations]);
-if (database) {
-  const store = await createStore({ databaseUrl: database.databaseUrl, logger: silentLogger });
-  try {
-    await bench({ name: "postgres", store, verifyEvents: 100_000 });
-  } finally {
-    await store.close();
-    await database.dispose();
-  }
-} else {
-  process.stdout.write(
-    "GOVERNANCE_TEST_DATABASE_URL is not set: the postgres.* benchmarks are SKIPPED\n",
-  );
-}
-
-// PGlite in a directory, as the default install runs.
-{
-  const home = mkdtempSync(join(tmpdir(), "gov-bench-audit-"));
-  const store = await createStore({ databaseUrl: home, logger: silentLogger });
-  try {
-    await runMigrations(store, [auditMigrations], { logger: silentLogger });
-    await bench({ name: "pglite", store, verifyEvents: 100_000 });
-  } finally {
-    await store.close();
-    rmSync(home, { recursive: true, force: true });
-  }
-}
+// Real Postgres (a database created for the bench and dropped after), then PGlite in a
+// directory, as the default install runs.
+await forEachBenchEngine([auditMigrations], (engine) =>
+  bench({ name: engine.name, store: engine.store, verifyEvents: 100_000 }),
+);
 
 const targets: Record<string, BenchTarget> = {
   "postgres.append.64-sessions-8-writers-each": {

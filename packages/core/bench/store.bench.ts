@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { type BenchResult, type BenchTarget, reportResults, summarize } from "@gov/bench-kit";
 import { createStore, ensurePgliteTemplate, silentLogger, sql } from "../src/index";
 import { extractTar } from "../src/pglite-archive.js";
+import { createBenchDatabase } from "../src/testing/index";
 
 const RUNS = Number(process.env.GOVERNANCE_BENCH_RUNS ?? 5);
 const child = fileURLToPath(new URL("./cold-start-child.mjs", import.meta.url));
@@ -62,25 +63,14 @@ const results: BenchResult[] = [];
 }
 
 // 3. Cold start on a real Postgres (a database created for the bench, migrated on the first run).
-const adminUrl =
-  process.env.GOVERNANCE_BENCH_DATABASE_URL ?? process.env.GOVERNANCE_TEST_DATABASE_URL;
-if (adminUrl) {
-  const admin = await createStore({
-    databaseUrl: adminUrl,
-    logger: silentLogger,
-    pool: { max: 1 },
-  });
-  const name = `gov_bench_${process.pid}`;
-  await admin.query(sql.raw(`create database "${name}"`));
+const database = await createBenchDatabase([]);
+if (database) {
   try {
-    const url = new URL(adminUrl);
-    url.pathname = `/${name}`;
-    coldStart(url.toString());
-    const samples = Array.from({ length: RUNS }, () => coldStart(url.toString()));
+    coldStart(database.databaseUrl);
+    const samples = Array.from({ length: RUNS }, () => coldStart(database.databaseUrl));
     results.push(summarize("postgres.cold-start", "ms", samples));
   } finally {
-    await admin.query(sql.raw(`drop database if exists "${name}" with (force)`));
-    await admin.close();
+    await database.dispose();
   }
 } else {
   process.stdout.write("GOVERNANCE_TEST_DATABASE_URL is not set: postgres.cold-start SKIPPED\n");

@@ -26,3 +26,34 @@ describe("promise-returning functions of core refuse options that are not an obj
     expect(error).toMatchObject({ code: "INVALID_ARGUMENT", field });
   });
 });
+
+// Guards against misspelt options being ignored: runMigrations(store, [m], { dryrun: true })
+// applied the migrations it was asked only to list.
+describe("core functions refuse unknown options, with a did-you-mean", () => {
+  const store = { query: async () => [], transaction: async () => undefined } as never;
+  it.each([
+    [
+      "runMigrations(store, [], { dryrun: true })",
+      () => runMigrations(store, [], { dryrun: true } as never),
+      "options.dryrun",
+      "did you mean `dryRun`?",
+    ],
+    [
+      "ensurePgliteTemplate({ cacheDir: false })",
+      () => ensurePgliteTemplate({ cacheDir: false } as never),
+      "options.cacheDir",
+      "did you mean `cacheDirectory`?",
+    ],
+    [
+      "runMigrations(store, [], { logger: 1 })",
+      () => runMigrations(store, [], { logger: 1 } as never),
+      "options.logger",
+      "must be a Logger",
+    ],
+  ])("%s rejects naming %s", async (_, run, field, message) => {
+    const error = await rejectionOf(run);
+    expect(InvalidArgumentError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject({ code: "INVALID_ARGUMENT", field });
+    expect((error as Error).message).toContain(message);
+  });
+});

@@ -1,6 +1,18 @@
 import { describe, expect, it, vi } from "vitest";
-import { AgentHaltedError, ConfigError, GovernanceError, InvalidArgumentError } from "./errors";
+import {
+  AgentHaltedError,
+  ConfigError,
+  GovernanceError,
+  hasErrorIdentity,
+  InvalidArgumentError,
+  ownErrorIdentity,
+} from "./errors";
+import * as core from "./index";
+import { SecretError } from "./keys";
+import { MigrationError } from "./migrations";
+import { SpoolFileError } from "./spool";
 import { StoreError, toStoreError } from "./store-errors";
+import { assertErrorClasses, thrown } from "./testing";
 
 describe("GovernanceError", () => {
   it("carries a stable code, a recovery hint and the cause", () => {
@@ -216,5 +228,150 @@ describe("requirePort", () => {
     expect(() =>
       requirePort(undefined, "clock", ["now"], "a Clock", { optional: true }),
     ).not.toThrow();
+  });
+});
+
+describe("error identities", () => {
+  it("tell sibling classes apart: isInstance is implemented once, by each class's own identity", () => {
+    const config = new ConfigError([{ source: "option", name: "x", problem: "p", fix: "f" }]);
+    const store = new StoreError({ kind: "connection", message: "down" });
+    expect(StoreError.isInstance(config)).toBe(false);
+    expect(ConfigError.isInstance(store)).toBe(false);
+    expect(InvalidArgumentError.isInstance(config)).toBe(false);
+    expect(MigrationError.isInstance(store)).toBe(false);
+    expect(SecretError.isInstance(new InvalidArgumentError("f", "p", "x"))).toBe(false);
+    expect(SpoolFileError.isInstance(config)).toBe(false);
+    expect(GovernanceError.isInstance(config)).toBe(true);
+    expect(GovernanceError.isInstance(store)).toBe(true);
+    expect(StoreError.isInstance(store)).toBe(true);
+  });
+
+  it("recognize a subclass as its parent", () => {
+    class PoolExhausted extends StoreError {
+      static override readonly errorIdentity = "@gov/core.PoolExhausted";
+    }
+    const error = new PoolExhausted({ kind: "connection", message: "no connection left" });
+    expect(StoreError.isInstance(error)).toBe(true);
+    expect(GovernanceError.isInstance(error)).toBe(true);
+    expect(PoolExhausted.isInstance(error)).toBe(true);
+    expect(PoolExhausted.isInstance(new StoreError({ kind: "connection", message: "x" }))).toBe(
+      false,
+    );
+    expect(ConfigError.isInstance(error)).toBe(false);
+  });
+
+  it("recognize the same class from another copy of the package (same identity)", () => {
+    // A second copy of @gov/core declares a different class with the same identity.
+    class CopiedStoreError extends GovernanceError {
+      static override readonly errorIdentity = "@gov/core.StoreError";
+    }
+    const foreign = new CopiedStoreError({
+      code: "STORE_CONNECTION",
+      message: "m",
+      recoveryHint: "h",
+    });
+    expect(foreign instanceof StoreError).toBe(false);
+    expect(StoreError.isInstance(foreign)).toBe(true);
+    expect(ConfigError.isInstance(foreign)).toBe(false);
+    expect(CopiedStoreError.isInstance(new StoreError({ kind: "closed", message: "x" }))).toBe(
+      true,
+    );
+  });
+
+  it("give a class without an identity of its own instanceof, never its parent's answer", () => {
+    class Undeclared extends ConfigError {}
+    const plain = new ConfigError([{ source: "env", name: "X", problem: "p", fix: "f" }]);
+    expect(Undeclared.isInstance(plain)).toBe(false);
+    expect(Undeclared.isInstance(new Undeclared([]))).toBe(true);
+    expect(ConfigError.isInstance(new Undeclared([]))).toBe(true);
+    expect(ownErrorIdentity(Undeclared)).toBeUndefined();
+  });
+
+  // Guards against: a wrapper or middleware handed the error deleting or overwriting its
+  // marker, so that a halt stops looking like one and a broad catch swallows it (issue 13 review).
+  it.each([
+    [
+      "AgentHaltedError",
+      () => new AgentHaltedError({ agentId: "a" }),
+      AgentHaltedError.errorIdentity,
+      (value: unknown) => AgentHaltedError.isInstance(value),
+    ],
+    [
+      "a GovernanceError",
+      () => new StoreError({ kind: "closed", message: "The store is closed." }),
+      StoreError.errorIdentity,
+      (value: unknown) => StoreError.isInstance(value) && GovernanceError.isInstance(value),
+    ],
+  ] as const)("cannot be deleted or overwritten on %s", (_name, make, identity, isInstance) => {
+    const error: Error = make();
+    const markers = Object.getOwnPropertySymbols(error);
+    expect(markers).toContain(Symbol.for(identity));
+    for (const marker of markers) {
+      // Test files are modules (strict mode): both throw a TypeError.
+      expect(() => delete (error as unknown as Record<symbol, unknown>)[marker]).toThrow(TypeError);
+      expect(() => {
+        (error as unknown as Record<symbol, unknown>)[marker] = false;
+      }).toThrow(TypeError);
+      expect(() => Object.defineProperty(error, marker, { value: false })).toThrow(TypeError);
+    }
+    expect(isInstance(error)).toBe(true);
+  });
+
+  it("keep the markers out of what is logged or serialized", () => {
+    const error = new StoreError({ kind: "closed", message: "The store is closed." });
+    expect(Object.keys(error)).not.toContain(Symbol.for("@gov/core.StoreError"));
+    expect(JSON.stringify(error)).not.toContain("@gov/core");
+    expect(hasErrorIdentity(error, "@gov/core.StoreError")).toBe(true);
+    expect(hasErrorIdentity(error, "@gov/core.ConfigError")).toBe(false);
+  });
+
+  it("are declared by every error class core exports", () => {
+    const checked = assertErrorClasses(core, { packageName: "@gov/core" });
+    expect(checked.map((entry) => entry.name).sort()).toEqual([
+      "AgentHaltedError",
+      "ConfigError",
+      "GovernanceError",
+      "InvalidArgumentError",
+      "MigrationError",
+      "SecretError",
+      "SpoolFileError",
+      "StoreError",
+    ]);
+  });
+
+  it("assertErrorClasses reports a missing, misnamed or shared identity and an isInstance override", () => {
+    class Forgot extends GovernanceError {}
+    class Misnamed extends GovernanceError {
+      static override readonly errorIdentity = "@gov/demo.SomethingElse";
+    }
+    class Twin extends GovernanceError {
+      static override readonly errorIdentity = "@gov/core.StoreError";
+    }
+    class Overrides extends GovernanceError {
+      static override readonly errorIdentity = "@gov/demo.Overrides";
+    }
+    // TypeScript refuses an override of isInstance; plain JavaScript can still write one.
+    Object.defineProperty(Overrides, "isInstance", {
+      value: (value: unknown) => value instanceof GovernanceError,
+    });
+    const message = String(
+      (thrown(() => assertErrorClasses({ Forgot, Misnamed, Twin, Overrides, StoreError })) as Error)
+        .message,
+    );
+    expect(message).toContain("Forgot declares no errorIdentity of its own");
+    expect(message).toContain(
+      'Misnamed\'s errorIdentity "@gov/demo.SomethingElse" names another class',
+    );
+    expect(message).toContain("share the errorIdentity");
+    expect(message).toContain("Overrides overrides isInstance");
+    expect(message).toContain(
+      "Overrides.isInstance(an instance of Misnamed) is true; expected false.",
+    );
+    expect(() =>
+      assertErrorClasses({ Misnamed: StoreError }, { packageName: "@gov/demo" }),
+    ).toThrow("is not in @gov/demo");
+    expect(
+      assertErrorClasses({ StoreError }, { packageName: "@gov/demo", reexports: [StoreError] }),
+    ).toEqual([{ name: "StoreError", identity: "@gov/core.StoreError" }]);
   });
 });

@@ -1,5 +1,116 @@
-const GOVERNANCE_ERROR_MARKER = Symbol.for("@gov/core.GovernanceError");
-const AGENT_HALTED_ERROR_MARKER = Symbol.for("@gov/core.AgentHaltedError");
+import { typeOf } from "./describe";
+
+/**
+ * Error identities: each error class names itself once, in a static `errorIdentity` field
+ * (`"@gov/<package>.<ClassName>"`); every instance carries a `Symbol.for(identity)` marker for
+ * its class and for each ancestor that declares one. `X.isInstance(value)` looks for X's own
+ * marker, so it works across two installed copies of a package (the registry of `Symbol.for`
+ * is global) and tells apart same-named classes of different packages (`@gov/cost.BudgetExceeded`
+ * is not `@gov/steward.BudgetExceeded`).
+ */
+const IDENTITY_FIELD = "errorIdentity";
+
+/** What an error identity looks like: `@scope/package.ClassName`. */
+export const ERROR_IDENTITY_PATTERN =
+  /^@[a-z0-9][a-z0-9._-]*\/[a-z0-9][a-z0-9._-]*\.[A-Z][A-Za-z0-9]*$/;
+
+// biome-ignore lint/complexity/noBannedTypes: any class, abstract or not, is a key here
+const ownMarkers = new WeakMap<Function, symbol | null>();
+// biome-ignore lint/complexity/noBannedTypes: any class, abstract or not, is a key here
+const chainMarkers = new WeakMap<Function, readonly symbol[]>();
+
+/**
+ * The identity a class declares itself (its own static `errorIdentity`), never one it
+ * inherits; undefined when it declares none.
+ */
+// biome-ignore lint/complexity/noBannedTypes: any class
+export function ownErrorIdentity(errorClass: Function): string | undefined {
+  if (!Object.hasOwn(errorClass, IDENTITY_FIELD)) return undefined;
+  const identity = (errorClass as unknown as Record<string, unknown>)[IDENTITY_FIELD];
+  return typeof identity === "string" ? identity : undefined;
+}
+
+// biome-ignore lint/complexity/noBannedTypes: any class
+function ownMarker(errorClass: Function): symbol | null {
+  let marker = ownMarkers.get(errorClass);
+  if (marker === undefined) {
+    const identity = ownErrorIdentity(errorClass);
+    marker = identity === undefined ? null : Symbol.for(identity);
+    ownMarkers.set(errorClass, marker);
+  }
+  return marker;
+}
+
+/** The markers of `errorClass` and of every ancestor that declares an identity. */
+// biome-ignore lint/complexity/noBannedTypes: any class
+function markersOf(errorClass: Function): readonly symbol[] {
+  let markers = chainMarkers.get(errorClass);
+  if (markers === undefined) {
+    const found: symbol[] = [];
+    // biome-ignore lint/complexity/noBannedTypes: walking a chain of classes
+    for (let current: Function | null = errorClass; current && current !== Function.prototype; ) {
+      const marker = ownMarker(current);
+      if (marker) found.push(marker);
+      // biome-ignore lint/complexity/noBannedTypes: walking a chain of classes
+      current = Object.getPrototypeOf(current) as Function | null;
+    }
+    markers = Object.freeze(found);
+    chainMarkers.set(errorClass, markers);
+  }
+  return markers;
+}
+
+/**
+ * Give `instance` the markers of its class chain: non-enumerable (never logged or serialized),
+ * read-only and non-configurable, so that code handed an error cannot `delete` or overwrite
+ * its identity (a halt must never stop looking like one to a later `catch`).
+ */
+// biome-ignore lint/complexity/noBannedTypes: any class
+function markInstance(instance: object, errorClass: Function): void {
+  for (const marker of markersOf(errorClass)) {
+    Object.defineProperty(instance, marker, { value: true, configurable: false });
+  }
+}
+
+/**
+ * Whether `value` carries the marker of `identity`, e.g. `"@gov/core.StoreError"`: true for an
+ * instance of that class or of a subclass, from any installed copy of its package.
+ *
+ * @example
+ * ```ts
+ * hasErrorIdentity(error, "@gov/cost.BudgetExceeded"); // what BudgetExceeded.isInstance(error) checks
+ * ```
+ */
+export function hasErrorIdentity(value: unknown, identity: string): boolean {
+  return (
+    (typeof value === "object" || typeof value === "function") &&
+    value !== null &&
+    (value as Record<symbol, unknown>)[Symbol.for(identity)] === true
+  );
+}
+
+/**
+ * `X.isInstance(value)` for any error class `X`: by X's own identity marker, or — for a class
+ * that declares no identity of its own (a private subclass, or a forgotten declaration, which
+ * `assertErrorClasses` of `@gov/core/testing` reports) — by `instanceof`, so that it never
+ * answers with its parent's identity.
+ */
+// biome-ignore lint/complexity/noBannedTypes: any class
+function isInstanceOf(errorClass: Function, value: unknown): boolean {
+  const marker = ownMarker(errorClass);
+  if (marker === null) return value instanceof errorClass;
+  return (
+    (typeof value === "object" || typeof value === "function") &&
+    value !== null &&
+    (value as Record<symbol, unknown>)[marker] === true
+  );
+}
+
+/** @internal For `assertErrorClasses`: mark an object as an instance of `errorClass` would be. */
+// biome-ignore lint/complexity/noBannedTypes: any class
+export function markAsInstanceOf(instance: object, errorClass: Function): void {
+  markInstance(instance, errorClass);
+}
 
 /**
  * The stable error codes of `@gov/core`. Modules add their own tables; a code never
@@ -70,9 +181,29 @@ export interface GovernanceErrorOptions {
 /**
  * The base of every error the governance packages raise on purpose.
  *
- * Identify it with {@link GovernanceError.isInstance} rather than `instanceof`: two
- * copies of `@gov/core` in one install (a common result of mismatched versions) each have
- * their own class, but share the `Symbol.for` marker.
+ * Identify an error with `X.isInstance(error)` rather than `instanceof`: two copies of a
+ * package in one install (a common result of mismatched versions) each have their own class,
+ * but share the `Symbol.for` marker of the class's {@link GovernanceError.errorIdentity}.
+ * `X.isInstance` is implemented once, here: it is true for an X or a subclass of X, and false
+ * for any other class — `ChainIntegrityError.isInstance(new ConfigError(…))` is false.
+ *
+ * A subclass declares its identity in one line, `@gov/<package>.<ClassName>`, and does not
+ * override `isInstance`:
+ *
+ * ```ts
+ * export class ScopeViolation extends GovernanceError {
+ *   static override readonly errorIdentity = "@gov/scope.ScopeViolation";
+ *   …
+ * }
+ * ```
+ *
+ * A class that other classes extend annotates the type, `errorIdentity: string = "…"`, so
+ * that its subclasses can declare theirs (TypeScript would otherwise fix it to the literal).
+ *
+ * A subclass that declares none is recognized as its parent (it is one), and its own
+ * `isInstance` falls back to `instanceof` (this copy of the package only) rather than
+ * answering with its parent's identity; `assertErrorClasses` from `@gov/core/testing`
+ * reports every exported class that forgot.
  *
  * {@link AgentHaltedError} is deliberately *not* a `GovernanceError`, so that a broad
  * `catch` for governance errors never swallows an operator's halt.
@@ -88,6 +219,13 @@ export interface GovernanceErrorOptions {
  * ```
  */
 export class GovernanceError extends Error {
+  /**
+   * The class's identity, `@gov/<package>.<ClassName>`: declared by every error class itself
+   * (`static override readonly errorIdentity = "…"`), never inherited. Instances carry the
+   * `Symbol.for` marker of each identity in their class chain.
+   */
+  static readonly errorIdentity: string = "@gov/core.GovernanceError";
+
   /** Stable UPPER_SNAKE code; switch on this, never on the message. */
   readonly code: string;
   /** What to do next. */
@@ -95,19 +233,25 @@ export class GovernanceError extends Error {
 
   constructor(options: GovernanceErrorOptions) {
     super(options.message, options.cause === undefined ? undefined : { cause: options.cause });
-    Object.defineProperty(this, GOVERNANCE_ERROR_MARKER, { value: true });
+    markInstance(this, new.target);
     this.name = "GovernanceError";
     this.code = options.code;
     this.recoveryHint = options.recoveryHint;
   }
 
-  /** True for any `GovernanceError`, from any copy of `@gov/core`. */
-  static isInstance(error: unknown): error is GovernanceError {
-    return (
-      typeof error === "object" &&
-      error !== null &&
-      (error as Record<symbol, unknown>)[GOVERNANCE_ERROR_MARKER] === true
-    );
+  /**
+   * True for an instance of this class or of a subclass, from any installed copy of its
+   * package; false for every other value, including errors of sibling classes.
+   *
+   * @example
+   * ```ts
+   * GovernanceError.isInstance(error); // any governance error
+   * StoreError.isInstance(error);      // a StoreError only (error is typed as one)
+   * ```
+   */
+  static isInstance<T>(this: abstract new (...args: never[]) => T, value: unknown): value is T {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class it is called on, a subclass too
+    return isInstanceOf(this, value);
   }
 
   /** A plain object for structured logs; never contains the cause's secrets. */
@@ -138,6 +282,8 @@ export interface ConfigIssue {
  * bad values. Nothing was opened or changed.
  */
 export class ConfigError extends GovernanceError {
+  static override readonly errorIdentity: string = "@gov/core.ConfigError";
+
   /** Every problem found, not only the first. */
   readonly issues: readonly ConfigIssue[];
 
@@ -160,27 +306,72 @@ export class ConfigError extends GovernanceError {
   }
 }
 
-/** An argument passed to a governance API is invalid; nothing was changed. */
+/** One problem with an input: the field at fault, what is wrong, the limit if any, the fix. */
+export interface InputIssue {
+  /** The argument or field, e.g. `options.maxBatchSize` or `agentId`. */
+  field: string;
+  /** What is wrong, as the end of a sentence that starts with the field: `is 300 characters long; the limit is 256.` */
+  problem: string;
+  /** How to fix it. */
+  fix: string;
+  /** The limit that was exceeded (or not reached), when the problem is a limit. */
+  limit?: number;
+}
+
+/** More about an {@link InvalidArgumentError}. */
+export interface InvalidArgumentDetails {
+  /** The limit that was exceeded (or not reached), when the problem is a limit. */
+  limit?: number;
+  /**
+   * Every problem found, the first being the one the error names; each after the first is
+   * also listed in the message.
+   */
+  issues?: readonly InputIssue[];
+  /** The underlying error, if any (e.g. what a getter threw). */
+  cause?: unknown;
+}
+
+/**
+ * An argument passed to a governance API is invalid; nothing was changed.
+ *
+ * @example
+ * ```ts
+ * throw new InvalidArgumentError(
+ *   "options.maxBatchSize",
+ *   "is 0; the minimum is 1.",
+ *   "Use an integer from 1 to 10000 (default 500).",
+ *   { limit: 1 },
+ * );
+ * ```
+ */
 export class InvalidArgumentError extends GovernanceError {
+  static override readonly errorIdentity: string = "@gov/core.InvalidArgumentError";
+
   /** The argument or field at fault, e.g. `channel` or `metadata.note`. */
   readonly field: string;
+  /** The limit that was exceeded (or not reached), when the problem is a limit. */
+  readonly limit: number | undefined;
+  /** Every problem found: the one named by `field` first. */
+  readonly issues: readonly InputIssue[];
 
-  constructor(field: string, problem: string, fix: string) {
+  constructor(field: string, problem: string, fix: string, details: InvalidArgumentDetails = {}) {
+    const others = (details.issues ?? []).slice(1);
     super({
       code: CORE_ERROR_CODES.INVALID_ARGUMENT,
-      message: `Invalid ${field}: ${problem}`,
+      message:
+        others.length === 0
+          ? `Invalid ${field}: ${problem}`
+          : `Invalid ${field}: ${problem}\n${others.map((issue) => `  - also ${issue.field}: ${issue.problem}`).join("\n")}`,
       recoveryHint: fix,
+      cause: details.cause,
     });
     this.name = "InvalidArgumentError";
     this.field = field;
+    this.limit = details.limit;
+    this.issues = details.issues ?? [
+      { field, problem, fix, ...(details.limit === undefined ? {} : { limit: details.limit }) },
+    ];
   }
-}
-
-/** What a value is, for an error message: `null`, `an array`, or its `typeof`. */
-function kindOfValue(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
 }
 
 /**
@@ -204,11 +395,7 @@ export function requireOptionsObject(
   const prototype =
     typeof value === "object" && value !== null ? Object.getPrototypeOf(value) : undefined;
   if (prototype !== Object.prototype && prototype !== null) {
-    throw new InvalidArgumentError(
-      field,
-      `must be a plain object, got ${kindOfValue(value)}.`,
-      fix,
-    );
+    throw new InvalidArgumentError(field, `must be a plain object, got ${typeOf(value)}.`, fix);
   }
 }
 
@@ -247,6 +434,9 @@ export interface AgentHaltedDetails {
  * ```
  */
 export class AgentHaltedError extends Error {
+  /** This class's identity (see {@link GovernanceError.errorIdentity}). */
+  static readonly errorIdentity: string = "@gov/core.AgentHaltedError";
+
   /** Always `AGENT_HALTED`. */
   readonly code = "AGENT_HALTED" as const;
   readonly agentId: string;
@@ -264,7 +454,7 @@ export class AgentHaltedError extends Error {
     const why = details.reason ? `: ${details.reason}` : "";
     const where = details.path ? ` (refused in ${details.path})` : "";
     super(`Agent "${details.agentId}" was halted${by}${at}${why}${where}.`);
-    Object.defineProperty(this, AGENT_HALTED_ERROR_MARKER, { value: true });
+    markInstance(this, new.target);
     this.name = "AgentHaltedError";
     this.agentId = details.agentId;
     this.haltedBy = details.haltedBy ?? null;
@@ -275,12 +465,12 @@ export class AgentHaltedError extends Error {
       "Stop this agent's work. An operator resumes it with presence.resume(agentId, { resumedBy, reason }) once the cause is dealt with.";
   }
 
-  /** True for any `AgentHaltedError`, from any copy of `@gov/core`. */
-  static isInstance(error: unknown): error is AgentHaltedError {
-    return (
-      typeof error === "object" &&
-      error !== null &&
-      (error as Record<symbol, unknown>)[AGENT_HALTED_ERROR_MARKER] === true
-    );
+  /**
+   * True for any `AgentHaltedError`, from any copy of `@gov/core` (the same identity
+   * mechanism as {@link GovernanceError.isInstance}).
+   */
+  static isInstance<T>(this: abstract new (...args: never[]) => T, value: unknown): value is T {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class it is called on, a subclass too
+    return isInstanceOf(this, value);
   }
 }

@@ -40,17 +40,42 @@ export {
   redactConnectionStrings,
 } from "./database-url";
 export {
+  type DescribeErrorOptions,
+  describeError,
+  describeValue,
+  typeOf,
+} from "./describe";
+export {
   type AgentHaltedDetails,
   AgentHaltedError,
   CORE_ERROR_CODES,
   ConfigError,
   type ConfigIssue,
   type CoreErrorCode,
+  ERROR_IDENTITY_PATTERN,
   GovernanceError,
   type GovernanceErrorOptions,
+  hasErrorIdentity,
+  type InputIssue,
+  type InvalidArgumentDetails,
   InvalidArgumentError,
   requireOptionsObject,
 } from "./errors";
+export {
+  agentIdSchema,
+  checkId,
+  checkText,
+  type IdOptions,
+  idSchema,
+  isUuid,
+  MAX_ID_LENGTH,
+  type ParseOptionsOptions,
+  parseOptions,
+  suggestKey,
+  type TextOptions,
+  textSchema,
+  UUID_PATTERN,
+} from "./input";
 export {
   CHAIN_KEY_ENV_PREFIX,
   ChainKey,
@@ -102,6 +127,7 @@ export {
   type ProvidedPorts,
   requireKeyring,
   requirePort,
+  type SdkContribution,
 } from "./module";
 export {
   defaultTemplateCacheDirectory,

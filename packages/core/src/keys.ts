@@ -35,6 +35,8 @@ const GENERATE_HINT =
 
 /** A secret was refused, or is missing where one is required. */
 export class SecretError extends GovernanceError {
+  static override readonly errorIdentity: string = "@gov/core.SecretError";
+
   /** The option or environment variable that held the secret. */
   readonly field: string;
 

@@ -1,3 +1,5 @@
+import { z } from "zod";
+
 /** Severity of a log line. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -66,3 +68,29 @@ export const silentLogger: Logger = {
   warn() {},
   error() {},
 };
+
+const LOGGER_METHODS = ["debug", "info", "warn", "error"] as const;
+
+/**
+ * The zod form of a {@link Logger} option: an object with `debug`, `info`, `warn` and
+ * `error` methods (read with `parseOptions`, the fix is kept).
+ *
+ * @example
+ * ```ts
+ * const optionsSchema = z.object({ logger: loggerSchema.optional() });
+ * ```
+ */
+export const loggerSchema = z.custom<Logger>(
+  (value) =>
+    typeof value === "object" &&
+    value !== null &&
+    LOGGER_METHODS.every(
+      (method) => typeof (value as Record<string, unknown>)[method] === "function",
+    ),
+  {
+    error: "must be a Logger: an object with debug, info, warn and error methods.",
+    params: {
+      fix: "Pass a Logger (createConsoleLogger(), silentLogger, or a four-method adapter), or leave it out.",
+    },
+  },
+);

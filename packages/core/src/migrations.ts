@@ -4,13 +4,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import { z } from "zod";
-import {
-  CORE_ERROR_CODES,
-  GovernanceError,
-  InvalidArgumentError,
-  requireOptionsObject,
-} from "./errors";
-import type { Logger } from "./logger";
+import { CORE_ERROR_CODES, GovernanceError, InvalidArgumentError } from "./errors";
+import { parseOptions } from "./input";
+import { type Logger, loggerSchema } from "./logger";
 import { acquireTransactionLock, type GovTransaction, type Store } from "./store";
 import { StoreError, toStoreError } from "./store-errors";
 
@@ -72,6 +68,8 @@ export interface MigrationReport {
 
 /** A migration could not be planned or applied. Nothing was changed. */
 export class MigrationError extends GovernanceError {
+  static override readonly errorIdentity: string = "@gov/core.MigrationError";
+
   /** The module whose migrations failed. */
   readonly module: string;
   /** The migration at fault, when there is one. */
@@ -256,6 +254,11 @@ function checkHistory(
 }
 
 /** Options of {@link runMigrations}. */
+const runMigrationsOptionsSchema = z.object({
+  dryRun: z.boolean().optional(),
+  logger: loggerSchema.optional(),
+});
+
 export interface RunMigrationsOptions {
   /** List what would be applied, apply nothing. @default false */
   dryRun?: boolean;
@@ -300,7 +303,9 @@ export async function runMigrations(
       `must be an array of migration sources, got ${sources === null ? "null" : typeof sources}.`,
       "Pass the modules' migration sources, e.g. [auditModule.migrations].",
     );
-  requireOptionsObject(options, "options", "Pass { dryRun?, logger? }, or nothing.");
+  const parsed = parseOptions(runMigrationsOptionsSchema, options, {
+    fixes: { "": "Pass { dryRun?, logger? }, or nothing." },
+  });
   const names = new Set<string>();
   for (const source of sources) {
     if (names.has(source.name))
@@ -311,7 +316,7 @@ export async function runMigrations(
   const loaded = await Promise.all(
     ordered.map(async (source) => ({ source, migrations: await loadMigrations(source) })),
   );
-  const dryRun = options.dryRun === true;
+  const dryRun = parsed.dryRun === true;
   const rollback = Symbol("dry run");
   let report: MigrationReport | undefined;
   try {
@@ -347,7 +352,6 @@ export async function runMigrations(
             for (const migration of pending) {
               await applyMigration(tx, plan.module, plan.schema, migration);
               done.push(migration.tag);
-              options.logger?.info(`Applied migration ${migration.tag} to ${plan.schema}.`);
             }
           }
           modules.push({
@@ -368,6 +372,14 @@ export async function runMigrations(
     if (error !== rollback) throw error;
   }
   if (!report) throw new Error("unreachable: migrations finished without a report");
+  // Said once per schema, and only after the transaction committed: a rolled-back run
+  // applied nothing.
+  if (!report.dryRun) {
+    for (const module of report.modules) {
+      if (module.applied.length > 0)
+        parsed.logger?.info(`Migrated ${module.schema}: ${module.applied.join(", ")}.`);
+    }
+  }
   return report;
 }
 

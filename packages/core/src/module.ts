@@ -1,4 +1,7 @@
+import type { z } from "zod";
 import type { Clock } from "./clock";
+import type { EnvBinding, FieldFixes } from "./config";
+import { typeOf } from "./describe";
 import { InvalidArgumentError } from "./errors";
 import type { Keyring, SigningKey } from "./keys";
 import type { Logger } from "./logger";
@@ -64,6 +67,49 @@ export interface ModuleDefinition<
   provides?(instance: Instance): ProvidedPorts;
   /** Release what the instance holds (timers, subscriptions, buffers); called in reverse order. */
   close?(instance: Instance): Promise<void>;
+  /**
+   * What the module contributes to `GovernanceSDK.start()`: its flag, its options in the
+   * SDK's flat option object, their environment variables and fixes, and how they become the
+   * module's own options. The module owns this; the SDK only composes the contributions.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: a module's parsed SDK options are its own shape
+  readonly sdk?: SdkContribution<any>;
+}
+
+/**
+ * A module's part of the umbrella's configuration, the way a plugin contributes its options
+ * to a host: `GovernanceSDK.start()` merges every enabled module's `options` into one schema,
+ * reads their `env` bindings, and hands each module `moduleOptions(parsed)`.
+ *
+ * @example
+ * ```ts
+ * const sdk: SdkContribution<{ costFailOpen: boolean }> = {
+ *   flag: "enableCost",
+ *   enabledByDefault: true,
+ *   options: { costFailOpen: z.boolean().default(false) },
+ *   env: [{ env: "GOVERNANCE_COST_FAIL_OPEN", path: ["costFailOpen"], kind: "boolean" }],
+ *   fixes: { costFailOpen: "Use true or false." },
+ *   moduleOptions: (config) => ({ failOpen: config.costFailOpen }),
+ * };
+ * ```
+ */
+export interface SdkContribution<Config = Record<string, unknown>> {
+  /** The option that turns the module on or off, e.g. `enableAudit`. */
+  readonly flag: `enable${string}`;
+  /** Whether it is on when the flag is not given. */
+  readonly enabledByDefault: boolean;
+  /** The module's options in the SDK's flat option object (e.g. `costFailOpen`), prefixed by the module's name unless the reference names them otherwise. */
+  readonly options?: z.ZodRawShape;
+  /** Environment variables for those options (the reference's names). */
+  readonly env?: readonly EnvBinding[];
+  /** How to fix each of those options, keyed by option name. */
+  readonly fixes?: FieldFixes;
+  /**
+   * The module's own options from the SDK's parsed options; `cwd` is what relative paths are
+   * resolved against (the SDK's `cwd` option, or the process's); `production` is
+   * `NODE_ENV === "production"` in the SDK's environment. May throw a `ConfigError`.
+   */
+  moduleOptions?(config: Config, environment: { cwd: string; production: boolean }): unknown;
 }
 
 /** Identity function that gives a module definition its precise type. */
@@ -71,12 +117,6 @@ export function defineModule<Name extends string, Instance, Options = void>(
   definition: ModuleDefinition<Name, Instance, Options>,
 ): ModuleDefinition<Name, Instance, Options> {
   return definition;
-}
-
-function describeValue(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
 }
 
 /**
@@ -102,7 +142,7 @@ export function requirePort(
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new InvalidArgumentError(
       `context.${field}`,
-      `must be ${what}, got ${describeValue(value)}.`,
+      `must be ${what}, got ${typeOf(value)}.`,
       fix,
     );
   }
@@ -145,7 +185,7 @@ export function requireKeyring(
   if (!usable) {
     throw new InvalidArgumentError(
       field,
-      `must be a Keyring with a current key (${purpose}), got ${describeValue(value)}.`,
+      `must be a Keyring with a current key (${purpose}), got ${typeOf(value)}.`,
       fix,
     );
   }

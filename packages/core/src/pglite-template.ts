@@ -3,8 +3,10 @@ import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { requireOptionsObject } from "./errors";
-import type { Logger } from "./logger";
+import { z } from "zod";
+import { ConfigError } from "./errors";
+import { parseOptions } from "./input";
+import { type Logger, loggerSchema } from "./logger";
 import { runWorkerTask } from "./pglite-thread";
 
 /**
@@ -21,13 +23,54 @@ interface TemplateMetadata {
   file: string;
 }
 
+/** The package that runs the embedded database: an optional peer dependency of this one. */
+export const PGLITE_PACKAGE = "@electric-sql/pglite";
+
+/**
+ * The error for an embedded database without {@link PGLITE_PACKAGE} installed: what to
+ * install, or how to use a real Postgres instead (the same shape as the missing-`pg` case).
+ */
+export function missingPgliteError(): ConfigError {
+  return new ConfigError([
+    {
+      source: "option",
+      name: "databaseUrl",
+      problem: `is not set, memory://, or a directory, which means the embedded database, but its driver \`${PGLITE_PACKAGE}\` is not installed.`,
+      fix: `Install it: npm install ${PGLITE_PACKAGE} (or use @gov/sdk, which includes it); or set GOVERNANCE_DATABASE_URL=postgres://… for a real Postgres.`,
+    },
+  ]);
+}
+
+/**
+ * Where {@link PGLITE_PACKAGE} resolves from this package (as the worker thread imports it).
+ * @throws {ConfigError} when it is not installed.
+ */
+function resolvePglite(): string {
+  try {
+    return createRequire(import.meta.url).resolve(PGLITE_PACKAGE);
+  } catch {
+    throw missingPgliteError();
+  }
+}
+
+/**
+ * @internal Refuse, before anything is started or created, to open an embedded database
+ * without its driver.
+ * @throws {ConfigError} when {@link PGLITE_PACKAGE} is not installed.
+ */
+export function assertPgliteInstalled(): void {
+  resolvePglite();
+}
+
 let cachedVersion: string | undefined;
 
-/** The version of the installed `@electric-sql/pglite`. */
+/**
+ * The version of the installed `@electric-sql/pglite`.
+ * @throws {ConfigError} when it is not installed.
+ */
 export function installedPgliteVersion(): string {
   if (cachedVersion) return cachedVersion;
-  const require = createRequire(import.meta.url);
-  let directory = dirname(require.resolve("@electric-sql/pglite"));
+  let directory = dirname(resolvePglite());
   for (let depth = 0; depth < 5; depth++) {
     const candidate = join(directory, "package.json");
     if (existsSync(candidate)) {
@@ -71,6 +114,11 @@ export function shippedTemplate(version: string): string | null {
   }
 }
 
+const pgliteTemplateOptionsSchema = z.object({
+  cacheDirectory: z.union([z.string(), z.literal(false)]).optional(),
+  logger: loggerSchema.optional(),
+});
+
 /** Options of {@link ensurePgliteTemplate}. */
 export interface PgliteTemplateOptions {
   /** Where to cache a template made on this machine; `false` disables it. */
@@ -89,25 +137,27 @@ const inflight = new Map<string, Promise<string | null>>();
 export async function ensurePgliteTemplate(
   options: PgliteTemplateOptions = {},
 ): Promise<string | null> {
-  requireOptionsObject(options, "options", "Pass { cacheDirectory? }, or nothing.");
+  const parsed = parseOptions(pgliteTemplateOptionsSchema, options, {
+    fixes: { "": "Pass { cacheDirectory?, logger? }, or nothing." },
+  });
   const version = installedPgliteVersion();
   const shipped = shippedTemplate(version);
   if (shipped) return shipped;
-  if (options.cacheDirectory === false) return null;
-  const directory = options.cacheDirectory ?? defaultTemplateCacheDirectory();
+  if (parsed.cacheDirectory === false) return null;
+  const directory = parsed.cacheDirectory ?? defaultTemplateCacheDirectory();
   const file = join(directory, `pglite-${version}.tar.gz`);
   if (existsSync(file)) return file;
   let pending = inflight.get(file);
   if (!pending) {
     pending = (async () => {
-      options.logger?.info(
+      parsed.logger?.info(
         `Preparing the embedded database template for PGlite ${version} (once per machine)…`,
       );
       try {
         await createPgliteTemplate(file);
         return file;
       } catch (error) {
-        options.logger?.warn(
+        parsed.logger?.warn(
           "Could not cache the embedded database template; each new database will run initdb.",
           {
             directory,

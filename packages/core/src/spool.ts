@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
+import { describeError } from "./describe";
 import { CORE_ERROR_CODES, GovernanceError, InvalidArgumentError } from "./errors";
 import { ChainKey, constantTimeEqualHex, KEY_ID_LENGTH, Keyring } from "./keys";
 import type { Logger } from "./logger";
@@ -299,7 +300,7 @@ export class DurableSpool<Entry> {
         } catch (error) {
           this.#logger.warn(
             `Could not write the end marker of the ${this.#names.name} spool; the next process replays it all the same, and says it was not closed cleanly.`,
-            { file: own.path, error: describe(error) },
+            { file: own.path, error: describeError(error) },
           );
         }
       }
@@ -786,6 +787,7 @@ export class DurableSpool<Entry> {
         oldestModifiedAt: new Date(entry.oldest).toISOString(),
         newestModifiedAt: new Date(entry.newest).toISOString(),
       }));
+    // File times are the machine's wall time, so the age is measured against it, not a clock.
     const oldestAgeMs = Math.max(0, Date.now() - Math.min(...files.map((file) => file.mtime)));
     const stranded: StrandedSpoolFiles = {
       spool: this.#names.name,
@@ -814,6 +816,8 @@ export class DurableSpool<Entry> {
  * not accepted as it is (a retired key, no signature). Nothing was read from it.
  */
 export class SpoolFileError extends GovernanceError {
+  static override readonly errorIdentity: string = "@gov/core.SpoolFileError";
+
   /** The file's name (without its directory). */
   readonly file: string;
   /** The first bad line (1 is the header), when there is one. */
@@ -926,7 +930,7 @@ export async function readSpoolFile<Entry>(
     throw new SpoolFileError({
       file,
       line: null,
-      reason: `it cannot be read (${describe(error)})`,
+      reason: `it cannot be read (${describeError(error)})`,
       fix: "Check the path, and that this process may read the file.",
     });
   }
@@ -1263,8 +1267,4 @@ function formatAge(ms: number): string {
   if (seconds < 7_200) return `${Math.round(seconds / 60)} min`;
   if (seconds < 172_800) return `${Math.round(seconds / 3_600)} h`;
   return `${Math.round(seconds / 86_400)} days`;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

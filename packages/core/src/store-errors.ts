@@ -1,8 +1,6 @@
 import { redactConnectionStrings } from "./database-url";
 import { CORE_ERROR_CODES, GovernanceError } from "./errors";
 
-const STORE_ERROR_MARKER = Symbol.for("@gov/core.StoreError");
-
 /** The classes of database failure that callers act on differently. */
 export type StoreErrorKind =
   | "connection"
@@ -72,6 +70,8 @@ export interface StoreErrorDetails {
  * ```
  */
 export class StoreError extends GovernanceError {
+  static override readonly errorIdentity: string = "@gov/core.StoreError";
+
   /** The class of failure. */
   readonly kind: StoreErrorKind;
   /** The five-character SQLSTATE, when the database reported one. */
@@ -88,7 +88,6 @@ export class StoreError extends GovernanceError {
       recoveryHint: HINT_BY_KIND[details.kind],
       cause: details.cause,
     });
-    Object.defineProperty(this, STORE_ERROR_MARKER, { value: true });
     this.name = "StoreError";
     this.kind = details.kind;
     this.sqlState = details.sqlState;
@@ -107,14 +106,6 @@ export class StoreError extends GovernanceError {
       this.kind === "serialization" ||
       this.kind === "deadlock" ||
       this.kind === "timeout"
-    );
-  }
-
-  /** True for a `StoreError` from any copy of `@gov/core`. */
-  static override isInstance(error: unknown): error is StoreError {
-    return (
-      GovernanceError.isInstance(error) &&
-      (error as unknown as Record<symbol, unknown>)[STORE_ERROR_MARKER] === true
     );
   }
 }

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { StoreConfig } from "./config";
 import type { DatabaseTarget } from "./database-url";
 import type { Logger } from "./logger";
-import { ensurePgliteTemplate } from "./pglite-template";
+import { assertPgliteInstalled, ensurePgliteTemplate, missingPgliteError } from "./pglite-template";
 import { PgliteThread } from "./pglite-thread";
 import type { GovDatabase, Store, Subscription } from "./store";
 import { BaseStore, TEXT_RESULT_TYPES } from "./store-base";
@@ -212,6 +212,7 @@ class DirectoryLock {
     try {
       await mkdir(directory, { recursive: true, mode: 0o700 });
       const lock = new DirectoryLock(path);
+      // Wall time, as the lock file's modification time it is compared with (no clock here).
       const deadline = Date.now() + LOCK_ACQUIRE_TIMEOUT_MS;
       while (Date.now() < deadline) {
         if (await lock.#tryCreate()) {
@@ -438,17 +439,37 @@ class PgliteStore extends BaseStore {
   }
 }
 
-/** @internal Open an embedded PGlite store on a worker thread. */
+export { assertPgliteInstalled };
+
+/** Whether `error` says that the PGlite package could not be found. */
+function isMissingPglite(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  return (
+    (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") &&
+    typeof message === "string" &&
+    message.includes("@electric-sql/pglite")
+  );
+}
+
+/**
+ * @internal Open an embedded PGlite store on a worker thread.
+ * @throws {ConfigError} (a rejection) when `@electric-sql/pglite` is not installed; nothing
+ *   is created then.
+ */
 export async function openPgliteStore(
   target: Extract<DatabaseTarget, { engine: "pglite" }>,
   config: StoreConfig,
   logger: Logger,
   overrides: { template?: string | null } = {},
 ): Promise<Store> {
+  assertPgliteInstalled();
   // Start the thread (and the driver's import) first: both take a while and need nothing
-  // from what follows, so they overlap with the lock and the template lookup.
+  // from what follows, so they overlap with the lock and the template lookup. The import's
+  // failure is handled where it is awaited; marked handled now, it cannot end the process
+  // as an unhandled rejection while the lock is being taken.
   const thread = new PgliteThread();
   const driver = import("drizzle-orm/pglite");
+  driver.catch(() => undefined);
   let lock: DirectoryLock | null = null;
   try {
     lock = target.directory ? await DirectoryLock.acquire(target.directory) : null;
@@ -479,9 +500,13 @@ export async function openPgliteStore(
       logger,
     );
   } catch (error) {
-    await driver.catch(() => undefined);
+    const driverError = await driver.then(
+      () => null,
+      (failure: unknown) => failure,
+    );
     await thread.terminate();
     await lock?.release();
+    if (isMissingPglite(driverError) || isMissingPglite(error)) throw missingPgliteError();
     const classified = toStoreError(error, target.description);
     if (StoreError.isInstance(classified)) throw classified;
     throw new StoreError({

@@ -184,7 +184,9 @@ export const EMBEDDED_IN_PRODUCTION_WARNING =
  * await using store = await createStore({ databaseUrl: process.env.GOVERNANCE_DATABASE_URL });
  * const report = await store.health();
  * ```
- * @throws {ConfigError} for bad options; {@link StoreError} when the database cannot be opened.
+ * @throws {ConfigError} for bad options, and when the driver the URL needs is not installed
+ *   (`pg` for postgres://, `@electric-sql/pglite` otherwise): the error says what to
+ *   install, and nothing was created. {@link StoreError} when the database cannot be opened.
  */
 export async function createStore(options: CreateStoreOptions = {}): Promise<Store> {
   requireOptionsObject(
@@ -199,6 +201,9 @@ export async function createStore(options: CreateStoreOptions = {}): Promise<Sto
     const { openPostgresStore } = await import("./store-postgres");
     return openPostgresStore(target, config, logger);
   }
+  const { assertPgliteInstalled, openPgliteStore } = await import("./store-pglite");
+  // Without the driver, say what to install before announcing a database it cannot open.
+  assertPgliteInstalled();
   if (production && !warnedEmbeddedInProduction) {
     warnedEmbeddedInProduction = true;
     logger.warn(EMBEDDED_IN_PRODUCTION_WARNING, { database: target.description });
@@ -208,7 +213,6 @@ export async function createStore(options: CreateStoreOptions = {}): Promise<Sto
       `No database URL given: using the embedded database in ${target.directory} (set GOVERNANCE_DATABASE_URL=postgres://… for a real Postgres).`,
     );
   }
-  const { openPgliteStore } = await import("./store-pglite");
   return openPgliteStore(target, config, logger);
 }
 

@@ -9,19 +9,9 @@
  * GOVERNANCE_BENCH_RUNS (default 5) sets the runs of each throughput benchmark,
  * GOVERNANCE_BENCH_SECONDS (default 5) their length.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type BenchResult, type BenchTarget, reportResults, summarize } from "@gov/bench-kit";
-import {
-  createStore,
-  noopAuditSink,
-  noopHaltGuard,
-  runMigrations,
-  type Store,
-  silentLogger,
-} from "@gov/core";
-import { createBenchDatabase } from "@gov/core/testing";
+import { noopAuditSink, noopHaltGuard, type Store, silentLogger } from "@gov/core";
+import { forEachBenchEngine } from "@gov/core/testing";
 import { CostModule, costMigrations } from "../src/index";
 
 const RUNS = Number(process.env.GOVERNANCE_BENCH_RUNS ?? 5);
@@ -115,36 +105,13 @@ async function bench(name: string, store: Store, latencySamples: number): Promis
   }
 }
 
-const database = await createBenchDatabase([costMigrations]);
-if (database) {
-  const store = await createStore({
-    databaseUrl: database.databaseUrl,
-    logger: silentLogger,
-    pool: { max: 10 },
-  });
-  try {
-    await bench("postgres", store, 5_000);
-  } finally {
-    await store.close();
-    await database.dispose();
-  }
-} else {
-  process.stdout.write(
-    "GOVERNANCE_TEST_DATABASE_URL is not set: the postgres.* benchmarks are SKIPPED\n",
-  );
-}
-
-{
-  const home = mkdtempSync(join(tmpdir(), "gov-bench-cost-"));
-  const store = await createStore({ databaseUrl: home, logger: silentLogger });
-  try {
-    await runMigrations(store, [costMigrations], { logger: silentLogger });
-    await bench("pglite", store, 2_000);
-  } finally {
-    await store.close();
-    rmSync(home, { recursive: true, force: true });
-  }
-}
+// Real Postgres (a database created for the bench and dropped after), then PGlite in a
+// directory, as the default install runs.
+await forEachBenchEngine(
+  [costMigrations],
+  (engine) => bench(engine.name, engine.store, engine.name === "postgres" ? 5_000 : 2_000),
+  { postgresPool: { max: 10 } },
+);
 
 const targets: Record<string, BenchTarget> = {
   "postgres.check-or-raise.latency.1-caller": { statistic: "median", direction: "max", value: 1 },

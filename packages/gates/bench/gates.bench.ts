@@ -12,21 +12,9 @@
  *
  * GOVERNANCE_BENCH_RUNS (default 200) sets the number of grant → waitFor round trips.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type BenchResult, type BenchTarget, reportResults, summarize } from "@gov/bench-kit";
-import {
-  ChainKey,
-  createStore,
-  Keyring,
-  noopAuditSink,
-  runMigrations,
-  type Store,
-  silentLogger,
-  systemClock,
-} from "@gov/core";
-import { createBenchDatabase } from "@gov/core/testing";
+import { ChainKey, Keyring, noopAuditSink, type Store, silentLogger, systemClock } from "@gov/core";
+import { forEachBenchEngine } from "@gov/core/testing";
 import {
   type ChildLine,
   type GatesChild,
@@ -113,34 +101,12 @@ async function calls(name: string, store: Store, rounds: number): Promise<void> 
   }
 }
 
-const database = await createBenchDatabase([gatesMigrations]);
-if (database) {
-  const store = await createStore({ databaseUrl: database.databaseUrl, logger: silentLogger });
-  try {
-    await crossProcess(database.databaseUrl, store);
-    await calls("postgres", store, 1_000);
-  } finally {
-    await store.close();
-    await database.dispose();
-  }
-} else {
-  process.stdout.write(
-    "GOVERNANCE_TEST_DATABASE_URL is not set: the postgres.* benchmarks are SKIPPED\n",
-  );
-}
-
-// PGlite in a directory, as the default install runs: one process.
-{
-  const home = mkdtempSync(join(tmpdir(), "gov-bench-gates-"));
-  const store = await createStore({ databaseUrl: home, logger: silentLogger });
-  try {
-    await runMigrations(store, [gatesMigrations], { logger: silentLogger });
-    await calls("pglite", store, 500);
-  } finally {
-    await store.close();
-    rmSync(home, { recursive: true, force: true });
-  }
-}
+// Real Postgres (a database created for the bench and dropped after; the other process
+// too), then PGlite in a directory, as the default install runs: one process.
+await forEachBenchEngine([gatesMigrations], async (engine) => {
+  if (engine.name === "postgres") await crossProcess(engine.databaseUrl, engine.store);
+  await calls(engine.name, engine.store, engine.name === "postgres" ? 1_000 : 500);
+});
 
 const targets: Record<string, BenchTarget> = {
   "postgres.grant-to-waitFor.other-process": { statistic: "median", direction: "max", value: 50 },

@@ -11,20 +11,9 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type BenchResult, type BenchTarget, reportResults, summarize } from "@gov/bench-kit";
-import {
-  ChainKey,
-  createStore,
-  Keyring,
-  runMigrations,
-  type Store,
-  silentLogger,
-  systemClock,
-} from "@gov/core";
-import { createBenchDatabase } from "@gov/core/testing";
+import { ChainKey, Keyring, type Store, silentLogger, systemClock } from "@gov/core";
+import { forEachBenchEngine } from "@gov/core/testing";
 import { spawnHaltChild } from "../src/__fixtures__/child-process";
 import { PresenceModule, presenceMigrations } from "../src/index";
 
@@ -123,34 +112,12 @@ async function cachedReads(name: string, store: Store): Promise<void> {
   }
 }
 
-const database = await createBenchDatabase([presenceMigrations]);
-if (database) {
-  const store = await createStore({ databaseUrl: database.databaseUrl, logger: silentLogger });
-  try {
-    await crossProcess(database.databaseUrl, store);
-    await cachedReads("postgres", store);
-  } finally {
-    await store.close();
-    await database.dispose();
-  }
-} else {
-  process.stdout.write(
-    "GOVERNANCE_TEST_DATABASE_URL is not set: the postgres.* benchmarks are SKIPPED\n",
-  );
-}
-
-// PGlite in a directory, as the default install runs: the cached reads only (one process).
-{
-  const home = mkdtempSync(join(tmpdir(), "gov-bench-presence-"));
-  const store = await createStore({ databaseUrl: home, logger: silentLogger });
-  try {
-    await runMigrations(store, [presenceMigrations], { logger: silentLogger });
-    await cachedReads("pglite", store);
-  } finally {
-    await store.close();
-    rmSync(home, { recursive: true, force: true });
-  }
-}
+// Real Postgres (a database created for the bench and dropped after; the other process
+// too), then PGlite in a directory, as the default install runs: the cached reads only.
+await forEachBenchEngine([presenceMigrations], async (engine) => {
+  if (engine.name === "postgres") await crossProcess(engine.databaseUrl, engine.store);
+  await cachedReads(engine.name, engine.store);
+});
 
 const targets: Record<string, BenchTarget> = {
   "postgres.halt-to-refusal.other-process": { statistic: "median", direction: "max", value: 100 },

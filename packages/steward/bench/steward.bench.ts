@@ -58,8 +58,8 @@ const TRACE = {
 
 async function benchEvaluate(name: string, stateful: boolean): Promise<void> {
   const steward = new GovernanceSteward(
-    { blueprints: [blueprint(20, stateful)] },
     { logger: silentLogger },
+    { blueprints: [blueprint(20, stateful)] },
   );
   for (let index = 0; index < 20_000; index++) await steward.evaluate(TRACE);
   const latencies = new Array<number>(SAMPLES);
