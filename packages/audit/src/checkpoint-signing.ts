@@ -1,5 +1,12 @@
 import type { KeyObject } from "node:crypto";
-import { canonicalJson, InvalidArgumentError, type Keyring, VerifyingKey } from "@gov/core";
+import {
+  canonicalJson,
+  InvalidArgumentError,
+  type Keyring,
+  parseOptions,
+  VerifyingKey,
+} from "@gov/core";
+import { z } from "zod";
 import { RECORD_FORMAT_VERSION } from "./record";
 
 /** A signed checkpoint of a chain's head, from the database or from a witness. */
@@ -246,6 +253,11 @@ export interface VerifyCheckpointsOptions {
   requireSignature?: boolean;
 }
 
+const verifyCheckpointsOptionsSchema = z.object({
+  publicKeys: z.unknown().optional(),
+  requireSignature: z.boolean().optional(),
+});
+
 /**
  * Verify checkpoints with Ed25519 public keys alone — no HMAC secret, no database access:
  * the lines of a witness file, or rows of `gov_audit.checkpoints`. Each must be the canonical
@@ -267,6 +279,10 @@ export async function verifyCheckpoints(
   checkpoints: Iterable<unknown> | AsyncIterable<unknown>,
   options: VerifyCheckpointsOptions,
 ): Promise<CheckpointVerificationReport> {
+  if (typeof options === "object" && options !== null) {
+    // Unknown keys and a non-boolean requireSignature; the keys are read below, by name.
+    parseOptions(verifyCheckpointsOptionsSchema, options);
+  }
   const keys = verifyingKeys(options?.publicKeys ?? [], "publicKeys");
   if (keys.length === 0) {
     throw new InvalidArgumentError(

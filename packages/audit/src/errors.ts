@@ -38,6 +38,8 @@ export const AUDIT_ERROR_CODES = {
 
 /** An audit event was refused before anything was written. */
 export class InvalidAuditEventError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/audit.InvalidAuditEventError";
+
   /** The field at fault, e.g. `metadata.prompt` or `kind`. */
   readonly field: string;
   /** The limit that was exceeded, if the problem is a limit. */
@@ -79,6 +81,55 @@ export interface ChainIntegrityDetails {
   eventId: string | null;
   /** What is wrong, e.g. `hmac mismatch`, `gap`, `fork`, `truncated`. */
   reason: string;
+  /**
+   * The id of the key that signed the row (or checkpoint) when that key is not in the
+   * keyring: then a changed or rotated audit secret is the likelier cause.
+   */
+  unknownKeyId?: string;
+}
+
+/** The environment variable that gives a process an older chain key, by its id. */
+export function chainKeyVariable(keyId: string): string {
+  return `GOVERNANCE_CHAIN_KEY_${keyId.toUpperCase()}`;
+}
+
+/** The form of a key id our keys produce: 16 lower-case hex characters. */
+const KEY_ID_FORM = /^[0-9a-f]{16}$/;
+/** How many key ids a message names at most. */
+const KEY_IDS_SHOWN = 5;
+
+/**
+ * A key id read from a table, as a message may show it: a table owner can write anything
+ * there (line breaks that forge log lines, a megabyte of text), so a key id not of the form
+ * our keys produce is never repeated.
+ */
+export function displayKeyId(keyId: string): string {
+  return KEY_ID_FORM.test(keyId) ? keyId : "a malformed key id (not shown)";
+}
+
+/** Key ids read from a table, for a message: at most five, malformed ones only counted. */
+export function displayKeyIds(keyIds: readonly string[]): string {
+  const wellFormed = keyIds.filter((keyId) => KEY_ID_FORM.test(keyId));
+  const malformed = keyIds.length - wellFormed.length;
+  const shown = wellFormed.slice(0, KEY_IDS_SHOWN);
+  const parts = [...shown];
+  if (wellFormed.length > shown.length) parts.push(`${wellFormed.length - shown.length} more`);
+  if (malformed > 0)
+    parts.push(`${malformed} malformed key id${malformed === 1 ? "" : "s"} (not shown)`);
+  return parts.join(", ");
+}
+
+/**
+ * What to do about rows signed by keys that are not in the keyring: most likely the audit
+ * secret changed (or was rotated) and the old one was not kept. Names key ids, never keys;
+ * a malformed key id (never produced by a key of ours) is not repeated.
+ */
+export function unknownKeyAdvice(keyIds: readonly string[]): string {
+  const wellFormed = keyIds.filter((keyId) => KEY_ID_FORM.test(keyId));
+  if (wellFormed.length === 0)
+    return "No key of ours has a key id of that form: the rows were not written by a process of this deployment.";
+  const variables = wellFormed.slice(0, KEY_IDS_SHOWN).map(chainKeyVariable).join(", ");
+  return `If GOVERNANCE_AUDIT_SECRET (or the auditSecret option) was changed or rotated, give this process the old secret as ${variables} (keeping the new one as GOVERNANCE_AUDIT_SECRET) and verify again.`;
 }
 
 /**
@@ -86,19 +137,35 @@ export interface ChainIntegrityDetails {
  * broken link, a gap, a fork, a second root, or rows missing below a signed checkpoint.
  */
 export class ChainIntegrityError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/audit.ChainIntegrityError";
+
   readonly chain: string;
   readonly sessionId: string | null;
   readonly seq: number;
   readonly eventId: string | null;
   readonly reason: string;
 
+  /**
+   * The key id that signed the failing row or checkpoint when the keyring does not hold it
+   * (a changed or rotated audit secret is then the likelier cause); null otherwise.
+   */
+  readonly unknownKeyId: string | null;
+
   constructor(details: ChainIntegrityDetails) {
     const row = details.eventId ? ` (event ${details.eventId})` : "";
+    const unknownKey = details.unknownKeyId ?? null;
+    const tampered =
+      "the chain as tampered with from this row on: preserve the database as it is, compare it with backups, and investigate who had write access.";
     super({
       code: AUDIT_ERROR_CODES.CHAIN_INTEGRITY,
-      message: `Audit chain ${details.chain} is broken at seq ${details.seq}${row}: ${details.reason}.`,
+      message:
+        unknownKey === null
+          ? `Audit chain ${details.chain} is broken at seq ${details.seq}${row}: ${details.reason}.`
+          : `Audit chain ${details.chain} cannot be verified at seq ${details.seq}${row}: ${details.reason}. The likelier cause is a changed or rotated audit secret (this process was not given key ${displayKeyId(unknownKey)}); tampering is the other.`,
       recoveryHint:
-        "Treat the chain as tampered with from this row on: preserve the database as it is, compare it with backups, and investigate who had write access.",
+        unknownKey === null
+          ? `Treat ${tampered}`
+          : `${unknownKeyAdvice([unknownKey])} If no secret with key id ${displayKeyId(unknownKey)} was ever yours, treat ${tampered}`,
     });
     this.name = "ChainIntegrityError";
     this.chain = details.chain;
@@ -106,11 +173,14 @@ export class ChainIntegrityError extends GovernanceError {
     this.seq = details.seq;
     this.eventId = details.eventId;
     this.reason = details.reason;
+    this.unknownKeyId = unknownKey;
   }
 }
 
 /** The in-memory audit store refused an event (full, with `onFull: "raise"`). */
 export class StoreUnavailableError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/audit.StoreUnavailableError";
+
   constructor(message: string, recoveryHint: string) {
     super({ code: AUDIT_ERROR_CODES.STORE_UNAVAILABLE, message, recoveryHint });
     this.name = "StoreUnavailableError";
@@ -126,6 +196,8 @@ export class StoreUnavailableError extends GovernanceError {
  * to start with the newer key.
  */
 export class RetiredKeyError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/audit.RetiredKeyError";
+
   /** The id of the retired key. */
   readonly keyId: string;
 
@@ -142,7 +214,7 @@ export class RetiredKeyError extends GovernanceError {
     super({
       code: AUDIT_ERROR_CODES.AUDIT_KEY_RETIRED,
       message: `Cannot ${details.action}: the audit chain key ${details.keyId} was retired at ${details.rotatedAt} by key rotation ${details.rotationId} (to key ${details.newKeyId}), and a retired key never signs again.`,
-      recoveryHint: `Start this process with the newest chain key (key id ${details.newestKeyId}) as GOVERNANCE_AUDIT_SECRET (or the auditSecret option), and keep ${details.keyId} only for verifying, as GOVERNANCE_CHAIN_KEY_${details.keyId.toUpperCase()}.`,
+      recoveryHint: `Start this process with the newest chain key (key id ${details.newestKeyId}) as GOVERNANCE_AUDIT_SECRET (or the auditSecret option), and keep ${details.keyId} only for verifying, as ${chainKeyVariable(details.keyId)}.`,
     });
     this.name = "RetiredKeyError";
     this.keyId = details.keyId;
@@ -155,6 +227,8 @@ export class RetiredKeyError extends GovernanceError {
  * next checkpoint). The message names the path and the problem, never the file's content.
  */
 export class WitnessUnavailableError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/audit.WitnessUnavailableError";
+
   /** The witness file, as an absolute path. */
   readonly path: string;
 

@@ -1,6 +1,7 @@
 export {
   type CheckpointFailure,
   type CheckpointVerificationReport,
+  checkpointPayload,
   type StoredCheckpoint,
   type VerifyCheckpointsOptions,
   verifyCheckpoints,
@@ -16,6 +17,7 @@ export {
 } from "./errors";
 export {
   InMemoryAuditStore,
+  type InMemoryAuditStoreMetrics,
   type InMemoryAuditStoreOptions,
   type InMemoryAuditStoreStats,
 } from "./memory-store";
@@ -48,15 +50,14 @@ export {
   signedPayload,
 } from "./record";
 export {
-  checkpointPayload,
   KEY_HISTORY_CHAIN,
   KEY_ROTATION_GRACE_MS,
   type KeyRotationFields,
   rotationPayload,
   type StoredRotation,
-  type VerificationReport,
-  WITNESS_CHAIN,
-} from "./verify";
+} from "./rotation-record";
+export { type AuditSdkOptions, auditSdkContribution } from "./sdk-options";
+export { type VerificationReport, WITNESS_CHAIN } from "./verification-report";
 export {
   type CheckpointWitness,
   FileCheckpointWitness,

@@ -1,26 +1,11 @@
 import { ChainKey, type GovernanceError, sql } from "@gov/core";
-import { rejectionOf, type TestEngine, testEngines } from "@gov/core/testing";
+import { rejectionOf, type TestEngine, testEngines, thrown } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type AuditHarness, auditHarness, SECRET_A, tamper } from "./__fixtures__";
 import { ChainIntegrityError, InvalidAuditEventError } from "./errors";
 import { InMemoryAuditStore } from "./memory-store";
 import { AUDIT_LIMITS } from "./models";
 import type { AuditEventRecord } from "./record";
-
-/** Call `run`; it must not throw synchronously, and its promise must reject. */
-async function rejection(run: () => Promise<unknown>): Promise<unknown> {
-  let promise: Promise<unknown> | undefined;
-  expect(() => {
-    promise = run();
-  }).not.toThrow();
-  expect(promise).toBeInstanceOf(Promise);
-  return (promise as Promise<unknown>).then(
-    () => {
-      throw new Error("expected a rejection");
-    },
-    (error: unknown) => error,
-  );
-}
 
 function nested(depth: number): Record<string, unknown> {
   let value: Record<string, unknown> = { leaf: true };
@@ -57,14 +42,14 @@ describe("metadata depth and cycles (InMemoryAuditStore, no database)", () => {
       ],
     ];
     for (const [value, field, limit] of cases) {
-      const error = await rejection(() =>
+      const error = await rejectionOf(() =>
         store.log({ agentId: "a", kind: "k", metadata: { loop: value } as never }),
       );
       expect(error, field).toBeInstanceOf(InvalidAuditEventError);
       expect(error).toMatchObject({ code: "AUDIT_EVENT_INVALID", field, limit });
       expect((error as Error).message).toMatch(/cycle|levels/);
     }
-    expect(store.stats().size).toBe(0);
+    expect(store.metrics().size).toBe(0);
   });
 
   it("accepts metadata up to the depth limit, and a value shared (not cyclic) twice", async () => {
@@ -124,7 +109,7 @@ describe("metadata that has no faithful JSON form (InMemoryAuditStore, no databa
     };
     for (const [name, value] of Object.entries(values)) {
       for (const metadata of [{ a: value }, { a: { b: [value] } }]) {
-        const error = await rejection(() =>
+        const error = await rejectionOf(() =>
           store.log({ agentId: "a", kind: "k", metadata } as never),
         );
         expect(error, name).toBeInstanceOf(InvalidAuditEventError);
@@ -147,7 +132,7 @@ describe("metadata that has no faithful JSON form (InMemoryAuditStore, no databa
       at: "1970-01-01T00:00:00.000Z",
       nested: { ok: [{}] },
     });
-    expect(store.stats().size).toBe(1);
+    expect(store.metrics().size).toBe(1);
   });
 
   // Guards against: two keys that read the same once sanitized (control characters
@@ -161,14 +146,14 @@ describe("metadata that has no faithful JSON form (InMemoryAuditStore, no databa
       [{ "Caf\u00e9": 1, "Cafe\u0301": 2 }, "metadata"],
     ];
     for (const [metadata, field] of cases) {
-      const error = await rejection(() => store.log({ agentId: "a", kind: "k", metadata }));
+      const error = await rejectionOf(() => store.log({ agentId: "a", kind: "k", metadata }));
       expect(error, field).toBeInstanceOf(InvalidAuditEventError);
       expect((error as InvalidAuditEventError).field, JSON.stringify(metadata)).toMatch(
         new RegExp(`^${field.replace(".", "\\.")}`),
       );
       expect((error as Error).message).toMatch(/same key/);
     }
-    expect(store.stats().size).toBe(0);
+    expect(store.metrics().size).toBe(0);
   });
 
   // Guards against: a getter (or proxy) that throws surfacing as a bare Error instead of an
@@ -195,7 +180,7 @@ describe("metadata that has no faithful JSON form (InMemoryAuditStore, no databa
       [{ a: hostile }, "metadata.a"],
     ];
     for (const [metadata, field] of cases) {
-      const error = await rejection(() =>
+      const error = await rejectionOf(() =>
         store.log({ agentId: "a", kind: "k", metadata } as never),
       );
       expect(error, field).toBeInstanceOf(InvalidAuditEventError);
@@ -211,7 +196,7 @@ describe("metadata that has no faithful JSON form (InMemoryAuditStore, no databa
         throw new Error("getter");
       },
     };
-    const error = await rejection(() => store.log(event as never));
+    const error = await rejectionOf(() => store.log(event as never));
     expect(error).toBeInstanceOf(InvalidAuditEventError);
     expect((error as Error).message).toContain("could not be read");
   });
@@ -403,7 +388,7 @@ describe.each(testEngines())("bad input and empty chains on $name", (engine: Tes
         ],
       ];
       for (const [name, call, code, field] of calls) {
-        const error = await rejection(call);
+        const error = await rejectionOf(call);
         expect(error, name).toMatchObject({ code, field });
       }
       await audit.flush();
@@ -435,7 +420,7 @@ describe.each(testEngines())("bad input and empty chains on $name", (engine: Tes
         "gov.\u0430udit",
       ];
       for (const agentId of disguises) {
-        const error = await rejection(() => h.audit.log({ agentId, kind: "audit.key_rotated" }));
+        const error = await rejectionOf(() => h.audit.log({ agentId, kind: "audit.key_rotated" }));
         expect(error, JSON.stringify(agentId)).toMatchObject({
           code: "AUDIT_EVENT_INVALID",
           field: "agentId",
@@ -469,14 +454,9 @@ describe.each(testEngines())("bad input and empty chains on $name", (engine: Tes
       [() => h.audit.track({ agentId: "a" } as never, fn), "AUDIT_EVENT_INVALID", "kind"],
     ];
     for (const [call, code, field] of cases) {
-      let thrown: unknown;
-      try {
-        call();
-      } catch (error) {
-        thrown = error;
-      }
-      expect(thrown, field).toMatchObject({ code, field });
-      expect((thrown as GovernanceError).recoveryHint, field).toBeTruthy();
+      const error = thrown(call);
+      expect(error, field).toMatchObject({ code, field });
+      expect((error as GovernanceError).recoveryHint, field).toBeTruthy();
     }
   });
 

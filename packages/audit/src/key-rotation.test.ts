@@ -16,7 +16,7 @@ import { ChainIntegrityError } from "./errors";
 import { normalizeEvent } from "./models";
 import { auditModule } from "./module";
 import { type PayloadFields, recordFromPayload, signRecord } from "./record";
-import { KEY_HISTORY_CHAIN, KEY_ROTATION_GRACE_MS } from "./verify";
+import { KEY_HISTORY_CHAIN, KEY_ROTATION_GRACE_MS } from "./rotation-record";
 
 const SECRET_C = "audit-key-C-abcdefghij-0123456789-KLMNOPQRSTU";
 const SECRET_D = "audit-key-D-qrstuvwxyz-5432109876-ABCDEFGHIJK";

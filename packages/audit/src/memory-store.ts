@@ -5,10 +5,11 @@ import {
   ChainKey,
   type Clock,
   GovernanceError,
-  InvalidArgumentError,
   Keyring,
+  parseOptions,
   systemClock,
 } from "@gov/core";
+import { z } from "zod";
 import { AUDIT_ERROR_CODES, StoreUnavailableError } from "./errors";
 import { chainOf, normalizeEvent } from "./models";
 import { type AuditEventRecord, type PayloadFields, recordFromPayload, signRecord } from "./record";
@@ -29,13 +30,42 @@ export interface InMemoryAuditStoreOptions {
   clock?: Clock;
 }
 
-/** What {@link InMemoryAuditStore.stats} reports. */
-export interface InMemoryAuditStoreStats {
+/** What {@link InMemoryAuditStore.metrics} reports. */
+export interface InMemoryAuditStoreMetrics {
+  /** Events held now. */
   size: number;
   maxEvents: number;
+  /** Events dropped to make room (`onFull: "evict"`). */
   evictions: number;
   onFull: "raise" | "evict";
 }
+
+/** @deprecated use {@link InMemoryAuditStoreMetrics} (what `metrics()` returns). */
+export type InMemoryAuditStoreStats = InMemoryAuditStoreMetrics;
+
+const memoryStoreOptionsSchema = z.strictObject({
+  maxEvents: z.int().min(1).max(Number.MAX_SAFE_INTEGER),
+  onFull: z.enum(["raise", "evict"]).default("raise"),
+  key: z.instanceof(ChainKey).optional(),
+  clock: z
+    .custom<Clock>(
+      (value) =>
+        typeof value === "object" &&
+        value !== null &&
+        typeof (value as Clock).now === "function" &&
+        typeof (value as Clock).nowMs === "function",
+      { message: "must be a Clock (an object with now() and nowMs())." },
+    )
+    .optional(),
+});
+
+const MEMORY_STORE_OPTION_FIXES: Readonly<Record<string, string>> = {
+  "": "Pass { maxEvents }, e.g. new InMemoryAuditStore({ maxEvents: 10_000 }).",
+  maxEvents: "Pass maxEvents, e.g. 10000.",
+  onFull: 'Use "raise" unless losing old events is acceptable.',
+  key: "Pass a ChainKey, or leave it out for a random key.",
+  clock: "Pass a Clock (systemClock, or a ManualClock in tests), or leave it out.",
+};
 
 /**
  * An audit chain held in memory, signed and verifiable like the database's: for tests, and
@@ -59,25 +89,18 @@ export class InMemoryAuditStore implements AuditSink {
   readonly #evictedHeads = new Map<string, { seq: number; hmac: string }>();
   #evictions = 0;
 
+  /**
+   * @throws {InvalidArgumentError} for a bad or unknown option (`options.maxEvents`), naming
+   *   the limit and the fix.
+   */
   constructor(options: InMemoryAuditStoreOptions) {
-    if (!Number.isInteger(options?.maxEvents) || options.maxEvents < 1) {
-      throw new InvalidArgumentError(
-        "maxEvents",
-        `must be a positive integer, got ${String(options?.maxEvents)}.`,
-        "Pass maxEvents, e.g. 10000.",
-      );
-    }
-    if (options.onFull !== undefined && options.onFull !== "raise" && options.onFull !== "evict") {
-      throw new InvalidArgumentError(
-        "onFull",
-        `must be "raise" or "evict", got ${JSON.stringify(options.onFull)}.`,
-        'Use "raise" unless losing old events is acceptable.',
-      );
-    }
-    this.#maxEvents = options.maxEvents;
-    this.#onFull = options.onFull ?? "raise";
-    this.#key = options.key ?? new ChainKey(randomBytes(48).toString("base64url"));
-    this.#clock = options.clock ?? systemClock;
+    const parsed = parseOptions(memoryStoreOptionsSchema, options, {
+      fixes: MEMORY_STORE_OPTION_FIXES,
+    });
+    this.#maxEvents = parsed.maxEvents;
+    this.#onFull = parsed.onFull;
+    this.#key = parsed.key ?? new ChainKey(randomBytes(48).toString("base64url"));
+    this.#clock = parsed.clock ?? systemClock;
   }
 
   /**
@@ -139,13 +162,19 @@ export class InMemoryAuditStore implements AuditSink {
       .map((row) => recordFromPayload(JSON.parse(row.payload) as PayloadFields, row.hmac));
   }
 
-  stats(): InMemoryAuditStoreStats {
+  /** How full the store is, and what it dropped. */
+  metrics(): InMemoryAuditStoreMetrics {
     return {
       size: this.#rows.length,
       maxEvents: this.#maxEvents,
       evictions: this.#evictions,
       onFull: this.#onFull,
     };
+  }
+
+  /** @deprecated use {@link InMemoryAuditStore.metrics} (the same counters). */
+  stats(): InMemoryAuditStoreMetrics {
+    return this.metrics();
   }
 
   /**

@@ -2,7 +2,9 @@ import {
   type AuditEventInput,
   type AuditMetadata,
   canonicalJson,
+  checkId,
   InvalidArgumentError,
+  isUuid,
   sanitizeName,
   sanitizeText,
 } from "@gov/core";
@@ -32,7 +34,7 @@ export const AUDIT_LIMITS = {
 /** Chains of events without a session are named `agent:<agentId>`; sessions may not use it. */
 export const AGENT_CHAIN_PREFIX = "agent:";
 
-/** A validated, sanitized event: what gets signed. */
+/** A validated event (its metadata's text sanitized): what gets signed. */
 export interface NormalizedEvent {
   agentId: string;
   kind: string;
@@ -45,7 +47,6 @@ export interface NormalizedEvent {
 }
 
 const HEX_HASH = /^[0-9a-f]{32,128}$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** How a value that is not plain data reads in a message: "a Map", "an instance of Order". */
 function kindOf(value: object): string {
@@ -168,26 +169,34 @@ function collidingKeys(field: string, key: string): InvalidAuditEventError {
   );
 }
 
+/**
+ * An id of the event (agent id, kind, session id, model) as core's `checkId` accepts it: a
+ * string of 1 to `limit` characters without control, invisible or formatting characters and
+ * without white space at either end. Refused, never repaired: what is signed is what was given.
+ */
 function requiredName(value: unknown, field: string, limit: number): string {
-  if (typeof value !== "string") {
+  try {
+    return idForm(checkId(value, field, { max: limit }), field, limit);
+  } catch (error) {
+    if (!InvalidArgumentError.isInstance(error)) throw error;
     throw new InvalidAuditEventError(
       field,
-      `must be a string, got ${value === null ? "null" : typeof value}.`,
-      `Pass ${field} as a string.`,
+      error.message.replace(/^Invalid [^:]+: /, ""),
+      error.recoveryHint,
+      // The limit exceeded (never the minimum length of 1).
+      error.limit === limit ? limit : undefined,
     );
   }
-  const clean = sanitizeName(value);
-  if (clean.trim().length === 0)
-    throw new InvalidAuditEventError(field, "must not be empty.", `Pass a non-empty ${field}.`);
-  if (clean.length > limit) {
-    throw new InvalidAuditEventError(
-      field,
-      `is ${clean.length} characters long; the limit is ${limit}.`,
-      `Shorten ${field} to at most ${limit} characters.`,
-      limit,
-    );
-  }
-  return clean;
+}
+
+/**
+ * An id accepted by `checkId`, in the form it is stored and looked up in: NFC (one form for
+ * "é", whichever way it was typed), still within `limit`.
+ * @throws {InvalidArgumentError} when NFC makes it longer than `limit`.
+ */
+export function idForm(id: string, field: string, limit: number): string {
+  const normalized = id.normalize("NFC");
+  return normalized === id ? id : checkId(normalized, field, { max: limit });
 }
 
 function optionalName(value: unknown, field: string, limit: number): string | null {
@@ -212,8 +221,10 @@ function byteLength(text: string): number {
 }
 
 /**
- * Validate an event against the reference's limits and sanitize its text (NFC, control
- * characters neutralized), so that what is signed is exactly what is stored and shown.
+ * Validate an event against the reference's limits — its ids (agent id, kind, session id,
+ * model) refused unless they pass core's `checkId` — and sanitize the text of its metadata
+ * (NFC, control characters neutralized), so that what is signed is exactly what is stored
+ * and shown.
  *
  * @throws {InvalidAuditEventError} naming the field, the limit and the fix.
  */
@@ -235,7 +246,7 @@ export function normalizeEvent(given: AuditEventInput): NormalizedEvent {
   const model = optionalName(input.model, "model", AUDIT_LIMITS.model);
   let parentEventId: string | null = null;
   if (input.parentEventId !== undefined && input.parentEventId !== null) {
-    if (typeof input.parentEventId !== "string" || !UUID.test(input.parentEventId.toLowerCase())) {
+    if (typeof input.parentEventId !== "string" || !isUuid(input.parentEventId.toLowerCase())) {
       throw new InvalidAuditEventError(
         "parentEventId",
         "must be the UUID of an audit event.",

@@ -16,14 +16,17 @@ describe("signedPayload", () => {
       "</script>",
     ];
     let count = 0;
+    // Ids refuse white space at their ends, controls and separators (issue 13): those reach
+    // the payload through the metadata only.
+    const asId = (text: string) => text.replace(/[\s\u2028\u2029]+/g, "_");
     for (const text of awkward) {
       for (const withOptional of [false, true]) {
         const event = normalizeEvent({
-          agentId: `agent ${text}`.trim() || "agent",
+          agentId: asId(`agent ${text}`.trim() || "agent"),
           kind: `kind.${text.length}`,
-          sessionId: withOptional ? `session ${text}` : null,
+          sessionId: withOptional ? asId(`session ${text}`) : null,
           parentEventId: withOptional ? "0B7F5A7E-1111-4222-8333-444455556666" : null,
-          model: withOptional ? `model ${text}`.slice(0, 128) : null,
+          model: withOptional ? asId(`model ${text}`).slice(0, 128) : null,
           inputHash: withOptional ? "AB".repeat(32) : null,
           outputHash: withOptional ? "cd".repeat(32) : null,
           metadata: withOptional
@@ -75,9 +78,13 @@ describe("signedPayload", () => {
     expect(count).toBe(14);
   });
 
-  it("neutralizes lone surrogates before signing", () => {
-    const event = normalizeEvent({ agentId: "a\ud800b", kind: "k", metadata: { note: "x\udc00" } });
-    expect(event.agentId).toBe("a\ufffdb");
+  // Issue 13: an id with a lone surrogate is refused (core's checkId), not repaired; the
+  // metadata's text is still neutralized before signing.
+  it("refuses lone surrogates in ids and neutralizes them in metadata before signing", () => {
+    expect(() => normalizeEvent({ agentId: "a\ud800b", kind: "k" })).toThrow(
+      expect.objectContaining({ code: "AUDIT_EVENT_INVALID", field: "agentId" }),
+    );
+    const event = normalizeEvent({ agentId: "a", kind: "k", metadata: { note: "x\udc00" } });
     expect(event.metadata.note).toBe("x\ufffd");
   });
 });

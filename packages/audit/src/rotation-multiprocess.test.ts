@@ -12,7 +12,7 @@ import {
 import { describe, expect, it } from "vitest";
 import { SECRET_A, SECRET_B } from "./__fixtures__";
 import { AuditModule, auditMigrations } from "./module";
-import { KEY_ROTATION_GRACE_MS } from "./verify";
+import { KEY_ROTATION_GRACE_MS } from "./rotation-record";
 
 const postgres = testEngines().find((engine) => engine.name === "postgres");
 const KEY_A = new ChainKey(SECRET_A);

@@ -16,8 +16,8 @@ import {
 } from "./__fixtures__";
 import { normalizeEvent } from "./models";
 import type { AuditModule } from "./module";
+import { KEY_ROTATION_GRACE_MS } from "./rotation-record";
 import { AuditSpool, type SpoolEntry } from "./spool";
-import { KEY_ROTATION_GRACE_MS } from "./verify";
 
 const KEY_A = new ChainKey(SECRET_A);
 const KEY_B = new ChainKey(SECRET_B);

@@ -1,8 +1,29 @@
-import { type ChainKey, canonicalJson, type Keyring } from "@gov/core";
+/**
+ * Verification of stored rows: the checks of each row (signature, fields, links, key against
+ * the rotation history) and of checkpoints, in chain order. What it reports is in
+ * `verification-report.ts`; the rotation record's format in `rotation-record.ts`.
+ */
+import type { ChainKey, Keyring } from "@gov/core";
 import { type CheckpointTrust, checkCheckpoint, type StoredCheckpoint } from "./checkpoint-signing";
 import { type ChainIntegrityDetails, ChainIntegrityError } from "./errors";
-import { AGENT_CHAIN_PREFIX } from "./models";
 import { type PayloadFields, RECORD_FORMAT_VERSION } from "./record";
+import {
+  byRotatedAt,
+  KEY_HISTORY_CHAIN,
+  KEY_ROTATED_KIND,
+  KEY_ROTATION_GRACE_MS,
+  type KeyEpoch,
+  rotationProblem,
+  type StoredRotation,
+} from "./rotation-record";
+import {
+  emptyReport,
+  failureDetails,
+  likelyCause,
+  MAX_REPORTED_FAILURES,
+  type VerificationReport,
+  WITNESS_CHAIN,
+} from "./verification-report";
 
 /** A row of the chain as stored: the signed payload and its projections. */
 export interface StoredRow {
@@ -21,167 +42,6 @@ export interface StoredRow {
   payload: string;
 }
 
-export { checkpointPayload, type StoredCheckpoint } from "./checkpoint-signing";
-
-/** What a detailed verification found. */
-export interface VerificationReport {
-  /** Rows whose signature, links and key (held to the rotation history) check out. */
-  verified: number;
-  /**
-   * Rows that are not part of an intact chain (or rows found missing), checkpoints and key
-   * rotation records that do not verify.
-   */
-  failed: number;
-  /** Rows signed by a key that is not in the keyring: neither proven nor disproven. */
-  unverified: number;
-  /** Chains looked at. */
-  chains: number;
-  /**
-   * True when there was nothing to verify: no rows and no checkpoints matched (a session
-   * that does not exist, a window past a chain's end, an empty database). `verified: 0`
-   * with `empty: true` means "nothing was checked", never "intact".
-   */
-  empty: boolean;
-  /**
-   * Checkpoints believed on their HMAC alone: without an Ed25519 signature (written before
-   * signing keys, or without one). Whoever holds the HMAC secret could have forged them;
-   * `requireSignedCheckpoints` refuses them instead.
-   */
-  hmacOnlyCheckpoints: number;
-  /**
-   * Entries the witness gave (`verifyChain({ witness })`; 0 without one): for one chain,
-   * that chain's entries and the damaged lines.
-   */
-  witnessEntries: number;
-  /**
-   * Witness lines that are not even JSON — torn by a crash or a full disk in the middle of an
-   * append, or overwritten — skipped with a warning, not counted as failures: such a line
-   * hides nothing that deleting it would not. A JSON entry that is not a validly signed
-   * checkpoint is a failure.
-   */
-  damagedWitnessLines: number;
-  /** The first failures (at most 100), in the order found. */
-  failures: ChainIntegrityDetails[];
-}
-
-/** A key rotation as stored in `gov_audit.key_rotations` (FORMAT.md, "Key rotation"). */
-export interface StoredRotation {
-  rotationId: string;
-  oldKeyId: string;
-  newKeyId: string;
-  /** The `rotated_at` column, ISO 8601. */
-  rotatedAt: string;
-  /** The signed record. */
-  payload: string;
-  /** HMAC-SHA256 of `payload` under the old key. */
-  hmacOld: string;
-  /** HMAC-SHA256 of `payload` under the new key. */
-  hmacNew: string;
-}
-
-/** The signed fields of a key rotation. */
-export interface KeyRotationFields {
-  rotationId: string;
-  oldKeyId: string;
-  newKeyId: string;
-  operatorId: string;
-  reason: string;
-  /** ISO 8601 UTC with milliseconds. */
-  rotatedAt: string;
-}
-
-/** One key's place in the rotation history: when it may sign. */
-export interface KeyEpoch {
-  keyId: string;
-  /** Position in the history, from 0 (the first key). Along a chain it never goes back. */
-  index: number;
-  /** When it was rotated in, in ms since the epoch; `-Infinity` for the first key. */
-  from: number;
-  /** When it was rotated out, in ms since the epoch; `Infinity` for the newest key. */
-  until: number;
-  /** The rotation that retired it, if any. */
-  rotatedOutBy: string | null;
-}
-
-/**
- * How far a signed `createdAt` may lie outside its key's validity and still be accepted:
- * the clocks of two hosts disagree a little, and a row signed just before its process
- * learned of a rotation can land just after it. A row under a retired key dated later
- * than its key's rotation-out plus this grace fails; so does a row under a key dated
- * earlier than its rotation-in minus this grace. Part of the format (FORMAT.md).
- */
-export const KEY_ROTATION_GRACE_MS = 60_000;
-
-/** The `chain` of a failure of the key rotation history itself (not of an event chain). */
-export const KEY_HISTORY_CHAIN = "gov_audit.key_rotations";
-
-/** The `chain` of a damaged witness entry that names no chain (verifying every chain). */
-export const WITNESS_CHAIN = "gov_audit.witness";
-
-/** The kind of the event that records a key rotation in the chain `agent:gov.audit`. */
-export const KEY_ROTATED_KIND = "audit.key_rotated";
-
-/** The signed form of a key rotation (FORMAT.md, "Key rotation"). */
-export function rotationPayload(rotation: KeyRotationFields): string {
-  return canonicalJson({
-    v: RECORD_FORMAT_VERSION,
-    type: "key_rotation",
-    rotationId: rotation.rotationId,
-    oldKeyId: rotation.oldKeyId,
-    newKeyId: rotation.newKeyId,
-    operatorId: rotation.operatorId,
-    reason: rotation.reason,
-    rotatedAt: rotation.rotatedAt,
-  });
-}
-
-/**
- * What is wrong with a stored rotation, or null: its signed record (canonical, version 1),
- * its columns against it, and each MAC the keyring can check — `hmac_old` under the old key,
- * `hmac_new` under the new one. A MAC whose key is not in the keyring cannot be checked and
- * is not held against the record.
- */
-export function rotationProblem(rotation: StoredRotation, keyring: Keyring): string | null {
-  let signed: Partial<KeyRotationFields> & { v?: unknown; type?: unknown };
-  try {
-    signed = JSON.parse(rotation.payload) as typeof signed;
-  } catch {
-    return "its signed record is not JSON";
-  }
-  if (signed.v !== RECORD_FORMAT_VERSION || signed.type !== "key_rotation")
-    return `its signed record is not a version ${RECORD_FORMAT_VERSION} key rotation`;
-  let canonical: string;
-  try {
-    canonical = rotationPayload(signed as KeyRotationFields);
-  } catch {
-    canonical = "";
-  }
-  if (canonical !== rotation.payload) return "its signed record is not in its canonical form";
-  for (const field of ["rotationId", "oldKeyId", "newKeyId"] as const) {
-    if (signed[field] !== rotation[field])
-      return `its ${field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`)} column differs from its signed record`;
-  }
-  if (Date.parse(String(signed.rotatedAt)) !== Date.parse(rotation.rotatedAt))
-    return "its rotated_at column differs from its signed record";
-  if (rotation.oldKeyId === rotation.newKeyId) return "it rotates a key to itself";
-  const oldKey = keyring.find(rotation.oldKeyId);
-  if (oldKey && !oldKey.verifyHex(rotation.payload, rotation.hmacOld))
-    return `it is not signed by key ${rotation.oldKeyId}, the old key (hmac_old does not verify)`;
-  const newKey = keyring.find(rotation.newKeyId);
-  if (newKey && !newKey.verifyHex(rotation.payload, rotation.hmacNew))
-    return `it is not signed by key ${rotation.newKeyId}, the new key (hmac_new does not verify)`;
-  return null;
-}
-
-/** Rotations in history order: by time, then id. */
-function byRotatedAt(a: StoredRotation, b: StoredRotation): number {
-  return (
-    Date.parse(a.rotatedAt) - Date.parse(b.rotatedAt) ||
-    (a.rotationId < b.rotationId ? -1 : a.rotationId > b.rotationId ? 1 : 0)
-  );
-}
-
-const MAX_REPORTED_FAILURES = 100;
 const COMPARED_FIELDS = [
   "eventId",
   "chain",
@@ -214,17 +74,9 @@ export class ChainVerifier {
   readonly #strict: boolean;
   /** Whose checkpoint signatures are believed, and whether HMAC-only ones are refused. */
   readonly #trust: Omit<CheckpointTrust, "keyring">;
-  readonly #report: VerificationReport = {
-    verified: 0,
-    failed: 0,
-    unverified: 0,
-    chains: 0,
-    empty: true,
-    hmacOnlyCheckpoints: 0,
-    witnessEntries: 0,
-    damagedWitnessLines: 0,
-    failures: [],
-  };
+  readonly #report: VerificationReport = emptyReport();
+  /** Keys that signed what was looked at and are not in the keyring. */
+  readonly #unknownKeys = new Set<string>();
   readonly #keys = new Map<string, ChainKey | undefined>();
   /** Each key of the rotation history by id; empty when there is no history. */
   readonly #epochs = new Map<string, KeyEpoch>();
@@ -508,11 +360,13 @@ export class ChainVerifier {
     const key = this.#key(row.keyId);
     let signatureChecked = false;
     if (!key) {
+      this.#unknownKeys.add(row.keyId);
       if (this.#strict) {
         this.#fail({
           seq: row.seq,
           eventId: row.eventId,
           reason: `it is signed with key ${row.keyId}, which is not in the keyring`,
+          unknownKeyId: row.keyId,
         });
       } else {
         this.#report.unverified++;
@@ -587,6 +441,8 @@ export class ChainVerifier {
 
   report(): VerificationReport {
     this.#report.empty = this.#seen === 0 && this.#report.failed === 0;
+    this.#report.unknownKeyIds = [...this.#unknownKeys].sort();
+    this.#report.likelyCause = likelyCause(this.#report.unknownKeyIds, this.#keyring.current.id);
     return this.#report;
   }
 
@@ -755,7 +611,19 @@ export class ChainVerifier {
     // Its payload, Ed25519 signature and HMAC (checkpoint-signing.ts).
     const checked = checkCheckpoint(checkpoint, { keyring: this.#keyring, ...this.#trust });
     const which = `the ${checkpoint.source === "witness" ? "witness's " : ""}checkpoint ${checkpoint.checkpointId}`;
-    if (!checked.ok) return fail(`${which} is not validly signed: ${checked.reason}`);
+    if (!checked.ok) {
+      if (this.#key(checkpoint.keyId))
+        return fail(`${which} is not validly signed: ${checked.reason}`);
+      // Signed by a key this process was not given: likelier a changed secret than a forgery.
+      this.#unknownKeys.add(checkpoint.keyId);
+      this.#fail({
+        seq: checkpoint.seq,
+        eventId: null,
+        reason: `${which} is not validly signed: ${checked.reason}`,
+        unknownKeyId: checkpoint.keyId,
+      });
+      return false;
+    }
     if (!checked.signed) this.#report.hmacOnlyCheckpoints++;
     if (this.#epochs.size > 0) {
       const epoch = this.#epochs.get(checkpoint.keyId);
@@ -792,16 +660,7 @@ export class ChainVerifier {
     details: Omit<ChainIntegrityDetails, "chain" | "sessionId">,
     chain: string = this.#chain ?? "",
   ): void {
-    const full: ChainIntegrityDetails = {
-      chain,
-      sessionId:
-        chain.startsWith(AGENT_CHAIN_PREFIX) ||
-        chain === KEY_HISTORY_CHAIN ||
-        chain === WITNESS_CHAIN
-          ? null
-          : chain,
-      ...details,
-    };
+    const full = failureDetails(chain, details);
     if (this.#strict) throw new ChainIntegrityError(full);
     this.#report.failed++;
     if (this.#report.failures.length < MAX_REPORTED_FAILURES) this.#report.failures.push(full);

@@ -10,7 +10,7 @@ import {
   silentLogger,
   sql,
 } from "@gov/core";
-import { createTestStore, type TestEngine, type TestStore } from "@gov/core/testing";
+import { createTestStore, type TestEngine, type TestStore, thrown } from "@gov/core/testing";
 import { ChainIntegrityError } from "../errors";
 import { AuditModule, type AuditOptions, auditMigrations } from "../module";
 
@@ -36,7 +36,7 @@ export interface AuditHarness {
 /** A fresh database with the audit schema, and a module on it. */
 export async function auditHarness(
   engine: TestEngine,
-  options: AuditOptions & { logger?: Logger } = {},
+  { logger, ...options }: AuditOptions & { logger?: Logger } = {},
 ): Promise<AuditHarness> {
   const store = await createTestStore(engine, { migrations: [auditMigrations] });
   const keyring = new Keyring(new ChainKey(SECRET_A));
@@ -51,7 +51,7 @@ export async function auditHarness(
         store: extra.store ?? store,
         keyring: extra.keyring ?? keyring,
         clock,
-        logger: extra.logger ?? options.logger ?? silentLogger,
+        logger: extra.logger ?? logger ?? silentLogger,
       },
       { spoolDirectory, retryIntervalMs: 20, ...options, ...extra.audit },
     );
@@ -90,13 +90,9 @@ export async function tamper(store: Store, statements: readonly string[]): Promi
 
 /** The ChainIntegrityError `run` rejects with (anything else fails the test). */
 export async function chainError(run: () => Promise<unknown>): Promise<ChainIntegrityError> {
-  try {
-    await run();
-  } catch (error) {
-    if (error instanceof ChainIntegrityError) return error;
-    throw error;
-  }
-  throw new Error("expected a ChainIntegrityError");
+  const error = await thrown(run);
+  if (ChainIntegrityError.isInstance(error)) return error;
+  throw error;
 }
 
 export { eventually, flakyStore, recordingLogger } from "@gov/core/testing";
