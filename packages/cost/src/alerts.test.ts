@@ -224,10 +224,10 @@ describe.each(testEngines())("budget alert webhooks on $name", (engine: TestEngi
         "budget.threshold_crossed",
         "budget.alert_failed",
       ]);
-      const seen = JSON.stringify([h.audit.events, h.logger.lines, h.cost.policyFor(A)]);
+      const seen = JSON.stringify([h.audit.events, h.logger.lines, h.cost.getPolicy(A)]);
       expect(seen).not.toContain("XOXB-TOKEN-IN-PATH");
       expect(seen).not.toContain("QUERY-SECRET");
-      expect(h.cost.policyFor(A)?.alert?.webhookUrl).toBe("http://127.0.0.1:9/…");
+      expect(h.cost.getPolicy(A)?.alert?.webhookUrl).toBe("http://127.0.0.1:9/…");
     },
   );
 

@@ -32,7 +32,11 @@ describe("a role that can only connect (real Postgres)", () => {
 
   afterEach(async () => {
     await attacker?.close().catch(() => undefined);
-    if (role) await h?.store.query(sql.raw(`drop role if exists ${role}`));
+    if (role) {
+      // Revokes what a test granted it (drop owned), then drops it.
+      await h?.store.query(sql.raw(`drop owned by ${role}`)).catch(() => undefined);
+      await h?.store.query(sql.raw(`drop role if exists ${role}`));
+    }
     await h?.close();
   });
 
@@ -49,6 +53,8 @@ describe("a role that can only connect (real Postgres)", () => {
         sql`delete from gov_cost.reservations`,
         sql`select gov_cost.reserve('[]'::jsonb)`,
         sql`select gov_cost.settle('[]'::jsonb)`,
+        sql`select gov_cost.check_and_reserve('[]'::jsonb)`,
+        sql`select gov_cost.record_usage('[]'::jsonb)`,
         sql`select gov_cost.release('{}'::uuid[])`,
         sql`select gov_cost.release_expired(1000)`,
       ];
@@ -56,6 +62,54 @@ describe("a role that can only connect (real Postgres)", () => {
         await expect(attacker.query(attempt)).rejects.toThrow(/permission denied/);
       }
       expect(await h.sessionRow("a", "s")).toMatchObject({ usd: "0.500000000000000" });
+    },
+  );
+
+  // EXECUTE stays granted to PUBLIC: the functions run with the caller's privileges (none is
+  // SECURITY DEFINER), so a role given USAGE on the schema (to read it, say) still cannot move
+  // a budget through them without privileges on the tables.
+  it.skipIf(!postgres?.available)(
+    "with USAGE on the schema but no table privileges, the budget functions change nothing",
+    async () => {
+      h.cost.register({ agentId: "a", perSessionUsd: 1 });
+      await h.cost.track("a", "s", { tokens: 1, usd: "0.5" });
+      await h.store.query(sql.raw(`grant usage on schema gov_cost to ${role}`));
+      const reserve = JSON.stringify([
+        {
+          reservationId: "00000000-0000-4000-8000-000000000001",
+          agentId: "a",
+          sessionId: "s",
+          day: "2026-11-23",
+          tokens: "0",
+          usd: "0.4",
+          model: null,
+          ttlMs: 60_000,
+        },
+      ]);
+      const record = JSON.stringify([
+        {
+          usageId: "00000000-0000-4000-8000-0000000000a1",
+          agentId: "a",
+          sessionId: "s",
+          day: "2026-11-23",
+          model: null,
+          kind: "usage",
+          tokens: "0",
+          usd: "-0.5",
+        },
+      ]);
+      const attempts = [
+        sql`select gov_cost.check_and_reserve(${reserve}::jsonb)`,
+        sql`select gov_cost.record_usage(${record}::jsonb)`,
+        sql`select gov_cost.release_expired(1000)`,
+      ];
+      for (const attempt of attempts) {
+        await expect(attacker.query(attempt)).rejects.toThrow(/permission denied/);
+      }
+      expect(await h.sessionRow("a", "s")).toMatchObject({
+        usd: "0.500000000000000",
+        reserved_usd: "0.000000000000000",
+      });
     },
   );
 });

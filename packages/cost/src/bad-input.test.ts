@@ -195,7 +195,9 @@ describe.each(testEngines())(
         ];
         await expectRefused(calls, "INVALID_ARGUMENT", (label) => label.split("#")[0] as string);
         for (const shape of ["x", 5, [], new Map()]) {
-          const error = await rejected(() => c.trackUsage(A, S, { model: "gpt-4o", usage: shape }));
+          const error = await rejected(() =>
+            c.trackUsage(A, S, { model: "gpt-4o", usage: shape as never }),
+          );
           expect(error.code).toBe("USAGE_INVALID");
         }
         expect(await written()).toBe(0);

@@ -129,7 +129,7 @@ describe("BudgetPolicy", () => {
         "alert.webhookUrl",
         /user name or password/,
       ],
-      [{ agentId: "   ", perSessionUsd: 1 }, "agentId", /blank/],
+      [{ agentId: "   ", perSessionUsd: 1 }, "agentId", /white space/],
       [{ agentId: "a\ud800", perSessionUsd: 1 }, "agentId", /half of a character/],
       [
         { agentId: "a", perSessionUsd: 1, alert: { webhookUrl: "https://x.io", secret: "short" } },
@@ -195,14 +195,14 @@ describe("CostModule constructor", () => {
       /context\.clock/,
     );
     const options: [Record<string, unknown>, string][] = [
-      [{ defaultMaxTokens: 0 }, "defaultMaxTokens"],
-      [{ defaultMaxTokens: 1.5 }, "defaultMaxTokens"],
-      [{ failOpen: "yes" }, "failOpen"],
-      [{ reservationTtlSeconds: 0 }, "reservationTtlSeconds"],
-      [{ sweepIntervalMs: 10 }, "sweepIntervalMs"],
-      [{ unknownModelFallbackUsdPerMillion: -1 }, "unknownModelFallbackUsdPerMillion"],
-      [{ prices: {} }, "prices"],
-      [{ cost_fail_open: true }, "cost_fail_open"],
+      [{ defaultMaxTokens: 0 }, "options.defaultMaxTokens"],
+      [{ defaultMaxTokens: 1.5 }, "options.defaultMaxTokens"],
+      [{ failOpen: "yes" }, "options.failOpen"],
+      [{ reservationTtlSeconds: 0 }, "options.reservationTtlSeconds"],
+      [{ sweepIntervalMs: 10 }, "options.sweepIntervalMs"],
+      [{ unknownModelFallbackUsdPerMillion: -1 }, "options.unknownModelFallbackUsdPerMillion"],
+      [{ prices: {} }, "options.prices"],
+      [{ cost_fail_open: true }, "options.cost_fail_open"],
     ];
     for (const [value, field] of options) {
       let caught: unknown;

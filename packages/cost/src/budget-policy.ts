@@ -1,8 +1,9 @@
 import { inspect } from "node:util";
+import { agentIdSchema, describeValue, hasControlCharacters, suggestKey, typeOf } from "@gov/core";
 import { z } from "zod";
 import { redactWebhookUrl } from "./alerts";
-import { InvalidBudgetPolicyError } from "./errors";
-import { fieldName, isPlainObject, isWellFormed, typeOf, valueAt } from "./models";
+import { type BudgetUnit, InvalidBudgetPolicyError } from "./errors";
+import { fieldName, isPlainObject, valueAt } from "./models";
 import { decimalToUnits, FEMTO_DIGITS, femtoToUsd, isDecimalProblem } from "./money";
 
 /** Limits of a {@link BudgetPolicy}; a value beyond them is refused with the limit named. */
@@ -42,6 +43,15 @@ export const BUDGET_CAPS: readonly BudgetCap[] = Object.freeze([
   "perAgentTokensDaily",
 ]);
 
+/** The unit of each cap's amounts. */
+export const CAP_UNITS: Readonly<Record<BudgetCap, BudgetUnit>> = Object.freeze({
+  perSessionUsd: "usd",
+  perAgentUsdDaily: "usd",
+  perSessionTokens: "tokens",
+  perAgentTokensDaily: "tokens",
+  perSessionSeconds: "seconds",
+});
+
 /** The webhook of a {@link BudgetPolicy}: a signed POST when spend crosses a share of a cap. */
 export interface BudgetAlertInput {
   /** Where the POST goes: an `http:` or `https:` URL (≤ 2,048 characters). */
@@ -76,7 +86,7 @@ export interface BudgetPolicyInput {
 const usdCap = z
   .union([z.number(), z.string()], {
     error: (issue) =>
-      `must be a number or a decimal string of USD (e.g. 0.5 or "0.50"), got ${typeOf(issue.input)}.`,
+      `must be a number or a decimal string of USD (e.g. 0.5 or "0.50"), got ${describeValue(issue.input)}.`,
   })
   .transform((value, context) => {
     const units = decimalToUnits(value, FEMTO_DIGITS);
@@ -109,9 +119,6 @@ function wholeCap(limit: number, unit: string) {
     .default(null);
 }
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
-
 const alertSchema = z.strictObject(
   {
     webhookUrl: z
@@ -121,7 +128,7 @@ const alertSchema = z.strictObject(
       })
       .refine(
         (value) => {
-          if (!URL.canParse(value) || CONTROL.test(value)) return false;
+          if (!URL.canParse(value) || hasControlCharacters(value)) return false;
           const url = new URL(value);
           return (url.protocol === "https:" || url.protocol === "http:") && url.hostname !== "";
         },
@@ -160,17 +167,7 @@ const alertSchema = z.strictObject(
  * (`per_session_usd`) is not silently ignored.
  */
 export const budgetPolicySchema = z.strictObject({
-  agentId: z
-    .string({ error: (issue) => `must be a non-empty string, got ${typeOf(issue.input)}.` })
-    .min(1, { error: "must not be empty." })
-    .max(BUDGET_LIMITS.agentId, {
-      error: (issue) =>
-        `is ${(issue.input as string).length} characters long; the limit is ${BUDGET_LIMITS.agentId}.`,
-    })
-    .refine((value) => !CONTROL.test(value) && isWellFormed(value) && value.trim() !== "", {
-      error:
-        "must not be blank, nor contain control or bidirectional-override characters or half of a character.",
-    }),
+  agentId: agentIdSchema,
   perSessionUsd: usdCap,
   perSessionTokens: wholeCap(BUDGET_LIMITS.tokens, "tokens"),
   perAgentUsdDaily: usdCap,
@@ -273,9 +270,14 @@ export class BudgetPolicy {
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       if (issue?.code === "unrecognized_keys") {
+        const key = issue.keys[0] ?? "";
+        const known = Object.keys(
+          issue.path.length === 0 ? budgetPolicySchema.shape : alertSchema.shape,
+        );
+        const suggestion = suggestKey(key, known);
         throw new InvalidBudgetPolicyError(
-          fieldName("", [...issue.path, issue.keys[0] ?? ""]),
-          `is not a budget policy field (${issue.keys.join(", ")}).`,
+          fieldName("", [...issue.path, key]),
+          `is not a budget policy field (${issue.keys.join(", ")})${suggestion === undefined ? "." : `; did you mean \`${suggestion}\`?`}`,
           "Use agentId, perSessionUsd, perSessionTokens, perAgentUsdDaily, perAgentTokensDaily, perSessionSeconds and alert (camelCase).",
         );
       }

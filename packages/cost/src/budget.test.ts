@@ -8,7 +8,7 @@ import {
   COST_ERROR_CODES,
   UnknownModelError,
 } from "./errors";
-import type { CostOptions } from "./module";
+import type { CostOptions } from "./options";
 
 const A = "billing-agent";
 const S1 = "0a3c5b1e-0000-4000-8000-000000000001";

@@ -1,4 +1,4 @@
-import { GovernanceError } from "@gov/core";
+import { describeError, GovernanceError } from "@gov/core";
 import type { BudgetCap } from "./budget-policy";
 
 /** The stable error codes of `@gov/cost`. A code never changes meaning once released. */
@@ -37,6 +37,8 @@ export type CostErrorCode = (typeof COST_ERROR_CODES)[keyof typeof COST_ERROR_CO
  * ```
  */
 export class UnknownModelError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/cost.UnknownModelError";
+
   /** The model id that has no price, as given. */
   readonly model: string;
 
@@ -50,15 +52,12 @@ export class UnknownModelError extends GovernanceError {
     this.name = "UnknownModelError";
     this.model = model;
   }
-
-  /** True for an `UnknownModelError` from any copy of `@gov/cost`. */
-  static override isInstance(error: unknown): error is UnknownModelError {
-    return GovernanceError.isInstance(error) && error.code === COST_ERROR_CODES.UNKNOWN_MODEL;
-  }
 }
 
 /** A price was refused: the field at fault, the limit, and the fix. Nothing changed. */
 export class InvalidPriceError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/cost.InvalidPriceError";
+
   /** The field at fault, e.g. `inputUsdPerMillion` or `json`. */
   readonly field: string;
   /** The limit that was exceeded, if the problem is a limit. */
@@ -74,15 +73,12 @@ export class InvalidPriceError extends GovernanceError {
     this.field = field;
     this.limit = limit;
   }
-
-  /** True for an `InvalidPriceError` from any copy of `@gov/cost`. */
-  static override isInstance(error: unknown): error is InvalidPriceError {
-    return GovernanceError.isInstance(error) && error.code === COST_ERROR_CODES.PRICE_INVALID;
-  }
 }
 
 /** A usage object was refused: the field at fault, the limit, and the fix. Nothing was priced. */
 export class InvalidUsageError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/cost.InvalidUsageError";
+
   /** The field at fault, e.g. `usage.prompt_tokens_details.cached_tokens`. */
   readonly field: string;
   /** The limit that was exceeded, if the problem is a limit. */
@@ -97,11 +93,6 @@ export class InvalidUsageError extends GovernanceError {
     this.name = "InvalidUsageError";
     this.field = field;
     this.limit = limit;
-  }
-
-  /** True for an `InvalidUsageError` from any copy of `@gov/cost`. */
-  static override isInstance(error: unknown): error is InvalidUsageError {
-    return GovernanceError.isInstance(error) && error.code === COST_ERROR_CODES.USAGE_INVALID;
   }
 }
 
@@ -141,6 +132,8 @@ export interface BudgetExceededDetails {
  * ```
  */
 export class BudgetExceeded extends GovernanceError {
+  static override readonly errorIdentity = "@gov/cost.BudgetExceeded";
+
   readonly agentId: string;
   readonly sessionId: string;
   readonly cap: BudgetCap;
@@ -177,11 +170,6 @@ export class BudgetExceeded extends GovernanceError {
     this.projected = details.projected;
     this.limit = details.limit;
   }
-
-  /** True for a `BudgetExceeded` from any copy of `@gov/cost`. */
-  static override isInstance(error: unknown): error is BudgetExceeded {
-    return GovernanceError.isInstance(error) && error.code === COST_ERROR_CODES.BUDGET_EXCEEDED;
-  }
 }
 
 /**
@@ -190,13 +178,15 @@ export class BudgetExceeded extends GovernanceError {
  * written to the audit chain (`budget.check_failed`). `cause` is the store's error.
  */
 export class BudgetCheckFailedError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/cost.BudgetCheckFailedError";
+
   readonly agentId: string;
   readonly sessionId: string;
 
   constructor(agentId: string, sessionId: string, cause: unknown) {
     super({
       code: COST_ERROR_CODES.BUDGET_CHECK_FAILED,
-      message: `The budget of agent ${JSON.stringify(agentId)}, session ${JSON.stringify(sessionId)} could not be checked (${describeCause(cause)}); the call is denied (fail-closed).`,
+      message: `The budget of agent ${JSON.stringify(agentId)}, session ${JSON.stringify(sessionId)} could not be checked (${describeError(cause)}); the call is denied (fail-closed).`,
       recoveryHint:
         "Check that the database is reachable (store.health()). To let calls through while it is not, choose availability over safety with costFailOpen: true (GOVERNANCE_COST_FAIL_OPEN=true).",
       cause,
@@ -205,15 +195,12 @@ export class BudgetCheckFailedError extends GovernanceError {
     this.agentId = agentId;
     this.sessionId = sessionId;
   }
-
-  /** True for a `BudgetCheckFailedError` from any copy of `@gov/cost`. */
-  static override isInstance(error: unknown): error is BudgetCheckFailedError {
-    return GovernanceError.isInstance(error) && error.code === COST_ERROR_CODES.BUDGET_CHECK_FAILED;
-  }
 }
 
 /** A budget policy was refused: the field at fault, the limit, and the fix. Nothing was registered. */
 export class InvalidBudgetPolicyError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/cost.InvalidBudgetPolicyError";
+
   /** The field at fault, e.g. `perSessionSeconds` or `alert.webhookUrl`. */
   readonly field: string;
   /** The limit that was exceeded, if the problem is a limit. */
@@ -229,17 +216,4 @@ export class InvalidBudgetPolicyError extends GovernanceError {
     this.field = field;
     this.limit = limit;
   }
-
-  /** True for an `InvalidBudgetPolicyError` from any copy of `@gov/cost`. */
-  static override isInstance(error: unknown): error is InvalidBudgetPolicyError {
-    return (
-      GovernanceError.isInstance(error) && error.code === COST_ERROR_CODES.BUDGET_POLICY_INVALID
-    );
-  }
-}
-
-/** The kind and message of a store error, never a connection string (the store redacts those). */
-function describeCause(cause: unknown): string {
-  if (cause instanceof Error) return `${cause.name}: ${cause.message}`;
-  return String(cause);
 }

@@ -35,35 +35,37 @@ export {
   InvalidUsageError,
   UnknownModelError,
 } from "./errors";
-export {
-  COST_LIMITS,
-  type PriceInput,
-  type PriceOverride,
-  type PricingOptions,
-  type RateInput,
-} from "./models";
+export type {
+  LiteLLMImportIssue,
+  LiteLLMImportOptions,
+  LiteLLMImportResult,
+} from "./litellm";
 export {
   type BudgetReservation,
   type BudgetSnapshot,
   type CheckOptions,
-  COST_AUDIT_KINDS,
+  COST_LIMITS,
   type CostMetrics,
-  CostModule,
-  type CostOptions,
-  costMigrations,
-  costModule,
+  type PriceInput,
+  type PriceOverride,
+  type PricingOptions,
+  type RateInput,
   type ReconcileOptions,
   type TokenCounts,
   type TrackSpendOptions,
   type TrackUsageOptions,
   type UsageReceipt,
+} from "./models";
+export {
+  COST_AUDIT_KINDS,
+  CostModule,
+  costMigrations,
+  costModule,
 } from "./module";
+export type { CostOptions } from "./options";
 export {
   type AppliedRates,
   type ExactAmounts,
-  type LiteLLMImportIssue,
-  type LiteLLMImportOptions,
-  type LiteLLMImportResult,
   type ModelPrice,
   type PriceBreakdown,
   type PriceMatch,
@@ -71,4 +73,20 @@ export {
   type PriceTableOptions,
   priceUsage,
 } from "./price-table";
-export { type NormalizedUsage, normalizeUsage, type UsageFormat } from "./usage";
+export { type CostSdkOptions, costSdkContribution } from "./sdk-options";
+export {
+  type AiSdkV4Usage,
+  type AiSdkV5Usage,
+  type AiSdkV6Usage,
+  type AnthropicUsage,
+  type LangChainUsageMetadata,
+  type NormalizedUsage,
+  type NormalizedUsageInput,
+  normalizeUsage,
+  type OpenAIAgentsUsage,
+  type OpenAIChatUsage,
+  type OpenAIResponsesUsage,
+  type ProviderUsage,
+  type TokenDetails,
+  type UsageFormat,
+} from "./usage";

@@ -1,5 +1,8 @@
+import { describeValue, hasControlCharacters, typeOf } from "@gov/core";
 import { z } from "zod";
 import { decimalToUnits, isDecimalProblem, RATE_DIGITS } from "./money";
+import type { PriceBreakdown } from "./price-table";
+import type { ProviderUsage } from "./usage";
 
 /** Limits of the price and usage inputs; a value beyond them is refused with the limit named. */
 export const COST_LIMITS = {
@@ -17,9 +20,8 @@ export const COST_LIMITS = {
   text: 1_000,
 } as const;
 
-/** Control characters, whitespace and bidi overrides: never part of a model id. */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
-const NOT_IN_ID = /[\s\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+/** White space: never part of a model id (nor are control characters and bidi overrides). */
+const WHITE_SPACE = /\s/;
 
 /** False when the string holds half of a character (a lone surrogate), which Postgres refuses. */
 export function isWellFormed(value: string): boolean {
@@ -33,7 +35,7 @@ export function modelIdProblem(value: unknown): string | null {
   if (value.length > COST_LIMITS.modelId) {
     return `is ${value.length} characters long; the limit is ${COST_LIMITS.modelId}.`;
   }
-  if (NOT_IN_ID.test(value) || !isWellFormed(value)) {
+  if (WHITE_SPACE.test(value) || hasControlCharacters(value) || !isWellFormed(value)) {
     return "must not contain whitespace, control or bidirectional-override characters, or half of a character (a lone surrogate).";
   }
   return null;
@@ -49,7 +51,7 @@ export type RateInput = number | string;
 export const rateSchema = z
   .union([z.number(), z.string()], {
     error: (issue) =>
-      `must be a number or a decimal string of USD per million tokens, got ${typeOf(issue.input)}.`,
+      `must be a number or a decimal string of USD per million tokens, got ${describeValue(issue.input)}.`,
   })
   .transform((value, context) => {
     const units = decimalToUnits(value, RATE_DIGITS);
@@ -151,22 +153,6 @@ export interface PricingOptions {
   fallbackUsdPerMillion?: RateInput | null;
 }
 
-/** `"a string"`, `"null"`, `"an array"`, `"a Map"`, … for messages. */
-export function typeOf(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  if (typeof value === "string") return "a string";
-  if (typeof value === "number") return Number.isFinite(value) ? "a number" : String(value);
-  if (typeof value === "object" && !isPlainObject(value)) {
-    const name = (Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null)
-      ?.constructor?.name;
-    return typeof name === "string" && name !== "Object" && name !== ""
-      ? `a ${name}`
-      : "an object with a prototype";
-  }
-  return typeof value;
-}
-
 /**
  * True for `{ … }` (and `Object.create(null)`): an object whose fields are its own
  * enumerable keys. A `Map`, a class instance or an object that inherits fields is not — what
@@ -194,4 +180,161 @@ export function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
     value = (value as Record<PropertyKey, unknown>)[part];
   }
   return value;
+}
+
+/** What `checkOrRaise` is told about the call it checks. */
+export interface CheckOptions {
+  /** The model that will be called: prices the projection (required to project USD). */
+  model?: string;
+  /** Input tokens the call will send, if known (priced at the input rate). @default 0 */
+  inputTokens?: number;
+  /** The call's `max_tokens`: output tokens projected (priced at the higher of the output and reasoning rates). @default defaultMaxTokens */
+  maxTokens?: number;
+  /** Total tokens to project instead (input + output); overrides `maxTokens`. */
+  projectedTokens?: number;
+  /** USD to project instead of pricing the tokens (a number or a decimal string). */
+  projectedUsd?: number | string;
+}
+
+/**
+ * What a passed check reserved. Pass `reservationId` to `trackUsage` / `reconcile` to settle
+ * exactly this reservation (otherwise the session's oldest open reservation is settled).
+ */
+export interface BudgetReservation {
+  /** The reservation, or null when nothing was reserved (nothing projected, no policy, fail-open). */
+  readonly reservationId: string | null;
+  readonly agentId: string;
+  readonly sessionId: string;
+  /** Tokens reserved. */
+  readonly tokens: number;
+  /** USD reserved. */
+  readonly usd: number;
+  /** USD reserved, exact. */
+  readonly exactUsd: string;
+  /** The UTC day the reservation counts against. */
+  readonly day: string;
+  /** True when the store could not be read and `failOpen` let the call through unchecked. */
+  readonly failOpen: boolean;
+  /** True when the agent has no registered policy (nothing was checked). */
+  readonly unbudgeted: boolean;
+}
+
+/** What `track`, `trackUsage` and `reconcile` did. */
+export interface UsageReceipt {
+  /** The usage record's id (the same on every retry). */
+  readonly usageId: string;
+  /** True when it was recorded now; false when it was already recorded (idempotent) or is queued. */
+  readonly recorded: boolean;
+  /** True when the store was unreachable and the record waits in memory for a retry. */
+  readonly queued: boolean;
+  /** The reservation it settled, if any. */
+  readonly reservationId: string | null;
+  readonly tokens: number;
+  readonly usd: number;
+  readonly exactUsd: string;
+  /** The priced parts (trackUsage, reconcile). */
+  readonly breakdown: PriceBreakdown | null;
+}
+
+/** Options of `CostModule.track`. */
+export interface TrackSpendOptions {
+  /** Tokens used (whole, ≥ 0). */
+  tokens: number;
+  /** USD spent (≥ 0; a number or a decimal string). */
+  usd: number | string;
+  /** The model, for `modelBreakdown`. */
+  model?: string | null;
+  /**
+   * The reservation this usage settles (from `checkOrRaise`). Leave it out to settle the
+   * session's oldest open reservation; `null` settles none.
+   */
+  reservationId?: string | null;
+}
+
+/** Token counts as `trackUsage` takes them when no provider `usage` object is given. */
+export interface TokenCounts {
+  inputTokens?: number;
+  outputTokens?: number;
+  cachedInputTokens?: number;
+  cacheWriteTokens?: number;
+  reasoningTokens?: number;
+}
+
+/** Options of `CostModule.trackUsage`. */
+export interface TrackUsageOptions extends TokenCounts {
+  /** The model id, priced from the price table. */
+  model: string;
+  /**
+   * The usage object as the library returned it — OpenAI (Chat Completions, Responses),
+   * Anthropic, the Vercel AI SDK (4, 5, 6), LangChain's `usage_metadata`, the OpenAI Agents
+   * SDK's `Usage`: cached, cache-write and reasoning tokens are each priced at their own rate
+   * (see `normalizeUsage` for how each library counts them). Without it, the token counts are used.
+   */
+  usage?: ProviderUsage | null;
+  /**
+   * The reservation this usage settles (from `checkOrRaise`). Leave it out to settle the
+   * session's oldest open reservation; `null` (a check that reserved nothing) settles none.
+   */
+  reservationId?: string | null;
+}
+
+/** Options of `CostModule.reconcile`. */
+export interface ReconcileOptions extends TokenCounts {
+  /** The reservation of the stream (from `checkOrRaise`); reconcile is idempotent per reservation. */
+  reservationId: string;
+  /** The model of the stream. */
+  model: string;
+  /** The final usage object, when the stream delivered one (any shape `trackUsage` reads). */
+  usage?: ProviderUsage | null;
+  /**
+   * Chunks received, when the stream ended without usage (cancelled, failed, abandoned):
+   * output is estimated conservatively at 8 tokens per chunk.
+   */
+  chunks?: number;
+  /** Why the stream ended: `completed`, `cancelled`, `error`, `abandoned`, … (≤ 64 characters). */
+  reason: string;
+}
+
+/** Usage and remaining budget of one agent and session (amounts in USD and tokens). */
+export interface BudgetSnapshot {
+  readonly agentId: string;
+  readonly sessionId: string;
+  /** The UTC day of the daily figures. */
+  readonly day: string;
+  readonly sessionUsdUsed: number;
+  readonly sessionTokensUsed: number;
+  /** Reserved by checks whose calls have not reported yet. */
+  readonly sessionUsdReserved: number;
+  readonly sessionTokensReserved: number;
+  readonly agentDailyUsdUsed: number;
+  readonly agentDailyTokensUsed: number;
+  readonly agentDailyUsdReserved: number;
+  readonly agentDailyTokensReserved: number;
+  /** Seconds since the session started (database clock); null before its first check or usage. */
+  readonly sessionSeconds: number | null;
+  /** Limit − used − reserved (never below 0) per cap; null where the policy sets no cap. */
+  readonly sessionUsdRemaining: number | null;
+  readonly sessionTokensRemaining: number | null;
+  readonly agentDailyUsdRemaining: number | null;
+  readonly agentDailyTokensRemaining: number | null;
+  readonly sessionSecondsRemaining: number | null;
+  /** True when the store could not be read: the figures are zeros, not the truth. */
+  readonly degraded: boolean;
+}
+
+/** Counters of what the module did since it started. */
+export interface CostMetrics {
+  checks: number;
+  passed: number;
+  exceeded: number;
+  checkFailures: number;
+  failOpenPasses: number;
+  usageRecorded: number;
+  usageDuplicates: number;
+  usageQueued: number;
+  usageDropped: number;
+  backlog: number;
+  reservationsExpired: number;
+  alertsSent: number;
+  alertsFailed: number;
 }

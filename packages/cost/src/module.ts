@@ -4,9 +4,10 @@ import {
   type AuditEventInput,
   type AuditSink,
   type Clock,
-  ConfigError,
+  checkId,
   DurableSpool,
   defineModule,
+  describeError,
   type HaltCheckContext,
   type HaltGuard,
   InvalidArgumentError,
@@ -16,41 +17,64 @@ import {
   requirePort,
   type SpoolIntegrityProblem,
   type Store,
-  StoreError,
   type StrandedSpoolFiles,
   spoolHostNames,
   sql,
   systemClock,
+  typeOf,
 } from "@gov/core";
-import { z } from "zod";
-import { type BudgetAlertPayload, deliverAlert } from "./alerts";
+import { AlertDispatcher } from "./alert-dispatch";
+import { UsageBacklog } from "./backlog";
 import { Batcher, ItemFailure } from "./batcher";
 import {
-  alertTarget,
   BUDGET_LIMITS,
   type BudgetCap,
   BudgetPolicy,
   type BudgetPolicyInput,
-  type ExactCaps,
+  CAP_UNITS,
 } from "./budget-policy";
-import { BudgetCheckFailedError, BudgetExceeded, type BudgetUnit } from "./errors";
+import { BudgetCheckFailedError, BudgetExceeded } from "./errors";
 import {
+  type BudgetReservation,
+  type BudgetSnapshot,
+  type CheckOptions,
   COST_LIMITS,
-  isPlainObject,
-  isWellFormed,
-  modelIdProblem,
-  rateSchema,
-  typeOf,
+  type CostMetrics,
+  type ReconcileOptions,
+  type TrackSpendOptions,
+  type TrackUsageOptions,
+  type UsageReceipt,
 } from "./models";
-import {
-  decimalToUnits,
-  FEMTO_DIGITS,
-  femtoToUsd,
-  isDecimalProblem,
-  rateToUsdPerMillion,
-} from "./money";
+import { femtoToUsd, rateToUsdPerMillion, trimDecimal } from "./money";
+import { type CostOptions, type ParsedCostOptions, parseCostOptions } from "./options";
 import { type PriceBreakdown, PriceTable } from "./price-table";
-import type { NormalizedUsage } from "./usage";
+import { budgetSnapshot, readCounters, readModelBreakdown } from "./reads";
+import { costSdkContribution } from "./sdk-options";
+import {
+  alertOf,
+  callBudgetFunction,
+  capLimitsOf,
+  isTransient,
+  type ReserveRequest,
+  type ReserveResult,
+  type SettleItem,
+  type SettleResult,
+  type SpoolLine,
+  type UsageKind,
+} from "./sql";
+import type { ProviderUsage } from "./usage";
+import {
+  checkCounts,
+  checkIds,
+  checkModel,
+  checkOptions,
+  checkReservationId,
+  checkTokens,
+  checkUsd,
+  countsOf,
+  exactFemto,
+  hasCounts,
+} from "./validate";
 
 /** The cost module's migrations: schema `gov_cost`. */
 export const costMigrations: MigrationSource = {
@@ -124,252 +148,6 @@ const CHECK_OPTIONS = new Set([
   "projectedUsd",
 ]);
 
-const optionsSchema = z.strictObject({
-  failOpen: z.boolean().default(false),
-  defaultMaxTokens: z.int().min(1).max(COST_LIMITS.tokens).nullable().default(null),
-  strictUnknownModels: z.boolean().default(true),
-  unknownModelFallbackUsdPerMillion: rateSchema.nullable().default(null),
-  prices: z.instanceof(PriceTable).optional(),
-  reservationTtlSeconds: z.int().min(1).max(86_400).default(900),
-  sweepIntervalMs: z.int().min(100).max(86_400_000).nullable().default(60_000),
-  alertTimeoutMs: z.int().min(100).max(60_000).default(5_000),
-  alertAttempts: z.int().min(1).max(10).default(3),
-  maxBatch: z.int().min(1).max(10_000).default(256),
-  maxBacklog: z.int().min(0).max(10_000_000).default(100_000),
-  spoolDirectory: z.string().min(1).nullable().optional(),
-  spoolAdoptHosts: z.array(z.unknown()).optional(),
-});
-
-const OPTION_FIXES: Record<string, string> = {
-  failOpen: "Use true (availability over safety) or false (deny when the store is unreachable).",
-  defaultMaxTokens: "Use a whole number of tokens ≥ 1, or null.",
-  strictUnknownModels: "Use true or false.",
-  unknownModelFallbackUsdPerMillion: "Use a positive rate in USD per million tokens, or null.",
-  prices: "Pass a PriceTable (new PriceTable()), or leave it out for the bundled prices.",
-  reservationTtlSeconds: "Use whole seconds from 1 to 86400.",
-  sweepIntervalMs: "Use milliseconds from 100 to 86400000, or null to turn the sweep off.",
-  alertTimeoutMs: "Use milliseconds from 100 to 60000.",
-  alertAttempts: "Use a whole number from 1 to 10.",
-  maxBatch: "Use a whole number from 1 to 10000.",
-  maxBacklog: "Use a whole number from 0 to 10000000.",
-  spoolDirectory: "Use a writable directory path, or null to keep unwritten usage in memory only.",
-  spoolAdoptHosts: 'Use an array of host names that are gone, e.g. ["old-container-1"].',
-};
-
-/** Options of the cost module (the SDK maps its `cost*` options onto these). */
-export interface CostOptions {
-  /**
-   * When the store cannot be read, let `checkOrRaise` pass (availability over safety)
-   * instead of denying. Either way the failure is logged and audit-logged
-   * (`budget.check_failed`). SDK: `costFailOpen`. @default false
-   */
-  failOpen?: boolean;
-  /**
-   * The output tokens a check projects when the caller declares no `maxTokens`. Without it
-   * such a check projects only what it is told. SDK: `defaultMaxTokens`. @default null
-   */
-  defaultMaxTokens?: number | null;
-  /**
-   * Refuse to price (and to track) a model without a price (`UnknownModelError`). SDK:
-   * `costStrictUnknownModels`. @default true
-   */
-  strictUnknownModels?: boolean;
-  /** With `strictUnknownModels: false`, the rate of every token of an unknown model (required then). */
-  unknownModelFallbackUsdPerMillion?: number | string | null;
-  /** The price table. @default a new PriceTable with the bundled prices */
-  prices?: PriceTable;
-  /**
-   * How long a check's reservation waits for its usage before it is released (a call that
-   * never reported). 1 s to 1 day. @default 900
-   */
-  reservationTtlSeconds?: number;
-  /** How often expired reservations are released; `null` turns the sweep off. @default 60000 */
-  sweepIntervalMs?: number | null;
-  /** Milliseconds each alert webhook attempt may take. @default 5000 */
-  alertTimeoutMs?: number;
-  /** Attempts per alert webhook (first plus retries, with backoff). @default 3 */
-  alertAttempts?: number;
-  /** Most checks (or usage records) sent in one round trip. @default 256 */
-  maxBatch?: number;
-  /**
-   * Usage records kept in memory for retry while the store is unreachable; beyond this, the
-   * oldest are dropped, logged and audit-logged (`budget.usage_dropped`). @default 100000
-   */
-  maxBacklog?: number;
-  /**
-   * Where usage waits, durably (fsynced JSON lines), while the store is unreachable, so that
-   * a crash loses nothing: it is replayed when the store is back — by this process, or by the
-   * next one to start. `null` keeps it in memory only (up to `maxBacklog`).
-   * @default `<embedded database>/cost-spool`, or `./.governance/cost-spool`
-   */
-  spoolDirectory?: string | null;
-  /**
-   * Host names whose spool files this process adopts and replays as if they were its own
-   * host's: hosts that are gone, e.g. the old name of a container recreated on the same
-   * volume (a process can tell whether a writer runs only on its own host). Files of other
-   * hosts are otherwise left alone, with a warning and a `budget.spool_stranded` event at
-   * start. Never name a host that still runs a process writing into the spool directory.
-   * @default []
-   */
-  spoolAdoptHosts?: readonly string[];
-}
-
-/** What `checkOrRaise` is told about the call it checks. */
-export interface CheckOptions {
-  /** The model that will be called: prices the projection (required to project USD). */
-  model?: string;
-  /** Input tokens the call will send, if known (priced at the input rate). @default 0 */
-  inputTokens?: number;
-  /** The call's `max_tokens`: output tokens projected (priced at the higher of the output and reasoning rates). @default defaultMaxTokens */
-  maxTokens?: number;
-  /** Total tokens to project instead (input + output); overrides `maxTokens`. */
-  projectedTokens?: number;
-  /** USD to project instead of pricing the tokens (a number or a decimal string). */
-  projectedUsd?: number | string;
-}
-
-/**
- * What a passed check reserved. Pass `reservationId` to `trackUsage` / `reconcile` to settle
- * exactly this reservation (otherwise the session's oldest open reservation is settled).
- */
-export interface BudgetReservation {
-  /** The reservation, or null when nothing was reserved (nothing projected, no policy, fail-open). */
-  readonly reservationId: string | null;
-  readonly agentId: string;
-  readonly sessionId: string;
-  /** Tokens reserved. */
-  readonly tokens: number;
-  /** USD reserved. */
-  readonly usd: number;
-  /** USD reserved, exact. */
-  readonly exactUsd: string;
-  /** The UTC day the reservation counts against. */
-  readonly day: string;
-  /** True when the store could not be read and `failOpen` let the call through unchecked. */
-  readonly failOpen: boolean;
-  /** True when the agent has no registered policy (nothing was checked). */
-  readonly unbudgeted: boolean;
-}
-
-/** What `track`, `trackUsage` and `reconcile` did. */
-export interface UsageReceipt {
-  /** The usage record's id (the same on every retry). */
-  readonly usageId: string;
-  /** True when it was recorded now; false when it was already recorded (idempotent) or is queued. */
-  readonly recorded: boolean;
-  /** True when the store was unreachable and the record waits in memory for a retry. */
-  readonly queued: boolean;
-  /** The reservation it settled, if any. */
-  readonly reservationId: string | null;
-  readonly tokens: number;
-  readonly usd: number;
-  readonly exactUsd: string;
-  /** The priced parts (trackUsage, reconcile). */
-  readonly breakdown: PriceBreakdown | null;
-}
-
-/** Options of {@link CostModule.track}. */
-export interface TrackSpendOptions {
-  /** Tokens used (whole, ≥ 0). */
-  tokens: number;
-  /** USD spent (≥ 0; a number or a decimal string). */
-  usd: number | string;
-  /** The model, for `modelBreakdown`. */
-  model?: string | null;
-  /**
-   * The reservation this usage settles (from `checkOrRaise`). Leave it out to settle the
-   * session's oldest open reservation; `null` settles none.
-   */
-  reservationId?: string | null;
-}
-
-/** Token counts as `trackUsage` takes them when no provider `usage` object is given. */
-export interface TokenCounts {
-  inputTokens?: number;
-  outputTokens?: number;
-  cachedInputTokens?: number;
-  cacheWriteTokens?: number;
-  reasoningTokens?: number;
-}
-
-/** Options of {@link CostModule.trackUsage}. */
-export interface TrackUsageOptions extends TokenCounts {
-  /** The model id, priced from the price table. */
-  model: string;
-  /**
-   * The provider's usage object as returned (OpenAI Chat Completions or Responses, Anthropic
-   * Messages): cached, cache-write and reasoning tokens are each priced at their own rate.
-   * Without it, the token counts are used.
-   */
-  usage?: unknown;
-  /**
-   * The reservation this usage settles (from `checkOrRaise`). Leave it out to settle the
-   * session's oldest open reservation; `null` (a check that reserved nothing) settles none.
-   */
-  reservationId?: string | null;
-}
-
-/** Options of {@link CostModule.reconcile}. */
-export interface ReconcileOptions extends TokenCounts {
-  /** The reservation of the stream (from `checkOrRaise`); reconcile is idempotent per reservation. */
-  reservationId: string;
-  /** The model of the stream. */
-  model: string;
-  /** The final usage payload, when the stream delivered one. */
-  usage?: unknown;
-  /**
-   * Chunks received, when the stream ended without usage (cancelled, failed, abandoned):
-   * output is estimated conservatively at 8 tokens per chunk.
-   */
-  chunks?: number;
-  /** Why the stream ended: `completed`, `cancelled`, `error`, `abandoned`, … (≤ 64 characters). */
-  reason: string;
-}
-
-/** Usage and remaining budget of one agent and session (amounts in USD and tokens). */
-export interface BudgetSnapshot {
-  readonly agentId: string;
-  readonly sessionId: string;
-  /** The UTC day of the daily figures. */
-  readonly day: string;
-  readonly sessionUsdUsed: number;
-  readonly sessionTokensUsed: number;
-  /** Reserved by checks whose calls have not reported yet. */
-  readonly sessionUsdReserved: number;
-  readonly sessionTokensReserved: number;
-  readonly agentDailyUsdUsed: number;
-  readonly agentDailyTokensUsed: number;
-  readonly agentDailyUsdReserved: number;
-  readonly agentDailyTokensReserved: number;
-  /** Seconds since the session started (database clock); null before its first check or usage. */
-  readonly sessionSeconds: number | null;
-  /** Limit − used − reserved (never below 0) per cap; null where the policy sets no cap. */
-  readonly sessionUsdRemaining: number | null;
-  readonly sessionTokensRemaining: number | null;
-  readonly agentDailyUsdRemaining: number | null;
-  readonly agentDailyTokensRemaining: number | null;
-  readonly sessionSecondsRemaining: number | null;
-  /** True when the store could not be read: the figures are zeros, not the truth. */
-  readonly degraded: boolean;
-}
-
-/** Counters of what the module did since it started. */
-export interface CostMetrics {
-  checks: number;
-  passed: number;
-  exceeded: number;
-  checkFailures: number;
-  failOpenPasses: number;
-  usageRecorded: number;
-  usageDuplicates: number;
-  usageQueued: number;
-  usageDropped: number;
-  backlog: number;
-  reservationsExpired: number;
-  alertsSent: number;
-  alertsFailed: number;
-}
-
 /** A check's projection as declared, validated. */
 interface Declared {
   tokens: number;
@@ -377,97 +155,6 @@ interface Declared {
   output: number;
   model: string | null;
   usd: bigint | null;
-}
-
-interface ReserveRequest {
-  i: string;
-  a: string;
-  s: string;
-  d: string;
-  t: string;
-  u: string;
-  m: string | null;
-  ttl: number;
-  ss?: string;
-  su?: string;
-  st?: string;
-  du?: string;
-  dt?: string;
-}
-
-interface ReserveResult {
-  ok: boolean;
-  reserved?: boolean;
-  cap?: BudgetCap;
-  used?: string;
-  committed?: string;
-  projected?: string;
-  limit?: string;
-}
-
-interface SettleItem {
-  id: string;
-  a: string;
-  s: string;
-  d: string;
-  m: string | null;
-  k: "track" | "usage" | "reconcile";
-  t: string;
-  u: string;
-  r?: string;
-  fifo?: boolean;
-  why?: string;
-  detail?: unknown;
-  alert?: { p: number; su?: string; st?: string; du?: string; dt?: string };
-}
-
-interface SettleResult {
-  recorded: boolean;
-  released: boolean;
-  reservationId?: string;
-  note?: string;
-  day?: string;
-  alerts?: { cap: BudgetCap; used: string; limit: string }[];
-}
-
-/** A usage record waiting in the durable spool. */
-interface SpoolLine {
-  v: 1;
-  item: SettleItem;
-}
-
-/** A settle that failed on the store and waits for a retry. */
-interface Backlogged {
-  item: SettleItem;
-  policy: BudgetPolicy | undefined;
-}
-
-const UNIT: Record<BudgetCap, BudgetUnit> = {
-  perSessionUsd: "usd",
-  perAgentUsdDaily: "usd",
-  perSessionTokens: "tokens",
-  perAgentTokensDaily: "tokens",
-  perSessionSeconds: "seconds",
-};
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/**
- * Whether a failed write is worth keeping for a retry: everything but the database refusing
- * this very record (a data exception or a constraint, SQLSTATE classes 22 and 23), which would
- * fail the same way every time and block what waits behind it.
- */
-function isTransient(error: unknown): boolean {
-  if (!StoreError.isInstance(error)) return true;
-  const state = error.sqlState ?? "";
-  return !(state.startsWith("22") || state.startsWith("23"));
-}
-
-/** Store errors worth retrying at once: another transaction got in the way. */
-function isContention(error: unknown): boolean {
-  return (
-    StoreError.isInstance(error) && (error.kind === "deadlock" || error.kind === "serialization")
-  );
 }
 
 /**
@@ -496,25 +183,19 @@ export class CostModule {
   readonly #audit: AuditSink;
   readonly #halt: HaltGuard;
   readonly #clock: Clock;
-  readonly #options: z.output<typeof optionsSchema>;
+  readonly #options: ParsedCostOptions;
   readonly #prices: PriceTable;
   readonly #policies = new Map<string, BudgetPolicy>();
   readonly #warnedUnbudgeted = new Set<string>();
   readonly #reserve: Batcher<ReserveRequest, ReserveResult>;
   readonly #settle: Batcher<SettleItem, SettleResult>;
-  #backlog: Backlogged[] = [];
-  /** Backlog entries a replay is writing: never dropped for room meanwhile. */
-  readonly #sending = new Set<Backlogged>();
   readonly #spool: DurableSpool<SpoolLine> | null;
-  #replaying: Promise<boolean> | null = null;
-  readonly #deliveries = new Set<Promise<void>>();
-  /** Aborts the alert deliveries still running when the module closes. */
-  readonly #abortAlerts = new AbortController();
+  readonly #backlog: UsageBacklog;
+  readonly #alerts: AlertDispatcher;
   /** Agents warned that a check projected nothing against a cap (once each). */
   readonly #warnedUnprojected = new Set<string>();
-  #retryTimer: NodeJS.Timeout | null = null;
-  #retryDelayMs = 500;
   #sweepTimer: NodeJS.Timeout | null = null;
+  #started = false;
   #closed = false;
   readonly #metrics: CostMetrics = {
     checks: 0,
@@ -569,37 +250,7 @@ export class CostModule {
     );
     requirePort(context.clock, "clock", ["now", "nowMs"], "a Clock", { optional: true });
     requirePort(context.keyring, "keyring", ["find"], "a Keyring", { optional: true });
-    const parsed = optionsSchema.safeParse(options ?? {});
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const field =
-        issue?.code === "unrecognized_keys"
-          ? (issue.keys[0] ?? "options")
-          : String(issue?.path[0] ?? "options");
-      throw new InvalidArgumentError(
-        field,
-        issue?.code === "unrecognized_keys"
-          ? `is not a cost option (${issue.keys.join(", ")}).`
-          : (issue?.message ?? "is invalid."),
-        OPTION_FIXES[field] ??
-          `Use the options listed in CostOptions: ${Object.keys(OPTION_FIXES).join(", ")}.`,
-      );
-    }
-    const data = parsed.data;
-    if (
-      !data.strictUnknownModels &&
-      (data.unknownModelFallbackUsdPerMillion === null ||
-        data.unknownModelFallbackUsdPerMillion === 0n)
-    ) {
-      throw new ConfigError([
-        {
-          source: "option",
-          name: "unknownModelFallbackUsdPerMillion",
-          problem: "is required (and must be positive) when strictUnknownModels is false.",
-          fix: "Set a positive fallback rate in USD per million tokens (SDK: costUnknownModelFallbackUsdPerMillion, or GOVERNANCE_COST_UNKNOWN_MODEL_FALLBACK_USD_PER_MILLION), or keep strict mode.",
-        },
-      ]);
-    }
+    const data = parseCostOptions(options);
     this.#store = context.store;
     this.#logger = context.logger;
     this.#audit = context.audit;
@@ -627,33 +278,45 @@ export class CostModule {
             },
           );
     this.#reserve = new Batcher((items) => this.#runReserve(items), {
-      maxBatch: data.maxBatch,
+      maxBatch: data.maxBatchSize,
       maxInFlight: 2,
     });
     this.#settle = new Batcher((items) => this.#runSettle(items), {
-      maxBatch: data.maxBatch,
+      maxBatch: data.maxBatchSize,
       maxInFlight: 2,
+    });
+    this.#backlog = new UsageBacklog({
+      logger: this.#logger,
+      spool: this.#spool,
+      maxBatchSize: data.maxBatchSize,
+      maxBacklog: data.maxBacklog,
+      settle: (items) => this.#runSettle(items),
+      settled: (item, result, policy) => this.#settled(item, result, policy),
+      dropped: (item, error, message) => this.#dropped(item, error, message),
+      policyOf: (agentId) => this.#policies.get(agentId),
+    });
+    this.#alerts = new AlertDispatcher({
+      logger: this.#logger,
+      clock: this.#clock,
+      evidence: (event) => this.#evidence(event),
+      metrics: this.#metrics,
+      timeoutMs: data.alertTimeoutMs,
+      attempts: data.alertAttempts,
     });
   }
 
   /**
-   * @internal Adopt the usage that processes which are gone left in the spool (and replay it
-   * soon), and start the sweep of expired reservations. Never throws: a spool that cannot be
-   * read is logged.
+   * Adopt the usage that processes which are gone left in the spool (and replay it soon), and
+   * start the sweep of expired reservations. Call it once before use (`costModule.create`
+   * does); later calls, and calls after `close()`, do nothing. Never throws: a spool that
+   * cannot be read is logged.
    */
   async start(): Promise<void> {
-    if (this.#closed) return;
-    if (this.#spool) {
-      try {
-        if ((await this.#spool.adoptOrphans()) > 0) this.#scheduleRetry();
-      } catch (error) {
-        this.#logger.warn("The cost spool of earlier processes could not be read.", {
-          directory: this.#spool.directory,
-          error: describe(error),
-        });
-      }
-    }
-    if (this.#options.sweepIntervalMs === null) return;
+    if (this.#closed || this.#started) return;
+    this.#started = true;
+    await this.#backlog.adoptOrphans();
+    // Closed while the spool was read: start no sweep that nothing would stop.
+    if (this.#closed || this.#options.sweepIntervalMs === null) return;
     this.#sweepTimer = setInterval(() => {
       void this.releaseExpired();
     }, this.#options.sweepIntervalMs);
@@ -692,7 +355,7 @@ export class CostModule {
   }
 
   /** The agent's registered policy, if any. */
-  policyFor(agentId: string): BudgetPolicy | undefined {
+  getPolicy(agentId: string): BudgetPolicy | undefined {
     return this.#policies.get(agentId);
   }
 
@@ -755,15 +418,15 @@ export class CostModule {
     }
     this.#warnUnprojected(policy, projection);
     const request: ReserveRequest = {
-      i: randomUUID(),
-      a: agentId,
-      s: sessionId,
-      d: day,
-      t: String(projection.tokens),
-      u: femtoToUsd(projection.femto),
-      m: options.model ?? null,
-      ttl: this.#options.reservationTtlSeconds,
-      ...capsOf(policy.exact),
+      reservationId: randomUUID(),
+      agentId,
+      sessionId,
+      day,
+      tokens: String(projection.tokens),
+      usd: femtoToUsd(projection.femto),
+      model: options.model ?? null,
+      ttlMs: this.#options.reservationTtlMs,
+      ...capLimitsOf(policy.exact),
     };
     let result: ReserveResult;
     try {
@@ -775,7 +438,7 @@ export class CostModule {
         failOpen
           ? "checkOrRaise could not read the budget; the call is let through unchecked (costFailOpen)."
           : "checkOrRaise could not read the budget; the call is denied (fail-closed).",
-        { agentId, sessionId, error: describe(error) },
+        { agentId, sessionId, error: describeError(error) },
       );
       await this.#evidence({
         agentId,
@@ -785,7 +448,7 @@ export class CostModule {
         metadata: {
           failOpen,
           decision: failOpen ? "allowed" : "denied",
-          error: describe(error),
+          error: describeError(error),
           projectedTokens: projection.tokens,
           projectedUsd: femtoToUsd(projection.femto),
         },
@@ -803,7 +466,7 @@ export class CostModule {
         agentId,
         sessionId,
         cap,
-        unit: UNIT[cap],
+        unit: CAP_UNITS[cap],
         used: Number(result.used),
         committed: Number(result.committed),
         projected: Number(result.projected),
@@ -828,12 +491,12 @@ export class CostModule {
     }
     this.#metrics.passed++;
     return Object.freeze({
-      reservationId: result.reserved ? request.i : null,
+      reservationId: result.reserved ? request.reservationId : null,
       agentId,
       sessionId,
       tokens: projection.tokens,
-      usd: Number(request.u),
-      exactUsd: request.u,
+      usd: Number(request.usd),
+      exactUsd: request.usd,
       day,
       failOpen: false,
       unbudgeted: false,
@@ -930,7 +593,9 @@ export class CostModule {
    * Idempotent: a reservation is reconciled once; later calls record nothing. Counters never
    * go backwards: the actual spend is added and the reservation released.
    *
-   * @throws {UnknownModelError} (strict mode) · `InvalidArgumentError`; nothing was recorded.
+   * @throws {UnknownModelError} (strict mode) · {@link InvalidUsageError} (e.g. a usage whose
+   *   output count is missing: reconcile with `chunks` instead) · `InvalidArgumentError`;
+   *   nothing was recorded.
    */
   async reconcile(
     agentId: string,
@@ -947,8 +612,8 @@ export class CostModule {
     );
     checkCounts(options);
     const reservationId = checkReservationId(options.reservationId, true) as string;
-    checkId("reason", options.reason, 64);
-    let usage: unknown;
+    checkId(options.reason, "reason", { max: 64 });
+    let usage: ProviderUsage;
     if (options.usage !== undefined && options.usage !== null) {
       usage = options.usage;
     } else if (options.chunks !== undefined) {
@@ -1006,7 +671,7 @@ export class CostModule {
   }
 
   /**
-   * Release reservations whose time ran out (`reservationTtlSeconds`, database clock): calls
+   * Release reservations whose time ran out (`reservationTtlMs`, database clock): calls
    * that never reported their usage. Each is audit-logged (`budget.reservation_expired`).
    * Runs every `sweepIntervalMs`; never throws (a failure is logged).
    *
@@ -1032,7 +697,7 @@ export class CostModule {
       this.#logger.warn(
         "Expired budget reservations could not be released; the next sweep retries.",
         {
-          error: describe(error),
+          error: describeError(error),
         },
       );
       return 0;
@@ -1068,79 +733,27 @@ export class CostModule {
   async snapshot(agentId: string, sessionId: string): Promise<BudgetSnapshot> {
     checkIds(agentId, sessionId);
     const day = this.#day();
-    let session:
-      | {
-          usd: string;
-          tokens: string;
-          reserved_usd: string;
-          reserved_tokens: string;
-          elapsed: string;
-        }
-      | undefined;
-    let daily:
-      | { usd: string; tokens: string; reserved_usd: string; reserved_tokens: string }
-      | undefined;
+    let counters: Awaited<ReturnType<typeof readCounters>> = {
+      session: undefined,
+      daily: undefined,
+    };
     let degraded = false;
     try {
-      const rows = await this.#store.query<{
-        s: typeof session | null;
-        d: typeof daily | null;
-      }>(sql`
-        select
-          (select jsonb_build_object('usd', usd::text, 'tokens', tokens::text,
-                   'reserved_usd', reserved_usd::text, 'reserved_tokens', reserved_tokens::text,
-                   'elapsed', extract(epoch from now() - started_at)::text)
-             from gov_cost.sessions where agent_id = ${agentId} and session_id = ${sessionId}) as s,
-          (select jsonb_build_object('usd', usd::text, 'tokens', tokens::text,
-                   'reserved_usd', reserved_usd::text, 'reserved_tokens', reserved_tokens::text)
-             from gov_cost.agent_days where agent_id = ${agentId} and day = ${day}::date) as d`);
-      session = rows[0]?.s ?? undefined;
-      daily = rows[0]?.d ?? undefined;
+      counters = await readCounters(this.#store, agentId, sessionId, day);
     } catch (error) {
       degraded = true;
       this.#logger.error("snapshot could not read the budget; zeros are returned (degraded).", {
         agentId,
         sessionId,
-        error: describe(error),
+        error: describeError(error),
       });
     }
-    const femto = (value: string | undefined) =>
-      value === undefined ? 0n : (decimalToUnits(value, FEMTO_DIGITS) as bigint);
-    const sUsd = femto(session?.usd);
-    const sRes = femto(session?.reserved_usd);
-    const dUsd = femto(daily?.usd);
-    const dRes = femto(daily?.reserved_usd);
-    const sTok = Number(session?.tokens ?? 0);
-    const sTokRes = Number(session?.reserved_tokens ?? 0);
-    const dTok = Number(daily?.tokens ?? 0);
-    const dTokRes = Number(daily?.reserved_tokens ?? 0);
-    const elapsed = session ? Number(session.elapsed) : null;
-    const caps = this.#policies.get(agentId)?.exact;
-    const usdLeft = (limit: bigint | null | undefined, used: bigint) =>
-      limit == null ? null : Number(femtoToUsd(limit > used ? limit - used : 0n));
-    const tokLeft = (limit: number | null | undefined, used: number) =>
-      limit == null ? null : Math.max(0, limit - used);
-    return Object.freeze({
+    return budgetSnapshot({
       agentId,
       sessionId,
       day,
-      sessionUsdUsed: Number(femtoToUsd(sUsd)),
-      sessionTokensUsed: sTok,
-      sessionUsdReserved: Number(femtoToUsd(sRes)),
-      sessionTokensReserved: sTokRes,
-      agentDailyUsdUsed: Number(femtoToUsd(dUsd)),
-      agentDailyTokensUsed: dTok,
-      agentDailyUsdReserved: Number(femtoToUsd(dRes)),
-      agentDailyTokensReserved: dTokRes,
-      sessionSeconds: elapsed,
-      sessionUsdRemaining: usdLeft(caps?.perSessionUsd, sUsd + sRes),
-      sessionTokensRemaining: tokLeft(caps?.perSessionTokens, sTok + sTokRes),
-      agentDailyUsdRemaining: usdLeft(caps?.perAgentUsdDaily, dUsd + dRes),
-      agentDailyTokensRemaining: tokLeft(caps?.perAgentTokensDaily, dTok + dTokRes),
-      sessionSecondsRemaining:
-        caps?.perSessionSeconds == null
-          ? null
-          : Math.max(0, caps.perSessionSeconds - (elapsed ?? 0)),
+      ...counters,
+      caps: this.#policies.get(agentId)?.exact,
       degraded,
     });
   }
@@ -1158,7 +771,7 @@ export class CostModule {
     agentId: string,
     options: { since?: Date } = {},
   ): Promise<Record<string, { usd: number; tokens: number }>> {
-    checkId("agentId", agentId, BUDGET_LIMITS.agentId);
+    checkId(agentId, "agentId", { max: BUDGET_LIMITS.agentId });
     checkOptions(
       options,
       BREAKDOWN_OPTIONS,
@@ -1175,19 +788,11 @@ export class CostModule {
       );
     }
     try {
-      const rows = await this.#store.query<{ model: string; usd: string; tokens: string }>(sql`
-        select model, sum(usd)::text as usd, sum(tokens)::text as tokens
-        from gov_cost.usage
-        where agent_id = ${agentId} and model is not null
-          ${since ? sql`and recorded_at >= ${since.toISOString()}::timestamptz` : sql``}
-        group by model order by model`);
-      const out: Record<string, { usd: number; tokens: number }> = {};
-      for (const row of rows) out[row.model] = { usd: Number(row.usd), tokens: Number(row.tokens) };
-      return out;
+      return await readModelBreakdown(this.#store, agentId, since);
     } catch (error) {
       this.#logger.error("modelBreakdown could not read usage; {} is returned.", {
         agentId,
-        error: describe(error),
+        error: describeError(error),
       });
       return {};
     }
@@ -1195,7 +800,7 @@ export class CostModule {
 
   /** Counters of what the module did since it started. */
   metrics(): CostMetrics {
-    return { ...this.#metrics, backlog: this.#waiting() };
+    return { ...this.#metrics, backlog: this.#backlog.waiting };
   }
 
   /**
@@ -1215,36 +820,38 @@ export class CostModule {
         "Pass flush(10_000), or leave the timeout out.",
       );
     }
-    const deadline = Date.now() + timeoutMs;
-    while (this.#waiting() > 0 && Date.now() < deadline) {
-      if (!(await this.#retryBacklog())) {
+    // Elapsed time of real waits (timers), not wall time: an injected clock may stand still.
+    const deadline = performance.now() + timeoutMs;
+    while (this.#backlog.waiting > 0 && performance.now() < deadline) {
+      if (!(await this.#backlog.retry())) {
         await new Promise((resolve) =>
-          setTimeout(resolve, Math.min(200, Math.max(0, deadline - Date.now()))),
+          setTimeout(resolve, Math.min(200, Math.max(0, deadline - performance.now()))),
         );
       }
     }
-    await Promise.race([
-      Promise.allSettled([...this.#deliveries]),
-      new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref()),
-    ]);
-    return this.#waiting();
+    await this.#alerts.settled(deadline - performance.now());
+    return this.#backlog.waiting;
   }
 
-  /** Stop the sweep, try once more to write queued usage, and wait for alert deliveries. */
+  /**
+   * Stop the sweep, try once more to write queued usage, and wait for alert deliveries.
+   * Idempotent: later calls do nothing. Works without `start()`.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
-    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#backlog.stop();
     // Calls already made finish first: what they fail to write joins what flush() writes.
-    const drainUntil = Date.now() + 5_000;
-    while (this.#reserve.pending + this.#settle.pending > 0 && Date.now() < drainUntil) {
+    // Elapsed time of real waits (timers), not wall time: an injected clock may stand still.
+    const drainUntil = performance.now() + 5_000;
+    while (this.#reserve.pending + this.#settle.pending > 0 && performance.now() < drainUntil) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     const left = await this.flush(5_000);
-    this.#abortAlerts.abort();
-    await Promise.allSettled([...this.#deliveries]);
-    const inMemory = this.#backlog.length;
+    this.#alerts.abort();
+    await this.#alerts.settled();
+    const inMemory = this.#backlog.inMemory;
     if (inMemory > 0) {
       this.#logger.error("The cost module closed with usage it could not write; it is lost.", {
         records: inMemory,
@@ -1253,10 +860,15 @@ export class CostModule {
     if (left > inMemory) {
       this.#logger.warn(
         "The cost module closed with usage in its spool; the next process to start replays it.",
-        { records: left - inMemory, directory: this.#spool?.directory },
+        { records: left - inMemory, directory: this.#backlog.directory },
       );
     }
     await this.#spool?.close();
+  }
+
+  /** `await using cost = …` closes the module: the same as {@link CostModule.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   // ── internals ───────────────────────────────────────────────────────────────────────
@@ -1276,7 +888,7 @@ export class CostModule {
       this.#logger.error("A cost decision could not be written to the audit chain.", {
         kind: event.kind,
         agentId: event.agentId,
-        error: describe(error),
+        error: describeError(error),
       });
     }
   }
@@ -1304,7 +916,7 @@ export class CostModule {
     return this.#clock.now().toISOString().slice(0, 10);
   }
 
-  #price(model: unknown, usage: unknown): PriceBreakdown {
+  #price(model: unknown, usage: ProviderUsage): PriceBreakdown {
     checkModel("model", model);
     return this.#prices.priceUsage(model as string, usage, {
       strict: this.#options.strictUnknownModels,
@@ -1372,7 +984,7 @@ export class CostModule {
     sessionId: string,
     entry: {
       usageId?: string;
-      kind: SettleItem["k"];
+      kind: UsageKind;
       model: string | null;
       tokens: number;
       femto: bigint;
@@ -1386,20 +998,20 @@ export class CostModule {
   ): Promise<UsageReceipt> {
     const policy = this.#policies.get(agentId);
     const item: SettleItem = {
-      id: entry.usageId ?? randomUUID(),
-      a: agentId,
-      s: sessionId,
-      d: this.#day(),
-      m: entry.model,
-      k: entry.kind,
-      t: String(entry.tokens),
-      u: femtoToUsd(entry.femto),
+      usageId: entry.usageId ?? randomUUID(),
+      agentId,
+      sessionId,
+      day: this.#day(),
+      model: entry.model,
+      kind: entry.kind,
+      tokens: String(entry.tokens),
+      usd: femtoToUsd(entry.femto),
       ...(entry.reservationId
-        ? { r: entry.reservationId }
+        ? { reservationId: entry.reservationId }
         : entry.matchOldest
-          ? { fifo: true }
+          ? { oldestReservation: true as const }
           : {}),
-      ...(entry.reason ? { why: entry.reason } : {}),
+      ...(entry.reason ? { reason: entry.reason } : {}),
       ...(entry.breakdown
         ? {
             detail: {
@@ -1415,13 +1027,13 @@ export class CostModule {
     };
     const receipt = (recorded: boolean, queued: boolean, reservationId: string | null) =>
       Object.freeze({
-        usageId: item.id,
+        usageId: item.usageId,
         recorded,
         queued,
         reservationId,
         tokens: entry.tokens,
-        usd: Number(item.u),
-        exactUsd: item.u,
+        usd: Number(item.usd),
+        exactUsd: item.usd,
         breakdown: entry.breakdown,
       });
     try {
@@ -1434,7 +1046,8 @@ export class CostModule {
         await this.#dropped(item, error, "Usage could not be recorded and was dropped.");
         return receipt(false, false, entry.reservationId);
       }
-      await this.#enqueue({ item, policy }, error);
+      this.#metrics.usageQueued++;
+      await this.#backlog.enqueue({ item, policy }, error);
       return receipt(false, true, entry.reservationId);
     }
   }
@@ -1466,8 +1079,7 @@ export class CostModule {
       kind: `budget.spool_${kind}`,
       metadata,
     });
-    this.#deliveries.add(recording);
-    void recording.finally(() => this.#deliveries.delete(recording));
+    this.#alerts.track(recording);
   }
 
   /** Spool files of other hosts were left alone at start (the spool logged it): evidence. */
@@ -1481,30 +1093,29 @@ export class CostModule {
         oldestAgeMs: stranded.oldestAgeMs,
       },
     });
-    this.#deliveries.add(recording);
-    void recording.finally(() => this.#deliveries.delete(recording));
+    this.#alerts.track(recording);
   }
 
   /** Usage that will never be written: logged and audit-logged as `budget.usage_dropped`. */
   async #dropped(item: SettleItem, error: unknown, message: string): Promise<void> {
     this.#metrics.usageDropped++;
     this.#logger.error(message, {
-      agentId: item.a,
-      sessionId: item.s,
-      usd: item.u,
-      tokens: item.t,
-      error: describe(error),
+      agentId: item.agentId,
+      sessionId: item.sessionId,
+      usd: item.usd,
+      tokens: item.tokens,
+      error: describeError(error),
     });
     await this.#evidence({
-      agentId: item.a,
-      sessionId: item.s,
+      agentId: item.agentId,
+      sessionId: item.sessionId,
       kind: "budget.usage_dropped",
-      model: item.m,
+      model: item.model,
       metadata: {
-        usageId: item.id,
-        usd: item.u,
-        tokens: Number(item.t),
-        ...(error === null ? {} : { error: describe(error) }),
+        usageId: item.usageId,
+        usd: item.usd,
+        tokens: Number(item.tokens),
+        ...(error === null ? {} : { error: describeError(error) }),
       },
     });
   }
@@ -1517,504 +1128,22 @@ export class CostModule {
     this.#metrics.usageRecorded++;
     if (result.note) {
       this.#logger.warn(`Usage was recorded without settling its reservation: ${result.note}.`, {
-        agentId: item.a,
-        sessionId: item.s,
-        reservationId: item.r,
+        agentId: item.agentId,
+        sessionId: item.sessionId,
+        reservationId: item.reservationId,
       });
     }
-    for (const alert of result.alerts ?? []) this.#alert(item, alert, result.day ?? item.d, policy);
-  }
-
-  #alert(
-    item: SettleItem,
-    crossing: { cap: BudgetCap; used: string; limit: string },
-    day: string,
-    policy: BudgetPolicy | undefined,
-  ): void {
-    const target = policy ? alertTarget(policy) : null;
-    if (!policy?.alert || target === null) return;
-    const unit = UNIT[crossing.cap] === "usd" ? "usd" : "tokens";
-    const payload: BudgetAlertPayload = {
-      type: "budget.threshold_crossed",
-      id: randomUUID(),
-      agentId: item.a,
-      sessionId: item.s,
-      cap: crossing.cap,
-      unit,
-      used: trimDecimal(crossing.used),
-      limit: trimDecimal(crossing.limit),
-      thresholdPercent: policy.alert.thresholdPercent,
-      day: crossing.cap.startsWith("perAgent") ? day : null,
-      at: this.#clock.now().toISOString(),
-    };
-    const host = new URL(target.url).host;
-    const delivery = (async () => {
-      await this.#evidence({
-        agentId: item.a,
-        sessionId: item.s,
-        kind: "budget.threshold_crossed",
-        metadata: {
-          alertId: payload.id,
-          cap: payload.cap,
-          unit,
-          used: payload.used,
-          limit: payload.limit,
-          thresholdPercent: payload.thresholdPercent,
-          webhookHost: host,
-        },
-      });
-      const outcome = await deliverAlert(
-        { url: target.url, secret: target.secret, payload },
-        {
-          timeoutMs: this.#options.alertTimeoutMs,
-          attempts: this.#options.alertAttempts,
-          backoffMs: 250,
-          nowMs: () => this.#clock.nowMs(),
-          signal: this.#abortAlerts.signal,
-        },
-      );
-      if (outcome.delivered) {
-        this.#metrics.alertsSent++;
-        return;
-      }
-      this.#metrics.alertsFailed++;
-      this.#logger.warn("A budget alert webhook could not be delivered.", {
-        agentId: item.a,
-        cap: payload.cap,
-        webhookHost: host,
-        attempts: outcome.attempts,
-        error: outcome.error,
-      });
-      await this.#evidence({
-        agentId: item.a,
-        sessionId: item.s,
-        kind: "budget.alert_failed",
-        metadata: {
-          alertId: payload.id,
-          cap: payload.cap,
-          webhookHost: host,
-          attempts: outcome.attempts,
-          status: outcome.status,
-          error: outcome.error,
-        },
-      });
-    })().catch((error: unknown) => {
-      this.#logger.error("A budget alert failed unexpectedly.", { error: describe(error) });
-    });
-    this.#deliveries.add(delivery);
-    void delivery.finally(() => this.#deliveries.delete(delivery));
-  }
-
-  /** Records waiting for the store: in memory and in the spool. */
-  #waiting(): number {
-    return this.#backlog.length + (this.#spool?.depth ?? 0);
-  }
-
-  async #enqueue(entry: Backlogged, error: unknown): Promise<void> {
-    this.#metrics.usageQueued++;
-    const first = this.#waiting() === 0;
-    if (this.#spool) {
-      try {
-        await this.#spool.append([{ v: 1, item: entry.item }]);
-        if (first) {
-          this.#logger.warn(
-            "Usage could not be recorded; it is spooled to disk and replayed when the store is back.",
-            {
-              agentId: entry.item.a,
-              sessionId: entry.item.s,
-              directory: this.#spool.directory,
-              error: describe(error),
-            },
-          );
-        }
-        this.#scheduleRetry();
-        return;
-      } catch (spoolError) {
-        this.#logger.error("The cost spool cannot be written; usage is kept in memory only.", {
-          directory: this.#spool.directory,
-          error: describe(spoolError),
-        });
-      }
-    } else if (first) {
-      this.#logger.warn(
-        "Usage could not be recorded; it is kept in memory and retried until the store is back.",
-        { agentId: entry.item.a, sessionId: entry.item.s, error: describe(error) },
-      );
-    }
-    this.#backlog.push(entry);
-    while (this.#backlog.length > this.#options.maxBacklog) {
-      const index = this.#backlog.findIndex((waiting) => !this.#sending.has(waiting));
-      if (index < 0) break;
-      const [dropped] = this.#backlog.splice(index, 1) as [Backlogged];
-      void this.#dropped(
-        dropped.item,
-        null,
-        "The usage backlog is full; the oldest waiting record was dropped.",
-      );
-    }
-    if (this.#closed && !this.#retryTimer) {
-      // No retry will come: this record is lost unless the store takes it during close.
-      this.#logger.error("Usage was recorded after close and could not be written.", {
-        agentId: entry.item.a,
-        sessionId: entry.item.s,
-      });
-    }
-    this.#scheduleRetry();
-  }
-
-  #scheduleRetry(): void {
-    if (this.#retryTimer || this.#closed || this.#waiting() === 0) return;
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = null;
-      void this.#retryBacklog().then((ok) => {
-        this.#retryDelayMs = ok ? 500 : Math.min(this.#retryDelayMs * 2, 30_000);
-        this.#scheduleRetry();
-      });
-    }, this.#retryDelayMs);
-    this.#retryTimer.unref();
-  }
-
-  /**
-   * Write what waits — the memory backlog, then the spool — in order, in batches; false when
-   * the store is still away. One replay at a time: the spool's bookkeeping counts on it.
-   */
-  #retryBacklog(): Promise<boolean> {
-    this.#replaying ??= this.#replay().finally(() => {
-      this.#replaying = null;
-    });
-    return this.#replaying;
-  }
-
-  async #replay(): Promise<boolean> {
-    while (this.#backlog.length > 0) {
-      const batch = this.#backlog.slice(0, this.#options.maxBatch);
-      for (const entry of batch) this.#sending.add(entry);
-      let results: (SettleResult | ItemFailure)[];
-      try {
-        results = await this.#runSettle(batch.map((entry) => entry.item));
-      } catch {
-        return false;
-      } finally {
-        for (const entry of batch) this.#sending.delete(entry);
-      }
-      // By identity: entries may have been added (or dropped for room) meanwhile.
-      const sent = new Set(batch);
-      this.#backlog = this.#backlog.filter((entry) => !sent.has(entry));
-      for (const [index, entry] of batch.entries()) {
-        await this.#settled(entry.item, results[index], entry.policy);
-      }
-    }
-    if (this.#spool && this.#spool.depth > 0) {
-      let lines: SpoolLine[];
-      try {
-        lines = await this.#spool.readAll();
-      } catch (error) {
-        this.#logger.error("The cost spool could not be read; the next retry tries again.", {
-          directory: this.#spool.directory,
-          error: describe(error),
-        });
-        return false;
-      }
-      let done = 0;
-      let ok = true;
-      while (done < lines.length) {
-        const batch = lines.slice(done, done + this.#options.maxBatch).map((line) => line.item);
-        let results: (SettleResult | ItemFailure)[];
-        try {
-          results = await this.#runSettle(batch);
-        } catch {
-          ok = false;
-          break;
-        }
-        for (const [index, item] of batch.entries()) {
-          await this.#settled(item, results[index], this.#policies.get(item.a));
-        }
-        done += batch.length;
-      }
-      // Written rows are recognized by their usage id if a crash replays them again.
-      if (done > 0) await this.#spool.dropFirst(done).catch(() => undefined);
-      if (!ok) return false;
-    }
-    this.#logger.info("The usage backlog was written.", {});
-    return true;
+    for (const alert of result.alerts ?? [])
+      this.#alerts.dispatch(item, alert, result.day ?? item.day, policy);
   }
 
   #runReserve(items: ReserveRequest[]): Promise<(ReserveResult | ItemFailure)[]> {
-    return this.#send("reserve", items);
+    return callBudgetFunction<ReserveResult>(this.#store, "reserve", items);
   }
 
   #runSettle(items: SettleItem[]): Promise<(SettleResult | ItemFailure)[]> {
-    return this.#send("settle", items);
+    return callBudgetFunction<SettleResult>(this.#store, "settle", items);
   }
-
-  /**
-   * One call of `gov_cost.<fn>` for a batch. When the database refuses the batch for its data
-   * (SQLSTATE classes 22 and 23), the items are sent one by one, so that only the item at
-   * fault fails and its batch-mates — other agents' checks — are not denied with it.
-   */
-  async #send<R>(fn: "reserve" | "settle", items: readonly object[]): Promise<(R | ItemFailure)[]> {
-    const call = (batch: readonly object[]) =>
-      this.#withRetry(async () => {
-        const json = JSON.stringify(batch);
-        const rows = await this.#store.query<{ r: R[] }>(
-          fn === "reserve"
-            ? sql`select gov_cost.reserve(${json}::jsonb) as r`
-            : sql`select gov_cost.settle(${json}::jsonb) as r`,
-        );
-        return rows[0]?.r ?? [];
-      });
-    try {
-      return await call(items);
-    } catch (error) {
-      if (items.length === 1 || isTransient(error)) throw error;
-      const results: (R | ItemFailure)[] = [];
-      for (const item of items) {
-        try {
-          const [result] = await call([item]);
-          results.push(result as R);
-        } catch (itemError) {
-          if (isTransient(itemError)) throw itemError;
-          results.push(new ItemFailure(itemError));
-        }
-      }
-      return results;
-    }
-  }
-
-  async #withRetry<T>(work: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await work();
-      } catch (error) {
-        if (attempt >= 3 || !isContention(error)) throw error;
-      }
-    }
-  }
-}
-
-// ── validation ────────────────────────────────────────────────────────────────────────
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
-
-function checkId(field: string, value: unknown, limit: number): string {
-  if (typeof value !== "string") {
-    throw new InvalidArgumentError(
-      field,
-      `must be a string, got ${typeOf(value)}.`,
-      `Pass ${field} as a non-empty string.`,
-    );
-  }
-  if (value.trim().length === 0) {
-    throw new InvalidArgumentError(
-      field,
-      value.length === 0 ? "must not be empty." : "must not be blank.",
-      `Pass a non-empty ${field}.`,
-    );
-  }
-  if (value.length > limit) {
-    throw new InvalidArgumentError(
-      field,
-      `is ${value.length} characters long; the limit is ${limit}.`,
-      `Shorten ${field} to at most ${limit} characters.`,
-    );
-  }
-  if (CONTROL.test(value) || !isWellFormed(value)) {
-    throw new InvalidArgumentError(
-      field,
-      "must not contain control or bidirectional-override characters, or half of a character (a lone surrogate).",
-      `Pass ${field} as printable text.`,
-    );
-  }
-  return value;
-}
-
-function checkIds(agentId: unknown, sessionId: unknown): void {
-  checkId("agentId", agentId, BUDGET_LIMITS.agentId);
-  if (checkId("sessionId", sessionId, BUDGET_LIMITS.sessionId).startsWith("agent:")) {
-    throw new InvalidArgumentError(
-      "sessionId",
-      'must not start with "agent:", which names the audit chain of an agent\'s events outside sessions.',
-      "Use a session id of your own, e.g. a UUID.",
-    );
-  }
-}
-
-function checkTokens(field: string, value: unknown, zeroAllowed: boolean): number {
-  if (
-    typeof value !== "number" ||
-    !Number.isInteger(value) ||
-    value < (zeroAllowed ? 0 : 1) ||
-    value > COST_LIMITS.tokens
-  ) {
-    throw new InvalidArgumentError(
-      field,
-      typeof value === "number" && value < 0
-        ? `must not be negative, got ${value}${field === "tokens" ? "; counters only grow" : ""}.`
-        : `must be a whole number from ${zeroAllowed ? 0 : 1} to ${COST_LIMITS.tokens}, got ${typeof value === "number" ? value : typeOf(value)}.`,
-      `Pass ${field} as a whole number of tokens.`,
-    );
-  }
-  return value;
-}
-
-function checkUsd(field: string, value: unknown): bigint {
-  if (typeof value !== "number" && typeof value !== "string") {
-    throw new InvalidArgumentError(
-      field,
-      `must be a number or a decimal string of USD, got ${typeOf(value)}.`,
-      `Pass ${field} as USD, e.g. 0.003 or "0.003".`,
-    );
-  }
-  const units = decimalToUnits(value, FEMTO_DIGITS);
-  if (isDecimalProblem(units)) {
-    throw new InvalidArgumentError(
-      field,
-      `${units.problem}${String(value).trim().startsWith("-") ? " Counters only grow." : ""}`,
-      `Pass ${field} as a non-negative amount of USD with at most 15 decimal places.`,
-    );
-  }
-  if (units > BigInt(BUDGET_LIMITS.usd) * 10n ** BigInt(FEMTO_DIGITS)) {
-    throw new InvalidArgumentError(
-      field,
-      `is ${value} USD; the limit is ${BUDGET_LIMITS.usd}.`,
-      `Pass a smaller ${field}.`,
-    );
-  }
-  return units;
-}
-
-function checkModel(field: string, value: unknown): string {
-  const problem = modelIdProblem(value);
-  if (problem)
-    throw new InvalidArgumentError(
-      field,
-      problem,
-      'Pass the model id as the provider names it, e.g. "gpt-4o".',
-    );
-  return value as string;
-}
-
-function checkReservationId(value: unknown, required: boolean): string | null {
-  if (value === undefined || value === null) {
-    if (!required) return null;
-    throw new InvalidArgumentError(
-      "reservationId",
-      "is required.",
-      "Pass the reservationId that checkOrRaise returned.",
-    );
-  }
-  if (typeof value !== "string" || !UUID.test(value)) {
-    throw new InvalidArgumentError(
-      "reservationId",
-      `must be a reservation id (a UUID), got ${typeof value === "string" ? JSON.stringify(value.slice(0, 64)) : typeOf(value)}.`,
-      "Pass the reservationId that checkOrRaise returned.",
-    );
-  }
-  return value.toLowerCase();
-}
-
-/**
- * Refuse options that are not a plain object — a `Map`, a class instance or an object whose
- * fields come from its prototype is not read as it looks — and keys a method does not know,
- * so that a typo (`reservation_id`) is not ignored.
- */
-function checkOptions(
-  options: unknown,
-  known: ReadonlySet<string>,
-  method: string,
-  shape: string,
-  example: string,
-): asserts options is Record<string, unknown> {
-  if (!isPlainObject(options)) {
-    throw new InvalidArgumentError(
-      "options",
-      `must be a plain object ${shape}, got ${typeOf(options)}.`,
-      `Pass an object literal, e.g. ${example}.`,
-    );
-  }
-  for (const key of Object.keys(options)) {
-    if (!known.has(key)) {
-      throw new InvalidArgumentError(
-        key,
-        `is not a ${method} option.`,
-        `Use ${[...known].join(", ")}.`,
-      );
-    }
-  }
-}
-
-const COUNT_FIELDS = [
-  "inputTokens",
-  "outputTokens",
-  "cachedInputTokens",
-  "cacheWriteTokens",
-  "reasoningTokens",
-] as const;
-
-/** Each token count given must be a whole number of tokens: `null` is not 0. */
-function checkCounts(counts: TokenCounts): void {
-  for (const field of COUNT_FIELDS) {
-    if (counts[field] !== undefined) checkTokens(field, counts[field], true);
-  }
-}
-
-function hasCounts(counts: TokenCounts): boolean {
-  return (
-    counts.inputTokens !== undefined ||
-    counts.outputTokens !== undefined ||
-    counts.cachedInputTokens !== undefined ||
-    counts.cacheWriteTokens !== undefined ||
-    counts.reasoningTokens !== undefined
-  );
-}
-
-function countsOf(counts: TokenCounts): Partial<NormalizedUsage> & { format: "tokens" } {
-  return {
-    format: "tokens",
-    inputTokens: counts.inputTokens ?? 0,
-    outputTokens: counts.outputTokens ?? 0,
-    cachedInputTokens: counts.cachedInputTokens ?? 0,
-    cacheWriteTokens: counts.cacheWriteTokens ?? 0,
-    reasoningTokens: counts.reasoningTokens ?? 0,
-  };
-}
-
-function exactFemto(breakdown: PriceBreakdown): bigint {
-  return decimalToUnits(breakdown.exactUsd.total, FEMTO_DIGITS) as bigint;
-}
-
-function capsOf(caps: ExactCaps): Partial<ReserveRequest> {
-  const out: Partial<ReserveRequest> = {};
-  if (caps.perSessionSeconds !== null) out.ss = String(caps.perSessionSeconds);
-  if (caps.perSessionUsd !== null) out.su = femtoToUsd(caps.perSessionUsd);
-  if (caps.perSessionTokens !== null) out.st = String(caps.perSessionTokens);
-  if (caps.perAgentUsdDaily !== null) out.du = femtoToUsd(caps.perAgentUsdDaily);
-  if (caps.perAgentTokensDaily !== null) out.dt = String(caps.perAgentTokensDaily);
-  return out;
-}
-
-function alertOf(policy: BudgetPolicy | undefined): Pick<SettleItem, "alert"> {
-  if (!policy?.alert) return {};
-  const caps = capsOf(policy.exact);
-  const alert: NonNullable<SettleItem["alert"]> = { p: policy.alert.thresholdPercent };
-  if (caps.su !== undefined) alert.su = caps.su;
-  if (caps.st !== undefined) alert.st = caps.st;
-  if (caps.du !== undefined) alert.du = caps.du;
-  if (caps.dt !== undefined) alert.dt = caps.dt;
-  return { alert };
-}
-
-/** `0.500000000000000` → `0.5`. */
-function trimDecimal(value: string | undefined): string {
-  if (value === undefined) return "0";
-  if (!value.includes(".")) return value;
-  const trimmed = value.replace(/0+$/, "").replace(/\.$/, "");
-  return trimmed === "" ? "0" : trimmed;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 /** The cost module's definition, for `@gov/sdk` and for composing it by hand. */
@@ -2027,4 +1156,5 @@ export const costModule = defineModule({
     return cost;
   },
   close: (cost: CostModule) => cost.close(),
+  sdk: costSdkContribution,
 });

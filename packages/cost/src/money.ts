@@ -83,3 +83,11 @@ export function femtoToUsd(femto: bigint): string {
 export function rateToUsdPerMillion(femtoPerToken: bigint): string {
   return unitsToDecimal(femtoPerToken, RATE_DIGITS);
 }
+
+/** A decimal string without trailing zeros, as events and alerts show it: `0.500000000000000` → `0.5`. */
+export function trimDecimal(value: string | undefined): string {
+  if (value === undefined) return "0";
+  if (!value.includes(".")) return value;
+  const trimmed = value.replace(/0+$/, "").replace(/\.$/, "");
+  return trimmed === "" ? "0" : trimmed;
+}

@@ -1,5 +1,7 @@
-import { ConfigError, InvalidArgumentError } from "@gov/core";
+import { ConfigError, InvalidArgumentError, parseOptions, typeOf } from "@gov/core";
+import { z } from "zod";
 import { InvalidPriceError, UnknownModelError } from "./errors";
+import { type LiteLLMImportOptions, type LiteLLMImportResult, readLiteLLM } from "./litellm";
 import {
   COST_LIMITS,
   fieldName,
@@ -9,18 +11,11 @@ import {
   type PricingOptions,
   priceInputSchema,
   pricingOptionsSchema,
-  typeOf,
   valueAt,
 } from "./models";
-import {
-  decimalToUnits,
-  FEMTO_DIGITS,
-  femtoToUsd,
-  isDecimalProblem,
-  rateToUsdPerMillion,
-} from "./money";
+import { femtoToUsd, rateToUsdPerMillion } from "./money";
 import bundled from "./prices.json" with { type: "json" };
-import { type NormalizedUsage, normalizeUsage } from "./usage";
+import { type NormalizedUsage, normalizeUsage, type ProviderUsage } from "./usage";
 
 /** A price as the table holds it. Rates are exact decimal strings of USD per million tokens. */
 export interface ModelPrice {
@@ -95,27 +90,8 @@ export interface PriceBreakdown {
   readonly exactUsd: ExactAmounts;
 }
 
-/** An entry a LiteLLM import did not take, and why. */
-export interface LiteLLMImportIssue {
-  readonly model: string;
-  readonly reason: string;
-}
-
-/** What {@link PriceTable.importLiteLLM} did. */
-export interface LiteLLMImportResult {
-  /** Model ids added or replaced (lower case). */
-  readonly imported: readonly string[];
-  /** Entries that are not token-priced chat models (`sample_spec`, embeddings, images, …), or already priced with `overwrite: false`. */
-  readonly ignored: readonly LiteLLMImportIssue[];
-  /** Entries that were invalid and were not imported at all. */
-  readonly skipped: readonly LiteLLMImportIssue[];
-}
-
-/** Options of {@link PriceTable.importLiteLLM}. */
-export interface LiteLLMImportOptions {
-  /** Replace prices the table already has. @default true */
-  overwrite?: boolean;
-}
+/** The zod form of {@link PriceTableOptions}. */
+const TABLE_OPTIONS = z.strictObject({ defaults: z.boolean().optional() });
 
 /** Options of the {@link PriceTable} constructor. */
 export interface PriceTableOptions {
@@ -258,24 +234,6 @@ function defaults(): ReadonlyMap<string, Entry> {
   return entries;
 }
 
-const LITELLM_MODES = new Set(["chat", "completion", "responses"]);
-const LITELLM_RATES = [
-  ["input_cost_per_token", "inputUsdPerMillion"],
-  ["output_cost_per_token", "outputUsdPerMillion"],
-  ["cache_read_input_token_cost", "cachedInputUsdPerMillion"],
-  ["cache_creation_input_token_cost", "cacheWriteUsdPerMillion"],
-  ["output_cost_per_reasoning_token", "reasoningUsdPerMillion"],
-] as const;
-
-/** USD per token (LiteLLM) → USD per million tokens, exactly, as a decimal string. */
-function perTokenToPerMillion(value: unknown, key: string): string | { problem: string } {
-  if (typeof value !== "number")
-    return { problem: `${key} must be a number, got ${typeOf(value)}.` };
-  const femto = decimalToUnits(value, FEMTO_DIGITS);
-  if (isDecimalProblem(femto)) return { problem: `${key} ${femto.problem}` };
-  return rateToUsdPerMillion(femto);
-}
-
 /**
  * Prices of models in USD per million tokens, with the bundled list (`prices.json`) by
  * default, and the lookup rule of the README:
@@ -302,30 +260,13 @@ export class PriceTable {
 
   /** @throws {InvalidArgumentError} for options that are not `{ defaults?: boolean }`. */
   constructor(options: PriceTableOptions = {}) {
-    if (typeof options !== "object" || options === null || Array.isArray(options)) {
-      throw new InvalidArgumentError(
-        "options",
-        `must be an object, got ${typeOf(options)}.`,
-        "Pass { defaults: true } (the bundled prices) or { defaults: false } (an empty table).",
-      );
-    }
-    for (const key of Object.keys(options)) {
-      if (key !== "defaults") {
-        throw new InvalidArgumentError(
-          `options.${key}`,
-          "is not an option of PriceTable.",
-          "The only option is defaults (boolean).",
-        );
-      }
-    }
-    const useDefaults = options.defaults ?? true;
-    if (typeof useDefaults !== "boolean") {
-      throw new InvalidArgumentError(
-        "options.defaults",
-        `must be true or false, got ${typeOf(useDefaults)}.`,
-        "Pass defaults: true to start with the bundled prices, false to start empty.",
-      );
-    }
+    const useDefaults =
+      parseOptions(TABLE_OPTIONS, options, {
+        fixes: {
+          "": "Pass { defaults: true } (the bundled prices) or { defaults: false } (an empty table).",
+          defaults: "Pass defaults: true to start with the bundled prices, false to start empty.",
+        },
+      }).defaults ?? true;
     if (useDefaults) for (const [id, entry] of defaults()) this.#put(id, entry);
   }
 
@@ -420,120 +361,10 @@ export class PriceTable {
    * @throws {InvalidPriceError} when `json` is not a JSON object (nothing is imported).
    */
   importLiteLLM(json: unknown, options: LiteLLMImportOptions = {}): LiteLLMImportResult {
-    if (typeof options !== "object" || options === null || Array.isArray(options)) {
-      throw new InvalidArgumentError(
-        "options",
-        `must be an object, got ${typeOf(options)}.`,
-        "Pass { overwrite?: boolean }.",
-      );
-    }
-    const unknownOption = Object.keys(options).find((key) => key !== "overwrite");
-    if (unknownOption !== undefined) {
-      throw new InvalidArgumentError(
-        `options.${unknownOption}`,
-        "is not an option of importLiteLLM.",
-        "The only option is overwrite (boolean).",
-      );
-    }
-    const overwrite = options.overwrite ?? true;
-    if (typeof overwrite !== "boolean") {
-      throw new InvalidArgumentError(
-        "options.overwrite",
-        `must be true or false, got ${typeOf(overwrite)}.`,
-        "Pass overwrite: false to keep prices the table already has.",
-      );
-    }
-    let data = json;
-    if (typeof json === "string") {
-      try {
-        data = JSON.parse(json);
-      } catch (error) {
-        throw new InvalidPriceError(
-          "json",
-          `is not valid JSON (${(error as Error).message}).`,
-          "Pass the text or the parsed object of LiteLLM's model_prices_and_context_window.json.",
-        );
-      }
-    }
-    if (typeof data !== "object" || data === null || Array.isArray(data)) {
-      throw new InvalidPriceError(
-        "json",
-        `must be an object of model ids to prices, got ${typeOf(data)}.`,
-        "Pass the text or the parsed object of LiteLLM's model_prices_and_context_window.json.",
-      );
-    }
-    const keys = Object.keys(data);
-    if (keys.length > COST_LIMITS.importEntries) {
-      throw new InvalidPriceError(
-        "json",
-        `has ${keys.length} entries; the limit is ${COST_LIMITS.importEntries}.`,
-        "Import a smaller file, or only the models you use.",
-        COST_LIMITS.importEntries,
-      );
-    }
-    const ready: [string, Entry][] = [];
-    const ignored: LiteLLMImportIssue[] = [];
-    const skipped: LiteLLMImportIssue[] = [];
-    for (const model of keys) {
-      const value = (data as Record<string, unknown>)[model];
-      if (model === "sample_spec") {
-        ignored.push({ model, reason: "LiteLLM's description of the format, not a model." });
-        continue;
-      }
-      if (typeof value !== "object" || value === null || Array.isArray(value)) {
-        skipped.push({ model, reason: `The entry must be an object, got ${typeOf(value)}.` });
-        continue;
-      }
-      const record = value as Record<string, unknown>;
-      const mode = record.mode;
-      if (mode !== undefined && !(typeof mode === "string" && LITELLM_MODES.has(mode))) {
-        ignored.push({
-          model,
-          reason: `mode ${JSON.stringify(mode)} is not a chat model priced per text token.`,
-        });
-        continue;
-      }
-      const idProblem = modelIdProblem(model);
-      if (idProblem) {
-        skipped.push({ model, reason: `The model id ${idProblem}` });
-        continue;
-      }
-      const id = model.toLowerCase();
-      if (!overwrite && this.#entries.has(id)) {
-        ignored.push({ model, reason: "Already priced, and overwrite is false." });
-        continue;
-      }
-      const price: Record<string, unknown> = {
-        provider: typeof record.litellm_provider === "string" ? record.litellm_provider : null,
-        source: "LiteLLM model_prices_and_context_window.json",
-      };
-      let problem: string | null = null;
-      for (const [from, to] of LITELLM_RATES) {
-        const raw = record[from];
-        const required = to === "inputUsdPerMillion" || to === "outputUsdPerMillion";
-        if (raw === undefined || raw === null) {
-          if (required) {
-            problem = `It has no ${from}.`;
-            break;
-          }
-          continue;
-        }
-        const converted = perTokenToPerMillion(raw, from);
-        if (typeof converted !== "string") {
-          problem = converted.problem;
-          break;
-        }
-        price[to] = converted;
-      }
-      if (problem === null) {
-        try {
-          ready.push([id, toEntry(id, price)]);
-        } catch (error) {
-          problem = error instanceof Error ? error.message : String(error);
-        }
-      }
-      if (problem !== null) skipped.push({ model, reason: problem });
-    }
+    const { ready, ignored, skipped } = readLiteLLM(json, options, {
+      isPriced: (id) => this.#entries.has(id),
+      toEntry,
+    });
     for (const [id, entry] of ready) this.#put(id, entry);
     return Object.freeze({
       imported: Object.freeze(ready.map(([id]) => id)),
@@ -559,8 +390,8 @@ export class PriceTable {
    * @throws {UnknownModelError} (strict) · {@link InvalidUsageError} · `ConfigError` for lax
    *   mode without a positive fallback · `InvalidArgumentError` for a bad model id.
    */
-  priceUsage(model: string, usage: unknown, options: PricingOptions = {}): PriceBreakdown {
-    const settings = parseOptions(options);
+  priceUsage(model: string, usage: ProviderUsage, options: PricingOptions = {}): PriceBreakdown {
+    const settings = parsePricingOptions(options);
     checkModelId("model", model);
     const tokens = normalizeUsage(usage);
     const found = this.#find(model);
@@ -678,7 +509,7 @@ const OPTIONS_FIX = {
     "Pass fallbackUsdPerMillion as a positive number of USD per million tokens (at most 100000), e.g. 15, together with strict: false (GOVERNANCE_COST_UNKNOWN_MODEL_FALLBACK_USD_PER_MILLION).",
 } as const;
 
-function parseOptions(options: unknown): { strict: boolean; fallback: bigint | null } {
+function parsePricingOptions(options: unknown): { strict: boolean; fallback: bigint | null } {
   if (typeof options !== "object" || options === null || Array.isArray(options)) {
     throw new ConfigError([
       {
@@ -742,7 +573,7 @@ const sharedTable = { current: undefined as PriceTable | undefined };
  */
 export function priceUsage(
   model: string,
-  usage: unknown,
+  usage: ProviderUsage,
   options: PricingOptions & { table?: PriceTable } = {},
 ): PriceBreakdown {
   if (typeof options !== "object" || options === null || Array.isArray(options)) {

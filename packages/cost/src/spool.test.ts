@@ -1,10 +1,13 @@
+import { randomUUID } from "node:crypto";
 import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
+import { DurableSpool, silentLogger, sql } from "@gov/core";
 import { recordingLogger, type TestEngine, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type CostHarness, costHarness, testKeyring } from "./__fixtures__";
-import { CostModule, type CostOptions } from "./module";
+import { CostModule } from "./module";
+import type { CostOptions } from "./options";
 
 const A = "billing-agent";
 
@@ -60,7 +63,16 @@ describe.each(testEngines())("the durable usage spool on $name", (engine: TestEn
       expect(line).toMatchObject({
         seq: 1,
         mac: expect.stringMatching(/^[0-9a-f]{64}$/),
-        entry: { v: 1, item: { id: receipt.usageId, a: A, s: "s-1", u: "0.25", t: "100" } },
+        entry: {
+          v: 2,
+          item: {
+            usageId: receipt.usageId,
+            agentId: A,
+            sessionId: "s-1",
+            usd: "0.25",
+            tokens: "100",
+          },
+        },
       });
       expect(h.cost.metrics().backlog).toBe(1);
       expect(h.logger.lines.some((entry) => entry.message.includes("spooled to disk"))).toBe(true);
@@ -107,6 +119,59 @@ describe.each(testEngines())("the durable usage spool on $name", (engine: TestEn
     },
   );
 
+  // Regression: a spool left by the previous version (single-letter fields, lines of version 1)
+  // must still be replayed after an upgrade, not refused or lost.
+  it.skipIf(!engine.available)(
+    "a spool written by the previous version (single letters) is read and replayed",
+    async () => {
+      const old = new DurableSpool<unknown>(
+        directory,
+        silentLogger,
+        { prefix: "cost-spool-", name: "cost", noun: "usage records" },
+        { keyring: testKeyring },
+      );
+      const usageId = randomUUID();
+      await old.append([
+        {
+          v: 1,
+          item: {
+            id: usageId,
+            a: A,
+            s: "s-old",
+            d: "2026-11-23",
+            m: "gpt-4o",
+            k: "track",
+            t: "42",
+            u: "0.125",
+            fifo: true,
+            alert: { p: 80, su: "10.000000000000000" },
+          },
+        },
+      ]);
+      await old.close();
+      const [file] = await spoolFiles();
+      await copyFile(
+        join(directory, file as string),
+        join(directory, `cost-spool-${hostname()}-${2 ** 22 + 4323}-abcd.jsonl`),
+      );
+      await rm(join(directory, file as string));
+      const next = nextProcess(recordingLogger());
+      await next.start();
+      expect(await next.flush()).toBe(0);
+      expect(next.metrics()).toMatchObject({ usageRecorded: 1 });
+      await next.close();
+      expect(await h.sessionRow(A, "s-old")).toMatchObject({
+        usd: "0.125000000000000",
+        tokens: "42",
+      });
+      const rows = await h.store.query<{ id: string; model: string; kind: string }>(
+        sql`select id::text as id, model, kind from gov_cost.usage where session_id = 's-old'`,
+      );
+      expect(rows).toEqual([{ id: usageId, model: "gpt-4o", kind: "track" }]);
+      expect(await spoolFiles()).toEqual([]);
+    },
+  );
+
   // A spool edited before its replay (less spend) must not be believed: the spool is signed
   // under the chain key, so the next process refuses the edited record and says so.
   it.skipIf(!engine.available)(
@@ -118,7 +183,7 @@ describe.each(testEngines())("the durable usage spool on $name", (engine: TestEn
       const [file] = await spoolFiles();
       const text = await readFile(join(directory, file as string), "utf8");
       const orphan = join(directory, `cost-spool-${hostname()}-${2 ** 22 + 4322}-abcd.jsonl`);
-      await writeFile(orphan, text.replace('"u":"0.9"', '"u":"0.0"'));
+      await writeFile(orphan, text.replace('"usd":"0.9"', '"usd":"0.0"'));
       await rm(join(directory, file as string));
       const logger = recordingLogger();
       const next = nextProcess(logger);

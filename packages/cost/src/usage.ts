@@ -1,6 +1,7 @@
+import { typeOf } from "@gov/core";
 import { z } from "zod";
 import { InvalidUsageError } from "./errors";
-import { COST_LIMITS, fieldName, typeOf, valueAt } from "./models";
+import { COST_LIMITS, fieldName, valueAt } from "./models";
 
 /** Which usage shape a {@link NormalizedUsage} was read from. */
 export type UsageFormat =
@@ -12,6 +13,16 @@ export type UsageFormat =
   | "anthropic"
   /** Only `input_tokens` and `output_tokens`: OpenAI Responses and Anthropic read the same. */
   | "input-output"
+  /** Vercel AI SDK 4: `promptTokens`, `completionTokens`. */
+  | "ai-sdk-v4"
+  /** Vercel AI SDK 5: `inputTokens`, `outputTokens`, `cachedInputTokens`, `reasoningTokens`. */
+  | "ai-sdk-v5"
+  /** Vercel AI SDK 6: `inputTokens`, `inputTokenDetails`, `outputTokens`, `outputTokenDetails`. */
+  | "ai-sdk-v6"
+  /** LangChain's `usage_metadata`: `input_tokens`, `input_token_details`, `output_token_details`. */
+  | "langchain"
+  /** The OpenAI Agents SDK's `Usage`: `requests`, `inputTokens`, `inputTokensDetails`, … */
+  | "openai-agents"
   /** Already normalized (the output of {@link normalizeUsage}, or built by hand). */
   | "tokens";
 
@@ -35,6 +46,184 @@ export interface NormalizedUsage {
   /** The sum of the five parts. */
   totalTokens: number;
 }
+
+const USAGE_FORMATS = [
+  "openai-chat",
+  "openai-responses",
+  "anthropic",
+  "input-output",
+  "ai-sdk-v4",
+  "ai-sdk-v5",
+  "ai-sdk-v6",
+  "langchain",
+  "openai-agents",
+  "tokens",
+] as const satisfies readonly UsageFormat[];
+
+/** A token count as the libraries type it: a count, or nothing reported. */
+type Count = number | null | undefined;
+
+/**
+ * OpenAI Chat Completions `usage`. `prompt_tokens` **includes** the cached tokens and
+ * `completion_tokens` **includes** the reasoning tokens.
+ */
+export interface OpenAIChatUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens?: Count;
+  prompt_tokens_details?: { cached_tokens?: Count; readonly [field: string]: unknown } | null;
+  completion_tokens_details?: {
+    reasoning_tokens?: Count;
+    readonly [field: string]: unknown;
+  } | null;
+  readonly [field: string]: unknown;
+}
+
+/**
+ * OpenAI Responses `usage`. `input_tokens` **includes** the cached tokens and
+ * `output_tokens` **includes** the reasoning tokens.
+ */
+export interface OpenAIResponsesUsage {
+  input_tokens: number;
+  output_tokens: number;
+  total_tokens?: Count;
+  input_tokens_details?: { cached_tokens?: Count; readonly [field: string]: unknown } | null;
+  output_tokens_details?: { reasoning_tokens?: Count; readonly [field: string]: unknown } | null;
+  readonly [field: string]: unknown;
+}
+
+/**
+ * Anthropic Messages `usage`. `input_tokens` **excludes** cache reads and cache writes,
+ * which are reported beside it.
+ */
+export interface AnthropicUsage {
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens?: Count;
+  cache_read_input_tokens?: Count;
+  readonly [field: string]: unknown;
+}
+
+/** Vercel AI SDK 4 `LanguageModelUsage`: no cache or reasoning counts (they are in provider metadata). */
+export interface AiSdkV4Usage {
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens?: Count;
+  readonly [field: string]: unknown;
+}
+
+/**
+ * Vercel AI SDK 5 `LanguageModelUsage`. Whether `cachedInputTokens` is part of `inputTokens`
+ * depends on the provider, and the shape cannot say: OpenAI's provider reports it as part
+ * (`prompt_tokens`), Anthropic's beside it (`input_tokens` excludes cache reads). It is read
+ * **beside** `inputTokens` (added), so that spend is never under-counted: with OpenAI's
+ * provider, the cached tokens are then priced twice — at the input rate inside
+ * `inputTokens`, and again at the cached-input rate: `cachedInputTokens` × the input rate
+ * more than the bill. AI SDK 6's `inputTokenDetails` are exact. `reasoningTokens` is read as part of
+ * `outputTokens` (OpenAI's providers report it so), unless larger than it. A missing
+ * `inputTokens` or `outputTokens` is refused (unreported usage is not free).
+ */
+export interface AiSdkV5Usage {
+  inputTokens: Count;
+  outputTokens: Count;
+  totalTokens?: Count;
+  cachedInputTokens?: Count;
+  reasoningTokens?: Count;
+  readonly [field: string]: unknown;
+}
+
+/**
+ * Vercel AI SDK 6 `LanguageModelUsage`. `inputTokens` is the total: it **includes**
+ * `inputTokenDetails.cacheReadTokens` and `cacheWriteTokens` (and `noCacheTokens` is the
+ * rest); `outputTokens` **includes** `outputTokenDetails.reasoningTokens`. The deprecated
+ * `cachedInputTokens` / `reasoningTokens` beside them are ignored (the details say the same).
+ * The details are exact: prefer AI SDK 6 where cached tokens matter. A missing `inputTokens`
+ * (`outputTokens`) is read from `noCacheTokens` (`textTokens`) and the other details when
+ * given, and refused otherwise.
+ */
+export interface AiSdkV6Usage {
+  inputTokens: Count;
+  inputTokenDetails: {
+    noCacheTokens?: Count;
+    cacheReadTokens?: Count;
+    cacheWriteTokens?: Count;
+    readonly [field: string]: unknown;
+  };
+  outputTokens: Count;
+  outputTokenDetails: {
+    textTokens?: Count;
+    reasoningTokens?: Count;
+    readonly [field: string]: unknown;
+  };
+  totalTokens?: Count;
+  readonly [field: string]: unknown;
+}
+
+/**
+ * LangChain's `usage_metadata` (`AIMessage.usage_metadata`). `input_tokens` is the sum of
+ * every input token type: it **includes** `input_token_details.cache_read` and
+ * `cache_creation` (and `audio`, priced as input); `output_tokens` **includes**
+ * `output_token_details.reasoning` (and `audio`, priced as output).
+ */
+export interface LangChainUsageMetadata {
+  input_tokens: number;
+  output_tokens: number;
+  total_tokens: number;
+  input_token_details?: {
+    cache_read?: Count;
+    cache_creation?: Count;
+    audio?: Count;
+    readonly [field: string]: unknown;
+  };
+  output_token_details?: { reasoning?: Count; audio?: Count; readonly [field: string]: unknown };
+  readonly [field: string]: unknown;
+}
+
+/**
+ * The OpenAI Agents SDK's `Usage` (`result.state.usage`, `RunContext.usage`): the sum over a
+ * run's requests. `inputTokens` **includes** the `cached_tokens` of `inputTokensDetails` and
+ * `outputTokens` **includes** the `reasoning_tokens` of `outputTokensDetails`; the details are
+ * one record per request (or one record), and are summed.
+ */
+export interface OpenAIAgentsUsage {
+  requests?: Count;
+  inputTokens: number;
+  outputTokens: number;
+  totalTokens?: Count;
+  inputTokensDetails?: TokenDetails | readonly TokenDetails[] | null;
+  outputTokensDetails?: TokenDetails | readonly TokenDetails[] | null;
+  readonly [field: string]: unknown;
+}
+
+/** One record of token details of the OpenAI Agents SDK (`{ cached_tokens }`, `{ reasoning_tokens }`). */
+export type TokenDetails = Readonly<Record<string, number>>;
+
+/** Already normalized, or built by hand: five disjoint counts (`totalTokens` is their sum). */
+export interface NormalizedUsageInput {
+  format: UsageFormat;
+  inputTokens: number;
+  outputTokens: number;
+  cachedInputTokens?: number;
+  cacheWriteTokens?: number;
+  reasoningTokens?: number;
+  totalTokens?: number;
+}
+
+/**
+ * Every usage object `trackUsage`, `reconcile` and `priceUsage` read, as the libraries return
+ * them: OpenAI (Chat Completions, Responses), Anthropic, the Vercel AI SDK (4, 5, 6),
+ * LangChain's `usage_metadata` and the OpenAI Agents SDK's `Usage`; or normalized counts.
+ */
+export type ProviderUsage =
+  | OpenAIChatUsage
+  | OpenAIResponsesUsage
+  | AnthropicUsage
+  | AiSdkV4Usage
+  | AiSdkV5Usage
+  | AiSdkV6Usage
+  | LangChainUsageMetadata
+  | OpenAIAgentsUsage
+  | NormalizedUsageInput;
 
 const count = z
   .number({ error: (issue) => `must be a whole number of tokens, got ${typeOf(issue.input)}.` })
@@ -76,8 +265,65 @@ const anthropicSchema = z.looseObject({
   cache_read_input_tokens: optionalCount,
 });
 
+const aiSdkV4Schema = z.looseObject({ promptTokens: count, completionTokens: count });
+
+const aiSdkV5Schema = z.looseObject({
+  inputTokens: count.nullish(),
+  outputTokens: count.nullish(),
+  cachedInputTokens: optionalCount,
+  reasoningTokens: optionalCount,
+});
+
+const objectOf = <T extends z.ZodRawShape>(shape: T) =>
+  z.looseObject(shape, { error: (issue) => `must be an object, got ${typeOf(issue.input)}.` });
+
+const aiSdkV6Schema = z.looseObject({
+  inputTokens: count.nullish(),
+  inputTokenDetails: objectOf({
+    noCacheTokens: count.nullish(),
+    cacheReadTokens: optionalCount,
+    cacheWriteTokens: optionalCount,
+  }),
+  outputTokens: count.nullish(),
+  outputTokenDetails: objectOf({ textTokens: count.nullish(), reasoningTokens: optionalCount }),
+});
+
+const langChainSchema = z.looseObject({
+  input_tokens: count,
+  output_tokens: count,
+  input_token_details: objectOf({
+    cache_read: optionalCount,
+    cache_creation: optionalCount,
+  }).nullish(),
+  output_token_details: objectOf({ reasoning: optionalCount }).nullish(),
+});
+
+function agentDetails<K extends string>(key: K) {
+  const record = objectOf({ [key]: optionalCount } as Record<K, typeof optionalCount>);
+  return z
+    .union([record, z.array(record)], {
+      error: (issue) => `must be an object or an array of objects, got ${typeOf(issue.input)}.`,
+    })
+    .nullish()
+    .transform((value) =>
+      value == null
+        ? 0
+        : (Array.isArray(value) ? value : [value]).reduce(
+            (sum, entry) => sum + (entry[key] as number),
+            0,
+          ),
+    );
+}
+
+const openAiAgentsSchema = z.looseObject({
+  inputTokens: count,
+  outputTokens: count,
+  inputTokensDetails: agentDetails("cached_tokens"),
+  outputTokensDetails: agentDetails("reasoning_tokens"),
+});
+
 const normalizedSchema = z.strictObject({
-  format: z.enum(["openai-chat", "openai-responses", "anthropic", "input-output", "tokens"], {
+  format: z.enum(USAGE_FORMATS, {
     error: (issue) => `must be one of the usage formats, got ${JSON.stringify(issue.input)}.`,
   }),
   inputTokens: count,
@@ -89,7 +335,7 @@ const normalizedSchema = z.strictObject({
 });
 
 const SHAPES =
-  'Pass the usage object of the provider\'s response as it is: OpenAI Chat Completions ({ prompt_tokens, completion_tokens, prompt_tokens_details, completion_tokens_details }), OpenAI Responses ({ input_tokens, output_tokens, input_tokens_details, output_tokens_details }) or Anthropic ({ input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens }); or { format: "tokens", inputTokens, cachedInputTokens, cacheWriteTokens, outputTokens, reasoningTokens } with disjoint counts.';
+  'Pass the usage object as the library returned it: OpenAI Chat Completions ({ prompt_tokens, completion_tokens, prompt_tokens_details, completion_tokens_details }), OpenAI Responses ({ input_tokens, output_tokens, input_tokens_details, output_tokens_details }), Anthropic ({ input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens }), the Vercel AI SDK (v4 { promptTokens, completionTokens }; v5 { inputTokens, outputTokens, cachedInputTokens, reasoningTokens }; v6 { inputTokens, inputTokenDetails, outputTokens, outputTokenDetails }), LangChain usage_metadata ({ input_tokens, output_tokens, total_tokens, input_token_details, output_token_details }) or the OpenAI Agents SDK Usage ({ requests, inputTokens, outputTokens, inputTokensDetails, outputTokensDetails }); or { format: "tokens", inputTokens, cachedInputTokens, cacheWriteTokens, outputTokens, reasoningTokens } with disjoint counts.';
 
 function parse<T>(schema: z.ZodType<T>, usage: unknown): T {
   const result = schema.safeParse(usage);
@@ -140,18 +386,58 @@ function build(format: UsageFormat, parts: Omit<NormalizedUsage, "format" | "tot
 
 const has = (record: object, key: string) => Object.hasOwn(record, key);
 
+/** A part (reasoning) that the library reports either inside its whole or beside it. */
+function partOf(part: number, whole: number): { rest: number; part: number } {
+  return part <= whole ? { rest: whole - part, part } : { rest: whole, part };
+}
+
 /**
- * Read the usage object of an OpenAI or Anthropic response into disjoint token counts.
+ * The input and output totals, each reported (or given by its details): a missing one is
+ * refused, since unreported usage must not count as free (0 tokens).
+ */
+function requireTotals(
+  input: number | null | undefined,
+  output: number | null | undefined,
+  details: { input: string; output: string } | null,
+): { input: number; output: number } {
+  if (input != null && output != null) return { input, output };
+  const fix =
+    "Nothing was recorded, and the call's reservation (checkOrRaise) keeps holding its estimate until it is settled or expires. Pass the token counts you know instead (inputTokens, outputTokens), or reconcile a stream without usage with the chunks received.";
+  if (input == null && output == null) {
+    throw new InvalidUsageError(
+      "usage",
+      "has no token counts (inputTokens and outputTokens are both missing): the provider reported no usage.",
+      fix,
+    );
+  }
+  const [field, given] =
+    input == null ? ["inputTokens", details?.input] : ["outputTokens", details?.output];
+  throw new InvalidUsageError(
+    `usage.${field}`,
+    `is missing${given ? `, and ${given} does not give it` : ""}: the provider did not report it, and unreported tokens must not count as 0.`,
+    fix,
+  );
+}
+
+/**
+ * Read a usage object into disjoint token counts, each billed once at its own rate. Whether a
+ * library's cached (reasoning) count is a part of its input (output) total or reported beside
+ * it differs by library; each is read as that library means it:
  *
- * - **OpenAI** (Chat Completions and Responses): `prompt_tokens` / `input_tokens` *include*
- *   the cached tokens, and `completion_tokens` / `output_tokens` *include* the reasoning
- *   tokens; they are subtracted, so that each token is billed once, at its own rate.
- *   OpenAI reports no cache writes (it does not charge for them).
- * - **Anthropic**: `input_tokens` *excludes* cache reads and cache writes, which are
- *   reported beside it and are added, not subtracted. Extended thinking is not reported
- *   apart from `output_tokens`, so it is billed as output (as Anthropic bills it).
+ * | shape | cached / cache-write input | reasoning |
+ * | --- | --- | --- |
+ * | OpenAI Chat Completions, Responses | part of `prompt_tokens` / `input_tokens` (subtracted); no cache writes | part of `completion_tokens` / `output_tokens` |
+ * | Anthropic | **beside** `input_tokens` (added) | not reported apart: billed as output |
+ * | AI SDK 4 | not reported (provider metadata) | not reported |
+ * | AI SDK 5 | `cachedInputTokens`: **beside** `inputTokens` (added) — exact for Anthropic's provider; with OpenAI's, whose `inputTokens` includes them, the cached tokens are priced at the input rate and again at the cached-input rate (`cachedInputTokens` × the input rate over the bill); no cache writes (Anthropic's are only in `providerMetadata`) | `reasoningTokens`: part of `outputTokens`, unless larger than it (then added) |
+ * | AI SDK 6 | `inputTokenDetails.cacheReadTokens` / `cacheWriteTokens`: part of `inputTokens` (exact, whatever the provider) | `outputTokenDetails.reasoningTokens`: part of `outputTokens` |
+ * | LangChain `usage_metadata` | `input_token_details.cache_read` / `cache_creation`: part of `input_tokens` | `output_token_details.reasoning`: part of `output_tokens` |
+ * | OpenAI Agents SDK `Usage` | `cached_tokens` of `inputTokensDetails` (summed): part of `inputTokens`; no cache writes | `reasoning_tokens` of `outputTokensDetails`: part of `outputTokens` |
  *
- * Missing or `null` detail counts read as 0; other fields are ignored.
+ * Missing or `null` detail counts read as 0; other fields are ignored. A usage object of
+ * the AI SDK whose `inputTokens` or `outputTokens` is missing is refused (unreported usage is
+ * not free), unless AI SDK 6's details give it. AI SDK 5 cannot say whether its cached tokens
+ * are part of `inputTokens`, so budgets fail closed: they are added (see the table).
  *
  * @example
  * ```ts
@@ -161,9 +447,9 @@ const has = (record: object, key: string) => Object.hasOwn(record, key);
  * //   outputTokens: 300, reasoningTokens: 200, totalTokens: 1500 }
  * ```
  * @throws {InvalidUsageError} for a shape it cannot read, a negative or fractional count, or
- *   a cached (reasoning) count larger than the count that includes it.
+ *   a part (cached, reasoning) larger than the count that includes it.
  */
-export function normalizeUsage(usage: unknown): NormalizedUsage {
+export function normalizeUsage(usage: ProviderUsage): NormalizedUsage {
   if (typeof usage !== "object" || usage === null || Array.isArray(usage)) {
     throw new InvalidUsageError("usage", `must be an object, got ${typeOf(usage)}.`, SHAPES);
   }
@@ -172,11 +458,22 @@ export function normalizeUsage(usage: unknown): NormalizedUsage {
   const responses = has(usage, "input_tokens_details") || has(usage, "output_tokens_details");
   const anthropic =
     has(usage, "cache_creation_input_tokens") || has(usage, "cache_read_input_tokens");
+  const langChain = has(usage, "input_token_details") || has(usage, "output_token_details");
   const normalized = has(usage, "format");
+  const aiSdkV4 = has(usage, "promptTokens") || has(usage, "completionTokens");
+  const aiSdkV6 = has(usage, "inputTokenDetails") || has(usage, "outputTokenDetails");
+  const agents =
+    has(usage, "inputTokensDetails") || has(usage, "outputTokensDetails") || has(usage, "requests");
+  const camel = has(usage, "inputTokens") || has(usage, "outputTokens");
+  const snakeCase = openAiChat || inputOutput;
+  const camelCase = aiSdkV4 || aiSdkV6 || agents || camel;
 
   if (
     [openAiChat, inputOutput, normalized].filter(Boolean).length > 1 ||
-    (responses && anthropic)
+    [responses, anthropic, langChain].filter(Boolean).length > 1 ||
+    (snakeCase && camelCase) ||
+    (aiSdkV4 && (aiSdkV6 || agents || camel)) ||
+    (aiSdkV6 && agents)
   ) {
     throw new InvalidUsageError(
       "usage",
@@ -248,6 +545,33 @@ export function normalizeUsage(usage: unknown): NormalizedUsage {
       reasoningTokens: reasoning,
     });
   }
+  if (inputOutput && langChain) {
+    const data = parse(langChainSchema, usage);
+    const read = data.input_token_details?.cache_read ?? 0;
+    const write = data.input_token_details?.cache_creation ?? 0;
+    const reasoning = data.output_token_details?.reasoning ?? 0;
+    subset(
+      read + write,
+      data.input_tokens,
+      "input_token_details.cache_read (with cache_creation)",
+      "input_tokens",
+      "includes the cache reads and writes in LangChain's usage_metadata",
+    );
+    subset(
+      reasoning,
+      data.output_tokens,
+      "output_token_details.reasoning",
+      "output_tokens",
+      "includes the reasoning tokens",
+    );
+    return build("langchain", {
+      inputTokens: data.input_tokens - read - write,
+      cachedInputTokens: read,
+      cacheWriteTokens: write,
+      outputTokens: data.output_tokens - reasoning,
+      reasoningTokens: reasoning,
+    });
+  }
   if (inputOutput) {
     const data = parse(anthropicSchema, usage);
     return build(anthropic ? "anthropic" : "input-output", {
@@ -256,6 +580,91 @@ export function normalizeUsage(usage: unknown): NormalizedUsage {
       cacheWriteTokens: data.cache_creation_input_tokens,
       outputTokens: data.output_tokens,
       reasoningTokens: 0,
+    });
+  }
+  if (aiSdkV4) {
+    const data = parse(aiSdkV4Schema, usage);
+    return build("ai-sdk-v4", {
+      inputTokens: data.promptTokens,
+      cachedInputTokens: 0,
+      cacheWriteTokens: 0,
+      outputTokens: data.completionTokens,
+      reasoningTokens: 0,
+    });
+  }
+  if (agents) {
+    const data = parse(openAiAgentsSchema, usage);
+    subset(
+      data.inputTokensDetails,
+      data.inputTokens,
+      "inputTokensDetails.cached_tokens",
+      "inputTokens",
+      "includes the cached tokens",
+    );
+    subset(
+      data.outputTokensDetails,
+      data.outputTokens,
+      "outputTokensDetails.reasoning_tokens",
+      "outputTokens",
+      "includes the reasoning tokens",
+    );
+    return build("openai-agents", {
+      inputTokens: data.inputTokens - data.inputTokensDetails,
+      cachedInputTokens: data.inputTokensDetails,
+      cacheWriteTokens: 0,
+      outputTokens: data.outputTokens - data.outputTokensDetails,
+      reasoningTokens: data.outputTokensDetails,
+    });
+  }
+  if (aiSdkV6) {
+    const data = parse(aiSdkV6Schema, usage);
+    const {
+      noCacheTokens,
+      cacheReadTokens: read,
+      cacheWriteTokens: write,
+    } = data.inputTokenDetails;
+    const { textTokens, reasoningTokens: reasoning } = data.outputTokenDetails;
+    const { input, output } = requireTotals(
+      data.inputTokens ?? (noCacheTokens == null ? null : noCacheTokens + read + write),
+      data.outputTokens ?? (textTokens == null ? null : textTokens + reasoning),
+      {
+        input: "usage.inputTokenDetails.noCacheTokens",
+        output: "usage.outputTokenDetails.textTokens",
+      },
+    );
+    subset(
+      read + write,
+      input,
+      "inputTokenDetails.cacheReadTokens (with cacheWriteTokens)",
+      "inputTokens",
+      "includes the cache reads and writes in AI SDK 6",
+    );
+    subset(
+      reasoning,
+      output,
+      "outputTokenDetails.reasoningTokens",
+      "outputTokens",
+      "includes the reasoning tokens",
+    );
+    return build("ai-sdk-v6", {
+      inputTokens: input - read - write,
+      cachedInputTokens: read,
+      cacheWriteTokens: write,
+      outputTokens: output - reasoning,
+      reasoningTokens: reasoning,
+    });
+  }
+  if (camel) {
+    const data = parse(aiSdkV5Schema, usage);
+    const totals = requireTotals(data.inputTokens, data.outputTokens, null);
+    const output = partOf(data.reasoningTokens, totals.output);
+    // Beside, never part of: the shape cannot say which, and a budget must not under-count.
+    return build("ai-sdk-v5", {
+      inputTokens: totals.input,
+      cachedInputTokens: data.cachedInputTokens,
+      cacheWriteTokens: 0,
+      outputTokens: output.rest,
+      reasoningTokens: output.part,
     });
   }
   throw new InvalidUsageError(

@@ -9,7 +9,8 @@ import {
   type TestStore,
   unreachableStore,
 } from "@gov/core/testing";
-import { CostModule, type CostOptions, costMigrations } from "../module";
+import { CostModule, costMigrations } from "../module";
+import type { CostOptions } from "../options";
 
 export { recordingAuditSink, recordingLogger, unreachableStore };
 
