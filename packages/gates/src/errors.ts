@@ -1,6 +1,4 @@
-import { GovernanceError } from "@gov/core";
-
-const APPROVAL_TOKEN_ERROR_MARKER = Symbol.for("@gov/gates.ApprovalTokenError");
+import { describeError, GovernanceError, InvalidArgumentError } from "@gov/core";
 
 /** The stable error codes of `@gov/gates`. A code never changes meaning once released. */
 export const GATES_ERROR_CODES = {
@@ -86,7 +84,7 @@ const REASON_TEXT: Record<ApprovalTokenReason, { message: string; hint: string }
   },
   expired: {
     message: "has expired",
-    hint: "Open a new request (request(kind, agentId, { payload, expiresIn })) and resolve it before it expires.",
+    hint: "Open a new request (request(kind, agentId, { payload, expiresInMs })) and resolve it before it expires.",
   },
   already_used: {
     message: "was already used: the request is resolved, and tokens are single-use",
@@ -143,6 +141,8 @@ export interface ApprovalTokenErrorDetails {
  * ```
  */
 export class ApprovalTokenError extends GovernanceError {
+  static override readonly errorIdentity: string = "@gov/gates.ApprovalTokenError";
+
   /** Why the token was refused. */
   readonly reason: ApprovalTokenReason;
   /** The request the token names, or null when it could not be read. */
@@ -161,18 +161,9 @@ export class ApprovalTokenError extends GovernanceError {
       message: `${subject} ${text.message}.${details.note ? ` ${details.note}` : ""}`,
       recoveryHint: text.hint,
     });
-    Object.defineProperty(this, APPROVAL_TOKEN_ERROR_MARKER, { value: true });
     this.name = "ApprovalTokenError";
     this.reason = details.reason;
     this.requestId = details.requestId ?? null;
-  }
-
-  /** True for any `ApprovalTokenError` (including {@link TokenVersionTooOldError}), from any copy of `@gov/gates`. */
-  static override isInstance(error: unknown): error is ApprovalTokenError {
-    return (
-      GovernanceError.isInstance(error) &&
-      (error as unknown as Record<symbol, unknown>)[APPROVAL_TOKEN_ERROR_MARKER] === true
-    );
   }
 }
 
@@ -181,6 +172,8 @@ export class ApprovalTokenError extends GovernanceError {
  * reason `version_too_old` and its own code, `TOKEN_VERSION_TOO_OLD`.
  */
 export class TokenVersionTooOldError extends ApprovalTokenError {
+  static override readonly errorIdentity = "@gov/gates.TokenVersionTooOldError";
+
   /** The cut-off that has passed, or null when v1 tokens are never accepted. */
   readonly acceptV1Until: Date | null;
 
@@ -199,13 +192,6 @@ export class TokenVersionTooOldError extends ApprovalTokenError {
     this.name = "TokenVersionTooOldError";
     this.acceptV1Until = acceptV1Until;
   }
-
-  /** True for a `TokenVersionTooOldError` from any copy of `@gov/gates`. */
-  static override isInstance(error: unknown): error is TokenVersionTooOldError {
-    return (
-      GovernanceError.isInstance(error) && error.code === GATES_ERROR_CODES.TOKEN_VERSION_TOO_OLD
-    );
-  }
 }
 
 /**
@@ -214,6 +200,8 @@ export class TokenVersionTooOldError extends ApprovalTokenError {
  * (`approval.refused`, reason `self_approval`).
  */
 export class SelfApprovalError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/gates.SelfApprovalError";
+
   readonly requestId: string;
   readonly agentId: string;
   readonly reviewerId: string;
@@ -241,11 +229,6 @@ export class SelfApprovalError extends GovernanceError {
     this.reviewerId = details.reviewerId;
     this.relation = details.relation;
   }
-
-  /** True for a `SelfApprovalError` from any copy of `@gov/gates`. */
-  static override isInstance(error: unknown): error is SelfApprovalError {
-    return GovernanceError.isInstance(error) && error.code === GATES_ERROR_CODES.SELF_APPROVAL;
-  }
 }
 
 /**
@@ -254,6 +237,8 @@ export class SelfApprovalError extends GovernanceError {
  * grant fails closed. Nothing was changed.
  */
 export class SelfApprovalUnverifiableError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/gates.SelfApprovalUnverifiableError";
+
   readonly requestId: string;
   readonly agentId: string;
   /**
@@ -267,7 +252,7 @@ export class SelfApprovalUnverifiableError extends GovernanceError {
       code: GATES_ERROR_CODES.SELF_APPROVAL_UNVERIFIABLE,
       message: atRequest
         ? `Request ${requestId} cannot be granted: the operator bound to agent ${JSON.stringify(agentId)} could not be looked up when the request was made, so self-approval by that operator cannot be ruled out.`
-        : `Request ${requestId} was not granted: the operator bound to agent ${JSON.stringify(agentId)} could not be looked up (${describe(cause)}), so self-approval cannot be ruled out.`,
+        : `Request ${requestId} was not granted: the operator bound to agent ${JSON.stringify(agentId)} could not be looked up (${describeError(cause)}), so self-approval cannot be ruled out.`,
       recoveryHint: atRequest
         ? "Deny this request, and have the agent open a new one once the presence module's database is reachable."
         : "Restore the presence module's database connection and grant again; the token is still valid.",
@@ -278,18 +263,12 @@ export class SelfApprovalUnverifiableError extends GovernanceError {
     this.agentId = agentId;
     this.atRequest = atRequest;
   }
-
-  /** True for a `SelfApprovalUnverifiableError` from any copy of `@gov/gates`. */
-  static override isInstance(error: unknown): error is SelfApprovalUnverifiableError {
-    return (
-      GovernanceError.isInstance(error) &&
-      error.code === GATES_ERROR_CODES.SELF_APPROVAL_UNVERIFIABLE
-    );
-  }
 }
 
 /** A reviewer denied the request. Thrown by `waitFor()` and `requireApproval()`. */
 export class ApprovalDenied extends GovernanceError {
+  static override readonly errorIdentity = "@gov/gates.ApprovalDenied";
+
   readonly requestId: string;
   /** Who denied it. */
   readonly reviewerId: string | null;
@@ -308,11 +287,6 @@ export class ApprovalDenied extends GovernanceError {
     this.reviewerId = reviewerId;
     this.reason = reason;
   }
-
-  /** True for an `ApprovalDenied` from any copy of `@gov/gates`. */
-  static override isInstance(error: unknown): error is ApprovalDenied {
-    return GovernanceError.isInstance(error) && error.code === GATES_ERROR_CODES.APPROVAL_DENIED;
-  }
 }
 
 /**
@@ -321,6 +295,8 @@ export class ApprovalDenied extends GovernanceError {
  * claim abandoned for longer than `staleClaimMs`).
  */
 export class ApprovalTimeout extends GovernanceError {
+  static override readonly errorIdentity = "@gov/gates.ApprovalTimeout";
+
   readonly requestId: string;
   /** The timeout waited for, in milliseconds. */
   readonly timeoutMs: number;
@@ -336,7 +312,7 @@ export class ApprovalTimeout extends GovernanceError {
     const unread =
       details.cause === undefined
         ? ""
-        : ` The request could not be read at the last attempt (${describe(details.cause)}).`;
+        : ` The request could not be read at the last attempt (${describeError(details.cause)}).`;
     super({
       code: GATES_ERROR_CODES.APPROVAL_TIMEOUT,
       message: details.expired
@@ -352,11 +328,6 @@ export class ApprovalTimeout extends GovernanceError {
     this.timeoutMs = details.timeoutMs;
     this.expired = details.expired;
   }
-
-  /** True for an `ApprovalTimeout` from any copy of `@gov/gates`. */
-  static override isInstance(error: unknown): error is ApprovalTimeout {
-    return GovernanceError.isInstance(error) && error.code === GATES_ERROR_CODES.APPROVAL_TIMEOUT;
-  }
 }
 
 /**
@@ -364,6 +335,8 @@ export class ApprovalTimeout extends GovernanceError {
  * not run the function. Resume with `resume(requestId, …args)` once it is granted.
  */
 export class ApprovalPending extends GovernanceError {
+  static override readonly errorIdentity = "@gov/gates.ApprovalPending";
+
   readonly requestId: string;
 
   constructor(requestId: string) {
@@ -375,11 +348,6 @@ export class ApprovalPending extends GovernanceError {
     this.name = "ApprovalPending";
     this.requestId = requestId;
   }
-
-  /** True for an `ApprovalPending` from any copy of `@gov/gates`. */
-  static override isInstance(error: unknown): error is ApprovalPending {
-    return GovernanceError.isInstance(error) && error.code === GATES_ERROR_CODES.APPROVAL_PENDING;
-  }
 }
 
 /**
@@ -388,6 +356,8 @@ export class ApprovalPending extends GovernanceError {
  * the request was released (recorded as `approval.released`) and the token can be used again.
  */
 export class ApprovalNotRecordedError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/gates.ApprovalNotRecordedError";
+
   readonly requestId: string;
   /** The decision that was not made. */
   readonly decision: "granted" | "denied";
@@ -395,7 +365,7 @@ export class ApprovalNotRecordedError extends GovernanceError {
   constructor(requestId: string, decision: "granted" | "denied", cause?: unknown) {
     super({
       code: GATES_ERROR_CODES.APPROVAL_NOT_RECORDED,
-      message: `Request ${requestId} was not ${decision}: its audit event could not be written${cause === undefined ? "" : ` (${describe(cause)})`}. Nothing changed.`,
+      message: `Request ${requestId} was not ${decision}: its audit event could not be written${cause === undefined ? "" : ` (${describeError(cause)})`}. Nothing changed.`,
       recoveryHint:
         "Restore the audit chain's database (or spool) and try again with the same token; it is still valid.",
       cause,
@@ -403,13 +373,6 @@ export class ApprovalNotRecordedError extends GovernanceError {
     this.name = "ApprovalNotRecordedError";
     this.requestId = requestId;
     this.decision = decision;
-  }
-
-  /** True for an `ApprovalNotRecordedError` from any copy of `@gov/gates`. */
-  static override isInstance(error: unknown): error is ApprovalNotRecordedError {
-    return (
-      GovernanceError.isInstance(error) && error.code === GATES_ERROR_CODES.APPROVAL_NOT_RECORDED
-    );
   }
 }
 
@@ -423,6 +386,8 @@ export type ApprovalStoreOperation = "read" | "claim" | "publish" | "consume" | 
  * released (recorded as `approval.released`) and the request can be decided again.
  */
 export class ApprovalStoreError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/gates.ApprovalStoreError";
+
   readonly requestId: string | null;
   readonly operation: ApprovalStoreOperation;
 
@@ -438,7 +403,7 @@ export class ApprovalStoreError extends GovernanceError {
     };
     super({
       code: GATES_ERROR_CODES.APPROVAL_STORE_UNAVAILABLE,
-      message: `${requestId ? `Request ${requestId}` : "The approval request"} ${what[operation]} (${describe(cause)}).`,
+      message: `${requestId ? `Request ${requestId}` : "The approval request"} ${what[operation]} (${describeError(cause)}).`,
       recoveryHint:
         operation === "publish"
           ? "Restore the database connection; the unpublished claim is released after staleClaimMs (approval.released), then decide again with the same token."
@@ -448,14 +413,6 @@ export class ApprovalStoreError extends GovernanceError {
     this.name = "ApprovalStoreError";
     this.requestId = requestId;
     this.operation = operation;
-  }
-
-  /** True for an `ApprovalStoreError` from any copy of `@gov/gates`. */
-  static override isInstance(error: unknown): error is ApprovalStoreError {
-    return (
-      GovernanceError.isInstance(error) &&
-      error.code === GATES_ERROR_CODES.APPROVAL_STORE_UNAVAILABLE
-    );
   }
 }
 
@@ -484,6 +441,8 @@ export class ApprovalStoreError extends GovernanceError {
  * ```
  */
 export class ApprovalIntegrityError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/gates.ApprovalIntegrityError";
+
   readonly requestId: string;
   /** What does not verify: the request (as it was made) or its decision. */
   readonly subject: "request" | "decision";
@@ -501,16 +460,13 @@ export class ApprovalIntegrityError extends GovernanceError {
     this.requestId = requestId;
     this.subject = subject;
   }
-
-  /** True for an `ApprovalIntegrityError` from any copy of `@gov/gates`. */
-  static override isInstance(error: unknown): error is ApprovalIntegrityError {
-    return GovernanceError.isInstance(error) && error.code === GATES_ERROR_CODES.APPROVAL_INTEGRITY;
-  }
 }
 
 /**
  * An argument or option was refused before anything was read or written: the field at
- * fault, the limit where one was exceeded, and the fix.
+ * fault, the limit where one was exceeded, and the fix. It is a core `InvalidArgumentError`
+ * (`InvalidArgumentError.isInstance(error)` is true, as for every module's bad input) with
+ * the code of `@gov/gates`, `GATES_INPUT_INVALID`; every problem found is in `issues`.
  *
  * @example
  * ```ts
@@ -521,32 +477,32 @@ export class ApprovalIntegrityError extends GovernanceError {
  * }
  * ```
  */
-export class InvalidGatesInputError extends GovernanceError {
-  /** The argument or field at fault, e.g. `options.expiresIn`. */
-  readonly field: string;
-  /** The limit that was exceeded, when the problem is a limit. */
-  readonly limit: number | undefined;
+export class InvalidGatesInputError extends InvalidArgumentError {
+  static override readonly errorIdentity = "@gov/gates.InvalidGatesInputError";
 
-  constructor(field: string, problem: string, fix: string, limit?: number) {
-    super({
-      code: GATES_ERROR_CODES.GATES_INPUT_INVALID,
-      message: `Invalid ${field}: ${problem}`,
-      recoveryHint: fix,
-    });
+  /** Always `GATES_INPUT_INVALID`. */
+  override readonly code: string = GATES_ERROR_CODES.GATES_INPUT_INVALID;
+
+  constructor(
+    field: string,
+    problem: string,
+    fix: string,
+    limit?: number,
+    details: { issues?: InvalidArgumentError["issues"] } = {},
+  ) {
+    super(field, problem, fix, { ...(limit === undefined ? {} : { limit }), ...details });
     this.name = "InvalidGatesInputError";
-    this.field = field;
-    this.limit = limit;
   }
 
-  /** True for an `InvalidGatesInputError` from any copy of `@gov/gates`. */
-  static override isInstance(error: unknown): error is InvalidGatesInputError {
-    return (
-      GovernanceError.isInstance(error) && error.code === GATES_ERROR_CODES.GATES_INPUT_INVALID
+  /** The same error, as `@gov/gates` reports it: core's field, problem, fix, limit and issues. */
+  static from(error: InvalidArgumentError): InvalidGatesInputError {
+    const first = error.issues[0];
+    return new InvalidGatesInputError(
+      error.field,
+      first?.problem ?? error.message.replace(/^Invalid [^:]+: /, ""),
+      error.recoveryHint,
+      error.limit,
+      { issues: error.issues },
     );
   }
-}
-
-/** An error's name and message (core's store errors redact connection strings). */
-export function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

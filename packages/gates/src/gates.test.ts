@@ -21,6 +21,7 @@ import {
   SECRET_C,
   thrown,
 } from "./__fixtures__";
+import { gatesModule } from "./definition";
 import {
   ApprovalNotRecordedError,
   ApprovalStoreError,
@@ -31,7 +32,7 @@ import {
   SelfApprovalUnverifiableError,
   TokenVersionTooOldError,
 } from "./errors";
-import { APPROVAL_EVENT_KINDS, gatesModule } from "./module";
+import { APPROVAL_EVENT_KINDS } from "./events";
 import { mintToken } from "./token";
 
 const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");
@@ -238,9 +239,11 @@ describe.each(testEngines())("requests and decisions on $name", (engine: TestEng
     async () => {
       const first = await h.gates.request("deploy.production", "deploy-agent", {
         payload: PAYLOAD,
-        expiresIn: 60_000,
+        expiresInMs: 60_000,
       });
-      const second = await h.gates.request("deploy.staging", "deploy-agent", { expiresIn: 60_000 });
+      const second = await h.gates.request("deploy.staging", "deploy-agent", {
+        expiresInMs: 60_000,
+      });
       h.clock.advance(59_999);
       await h.gates.grant(first.token, { reviewerId: "bob" });
       h.clock.advance(1);
@@ -285,7 +288,7 @@ describe.each(testEngines())("requests and decisions on $name", (engine: TestEng
     "the database compare uses the module's clock: a token that is valid by its own field but past expiry in the row is refused",
     async () => {
       const request = await h.gates.request("deploy.production", "deploy-agent", {
-        expiresIn: 60_000,
+        expiresInMs: 60_000,
       });
       // Shorten the stored expiry (a table owner, who drops the guard trigger first): the
       // conditional update compares it with clock.now().
@@ -700,7 +703,7 @@ describe.each(testEngines())("requests and decisions on $name", (engine: TestEng
         }
       };
       const a = await h.gates.request("deploy.production", "deploy-agent", { payload: PAYLOAD });
-      const b = await h.gates.request("refund.issue", "billing-agent", { expiresIn: 1_000 });
+      const b = await h.gates.request("refund.issue", "billing-agent", { expiresInMs: 1_000 });
       tokens.push(a.token, b.token);
       await attempt(() => h.gates.grant(flipLast(a.token), { reviewerId: "bob" }));
       await attempt(() => h.gates.grant(`${a.token} `, { reviewerId: "bob" }));

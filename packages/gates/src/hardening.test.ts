@@ -38,7 +38,7 @@ import {
   SelfApprovalError,
   SelfApprovalUnverifiableError,
 } from "./errors";
-import type { ApprovalRequest } from "./module";
+import type { ApprovalRequest } from "./request";
 
 const PAYLOAD = { pr: 142, environment: "production" };
 const DAY_MS = 86_400_000;
@@ -119,7 +119,7 @@ describe.each(testEngines())("binding, single use and recovery on $name", (engin
   });
 
   const statusOf = async (requestId: string) => (await h.gates.getRequest(requestId))?.status;
-  const open = (options: { payload?: unknown; expiresIn?: number } = {}) =>
+  const open = (options: { payload?: unknown; expiresInMs?: number } = {}) =>
     h.gates.request("deploy.production", "deploy-agent", { payload: PAYLOAD, ...options });
   /** What a process that claimed the request and then died leaves behind. */
   const claimAndDie = (requestId: string) =>
@@ -270,7 +270,7 @@ describe.each(testEngines())("binding, single use and recovery on $name", (engin
         {
           kind: "refund.issue",
           agentId: "billing-agent",
-          timeout: 30_000,
+          timeoutMs: 30_000,
           onRequest: (request) => {
             delivered.push(request);
             setTimeout(() => void reviewer.grant(request.token, { reviewerId: "bob" }), 20);
@@ -305,7 +305,7 @@ describe.each(testEngines())("binding, single use and recovery on $name", (engin
           kind: "deploy.production",
           agentId: "deploy-agent",
           blocking: false,
-          expiresIn: 60_000,
+          expiresInMs: 60_000,
           payload: (pr: number) => ({ pr }),
           onRequest: (request) => {
             tokens.set(request.requestId, request.token);
@@ -317,7 +317,7 @@ describe.each(testEngines())("binding, single use and recovery on $name", (engin
       );
       const requestId = ((await thrown(() => later(142))) as ApprovalPending).requestId;
       await h.gates.grant(tokens.get(requestId) as string, { reviewerId: "bob" });
-      const request = await open({ expiresIn: 60_000 });
+      const request = await open({ expiresInMs: 60_000 });
       await h.gates.grant(request.token, { reviewerId: "bob" });
       h.clock.advance(59_999);
       expect(
@@ -400,7 +400,7 @@ describe.each(testEngines())("binding, single use and recovery on $name", (engin
       const cases: [agentId: string, reviewerId: string][] = [
         ["straße-bot", "STRASSE-BOT"],
         ["deploy agent", "deploy   agent"],
-        ["deploy agent", " Deploy  Agent "],
+        ["deploy agent", "Deploy  Agent"],
         ["ΟΔΥΣΣΕΥΣ", "οδυσσευς"],
         ["ﬁnance-bot", "FINANCE-BOT"],
       ];
@@ -410,6 +410,13 @@ describe.each(testEngines())("binding, single use and recovery on $name", (engin
         expect(SelfApprovalError.isInstance(error)).toBe(true);
         expect((error as SelfApprovalError).relation).toBe("agent");
       }
+      // White space at either end of an id is refused on input (core's id rule).
+      const request = await h.gates.request("deploy.production", "deploy agent");
+      const padded = await inputError(() =>
+        h.gates.grant(request.token, { reviewerId: " Deploy  Agent " }),
+      );
+      expect(padded.field).toBe("options.reviewerId");
+      expect(await statusOf(request.requestId)).toBe("pending");
     },
   );
 
@@ -477,13 +484,18 @@ describe.each(testEngines())("binding, single use and recovery on $name", (engin
         ["a combining dot above an i", "bi\u0307lling-agent", "agent"],
         ["a combining stroke overlay", "billing-a\u0335gent", "agent"],
         ["stacked combining marks", "b\u0323\u0307illing-agent", "agent"],
-        ["ASCII spaces around the id", "  billing-agent ", "agent"],
       ];
       for (const [name, reviewerId, relation] of selfApproval) {
         const error = await thrown(() => gates.grant(request.token, { reviewerId }));
         if (!SelfApprovalError.isInstance(error)) throw new Error(`${name}: ${String(error)}`);
         expect(error.relation).toBe(relation);
       }
+      // ASCII spaces around the id: refused on input (core's id rule), before any comparison.
+      const padded = await thrown(() =>
+        gates.grant(request.token, { reviewerId: "  billing-agent " }),
+      );
+      if (!InvalidGatesInputError.isInstance(padded)) throw padded;
+      expect(padded.field).toBe("options.reviewerId");
       expect(await statusOf(request.requestId)).toBe("pending");
       // Genuinely different reviewers are still allowed.
       for (const reviewerId of [
@@ -632,7 +644,7 @@ describe.each(testEngines())("binding, single use and recovery on $name", (engin
       const a = await open();
       const b = await open();
       const c = await open();
-      const d = await open({ expiresIn: 30_000 });
+      const d = await open({ expiresInMs: 30_000 });
       for (const request of [a, b, c, d]) await claimAndDie(request.requestId);
       // A fresh claim is someone's decision in progress: left alone.
       expect((await tokenRefusal(() => h.gates.grant(a.token, { reviewerId: "bob" }))).reason).toBe(
@@ -652,7 +664,7 @@ describe.each(testEngines())("binding, single use and recovery on $name", (engin
         reviewerId: "bob",
       });
       // waitFor recovers it (never deciding it) and keeps waiting.
-      const waited = await thrown(() => h.gates.waitFor(c.requestId, { timeout: 0 }));
+      const waited = await thrown(() => h.gates.waitFor(c.requestId, { timeoutMs: 0 }));
       expect(ApprovalTimeout.isInstance(waited)).toBe(true);
       expect((waited as ApprovalTimeout).expired).toBe(false);
       expect(await statusOf(c.requestId)).toBe("pending");
@@ -944,7 +956,7 @@ describe.each(testEngines())("binding, single use and recovery on $name", (engin
           resolved_at = ${resolvedAt}::timestamptz, decision_key_id = ${retired.id}, decision_mac = ${mac}
         where request_id = ${request.requestId}::uuid`);
       for (const run of [
-        () => gates.waitFor(request.requestId, { timeout: 0 }),
+        () => gates.waitFor(request.requestId, { timeoutMs: 0 }),
         () => gates.verifyAction(request.requestId, PAYLOAD),
       ]) {
         const error = await thrown(run);
@@ -954,8 +966,8 @@ describe.each(testEngines())("binding, single use and recovery on $name", (engin
       const before = await h.gates.request("deploy.production", "deploy-agent");
       const rotated = h.another({ keyring: keyringOf(SECRET_B, SECRET_A) });
       await rotated.grant(before.token, { reviewerId: "bob" });
-      expect(await h.gates.waitFor(before.requestId, { timeout: 0 })).toBe(true);
-      expect(await rotated.waitFor(before.requestId, { timeout: 0 })).toBe(true);
+      expect(await h.gates.waitFor(before.requestId, { timeoutMs: 0 })).toBe(true);
+      expect(await rotated.waitFor(before.requestId, { timeoutMs: 0 })).toBe(true);
     },
   );
 

@@ -2,6 +2,8 @@
  * `@gov/gates` — human approvals for AI agents: signed, single-use, action-bound tokens, and
  * approvals that run once. The boundary is the token: deliver it to reviewers only.
  */
+
+export { gatesMigrations, gatesModule } from "./definition";
 export {
   ApprovalDenied,
   ApprovalIntegrityError,
@@ -20,6 +22,7 @@ export {
   SelfApprovalUnverifiableError,
   TokenVersionTooOldError,
 } from "./errors";
+export { APPROVAL_EVENT_KINDS, GATES_RESOLVED_CHANNEL } from "./events";
 export {
   DEFAULT_ACCEPT_V1_UNTIL,
   DEFAULT_AUDIT_TIMEOUT_MS,
@@ -29,27 +32,23 @@ export {
   GATES_LIMITS,
   type GatesOptions,
 } from "./models";
-export {
-  APPROVAL_EVENT_KINDS,
-  type ApprovalDecision,
-  type ApprovalGatedFunction,
-  type ApprovalRecord,
-  ApprovalRequest,
-  type ApprovalRequestJson,
-  type ApprovalStatus,
-  type DenyOptions,
-  GATES_RESOLVED_CHANNEL,
-  type GatesContext,
-  GatesModule,
-  type GrantOptions,
-  gatesMigrations,
-  gatesModule,
-  type ListPendingOptions,
-  type PendingApproval,
-  type RequestOptions,
-  type RequireApprovalOptions,
-  type VerifyActionOptions,
-  WAKE_READ_SPACING_MS,
-  type WaitForOptions,
-} from "./module";
+export { GatesModule } from "./module";
+export { ApprovalRequest, type ApprovalRequestJson } from "./request";
+export { type GatesSdkOptions, gatesSdkContribution } from "./sdk-options";
 export { TOKEN_MAC_DOMAIN, TOKEN_V2_TAG } from "./token";
+export type {
+  ApprovalDecision,
+  ApprovalGatedFunction,
+  ApprovalRecord,
+  ApprovalStatus,
+  DenyOptions,
+  GatesContext,
+  GrantOptions,
+  ListPendingOptions,
+  PendingApproval,
+  RequestOptions,
+  RequireApprovalOptions,
+  VerifyActionOptions,
+  WaitForOptions,
+} from "./types";
+export { WAKE_READ_SPACING_MS } from "./wait";

@@ -1,8 +1,11 @@
 import {
   canonicalJson,
-  findBlankCharacter,
-  hasControlCharacters,
+  checkId,
+  checkText,
   InvalidArgumentError,
+  isUuid,
+  parseOptions,
+  typeOf,
 } from "@gov/core";
 import { z } from "zod";
 import { InvalidGatesInputError } from "./errors";
@@ -17,16 +20,16 @@ export const GATES_LIMITS = {
   reason: 1_000,
   /** Bytes of a payload in its canonical JSON form. */
   payloadBytes: 64 * 1024,
-  /** Shortest `expiresIn`, in milliseconds (one second). */
+  /** Shortest `expiresInMs`, in milliseconds (one second). */
   minExpiresInMs: 1_000,
-  /** Longest `expiresIn`, in milliseconds (30 days). */
+  /** Longest `expiresInMs`, in milliseconds (30 days). */
   maxExpiresInMs: 30 * 86_400_000,
-  /** Longest `waitFor` timeout, in milliseconds (30 days). */
+  /** Longest `waitFor` `timeoutMs`, in milliseconds (30 days). */
   maxTimeoutMs: 30 * 86_400_000,
   /** Characters of a token (a v2 token is about 200). */
   tokenLength: 512,
   /** Most rows `expirePending` handles per call. */
-  maxBatch: 10_000,
+  maxBatchSize: 10_000,
   /** Most requests `listPending` returns per call (each may carry a 64 KiB payload). */
   maxListed: 500,
   /** Shortest and longest `auditTimeoutMs`, in milliseconds. */
@@ -37,7 +40,7 @@ export const GATES_LIMITS = {
   maxStaleClaimMs: 86_400_000,
 } as const;
 
-/** One hour: how long a request stays open unless `expiresIn` says otherwise. */
+/** One hour: how long a request stays open unless `expiresInMs` says otherwise. */
 export const DEFAULT_EXPIRES_IN_MS = 3_600_000;
 
 /**
@@ -63,57 +66,45 @@ interface IssueParams {
   limit?: number;
 }
 
-function kindOf(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  if (value instanceof Date) return "a Date";
-  return typeof value;
-}
-
 function fail(context: z.RefinementCtx, message: string, params: IssueParams): never {
   context.addIssue({ code: "custom", message, params });
   return z.NEVER;
 }
 
+/** Core's refusal of a value, as a zod issue that keeps its problem, limit and fix. */
+function refuse(context: z.RefinementCtx, error: unknown): never {
+  if (!InvalidArgumentError.isInstance(error)) throw error;
+  const problem = error.issues[0]?.problem ?? error.message.replace(/^Invalid [^:]+: /, "");
+  return fail(context, problem, {
+    fix: error.recoveryHint,
+    ...(error.limit === undefined ? {} : { limit: error.limit }),
+  });
+}
+
 /**
- * A required string of 1 to `max` characters, well-formed, without control characters; with
- * `id`, also without invisible or blank characters other than the ASCII space
- * ({@link findBlankCharacter}).
+ * A required string of 1 to `max` characters. With `id`: core's id rule (`checkId`: no
+ * control, invisible or formatting characters, no blank character but the ASCII space — no
+ * no-break, ideographic or Braille blank — no leading combining mark, no white space at either
+ * end), the one rule every module applies to ids. Otherwise core's text rule (`checkText`),
+ * not blank.
  */
 function boundedText(options: { max: number; fix: string; multiline?: boolean; id?: boolean }) {
   return z.unknown().transform((value, context): string => {
     if (typeof value !== "string")
-      return fail(context, `must be a string, got ${kindOf(value)}.`, { fix: options.fix });
+      return fail(context, `must be a string, got ${typeOf(value)}.`, { fix: options.fix });
     if (value.trim().length === 0) return fail(context, "must not be empty.", { fix: options.fix });
     if (value.length > options.max)
       return fail(context, `is ${value.length} characters long; the limit is ${options.max}.`, {
         fix: `Shorten it to at most ${options.max} characters.`,
         limit: options.max,
       });
-    if (!(value as string & { isWellFormed(): boolean }).isWellFormed())
-      return fail(context, "is not well-formed Unicode (it holds half of a surrogate pair).", {
-        fix: options.fix,
-      });
-    if (hasControlCharacters(value, { multiline: options.multiline }))
-      return fail(
-        context,
-        options.multiline
-          ? "contains control or bidirectional-override characters (only tab and line breaks are allowed)."
-          : "contains control or bidirectional-override characters.",
-        { fix: "Remove the control characters." },
-      );
-    if (options.id) {
-      const blank = findBlankCharacter(value, { allowSpace: true });
-      if (blank)
-        return fail(
-          context,
-          `contains an invisible or blank character (${blank.codePoint} at index ${blank.index}), which would make two different ids look the same.`,
-          {
-            fix: "Remove it: ids may hold the ASCII space, but no other space (no-break, ideographic, Braille blank…) and no invisible character (soft hyphens, zero-width spaces and joiners, word joiners, variation selectors). Take the id from its source of record — the reviewer's authenticated session, the agent's configuration — not from copied text.",
-          },
-        );
+    try {
+      return options.id
+        ? checkId(value, "value", { max: options.max })
+        : checkText(value, "value", { max: options.max, multiline: options.multiline ?? false });
+    } catch (error) {
+      return refuse(context, error);
     }
-    return value;
   });
 }
 
@@ -122,7 +113,7 @@ function integerIn(min: number, max: number, fix: string) {
     if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
       return fail(
         context,
-        `must be an integer from ${min} to ${max}, got ${typeof value === "number" ? String(value) : kindOf(value)}.`,
+        `must be an integer from ${min} to ${max}, got ${typeof value === "number" ? String(value) : typeOf(value)}.`,
         { fix, limit: typeof value === "number" && value > max ? max : undefined },
       );
     }
@@ -133,7 +124,7 @@ function integerIn(min: number, max: number, fix: string) {
 function booleanValue(fix: string) {
   return z.unknown().transform((value, context): boolean => {
     if (typeof value !== "boolean")
-      return fail(context, `must be true or false, got ${kindOf(value)}.`, { fix });
+      return fail(context, `must be true or false, got ${typeOf(value)}.`, { fix });
     return value;
   });
 }
@@ -169,14 +160,12 @@ const reasonSchema = boundedText({
   multiline: true,
 });
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 /** A request id: the UUID that `request()` returned (lower-case). */
 export const requestIdSchema = z.unknown().transform((value, context): string => {
   const fix = "Pass the requestId that request() returned (a lower-case UUID).";
   if (typeof value !== "string")
-    return fail(context, `must be a string, got ${kindOf(value)}.`, { fix });
-  if (!UUID.test(value)) return fail(context, "is not a lower-case UUID.", { fix });
+    return fail(context, `must be a string, got ${typeOf(value)}.`, { fix });
+  if (!isUuid(value)) return fail(context, "is not a lower-case UUID.", { fix });
   return value;
 });
 
@@ -258,14 +247,45 @@ export const payloadSchema = z.unknown().transform((value, context): CanonicalPa
 const expiresInSchema = integerIn(
   GATES_LIMITS.minExpiresInMs,
   GATES_LIMITS.maxExpiresInMs,
-  "Pass expiresIn in milliseconds, from 1000 (one second) to 2592000000 (30 days), e.g. 3600000 for an hour.",
+  "Pass expiresInMs in milliseconds, from 1000 (one second) to 2592000000 (30 days), e.g. 3600000 for an hour.",
+);
+
+const defaultExpiresInSchema = integerIn(
+  GATES_LIMITS.minExpiresInMs,
+  GATES_LIMITS.maxExpiresInMs,
+  "Pass defaultExpiresInMs in milliseconds, from 1000 (one second) to 2592000000 (30 days), e.g. 3600000 for an hour.",
 );
 
 const timeoutSchema = integerIn(
   0,
   GATES_LIMITS.maxTimeoutMs,
-  "Pass timeout in milliseconds, e.g. 600000 for ten minutes (0 checks once).",
+  "Pass timeoutMs in milliseconds, e.g. 600000 for ten minutes (0 checks once).",
 );
+
+/**
+ * Fold a deprecated option name into its current one (`expiresIn` → `expiresInMs`): the old
+ * name still works, alone; both at once are refused, even when they agree, so that a
+ * half-finished rename is noticed.
+ */
+function renamed<Old extends string, New extends string>(oldName: Old, newName: New) {
+  return <T extends Partial<Record<Old | New, unknown>>>(
+    value: T,
+    context: z.RefinementCtx,
+  ): Omit<T, Old> => {
+    const { [oldName]: old, ...rest } = value;
+    if (old === undefined) return rest;
+    if (rest[newName as unknown as keyof typeof rest] !== undefined) {
+      context.addIssue({
+        code: "custom",
+        path: [oldName],
+        message: `is the deprecated name of ${newName}, which is also given.`,
+        params: { fix: `Pass ${newName} only.` } satisfies IssueParams,
+      });
+      return z.NEVER;
+    }
+    return { ...rest, [newName]: old } as Omit<T, Old>;
+  };
+}
 
 /**
  * An ISO-8601 date (`YYYY-MM-DD`, read as UTC midnight), or a date and time with its zone
@@ -287,7 +307,7 @@ const cutoffSchema = z.unknown().transform((value, context): Date | null => {
         ? new Date(value)
         : null;
   if (date === null)
-    return fail(context, `must be a Date or an ISO-8601 string, got ${kindOf(value)}.`, { fix });
+    return fail(context, `must be a Date or an ISO-8601 string, got ${typeOf(value)}.`, { fix });
   if (typeof value === "string" && !ISO_8601.test(value))
     return fail(
       context,
@@ -299,10 +319,13 @@ const cutoffSchema = z.unknown().transform((value, context): Date | null => {
 });
 
 /** Options of `request()`. */
-export const requestOptionsSchema = z.strictObject({
-  payload: payloadSchema.optional(),
-  expiresIn: optional(expiresInSchema),
-});
+export const requestOptionsSchema = z
+  .strictObject({
+    payload: payloadSchema.optional(),
+    expiresInMs: optional(expiresInSchema),
+    expiresIn: optional(expiresInSchema),
+  })
+  .transform(renamed("expiresIn", "expiresInMs"));
 
 /** Options of `grant()`. */
 export const grantOptionsSchema = z.strictObject({
@@ -320,17 +343,20 @@ export const denyOptionsSchema = z.strictObject({
 
 const signalSchema = z.unknown().transform((value, context): AbortSignal => {
   if (!(value instanceof AbortSignal))
-    return fail(context, `must be an AbortSignal, got ${kindOf(value)}.`, {
+    return fail(context, `must be an AbortSignal, got ${typeOf(value)}.`, {
       fix: "Pass an AbortController's signal, or leave it out.",
     });
   return value;
 });
 
 /** Options of `waitFor()`. */
-export const waitForOptionsSchema = z.strictObject({
-  timeout: optional(timeoutSchema),
-  signal: optional(signalSchema),
-});
+export const waitForOptionsSchema = z
+  .strictObject({
+    timeoutMs: optional(timeoutSchema),
+    timeout: optional(timeoutSchema),
+    signal: optional(signalSchema),
+  })
+  .transform(renamed("timeout", "timeoutMs"));
 
 /** Options of `listPending()`. */
 export const listPendingOptionsSchema = z.strictObject({
@@ -355,68 +381,80 @@ export const verifyActionOptionsSchema = z.strictObject({
 /** Options of `expirePending()`. */
 export const expirePendingOptionsSchema = z.strictObject({
   limit: optional(
-    integerIn(1, GATES_LIMITS.maxBatch, "Pass limit as a whole number from 1 to 10000."),
+    integerIn(1, GATES_LIMITS.maxBatchSize, "Pass limit as a whole number from 1 to 10000."),
   ).transform((value) => value ?? 1_000),
 });
 
 const functionSchema = (fix: string) =>
   z.unknown().transform((value, context): ((...args: never[]) => unknown) => {
     if (typeof value !== "function")
-      return fail(context, `must be a function, got ${kindOf(value)}.`, { fix });
+      return fail(context, `must be a function, got ${typeOf(value)}.`, { fix });
     return value as (...args: never[]) => unknown;
   });
 
 /** Options of `requireApproval()`. */
-export const requireApprovalOptionsSchema = z.strictObject({
-  kind: kindSchema,
-  agentId: agentIdSchema,
-  timeout: optional(timeoutSchema),
-  expiresIn: optional(expiresInSchema),
-  blocking: optional(
-    booleanValue("Pass blocking: true (wait for the decision) or false (throw ApprovalPending)."),
-  ).transform((value) => value ?? true),
-  payload: optional(
-    functionSchema(
-      "Pass payload as a function of the call's arguments that returns the JSON to approve.",
+export const requireApprovalOptionsSchema = z
+  .strictObject({
+    kind: kindSchema,
+    agentId: agentIdSchema,
+    timeoutMs: optional(timeoutSchema),
+    timeout: optional(timeoutSchema),
+    expiresInMs: optional(expiresInSchema),
+    expiresIn: optional(expiresInSchema),
+    blocking: optional(
+      booleanValue("Pass blocking: true (wait for the decision) or false (throw ApprovalPending)."),
+    ).transform((value) => value ?? true),
+    payload: optional(
+      functionSchema(
+        "Pass payload as a function of the call's arguments that returns the JSON to approve.",
+      ),
     ),
-  ),
-  onRequest: optional(
-    functionSchema(
-      "Pass onRequest as a function that delivers the request (and its token) to a reviewer.",
+    onRequest: optional(
+      functionSchema(
+        "Pass onRequest as a function that delivers the request (and its token) to a reviewer.",
+      ),
     ),
-  ),
-});
+  })
+  .transform(renamed("timeout", "timeoutMs"))
+  .transform(renamed("expiresIn", "expiresInMs"));
 
 /** Options of the gates module. */
-export const gatesOptionsSchema = z.strictObject({
-  enableV2Tokens: optional(
-    booleanValue("Pass enableV2Tokens: true (the default) to mint v2 tokens."),
-  ).transform((value) => value ?? true),
-  acceptV1Until: cutoffSchema
-    .optional()
-    .transform((value) => (value === undefined ? DEFAULT_ACCEPT_V1_UNTIL : value)),
-  defaultExpiresIn: optional(expiresInSchema).transform((value) => value ?? DEFAULT_EXPIRES_IN_MS),
-  pollIntervalMs: optional(
-    integerIn(50, 60_000, "Pass pollIntervalMs in milliseconds, from 50 to 60000 (default 500)."),
-  ).transform((value) => value ?? DEFAULT_POLL_INTERVAL_MS),
-  listen: optional(
-    booleanValue("Pass listen: true (wake on NOTIFY) or false (poll only)."),
-  ).transform((value) => value ?? true),
-  auditTimeoutMs: optional(
-    integerIn(
-      GATES_LIMITS.minAuditTimeoutMs,
-      GATES_LIMITS.maxAuditTimeoutMs,
-      "Pass auditTimeoutMs in milliseconds, from 10 to 600000 (default 5000).",
-    ),
-  ).transform((value) => value ?? DEFAULT_AUDIT_TIMEOUT_MS),
-  staleClaimMs: optional(
-    integerIn(
-      GATES_LIMITS.minStaleClaimMs,
-      GATES_LIMITS.maxStaleClaimMs,
-      "Pass staleClaimMs in milliseconds, from 1000 to 86400000 (default 60000), well above auditTimeoutMs.",
-    ),
-  ).transform((value) => value ?? DEFAULT_STALE_CLAIM_MS),
-});
+export const gatesOptionsSchema = z
+  .strictObject({
+    enableV2Tokens: optional(
+      booleanValue("Pass enableV2Tokens: true (the default) to mint v2 tokens."),
+    ).transform((value) => value ?? true),
+    acceptV1Until: cutoffSchema
+      .optional()
+      .transform((value) => (value === undefined ? DEFAULT_ACCEPT_V1_UNTIL : value)),
+    defaultExpiresInMs: optional(defaultExpiresInSchema),
+    defaultExpiresIn: optional(defaultExpiresInSchema),
+    pollIntervalMs: optional(
+      integerIn(50, 60_000, "Pass pollIntervalMs in milliseconds, from 50 to 60000 (default 500)."),
+    ).transform((value) => value ?? DEFAULT_POLL_INTERVAL_MS),
+    listen: optional(
+      booleanValue("Pass listen: true (wake on NOTIFY) or false (poll only)."),
+    ).transform((value) => value ?? true),
+    auditTimeoutMs: optional(
+      integerIn(
+        GATES_LIMITS.minAuditTimeoutMs,
+        GATES_LIMITS.maxAuditTimeoutMs,
+        "Pass auditTimeoutMs in milliseconds, from 10 to 600000 (default 5000).",
+      ),
+    ).transform((value) => value ?? DEFAULT_AUDIT_TIMEOUT_MS),
+    staleClaimMs: optional(
+      integerIn(
+        GATES_LIMITS.minStaleClaimMs,
+        GATES_LIMITS.maxStaleClaimMs,
+        "Pass staleClaimMs in milliseconds, from 1000 to 86400000 (default 60000), well above auditTimeoutMs.",
+      ),
+    ).transform((value) => value ?? DEFAULT_STALE_CLAIM_MS),
+  })
+  .transform(renamed("defaultExpiresIn", "defaultExpiresInMs"))
+  .transform(({ defaultExpiresInMs, ...rest }) => ({
+    ...rest,
+    defaultExpiresInMs: defaultExpiresInMs ?? DEFAULT_EXPIRES_IN_MS,
+  }));
 
 /** The gates module's options, as given. */
 export interface GatesOptions {
@@ -435,7 +473,14 @@ export interface GatesOptions {
    * @default 2026-07-17T00:00:00Z (the reference's cut-off)
    */
   acceptV1Until?: Date | string | null;
-  /** How long a request stays open when `request()` is given no `expiresIn`, in ms. @default 3600000 */
+  /**
+   * How long a request stays open when `request()` is given no `expiresInMs`, in ms
+   * (1000 – 2592000000). @default 3600000 (one hour)
+   */
+  defaultExpiresInMs?: number;
+  /**
+   * @deprecated use `defaultExpiresInMs` (the same value, in ms); giving both is refused.
+   */
   defaultExpiresIn?: number;
   /**
    * The polling fallback of `waitFor()`: how often the request is read when no notification
@@ -465,7 +510,34 @@ export interface GatesOptions {
 export type ResolvedGatesOptions = z.output<typeof gatesOptionsSchema>;
 
 /**
- * Validate `value` against `schema`.
+ * Read an options object with core's `parseOptions` (a non-object refused, unknown options
+ * refused with a "did you mean", every issue listed), reported as an
+ * {@link InvalidGatesInputError}.
+ * @throws {InvalidGatesInputError} naming the option, the limit and the fix.
+ */
+export function validateOptions<T extends z.ZodType>(
+  schema: T,
+  value: unknown,
+  options: { field?: string; required?: boolean } = {},
+): z.output<T> {
+  const field = options.field ?? "options";
+  if (options.required && value === undefined)
+    throw new InvalidGatesInputError(
+      field,
+      "must be an object, got undefined.",
+      'Pass an options object, e.g. { reviewerId: "alice@company.com" }.',
+    );
+  try {
+    return parseOptions(schema, value, { field });
+  } catch (error) {
+    if (InvalidArgumentError.isInstance(error) && !InvalidGatesInputError.isInstance(error))
+      throw InvalidGatesInputError.from(error);
+    throw error;
+  }
+}
+
+/**
+ * Validate a value (not an options object) against `schema`.
  * @throws {InvalidGatesInputError} naming the field (`field` plus the path inside it), the
  *   limit and the fix.
  */
@@ -500,7 +572,7 @@ export function validate<T extends z.ZodType>(
   if (issue?.code === "invalid_type" && issue.path.length === 0) {
     throw new InvalidGatesInputError(
       where,
-      `must be an object, got ${kindOf(value)}.`,
+      `must be an object, got ${typeOf(value)}.`,
       'Pass an options object, e.g. { reviewerId: "alice@company.com" }.',
     );
   }

@@ -3,7 +3,8 @@ import { createTestStore, type TestStore, testEngines } from "@gov/core/testing"
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { capturingLogger, keyringOf, recordingAuditSink, SECRET_A } from "./__fixtures__";
 import { type ChildLine, type GatesChild, spawnGatesChild } from "./__fixtures__/child-process";
-import { GatesModule, gatesMigrations } from "./module";
+import { gatesMigrations } from "./definition";
+import { GatesModule } from "./module";
 
 const postgres = testEngines().find((engine) => engine.name === "postgres");
 const ROUNDS = 10;
@@ -33,6 +34,7 @@ describe("approvals across OS processes (real Postgres)", () => {
       logger: capturingLogger(),
       audit,
     });
+    await gates.start();
   });
 
   afterEach(async () => {
@@ -144,7 +146,7 @@ describe("approvals across OS processes (real Postgres)", () => {
       const request = await gates.request("refund.issue", "billing-agent", {
         payload: { amountUsd: 120 },
       });
-      const waiting = gates.waitFor(request.requestId, { timeout: 30_000 });
+      const waiting = gates.waitFor(request.requestId, { timeoutMs: 30_000 });
       reviewer.send({ id: "g", op: "grant", token: request.token, reviewerId: "alice" });
       expect(await answer(reviewer, "g")).toEqual({ id: "g", ok: true });
       expect(await waiting).toBe(true);

@@ -11,7 +11,8 @@ import { PgDialect } from "drizzle-orm/pg-core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type GatesHarness, gatesHarness, roleStore, thrown, wrapQuery } from "./__fixtures__";
 import { ApprovalTimeout } from "./errors";
-import { GATES_RESOLVED_CHANNEL, WAKE_READ_SPACING_MS } from "./module";
+import { GATES_RESOLVED_CHANNEL } from "./events";
+import { WAKE_READ_SPACING_MS } from "./wait";
 
 const postgres = testEngines().find((engine) => engine.name === "postgres");
 const dialect = new PgDialect();
@@ -59,7 +60,7 @@ describe("forged notifications from a role with no privileges (real Postgres)", 
       // Polling is an hour away: every read of this waiter is a wake-up.
       const waiter = h.another({ store: counting.store, gates: { pollIntervalMs: 60_000 } });
       const started = performance.now();
-      const waiting = thrown(() => waiter.waitFor(request.requestId, { timeout: 1_500 }));
+      const waiting = thrown(() => waiter.waitFor(request.requestId, { timeoutMs: 1_500 }));
       // Every other notification names the request (a wake-up for the waiter); the others are
       // forged states and garbage.
       const forged = [
@@ -102,7 +103,7 @@ describe("forged notifications from a role with no privileges (real Postgres)", 
       expect(h.audit.events.map((event) => event.kind)).toEqual(["approval.requested"]);
       // A genuine decision still wakes a waiter.
       const second = h.another({ gates: { pollIntervalMs: 60_000 } });
-      const granted = second.waitFor(request.requestId, { timeout: 10_000 });
+      const granted = second.waitFor(request.requestId, { timeoutMs: 10_000 });
       await h.gates.grant(request.token, { reviewerId: "bob@company.com" });
       await expect(granted).resolves.toBe(true);
     },

@@ -32,7 +32,8 @@ import {
   ApprovalNotRecordedError,
   ApprovalStoreError,
 } from "./errors";
-import type { ApprovalRequest, GatesModule } from "./module";
+import type { GatesModule } from "./module";
+import type { ApprovalRequest } from "./request";
 import { decisionMacInput, type SignedRequest } from "./signatures";
 
 const PAYLOAD = { pr: 142, environment: "production" };
@@ -124,7 +125,7 @@ function writeBack(store: Store, requestId: string, seen: SeenClaim, status: str
 
 /** Neither waitFor nor verifyAction believes the row; nothing was executed. */
 async function grantsNothing(h: GatesHarness, gates: GatesModule, request: ApprovalRequest) {
-  const waited = await integrityError(() => gates.waitFor(request.requestId, { timeout: 0 }));
+  const waited = await integrityError(() => gates.waitFor(request.requestId, { timeoutMs: 0 }));
   expect(waited.subject).toBe("decision");
   await integrityError(() =>
     gates.verifyAction(request.requestId, PAYLOAD, { kind: KIND, agentId: AGENT, consume: false }),
@@ -238,7 +239,7 @@ describe.each(testEngines())(
           });
           expect(
             ApprovalDenied.isInstance(
-              await thrown(() => h.gates.waitFor(replay.request.requestId, { timeout: 0 })),
+              await thrown(() => h.gates.waitFor(replay.request.requestId, { timeoutMs: 0 })),
             ),
           ).toBe(true);
           replays.push(replay);
@@ -285,7 +286,7 @@ describe.each(testEngines())(
         for (const { request, seen } of replays) {
           await writeBack(h.store, request.requestId, seen, "denied");
           const error = await integrityError(() =>
-            h.gates.waitFor(request.requestId, { timeout: 0 }),
+            h.gates.waitFor(request.requestId, { timeoutMs: 0 }),
           );
           expect(error.subject).toBe("decision");
           expect(effectiveDecisions(h, request.requestId)).toEqual([]);
@@ -378,11 +379,11 @@ describe.each(testEngines())(
           where request_id = ${request.requestId}::uuid`);
         }
         const error = await integrityError(() =>
-          h.gates.waitFor(granted.requestId, { timeout: 0 }),
+          h.gates.waitFor(granted.requestId, { timeoutMs: 0 }),
         );
         expect(error.message).toContain("earlier version");
         await grantsNothing(h, h.gates, granted);
-        const denial = await thrown(() => h.gates.waitFor(denied.requestId, { timeout: 0 }));
+        const denial = await thrown(() => h.gates.waitFor(denied.requestId, { timeoutMs: 0 }));
         expect(ApprovalDenied.isInstance(denial)).toBe(true);
         expect(denial).toMatchObject({ reviewerId: "bob@company.com", reason: "no" });
       },
@@ -466,7 +467,7 @@ describe.each(testEngines())(
       async () => {
         const { request } = await releasedClaim(h, "audit_failed");
         await h.gates.grant(request.token, { reviewerId: "bob@company.com" });
-        expect(await h.gates.waitFor(request.requestId, { timeout: 0 })).toBe(true);
+        expect(await h.gates.waitFor(request.requestId, { timeoutMs: 0 })).toBe(true);
         expect(
           await h.gates.verifyAction(request.requestId, PAYLOAD, { kind: KIND, agentId: AGENT }),
         ).toMatchObject({ decision: "granted", reviewerId: "bob@company.com" });

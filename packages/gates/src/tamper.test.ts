@@ -26,8 +26,9 @@ import {
   ApprovalTokenError,
   SelfApprovalError,
 } from "./errors";
-import type { ApprovalDecision, ApprovalRequest } from "./module";
+import type { ApprovalRequest } from "./request";
 import { mintToken, tokenDigest } from "./token";
+import type { ApprovalDecision } from "./types";
 
 const PAYLOAD = { pr: 142, environment: "production" };
 const HOUR_MS = 3_600_000;
@@ -82,10 +83,10 @@ describe.each(testEngines())("a row changed in the table on $name", (engine: Tes
     await h?.close();
   });
 
-  const open = (options: { expiresIn?: number; agentId?: string } = {}) =>
+  const open = (options: { expiresInMs?: number; agentId?: string } = {}) =>
     h.gates.request("deploy.production", options.agentId ?? "deploy-agent", {
       payload: PAYLOAD,
-      ...(options.expiresIn === undefined ? {} : { expiresIn: options.expiresIn }),
+      ...(options.expiresInMs === undefined ? {} : { expiresInMs: options.expiresInMs }),
     });
   const edit = (store: Store, requestId: string, set: SQL) =>
     store.query(sql`update gov_gates.requests set ${set} where request_id = ${requestId}::uuid`);
@@ -94,7 +95,7 @@ describe.each(testEngines())("a row changed in the table on $name", (engine: Tes
   const statusOf = async (requestId: string) => (await h.gates.getRequest(requestId))?.status;
   /** Neither waitFor nor verifyAction (checking or consuming) believes the row. */
   const refusedEverywhere = async (request: ApprovalRequest, payload: unknown = PAYLOAD) => {
-    await integrityError(() => h.gates.waitFor(request.requestId, { timeout: 0 }));
+    await integrityError(() => h.gates.waitFor(request.requestId, { timeoutMs: 0 }));
     await integrityError(() =>
       h.gates.verifyAction(request.requestId, payload, { consume: false }),
     );
@@ -106,7 +107,7 @@ describe.each(testEngines())("a row changed in the table on $name", (engine: Tes
   it.skipIf(!engine.available)(
     "moving expires_at forward on an expired granted request does not revive it",
     async () => {
-      const request = await open({ expiresIn: HOUR_MS });
+      const request = await open({ expiresInMs: HOUR_MS });
       await h.gates.grant(request.token, { reviewerId: "bob@company.com" });
       h.clock.advance(2 * HOUR_MS);
       expect(
@@ -128,7 +129,7 @@ describe.each(testEngines())("a row changed in the table on $name", (engine: Tes
   it.skipIf(!engine.available)(
     "moving expires_at forward on an expired pending request: its token stays expired and waiters refuse the row",
     async () => {
-      const request = await open({ expiresIn: HOUR_MS });
+      const request = await open({ expiresInMs: HOUR_MS });
       h.clock.advance(2 * HOUR_MS);
       await dropGuard();
       await edit(h.store, request.requestId, sql`expires_at = expires_at + interval '30 days'`);
@@ -137,7 +138,7 @@ describe.each(testEngines())("a row changed in the table on $name", (engine: Tes
         () => h.gates.deny(request.token, { reviewerId: "bob@company.com", reason: "late" }),
       ])
         expect((await tokenRefusal(run)).reason).toBe("expired");
-      await integrityError(() => h.gates.waitFor(request.requestId, { timeout: 0 }));
+      await integrityError(() => h.gates.waitFor(request.requestId, { timeoutMs: 0 }));
       expect(await statusOf(request.requestId)).toBe("pending");
       expect(await h.gates.getRequest(request.requestId)).toMatchObject({ requestIntact: false });
     },
@@ -188,7 +189,7 @@ describe.each(testEngines())("a row changed in the table on $name", (engine: Tes
           kind: "approval.refused",
           metadata: { requestId: request.requestId, attempt: "grant", reason: "request_integrity" },
         });
-        await integrityError(() => h.gates.waitFor(request.requestId, { timeout: 0 }));
+        await integrityError(() => h.gates.waitFor(request.requestId, { timeoutMs: 0 }));
         const [listed] = (await h.gates.listPending()).filter(
           (entry) => entry.requestId === request.requestId,
         );
@@ -278,7 +279,7 @@ describe.each(testEngines())("a row changed in the table on $name", (engine: Tes
           request.requestId,
           sql`status = 'pending', reviewer_id = null, reason = null, resolved_at = null, decision_key_id = null, decision_mac = null`,
         );
-        const waited = await thrown(() => h.gates.waitFor(request.requestId, { timeout: 0 }));
+        const waited = await thrown(() => h.gates.waitFor(request.requestId, { timeoutMs: 0 }));
         expect(ApprovalTimeout.isInstance(waited)).toBe(true);
         expect(
           ApprovalPending.isInstance(
@@ -298,7 +299,7 @@ describe.each(testEngines())("a row changed in the table on $name", (engine: Tes
       await h.gates.grant(granted.token, { reviewerId: "bob@company.com" });
       const denied = await open();
       await h.gates.deny(denied.token, { reviewerId: "bob@company.com", reason: "no" });
-      const expired = await open({ expiresIn: 1_000 });
+      const expired = await open({ expiresInMs: 1_000 });
       h.clock.advance(1_000);
       expect(await h.gates.expirePending()).toEqual([expired.requestId]);
       const refused: [ApprovalRequest, SQL][] = [
@@ -332,10 +333,10 @@ describe.each(testEngines())("a row changed in the table on $name", (engine: Tes
         expect(String((error as Error).message)).toMatch(/gov_gates\.requests/);
       }
       // Nothing changed: every decision still verifies, and the pending one can be decided.
-      expect(await h.gates.waitFor(granted.requestId, { timeout: 0 })).toBe(true);
+      expect(await h.gates.waitFor(granted.requestId, { timeoutMs: 0 })).toBe(true);
       expect(
         ApprovalDenied.isInstance(
-          await thrown(() => h.gates.waitFor(denied.requestId, { timeout: 0 })),
+          await thrown(() => h.gates.waitFor(denied.requestId, { timeoutMs: 0 })),
         ),
       ).toBe(true);
       expect(await statusOf(expired.requestId)).toBe("expired");
@@ -351,7 +352,7 @@ describe.each(testEngines())("a row changed in the table on $name", (engine: Tes
     "a request cannot be deleted before its expiry (by the database's clock)",
     async () => {
       h.clock.set(Date.now());
-      const request = await open({ expiresIn: HOUR_MS });
+      const request = await open({ expiresInMs: HOUR_MS });
       await h.gates.grant(request.token, { reviewerId: "bob@company.com" });
       const error = await thrown(() =>
         h.store.query(
@@ -362,7 +363,9 @@ describe.each(testEngines())("a row changed in the table on $name", (engine: Tes
       expect(await statusOf(request.requestId)).toBe("granted");
       // Once it has expired, clean-up may delete it.
       h.clock.set(Date.now() - 2 * HOUR_MS);
-      const past = await h.gates.request("deploy.production", "deploy-agent", { expiresIn: 1_000 });
+      const past = await h.gates.request("deploy.production", "deploy-agent", {
+        expiresInMs: 1_000,
+      });
       await h.store.query(
         sql`delete from gov_gates.requests where request_id = ${past.requestId}::uuid`,
       );
@@ -376,7 +379,7 @@ describe.each(testEngines())("a row changed in the table on $name", (engine: Tes
   it.skipIf(!engine.available)(
     "an executed approval whose marker is cleared by a table owner runs only before its signed expiry, and each run is recorded",
     async () => {
-      const request = await open({ expiresIn: HOUR_MS });
+      const request = await open({ expiresInMs: HOUR_MS });
       await h.gates.grant(request.token, { reviewerId: "bob@company.com" });
       await h.gates.verifyAction(request.requestId, PAYLOAD);
       await dropGuard();
@@ -426,10 +429,12 @@ describe.each(testEngines())("a row changed in the table on $name", (engine: Tes
             resolved_at = ${resolvedAt}::timestamptz, decision_key_id = key_id, decision_mac = ${mac}`,
         );
       }
-      const error = await integrityError(() => h.gates.waitFor(granted.requestId, { timeout: 0 }));
+      const error = await integrityError(() =>
+        h.gates.waitFor(granted.requestId, { timeoutMs: 0 }),
+      );
       expect(error.message).toContain("earlier version");
       await refusedEverywhere(granted);
-      const denial = await thrown(() => h.gates.waitFor(denied.requestId, { timeout: 0 }));
+      const denial = await thrown(() => h.gates.waitFor(denied.requestId, { timeoutMs: 0 }));
       expect(ApprovalDenied.isInstance(denial)).toBe(true);
       expect(denial).toMatchObject({ reviewerId: "bob@company.com", reason: "no" });
     },
@@ -459,7 +464,7 @@ describe.each(testEngines())("a row changed in the table on $name", (engine: Tes
         h.gates.grant(unsigned.token, { reviewerId: "bob@company.com" }),
       );
       expect(error.message).toContain("not signed");
-      await integrityError(() => h.gates.waitFor(unsigned.requestId, { timeout: 0 }));
+      await integrityError(() => h.gates.waitFor(unsigned.requestId, { timeoutMs: 0 }));
       expect(await h.gates.getRequest(unsigned.requestId)).toMatchObject({
         status: "pending",
         requestIntact: false,
@@ -468,7 +473,7 @@ describe.each(testEngines())("a row changed in the table on $name", (engine: Tes
       await h.gates.deny(unsigned.token, { reviewerId: "bob@company.com", reason: "unsigned" });
       expect(
         ApprovalDenied.isInstance(
-          await thrown(() => h.gates.waitFor(unsigned.requestId, { timeout: 0 })),
+          await thrown(() => h.gates.waitFor(unsigned.requestId, { timeoutMs: 0 })),
         ),
       ).toBe(true);
       // Erasing the MAC of a signed request makes it unsigned, not grantable.
@@ -492,7 +497,7 @@ describe.each(testEngines())("a row changed in the table on $name", (engine: Tes
         ),
       ).toBe(true);
       await h.gates.grant(request.token, { reviewerId: "bob@company.com" });
-      expect(await h.gates.waitFor(request.requestId, { timeout: 0 })).toBe(true);
+      expect(await h.gates.waitFor(request.requestId, { timeoutMs: 0 })).toBe(true);
       expect(await h.gates.verifyAction(request.requestId, PAYLOAD)).toMatchObject({
         decision: "granted",
       });
@@ -525,7 +530,7 @@ describe("a table owner who drops the trigger (real Postgres)", () => {
       const db = (owner as NonNullable<typeof owner>).store;
       const expired = await h.gates.request("deploy.production", "deploy-agent", {
         payload: PAYLOAD,
-        expiresIn: HOUR_MS,
+        expiresInMs: HOUR_MS,
       });
       await h.gates.grant(expired.token, { reviewerId: "bob@company.com" });
       h.clock.advance(2 * HOUR_MS);
@@ -549,7 +554,7 @@ describe("a table owner who drops the trigger (real Postgres)", () => {
       await db.query(
         sql`update gov_gates.requests set expires_at = expires_at + interval '30 days' where request_id = ${expired.requestId}::uuid`,
       );
-      await integrityError(() => h.gates.waitFor(expired.requestId, { timeout: 0 }));
+      await integrityError(() => h.gates.waitFor(expired.requestId, { timeoutMs: 0 }));
       await integrityError(() => h.gates.verifyAction(expired.requestId, PAYLOAD));
       await db.query(
         sql`update gov_gates.requests set kind = 'deploy.production' where request_id = ${pending.requestId}::uuid`,

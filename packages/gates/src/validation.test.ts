@@ -1,5 +1,6 @@
 import {
   ChainKey,
+  checkId,
   InvalidArgumentError,
   Keyring,
   ManualClock,
@@ -10,7 +11,9 @@ import {
 import { describe, expect, it } from "vitest";
 import { SECRET_A, thrown } from "./__fixtures__";
 import { InvalidGatesInputError } from "./errors";
-import { type GatesContext, GatesModule } from "./module";
+import { agentIdSchema, reviewerIdSchema } from "./models";
+import { GatesModule } from "./module";
+import type { GatesContext } from "./types";
 
 /** A store that records that it was touched, and is never reached by bad input. */
 function untouchedStore(): Store & { calls: string[] } {
@@ -114,6 +117,14 @@ describe("the module's context and options", () => {
     [{ acceptV1Until: 1_700_000_000_000 }, "options.acceptV1Until", undefined],
     [{ defaultExpiresIn: 999 }, "options.defaultExpiresIn", undefined],
     [{ defaultExpiresIn: 31 * 86_400_000 }, "options.defaultExpiresIn", 30 * 86_400_000],
+    [{ defaultExpiresInMs: 999 }, "options.defaultExpiresInMs", undefined],
+    [{ defaultExpiresInMs: 31 * 86_400_000 }, "options.defaultExpiresInMs", 30 * 86_400_000],
+    // The deprecated name and the current one at once: refused, even when they agree.
+    [
+      { defaultExpiresIn: 60_000, defaultExpiresInMs: 60_000 },
+      "options.defaultExpiresIn",
+      undefined,
+    ],
     [{ pollIntervalMs: 10 }, "options.pollIntervalMs", undefined],
     [{ listen: 1 }, "options.listen", undefined],
     [{ acceptV1Until: "2026-07-17T00:00" }, "options.acceptV1Until", undefined],
@@ -240,6 +251,25 @@ describe("bad input changes nothing", () => {
       "options.expiresIn",
       2_592_000_000,
     ],
+    ["expiresInMs 0", ["deploy", "agent", { expiresInMs: 0 }], "options.expiresInMs", undefined],
+    [
+      "expiresInMs in seconds as a string",
+      ["deploy", "agent", { expiresInMs: "3600" }],
+      "options.expiresInMs",
+      undefined,
+    ],
+    [
+      "expiresInMs over 30 days",
+      ["deploy", "agent", { expiresInMs: 31 * 86_400_000 }],
+      "options.expiresInMs",
+      2_592_000_000,
+    ],
+    [
+      "both expiresIn (deprecated) and expiresInMs",
+      ["deploy", "agent", { expiresIn: 60_000, expiresInMs: 60_000 }],
+      "options.expiresIn",
+      undefined,
+    ],
   ])("request with %s", async (_name, args, field, limit) => {
     const { gates, untouched } = setup();
     const error = await inputError(() =>
@@ -326,7 +356,14 @@ describe("bad input changes nothing", () => {
     ["a timeout over 30 days", [REQUEST_ID, { timeout: 31 * 86_400_000 }], "options.timeout"],
     ["a timeout in seconds as a string", [REQUEST_ID, { timeout: "600" }], "options.timeout"],
     ["a signal that is not an AbortSignal", [REQUEST_ID, { signal: {} }], "options.signal"],
-    ["an unknown option", [REQUEST_ID, { timeoutMs: 5 }], "options.timeoutMs"],
+    ["a negative timeoutMs", [REQUEST_ID, { timeoutMs: -1 }], "options.timeoutMs"],
+    ["a timeoutMs in seconds as a string", [REQUEST_ID, { timeoutMs: "600" }], "options.timeoutMs"],
+    [
+      "both timeout (deprecated) and timeoutMs",
+      [REQUEST_ID, { timeout: 5, timeoutMs: 5 }],
+      "options.timeout",
+    ],
+    ["an unknown option", [REQUEST_ID, { timeoutSeconds: 5 }], "options.timeoutSeconds"],
   ])("waitFor with %s", async (_name, args, field) => {
     const { gates, untouched } = setup();
     const error = await inputError(() =>
@@ -420,6 +457,13 @@ describe("bad input changes nothing", () => {
       "options.onRequest",
     ],
     ["a bad timeout", [{ kind: "k", agentId: "a", timeout: -1 }, fn], "options.timeout"],
+    ["a bad timeoutMs", [{ kind: "k", agentId: "a", timeoutMs: -1 }, fn], "options.timeoutMs"],
+    ["a bad expiresInMs", [{ kind: "k", agentId: "a", expiresInMs: 0 }, fn], "options.expiresInMs"],
+    [
+      "both expiresIn (deprecated) and expiresInMs",
+      [{ kind: "k", agentId: "a", expiresIn: 1_000, expiresInMs: 1_000 }, fn],
+      "options.expiresIn",
+    ],
     ["an unknown option", [{ kind: "k", agentId: "a", block: true }, fn], "options.block"],
     ["no function", [{ kind: "k", agentId: "a" }, "fn"], "fn"],
   ])("requireApproval with %s (at wrap time)", async (_name, args, field) => {
@@ -475,8 +519,9 @@ describe("every public async function rejects on bad input, never throws synchro
       const value = (GatesModule.prototype as unknown as Record<string, unknown>)[name];
       return typeof value === "function" && value.constructor.name === "AsyncFunction";
     });
-    // close() takes no input; every other async method is exercised below.
-    expect(asyncMethods.filter((name) => name !== "close").sort()).toEqual(
+    // start() and close() take no input; every other async method is exercised below.
+    const withInput = asyncMethods.filter((name) => name !== "close" && name !== "start");
+    expect(withInput.sort()).toEqual(
       Object.keys(calls)
         .filter((name) => !name.startsWith("requireApproval"))
         .sort(),
@@ -496,5 +541,33 @@ describe("every public async function rejects on bad input, never throws synchro
     );
     expect(InvalidGatesInputError.isInstance(error)).toBe(true);
     untouched();
+  });
+});
+
+// Guards against: gates and the other modules (which use core's checkId) disagreeing on what
+// an agent id is, so that an id registered with a policy or budget elsewhere is refused here,
+// or the reverse (issue 13 review, break 1): one id rule, core's.
+describe("gates and core agree on what an id is", () => {
+  it.each([
+    ["U+2800 alone", "\u2800", false],
+    ["U+2800 after the id", "billing-agent\u2800", false],
+    ["a no-break space inside", "billing\u00a0agent", false],
+    ["an ideographic space inside", "ops\u3000bot", false],
+    ["a combining mark alone", "\u0301", false],
+    ["a combining mark at the start", "\u0301ops", false],
+    ["a zero-width space", "ops\u200bbot", false],
+    ["a combining mark after a letter (NFD)", "Cafe\u0301", true],
+    ["an ASCII space inside", "billing agent", true],
+    ["a plain id", "billing-agent", true],
+  ])("%s", (_name, id, accepted) => {
+    let coreAccepts = true;
+    try {
+      checkId(id, "agentId");
+    } catch {
+      coreAccepts = false;
+    }
+    expect(coreAccepts).toBe(accepted);
+    expect(agentIdSchema.safeParse(id).success).toBe(accepted);
+    expect(reviewerIdSchema.safeParse(id).success).toBe(accepted);
   });
 });

@@ -19,7 +19,7 @@ import {
   ApprovalTimeout,
   ApprovalTokenError,
 } from "./errors";
-import type { ApprovalRequest } from "./module";
+import type { ApprovalRequest } from "./request";
 
 /**
  * A store whose `query` calls `before(text)` once each read has its rows and before they are
@@ -69,7 +69,7 @@ describe.each(testEngines())("waiting for a decision on $name", (engine: TestEng
         );
       });
       const waiter = h.another({ store: spy.store, gates: { pollIntervalMs: 60_000 } });
-      expect(await waiter.waitFor(request.requestId, { timeout: 30_000 })).toBe(true);
+      expect(await waiter.waitFor(request.requestId, { timeoutMs: 30_000 })).toBe(true);
       await granted;
       // The waiter only read.
       expect(spy.statements.length).toBeGreaterThanOrEqual(2);
@@ -92,7 +92,7 @@ describe.each(testEngines())("waiting for a decision on $name", (engine: TestEng
         }
       });
       const waiter = h.another({ store: spy.store, gates: { pollIntervalMs: 60_000 } });
-      expect(await waiter.waitFor(request.requestId, { timeout: 30_000 })).toBe(true);
+      expect(await waiter.waitFor(request.requestId, { timeoutMs: 30_000 })).toBe(true);
       expect(reads).toBe(2);
     },
   );
@@ -103,7 +103,7 @@ describe.each(testEngines())("waiting for a decision on $name", (engine: TestEng
       const request = await open();
       const outcome = thrown(() =>
         h.another({ gates: { pollIntervalMs: 60_000 } }).waitFor(request.requestId, {
-          timeout: 30_000,
+          timeoutMs: 30_000,
         }),
       );
       await h.gates.deny(request.token, { reviewerId: "bob", reason: "change freeze" });
@@ -146,10 +146,12 @@ describe.each(testEngines())("waiting for a decision on $name", (engine: TestEng
     "an expired request throws ApprovalTimeout (expired) at once, whatever the timeout",
     async () => {
       const request = await h.gates.request("deploy.production", "deploy-agent", {
-        expiresIn: 1_000,
+        expiresInMs: 1_000,
       });
       h.clock.advance(1_000);
-      const error = await thrown(() => h.gates.waitFor(request.requestId, { timeout: 3_600_000 }));
+      const error = await thrown(() =>
+        h.gates.waitFor(request.requestId, { timeoutMs: 3_600_000 }),
+      );
       expect(ApprovalTimeout.isInstance(error)).toBe(true);
       expect((error as ApprovalTimeout).expired).toBe(true);
       await h.gates.expirePending();
@@ -160,11 +162,11 @@ describe.each(testEngines())("waiting for a decision on $name", (engine: TestEng
 
   it.skipIf(!engine.available)("clean-up wakes a waiter whose request it expires", async () => {
     const request = await h.gates.request("deploy.production", "deploy-agent", {
-      expiresIn: 60_000,
+      expiresInMs: 60_000,
     });
     const outcome = thrown(() =>
       h.another({ gates: { pollIntervalMs: 60_000 } }).waitFor(request.requestId, {
-        timeout: 30_000,
+        timeoutMs: 30_000,
       }),
     );
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -176,7 +178,7 @@ describe.each(testEngines())("waiting for a decision on $name", (engine: TestEng
 
   it.skipIf(!engine.available)("an unknown request is refused at once", async () => {
     const error = await thrown(() =>
-      h.gates.waitFor("0b6f5a8e-3c1d-4f2a-9e7b-5d4c3b2a1f00", { timeout: 30_000 }),
+      h.gates.waitFor("0b6f5a8e-3c1d-4f2a-9e7b-5d4c3b2a1f00", { timeoutMs: 30_000 }),
     );
     expect(ApprovalTokenError.isInstance(error)).toBe(true);
     expect((error as ApprovalTokenError).reason).toBe("unknown_request");
@@ -185,7 +187,7 @@ describe.each(testEngines())("waiting for a decision on $name", (engine: TestEng
   it.skipIf(!engine.available)("with listen: false, polling alone finds the decision", async () => {
     const request = await open();
     const waiter = h.another({ gates: { listen: false, pollIntervalMs: 50 } });
-    const waiting = waiter.waitFor(request.requestId, { timeout: 30_000 });
+    const waiting = waiter.waitFor(request.requestId, { timeoutMs: 30_000 });
     await h.gates.grant(request.token, { reviewerId: "bob" });
     expect(await waiting).toBe(true);
   });
@@ -197,11 +199,11 @@ describe.each(testEngines())("waiting for a decision on $name", (engine: TestEng
       const flaky = flakyStore(h.store);
       const waiter = h.another({ store: flaky.store, gates: { pollIntervalMs: 50 } });
       flaky.setDown(true);
-      const error = await thrown(() => waiter.waitFor(request.requestId, { timeout: 200 }));
+      const error = await thrown(() => waiter.waitFor(request.requestId, { timeoutMs: 200 }));
       expect(ApprovalTimeout.isInstance(error)).toBe(true);
       expect((error as Error).message).toContain("could not be read");
       flaky.setDown(false);
-      const waiting = waiter.waitFor(request.requestId, { timeout: 30_000 });
+      const waiting = waiter.waitFor(request.requestId, { timeoutMs: 30_000 });
       await h.gates.grant(request.token, { reviewerId: "bob" });
       expect(await waiting).toBe(true);
     },
@@ -211,7 +213,7 @@ describe.each(testEngines())("waiting for a decision on $name", (engine: TestEng
     const request = await open();
     const controller = new AbortController();
     const outcome = thrown(() =>
-      h.gates.waitFor(request.requestId, { timeout: 30_000, signal: controller.signal }),
+      h.gates.waitFor(request.requestId, { timeoutMs: 30_000, signal: controller.signal }),
     );
     await new Promise((resolve) => setTimeout(resolve, 20));
     controller.abort(new Error("the user cancelled"));
@@ -226,7 +228,7 @@ describe.each(testEngines())("waiting for a decision on $name", (engine: TestEng
   it.skipIf(!engine.available)("close() makes waiters in progress fail closed", async () => {
     const request = await open();
     const waiter = h.another({ gates: { pollIntervalMs: 60_000 } });
-    const outcome = thrown(() => waiter.waitFor(request.requestId, { timeout: 30_000 }));
+    const outcome = thrown(() => waiter.waitFor(request.requestId, { timeoutMs: 30_000 }));
     await new Promise((resolve) => setTimeout(resolve, 20));
     await waiter.close();
     expect(ApprovalStoreError.isInstance(await outcome)).toBe(true);
@@ -252,7 +254,7 @@ describe.each(testEngines())("waiting for a decision on $name", (engine: TestEng
       expect((await h.gates.getRequest(request.requestId))?.status).toBe("resolving");
       expect(
         ApprovalTimeout.isInstance(
-          await thrown(() => h.gates.waitFor(request.requestId, { timeout: 0 })),
+          await thrown(() => h.gates.waitFor(request.requestId, { timeoutMs: 0 })),
         ),
       ).toBe(true);
       // A concurrent deny is told the request is being decided (retryable), not that it is.
@@ -266,7 +268,7 @@ describe.each(testEngines())("waiting for a decision on $name", (engine: TestEng
         h.gates.deny(request.token, { reviewerId: "carol", reason: "no" }),
       );
       expect((late as ApprovalTokenError).reason).toBe("already_used");
-      expect(await h.gates.waitFor(request.requestId, { timeout: 0 })).toBe(true);
+      expect(await h.gates.waitFor(request.requestId, { timeoutMs: 0 })).toBe(true);
     },
   );
 
@@ -282,7 +284,7 @@ describe.each(testEngines())("waiting for a decision on $name", (engine: TestEng
           resolved_at = now(), decision_key_id = ${h.keyring.current.id}, decision_mac = ${"0".repeat(64)}
         where request_id = ${forged.requestId}::uuid`);
       for (const run of [
-        () => h.gates.waitFor(forged.requestId, { timeout: 0 }),
+        () => h.gates.waitFor(forged.requestId, { timeoutMs: 0 }),
         () => h.gates.verifyAction(forged.requestId, { pr: 142 }),
       ]) {
         const error = await thrown(run);
@@ -356,7 +358,7 @@ describe.each(testEngines())("waiting for a decision on $name", (engine: TestEng
         h.gates.verifyAction("0b6f5a8e-3c1d-4f2a-9e7b-5d4c3b2a1f00", {}),
       );
       expect((unknown as ApprovalTokenError).reason).toBe("unknown_request");
-      const late = await h.gates.request("x", "deploy-agent", { expiresIn: 1_000 });
+      const late = await h.gates.request("x", "deploy-agent", { expiresInMs: 1_000 });
       h.clock.advance(1_000);
       expect(
         ((await thrown(() => h.gates.verifyAction(late.requestId, {}))) as ApprovalTimeout).expired,
@@ -397,7 +399,7 @@ describe.each(testEngines())("requireApproval on $name", (engine: TestEngine) =>
         {
           kind: "refund.issue",
           agentId: "billing-agent",
-          timeout: 30_000,
+          timeoutMs: 30_000,
           onRequest: (request) => {
             delivered.push(request);
             // The reviewer decides a little later, elsewhere.
@@ -429,7 +431,7 @@ describe.each(testEngines())("requireApproval on $name", (engine: TestEngine) =>
         {
           kind: "refund.issue",
           agentId: "billing-agent",
-          timeout: 30_000,
+          timeoutMs: 30_000,
           onRequest: (request) => {
             setTimeout(
               () => void h.gates.deny(request.token, { reviewerId: "bob", reason: "fraud" }),
@@ -443,7 +445,7 @@ describe.each(testEngines())("requireApproval on $name", (engine: TestEngine) =>
       expect(ApprovalDenied.isInstance(denied)).toBe(true);
       expect((denied as ApprovalDenied).reason).toBe("fraud");
       const silent = h.gates.requireApproval(
-        { kind: "refund.issue", agentId: "billing-agent", timeout: 50 },
+        { kind: "refund.issue", agentId: "billing-agent", timeoutMs: 50 },
         refund.fn,
       );
       expect(ApprovalTimeout.isInstance(await thrown(() => silent("cus_42", 120)))).toBe(true);

@@ -31,6 +31,7 @@ const gates = new GatesModule({
   clock: systemClock,
   logger: silentLogger,
 });
+await gates.start();
 const print = (line: unknown) => process.stdout.write(`${JSON.stringify(line)}\n`);
 
 async function run(command: Command): Promise<void> {
@@ -41,7 +42,7 @@ async function run(command: Command): Promise<void> {
   try {
     if (command.op === "wait") {
       const waiting = gates.waitFor(command.requestId as string, {
-        ...(command.timeout === undefined ? {} : { timeout: command.timeout }),
+        ...(command.timeout === undefined ? {} : { timeoutMs: command.timeout }),
       });
       print({ id: command.id, event: "waiting" });
       await waiting;

@@ -19,11 +19,13 @@ import {
   recordingAuditSink,
   type TestEngine,
   type TestStore,
+  thrown,
 } from "@gov/core/testing";
+import { gatesMigrations } from "../definition";
 import type { GatesOptions } from "../models";
-import { GatesModule, gatesMigrations } from "../module";
+import { GatesModule } from "../module";
 
-export { eventually, flakyStore, recordingAuditSink };
+export { eventually, flakyStore, recordingAuditSink, thrown };
 
 /** Test secrets (strong enough for `ChainKey`); never real ones. */
 export const SECRET_A = "gates-test-secret-A-0123456789-abcdefghijklmnopqrstuvwxyz";
@@ -120,9 +122,12 @@ export async function gatesHarness(
       { ...options, ...extra.gates },
     );
     modules.push(module);
+    // Started as a composition starts it (start() never rejects); waitFor awaits its subscription.
+    void module.start();
     return module;
   };
   const gates = make();
+  await gates.start();
   return {
     store,
     gates,
@@ -139,24 +144,14 @@ export async function gatesHarness(
   };
 }
 
-/** The error `run` throws (or fails the test when it does not throw). */
-export async function thrown(run: () => unknown): Promise<unknown> {
-  try {
-    await run();
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected an error, but none was thrown");
-}
-
-/** The error `run` throws when it is one that `guard` recognizes (any other fails the test). */
+/** The error `run` throws when it is one of `errorClass` (any other fails the test). */
 export async function thrownAs<E>(
   run: () => unknown,
-  guard: { isInstance(error: unknown): error is E },
+  errorClass: (abstract new (...args: never[]) => E) & { isInstance(value: unknown): boolean },
 ): Promise<E> {
   const error = await thrown(run);
-  if (!guard.isInstance(error)) throw error;
-  return error;
+  if (!errorClass.isInstance(error)) throw error;
+  return error as E;
 }
 
 /**
