@@ -1,29 +1,9 @@
 /**
  * Checks of the arguments of the steward's public functions (rule 6: a clear error naming the
  * field, the limit and the fix; the functions that return promises call these inside `async`
- * bodies, so that bad input rejects).
+ * bodies, so that bad input rejects). Ids are checked by core's `checkId`.
  */
-import { InvalidArgumentError } from "@gov/core";
-import { STEWARD_LIMITS } from "./models";
-
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "a list";
-  if (typeof value === "string") return `${value.length} characters`;
-  if (typeof value === "number") return String(value);
-  return typeof value;
-}
-
-/** A non-empty string of at most {@link STEWARD_LIMITS}.idLength characters. */
-export function requireId(value: unknown, field: string, fix: string): asserts value is string {
-  if (typeof value !== "string" || value.length === 0 || value.length > STEWARD_LIMITS.idLength) {
-    throw new InvalidArgumentError(
-      field,
-      `must be a string of 1 to ${STEWARD_LIMITS.idLength} characters, got ${describe(value)}.`,
-      fix,
-    );
-  }
-}
+import { describeValue as describe, InvalidArgumentError } from "@gov/core";
 
 /** A string of at most `max` characters (empty allowed), or undefined when `optional`. */
 export function requireText(

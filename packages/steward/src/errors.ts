@@ -21,22 +21,20 @@ export const STEWARD_ERROR_CODES = {
    * written before signatures, or signed under a key this process does not hold).
    */
   BLUEPRINT_SIGNATURE_INVALID: "BLUEPRINT_SIGNATURE_INVALID",
+  /** The steward module was used before `start()` (or after a `start()` that failed). */
+  STEWARD_NOT_STARTED: "STEWARD_NOT_STARTED",
 } as const;
 
 /** One of {@link STEWARD_ERROR_CODES}. */
 export type StewardErrorCode = (typeof STEWARD_ERROR_CODES)[keyof typeof STEWARD_ERROR_CODES];
-
-const CODES = new Set<string>(Object.values(STEWARD_ERROR_CODES));
 
 /**
  * The family of every error `@gov/steward` raises on purpose (except a HALT, which is core's
  * {@link AgentHaltedError}, deliberately outside the family).
  */
 export class StewardError extends GovernanceError {
-  /** True for any steward error, from any copy of `@gov/steward`. */
-  static override isInstance(error: unknown): error is StewardError {
-    return GovernanceError.isInstance(error) && CODES.has((error as GovernanceError).code);
-  }
+  /** `StewardError.isInstance(error)` is true for any steward error, from any copy of `@gov/steward`. */
+  static override readonly errorIdentity: string = "@gov/steward.StewardError";
 }
 
 /**
@@ -51,6 +49,8 @@ export class StewardError extends GovernanceError {
  * ```
  */
 export class PolicyError extends StewardError {
+  static override readonly errorIdentity = "@gov/steward.PolicyError";
+
   /** The field at fault, e.g. `tripwires[3].condition`; empty for the document itself. */
   readonly path: string;
   /** What is wrong with it. */
@@ -64,29 +64,26 @@ export class PolicyError extends StewardError {
     fix: string,
     blueprintId: string | null = null,
     subject = "blueprint",
+    cause?: unknown,
   ) {
     const where = blueprintId ? `${subject} "${blueprintId}"` : subject;
     super({
       code: STEWARD_ERROR_CODES.POLICY_INVALID,
       message: `Invalid ${where}${path ? ` at ${path}` : ""}: ${problem}`,
       recoveryHint: fix,
+      ...(cause === undefined ? {} : { cause }),
     });
     this.name = "PolicyError";
     this.path = path;
     this.problem = problem;
     this.blueprintId = blueprintId;
   }
-
-  static override isInstance(error: unknown): error is PolicyError {
-    return (
-      GovernanceError.isInstance(error) &&
-      (error as GovernanceError).code === STEWARD_ERROR_CODES.POLICY_INVALID
-    );
-  }
 }
 
 /** A blueprint id is not in the registry. */
 export class BlueprintNotFound extends StewardError {
+  static override readonly errorIdentity = "@gov/steward.BlueprintNotFound";
+
   readonly blueprintId: string;
 
   constructor(blueprintId: string, where: string) {
@@ -99,13 +96,6 @@ export class BlueprintNotFound extends StewardError {
     this.name = "BlueprintNotFound";
     this.blueprintId = blueprintId;
   }
-
-  static override isInstance(error: unknown): error is BlueprintNotFound {
-    return (
-      GovernanceError.isInstance(error) &&
-      (error as GovernanceError).code === STEWARD_ERROR_CODES.BLUEPRINT_NOT_FOUND
-    );
-  }
 }
 
 /**
@@ -115,6 +105,8 @@ export class BlueprintNotFound extends StewardError {
  * logged and written to the audit chain (`steward.blueprint_rejected`).
  */
 export class BlueprintSignatureInvalid extends StewardError {
+  static override readonly errorIdentity = "@gov/steward.BlueprintSignatureInvalid";
+
   readonly blueprintId: string;
   /** `unsigned`, `unknown_key`, `bad_signature`, `hash_mismatch` or `invalid_blueprint`. */
   readonly reason: string;
@@ -129,13 +121,6 @@ export class BlueprintSignatureInvalid extends StewardError {
     this.blueprintId = blueprintId;
     this.reason = reason;
   }
-
-  static override isInstance(error: unknown): error is BlueprintSignatureInvalid {
-    return (
-      GovernanceError.isInstance(error) &&
-      (error as GovernanceError).code === STEWARD_ERROR_CODES.BLUEPRINT_SIGNATURE_INVALID
-    );
-  }
 }
 
 /**
@@ -143,6 +128,8 @@ export class BlueprintSignatureInvalid extends StewardError {
  * not called. `result` is the full intervention.
  */
 export class TripwireViolation extends StewardError {
+  static override readonly errorIdentity = "@gov/steward.TripwireViolation";
+
   /** The intervention that denied the call (BLOCK, or ESCALATE without `onReview`). */
   readonly intervention: string;
   /** Ids of the tripwires that fired. */
@@ -170,13 +157,6 @@ export class TripwireViolation extends StewardError {
     this.tripwires = Object.freeze([...details.tripwires]);
     this.traceId = details.traceId;
   }
-
-  static override isInstance(error: unknown): error is TripwireViolation {
-    return (
-      GovernanceError.isInstance(error) &&
-      (error as GovernanceError).code === STEWARD_ERROR_CODES.TRIPWIRE_VIOLATION
-    );
-  }
 }
 
 /**
@@ -184,6 +164,8 @@ export class TripwireViolation extends StewardError {
  * `raise`. (With the default `deny` fallback the evaluation returns BLOCK instead.)
  */
 export class BudgetExceeded extends StewardError {
+  static override readonly errorIdentity = "@gov/steward.BudgetExceeded";
+
   /** The check whose scorer was too slow. */
   readonly checkId: string;
   /** Its budget, in milliseconds. */
@@ -200,13 +182,6 @@ export class BudgetExceeded extends StewardError {
     this.checkId = checkId;
     this.latencyBudgetMs = latencyBudgetMs;
   }
-
-  static override isInstance(error: unknown): error is BudgetExceeded {
-    return (
-      GovernanceError.isInstance(error) &&
-      (error as GovernanceError).code === STEWARD_ERROR_CODES.LATENCY_BUDGET_EXCEEDED
-    );
-  }
 }
 
 /**
@@ -222,6 +197,8 @@ export class BudgetExceeded extends StewardError {
  * ```
  */
 export class EvaluationLimitExceeded extends StewardError {
+  static override readonly errorIdentity = "@gov/steward.EvaluationLimitExceeded";
+
   /** The step limit that was reached (0 when no bound could be installed). */
   readonly limit: number;
 
@@ -235,12 +212,24 @@ export class EvaluationLimitExceeded extends StewardError {
     this.name = "EvaluationLimitExceeded";
     this.limit = limit;
   }
+}
 
-  static override isInstance(error: unknown): error is EvaluationLimitExceeded {
-    return (
-      GovernanceError.isInstance(error) &&
-      (error as GovernanceError).code === STEWARD_ERROR_CODES.EVALUATION_LIMIT_EXCEEDED
-    );
+/**
+ * A {@link StewardModule} was used before its `start()` finished (or after a `start()` that
+ * failed): construct it with `stewardModule.create(context, options)` or
+ * `StewardModule.create(context, options)`, or await `module.start()` first.
+ */
+export class StewardNotStartedError extends StewardError {
+  static override readonly errorIdentity = "@gov/steward.StewardNotStartedError";
+
+  constructor(what: string) {
+    super({
+      code: STEWARD_ERROR_CODES.STEWARD_NOT_STARTED,
+      message: `The steward module is not started: ${what} needs its blueprints.`,
+      recoveryHint:
+        "Await module.start() before using it, or build it with StewardModule.create(context, options), which starts it.",
+    });
+    this.name = "StewardNotStartedError";
   }
 }
 

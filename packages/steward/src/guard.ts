@@ -15,10 +15,11 @@ class PolicyError extends BasePolicyError {
   }
 }
 
+import { stricter } from "./evaluation";
 import { type InterventionResult, type InterventionType, STEWARD_LIMITS } from "./models";
 import { piiFinding, scanValues } from "./pii";
 import { GUARD_LIMITS, sameSnapshot, snapshotArguments } from "./snapshot";
-import { type GovernanceSteward, stricter } from "./steward";
+import type { GovernanceSteward } from "./steward";
 import { keywordForms } from "./text";
 
 /** A custom rule of `guard()`: fires when `condition` (CEL over the named arguments) is true. */

@@ -24,8 +24,10 @@ export {
   STEWARD_ERROR_CODES,
   StewardError,
   type StewardErrorCode,
+  StewardNotStartedError,
   TripwireViolation,
 } from "./errors";
+export { stricter } from "./evaluation";
 export {
   type GuardDecision,
   type GuardOptions,
@@ -33,6 +35,7 @@ export {
   guard,
   SPEND_FIELDS,
 } from "./guard";
+export type { StewardMetrics } from "./metrics";
 export {
   type BlueprintCheck,
   type BlueprintDocument,
@@ -63,6 +66,14 @@ export {
   stewardMigrations,
   stewardModule,
 } from "./module";
+export type {
+  BlueprintSource,
+  EvaluateOptions,
+  Scorer,
+  ScorerContext,
+  StewardContext,
+  StewardOptions,
+} from "./options";
 export {
   type BlueprintRegistry,
   DirectoryBlueprintRegistry,
@@ -83,6 +94,7 @@ export {
   type ScanOptions,
   scanValues,
 } from "./pii";
+export { type StewardSdkOptions, stewardSdkContribution } from "./sdk-options";
 export {
   BLUEPRINT_LEDGER_SIGNATURE_TYPE,
   BLUEPRINT_SIGNATURE_TYPE,
@@ -99,14 +111,4 @@ export {
   type StateStorage,
   type TrustDebtStorage,
 } from "./state";
-export {
-  type BlueprintSource,
-  type EvaluateOptions,
-  GovernanceSteward,
-  type Scorer,
-  type ScorerContext,
-  type StewardContext,
-  type StewardMetrics,
-  type StewardOptions,
-  stricter,
-} from "./steward";
+export { GovernanceSteward } from "./steward";

@@ -1,3 +1,4 @@
+import { MAX_ID_LENGTH } from "@gov/core";
 import { z } from "zod";
 
 /** The six interventions, as in the reference. */
@@ -54,7 +55,8 @@ export const STEWARD_AUDIT_KINDS = {
 
 /** Limits of a blueprint and of a trace. */
 export const STEWARD_LIMITS = {
-  idLength: 128,
+  /** Ids (agents, tiers, blueprints, tripwires, trace ids): core's `MAX_ID_LENGTH`. */
+  idLength: MAX_ID_LENGTH,
   conditionLength: 4_096,
   tripwires: 1_000,
   checks: 200,

@@ -1,8 +1,13 @@
 import { ManualClock, silentLogger } from "@gov/core";
-import { recordingAuditSink, recordingHaltGuard, unreachableStore } from "@gov/core/testing";
+import {
+  recordingAuditSink,
+  recordingHaltGuard,
+  rejectionOf,
+  unreachableStore,
+} from "@gov/core/testing";
 import { describe, expect, it } from "vitest";
 import { decisionsBlueprint } from "./__fixtures__";
-import { PolicyError } from "./errors";
+import { PolicyError, StewardNotStartedError } from "./errors";
 import { StewardModule, stewardModule } from "./module";
 
 function context(audit = recordingAuditSink()) {
@@ -81,5 +86,53 @@ describe("steward module", () => {
     await expect(StewardModule.create(context(), { persist: false })).rejects.toSatisfy((error) =>
       PolicyError.isInstance(error),
     );
+  });
+});
+
+// Issue 13: every module is constructed, started and closed the same way; the steward module
+// had a private constructor and did its I/O in `create`.
+describe("steward module lifecycle", () => {
+  it("is constructed without I/O, started once, and closed idempotently", async () => {
+    let fetches = 0;
+    const registry = {
+      async get(id: string) {
+        fetches++;
+        return { ...decisionsBlueprint(), id } as never;
+      },
+      async list() {
+        return ["decisions@1.0"];
+      },
+    };
+    const module = new StewardModule(context(), {
+      blueprintIds: ["decisions@1.0"],
+      registry,
+      persist: false,
+    });
+    expect(fetches).toBe(0);
+    const early = await rejectionOf(() => module.evaluate({ agentId: "a", action: "x" }));
+    expect(StewardNotStartedError.isInstance(early)).toBe(true);
+    expect(early).toMatchObject({ code: "STEWARD_NOT_STARTED" });
+    await Promise.all([module.start(), module.start()]);
+    await module.start();
+    expect(fetches).toBe(1);
+    const result = await module.evaluate({
+      agentId: "a",
+      action: "x",
+      parameters: { kinds: ["BLOCK"] },
+    });
+    expect(result.intervention).toBe("BLOCK");
+    await module.close();
+    await module.close();
+    await module[Symbol.asyncDispose]();
+  });
+
+  it("is what stewardModule.create builds", async () => {
+    const module = await stewardModule.create(context(), {
+      blueprints: [decisionsBlueprint()],
+      persist: false,
+    });
+    expect(module).toBeInstanceOf(StewardModule);
+    expect(module.steward.blueprints.map((blueprint) => blueprint.id)).toEqual(["decisions@1.0"]);
+    await module.close();
   });
 });

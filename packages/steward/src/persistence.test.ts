@@ -699,14 +699,9 @@ describe("directory registry", () => {
       "child@1",
       "base@1",
     ]);
-    const steward = await GovernanceSteward.fromRegistry(
-      registry,
-      ["child@1"],
-      {},
-      {
-        logger: silentLogger,
-      },
-    );
+    const steward = await GovernanceSteward.fromRegistry(registry, ["child@1"], {
+      logger: silentLogger,
+    });
     expect((await steward.evaluate({ action: "a", parameters: { amount: 11 } })).intervention).toBe(
       "ESCALATE",
     );

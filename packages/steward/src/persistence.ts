@@ -2,6 +2,7 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type AuditSink,
+  checkId,
   createConsoleLogger,
   InvalidArgumentError,
   type Keyring,
@@ -13,10 +14,11 @@ import {
   sanitizeName,
   sql,
 } from "@gov/core";
-import { requireFinite, requireId, requireIdList, requireStore } from "./arguments";
+import { requireFinite, requireIdList, requireStore } from "./arguments";
 import { readBlueprintFile, validateBlueprint } from "./blueprint";
 import { BlueprintNotFound, BlueprintSignatureInvalid, PolicyError } from "./errors";
 import { type BlueprintDocument, STEWARD_AUDIT_KINDS, STEWARD_LIMITS } from "./models";
+import { agentState, blueprintLedger, blueprints, trustDebt } from "./schema";
 import {
   type BlueprintRejectionReason,
   ledgerEntrySigned,
@@ -38,7 +40,7 @@ import {
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 
-interface StateRow extends Record<string, unknown> {
+type StateRow = {
   hour_start_ms: string | number;
   hour_count: number;
   previous_hour_count: number;
@@ -46,7 +48,9 @@ interface StateRow extends Record<string, unknown> {
   day_count: number;
   day_amount: number;
   total: string | number;
-}
+};
+
+type DebtRow = { debt: number; updated_at_ms: string | number };
 
 /**
  * Per-agent state in `gov_steward.agent_state`, shared by every process on the store. A
@@ -69,7 +73,7 @@ export class PostgresStateStorage implements StateStorage {
     checkAgentAndTime(agentId, nowMs, "nowMs");
     const [row] = await this.#store.query<StateRow>(
       sql`select hour_start_ms, hour_count, previous_hour_count, day_start_ms, day_count, day_amount, total
-          from gov_steward.agent_state where agent_id = ${agentId}`,
+          from ${agentState} where agent_id = ${agentId}`,
     );
     if (!row) return { actions_last_hour: 0, actions_today: 0, daily_total: 0, actions_total: 0 };
     const today = Number(row.day_start_ms) === Math.floor(nowMs / DAY_MS) * DAY_MS;
@@ -93,7 +97,7 @@ export class PostgresStateStorage implements StateStorage {
     const day = Math.floor(nowMs / DAY_MS) * DAY_MS;
     const amount = Math.max(0, action.amount);
     const [row] = await this.#store.query<StateRow>(sql`
-      insert into gov_steward.agent_state as s
+      insert into ${agentState} as s
         (agent_id, hour_start_ms, hour_count, previous_hour_count, day_start_ms, day_count, day_amount, total)
       values (${agentId}, ${hour}::bigint, 1, 0, ${day}::bigint, 1, ${amount}::float8, 1)
       on conflict (agent_id) do update set
@@ -133,7 +137,7 @@ export class PostgresStateStorage implements StateStorage {
     const hour = Math.floor(reservedAtMs / HOUR_MS) * HOUR_MS;
     const day = Math.floor(reservedAtMs / DAY_MS) * DAY_MS;
     await this.#store.query(sql`
-      update gov_steward.agent_state set
+      update ${agentState} set
         hour_count = case when hour_start_ms = ${hour}::bigint then greatest(0, hour_count - 1) else hour_count end,
         day_count = case when day_start_ms = ${day}::bigint then greatest(0, day_count - 1) else day_count end,
         day_amount = case when day_start_ms = ${day}::bigint then greatest(0, day_amount - ${Math.max(0, action.amount)}::float8) else day_amount end,
@@ -161,8 +165,8 @@ export class PostgresTrustDebtStorage implements TrustDebtStorage {
     requireFinite(amount, "amount", "Pass the debt to add, a finite number ≥ 0.", 0);
     checkDecay(decay);
     const rate = Math.min(1, Math.max(0, decay.rate));
-    const [row] = await this.#store.query<{ debt: number }>(sql`
-      insert into gov_steward.trust_debt as d (agent_id, debt, updated_at_ms)
+    const [row] = await this.#store.query<Pick<DebtRow, "debt">>(sql`
+      insert into ${trustDebt} as d (agent_id, debt, updated_at_ms)
       values (${agentId}, ${amount}::float8, ${nowMs}::bigint)
       on conflict (agent_id) do update set
         debt = d.debt * power(1 - ${rate}::float8,
@@ -177,8 +181,8 @@ export class PostgresTrustDebtStorage implements TrustDebtStorage {
   async read(agentId: string, nowMs: number, decay: DebtDecay): Promise<number> {
     checkAgentAndTime(agentId, nowMs, "nowMs");
     checkDecay(decay);
-    const [row] = await this.#store.query<{ debt: number; updated_at_ms: string | number }>(
-      sql`select debt, updated_at_ms from gov_steward.trust_debt where agent_id = ${agentId}`,
+    const [row] = await this.#store.query<DebtRow>(
+      sql`select debt, updated_at_ms from ${trustDebt} where agent_id = ${agentId}`,
     );
     if (!row) return 0;
     return decayed(Number(row.debt), nowMs - Number(row.updated_at_ms), decay);
@@ -196,7 +200,7 @@ function concurrentPublication(id: string): PolicyError {
 }
 
 function checkAgentAndTime(agentId: unknown, atMs: unknown, field: string): void {
-  requireId(agentId, "agentId", "Pass the agent's id.");
+  checkId(agentId, "agentId");
   requireFinite(atMs, field, "Pass a time in milliseconds since the epoch (clock.nowMs()).", 0);
 }
 
@@ -245,7 +249,7 @@ export interface BlueprintRegistry {
 
 /**
  * Resolve ids from a registry, with every parent they inherit from, ready to give to a
- * steward (`new GovernanceSteward({ blueprints: await fetchWithParents(registry, ids) })`).
+ * steward (`new GovernanceSteward(context, { blueprints: await fetchWithParents(registry, ids) })`).
  */
 export async function fetchWithParents(
   registry: BlueprintRegistry,
@@ -313,7 +317,7 @@ export class DirectoryBlueprintRegistry implements BlueprintRegistry {
   }
 
   async get(id: string): Promise<BlueprintDocument> {
-    requireId(id, "id", 'Pass a blueprint id such as "payments@2.1".');
+    checkId(id, "id");
     const document = (await this.#load()).get(id);
     if (!document) throw new BlueprintNotFound(id, `the directory ${this.#directory}`);
     return document;
@@ -324,7 +328,7 @@ export class DirectoryBlueprintRegistry implements BlueprintRegistry {
   }
 }
 
-interface BlueprintRow extends Record<string, unknown> {
+type BlueprintRow = {
   id: string;
   content: unknown;
   content_hash: string;
@@ -332,13 +336,54 @@ interface BlueprintRow extends Record<string, unknown> {
   signature: string | null;
   /** The content hash the ledger records for the id (null without an entry). */
   ledger_hash: string | null;
+};
+
+type LedgerRow = { content_hash: string; key_id: string | null; signature: string | null };
+
+/**
+ * A list of every key of `Row` (a compile error names a key left out or one that is not a
+ * column of the row type).
+ */
+function columnsOf<Row>() {
+  return <const List extends readonly (keyof Row & string)[]>(
+    columns: List & (Exclude<keyof Row, List[number]> extends never ? unknown : never),
+  ): List => columns;
 }
 
-interface LedgerRow extends Record<string, unknown> {
-  content_hash: string;
-  key_id: string | null;
-  signature: string | null;
-}
+/**
+ * The columns the raw SQL of this file reads, by drizzle table, equal to its hand-written row
+ * types (the upserts and locks are raw SQL on purpose). `schema.test.ts` checks them against
+ * the drizzle tables and the migrated database, on both engines.
+ */
+export const RAW_SQL_ROWS = [
+  {
+    table: agentState,
+    columns: columnsOf<StateRow>()([
+      "hour_start_ms",
+      "hour_count",
+      "previous_hour_count",
+      "day_start_ms",
+      "day_count",
+      "day_amount",
+      "total",
+    ]),
+  },
+  { table: trustDebt, columns: columnsOf<DebtRow>()(["debt", "updated_at_ms"]) },
+  {
+    table: blueprints,
+    columns: columnsOf<Omit<BlueprintRow, "ledger_hash">>()([
+      "id",
+      "content",
+      "content_hash",
+      "key_id",
+      "signature",
+    ]),
+  },
+  {
+    table: blueprintLedger,
+    columns: columnsOf<LedgerRow>()(["content_hash", "key_id", "signature"]),
+  },
+] as const;
 
 /** The agent id of the steward's own audit events (a refused registry row). */
 export const STEWARD_SYSTEM_AGENT = "gov.steward";
@@ -465,7 +510,7 @@ export class PostgresBlueprintRegistry implements BlueprintRegistry {
     const name = id.slice(0, id.lastIndexOf("@"));
     const content = JSON.stringify(document);
     const inserted = await this.#db.query<{ id: string }>(sql`
-      insert into gov_steward.blueprints (id, name, version, content, content_hash, key_id, signature)
+      insert into ${blueprints} (id, name, version, content, content_hash, key_id, signature)
       values (${id}, ${name}, ${document.version}, ${content}::jsonb, ${contentHash}, ${keyId}, ${signature})
       on conflict (id) do nothing
       returning id`);
@@ -477,11 +522,11 @@ export class PostgresBlueprintRegistry implements BlueprintRegistry {
       // Written before signatures, with this content: sign it in place (with the content as
       // validated here, whatever the row holds).
       await this.#db.query(sql`
-        update gov_steward.blueprints
+        update ${blueprints}
         set content = ${content}::jsonb, key_id = ${keyId}, signature = ${signature}
         where id = ${id} and signature is null and content_hash = ${contentHash}`);
       const [signed] = await this.#db.query<{ signature: string | null }>(
-        sql`select signature from gov_steward.blueprints where id = ${id}`,
+        sql`select signature from ${blueprints} where id = ${id}`,
       );
       if (signed?.signature) return { id, contentHash };
     }
@@ -531,7 +576,7 @@ export class PostgresBlueprintRegistry implements BlueprintRegistry {
   async #record(keyring: Keyring, id: string, contentHash: string): Promise<void> {
     const entry = signLedgerEntry(keyring.current, id, contentHash);
     const written = await this.#db.query<{ id: string }>(sql`
-      insert into gov_steward.blueprint_ledger as l (id, content_hash, key_id, signature)
+      insert into ${blueprintLedger} as l (id, content_hash, key_id, signature)
       values (${id}, ${contentHash}, ${entry.keyId}, ${entry.signature})
       on conflict (id) do update set key_id = excluded.key_id, signature = excluded.signature
         where l.content_hash = excluded.content_hash
@@ -551,7 +596,7 @@ export class PostgresBlueprintRegistry implements BlueprintRegistry {
 
   async #ledgerEntry(id: string): Promise<LedgerRow | undefined> {
     const [entry] = await this.#db.query<LedgerRow>(
-      sql`select content_hash, key_id, signature from gov_steward.blueprint_ledger where id = ${id}`,
+      sql`select content_hash, key_id, signature from ${blueprintLedger} where id = ${id}`,
     );
     return entry;
   }
@@ -592,8 +637,8 @@ export class PostgresBlueprintRegistry implements BlueprintRegistry {
   async #read(id: string): Promise<BlueprintRow | undefined> {
     const [row] = await this.#db.query<BlueprintRow>(sql`
       select b.id, b.content, b.content_hash, b.key_id, b.signature, l.content_hash as ledger_hash
-      from gov_steward.blueprints b
-      left join gov_steward.blueprint_ledger l on l.id = b.id
+      from ${blueprints} b
+      left join ${blueprintLedger} l on l.id = b.id
       where b.id = ${id}`);
     if (row) return row;
     const entry = await this.#ledgerEntry(id);
@@ -673,7 +718,7 @@ export class PostgresBlueprintRegistry implements BlueprintRegistry {
   /** Every id stored, signed or not (`get` verifies). */
   async list(): Promise<string[]> {
     const rows = await this.#db.query<{ id: string }>(
-      sql`select id from gov_steward.blueprints order by id`,
+      sql`select id from ${blueprints} order by id`,
     );
     return rows.map((row) => row.id);
   }

@@ -1,6 +1,7 @@
 import { ManualClock, silentLogger } from "@gov/core";
 import { recordingAuditSink, recordingLogger } from "@gov/core/testing";
-import { GovernanceSteward, type StewardOptions } from "../steward";
+import type { StewardOptions } from "../options";
+import { GovernanceSteward } from "../steward";
 
 export { recordingAuditSink, recordingLogger };
 
@@ -25,7 +26,7 @@ export function makeSteward(
 ) {
   const audit = recordingAuditSink();
   const logger = recordingLogger();
-  const steward = new GovernanceSteward(options, { clock, audit, logger });
+  const steward = new GovernanceSteward({ clock, audit, logger }, options);
   return { steward, audit, clock, logger };
 }
 
