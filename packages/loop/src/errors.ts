@@ -1,4 +1,4 @@
-import { GovernanceError } from "@gov/core";
+import { GovernanceError, InvalidArgumentError } from "@gov/core";
 
 /** The stable error codes of `@gov/loop`. A code never changes meaning once released. */
 export const LOOP_ERROR_CODES = {
@@ -72,8 +72,8 @@ function describeRule(detection: LoopDetection): string {
  * An agent repeated itself beyond its loop policy (with `action: "raise"`): the call was
  * counted and refused. The `loop.detected` audit event has been handed to the audit sink.
  *
- * Identify it with `GovernanceError.isInstance(error) && error.code === "LOOP_DETECTED"` (or
- * {@link LoopDetected.isInstance}) rather than `instanceof` across package copies.
+ * Identify it with {@link LoopDetected.isInstance} (or `error.code === "LOOP_DETECTED"`) rather
+ * than `instanceof`, which fails across package copies.
  *
  * @example
  * ```ts
@@ -86,6 +86,8 @@ function describeRule(detection: LoopDetection): string {
  * ```
  */
 export class LoopDetected extends GovernanceError {
+  static override readonly errorIdentity = "@gov/loop.LoopDetected";
+
   readonly agentId: string;
   readonly sessionId: string;
   /** The tool of the call that tripped the detector, lower-cased. */
@@ -118,14 +120,6 @@ export class LoopDetected extends GovernanceError {
     this.detection = Object.freeze({ ...detection });
   }
 
-  /** True for a `LoopDetected` from any copy of `@gov/loop` (checks the marker and the code). */
-  static override isInstance(error: unknown): error is LoopDetected {
-    return (
-      GovernanceError.isInstance(error) &&
-      (error as GovernanceError).code === LOOP_ERROR_CODES.LOOP_DETECTED
-    );
-  }
-
   override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), ...this.detection };
   }
@@ -134,22 +128,41 @@ export class LoopDetected extends GovernanceError {
 /**
  * A loop policy (or the module's options) was refused; nothing was registered or changed.
  * The message names the field, the value's problem and the limit; `recoveryHint` says how
- * to fix it.
+ * to fix it. It is a core `InvalidArgumentError` (`InvalidArgumentError.isInstance(error)`
+ * is true, as for every module's bad input) with the code of `@gov/loop`,
+ * `LOOP_POLICY_INVALID`; every problem found is in `issues`.
  */
-export class InvalidLoopPolicyError extends GovernanceError {
-  /** The field at fault, e.g. `maxCalls` or `oscillation.minRepetitions`. */
-  readonly field: string;
-  /** The limit that was crossed, when the problem is a limit. */
-  readonly limit: number | undefined;
+export class InvalidLoopPolicyError extends InvalidArgumentError {
+  static override readonly errorIdentity = "@gov/loop.InvalidLoopPolicyError";
 
-  constructor(field: string, problem: string, fix: string, limit?: number) {
-    super({
-      code: LOOP_ERROR_CODES.LOOP_POLICY_INVALID,
-      message: `Invalid loop policy: ${field} ${problem}`,
-      recoveryHint: fix,
-    });
+  /** Always `LOOP_POLICY_INVALID`. */
+  override readonly code: string = LOOP_ERROR_CODES.LOOP_POLICY_INVALID;
+
+  constructor(
+    field: string,
+    problem: string,
+    fix: string,
+    limit?: number,
+    details: { issues?: InvalidArgumentError["issues"]; cause?: unknown } = {},
+  ) {
+    super(field, problem, fix, { ...(limit === undefined ? {} : { limit }), ...details });
     this.name = "InvalidLoopPolicyError";
-    this.field = field;
-    this.limit = limit;
+    // A policy's own refusal says what was refused; options (from core) keep core's message.
+    if (details.issues === undefined) this.message = `Invalid loop policy: ${field} ${problem}`;
+  }
+
+  /**
+   * The same error, as `@gov/loop` reports it: core's field, problem, fix, limit and issues,
+   * with core's error as its cause.
+   */
+  static from(error: InvalidArgumentError): InvalidLoopPolicyError {
+    const first = error.issues[0];
+    return new InvalidLoopPolicyError(
+      error.field,
+      first?.problem ?? error.message.replace(/^Invalid [^:]+: /, ""),
+      error.recoveryHint,
+      error.limit,
+      { issues: error.issues, cause: error },
+    );
   }
 }

@@ -20,4 +20,11 @@ export {
   type OscillationRule,
   type ResolvedLoopOptions,
 } from "./models";
-export { LoopModule, type LoopStats, loopModule, type RecordCallOptions } from "./module";
+export {
+  type LoopMetrics,
+  LoopModule,
+  type LoopStats,
+  loopModule,
+  type RecordCallOptions,
+} from "./module";
+export { type LoopSdkOptions, loopSdkContribution } from "./sdk-options";

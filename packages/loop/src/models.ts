@@ -1,3 +1,4 @@
+import { describeValue, InvalidArgumentError, parseOptions, suggestKey } from "@gov/core";
 import { z } from "zod";
 import { InvalidLoopPolicyError } from "./errors";
 
@@ -12,7 +13,11 @@ export const LOOP_LIMITS = {
   maxPeriod: { min: 2, max: 5 },
   /** Calls remembered per (session, rule) at most; counts beyond it are reported as a floor. */
   trackedCallsPerRule: 4_096,
+  sessionIdleMs: { min: 60_000, max: 7 * 86_400_000 },
+  sweepIntervalMs: { min: 1_000, max: 86_400_000 },
+  /** @deprecated use `sessionIdleMs` */
   sessionIdleSeconds: { min: 60, max: 7 * 86_400 },
+  /** @deprecated use `sweepIntervalMs` */
   sweepIntervalSeconds: { min: 1, max: 86_400 },
   maxSessions: { min: 1, max: 10_000_000 },
 } as const;
@@ -25,7 +30,11 @@ export const LOOP_DEFAULTS = {
   identicalMaxCalls: 2,
   minRepetitions: 3,
   maxPeriod: 2,
+  sessionIdleMs: 86_400_000,
+  sweepIntervalMs: 60_000,
+  /** @deprecated use `sessionIdleMs` */
   sessionIdleSeconds: 86_400,
+  /** @deprecated use `sweepIntervalMs` */
   sweepIntervalSeconds: 60,
   maxSessions: 100_000,
 } as const;
@@ -136,6 +145,10 @@ const FIXES: Record<string, string> = {
   "oscillation.minRepetitions": "Use a whole number from 2 to 10 (default 3).",
   "oscillation.maxPeriod":
     "Use a whole number from 2 to 5 (default 2): the longest cycle of tools looked for.",
+  sessionIdleMs:
+    "Use a whole number of milliseconds from 60000 to 604800000 (default 86400000, one day) after which an idle session is forgotten.",
+  sweepIntervalMs:
+    "Use a whole number of milliseconds from 1000 to 86400000 (default 60000) between sweeps of idle sessions.",
   sessionIdleSeconds:
     "Use a whole number of seconds from 60 to 604800 (default 86400, one day) after which an idle session is forgotten.",
   sweepIntervalSeconds:
@@ -144,13 +157,14 @@ const FIXES: Record<string, string> = {
     "Use a whole number from 1 to 10000000 (default 100000): the most sessions tracked at once; beyond it the least recently used is forgotten.",
 };
 
-function describeValue(value: unknown): string {
-  if (value === null) return "null";
-  if (typeof value === "string")
-    return value.length > 40 ? `a string of ${value.length} characters` : JSON.stringify(value);
-  if (typeof value === "number" || typeof value === "boolean") return String(value);
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
+/**
+ * A value as a policy error shows it: a short string quoted (policies hold no secrets, and
+ * `"60"` for a number says what is wrong), anything else as core's `describeValue`.
+ */
+function shownValue(value: unknown): string {
+  return typeof value === "string" && value.length <= 40
+    ? JSON.stringify(value)
+    : describeValue(value);
 }
 
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
@@ -167,6 +181,7 @@ export function policyError(
   error: z.ZodError,
   input: unknown,
   context = "loop policy",
+  known: readonly string[] = [],
 ): InvalidLoopPolicyError {
   const issue = error.issues[0];
   if (!issue) return new InvalidLoopPolicyError(context, "is invalid.", "Check the policy.");
@@ -179,7 +194,7 @@ export function policyError(
         ? new InvalidLoopPolicyError(field, "must not be empty.", fix, Number(issue.minimum))
         : new InvalidLoopPolicyError(
             field,
-            `is ${describeValue(value)}; the minimum is ${issue.minimum}.`,
+            `is ${shownValue(value)}; the minimum is ${issue.minimum}.`,
             fix,
             Number(issue.minimum),
           );
@@ -193,7 +208,7 @@ export function policyError(
           )
         : new InvalidLoopPolicyError(
             field,
-            `is ${describeValue(value)}; the maximum is ${issue.maximum}.`,
+            `is ${shownValue(value)}; the maximum is ${issue.maximum}.`,
             fix,
             Number(issue.maximum),
           );
@@ -202,20 +217,27 @@ export function policyError(
         field,
         value === undefined
           ? "is required."
-          : `must be ${issue.expected === "int" ? "a whole number" : `a ${issue.expected}`}, got ${describeValue(value)}.`,
+          : `must be ${issue.expected === "int" ? "a whole number" : `a ${issue.expected}`}, got ${shownValue(value)}.`,
         fix,
       );
     case "invalid_value":
       return new InvalidLoopPolicyError(
         field,
-        `must be one of ${issue.values.map((option) => JSON.stringify(option)).join(", ")}, got ${describeValue(value)}.`,
+        `must be one of ${issue.values.map((option) => JSON.stringify(option)).join(", ")}, got ${shownValue(value)}.`,
         fix,
       );
     case "unrecognized_keys": {
       const where = issue.path.length > 0 ? field : context;
       return new InvalidLoopPolicyError(
         where,
-        `has unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((key) => JSON.stringify(key)).join(", ")}.`,
+        `has unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys
+          .map((key) => {
+            const suggestion = issue.path.length === 0 ? suggestKey(key, known) : undefined;
+            return suggestion === undefined
+              ? JSON.stringify(key)
+              : `${JSON.stringify(key)} (did you mean \`${suggestion}\`?)`;
+          })
+          .join(", ")}.`,
         `Remove ${issue.keys.length > 1 ? "them" : "it"} (check the spelling against the documented fields).`,
       );
     }
@@ -267,7 +289,7 @@ export class LoopPolicy {
     if (input === null || typeof input !== "object" || Array.isArray(input)) {
       throw new InvalidLoopPolicyError(
         "loop policy",
-        `must be an object, got ${describeValue(input)}.`,
+        `must be an object, got ${shownValue(input)}.`,
         'Pass { agentId: "my-agent", windowSeconds: 60, maxCalls: 5, action: "raise" }.',
       );
     }
@@ -277,7 +299,13 @@ export class LoopPolicy {
       oscillation: toggle(input.oscillation),
     };
     const parsed = loopPolicySchema.safeParse(candidate);
-    if (!parsed.success) throw policyError(parsed.error, candidate);
+    if (!parsed.success)
+      throw policyError(
+        parsed.error,
+        candidate,
+        "loop policy",
+        Object.keys(loopPolicySchema.shape),
+      );
     const policy = parsed.data;
     this.agentId = policy.agentId;
     this.windowSeconds = policy.windowSeconds;
@@ -314,33 +342,67 @@ export class LoopPolicy {
 }
 
 /** The schema of {@link LoopOptions}. */
-export const loopOptionsSchema = z.strictObject({
-  sessionIdleSeconds: wholeNumber(LOOP_LIMITS.sessionIdleSeconds).default(
-    LOOP_DEFAULTS.sessionIdleSeconds,
-  ),
-  sweepIntervalSeconds: wholeNumber(LOOP_LIMITS.sweepIntervalSeconds).default(
-    LOOP_DEFAULTS.sweepIntervalSeconds,
-  ),
-  maxSessions: wholeNumber(LOOP_LIMITS.maxSessions).default(LOOP_DEFAULTS.maxSessions),
-});
+export const loopOptionsSchema = z
+  .strictObject({
+    sessionIdleMs: wholeNumber(LOOP_LIMITS.sessionIdleMs).optional(),
+    sweepIntervalMs: wholeNumber(LOOP_LIMITS.sweepIntervalMs).optional(),
+    sessionIdleSeconds: wholeNumber(LOOP_LIMITS.sessionIdleSeconds).optional(),
+    sweepIntervalSeconds: wholeNumber(LOOP_LIMITS.sweepIntervalSeconds).optional(),
+    maxSessions: wholeNumber(LOOP_LIMITS.maxSessions).default(LOOP_DEFAULTS.maxSessions),
+  })
+  .superRefine((options, context) => {
+    for (const [current, old] of [
+      ["sessionIdleMs", "sessionIdleSeconds"],
+      ["sweepIntervalMs", "sweepIntervalSeconds"],
+    ] as const) {
+      if (options[current] !== undefined && options[old] !== undefined) {
+        context.addIssue({
+          code: "custom",
+          path: [old],
+          message: `cannot be given with ${current} (it is its deprecated form, in seconds).`,
+        });
+      }
+    }
+  })
+  .transform(({ sessionIdleSeconds, sweepIntervalSeconds, ...options }) => ({
+    sessionIdleMs:
+      options.sessionIdleMs ??
+      (sessionIdleSeconds === undefined ? LOOP_DEFAULTS.sessionIdleMs : sessionIdleSeconds * 1_000),
+    sweepIntervalMs:
+      options.sweepIntervalMs ??
+      (sweepIntervalSeconds === undefined
+        ? LOOP_DEFAULTS.sweepIntervalMs
+        : sweepIntervalSeconds * 1_000),
+    maxSessions: options.maxSessions,
+  }));
 
 /** Options of the loop module. */
 export interface LoopOptions {
   /**
    * A session with no recorded call for this long is forgotten (its counters are dropped),
-   * 60–604800 seconds. @default 86400 (one day, as in the reference)
+   * 60000–604800000 ms. @default 86400000 (one day, as in the reference)
+   */
+  sessionIdleMs?: number;
+  /**
+   * How often idle sessions (and calls that left their window) are swept, 1000–86400000 ms.
+   * Sweeps run on `recordCall` once this much time has passed on the module's clock, and on
+   * an unref'd timer from `start()`. @default 60000
+   */
+  sweepIntervalMs?: number;
+  /**
+   * @deprecated use `sessionIdleMs` (milliseconds): `sessionIdleSeconds: 600` is
+   * `sessionIdleMs: 600_000`. 60–604800 seconds.
    */
   sessionIdleSeconds?: number;
   /**
-   * How often idle sessions (and calls that left their window) are swept, 1–86400 seconds.
-   * Sweeps run on `recordCall` once this much time has passed on the module's clock, and on
-   * an unref'd timer. @default 60
+   * @deprecated use `sweepIntervalMs` (milliseconds): `sweepIntervalSeconds: 60` is
+   * `sweepIntervalMs: 60_000`. 1–86400 seconds.
    */
   sweepIntervalSeconds?: number;
   /**
    * The most sessions tracked at once (all agents together), 1–10000000. A new session
    * beyond it evicts the least recently used one (its counters are forgotten, so a loop in
-   * it is seen afresh); the first eviction is logged as a warning, and `stats()` counts
+   * it is seen afresh); the first eviction is logged as a warning, and `metrics()` counts
    * them. It bounds memory when session ids are many and short-lived (e.g. one per
    * request). @default 100000
    */
@@ -350,17 +412,36 @@ export interface LoopOptions {
 /** Validated {@link LoopOptions}. */
 export type ResolvedLoopOptions = z.output<typeof loopOptionsSchema>;
 
-/** Validate the module's options. @throws {InvalidLoopPolicyError} */
+/** The fixes of the module's options, by option. */
+const OPTION_FIXES: Record<string, string> = Object.fromEntries(
+  (
+    [
+      "sessionIdleMs",
+      "sweepIntervalMs",
+      "sessionIdleSeconds",
+      "sweepIntervalSeconds",
+      "maxSessions",
+    ] as const
+  ).map((option) => [option, FIXES[option] as string]),
+);
+
+/**
+ * Validate the module's options with core's `parseOptions` (a non-object refused, unknown
+ * options refused with a "did you mean", every issue listed), reported as an
+ * {@link InvalidLoopPolicyError} (core's error is its cause).
+ * @throws {InvalidLoopPolicyError} naming the option (`options.maxSessions`), the limit and the fix.
+ */
 export function parseLoopOptions(options: LoopOptions | undefined): ResolvedLoopOptions {
-  const input = options ?? {};
-  if (typeof input !== "object" || input === null || Array.isArray(input)) {
-    throw new InvalidLoopPolicyError(
-      "loop options",
-      `must be an object, got ${describeValue(input)}.`,
-      "Pass { sessionIdleSeconds, sweepIntervalSeconds, maxSessions } or nothing.",
-    );
+  try {
+    return parseOptions(loopOptionsSchema, options ?? undefined, {
+      fixes: {
+        "": "Pass { sessionIdleMs, sweepIntervalMs, maxSessions } or nothing.",
+        ...OPTION_FIXES,
+      },
+    });
+  } catch (error) {
+    if (InvalidArgumentError.isInstance(error) && !InvalidLoopPolicyError.isInstance(error))
+      throw InvalidLoopPolicyError.from(error);
+    throw error;
   }
-  const parsed = loopOptionsSchema.safeParse(input);
-  if (!parsed.success) throw policyError(parsed.error, input, "loop options");
-  return parsed.data;
 }

@@ -2,14 +2,17 @@ import {
   type AuditSink,
   type Clock,
   canonicalJsonHash,
+  checkId,
   createConsoleLogger,
   defineModule,
+  describeError,
   InvalidArgumentError,
   type Logger,
   type ModuleContext,
   noopAuditSink,
   requirePort,
   systemClock,
+  typeOf,
 } from "@gov/core";
 import { CallHistory, CallWindow } from "./call-window";
 import { LoopDetected, type LoopDetection } from "./errors";
@@ -20,6 +23,7 @@ import {
   type LoopPolicyInput,
   parseLoopOptions,
 } from "./models";
+import { loopSdkContribution } from "./sdk-options";
 
 /** Options of {@link LoopModule.recordCall}. */
 export interface RecordCallOptions {
@@ -32,12 +36,12 @@ export interface RecordCallOptions {
 }
 
 /** What the module holds, for health checks and tests. */
-export interface LoopStats {
+export interface LoopMetrics {
   /** Agents with a registered policy. */
   policies: number;
   /**
    * Sessions being tracked: the sweep forgets those with no call left in any window and
-   * those idle for `sessionIdleSeconds`; at most `maxSessions`.
+   * those idle for `sessionIdleMs`; at most `maxSessions`.
    */
   sessions: number;
   /** Sessions forgotten to stay within `maxSessions` (least recently used first). */
@@ -49,6 +53,9 @@ export interface LoopStats {
   /** `loop.detected` events handed to the audit sink and not yet settled. */
   pendingAuditWrites: number;
 }
+
+/** @deprecated use {@link LoopMetrics} */
+export type LoopStats = LoopMetrics;
 
 /** A registered policy with its windows in milliseconds, computed once. */
 interface Compiled {
@@ -77,32 +84,10 @@ interface Cycle {
 
 const TRACKED = LOOP_LIMITS.trackedCallsPerRule;
 
-function checkName(value: unknown, field: string): asserts value is string {
-  if (typeof value !== "string") {
-    throw new InvalidArgumentError(
-      field,
-      `must be a string, got ${value === null ? "null" : typeof value}.`,
-      `Pass ${field} as a non-empty string of at most ${LOOP_LIMITS.nameLength} characters.`,
-    );
-  }
-  if (value.length === 0 || value.length > LOOP_LIMITS.nameLength || value.trim().length === 0) {
-    throw new InvalidArgumentError(
-      field,
-      value.length > LOOP_LIMITS.nameLength
-        ? `is ${value.length} characters long; the limit is ${LOOP_LIMITS.nameLength}.`
-        : "must not be empty or blank.",
-      `Pass ${field} as a non-empty string of at most ${LOOP_LIMITS.nameLength} characters.`,
-    );
-  }
-}
+/** Ids and tool names already checked, remembered at most this many at once (then forgotten). */
+const MAX_KNOWN_NAMES = 10_000;
 
 type LoopContext = Partial<Pick<ModuleContext, "clock" | "logger" | "audit">>;
-
-function typeOf(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
-}
 
 function checkContext(context: unknown): asserts context is LoopContext {
   if (typeof context !== "object" || context === null || Array.isArray(context)) {
@@ -132,17 +117,13 @@ function checkContext(context: unknown): asserts context is LoopContext {
   );
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-}
-
 /**
  * Runaway detection: counts each session's tool calls in a sliding window and reports an
  * agent that repeats itself beyond its {@link LoopPolicy}.
  *
  * The counters live in this process's memory, as in the reference: a ring buffer of call
  * times per (session, tool), so `recordCall` costs about a microsecond. Sessions with no call
- * left in any window, or idle for `sessionIdleSeconds` (one day), are forgotten by the sweep,
+ * left in any window, or idle for `sessionIdleMs` (one day), are forgotten by the sweep,
  * and at most `maxSessions` (100,000) are held: beyond it the least recently used session is
  * forgotten. Each detection is written to the audit chain
  * as `loop.detected`; the write is not awaited on the call's path, but its failure is logged
@@ -179,10 +160,16 @@ export class LoopModule {
   #lastSession: SessionState | null = null;
   #evictions = 0;
   #nextSweepMs: number;
-  #timer: NodeJS.Timeout | null;
+  #timer: NodeJS.Timeout | null = null;
+  #closed = false;
   readonly #pending = new Set<Promise<void>>();
   #detections = 0;
   #auditFailures = 0;
+  /**
+   * Ids and tool names that passed core's `checkId`: the hot path checks each name once (a
+   * Set lookup after that, as fast as the length checks it replaced).
+   */
+  readonly #knownNames = new Set<string>();
 
   /**
    * @param context The clock, logger and audit sink (from `ModuleContext` when composed);
@@ -197,10 +184,26 @@ export class LoopModule {
     this.#clock = context.clock ?? systemClock;
     this.#logger = context.logger ?? createConsoleLogger();
     this.#audit = context.audit ?? noopAuditSink;
-    this.#idleMs = resolved.sessionIdleSeconds * 1_000;
-    this.#sweepMs = resolved.sweepIntervalSeconds * 1_000;
+    this.#idleMs = resolved.sessionIdleMs;
+    this.#sweepMs = resolved.sweepIntervalMs;
     this.#maxSessions = resolved.maxSessions;
     this.#nextSweepMs = this.#clock.nowMs() + this.#sweepMs;
+  }
+
+  /**
+   * Start the sweep timer (unref'd: it never keeps the process alive). Idempotent; a closed
+   * module stays closed. The module counts calls without it (`recordCall` sweeps by itself
+   * once `sweepIntervalMs` has passed on the module's clock); the timer only frees the memory
+   * of sessions that went quiet.
+   *
+   * @example
+   * ```ts
+   * const loop = new LoopModule({ clock, logger, audit });
+   * await loop.start();
+   * ```
+   */
+  async start(): Promise<void> {
+    if (this.#timer !== null || this.#closed) return;
     this.#timer = setInterval(() => this.prune(), this.#sweepMs);
     this.#timer.unref();
   }
@@ -230,14 +233,14 @@ export class LoopModule {
    * @returns true when there was a policy.
    */
   unregister(agentId: string): boolean {
-    checkName(agentId, "agentId");
+    this.#checkName(agentId, "agentId");
     this.#dropAgent(agentId);
     return this.#policies.delete(agentId);
   }
 
   /** The agent's policy, or undefined when it has none. */
   getPolicy(agentId: string): LoopPolicy | undefined {
-    checkName(agentId, "agentId");
+    this.#checkName(agentId, "agentId");
     return this.#policies.get(agentId)?.policy;
   }
 
@@ -264,9 +267,9 @@ export class LoopModule {
     toolName: string,
     options?: RecordCallOptions,
   ): LoopDetection | null {
-    checkName(agentId, "agentId");
-    checkName(sessionId, "sessionId");
-    checkName(toolName, "toolName");
+    this.#checkName(agentId, "agentId");
+    this.#checkName(sessionId, "sessionId");
+    this.#checkName(toolName, "toolName");
     if (options !== undefined && (typeof options !== "object" || options === null)) {
       throw new InvalidArgumentError(
         "options",
@@ -363,8 +366,8 @@ export class LoopModule {
    * @throws {InvalidArgumentError} for a missing, blank or over-long id.
    */
   check(agentId: string, sessionId: string): boolean {
-    checkName(agentId, "agentId");
-    checkName(sessionId, "sessionId");
+    this.#checkName(agentId, "agentId");
+    this.#checkName(sessionId, "sessionId");
     const compiled = this.#policies.get(agentId);
     if (compiled === undefined) return false;
     const session = this.#sessions.get(agentId)?.get(sessionId);
@@ -390,8 +393,8 @@ export class LoopModule {
    * @returns true when the session was tracked.
    */
   resetSession(agentId: string, sessionId: string): boolean {
-    checkName(agentId, "agentId");
-    checkName(sessionId, "sessionId");
+    this.#checkName(agentId, "agentId");
+    this.#checkName(sessionId, "sessionId");
     const sessions = this.#sessions.get(agentId);
     if (!sessions?.delete(sessionId)) return false;
     this.#sessionCount--;
@@ -401,8 +404,8 @@ export class LoopModule {
 
   /**
    * Forget calls that have left their windows, sessions with no call left in any window (they
-   * can no longer contribute to a detection), and sessions idle for `sessionIdleSeconds`.
-   * Runs by itself (on `recordCall` every `sweepIntervalSeconds` of the module's clock, and
+   * can no longer contribute to a detection), and sessions idle for `sessionIdleMs`.
+   * Runs by itself (on `recordCall` every `sweepIntervalMs` of the module's clock, and
    * on an unref'd timer); call it to sweep now.
    * @returns how many sessions were forgotten.
    */
@@ -446,7 +449,7 @@ export class LoopModule {
   }
 
   /** What the module holds and did. */
-  stats(): LoopStats {
+  metrics(): LoopMetrics {
     return {
       policies: this.#policies.size,
       sessions: this.#sessionCount,
@@ -457,13 +460,19 @@ export class LoopModule {
     };
   }
 
+  /** @deprecated use {@link LoopModule.metrics} (the same object). */
+  stats(): LoopMetrics {
+    return this.metrics();
+  }
+
   /** Resolves when every `loop.detected` event handed to the audit sink so far has settled. */
   async flush(): Promise<void> {
     while (this.#pending.size > 0) await Promise.all([...this.#pending]);
   }
 
-  /** Stop the sweep timer and wait for pending audit writes. Counters stay usable. */
+  /** Stop the sweep timer and wait for pending audit writes. Idempotent. Counters stay usable. */
   async close(): Promise<void> {
+    this.#closed = true;
     if (this.#timer !== null) {
       clearInterval(this.#timer);
       this.#timer = null;
@@ -474,6 +483,14 @@ export class LoopModule {
   /** Same as {@link LoopModule.close}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+
+  /** Core's `checkId`, once per distinct name. @throws {InvalidArgumentError} */
+  #checkName(value: unknown, field: string): asserts value is string {
+    if (typeof value === "string" && this.#knownNames.has(value)) return;
+    checkId(value, field);
+    if (this.#knownNames.size >= MAX_KNOWN_NAMES) this.#knownNames.clear();
+    this.#knownNames.add(value as string);
   }
 
   #session(agentId: string, sessionId: string, compiled: Compiled, now: number): SessionState {
@@ -604,7 +621,7 @@ export class LoopModule {
     this.#auditFailures++;
     this.#logger.warn(
       "A loop.detected audit event could not be written; its fields are in this warning.",
-      { ...detection, error: describe(error) },
+      { ...detection, error: describeError(error) },
     );
   }
 
@@ -652,7 +669,11 @@ export class LoopModule {
 /** The loop module's definition, for `@gov/sdk` and for composing it by hand (no migrations: it stores nothing). */
 export const loopModule = defineModule({
   name: "loop",
-  create: (context: ModuleContext, options: LoopOptions | undefined) =>
-    new LoopModule(context, options ?? {}),
+  create: async (context: ModuleContext, options: LoopOptions | undefined) => {
+    const loop = new LoopModule(context, options ?? {});
+    await loop.start();
+    return loop;
+  },
   close: (loop: LoopModule) => loop.close(),
+  sdk: loopSdkContribution,
 });

@@ -1,4 +1,4 @@
-import { GovernanceError } from "@gov/core";
+import { describeError, GovernanceError, InvalidArgumentError } from "@gov/core";
 
 /**
  * The stable error codes of `@gov/presence`. A halted agent is refused with core's
@@ -22,32 +22,50 @@ export const PRESENCE_ERROR_CODES = {
 export type PresenceErrorCode = (typeof PRESENCE_ERROR_CODES)[keyof typeof PRESENCE_ERROR_CODES];
 
 /**
- * An argument or option was refused before anything was read or written.
+ * An argument or option was refused before anything was read or written: the field at
+ * fault, the limit where one was exceeded, and the fix. It is a core `InvalidArgumentError`
+ * (`InvalidArgumentError.isInstance(error)` is true, as for every module's bad input) with
+ * the code of `@gov/presence`, `PRESENCE_INPUT_INVALID`; every problem found is in `issues`.
  *
  * @example
  * ```ts
  * try {
  *   await presence.halt("", { haltedBy: "alice", reason: "runaway" });
  * } catch (error) {
- *   if (error instanceof InvalidPresenceInputError) console.error(error.field, error.recoveryHint);
+ *   if (InvalidPresenceInputError.isInstance(error)) console.error(error.field, error.recoveryHint);
  * }
  * ```
  */
-export class InvalidPresenceInputError extends GovernanceError {
-  /** The argument or field at fault, e.g. `agentId` or `options.reason`. */
-  readonly field: string;
-  /** The limit that was exceeded, when the problem is a limit. */
-  readonly limit: number | undefined;
+export class InvalidPresenceInputError extends InvalidArgumentError {
+  static override readonly errorIdentity = "@gov/presence.InvalidPresenceInputError";
 
-  constructor(field: string, problem: string, fix: string, limit?: number) {
-    super({
-      code: PRESENCE_ERROR_CODES.PRESENCE_INPUT_INVALID,
-      message: `Invalid ${field}: ${problem}`,
-      recoveryHint: fix,
-    });
+  /** Always `PRESENCE_INPUT_INVALID`. */
+  override readonly code: string = PRESENCE_ERROR_CODES.PRESENCE_INPUT_INVALID;
+
+  constructor(
+    field: string,
+    problem: string,
+    fix: string,
+    limit?: number,
+    details: { issues?: InvalidArgumentError["issues"]; cause?: unknown } = {},
+  ) {
+    super(field, problem, fix, { ...(limit === undefined ? {} : { limit }), ...details });
     this.name = "InvalidPresenceInputError";
-    this.field = field;
-    this.limit = limit;
+  }
+
+  /**
+   * The same error, as `@gov/presence` reports it: core's field, problem, fix, limit and
+   * issues, with core's error as its cause.
+   */
+  static from(error: InvalidArgumentError): InvalidPresenceInputError {
+    const first = error.issues[0];
+    return new InvalidPresenceInputError(
+      error.field,
+      first?.problem ?? error.message.replace(/^Invalid [^:]+: /, ""),
+      error.recoveryHint,
+      error.limit,
+      { issues: error.issues, cause: error },
+    );
   }
 }
 
@@ -56,6 +74,8 @@ export class InvalidPresenceInputError extends GovernanceError {
  * and a restarted agent would run again. Resume it first.
  */
 export class CloseHaltedAgentError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/presence.CloseHaltedAgentError";
+
   readonly agentId: string;
 
   constructor(agentId: string) {
@@ -98,6 +118,8 @@ export type HaltNotPersistedFailure = "write_failed" | "not_stored";
  * ```
  */
 export class HaltNotPersistedError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/presence.HaltNotPersistedError";
+
   readonly agentId: string;
   /** `halt` or `resume`. */
   readonly operation: "halt" | "resume";
@@ -124,7 +146,7 @@ export class HaltNotPersistedError extends GovernanceError {
               ? "This process enforces the halt; other processes may not."
               : "The agent stays halted in this process."
           }`
-        : `The ${operation} of agent "${agentId}" could not be written to the database (${describe(cause)}); the agent's halt state is unchanged.`,
+        : `The ${operation} of agent "${agentId}" could not be written to the database (${describeError(cause)}); the agent's halt state is unchanged.`,
       recoveryHint: written
         ? operation === "halt"
           ? "Stop the agent by other means now. Then find out who can change gov_presence.agents — look for triggers and rules on it (\\d+ gov_presence.agents in psql) — remove them, and call halt() again."
@@ -146,6 +168,8 @@ export class HaltNotPersistedError extends GovernanceError {
  * enforcement check refused the call rather than let a possibly halted agent through.
  */
 export class HaltStateUnavailableError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/presence.HaltStateUnavailableError";
+
   readonly agentId: string;
   /** The enforcement path that refused the call. */
   readonly path: string;
@@ -153,7 +177,7 @@ export class HaltStateUnavailableError extends GovernanceError {
   constructor(agentId: string, path: string, cause: unknown) {
     super({
       code: PRESENCE_ERROR_CODES.HALT_STATE_UNAVAILABLE,
-      message: `Whether agent "${agentId}" is halted is unknown: the halt state was never loaded and the database cannot be reached (${describe(cause)}). The call was refused in ${path}.`,
+      message: `Whether agent "${agentId}" is halted is unknown: the halt state was never loaded and the database cannot be reached (${describeError(cause)}). The call was refused in ${path}.`,
       recoveryHint:
         "Restore the database connection; enforcement resumes as soon as the halt state has been read once.",
       cause,
@@ -167,9 +191,4 @@ export class HaltStateUnavailableError extends GovernanceError {
 /** What a `not_stored` cause says: its message alone (it is written by this package). */
 function describeCause(cause: unknown): string {
   return cause instanceof Error ? cause.message : String(cause);
-}
-
-/** An error's name and message (never a connection string: core's store errors redact them). */
-export function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

@@ -1,5 +1,11 @@
-import { type Keyring, type Logger, type Store, type Subscription, sql } from "@gov/core";
-import { describe } from "./errors";
+import {
+  describeError,
+  type Keyring,
+  type Logger,
+  type Store,
+  type Subscription,
+  sql,
+} from "@gov/core";
 import {
   HALT_ROW_COLUMNS,
   type HaltChange,
@@ -142,7 +148,10 @@ export class HaltCache {
    * no row, for such an entry found a row that went back — not a race with a newer change.
    */
   #epoch = 0;
-  /** `performance.now()` of the last successful reload, or null before the first. */
+  /**
+   * `performance.now()` of the last successful reload, or null before the first. Cache ages
+   * are elapsed (monotonic) time, not wall time: the injected clock is for timestamps.
+   */
   #loadedAt: number | null = null;
   #reloading: Promise<void> | null = null;
   /** A reload was asked for while one was in flight, whose snapshot may predate the ask. */
@@ -346,14 +355,15 @@ export class HaltCache {
   }
 
   #warn(error: unknown): void {
-    const now = Date.now();
+    // Elapsed time between warnings (monotonic), not wall time: no clock is needed here.
+    const now = performance.now();
     if (!this.#failing || now - this.#lastWarnAt >= WARN_EVERY_MS) {
       this.#lastWarnAt = now;
       this.#logger.warn(
         this.#loadedAt === null
           ? "The halt state cannot be read from the database and was never loaded: halt checks refuse every call until it can be read."
           : "The halt state cannot be read from the database; halt checks use the last known state until it can.",
-        { error: describe(error), haltedAgents: this.halted().length },
+        { error: describeError(error), haltedAgents: this.halted().length },
       );
     }
     this.#failing = true;
@@ -374,7 +384,7 @@ export class HaltCache {
       } catch (error) {
         this.#logger.warn(
           "Could not listen for halt notifications; halts from other processes are seen within the cache TTL instead.",
-          { error: describe(error) },
+          { error: describeError(error) },
         );
       } finally {
         this.#subscribing = null;

@@ -1,3 +1,4 @@
+export { PRESENCE_AUDIT_KINDS } from "./audit-kinds";
 export {
   CloseHaltedAgentError,
   HaltNotPersistedError,
@@ -11,20 +12,16 @@ export { HALT_CHANNEL, MAX_PENDING_AGENTS, NOTIFIED_RELOAD_INTERVAL_MS } from ".
 export { type HaltState, UNVERIFIABLE_HALTED_BY } from "./halt-state";
 export {
   AGENT_STATUS,
-  type AgentStatus,
-  PRESENCE_LIMITS,
-  type PresenceMetadata,
-  type PresenceOptions,
-} from "./models";
-export {
   type AgentPresence,
+  type AgentStatus,
   type HaltOptions,
   type HaltResult,
   type HeartbeatOptions,
-  PRESENCE_AUDIT_KINDS,
-  PresenceModule,
-  presenceMigrations,
-  presenceModule,
+  PRESENCE_LIMITS,
+  type PresenceMetadata,
+  type PresenceOptions,
   type ResumeOptions,
   type ResumeResult,
-} from "./module";
+} from "./models";
+export { PresenceModule, presenceMigrations, presenceModule } from "./module";
+export { type PresenceSdkOptions, presenceSdkContribution } from "./sdk-options";

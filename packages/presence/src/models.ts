@@ -1,11 +1,16 @@
 import {
   canonicalJson,
+  checkId,
+  checkText,
   findBlankCharacter,
   hasControlCharacters,
   InvalidArgumentError,
+  parseOptions,
+  typeOf,
 } from "@gov/core";
 import { z } from "zod";
 import { InvalidPresenceInputError } from "./errors";
+import type { HaltState } from "./halt-state";
 
 /** The limits every input of `@gov/presence` is held to. */
 export const PRESENCE_LIMITS = {
@@ -39,60 +44,104 @@ interface IssueParams {
   limit?: number;
 }
 
-function kindOf(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
+/** What is wrong with a value, as an issue: the end of a sentence after the field, the fix, the limit. */
+interface Problem extends IssueParams {
+  problem: string;
+}
+
+/** A rule for the strings presence takes: ids, operators, reasons, paths. */
+interface StringRule {
+  max: number;
+  fix: string;
+  /** Core's id rule (`checkId`) and no blank character but the ASCII space. */
+  id?: boolean;
+  /**
+   * An id that may name a row written before ids were checked: no control characters and
+   * no half characters, but invisible and blank characters allowed.
+   */
+  stored?: boolean;
+  multiline?: boolean;
+}
+
+function isWellFormed(value: string): boolean {
+  return (value as string & { isWellFormed(): boolean }).isWellFormed();
+}
+
+function blankProblem(blank: { codePoint: string; index: number }): Problem {
+  return {
+    problem: `contains an invisible or blank character (${blank.codePoint} at index ${blank.index}), which would make two different ids look the same.`,
+    fix: "Remove it: ids may hold the ASCII space, but no other space (no-break, ideographic, Braille blank…) and no invisible character (soft hyphens, zero-width spaces and joiners, word joiners, variation selectors). Take the id from its source of record — the agent's configuration, the operator's authenticated session — not from copied text.",
+  };
 }
 
 /**
- * A required string of 1 to `max` characters, well-formed, without control characters; with
- * `id`, also without invisible or blank characters other than the ASCII space
- * ({@link findBlankCharacter}), so that two ids that look the same are the same id.
+ * What is wrong with `value` under `rule`; null when nothing is. A string of 1 to `max`
+ * characters, not blank. With `id`: no blank character but the ASCII space
+ * ({@link findBlankCharacter}: no-break, ideographic, Braille blank…), so that two ids never
+ * look the same, and core's id rule (`checkId`: no control, invisible or formatting
+ * characters, no white space at either end). With `stored`: no control or half characters
+ * only. Otherwise core's text rule (`checkText`). No zod: agent ids are checked on the enforcement hot path.
  */
-function boundedText(options: { max: number; fix: string; multiline?: boolean; id?: boolean }) {
-  return z.unknown().transform((value, context): string => {
-    const issue = (message: string, params: IssueParams) => {
-      context.addIssue({ code: "custom", message, params });
-      return z.NEVER;
+function stringProblem(value: unknown, rule: StringRule): Problem | null {
+  if (typeof value !== "string")
+    return { problem: `must be a string, got ${typeOf(value)}.`, fix: rule.fix };
+  if (value.trim().length === 0) return { problem: "must not be empty.", fix: rule.fix };
+  if (value.length > rule.max)
+    return {
+      problem: `is ${value.length} characters long; the limit is ${rule.max}.`,
+      fix: `Shorten it to at most ${rule.max} characters.`,
+      limit: rule.max,
     };
-    if (typeof value !== "string")
-      return issue(`must be a string, got ${kindOf(value)}.`, { fix: options.fix });
-    if (value.trim().length === 0) return issue("must not be empty.", { fix: options.fix });
-    if (value.length > options.max)
-      return issue(`is ${value.length} characters long; the limit is ${options.max}.`, {
-        fix: `Shorten it to at most ${options.max} characters.`,
-        limit: options.max,
-      });
-    if (!(value as string & { isWellFormed(): boolean }).isWellFormed())
-      return issue("is not well-formed Unicode (it holds half of a surrogate pair).", {
-        fix: options.fix,
-      });
-    if (hasControlCharacters(value, { multiline: options.multiline }))
-      return issue(
-        options.multiline
-          ? "contains control or bidirectional-override characters (only tab and line breaks are allowed)."
-          : "contains control or bidirectional-override characters.",
-        { fix: "Remove the control characters." },
-      );
-    if (options.id) {
-      const blank = findBlankCharacter(value, { allowSpace: true });
-      if (blank)
-        return issue(
-          `contains an invisible or blank character (${blank.codePoint} at index ${blank.index}), which would make two different ids look the same.`,
-          {
-            fix: "Remove it: ids may hold the ASCII space, but no other space (no-break, ideographic, Braille blank…) and no invisible character (soft hyphens, zero-width spaces and joiners, word joiners, variation selectors). Take the id from its source of record — the agent's configuration, the operator's authenticated session — not from copied text.",
-          },
-        );
+  try {
+    if (!rule.id && !rule.stored) {
+      checkText(value, "value", { max: rule.max, multiline: rule.multiline ?? false });
+      return null;
     }
-    return value;
+    // Controls, bidirectional overrides and half characters first, in core's words (checkText
+    // refuses them); then, for an id, blank characters, with a fix that says which; then the
+    // rest of core's id rule.
+    if (hasControlCharacters(value) || !isWellFormed(value)) {
+      checkText(value, "value", { max: rule.max });
+    }
+    if (rule.id) {
+      const blank = findBlankCharacter(value, { allowSpace: true });
+      if (blank) return blankProblem(blank);
+      checkId(value, "value", { max: rule.max });
+    }
+    return null;
+  } catch (error) {
+    if (!InvalidArgumentError.isInstance(error)) throw error;
+    return {
+      problem: error.issues[0]?.problem ?? error.message.replace(/^Invalid [^:]+: /, ""),
+      fix: error.recoveryHint,
+      ...(error.limit === undefined ? {} : { limit: error.limit }),
+    };
+  }
+}
+
+/** `value`, checked by `rule` without zod. @throws {InvalidPresenceInputError} naming `field`. */
+function checkString(value: unknown, rule: StringRule, field: string): string {
+  const found = stringProblem(value, rule);
+  if (found !== null)
+    throw new InvalidPresenceInputError(field, found.problem, found.fix, found.limit);
+  return value as string;
+}
+
+/** The zod form of {@link checkString}, for options objects. */
+function boundedText(rule: StringRule) {
+  return z.unknown().transform((value, context): string => {
+    const found = stringProblem(value, rule);
+    if (found === null) return value as string;
+    const { problem, ...params } = found;
+    context.addIssue({ code: "custom", message: problem, params });
+    return z.NEVER;
   });
 }
 
 const AGENT_ID_FIX = 'Pass the agent\'s id as a non-empty string, e.g. "billing-agent".';
-const agentIdSchema = boundedText({ max: PRESENCE_LIMITS.id, id: true, fix: AGENT_ID_FIX });
+const agentIdRule: StringRule = { max: PRESENCE_LIMITS.id, id: true, fix: AGENT_ID_FIX };
 /** An agent id as rows written before ids were checked may hold it: blank characters allowed. */
-const storedAgentIdSchema = boundedText({ max: PRESENCE_LIMITS.id, fix: AGENT_ID_FIX });
+const storedAgentIdRule: StringRule = { max: PRESENCE_LIMITS.id, stored: true, fix: AGENT_ID_FIX };
 const operatorSchema = boundedText({
   max: PRESENCE_LIMITS.id,
   id: true,
@@ -119,7 +168,7 @@ const metadataSchema = z.unknown().transform((value, context): PresenceMetadata 
   ) {
     context.addIssue({
       code: "custom",
-      message: `must be a plain object, got ${kindOf(value)}.`,
+      message: `must be a plain object, got ${typeOf(value)}.`,
       params: { fix },
     });
     return z.NEVER;
@@ -156,7 +205,7 @@ function integerIn(min: number, max: number, fix: string) {
     if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
       context.addIssue({
         code: "custom",
-        message: `must be an integer from ${min} to ${max}, got ${typeof value === "number" ? String(value) : kindOf(value)}.`,
+        message: `must be an integer from ${min} to ${max}, got ${typeof value === "number" ? String(value) : typeOf(value)}.`,
         params: {
           fix,
           limit: value !== null && typeof value === "number" && value > max ? max : undefined,
@@ -193,42 +242,108 @@ export const resumeOptionsSchema = z.strictObject({
 /** Options of `assertNotHalted()`. */
 export const checkOptionsSchema = z.strictObject({ path: pathSchema });
 
+/** The longest `unresponsiveAfterMs`: 30 days. */
+const MAX_UNRESPONSIVE_MS = PRESENCE_LIMITS.timeoutSeconds * 1_000;
+
 /** Options of the presence module. */
 export const presenceOptionsSchema = z
   .strictObject({
     haltCacheTtlMs: optional(
       integerIn(100, 3_600_000, "Pass haltCacheTtlMs in milliseconds, e.g. 5000."),
     ).transform((value) => value ?? 5_000),
+    liveWithinMs: optional(
+      integerIn(
+        1_000,
+        86_400_000,
+        "Pass liveWithinMs in milliseconds, e.g. 60000 (two missed 30-second heartbeats).",
+      ),
+    ),
+    unresponsiveAfterMs: optional(
+      integerIn(
+        1_000,
+        MAX_UNRESPONSIVE_MS,
+        "Pass unresponsiveAfterMs in milliseconds, e.g. 300000.",
+      ),
+    ),
     liveWithinSeconds: optional(
-      integerIn(1, 86_400, "Pass liveWithinSeconds, e.g. 60 (two missed 30-second heartbeats)."),
-    ).transform((value) => value ?? 60),
+      integerIn(
+        1,
+        86_400,
+        "Pass liveWithinMs in milliseconds instead (liveWithinSeconds is deprecated), e.g. 60000.",
+      ),
+    ),
     unresponsiveAfterSeconds: optional(
-      integerIn(1, PRESENCE_LIMITS.timeoutSeconds, "Pass unresponsiveAfterSeconds, e.g. 300."),
-    ).transform((value) => value ?? 300),
+      integerIn(
+        1,
+        PRESENCE_LIMITS.timeoutSeconds,
+        "Pass unresponsiveAfterMs in milliseconds instead (unresponsiveAfterSeconds is deprecated), e.g. 300000.",
+      ),
+    ),
   })
   .superRefine((options, context) => {
-    if (options.unresponsiveAfterSeconds <= options.liveWithinSeconds) {
+    for (const [current, old] of [
+      ["liveWithinMs", "liveWithinSeconds"],
+      ["unresponsiveAfterMs", "unresponsiveAfterSeconds"],
+    ] as const) {
+      if (options[current] !== undefined && options[old] !== undefined) {
+        context.addIssue({
+          code: "custom",
+          path: [old],
+          message: `cannot be given with ${current} (it is its deprecated form, in seconds).`,
+          params: { fix: `Pass ${current} only.` },
+        });
+      }
+    }
+  })
+  .transform(({ haltCacheTtlMs, ...given }, context) => {
+    const liveWithinMs =
+      given.liveWithinMs ??
+      (given.liveWithinSeconds === undefined ? 60_000 : given.liveWithinSeconds * 1_000);
+    const unresponsiveAfterMs =
+      given.unresponsiveAfterMs ??
+      (given.unresponsiveAfterSeconds === undefined
+        ? 300_000
+        : given.unresponsiveAfterSeconds * 1_000);
+    if (unresponsiveAfterMs <= liveWithinMs) {
+      const seconds = given.unresponsiveAfterSeconds !== undefined;
+      const field = seconds ? "unresponsiveAfterSeconds" : "unresponsiveAfterMs";
+      const live = given.liveWithinSeconds !== undefined ? "liveWithinSeconds" : "liveWithinMs";
+      const liveValue = live === "liveWithinSeconds" ? given.liveWithinSeconds : liveWithinMs;
+      const value = seconds ? given.unresponsiveAfterSeconds : unresponsiveAfterMs;
       context.addIssue({
         code: "custom",
-        path: ["unresponsiveAfterSeconds"],
-        message: `must be greater than liveWithinSeconds (${options.liveWithinSeconds}), got ${options.unresponsiveAfterSeconds}.`,
-        params: { fix: "Raise unresponsiveAfterSeconds or lower liveWithinSeconds." },
+        path: [field],
+        message: `must be greater than ${live} (${liveValue}), got ${value}.`,
+        params: { fix: `Raise ${field} or lower ${live}.` },
       });
+      return z.NEVER;
     }
+    return { haltCacheTtlMs, liveWithinMs, unresponsiveAfterMs };
   });
 
 /** The presence module's options, as given. */
 export interface PresenceOptions {
   /**
    * How often the halted-agent cache is reloaded from the database, whatever NOTIFY says:
-   * the fallback when a notification is lost. @default 5000
+   * the fallback when a notification is lost. 100 ms to 1 h. @default 5000
    */
   haltCacheTtlMs?: number;
-  /** A heartbeat at most this old makes an agent Live (unless marked idle). @default 60 */
+  /**
+   * A heartbeat at most this old (in milliseconds) makes an agent Live (unless marked idle).
+   * 1 s to 1 day. @default 60000
+   */
+  liveWithinMs?: number;
+  /**
+   * An agent whose last heartbeat is older than this (in milliseconds) is listed as
+   * Unresponsive. Between the two, it is Idle. Must exceed `liveWithinMs`; 1 s to 30 days.
+   * @default 300000
+   */
+  unresponsiveAfterMs?: number;
+  /** @deprecated use `liveWithinMs` (milliseconds): `liveWithinSeconds: 60` is `liveWithinMs: 60_000`. */
   liveWithinSeconds?: number;
   /**
-   * An agent whose last heartbeat is older than this is listed as Unresponsive (as
-   * `checkStale()`'s default timeout). Between the two, it is Idle. @default 300
+   * @deprecated use `unresponsiveAfterMs` (milliseconds): `unresponsiveAfterSeconds: 300` is
+   * `unresponsiveAfterMs: 300_000`.
    */
   unresponsiveAfterSeconds?: number;
 }
@@ -243,72 +358,122 @@ const timeoutSchema = integerIn(
 );
 
 /**
- * Validate `value` against `schema`.
- * @throws {InvalidPresenceInputError} naming the field (`field` plus the path inside it),
- *   the limit and the fix.
+ * Read an options object with core's `parseOptions` (a non-object refused, unknown options
+ * refused with a "did you mean", every issue listed), reported as an
+ * {@link InvalidPresenceInputError} (core's error is its cause). With `required`, a missing
+ * object is refused instead of read as `{}`.
+ * @throws {InvalidPresenceInputError} naming the option, the limit and the fix.
  */
-export function validate<T extends z.ZodType>(
+export function validateOptions<T extends z.ZodType>(
   schema: T,
   value: unknown,
-  field: string,
+  options: { field?: string; required?: boolean } = {},
 ): z.output<T> {
-  const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  // A misspelled option explains the missing one it stands for: report it first.
-  const issue =
-    result.error.issues.find((candidate) => candidate.code === "unrecognized_keys") ??
-    result.error.issues[0];
-  const where = [field, ...(issue?.path ?? []).map(String)].join(".");
-  if (issue?.code === "custom") {
-    const params = (issue.params ?? {}) as Partial<IssueParams>;
-    throw new InvalidPresenceInputError(
-      where,
-      issue.message,
-      params.fix ?? "Check the argument against the documentation.",
-      params.limit,
-    );
-  }
-  if (issue?.code === "unrecognized_keys") {
+  const field = options.field ?? "options";
+  if (options.required && value === undefined)
     throw new InvalidPresenceInputError(
       field,
-      `has unknown option(s) ${issue.keys.map((key) => `"${key}"`).join(", ")}.`,
-      "Remove them; check the spelling against the documentation.",
-    );
-  }
-  if (issue?.code === "invalid_type" && issue.path.length === 0) {
-    throw new InvalidPresenceInputError(
-      field,
-      `must be an object, got ${kindOf(value)}.`,
+      "must be an object, got undefined.",
       "Pass an options object, e.g. { … }.",
     );
+  try {
+    return parseOptions(schema, value, { field });
+  } catch (error) {
+    if (InvalidArgumentError.isInstance(error) && !InvalidPresenceInputError.isInstance(error))
+      throw InvalidPresenceInputError.from(error);
+    throw error;
   }
-  throw new InvalidPresenceInputError(
-    where,
-    issue?.message ?? "is invalid.",
-    "Check the argument against the documentation.",
-  );
 }
 
 /**
- * An agent id as new input: 1–256 characters, well-formed, no control characters, and no
+ * An agent id as new input: 1–256 characters, not blank, core's id rule (`checkId`), and no
  * invisible or blank character but the ASCII space.
  * @throws {InvalidPresenceInputError}
  */
 export function validateAgentId(value: unknown): string {
-  return validate(agentIdSchema, value, "agentId");
+  return checkString(value, agentIdRule, "agentId");
 }
 
 /**
  * An agent id that names state which may have been written before ids were checked for
  * invisible and blank characters (`resume`, `closeAgent`): such characters are allowed, so
- * that such a halt can still be lifted and such a row removed; everything else is checked.
+ * that such a halt can still be lifted and such a row removed; control characters,
+ * bidirectional overrides and half characters are still refused.
  * @throws {InvalidPresenceInputError}
  */
 export function validateStoredAgentId(value: unknown): string {
-  return validate(storedAgentIdSchema, value, "agentId");
+  return checkString(value, storedAgentIdRule, "agentId");
 }
 
 /** @throws {InvalidPresenceInputError} */
 export function validateTimeout(value: unknown): number {
-  return validate(timeoutSchema, value, "timeoutSeconds");
+  const result = timeoutSchema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const params = (issue?.code === "custom" ? (issue.params ?? {}) : {}) as Partial<IssueParams>;
+  throw new InvalidPresenceInputError(
+    "timeoutSeconds",
+    issue?.message ?? "is invalid.",
+    params.fix ?? "Pass timeoutSeconds as a whole number of seconds, e.g. 300.",
+    params.limit,
+  );
+}
+
+/** An agent as {@link PresenceModule.listAgents} reports it. */
+export interface AgentPresence {
+  agentId: string;
+  /** Live, Idle or Unresponsive (see {@link PresenceOptions}). */
+  status: AgentStatus;
+  /** The last heartbeat (or markIdle); null for an agent halted before it was ever seen. */
+  lastSeen: Date | null;
+  /** When the agent was first seen (or first halted). */
+  firstSeen: Date;
+  /** The human operator the agent is bound to, if a heartbeat named one. */
+  operatorId: string | null;
+  /** The metadata of the last heartbeat that carried some. */
+  metadata: PresenceMetadata | null;
+  /** True while an operator's halt is in force. */
+  halted: boolean;
+  /** The halt in force, or null. */
+  halt: HaltState | null;
+}
+
+/** Options of {@link PresenceModule.heartbeat}. */
+export interface HeartbeatOptions {
+  /** Arbitrary JSON about the agent (≤ 64 KiB as JSON); kept until a heartbeat sends new metadata. */
+  metadata?: PresenceMetadata | null;
+  /** The human operator the agent is bound to (≤ 256 characters); kept until a heartbeat names another. */
+  operatorId?: string | null;
+}
+
+/** Options of {@link PresenceModule.halt}. */
+export interface HaltOptions {
+  /** The operator who halts the agent (≤ 256 characters). */
+  haltedBy: string;
+  /** Why (≤ 1000 characters). */
+  reason: string;
+}
+
+/** Options of {@link PresenceModule.resume}. */
+export interface ResumeOptions {
+  /** The operator who lifts the halt (≤ 256 characters). */
+  resumedBy: string;
+  /** Why (≤ 1000 characters). */
+  reason: string;
+}
+
+/** What {@link PresenceModule.halt} did. */
+export interface HaltResult {
+  /** False when the agent was already halted: the earlier halt stays, unchanged. */
+  changed: boolean;
+  /** The halt in force. */
+  halt: HaltState;
+}
+
+/** What {@link PresenceModule.resume} did. */
+export interface ResumeResult {
+  /** False when the agent was not halted: nothing was written. */
+  changed: boolean;
+  /** The halt that was lifted, or null. */
+  liftedHalt: HaltState | null;
 }

@@ -3,6 +3,7 @@ import {
   type AuditSink,
   type Clock,
   defineModule,
+  describeError,
   type HaltCheckContext,
   type HaltGuard,
   InvalidArgumentError,
@@ -15,39 +16,43 @@ import {
   requirePort,
   type Store,
   sql,
+  typeOf,
 } from "@gov/core";
-import {
-  CloseHaltedAgentError,
-  describe,
-  HaltNotPersistedError,
-  HaltStateUnavailableError,
-} from "./errors";
-import { encodeWakeUp, HALT_CHANNEL, HaltCache, type RefusedHaltState } from "./halt-cache";
+import { PRESENCE_AUDIT_KINDS } from "./audit-kinds";
+import { CloseHaltedAgentError, HaltNotPersistedError, HaltStateUnavailableError } from "./errors";
+import { HaltCache, type RefusedHaltState } from "./halt-cache";
 import {
   HALT_ROW_COLUMNS,
   type HaltChange,
   type HaltRow,
   type HaltState,
-  signHaltState,
   UNVERIFIABLE_HALTED_BY,
   unverifiableHalt,
   verifyHaltRow,
 } from "./halt-state";
+import { readBackProblem, StoredStateMismatch, writeHalt, writeResume } from "./halt-writes";
 import {
+  type AgentPresence,
   type AgentStatus,
   checkOptionsSchema,
+  type HaltOptions,
+  type HaltResult,
+  type HeartbeatOptions,
   haltOptionsSchema,
   heartbeatOptionsSchema,
   type PresenceMetadata,
   type PresenceOptions,
   presenceOptionsSchema,
   type ResolvedPresenceOptions,
+  type ResumeOptions,
+  type ResumeResult,
   resumeOptionsSchema,
-  validate,
   validateAgentId,
+  validateOptions,
   validateStoredAgentId,
   validateTimeout,
 } from "./models";
+import { presenceSdkContribution } from "./sdk-options";
 
 /** The presence module's migrations: schema `gov_presence`. */
 export const presenceMigrations: MigrationSource = {
@@ -55,106 +60,17 @@ export const presenceMigrations: MigrationSource = {
   migrationsFolder: new URL("../drizzle", import.meta.url),
 };
 
-/** An agent as {@link PresenceModule.listAgents} reports it. */
-export interface AgentPresence {
-  agentId: string;
-  /** Live, Idle or Unresponsive (see {@link PresenceOptions}). */
-  status: AgentStatus;
-  /** The last heartbeat (or markIdle); null for an agent halted before it was ever seen. */
-  lastSeen: Date | null;
-  /** When the agent was first seen (or first halted). */
-  firstSeen: Date;
-  /** The human operator the agent is bound to, if a heartbeat named one. */
-  operatorId: string | null;
-  /** The metadata of the last heartbeat that carried some. */
-  metadata: PresenceMetadata | null;
-  /** True while an operator's halt is in force. */
-  halted: boolean;
-  /** The halt in force, or null. */
-  halt: HaltState | null;
-}
-
-/** Options of {@link PresenceModule.heartbeat}. */
-export interface HeartbeatOptions {
-  /** Arbitrary JSON about the agent (≤ 64 KiB as JSON); kept until a heartbeat sends new metadata. */
-  metadata?: PresenceMetadata | null;
-  /** The human operator the agent is bound to (≤ 256 characters); kept until a heartbeat names another. */
-  operatorId?: string | null;
-}
-
-/** Options of {@link PresenceModule.halt}. */
-export interface HaltOptions {
-  /** The operator who halts the agent (≤ 256 characters). */
-  haltedBy: string;
-  /** Why (≤ 1000 characters). */
-  reason: string;
-}
-
-/** Options of {@link PresenceModule.resume}. */
-export interface ResumeOptions {
-  /** The operator who lifts the halt (≤ 256 characters). */
-  resumedBy: string;
-  /** Why (≤ 1000 characters). */
-  reason: string;
-}
-
-/** What {@link PresenceModule.halt} did. */
-export interface HaltResult {
-  /** False when the agent was already halted: the earlier halt stays, unchanged. */
-  changed: boolean;
-  /** The halt in force. */
-  halt: HaltState;
-}
-
-/** What {@link PresenceModule.resume} did. */
-export interface ResumeResult {
-  /** False when the agent was not halted: nothing was written. */
-  changed: boolean;
-  /** The halt that was lifted, or null. */
-  liftedHalt: HaltState | null;
-}
-
 const STATUS_OF: Record<string, AgentStatus> = {
   live: "Live",
   idle: "Idle",
   unresponsive: "Unresponsive",
 };
 
+/** The path recorded for `assertNotHalted(agentId)` called without options. */
+const DIRECT_CHECK_PATH = "presence.assertNotHalted";
+
 /** Agent ids and paths already validated: the halt checks skip re-validating them. */
 const MAX_KNOWN = 10_000;
-
-/** Audit event kinds written by the presence module. */
-export const PRESENCE_AUDIT_KINDS = {
-  /** An operator halted an agent. */
-  halted: "agent.halted",
-  /** An operator lifted a halt. */
-  resumed: "agent.resumed",
-  /** An enforcement check refused a halted agent. */
-  haltEnforced: "agent.halt_enforced",
-  /**
-   * A stored halt state was not believed: its signature failed (the agent is then enforced as
-   * halted), or its row went back to an older version or lost a halt this process had seen
-   * (the newer state is kept). Written at most once per row version and problem, per process.
-   */
-  haltStateRejected: "presence.halt_state_rejected",
-  /**
-   * A halt or resume was written, but the stored row does not hold what it signed (a trigger,
-   * a rule or another writer on `gov_presence.agents` changed or discarded it), or could not be
-   * read back to check: `halt()` and `resume()` threw `HaltNotPersistedError`
-   * (`failure: "not_stored"`). Metadata: `operation`, `version`, `problem`, who and why, and
-   * `enforcedInThisProcess` (true for a halt: this process enforces it; other processes may not).
-   */
-  haltNotPersisted: "presence.halt_not_persisted",
-} as const;
-
-/**
- * The next version of an agent's halt state, taken under the row's lock: the next value of
- * the sequence, and never less than one past the row's own version (so that a sequence
- * reset in the table cannot make a new halt look older than the one it replaces).
- */
-const NEXT_VERSION = sql.raw(
-  "greatest(nextval('gov_presence.halt_version'), coalesce(halt_version, 0) + 1)::text",
-);
 
 /**
  * Heartbeats, agent status and the operator's halt.
@@ -239,7 +155,7 @@ export class PresenceModule implements HaltGuard {
         "an AuditSink, or absent (noopAuditSink records nothing)",
       );
     }
-    this.#options = validate(presenceOptionsSchema, options ?? {}, "options");
+    this.#options = validateOptions(presenceOptionsSchema, options ?? undefined);
     this.#store = context.store;
     this.#keyring = context.keyring;
     this.#clock = context.clock;
@@ -256,11 +172,20 @@ export class PresenceModule implements HaltGuard {
   }
 
   /**
-   * Listen for halt notifications and load the halt state (idempotent). Never throws: when
-   * the database cannot be read it warns, and retries every TTL. Called by the module
-   * definition; the halt checks call it themselves on first use.
+   * Listen for halt notifications, load the halt state, and reload it every
+   * `haltCacheTtlMs`. Idempotent; a closed module stays closed. Never rejects: when the
+   * database cannot be read it warns, and retries. Call it before use (`presenceModule`
+   * does): until it has run, `isHalted` answers from an empty cache (false), and
+   * `assertNotHalted` reads the halt state itself on its first call.
+   *
+   * @example
+   * ```ts
+   * const presence = new PresenceModule({ store, keyring, clock, logger });
+   * await presence.start();
+   * ```
    */
   start(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     this.#started ??= this.#cache.start();
     return this.#started;
   }
@@ -281,7 +206,7 @@ export class PresenceModule implements HaltGuard {
    */
   async heartbeat(agentId: string, options: HeartbeatOptions = {}): Promise<boolean> {
     const id = validateAgentId(agentId);
-    const { metadata, operatorId } = validate(heartbeatOptionsSchema, options ?? {}, "options");
+    const { metadata, operatorId } = validateOptions(heartbeatOptionsSchema, options ?? undefined);
     return this.#touch(id, "live", metadata ?? null, operatorId ?? null);
   }
 
@@ -316,7 +241,7 @@ export class PresenceModule implements HaltGuard {
     } catch (error) {
       this.#logger.warn(
         `A ${status === "live" ? "heartbeat" : "markIdle"} could not be recorded; the agent's presence is stale until the database is back.`,
-        { agentId, error: describe(error) },
+        { agentId, error: describeError(error) },
       );
       return false;
     }
@@ -354,7 +279,7 @@ export class PresenceModule implements HaltGuard {
     } catch (error) {
       this.#logger.warn("closeAgent could not reach the database; the agent was not removed.", {
         agentId: id,
-        error: describe(error),
+        error: describeError(error),
       });
       return false;
     }
@@ -382,8 +307,8 @@ export class PresenceModule implements HaltGuard {
   /**
    * Every agent with its status and halt state, ordered by id. Status: Unresponsive when
    * `checkStale` marked it, when it was never seen, or when its last heartbeat is older
-   * than `unresponsiveAfterSeconds`; otherwise Idle when marked idle or its last heartbeat
-   * is older than `liveWithinSeconds`; otherwise Live.
+   * than `unresponsiveAfterMs`; otherwise Idle when marked idle or its last heartbeat
+   * is older than `liveWithinMs`; otherwise Live.
    *
    * A row whose halt state fails verification is listed as halted, by
    * `"(unverifiable halt state)"`, as the halt checks enforce it, and reported.
@@ -443,8 +368,8 @@ export class PresenceModule implements HaltGuard {
   #statusOf(stored: string, lastSeen: Date | null, now: number): AgentStatus {
     if (stored === "unresponsive" || lastSeen === null) return "Unresponsive";
     const ageMs = now - lastSeen.getTime();
-    if (ageMs > this.#options.unresponsiveAfterSeconds * 1_000) return "Unresponsive";
-    if (stored === "idle" || ageMs > this.#options.liveWithinSeconds * 1_000) return "Idle";
+    if (ageMs > this.#options.unresponsiveAfterMs) return "Unresponsive";
+    if (stored === "idle" || ageMs > this.#options.liveWithinMs) return "Idle";
     return STATUS_OF[stored] ?? "Unresponsive";
   }
 
@@ -467,7 +392,7 @@ export class PresenceModule implements HaltGuard {
       return rows.map((row) => row.agent_id).sort();
     } catch (error) {
       this.#logger.warn("checkStale could not reach the database; no agent was marked.", {
-        error: describe(error),
+        error: describeError(error),
       });
       return [];
     }
@@ -498,77 +423,17 @@ export class PresenceModule implements HaltGuard {
    */
   async halt(agentId: string, options: HaltOptions): Promise<HaltResult> {
     const id = validateAgentId(agentId);
-    const { haltedBy, reason } = validate(haltOptionsSchema, options, "options");
+    const { haltedBy, reason } = validateOptions(haltOptionsSchema, options, { required: true });
     const now = this.#clock.now();
     const at = now.toISOString();
     let result: { changed: boolean; change: HaltChange };
     try {
-      result = await this.#store.transaction(async (tx) => {
-        // The version must be taken while this transaction holds the row lock, never
-        // before: a version taken before waiting for a resume's lock would be older than
-        // the resume's, and every cache would drop this halt as stale. The upsert locks the
-        // row (whether it inserts or updates it) and its RETURNING, evaluated under that
-        // lock, takes the version. Every writer of halt_version (halt and resume) takes it
-        // under the row lock, so per agent the versions increase in commit order.
-        const claimed = await tx.execute<{ version: string }>(sql`
-          insert into gov_presence.agents (agent_id, status, last_seen, first_seen, halted_at, halted_by, halt_reason)
-          values (${id}, 'unresponsive', null, ${at}::timestamptz, ${at}::timestamptz, ${haltedBy}, ${reason})
-          on conflict (agent_id) do update set
-            halted_at = excluded.halted_at,
-            halted_by = excluded.halted_by,
-            halt_reason = excluded.halt_reason
-          where gov_presence.agents.halted_at is null
-          returning ${NEXT_VERSION} as version`);
-        let version = claimed.rows[0]?.version;
-        if (version === undefined) {
-          // Already halted: the conflicting row is locked by the upsert, so this reads the
-          // halt in force, not a resume racing with us.
-          const existing = await tx.execute<HaltRow>(
-            sql`select ${HALT_ROW_COLUMNS} from gov_presence.agents where agent_id = ${id}`,
-          );
-          const row = existing.rows[0];
-          if (row) {
-            const verdict = verifyHaltRow(row, this.#keyring);
-            if (verdict.kind === "verified" && verdict.change.halt) {
-              return { changed: false, change: verdict.change };
-            }
-          }
-          // The halt in force cannot be verified — or the upsert wrote nothing (a trigger or a
-          // rule discarded it): this halt, signed, takes its place. Whether the row holds it
-          // is checked once it is committed.
-          const next = await tx.execute<{ version: string }>(
-            row
-              ? sql`select ${NEXT_VERSION} as version from gov_presence.agents where agent_id = ${id}`
-              : sql`select nextval('gov_presence.halt_version')::text as version`,
-          );
-          version = next.rows[0]?.version;
-        }
-        if (version === undefined) throw new Error("no halt version was taken");
-        const change: HaltChange = {
-          agentId: id,
-          version: Number(version),
-          halt: { agentId: id, haltedBy, haltedAt: now, reason },
-        };
-        const { mac, keyId } = signHaltState(this.#keyring.current, id, change.version, {
-          halted: true,
-          by: haltedBy,
-          at: now,
-          reason,
-        });
-        // The wake-up is sent by the same statement (delivered on commit).
-        await tx.execute(sql`
-          update gov_presence.agents set
-            halted_at = ${at}::timestamptz, halted_by = ${haltedBy}, halt_reason = ${reason},
-            halt_version = ${version}::bigint, halt_mac = ${mac}, halt_key_id = ${keyId}
-          where agent_id = ${id}
-          returning pg_notify(${HALT_CHANNEL}, ${encodeWakeUp(id, change.version)})`);
-        return { changed: true, change };
-      });
+      result = await writeHalt(this.#store, this.#keyring, id, { haltedBy, reason }, now);
     } catch (error) {
       this.#logger.error("A halt could not be written; the agent is NOT halted.", {
         agentId: id,
         haltedBy,
-        error: describe(error),
+        error: describeError(error),
       });
       throw new HaltNotPersistedError(id, "halt", error);
     }
@@ -608,66 +473,12 @@ export class PresenceModule implements HaltGuard {
    */
   async resume(agentId: string, options: ResumeOptions): Promise<ResumeResult> {
     const id = validateStoredAgentId(agentId);
-    const { resumedBy, reason } = validate(resumeOptionsSchema, options, "options");
+    const { resumedBy, reason } = validateOptions(resumeOptionsSchema, options, { required: true });
     const now = this.#clock.now();
     const at = now.toISOString();
     let result: { lifted: HaltState | null; change: HaltChange | null };
     try {
-      result = await this.#store.transaction(async (tx) => {
-        // Lock the row and take the version under the lock, in one statement: like halt(),
-        // the version is then newer than any halt committed before and older than any halt
-        // that commits after. An UPDATE (that changes nothing) rather than SELECT … FOR
-        // UPDATE, because its RETURNING is evaluated once the lock is held.
-        const before = await tx.execute<HaltRow & { next_version: string }>(sql`
-          update gov_presence.agents set halt_version = halt_version where agent_id = ${id}
-          returning ${HALT_ROW_COLUMNS}, ${NEXT_VERSION} as next_version`);
-        const row = before.rows[0];
-        if (!row) {
-          // No row was locked: the agent has none — or the update was discarded (a trigger
-          // returned NULL, a rule did something else instead), and the row keeps its halt.
-          const plain = await tx.execute<HaltRow>(
-            sql`select ${HALT_ROW_COLUMNS} from gov_presence.agents where agent_id = ${id}`,
-          );
-          const found = plain.rows[0];
-          const verdict = found ? verifyHaltRow(found, this.#keyring) : null;
-          if (
-            verdict?.kind === "refused" ||
-            (verdict?.kind === "verified" && verdict.change.halt !== null)
-          ) {
-            throw new StoredStateMismatch(
-              "the stored row does not hold the resume: the update that would lock it was discarded (a trigger or a rule on gov_presence.agents), so the row keeps its halt",
-            );
-          }
-          return { lifted: null, change: null };
-        }
-        const verdict = verifyHaltRow(row, this.#keyring);
-        if (verdict.kind === "none") return { lifted: null, change: null };
-        if (verdict.kind === "verified" && !verdict.change.halt) {
-          return { lifted: null, change: null };
-        }
-        // A halt in force — or a state that cannot be verified, enforced as a halt: lifting it
-        // writes a signed resume in its place.
-        const lifted =
-          verdict.kind === "verified"
-            ? (verdict.change.halt as HaltState)
-            : unverifiableHalt(id, verdict.problem, now);
-        const version = row.next_version;
-        const change: HaltChange = { agentId: id, version: Number(version), halt: null };
-        const { mac, keyId } = signHaltState(this.#keyring.current, id, change.version, {
-          halted: false,
-          by: resumedBy,
-          at: now,
-          reason,
-        });
-        await tx.execute(sql`
-          update gov_presence.agents set
-            halted_at = null, halted_by = null, halt_reason = null,
-            halt_version = ${version}::bigint, halt_mac = ${mac}, halt_key_id = ${keyId},
-            resumed_at = ${at}::timestamptz, resumed_by = ${resumedBy}, resume_reason = ${reason}
-          where agent_id = ${id}
-          returning pg_notify(${HALT_CHANNEL}, ${encodeWakeUp(id, change.version)})`);
-        return { lifted, change };
-      });
+      result = await writeResume(this.#store, this.#keyring, id, { resumedBy, reason }, now);
     } catch (error) {
       if (error instanceof StoredStateMismatch) {
         throw await this.#notStored({ agentId: id, version: null }, "resume", error.message, {
@@ -679,7 +490,7 @@ export class PresenceModule implements HaltGuard {
       this.#logger.error("A resume could not be written; the agent is still halted.", {
         agentId: id,
         resumedBy,
-        error: describe(error),
+        error: describeError(error),
       });
       throw new HaltNotPersistedError(id, "resume", error);
     }
@@ -727,16 +538,15 @@ export class PresenceModule implements HaltGuard {
    * @throws {InvalidPresenceInputError} only for a bad id.
    */
   haltOf(agentId: string): HaltState | null {
-    const id = this.#checkedId(agentId);
-    if (!this.#started) void this.start();
-    return this.#cache.get(id);
+    return this.#cache.get(this.#checkedId(agentId));
   }
 
   /**
    * Refuse a halted agent: the check every enforcement path makes first. Reads the cache
    * (no database round trip); before the halt state was ever loaded it loads it, and when
    * that fails it refuses the call (fails closed). Each refusal is recorded as
-   * `agent.halt_enforced` with the path.
+   * `agent.halt_enforced` with the path: `options.path`, or `presence.assertNotHalted` when
+   * called without options (your own code gating itself on the halt).
    *
    * @throws {AgentHaltedError} with `haltedBy`, `haltedAt`, `reason` and `path`.
    * @throws {HaltStateUnavailableError} when the halt state was never loaded and cannot be read.
@@ -744,12 +554,12 @@ export class PresenceModule implements HaltGuard {
    * @example
    * ```ts
    * await presence.assertNotHalted("billing-agent", { path: "billing.refund" });
+   * await presence.assertNotHalted("billing-agent"); // path "presence.assertNotHalted"
    * ```
    */
-  async assertNotHalted(agentId: string, options: HaltCheckContext): Promise<void> {
+  async assertNotHalted(agentId: string, options?: HaltCheckContext): Promise<void> {
     const id = this.#checkedId(agentId);
-    const path = this.#checkedPath(options);
-    if (!this.#started) void this.start();
+    const path = options === undefined ? DIRECT_CHECK_PATH : this.#checkedPath(options);
     let halt = this.#cache.get(id);
     if (!halt && !this.#cache.loaded) {
       // Never loaded: read it now. A reload already in flight may have started before the
@@ -792,7 +602,6 @@ export class PresenceModule implements HaltGuard {
    * @throws {StoreError} when the database cannot be read; the cache keeps its last state.
    */
   async forceRefreshHaltedCache(): Promise<void> {
-    if (!this.#started) void this.start();
     await this.#cache.reload();
     await this.#reported();
   }
@@ -832,51 +641,17 @@ export class PresenceModule implements HaltGuard {
       Object.keys(options as object).length === 1
     )
       return path;
-    const checked = validate(checkOptionsSchema, options, "options").path;
+    const checked = validateOptions(checkOptionsSchema, options, { required: true }).path;
     if (this.#knownPaths.size >= MAX_KNOWN) this.#knownPaths.clear();
     this.#knownPaths.add(checked);
     return checked;
   }
 
-  /**
-   * Read back the row a halt or resume was just committed to and check that it holds the
-   * signed change: the same version and state, verified — or a newer verified change that
-   * superseded it (another operator's, committed since; it is applied). A trigger, a rule or
-   * a concurrent writer on the table can make a statement succeed and the row hold something
-   * else; the write's own success says nothing about that.
-   *
-   * @returns null when the row holds it; otherwise what it holds instead (or why it could not
-   *   be read), for the error and the report.
-   */
+  /** See {@link readBackProblem}; a newer verified change found there is applied here. */
   async #storedProblem(change: HaltChange): Promise<string | null> {
-    const what = change.halt ? "halt" : "resume";
-    let rows: HaltRow[];
-    try {
-      rows = await this.#store.query<HaltRow>(
-        sql`select ${HALT_ROW_COLUMNS} from gov_presence.agents where agent_id = ${change.agentId}`,
-      );
-    } catch (error) {
-      return `the stored row could not be read back to check that it holds the signed ${what} (${describe(error)})`;
-    }
-    const row = rows[0];
-    const verdict = row ? verifyHaltRow(row, this.#keyring) : null;
-    if (verdict?.kind === "verified") {
-      if (verdict.change.version > change.version) {
-        this.#cache.apply(verdict.change);
-        return null;
-      }
-      if (verdict.change.version === change.version && sameHalt(verdict.change.halt, change.halt))
-        return null;
-    }
-    const holds =
-      verdict === null
-        ? "no row for the agent"
-        : verdict.kind === "none"
-          ? "no halt state"
-          : verdict.kind === "refused"
-            ? `a state that fails verification (${verdict.problem})`
-            : `a signed ${verdict.change.halt ? "halt" : "resume"} at version ${verdict.change.version}`;
-    return `the stored row does not hold the signed ${what} (version ${change.version}): it holds ${holds}. A trigger, a rule or another writer on gov_presence.agents changed or discarded it`;
+    const { problem, newer } = await readBackProblem(this.#store, this.#keyring, change);
+    if (newer !== null) this.#cache.apply(newer);
+    return problem;
   }
 
   /**
@@ -942,32 +717,10 @@ export class PresenceModule implements HaltGuard {
     } catch (error) {
       this.#logger.error(`The ${kind} event was refused by the audit sink.`, {
         agentId,
-        error: describe(error),
+        error: describeError(error),
       });
     }
   }
-}
-
-/**
- * A write's statements succeeded, but what they found shows that the row does not hold the
- * change (an update was discarded): thrown inside the transaction, reported as `not_stored`.
- */
-class StoredStateMismatch extends Error {}
-
-/** The same halt (who, when, why), or both none. */
-function sameHalt(a: HaltState | null, b: HaltState | null): boolean {
-  if (a === null || b === null) return a === b;
-  return (
-    a.haltedBy === b.haltedBy &&
-    a.reason === b.reason &&
-    a.haltedAt.getTime() === b.haltedAt.getTime()
-  );
-}
-
-function typeOf(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
 }
 
 function parseMetadata(value: unknown): PresenceMetadata | null {
@@ -997,4 +750,5 @@ export const presenceModule = defineModule({
   },
   provides: (presence: PresenceModule) => ({ halt: presence, operators: presence }),
   close: (presence: PresenceModule) => presence.close(),
+  sdk: presenceSdkContribution,
 });

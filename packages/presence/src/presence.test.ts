@@ -99,10 +99,11 @@ describe.each(testEngines())("heartbeats and agent status on $name", (engine: Te
     },
   );
 
-  it.skipIf(!engine.available)("the thresholds are configurable", async () => {
-    const presence = h.another({
-      presence: { liveWithinSeconds: 5, unresponsiveAfterSeconds: 10 },
-    });
+  it.skipIf(!engine.available).each([
+    { liveWithinSeconds: 5, unresponsiveAfterSeconds: 10 },
+    { liveWithinMs: 5_000, unresponsiveAfterMs: 10_000 },
+  ])("the thresholds are configurable: %j", async (thresholds) => {
+    const presence = h.another({ presence: thresholds });
     await presence.heartbeat("a");
     h.clock.advance(6_000);
     expect((await presence.listAgents())[0]?.status).toBe("Idle");

@@ -102,10 +102,16 @@ describe("options of the module", () => {
     [{ haltCacheTtlMs: 1.5 }, "options.haltCacheTtlMs"],
     [{ haltCacheTtlMs: "5000" }, "options.haltCacheTtlMs"],
     [{ haltCacheTtlMs: 3_600_001 }, "options.haltCacheTtlMs"],
+    [{ liveWithinMs: 999 }, "options.liveWithinMs"],
+    [{ liveWithinMs: 1.5 }, "options.liveWithinMs"],
+    [{ unresponsiveAfterMs: 2_592_000_001 }, "options.unresponsiveAfterMs"],
+    [{ liveWithinMs: 300_000 }, "options.unresponsiveAfterMs"],
+    [{ liveWithinMs: 10_000, unresponsiveAfterMs: 10_000 }, "options.unresponsiveAfterMs"],
+    [{ liveWithinMs: 5_000, liveWithinSeconds: 5 }, "options.liveWithinSeconds"],
     [{ liveWithinSeconds: -1 }, "options.liveWithinSeconds"],
     [{ unresponsiveAfterSeconds: Number.NaN }, "options.unresponsiveAfterSeconds"],
     [{ liveWithinSeconds: 300, unresponsiveAfterSeconds: 300 }, "options.unresponsiveAfterSeconds"],
-    [{ haltCacheTTL: 5000 }, "options"],
+    [{ haltCacheTTL: 5000 }, "options.haltCacheTTL"],
     ["fast", "options"],
   ])("refuses %j, naming %s", async (options, field) => {
     const error = await invalid(() => new PresenceModule(context, options as never));
@@ -116,6 +122,32 @@ describe("options of the module", () => {
     const error = await invalid(() => new PresenceModule(context, { haltCacheTtlMs: 4_000_000 }));
     expect(error.limit).toBe(3_600_000);
     expect(error.message).toContain("from 100 to 3600000");
+  });
+
+  it("refuses a misspelt option with a suggestion, touching nothing", async () => {
+    const calls: string[] = [];
+    const recordingStore = Object.fromEntries(
+      ["query", "transaction", "listen", "notify"].map((name) => [
+        name,
+        async () => {
+          calls.push(name);
+          return [];
+        },
+      ]),
+    ) as never;
+    const error = await invalid(
+      () =>
+        new PresenceModule({ ...context, store: recordingStore }, {
+          haltCacheTTL: 5000,
+          liveWithinMs: 60_000,
+        } as never),
+    );
+    expect(InvalidArgumentError.isInstance(error)).toBe(true);
+    expect(error.field).toBe("options.haltCacheTTL");
+    expect(error.message).toContain("is not an option; did you mean `haltCacheTtlMs`?");
+    expect(error.recoveryHint).toContain("haltCacheTtlMs");
+    expect(error.issues.map((issue) => issue.field)).toEqual(["options.haltCacheTTL"]);
+    expect(calls).toEqual([]);
   });
 
   it("accepts the defaults and null for an option", () => {
@@ -147,7 +179,7 @@ describe.each(testEngines())("bad input changes nothing on $name", (engine: Test
     [undefined, /got undefined/],
     ["bad\u0000id", /control/],
     ["rtl\u202eoverride", /control/],
-    ["half\ud800", /well-formed/],
+    ["half\ud800", /lone surrogate/],
   ];
 
   const snapshot = () => h.store.query(sql`select * from gov_presence.agents order by agent_id`);
@@ -277,7 +309,7 @@ describe.each(testEngines())("bad input changes nothing on $name", (engine: Test
       [{ operatorId: "" }, "options.operatorId", /empty/],
       [{ operatorId: long(257) }, "options.operatorId", /limit is 256/],
       [{ operatorId: 7 }, "options.operatorId", /string/],
-      [{ operator: "alice" }, "options", /unknown option/],
+      [{ operator: "alice" }, "options.operator", /is not an option; did you mean `operatorId`\?/],
       ["alice", "options", /object/],
     ];
     for (const [options, field, problem] of cases) {
@@ -306,7 +338,7 @@ describe.each(testEngines())("bad input changes nothing on $name", (engine: Test
         /1001 characters long; the limit is 1000/,
       ],
       [{ haltedBy: "alice", reason: "bell\u0007" }, "options.reason", /control/],
-      [{ haltedBy: "alice", reason: "r", force: true }, "options", /unknown option/],
+      [{ haltedBy: "alice", reason: "r", force: true }, "options.force", /is not an option/],
     ];
     for (const [options, field, problem] of cases) {
       const error = await invalid(() => h.presence.halt("a", options as never));
@@ -330,7 +362,7 @@ describe.each(testEngines())("bad input changes nothing on $name", (engine: Test
       [{ reason: "r" }, "options.resumedBy"],
       [{ resumedBy: "bob", reason: "" }, "options.reason"],
       [{ resumedBy: "bob", reason: long(1001) }, "options.reason"],
-      [{ haltedBy: "bob", reason: "r" }, "options"],
+      [{ haltedBy: "bob", reason: "r" }, "options.haltedBy"],
     ] as const) {
       const error = await invalid(() => h.presence.resume("a", options as never));
       expect(error.field).toBe(field);
@@ -341,11 +373,11 @@ describe.each(testEngines())("bad input changes nothing on $name", (engine: Test
 
   it.skipIf(!engine.available)("halt checks refuse a bad path", async () => {
     for (const [options, field] of [
-      [undefined, "options"],
+      [null, "options"],
       [{}, "options.path"],
       [{ path: "" }, "options.path"],
       [{ path: long(129) }, "options.path"],
-      [{ path: "scope.check", extra: 1 }, "options"],
+      [{ path: "scope.check", extra: 1 }, "options.extra"],
     ] as const) {
       const error = await invalid(() => h.presence.assertNotHalted("a", options as never));
       expect(error.field).toBe(field);

@@ -17,7 +17,8 @@ import {
 } from "./__fixtures__/child-process";
 import { expectProbeRefused } from "./__fixtures__/probe";
 import { DONOR, TAMPERS, type TamperContext, victimPolicy } from "./__fixtures__/tamper";
-import { SCOPE_POLICY_CHANNEL, ScopeModule, scopeMigrations } from "./module";
+import { ScopeModule, scopeMigrations } from "./module";
+import { SCOPE_POLICY_CHANNEL } from "./policy-write";
 
 const postgres = testEngines().find((engine) => engine.name === "postgres");
 

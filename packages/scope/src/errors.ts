@@ -1,4 +1,4 @@
-import { GovernanceError } from "@gov/core";
+import { GovernanceError, InvalidArgumentError } from "@gov/core";
 
 /** The stable error codes of `@gov/scope`. A code never changes meaning once released. */
 export const SCOPE_ERROR_CODES = {
@@ -74,6 +74,8 @@ export interface ScopeViolationDetails {
  * ```
  */
 export class ScopeViolation extends GovernanceError {
+  static override readonly errorIdentity = "@gov/scope.ScopeViolation";
+
   readonly agentId: string;
   readonly tool: string | null;
   readonly api: string | null;
@@ -111,11 +113,6 @@ export class ScopeViolation extends GovernanceError {
     this.reason = details.reason;
     this.allowed = details.allowed;
   }
-
-  /** True for a `ScopeViolation` from any copy of `@gov/scope`. */
-  static override isInstance(error: unknown): error is ScopeViolation {
-    return GovernanceError.isInstance(error) && error.code === SCOPE_ERROR_CODES.SCOPE_VIOLATION;
-  }
 }
 
 /**
@@ -123,6 +120,8 @@ export class ScopeViolation extends GovernanceError {
  * thrown by `filterTools`, which never hands out an unfiltered tool list.
  */
 export class PolicyNotRegistered extends GovernanceError {
+  static override readonly errorIdentity = "@gov/scope.PolicyNotRegistered";
+
   readonly agentId: string;
 
   constructor(agentId: string) {
@@ -134,37 +133,33 @@ export class PolicyNotRegistered extends GovernanceError {
     this.name = "PolicyNotRegistered";
     this.agentId = agentId;
   }
-
-  /** True for a `PolicyNotRegistered` from any copy of `@gov/scope`. */
-  static override isInstance(error: unknown): error is PolicyNotRegistered {
-    return (
-      GovernanceError.isInstance(error) && error.code === SCOPE_ERROR_CODES.POLICY_NOT_REGISTERED
-    );
-  }
 }
 
-/** A `ScopePolicy` was refused: the field at fault, the limit, and the fix. Nothing changed. */
-export class InvalidScopePolicyError extends GovernanceError {
-  /** The field at fault, e.g. `allowedTools[3]` or `allowedApis[0]`. */
-  readonly field: string;
-  /** The limit that was exceeded, if the problem is a limit. */
-  readonly limit: number | undefined;
+/**
+ * A `ScopePolicy` was refused: the field at fault (inside the policy, e.g. `allowedTools[3]`),
+ * the limit, and the fix. Nothing changed. It is a core `InvalidArgumentError`
+ * (`InvalidArgumentError.isInstance(error)` is true, as for every module's bad input) with
+ * the code of `@gov/scope`, `SCOPE_POLICY_INVALID`; every problem found is in `issues`.
+ */
+export class InvalidScopePolicyError extends InvalidArgumentError {
+  static override readonly errorIdentity = "@gov/scope.InvalidScopePolicyError";
 
-  constructor(field: string, problem: string, fix: string, limit?: number) {
-    super({
-      code: SCOPE_ERROR_CODES.SCOPE_POLICY_INVALID,
-      message: `Invalid ScopePolicy: ${field} ${problem}`,
-      recoveryHint: fix,
-    });
+  /** Always `SCOPE_POLICY_INVALID`. */
+  override readonly code: string = SCOPE_ERROR_CODES.SCOPE_POLICY_INVALID;
+
+  constructor(
+    field: string,
+    problem: string,
+    fix: string,
+    limit?: number,
+    details: { issues?: InvalidArgumentError["issues"]; cause?: unknown } = {},
+  ) {
+    super(field, problem, fix, { ...(limit === undefined ? {} : { limit }), ...details });
     this.name = "InvalidScopePolicyError";
-    this.field = field;
-    this.limit = limit;
-  }
-
-  /** True for an `InvalidScopePolicyError` from any copy of `@gov/scope`. */
-  static override isInstance(error: unknown): error is InvalidScopePolicyError {
-    return (
-      GovernanceError.isInstance(error) && error.code === SCOPE_ERROR_CODES.SCOPE_POLICY_INVALID
-    );
+    const others = this.issues.slice(1);
+    this.message = [
+      `Invalid ScopePolicy: ${field} ${problem}`,
+      ...others.map((issue) => `  - also ${issue.field} ${issue.problem}`),
+    ].join("\n");
   }
 }

@@ -26,17 +26,19 @@ export {
   scopePolicySchema,
 } from "./models";
 export {
-  SCOPE_POLICY_CHANNEL,
-  SCOPE_POLICY_NOT_PERSISTED_KIND,
-  SCOPE_POLICY_REJECTED_KIND,
-  SCOPE_POLICY_ROLLED_BACK_KIND,
   SCOPE_VIOLATION_KIND,
   type ScopeCheckTarget,
   ScopeModule,
   type ScopeOptions,
-  type ScopePolicyNotPersistedReason,
   scopeMigrations,
   scopeModule,
   type ToolLike,
 } from "./module";
+export { SCOPE_POLICY_REJECTED_KIND, SCOPE_POLICY_ROLLED_BACK_KIND } from "./policy-sync";
+export {
+  SCOPE_POLICY_CHANNEL,
+  SCOPE_POLICY_NOT_PERSISTED_KIND,
+  type ScopePolicyNotPersistedReason,
+} from "./policy-write";
+export { type ScopeSdkOptions, scopeSdkContribution } from "./sdk-options";
 export { SCOPE_POLICY_SIGNATURE_TYPE, type ScopePolicyRejectionReason } from "./signature";

@@ -1,4 +1,4 @@
-import { GovernanceError } from "@gov/core";
+import { GovernanceError, InvalidArgumentError } from "@gov/core";
 import { describe, expect, it } from "vitest";
 import { InvalidScopePolicyError, SCOPE_ERROR_CODES } from "./errors";
 import { SCOPE_LIMITS, ScopePolicy } from "./models";
@@ -121,7 +121,11 @@ describe("ScopePolicy", () => {
     [{ agentId: "a", allowedApis: ["https://x.com/"] }, "allowedApis[0]", "METHOD URL"],
     [{ agentId: "a", allowedApis: ["GET https://x.com*"] }, "allowedApis[0]", "host"],
     [{ agentId: "a", allowedModels: ["m".repeat(129)] }, "allowedModels[0]", "the limit is 128"],
-    [{ agentId: "a", allowed_tools: ["read"] }, "allowed_tools", "not a ScopePolicy field"],
+    [
+      { agentId: "a", allowed_tools: ["read"] },
+      "allowed_tools",
+      "is not an option; did you mean `allowedTools`?",
+    ],
   ])("refuses %j (%s)", (input, field, problem) => {
     const error = refusal(input);
     expect(error.code).toBe(SCOPE_ERROR_CODES.SCOPE_POLICY_INVALID);
@@ -168,6 +172,21 @@ describe("ScopePolicy", () => {
     expect(
       new ScopePolicy({ agentId: "billing agent", allowedTools: ["read invoice"] }).agentId,
     ).toBe("billing agent");
+  });
+
+  it("refuses a misspelt field the one way (core's parseOptions): a suggestion, every problem listed", () => {
+    const error = refusal({ agentId: "", hiddenTool: ["drop"], allowedTools: "read" });
+    expect(InvalidArgumentError.isInstance(error)).toBe(true);
+    expect(error.field).toBe("hiddenTool");
+    expect(error.message).toContain("hiddenTool is not an option; did you mean `hiddenTools`?");
+    expect(error.recoveryHint).toContain("hiddenTools");
+    expect(error.issues.map((issue) => issue.field)).toEqual([
+      "hiddenTool",
+      "agentId",
+      "allowedTools",
+    ]);
+    expect(error.message).toContain("also agentId must not be empty.");
+    expect(InvalidArgumentError.isInstance(error.cause)).toBe(true);
   });
 
   it("names the limit it enforces", () => {

@@ -1,4 +1,12 @@
-import { findBlankCharacter } from "@gov/core";
+import {
+  checkId,
+  checkText,
+  findBlankCharacter,
+  hasControlCharacters,
+  InvalidArgumentError,
+  parseOptions,
+  typeOf,
+} from "@gov/core";
 import { z } from "zod";
 import { type ApiRule, isProblem, parseApiRule } from "./api-rule";
 import { InvalidScopePolicyError } from "./errors";
@@ -23,73 +31,116 @@ export const SCOPE_LIMITS = {
   allowedModels: 256,
 } as const;
 
-/** Control characters and bidi overrides: never part of a name. */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
-
 /** What to do about a name holding an invisible or blank character. */
 const BLANK_FIX =
   "Remove it: names may hold the ASCII space, but no other space (no-break, ideographic, Braille blank…) and no invisible character (soft hyphens, zero-width spaces and joiners, word joiners, variation selectors). Take the name from its source of record — the agent's configuration, the tool's definition — not from copied text.";
 
+const FIXES = {
+  policy: "Pass { agentId, allowedTools, allowedApis, hiddenTools, allowedModels }.",
+  agentId: "Pass agentId as a non-empty string of at most 256 characters.",
+  allowedTools: `Pass allowedTools as an array or Set of exact tool names (at most ${SCOPE_LIMITS.allowedTools}, each 1–${SCOPE_LIMITS.toolName} characters).`,
+  allowedApis: `Pass allowedApis as an array or Set of "METHOD URL" entries (at most ${SCOPE_LIMITS.allowedApis}, each at most ${SCOPE_LIMITS.apiEntry} characters).`,
+  hiddenTools: `Pass hiddenTools as an array or Set of exact tool names (at most ${SCOPE_LIMITS.hiddenTools}, each 1–${SCOPE_LIMITS.toolName} characters).`,
+  allowedModels: `Pass allowedModels as an array or Set of model names (at most ${SCOPE_LIMITS.allowedModels}, each 1–${SCOPE_LIMITS.modelName} characters).`,
+} as const;
+
+/** A refusal as a zod issue that core's `parseOptions` reads: problem, fix and limit. */
+function fail(context: z.RefinementCtx, problem: string, fix: string, limit?: number): never {
+  context.addIssue({
+    code: "custom",
+    message: problem,
+    params: { fix, ...(limit === undefined ? {} : { limit }) },
+  });
+  return z.NEVER;
+}
+
+/** Core's refusal of a value (`checkId`, `checkText`), as a zod issue. */
+function refuse(context: z.RefinementCtx, error: unknown): never {
+  if (!InvalidArgumentError.isInstance(error)) throw error;
+  const problem = error.issues[0]?.problem ?? error.message.replace(/^Invalid [^:]+: /, "");
+  return fail(context, problem, error.recoveryHint, error.limit);
+}
+
 /**
  * A name compared exactly (an agent id, a tool or model name): 1 to `limit` characters, no
- * leading or trailing whitespace, no control characters, and — unless `blank` is allowed —
- * no invisible or blank character but the ASCII space ({@link findBlankCharacter}), so that
- * two names that look the same are the same name.
+ * leading or trailing whitespace, no control characters, and — unless
+ * `allowBlank` — no invisible or blank character but the ASCII space
+ * ({@link findBlankCharacter}), so that two names that look the same are the same name, and
+ * core's id rule (`checkId`).
  */
-function name(limit: number, what: string, options: { allowBlank?: boolean } = {}) {
-  const checked = z
-    .string({ error: (issue) => `must be a ${what} string, got ${typeOf(issue.input)}.` })
-    .min(1, { error: `must not be empty.` })
-    .max(limit, {
-      error: (issue) =>
-        `is ${(issue.input as string).length} characters long; the limit is ${limit}.`,
-    })
-    .refine((value) => value.trim() === value, {
-      error: "must not start or end with whitespace.",
-    })
-    .refine((value) => !CONTROL.test(value), {
-      error: "must not contain control or bidirectional-override characters.",
-    });
-  if (options.allowBlank) return checked;
-  return checked.superRefine((value, context) => {
-    const blank = findBlankCharacter(value, { allowSpace: true });
-    if (blank)
-      context.addIssue({
-        code: "custom",
-        message: `contains an invisible or blank character (${blank.codePoint} at index ${blank.index}), which would make two different names look the same.`,
-        params: { fix: BLANK_FIX },
-      });
+function name(limit: number, what: string, fix: string, options: { allowBlank?: boolean } = {}) {
+  return z.unknown().transform((value, context): string => {
+    if (typeof value !== "string")
+      return fail(context, `must be a ${what} string, got ${typeOf(value)}.`, fix);
+    if (value.length === 0) return fail(context, "must not be empty.", fix);
+    if (value.length > limit)
+      return fail(
+        context,
+        `is ${value.length} characters long; the limit is ${limit}.`,
+        fix,
+        limit,
+      );
+    if (value.trim() !== value) return fail(context, "must not start or end with whitespace.", fix);
+    try {
+      // Controls and bidirectional overrides first, in core's words (checkText refuses them).
+      if (hasControlCharacters(value)) checkText(value, "value", { max: limit });
+      if (options.allowBlank) return value;
+      const blank = findBlankCharacter(value, { allowSpace: true });
+      if (blank)
+        return fail(
+          context,
+          `contains an invisible or blank character (${blank.codePoint} at index ${blank.index}), which would make two different names look the same.`,
+          BLANK_FIX,
+        );
+      return checkId(value, "value", { max: limit });
+    } catch (error) {
+      return refuse(context, error);
+    }
   });
 }
 
-function list(item: z.ZodType<string>, limit: number) {
+/** A list of at most `limit` items (Sets and other iterables are read as arrays before). */
+function list(item: z.ZodType<string>, limit: number, fix: string) {
   return z
-    .array(item, { error: (issue) => `must be an array or a Set, got ${typeOf(issue.input)}.` })
-    .max(limit, {
-      error: (issue) => `has ${(issue.input as unknown[]).length} entries; the limit is ${limit}.`,
-    });
+    .unknown()
+    .transform((value, context): unknown[] => {
+      if (!Array.isArray(value))
+        return fail(context, `must be an array or a Set, got ${typeOf(value)}.`, fix);
+      if (value.length > limit)
+        return fail(context, `has ${value.length} entries; the limit is ${limit}.`, fix, limit);
+      return value;
+    })
+    .pipe(z.array(item));
 }
 
 /**
  * The zod schema of a {@link ScopePolicy}'s input (sets given as arrays). Unknown keys are
- * refused, so that a typo (`allowed_tools`) is not silently ignored.
+ * refused with a "did you mean" (core's `parseOptions`), so that a typo (`allowed_tools`) is
+ * not silently ignored.
  */
 export const scopePolicySchema = z.strictObject({
-  agentId: name(SCOPE_LIMITS.agentId, "non-empty"),
-  allowedTools: list(name(SCOPE_LIMITS.toolName, "tool name"), SCOPE_LIMITS.allowedTools).default(
-    [],
-  ),
+  agentId: name(SCOPE_LIMITS.agentId, "non-empty", FIXES.agentId),
+  allowedTools: list(
+    name(SCOPE_LIMITS.toolName, "tool name", FIXES.allowedTools),
+    SCOPE_LIMITS.allowedTools,
+    FIXES.allowedTools,
+  ).default([]),
   // API entries are parsed and normalized as URLs (an invisible character in a host is
   // dropped, in a path it is refused as not canonical): they are not compared as written.
   allowedApis: list(
-    name(SCOPE_LIMITS.apiEntry, '"METHOD URL"', { allowBlank: true }),
+    name(SCOPE_LIMITS.apiEntry, '"METHOD URL"', FIXES.allowedApis, { allowBlank: true }),
     SCOPE_LIMITS.allowedApis,
+    FIXES.allowedApis,
   ).default([]),
-  hiddenTools: list(name(SCOPE_LIMITS.toolName, "tool name"), SCOPE_LIMITS.hiddenTools).default([]),
+  hiddenTools: list(
+    name(SCOPE_LIMITS.toolName, "tool name", FIXES.hiddenTools),
+    SCOPE_LIMITS.hiddenTools,
+    FIXES.hiddenTools,
+  ).default([]),
   allowedModels: list(
-    name(SCOPE_LIMITS.modelName, "model name"),
+    name(SCOPE_LIMITS.modelName, "model name", FIXES.allowedModels),
     SCOPE_LIMITS.allowedModels,
+    FIXES.allowedModels,
   ).default([]),
 });
 
@@ -116,27 +167,6 @@ export interface ScopePolicyInput {
   allowedModels?: Iterable<string>;
 }
 
-function typeOf(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
-}
-
-const FIXES: Record<string, string> = {
-  agentId: "Pass agentId as a non-empty string of at most 256 characters.",
-  allowedTools: `Pass allowedTools as an array or Set of exact tool names (at most ${SCOPE_LIMITS.allowedTools}, each 1–${SCOPE_LIMITS.toolName} characters).`,
-  allowedApis: `Pass allowedApis as an array or Set of "METHOD URL" entries (at most ${SCOPE_LIMITS.allowedApis}, each at most ${SCOPE_LIMITS.apiEntry} characters).`,
-  hiddenTools: `Pass hiddenTools as an array or Set of exact tool names (at most ${SCOPE_LIMITS.hiddenTools}, each 1–${SCOPE_LIMITS.toolName} characters).`,
-  allowedModels: `Pass allowedModels as an array or Set of model names (at most ${SCOPE_LIMITS.allowedModels}, each 1–${SCOPE_LIMITS.modelName} characters).`,
-};
-
-function fieldName(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const part of path)
-    out += typeof part === "number" ? `[${part}]` : `${out ? "." : ""}${String(part)}`;
-  return out || "policy";
-}
-
 /** Iterables (Sets, arrays, generators) become arrays; strings and other values are left for zod to refuse. */
 function arrayOf(value: unknown): unknown {
   if (value === undefined || Array.isArray(value) || typeof value === "string") return value;
@@ -146,38 +176,41 @@ function arrayOf(value: unknown): unknown {
   return value;
 }
 
-/** Read and validate a policy's input; throws {@link InvalidScopePolicyError} on the first problem. */
+/** A field as {@link InvalidScopePolicyError} names it: inside the policy (`allowedTools[3]`). */
+function policyField(field: string): string {
+  return field === "policy" ? field : field.replace(/^policy\.?/, "");
+}
+
+/**
+ * Read and validate a policy's input with core's `parseOptions` (unknown keys refused with a
+ * "did you mean", every problem listed in `issues`).
+ * @throws {InvalidScopePolicyError} naming the first problem's field, limit and fix.
+ */
 export function parseScopePolicy(input: unknown): ScopePolicyData {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     throw new InvalidScopePolicyError(
       "policy",
       `must be an object, got ${typeOf(input)}.`,
-      "Pass { agentId, allowedTools, allowedApis, hiddenTools, allowedModels }.",
+      FIXES.policy,
     );
   }
   const record = input as Record<string, unknown>;
   const candidate: Record<string, unknown> = {};
   for (const key of Object.keys(record)) candidate[key] = arrayOf(record[key]);
-  const result = scopePolicySchema.safeParse(candidate);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  if (!issue) throw new InvalidScopePolicyError("policy", "is invalid.", "Check the policy.");
-  if (issue.code === "unrecognized_keys") {
-    const keys = issue.keys.join(", ");
+  try {
+    return parseOptions(scopePolicySchema, candidate, { field: "policy" });
+  } catch (error) {
+    if (!InvalidArgumentError.isInstance(error)) throw error;
+    const issues = error.issues.map((issue) => ({ ...issue, field: policyField(issue.field) }));
+    const first = issues[0];
     throw new InvalidScopePolicyError(
-      keys,
-      "is not a ScopePolicy field.",
-      "Use only agentId, allowedTools, allowedApis, hiddenTools and allowedModels (camelCase).",
+      policyField(error.field),
+      first?.problem ?? "is invalid.",
+      error.recoveryHint,
+      error.limit,
+      { issues, cause: error },
     );
   }
-  const field = fieldName(issue.path);
-  const top = String(issue.path[0] ?? "policy");
-  const limit = issue.code === "too_big" ? Number(issue.maximum) : undefined;
-  const fix =
-    issue.code === "custom" && typeof issue.params?.fix === "string"
-      ? issue.params.fix
-      : (FIXES[top] ?? "Check the policy.");
-  throw new InvalidScopePolicyError(field, issue.message, fix, limit);
 }
 
 /**

@@ -447,6 +447,18 @@ describe("bad input", () => {
     expect(() => new ScopeModule(base, { pollIntervalMs: 1.5 })).toThrow(/pollIntervalMs/);
     expect(() => new ScopeModule(base, { listen: "yes" as never })).toThrow(/listen/);
     expect(() => new ScopeModule(base, { poll: 100 } as never)).toThrow(/poll/);
+    // A misspelt option is refused the one way (core's parseOptions), with a suggestion.
+    const misspelt = (() => {
+      try {
+        new ScopeModule(base, { pollInterval: 100, persist: false } as never);
+      } catch (error) {
+        return error;
+      }
+    })() as InvalidArgumentError;
+    expect(InvalidArgumentError.isInstance(misspelt)).toBe(true);
+    expect(misspelt.field).toBe("options.pollInterval");
+    expect(misspelt.message).toContain("is not an option; did you mean `pollIntervalMs`?");
+    expect(misspelt.recoveryHint).toContain("pollIntervalMs");
     expect(() => new ScopeModule(base, { pollIntervalMs: null })).not.toThrow();
   });
 

@@ -14,12 +14,8 @@ import {
 } from "./__fixtures__";
 import { expectProbeRefused, probed } from "./__fixtures__/probe";
 import { DONOR, TAMPERS, type TamperContext, victimPolicy } from "./__fixtures__/tamper";
-import {
-  SCOPE_POLICY_CHANNEL,
-  SCOPE_POLICY_NOT_PERSISTED_KIND,
-  SCOPE_POLICY_REJECTED_KIND,
-  SCOPE_POLICY_ROLLED_BACK_KIND,
-} from "./module";
+import { SCOPE_POLICY_REJECTED_KIND, SCOPE_POLICY_ROLLED_BACK_KIND } from "./policy-sync";
+import { SCOPE_POLICY_CHANNEL, SCOPE_POLICY_NOT_PERSISTED_KIND } from "./policy-write";
 import { signedPolicyPayload, signPolicy } from "./signature";
 
 interface StoredRow extends Record<string, unknown> {

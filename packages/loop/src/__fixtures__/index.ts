@@ -55,12 +55,4 @@ export function setup(options: LoopOptions = {}, audit?: AuditSink) {
   return { loop, clock, sink, logger };
 }
 
-/** Call `fn` and return what it threw (fails the test if it did not throw). */
-export function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a throw, but the call returned");
-}
+export { thrown } from "@gov/core/testing";

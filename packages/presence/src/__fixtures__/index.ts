@@ -14,11 +14,12 @@ import {
   recordingAuditSink as recordingSink,
   type TestEngine,
   type TestStore,
+  thrown,
 } from "@gov/core/testing";
 import type { PresenceOptions } from "../models";
 import { PresenceModule, presenceMigrations } from "../module";
 
-export { eventually, flakyStore, recordingLogger, recordingSink };
+export { eventually, flakyStore, recordingLogger, recordingSink, thrown };
 
 /** The chain key of the tests (a test value, never a real secret). */
 export const TEST_SECRET = "presence-test-secret-0123456789-abcdefghijklmnop";
@@ -85,16 +86,6 @@ export async function presenceHarness(
       await store.close();
     },
   };
-}
-
-/** The error `run` throws (or fails the test when it does not throw). */
-export async function thrown(run: () => unknown): Promise<unknown> {
-  try {
-    await run();
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected an error, but none was thrown");
 }
 
 /** The `AgentHaltedError` `run` throws (or fails the test when it throws anything else, or nothing). */

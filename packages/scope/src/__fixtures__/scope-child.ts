@@ -7,7 +7,8 @@
 import { createInterface } from "node:readline";
 import { ChainKey, createStore, Keyring, noopHaltGuard, silentLogger } from "@gov/core";
 import { recordingAuditSink } from "@gov/core/testing";
-import { SCOPE_POLICY_REJECTED_KIND, ScopeModule } from "../module";
+import { ScopeModule } from "../module";
+import { SCOPE_POLICY_REJECTED_KIND } from "../policy-sync";
 import { fieldLogger } from "./index";
 import { probed } from "./probe";
 
