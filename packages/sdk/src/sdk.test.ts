@@ -756,6 +756,17 @@ describe.each(testEngines())("GovernanceSDK with the steward on $name", (engine)
     async () => {
       const sdk = await startOn(engine);
       expect(() => sdk.steward).toThrow("enableSteward");
+      // The steward is off by default: the hint must not claim the opposite.
+      const disabled = (() => {
+        try {
+          return sdk.steward;
+        } catch (error) {
+          return error as ModuleDisabledError;
+        }
+      })() as ModuleDisabledError;
+      expect(disabled.recoveryHint).toContain("Pass enableSteward: true");
+      expect(disabled.recoveryHint).toContain("off by default");
+      expect(disabled.recoveryHint).not.toContain("on by default");
       await expect(
         GovernanceSDK.start({
           databaseUrl: "memory://",

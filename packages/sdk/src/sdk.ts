@@ -5,6 +5,8 @@ import {
   type Clock,
   CORE_ENV_BINDINGS,
   CORE_FIELD_FIXES,
+  ConfigError,
+  type ConfigIssue,
   type CoreConfig,
   type CoreOptionsInput,
   coreOptionsSchema,
@@ -115,7 +117,7 @@ export class GovernanceSDK implements AsyncDisposable {
   /** What the migrations runner did at start. */
   readonly migrations: MigrationReport;
   readonly #modules: ReadonlyMap<string, Composed>;
-  readonly #flags: ReadonlyMap<string, string>;
+  readonly #flags: ReadonlyMap<string, { flag: string; enabledByDefault: boolean }>;
   #closing: Promise<void> | null = null;
 
   private constructor(parts: {
@@ -126,7 +128,7 @@ export class GovernanceSDK implements AsyncDisposable {
     config: GovernanceConfig;
     migrations: MigrationReport;
     modules: Map<string, Composed>;
-    flags: Map<string, string>;
+    flags: Map<string, { flag: string; enabledByDefault: boolean }>;
   }) {
     this.store = parts.store;
     this.keyring = parts.keyring;
@@ -173,6 +175,7 @@ export class GovernanceSDK implements AsyncDisposable {
         `must be an array of module entries, got ${registry === null ? "null" : typeof registry}.`,
         "Pass the modules to compose, e.g. [...BUILT_IN_MODULES, myModuleEntry].",
       );
+    refuseCollisions(registry);
     const {
       logger: givenLogger,
       clock = systemClock,
@@ -270,7 +273,12 @@ export class GovernanceSDK implements AsyncDisposable {
         config,
         migrations,
         modules: new Map(composed.map((part) => [part.entry.definition.name, part])),
-        flags: new Map(registry.map((entry) => [entry.definition.name, entry.flag])),
+        flags: new Map(
+          registry.map((entry) => [
+            entry.definition.name,
+            { flag: entry.flag, enabledByDefault: entry.enabledByDefault },
+          ]),
+        ),
       });
     } catch (error) {
       await closeModules(composed, logger);
@@ -287,9 +295,11 @@ export class GovernanceSDK implements AsyncDisposable {
   getModule<Instance>(name: string): Instance {
     const part = this.#modules.get(name);
     if (part) return part.instance as Instance;
+    const known = this.#flags.get(name);
     throw new ModuleDisabledError(
       name,
-      this.#flags.get(name) ?? `enable${name.charAt(0).toUpperCase()}${name.slice(1)}`,
+      known?.flag ?? `enable${name.charAt(0).toUpperCase()}${name.slice(1)}`,
+      known ? { enabledByDefault: known.enabledByDefault } : {},
     );
   }
 
@@ -428,4 +438,39 @@ async function closeModules(composed: readonly Composed[], logger: Logger): Prom
       logger.error(`The ${part.entry.definition.name} module did not close cleanly.`, { error });
     }
   }
+}
+
+/**
+ * Refuse a registry in which two modules would claim the same name, flag, option or
+ * environment variable, or a module would claim one of core's: merged silently, the later
+ * would replace the earlier's schema and default (a plugin could turn `costFailOpen` on).
+ * @throws {ConfigError} naming every collision; nothing has been opened.
+ */
+function refuseCollisions(registry: readonly SdkModuleEntry[]): void {
+  const issues: ConfigIssue[] = [];
+  const owners = new Map<string, string>();
+  for (const key of Object.keys(coreOptionsSchema.shape)) owners.set(`option ${key}`, "@gov/core");
+  for (const binding of CORE_ENV_BINDINGS) owners.set(`variable ${binding.env}`, "@gov/core");
+  const claim = (what: string, name: string, owner: string) => {
+    const key = `${what} ${name}`;
+    const previous = owners.get(key);
+    if (previous === undefined) {
+      owners.set(key, owner);
+      return;
+    }
+    issues.push({
+      source: "option",
+      name,
+      problem: `is claimed by two modules: ${previous} and ${owner} (${what}).`,
+      fix: "Give each module's SDK contribution its own names (prefix them with the module's name), and compose each module once.",
+    });
+  };
+  for (const entry of registry) {
+    const owner = `module "${entry?.definition?.name}"`;
+    claim("module", String(entry?.definition?.name), owner);
+    claim("option", entry.flag, owner);
+    for (const option of Object.keys(entry.options ?? {})) claim("option", option, owner);
+    for (const binding of entry.env ?? []) claim("variable", binding.env, owner);
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
 }

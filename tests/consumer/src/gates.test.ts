@@ -29,11 +29,12 @@ describe.each(testEngines())("composing the gates module by hand on $name", (eng
         logger: silentLogger,
         audit,
       });
+      await gates.start();
       onTestFinished(() => gates.close());
       const request = await gates.request("refund.issue", "billing-agent", {
         payload: { invoice: "INV-42", amount: 120 },
       });
-      const waiting = gates.waitFor(request.requestId, { timeout: 10_000 });
+      const waiting = gates.waitFor(request.requestId, { timeoutMs: 10_000 });
       await gates.grant(request.token, { reviewerId: "alice@example.com" });
       await expect(waiting).resolves.toBe(true);
       const replay = await gates

@@ -18,7 +18,7 @@ describe("installing @gov/steward with @gov/core", () => {
   it("resolves to its built package and evaluates with no database at all", async () => {
     const require = createRequire(import.meta.url);
     expect(require.resolve("@gov/steward")).toMatch(/steward[\\/]dist[\\/]index\.js$/);
-    const steward = new GovernanceSteward({ blueprints: [BLUEPRINT] });
+    const steward = new GovernanceSteward({}, { blueprints: [BLUEPRINT] });
     const result = await steward.evaluate({ action: "refund", parameters: { amount: 900 } });
     expect(result.intervention).toBe("BLOCK");
   });
