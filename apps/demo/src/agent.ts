@@ -17,11 +17,15 @@ export type ModelReply =
   | { type: "tool_call"; tool: string; args: Record<string, unknown>; usage: Usage }
   | { type: "final"; text: string; usage: Usage };
 
-/** Token usage, shaped like the OpenAI response's. */
-export interface Usage {
+/**
+ * Token usage, shaped like the OpenAI response's. A type, not an interface: like the
+ * provider's own type, it must be assignable to `trackUsage`'s usage (an object type with
+ * an index signature, which interfaces do not satisfy).
+ */
+export type Usage = {
   prompt_tokens: number;
   completion_tokens: number;
-}
+};
 
 /** A model that replays a script, keyed by turn. */
 export class FakeLLM {

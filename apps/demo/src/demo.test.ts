@@ -34,7 +34,7 @@ describe("the demo", () => {
     );
     expect(lines).toContainEqual(
       expect.stringMatching(
-        /^ {2}reviewer {3}finance-lead@example\.com in another process \(pid \d+\) granted: matches the invoice \(relayed: the embedded database serves one process\)$/,
+        /^ {2}reviewer {3}finance-lead@example\.com in another process \(pid \d+\) granted: matches the invoice \(sent back and applied here: the embedded database is open in this process only\)$/,
       ),
     );
     expect(lines).toContain(
@@ -66,7 +66,7 @@ describe("the demo", () => {
       "budget: $0.0002373 of $0.01 spent this session (1183 tokens), $0.0097627 left, nothing reserved: true",
     );
     expect(lines).toContain(
-      "  stream cancelled after 12 chunks: reserved $0.0012738, recorded 396 tokens = $0.0001026",
+      "  stream     a streamed answer cancelled after 12 chunks, no usage reported: reserved $0.0012738, recorded 396 tokens (300 prompt + 8 per chunk) = $0.0001026, the rest released",
     );
     expect(lines).toContainEqual(
       expect.stringMatching(

@@ -51,11 +51,12 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
   try {
     const startMs = Math.round(performance.now() - started);
     output(`governance store: ${sdk.store.description} (ready in ${startMs} ms)`);
-    const applied = sdk.migrations.modules.flatMap((module) =>
-      module.applied.map((tag) => `${module.schema}/${tag}`),
-    );
+    // Counted per schema, not listed again: the SDK's log names each migration as it runs.
+    const migrated = sdk.migrations.modules.filter((module) => module.applied.length > 0);
     output(
-      `migrations applied: ${applied.length === 0 ? "none (no modules with tables are enabled yet)" : applied.join(", ")}`,
+      migrated.length === 0
+        ? "migrations: none to apply (the database is up to date)"
+        : `migrations: ${migrated.reduce((sum, module) => sum + module.applied.length, 0)} applied (${migrated.map((module) => `${module.schema} ${module.applied.length}`).join(", ")})`,
     );
     output(
       `audit key: ${sdk.keyring.current.id} (fingerprint prefix; the key itself stays in its file or secret store)`,
@@ -119,12 +120,12 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
     const approved = async (args: Record<string, unknown>) => {
       const request = await sdk.gates.request("refund.issue", agentId, {
         payload: args,
-        expiresIn: 10 * 60_000,
+        expiresInMs: 10 * 60_000,
       });
       output(
         `  approval   refund.issue requested (action sha256 ${request.actionHash.slice(0, 12)}…, token v${request.tokenVersion} sent to the reviewer only)`,
       );
-      const waiting = sdk.gates.waitFor(request.requestId, { timeout: 60_000 });
+      const waiting = sdk.gates.waitFor(request.requestId, { timeoutMs: 60_000 });
       const answer = await askReviewer(
         {
           requestId: request.requestId,
@@ -137,7 +138,8 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
       );
       if (answer.error) throw new Error(`the reviewer failed: ${answer.error}`);
       if (!answer.direct && answer.token) {
-        // The embedded database is held by this process: the reviewer's decision is relayed.
+        // An embedded database is open in one process at a time (this one): the reviewer
+        // cannot write to it, so its decision comes back over IPC and is applied here.
         if (answer.decision === "granted")
           await sdk.gates.grant(answer.token, {
             reviewerId: answer.reviewerId,
@@ -150,7 +152,7 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
           });
       }
       output(
-        `  reviewer   ${answer.reviewerId} in ${answer.pid === process.pid ? "this process" : `another process (pid ${answer.pid})`} ${answer.decision}: ${answer.reason} (${answer.direct ? "granted on the shared database; waitFor here saw it" : "relayed: the embedded database serves one process"})`,
+        `  reviewer   ${answer.reviewerId} in ${answer.pid === process.pid ? "this process" : `another process (pid ${answer.pid})`} ${answer.decision}: ${answer.reason} (${answer.direct ? "granted on the shared database; waitFor here saw it" : "sent back and applied here: the embedded database is open in this process only"})`,
       );
       await waiting;
       await sdk.gates.verifyAction(request.requestId, args, { kind: "refund.issue", agentId });
@@ -238,22 +240,24 @@ export async function runDemo(options: GovernanceSDKOptions, output: Output): Pr
       `budget: $${spent.sessionUsdUsed} of $0.01 spent this session (${spent.sessionTokensUsed} tokens), $${spent.sessionUsdRemaining} left, nothing reserved: ${spent.sessionUsdReserved === 0}`,
     );
 
-    // A streamed answer is cancelled after 12 chunks, without a usage payload: reconcile
-    // records a conservative 8 tokens per chunk, never $0, and releases the rest.
-    const stream = await sdk.cost.checkOrRaise(agentId, sessionId, {
+    // The client cancels a streamed answer after 12 chunks, before the provider reported its
+    // usage: reconcile records the prompt plus a conservative 8 tokens per chunk received
+    // (never $0), and releases the rest of the reservation.
+    const stream = { inputTokens: 300, chunks: 12 };
+    const streamed = await sdk.cost.checkOrRaise(agentId, sessionId, {
       model: "gpt-4o-mini",
-      inputTokens: 300,
+      inputTokens: stream.inputTokens,
       maxTokens: 2048,
     });
     const reconciled = await sdk.cost.reconcile(agentId, sessionId, {
-      reservationId: stream.reservationId as string,
+      reservationId: streamed.reservationId as string,
       model: "gpt-4o-mini",
-      inputTokens: 300,
-      chunks: 12,
+      inputTokens: stream.inputTokens,
+      chunks: stream.chunks,
       reason: "cancelled",
     });
     output(
-      `  stream cancelled after 12 chunks: reserved $${stream.exactUsd}, recorded ${reconciled.tokens} tokens = $${reconciled.exactUsd}`,
+      `  stream     a streamed answer cancelled after ${stream.chunks} chunks, no usage reported: reserved $${streamed.exactUsd}, recorded ${reconciled.tokens} tokens (${stream.inputTokens} prompt + 8 per chunk) = $${reconciled.exactUsd}, the rest released`,
     );
     // A call whose worst case would take the session past its cent is refused before it is made.
     await refused(
