@@ -209,19 +209,27 @@ describe("shell blocks", () => {
   );
 });
 
-describe("blueprint and JSON blocks", () => {
-  const yamlBlocks = blocks.filter((block) => block.kind === "yaml" && block.notRun === null);
-  it.each(yamlBlocks.map((block) => [origin(block), block] as const))(
-    "%s is a blueprint that compiles",
-    (where, block) => {
-      expect(() => compileBlueprint(parseBlueprintYaml(block.code, where))).not.toThrow();
-    },
-  );
-  const jsonBlocks = blocks.filter((block) => block.kind === "json" && block.notRun === null);
-  it.each(jsonBlocks.map((block) => [origin(block), block] as const))("%s is JSON", (_, block) => {
-    expect(() => JSON.parse(block.code)).not.toThrow();
-  });
-});
+const yamlBlocks = blocks.filter((block) => block.kind === "yaml" && block.notRun === null);
+const jsonBlocks = blocks.filter((block) => block.kind === "json" && block.notRun === null);
+
+// Registered only when there is such a block: vitest fails a suite that holds no test.
+(yamlBlocks.length + jsonBlocks.length > 0 ? describe : describe.skip)(
+  "blueprint and JSON blocks",
+  () => {
+    it.each(yamlBlocks.map((block) => [origin(block), block] as const))(
+      "%s is a blueprint that compiles",
+      (where, block) => {
+        expect(() => compileBlueprint(parseBlueprintYaml(block.code, where))).not.toThrow();
+      },
+    );
+    it.each(jsonBlocks.map((block) => [origin(block), block] as const))(
+      "%s is JSON",
+      (_, block) => {
+        expect(() => JSON.parse(block.code)).not.toThrow();
+      },
+    );
+  },
+);
 
 describe("TypeScript and JavaScript blocks", () => {
   let diagnostics = new Map<string, string[]>();
