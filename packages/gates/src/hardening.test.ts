@@ -597,10 +597,14 @@ describe.each(testEngines())("binding, single use and recovery on $name", (engin
     "an audit write that hangs is abandoned after auditTimeoutMs: the claim is released and recorded, and close() is bounded",
     async () => {
       let hang = true;
+      let hangStarted: () => void = () => undefined;
       const events: AuditEventInput[] = [];
       const audit: AuditSink = {
         log(event) {
-          if (hang && event.kind === "approval.granted") return new Promise(() => undefined);
+          if (hang && event.kind === "approval.granted") {
+            hangStarted();
+            return new Promise(() => undefined);
+          }
           events.push(event);
           return Promise.resolve({ eventId: `e${events.length}`, isPlaceholder: false });
         },
@@ -626,8 +630,13 @@ describe.each(testEngines())("binding, single use and recovery on $name", (engin
       });
       // close() does not wait forever for a grant whose audit write hangs.
       const stuck = await reviewer.request("deploy.production", "deploy-agent");
+      // Close while the grant's audit write hangs — its claim is held ("resolving") from before
+      // that write until the timeout — rather than polling for a state that lasts only 50 ms.
+      const hanging = new Promise<void>((resolve) => {
+        hangStarted = resolve;
+      });
       const granting = thrown(() => reviewer.grant(stuck.token, { reviewerId: "bob" }));
-      await eventually(async () => (await statusOf(stuck.requestId)) === "resolving");
+      await hanging;
       await reviewer.close();
       expect(ApprovalNotRecordedError.isInstance(await granting)).toBe(true);
       expect(await statusOf(stuck.requestId)).toBe("pending");
