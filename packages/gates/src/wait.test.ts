@@ -241,16 +241,24 @@ describe.each(testEngines())("waiting for a decision on $name", (engine: TestEng
       const held = new Promise<void>((resolve) => {
         release = resolve;
       });
+      let writing: () => void = () => undefined;
+      const auditWriteStarted = new Promise<void>((resolve) => {
+        writing = resolve;
+      });
       const audit: AuditSink = {
         async log(event) {
-          if (event.kind === "approval.granted") await held;
+          if (event.kind === "approval.granted") {
+            writing();
+            await held;
+          }
           return { eventId: "e", isPlaceholder: false };
         },
       };
       const reviewer = h.another({ audit });
       const request = await open();
       const granting = reviewer.grant(request.token, { reviewerId: "bob" });
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // The claim is written before the audit event; wait for that write, not for a fixed time.
+      await auditWriteStarted;
       expect((await h.gates.getRequest(request.requestId))?.status).toBe("resolving");
       expect(
         ApprovalTimeout.isInstance(
