@@ -375,6 +375,52 @@ export class InvalidArgumentError extends GovernanceError {
 }
 
 /**
+ * A module's own class for bad input: a subclass of {@link InvalidArgumentError} with the
+ * module's code (`GATES_INPUT_INVALID`, `LOOP_POLICY_INVALID`, …), constructed the way every
+ * module's is — field, problem, fix, then the limit and the details.
+ */
+export interface InvalidArgumentErrorClass<E extends InvalidArgumentError = InvalidArgumentError> {
+  new (
+    field: string,
+    problem: string,
+    fix: string,
+    limit?: number,
+    details?: { issues?: readonly InputIssue[]; cause?: unknown },
+  ): E;
+  isInstance(value: unknown): boolean;
+}
+
+/**
+ * Core's refusal of an input, as a module reports it: the same field, problem, fix, limit and
+ * issues in the module's own error class, with core's error as its `cause`. An error that is
+ * already of that class is returned as it is.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   checkId(agentId, "agentId");
+ * } catch (error) {
+ *   if (InvalidArgumentError.isInstance(error)) throw reportInvalidAs(InvalidGatesInputError, error);
+ *   throw error;
+ * }
+ * ```
+ */
+export function reportInvalidAs<E extends InvalidArgumentError>(
+  errorClass: InvalidArgumentErrorClass<E>,
+  error: InvalidArgumentError,
+): E {
+  if (errorClass.isInstance(error)) return error as E;
+  const first = error.issues[0];
+  return new errorClass(
+    error.field,
+    first?.problem ?? error.message.replace(/^Invalid [^:]+: /, ""),
+    error.recoveryHint,
+    error.limit,
+    { issues: error.issues, cause: error },
+  );
+}
+
+/**
  * Refuse an options argument that is not a plain object (or, with `optional`, undefined):
  * a number, a string, an array or a class instance passed where options belong would
  * otherwise be read as "no options" and the defaults used silently.

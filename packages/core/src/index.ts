@@ -59,6 +59,8 @@ export {
   type InputIssue,
   type InvalidArgumentDetails,
   InvalidArgumentError,
+  type InvalidArgumentErrorClass,
+  reportInvalidAs,
   requireOptionsObject,
 } from "./errors";
 export {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { InvalidArgumentError } from "./errors";
+import { InvalidArgumentError, reportInvalidAs } from "./errors";
 import {
   agentIdSchema,
   checkId,
@@ -352,6 +352,73 @@ describe("parseOptions", () => {
     const error = refusal(() => parseOptions(schema, value));
     expect(error.field).toBe("options");
     expect(error.message).toBe(`Invalid options: must be a plain object, got ${kind}.`);
+  });
+
+  it("with required, refuses undefined instead of reading it as no options", () => {
+    const error = refusal(() =>
+      parseOptions(schema, undefined, {
+        required: true,
+        field: "grant",
+        fixes: { "": "Pass { reviewerId }." },
+      }),
+    );
+    expect(error.field).toBe("grant");
+    expect(error.message).toBe("Invalid grant: must be an object, got undefined.");
+    expect(error.recoveryHint).toBe("Pass { reviewerId }.");
+    expect(parseOptions(schema, {}, { required: true })).toEqual({ maxBatchSize: 500 });
+  });
+
+  it("with errorClass, reports every refusal as that class, with core's error as its cause", () => {
+    class InvalidWidgetError extends InvalidArgumentError {
+      static override readonly errorIdentity = "@gov/test.InvalidWidgetError";
+      override readonly code: string = "WIDGET_INPUT_INVALID";
+      constructor(
+        field: string,
+        problem: string,
+        fix: string,
+        limit?: number,
+        details: { issues?: InvalidArgumentError["issues"]; cause?: unknown } = {},
+      ) {
+        super(field, problem, fix, { ...(limit === undefined ? {} : { limit }), ...details });
+        this.name = "InvalidWidgetError";
+      }
+    }
+    const cases: [unknown, string, number | undefined][] = [
+      [{ maxBatchSize: 20_000 }, "options.maxBatchSize", 10_000],
+      [undefined, "options", undefined],
+      [42, "options", undefined],
+      [
+        {
+          get timeoutMs(): number {
+            throw new Error("boom");
+          },
+        },
+        "options.timeoutMs",
+        undefined,
+      ],
+    ];
+    for (const [value, field, limit] of cases) {
+      const error = refusal(() =>
+        parseOptions(schema, value, { errorClass: InvalidWidgetError, required: true }),
+      );
+      expect(InvalidWidgetError.isInstance(error), field).toBe(true);
+      expect(error.code).toBe("WIDGET_INPUT_INVALID");
+      expect(error.field).toBe(field);
+      expect(error.limit).toBe(limit);
+      expect(InvalidArgumentError.isInstance(error.cause)).toBe(true);
+      expect((error.cause as InvalidArgumentError).issues).toEqual(error.issues);
+    }
+    const both = refusal(() =>
+      parseOptions(schema, { maxBatchSize: 0, timeotMs: 5 }, { errorClass: InvalidWidgetError }),
+    );
+    expect(both.issues.map((issue) => issue.field)).toEqual([
+      "options.timeotMs",
+      "options.maxBatchSize",
+    ]);
+    expect(both.message).toContain("also options.maxBatchSize");
+    // An error of the class already is passed on as it is.
+    const own = new InvalidWidgetError("x", "is bad.", "Fix it.");
+    expect(reportInvalidAs(InvalidWidgetError, own)).toBe(own);
   });
 
   it("refuses an unknown key with a did-you-mean, at any depth", () => {

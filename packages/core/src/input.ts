@@ -12,7 +12,13 @@
 import { z } from "zod";
 import { codePointLabel, findBlankCharacter } from "./confusables";
 import { describeValue, typeOf } from "./describe";
-import { GovernanceError, type InputIssue, InvalidArgumentError } from "./errors";
+import {
+  GovernanceError,
+  type InputIssue,
+  InvalidArgumentError,
+  type InvalidArgumentErrorClass,
+  reportInvalidAs,
+} from "./errors";
 
 /** The longest id (agent, session, tool, request id…), in UTF-16 code units. */
 export const MAX_ID_LENGTH = 256;
@@ -349,6 +355,19 @@ export interface ParseOptionsOptions {
    * `pool.max`); used instead of the generic fix derived from the issue.
    */
   fixes?: Readonly<Record<string, string>>;
+  /**
+   * Refuse `undefined` instead of reading it as `{}` (for an options object a call cannot do
+   * without). The fix is `fixes[""]` when given.
+   * @default false
+   */
+  required?: boolean;
+  /**
+   * Report a refusal as this module's own subclass of {@link InvalidArgumentError} (through
+   * {@link reportInvalidAs}: same field, problem, fix, limit and issues; core's error as its
+   * cause), so that a module's bad input carries the module's code.
+   * @default InvalidArgumentError
+   */
+  errorClass?: InvalidArgumentErrorClass;
 }
 
 /** The edit distance between `a` and `b` (insertions, deletions, substitutions, transpositions). */
@@ -764,8 +783,30 @@ export function parseOptions<Schema extends z.ZodType>(
   value: unknown,
   options: ParseOptionsOptions = {},
 ): z.output<Schema> {
+  const errorClass = options.errorClass;
+  if (errorClass === undefined) return readOptions(schema, value, options);
+  try {
+    return readOptions(schema, value, options);
+  } catch (error) {
+    if (InvalidArgumentError.isInstance(error)) throw reportInvalidAs(errorClass, error);
+    throw error;
+  }
+}
+
+function readOptions<Schema extends z.ZodType>(
+  schema: Schema,
+  value: unknown,
+  options: ParseOptionsOptions,
+): z.output<Schema> {
   const field = options.field ?? "options";
   const fixes = options.fixes ?? {};
+  if (value === undefined && options.required) {
+    throw new InvalidArgumentError(
+      field,
+      "must be an object, got undefined.",
+      fixes[""] ?? "Pass an object of options.",
+    );
+  }
   const input = value === undefined ? {} : value;
   const unreadable = (path: readonly PropertyKey[], cause: unknown) =>
     new InvalidArgumentError(

@@ -1,4 +1,4 @@
-import { describeError, GovernanceError, InvalidArgumentError } from "@gov/core";
+import { describeError, GovernanceError, InvalidArgumentError, reportInvalidAs } from "@gov/core";
 
 /** The stable error codes of `@gov/gates`. A code never changes meaning once released. */
 export const GATES_ERROR_CODES = {
@@ -488,21 +488,17 @@ export class InvalidGatesInputError extends InvalidArgumentError {
     problem: string,
     fix: string,
     limit?: number,
-    details: { issues?: InvalidArgumentError["issues"] } = {},
+    details: { issues?: InvalidArgumentError["issues"]; cause?: unknown } = {},
   ) {
     super(field, problem, fix, { ...(limit === undefined ? {} : { limit }), ...details });
     this.name = "InvalidGatesInputError";
   }
 
-  /** The same error, as `@gov/gates` reports it: core's field, problem, fix, limit and issues. */
+  /**
+   * The same error, as `@gov/gates` reports it: core's field, problem, fix, limit and issues,
+   * with core's error as its cause.
+   */
   static from(error: InvalidArgumentError): InvalidGatesInputError {
-    const first = error.issues[0];
-    return new InvalidGatesInputError(
-      error.field,
-      first?.problem ?? error.message.replace(/^Invalid [^:]+: /, ""),
-      error.recoveryHint,
-      error.limit,
-      { issues: error.issues },
-    );
+    return reportInvalidAs(InvalidGatesInputError, error);
   }
 }

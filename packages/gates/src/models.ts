@@ -225,7 +225,7 @@ export const payloadSchema = z.unknown().transform((value, context): CanonicalPa
   try {
     canonical = canonicalJson(value, "payload");
   } catch (error) {
-    if (!(error instanceof InvalidArgumentError)) throw error;
+    if (!InvalidArgumentError.isInstance(error)) throw error;
     return fail(context, `${error.message.replace(/^Invalid [^:]+: /, "")} (at ${error.field})`, {
       fix,
     });
@@ -520,20 +520,16 @@ export function validateOptions<T extends z.ZodType>(
   value: unknown,
   options: { field?: string; required?: boolean } = {},
 ): z.output<T> {
-  const field = options.field ?? "options";
-  if (options.required && value === undefined)
-    throw new InvalidGatesInputError(
-      field,
-      "must be an object, got undefined.",
-      'Pass an options object, e.g. { reviewerId: "alice@company.com" }.',
-    );
-  try {
-    return parseOptions(schema, value, { field });
-  } catch (error) {
-    if (InvalidArgumentError.isInstance(error) && !InvalidGatesInputError.isInstance(error))
-      throw InvalidGatesInputError.from(error);
-    throw error;
-  }
+  return parseOptions(schema, value, {
+    field: options.field ?? "options",
+    errorClass: InvalidGatesInputError,
+    ...(options.required
+      ? {
+          required: true,
+          fixes: { "": 'Pass an options object, e.g. { reviewerId: "alice@company.com" }.' },
+        }
+      : {}),
+  });
 }
 
 /**

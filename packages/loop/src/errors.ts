@@ -1,4 +1,4 @@
-import { GovernanceError, InvalidArgumentError } from "@gov/core";
+import { GovernanceError, InvalidArgumentError, reportInvalidAs } from "@gov/core";
 
 /** The stable error codes of `@gov/loop`. A code never changes meaning once released. */
 export const LOOP_ERROR_CODES = {
@@ -156,13 +156,6 @@ export class InvalidLoopPolicyError extends InvalidArgumentError {
    * with core's error as its cause.
    */
   static from(error: InvalidArgumentError): InvalidLoopPolicyError {
-    const first = error.issues[0];
-    return new InvalidLoopPolicyError(
-      error.field,
-      first?.problem ?? error.message.replace(/^Invalid [^:]+: /, ""),
-      error.recoveryHint,
-      error.limit,
-      { issues: error.issues, cause: error },
-    );
+    return reportInvalidAs(InvalidLoopPolicyError, error);
   }
 }

@@ -1,4 +1,4 @@
-import { describeValue, InvalidArgumentError, parseOptions, suggestKey } from "@gov/core";
+import { describeValue, parseOptions, suggestKey } from "@gov/core";
 import { z } from "zod";
 import { InvalidLoopPolicyError } from "./errors";
 
@@ -432,16 +432,11 @@ const OPTION_FIXES: Record<string, string> = Object.fromEntries(
  * @throws {InvalidLoopPolicyError} naming the option (`options.maxSessions`), the limit and the fix.
  */
 export function parseLoopOptions(options: LoopOptions | undefined): ResolvedLoopOptions {
-  try {
-    return parseOptions(loopOptionsSchema, options ?? undefined, {
-      fixes: {
-        "": "Pass { sessionIdleMs, sweepIntervalMs, maxSessions } or nothing.",
-        ...OPTION_FIXES,
-      },
-    });
-  } catch (error) {
-    if (InvalidArgumentError.isInstance(error) && !InvalidLoopPolicyError.isInstance(error))
-      throw InvalidLoopPolicyError.from(error);
-    throw error;
-  }
+  return parseOptions(loopOptionsSchema, options ?? undefined, {
+    errorClass: InvalidLoopPolicyError,
+    fixes: {
+      "": "Pass { sessionIdleMs, sweepIntervalMs, maxSessions } or nothing.",
+      ...OPTION_FIXES,
+    },
+  });
 }

@@ -1,4 +1,4 @@
-import { describeError, GovernanceError, InvalidArgumentError } from "@gov/core";
+import { describeError, GovernanceError, InvalidArgumentError, reportInvalidAs } from "@gov/core";
 
 /**
  * The stable error codes of `@gov/presence`. A halted agent is refused with core's
@@ -58,14 +58,7 @@ export class InvalidPresenceInputError extends InvalidArgumentError {
    * issues, with core's error as its cause.
    */
   static from(error: InvalidArgumentError): InvalidPresenceInputError {
-    const first = error.issues[0];
-    return new InvalidPresenceInputError(
-      error.field,
-      first?.problem ?? error.message.replace(/^Invalid [^:]+: /, ""),
-      error.recoveryHint,
-      error.limit,
-      { issues: error.issues, cause: error },
-    );
+    return reportInvalidAs(InvalidPresenceInputError, error);
   }
 }
 

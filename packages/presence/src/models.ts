@@ -177,7 +177,7 @@ const metadataSchema = z.unknown().transform((value, context): PresenceMetadata 
   try {
     text = canonicalJson(value, "metadata");
   } catch (error) {
-    if (!(error instanceof InvalidArgumentError)) throw error;
+    if (!InvalidArgumentError.isInstance(error)) throw error;
     context.addIssue({
       code: "custom",
       message: `${error.message.replace(/^Invalid [^:]+: /, "")} (at ${error.field})`,
@@ -369,20 +369,11 @@ export function validateOptions<T extends z.ZodType>(
   value: unknown,
   options: { field?: string; required?: boolean } = {},
 ): z.output<T> {
-  const field = options.field ?? "options";
-  if (options.required && value === undefined)
-    throw new InvalidPresenceInputError(
-      field,
-      "must be an object, got undefined.",
-      "Pass an options object, e.g. { … }.",
-    );
-  try {
-    return parseOptions(schema, value, { field });
-  } catch (error) {
-    if (InvalidArgumentError.isInstance(error) && !InvalidPresenceInputError.isInstance(error))
-      throw InvalidPresenceInputError.from(error);
-    throw error;
-  }
+  return parseOptions(schema, value, {
+    field: options.field ?? "options",
+    errorClass: InvalidPresenceInputError,
+    required: options.required ?? false,
+  });
 }
 
 /**
