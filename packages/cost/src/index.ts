@@ -12,6 +12,7 @@ export {
   type VerifyAlertOptions,
   verifyAlertSignature,
 } from "./alerts";
+export { COST_AUDIT_KINDS } from "./audit-kinds";
 export {
   BUDGET_CAPS,
   BUDGET_LIMITS,
@@ -23,6 +24,7 @@ export {
   type BudgetPolicyJSON,
   type ExactCaps,
 } from "./budget-policy";
+export { costMigrations, costModule } from "./definition";
 export {
   BudgetCheckFailedError,
   BudgetExceeded,
@@ -56,12 +58,7 @@ export {
   type TrackUsageOptions,
   type UsageReceipt,
 } from "./models";
-export {
-  COST_AUDIT_KINDS,
-  CostModule,
-  costMigrations,
-  costModule,
-} from "./module";
+export { CostModule } from "./module";
 export type { CostOptions } from "./options";
 export {
   type AppliedRates,

@@ -16,9 +16,10 @@ import {
 import { afterEach, describe, expect, it } from "vitest";
 import { type CostHarness, costHarness } from "./__fixtures__";
 import { BudgetPolicy } from "./budget-policy";
+import { costModule } from "./definition";
 import { BudgetExceeded, InvalidBudgetPolicyError, UnknownModelError } from "./errors";
 import * as costExports from "./index";
-import { CostModule, costModule } from "./module";
+import { CostModule } from "./module";
 import { parseCostOptions } from "./options";
 import { costSdkContribution } from "./sdk-options";
 

@@ -1,7 +1,7 @@
 import { sql } from "@gov/core";
 import { createTestStore, spawnJsonLinesChild, testEngines } from "@gov/core/testing";
 import { describe, expect, it } from "vitest";
-import { costMigrations } from "./module";
+import { costMigrations } from "./definition";
 
 const postgres = testEngines().find((engine) => engine.name === "postgres");
 

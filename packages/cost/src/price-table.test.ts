@@ -4,19 +4,11 @@ import {
   GovernanceError,
   type InvalidArgumentError,
 } from "@gov/core";
+import { thrown } from "@gov/core/testing";
 import { describe, expect, it } from "vitest";
 import { COST_ERROR_CODES, InvalidPriceError, UnknownModelError } from "./errors";
 import { PriceTable, priceUsage } from "./price-table";
 import bundled from "./prices.json" with { type: "json" };
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a throw");
-}
 
 function priceError(fn: () => unknown): InvalidPriceError {
   const error = thrown(fn);

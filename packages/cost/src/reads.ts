@@ -1,13 +1,18 @@
 /**
- * The module's read statements, in raw SQL: the budget snapshot (a session's and an agent's
- * day counters in one statement, and what is left under each cap of the policy) and the spend
- * per model. The columns they name are listed in {@link RAW_SQL_COLUMNS}, which a test checks
+ * The module's reads: `snapshot` and `modelBreakdown`, which never throw for a store failure,
+ * and their statements, in raw SQL: the budget snapshot (a session's and an agent's day
+ * counters in one statement, and what is left under each cap of the policy) and the spend per
+ * model. The columns they name are listed in {@link RAW_SQL_COLUMNS}, which a test checks
  * against the migrated database on both engines.
  */
-import { type Store, sql } from "@gov/core";
-import type { ExactCaps } from "./budget-policy";
+import { checkId, describeError, InvalidArgumentError, type Store, sql } from "@gov/core";
+import { BUDGET_LIMITS, type ExactCaps } from "./budget-policy";
 import type { BudgetSnapshot } from "./models";
 import { decimalToUnits, FEMTO_DIGITS, femtoToUsd } from "./money";
+import { type CostRuntime, today } from "./runtime";
+import { checkIds, checkOptions } from "./validate";
+
+const BREAKDOWN_OPTIONS = new Set(["since"]);
 
 /** A session's counters as the snapshot reads them (`gov_cost.sessions`), decimals as text. */
 export interface SessionCounters {
@@ -29,7 +34,7 @@ export interface DailyCounters {
 
 /**
  * Every column the module's raw SQL names (here, and the functions' calls in `sql.ts` and
- * `module.ts`), per table of `gov_cost`, with its Postgres data type as
+ * `settle.ts`), per table of `gov_cost`, with its Postgres data type as
  * `information_schema.columns` reports it: `schema-columns.test.ts` checks them against the
  * migrated database and against the drizzle tables of `schema.ts`.
  */
@@ -157,4 +162,73 @@ export async function readModelBreakdown(
   const out: Record<string, { usd: number; tokens: number }> = {};
   for (const row of rows) out[row.model] = { usd: Number(row.usd), tokens: Number(row.tokens) };
   return out;
+}
+
+/**
+ * Usage and remaining budget of the agent and session (`CostModule.snapshot`); zeros with
+ * `degraded: true` when the store cannot be read.
+ */
+export async function readSnapshot(
+  runtime: CostRuntime,
+  agentId: string,
+  sessionId: string,
+): Promise<BudgetSnapshot> {
+  checkIds(agentId, sessionId);
+  const day = today(runtime);
+  let counters: Awaited<ReturnType<typeof readCounters>> = {
+    session: undefined,
+    daily: undefined,
+  };
+  let degraded = false;
+  try {
+    counters = await readCounters(runtime.store, agentId, sessionId, day);
+  } catch (error) {
+    degraded = true;
+    runtime.logger.error("snapshot could not read the budget; zeros are returned (degraded).", {
+      agentId,
+      sessionId,
+      error: describeError(error),
+    });
+  }
+  return budgetSnapshot({
+    agentId,
+    sessionId,
+    day,
+    ...counters,
+    caps: runtime.policies.get(agentId)?.exact,
+    degraded,
+  });
+}
+
+/** The agent's spend per model (`CostModule.modelBreakdown`); `{}` when the store cannot be read. */
+export async function modelBreakdown(
+  runtime: CostRuntime,
+  agentId: string,
+  options: { since?: Date },
+): Promise<Record<string, { usd: number; tokens: number }>> {
+  checkId(agentId, "agentId", { max: BUDGET_LIMITS.agentId });
+  checkOptions(
+    options,
+    BREAKDOWN_OPTIONS,
+    "modelBreakdown",
+    "{ since? }",
+    "modelBreakdown(agentId, { since: new Date(Date.now() - 86_400_000) })",
+  );
+  const since = options.since;
+  if (since !== undefined && !(since instanceof Date && Number.isFinite(since.getTime()))) {
+    throw new InvalidArgumentError(
+      "since",
+      "must be a valid Date.",
+      "Pass a Date, or leave it out.",
+    );
+  }
+  try {
+    return await readModelBreakdown(runtime.store, agentId, since);
+  } catch (error) {
+    runtime.logger.error("modelBreakdown could not read usage; {} is returned.", {
+      agentId,
+      error: describeError(error),
+    });
+    return {};
+  }
 }

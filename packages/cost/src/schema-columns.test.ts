@@ -2,7 +2,7 @@ import { sql } from "@gov/core";
 import { createTestStore, type TestEngine, type TestStore, testEngines } from "@gov/core/testing";
 import { getTableConfig } from "drizzle-orm/pg-core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { costMigrations } from "./module";
+import { costMigrations } from "./definition";
 import { RAW_SQL_COLUMNS, RAW_SQL_FUNCTIONS } from "./reads";
 import { agentDays, sessions, usage } from "./schema";
 

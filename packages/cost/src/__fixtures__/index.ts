@@ -9,7 +9,8 @@ import {
   type TestStore,
   unreachableStore,
 } from "@gov/core/testing";
-import { CostModule, costMigrations } from "../module";
+import { costMigrations } from "../definition";
+import { CostModule } from "../module";
 import type { CostOptions } from "../options";
 
 export { recordingAuditSink, recordingLogger, unreachableStore };

@@ -1,0 +1,254 @@
+/**
+ * The reservation path of `checkOrRaise`: the projection of a call (validated, then priced),
+ * and the check of every cap of the agent's policy with the reservation of that projection in
+ * one statement — or the evidence of a breach or of a check that could not be made.
+ */
+import { randomUUID } from "node:crypto";
+import { describeError, type HaltCheckContext, type Store } from "@gov/core";
+import type { ItemFailure } from "./batcher";
+import { type BudgetCap, type BudgetPolicy, CAP_UNITS } from "./budget-policy";
+import { BudgetCheckFailedError, BudgetExceeded } from "./errors";
+import { writeEvidence } from "./evidence";
+import type { BudgetReservation, CheckOptions } from "./models";
+import { femtoToUsd, trimDecimal } from "./money";
+import { type CostRuntime, priceOf, today } from "./runtime";
+import { callBudgetFunction, capLimitsOf, type ReserveRequest, type ReserveResult } from "./sql";
+import {
+  checkIds,
+  checkModel,
+  checkOptions,
+  checkTokens,
+  checkUsd,
+  countsOf,
+  exactFemto,
+} from "./validate";
+
+const CHECK_CONTEXT: HaltCheckContext = Object.freeze({ path: "cost.checkOrRaise" });
+
+const CHECK_OPTIONS = new Set([
+  "model",
+  "inputTokens",
+  "maxTokens",
+  "projectedTokens",
+  "projectedUsd",
+]);
+
+/** A check's projection as declared, validated. */
+interface Declared {
+  tokens: number;
+  input: number;
+  output: number;
+  model: string | null;
+  usd: bigint | null;
+}
+
+/**
+ * Pre-call enforcement (`CostModule.checkOrRaise`): the halt check, then every cap of the
+ * agent's policy checked, and the projection reserved, in one statement.
+ */
+export async function reserveBudget(
+  runtime: CostRuntime,
+  agentId: string,
+  sessionId: string,
+  options: CheckOptions,
+): Promise<BudgetReservation> {
+  checkIds(agentId, sessionId);
+  const declared = declaredOf(runtime, options);
+  await runtime.halt.assertAlive(agentId, CHECK_CONTEXT);
+  runtime.metrics.checks++;
+  const day = today(runtime);
+  const policy = runtime.policies.get(agentId);
+  const unchecked = (failOpen: boolean, unbudgeted: boolean): BudgetReservation =>
+    Object.freeze({
+      reservationId: null,
+      agentId,
+      sessionId,
+      tokens: 0,
+      usd: 0,
+      exactUsd: "0",
+      day,
+      failOpen,
+      unbudgeted,
+    });
+  const projection = project(runtime, declared);
+  if (!policy) {
+    if (!runtime.warnedUnbudgeted.has(agentId) && runtime.warnedUnbudgeted.size < 10_000) {
+      runtime.warnedUnbudgeted.add(agentId);
+      runtime.logger.warn(
+        "checkOrRaise: the agent has no budget policy, so nothing is checked; register one with cost.register().",
+        { agentId },
+      );
+    }
+    runtime.metrics.passed++;
+    return unchecked(false, true);
+  }
+  warnUnprojected(runtime, policy, projection);
+  const request: ReserveRequest = {
+    reservationId: randomUUID(),
+    agentId,
+    sessionId,
+    day,
+    tokens: String(projection.tokens),
+    usd: femtoToUsd(projection.femto),
+    model: options.model ?? null,
+    ttlMs: runtime.options.reservationTtlMs,
+    ...capLimitsOf(policy.exact),
+  };
+  let result: ReserveResult;
+  try {
+    result = await runtime.reserve.submit(request);
+  } catch (error) {
+    runtime.metrics.checkFailures++;
+    const failOpen = runtime.options.failOpen;
+    runtime.logger.error(
+      failOpen
+        ? "checkOrRaise could not read the budget; the call is let through unchecked (costFailOpen)."
+        : "checkOrRaise could not read the budget; the call is denied (fail-closed).",
+      { agentId, sessionId, error: describeError(error) },
+    );
+    await writeEvidence(runtime, {
+      agentId,
+      sessionId,
+      kind: "budget.check_failed",
+      model: options.model ?? null,
+      metadata: {
+        failOpen,
+        decision: failOpen ? "allowed" : "denied",
+        error: describeError(error),
+        projectedTokens: projection.tokens,
+        projectedUsd: femtoToUsd(projection.femto),
+      },
+    });
+    if (failOpen) {
+      runtime.metrics.failOpenPasses++;
+      return unchecked(true, false);
+    }
+    throw new BudgetCheckFailedError(agentId, sessionId, error);
+  }
+  if (!result.ok) {
+    runtime.metrics.exceeded++;
+    const cap = result.cap as BudgetCap;
+    const details = {
+      agentId,
+      sessionId,
+      cap,
+      unit: CAP_UNITS[cap],
+      used: Number(result.used),
+      committed: Number(result.committed),
+      projected: Number(result.projected),
+      limit: Number(result.limit),
+    };
+    await writeEvidence(runtime, {
+      agentId,
+      sessionId,
+      kind: "budget.exceeded",
+      model: options.model ?? null,
+      metadata: {
+        cap,
+        unit: details.unit,
+        used: trimDecimal(result.used),
+        committed: trimDecimal(result.committed),
+        projected: trimDecimal(result.projected),
+        limit: trimDecimal(result.limit),
+        day,
+      },
+    });
+    throw new BudgetExceeded(details);
+  }
+  runtime.metrics.passed++;
+  return Object.freeze({
+    reservationId: result.reserved ? request.reservationId : null,
+    agentId,
+    sessionId,
+    tokens: projection.tokens,
+    usd: Number(request.usd),
+    exactUsd: request.usd,
+    day,
+    failOpen: false,
+    unbudgeted: false,
+  });
+}
+
+/** Send a batch of checks to `gov_cost.check_and_reserve` (the reserve batcher's run). */
+export function runReserve(
+  store: Store,
+  items: ReserveRequest[],
+): Promise<(ReserveResult | ItemFailure)[]> {
+  return callBudgetFunction<ReserveResult>(store, "reserve", items);
+}
+
+/**
+ * A capped agent checked with nothing projected against the cap: concurrent checks are then
+ * held only against spend already recorded. Said once per agent.
+ */
+function warnUnprojected(
+  runtime: CostRuntime,
+  policy: BudgetPolicy,
+  projection: { tokens: number; femto: bigint },
+): void {
+  const caps = policy.exact;
+  const usd = caps.perSessionUsd !== null || caps.perAgentUsdDaily !== null;
+  const tokens = caps.perSessionTokens !== null || caps.perAgentTokensDaily !== null;
+  const missing =
+    usd && projection.femto === 0n ? "USD" : tokens && projection.tokens === 0 ? "tokens" : null;
+  if (missing === null || runtime.warnedUnprojected.has(policy.agentId)) return;
+  if (runtime.warnedUnprojected.size >= 10_000) return;
+  runtime.warnedUnprojected.add(policy.agentId);
+  runtime.logger.warn(
+    `checkOrRaise projected no ${missing} for an agent with a ${missing} cap: calls in flight are not reserved against it, so concurrent calls can pass it together. Pass model and maxTokens (or set defaultMaxTokens), or projectedUsd.`,
+    { agentId: policy.agentId },
+  );
+}
+
+/** The projection's inputs, validated (caller bugs are thrown before anything is checked). */
+function declaredOf(runtime: CostRuntime, options: CheckOptions): Declared {
+  checkOptions(
+    options,
+    CHECK_OPTIONS,
+    "checkOrRaise",
+    "{ model?, inputTokens?, maxTokens?, projectedTokens?, projectedUsd? }",
+    'checkOrRaise(agentId, sessionId, { model: "gpt-4o", maxTokens: 1024 })',
+  );
+  const input =
+    options.inputTokens === undefined ? 0 : checkTokens("inputTokens", options.inputTokens, true);
+  let output: number;
+  if (options.projectedTokens !== undefined) {
+    output = Math.max(0, checkTokens("projectedTokens", options.projectedTokens, true) - input);
+  } else if (options.maxTokens !== undefined) {
+    output = checkTokens("maxTokens", options.maxTokens, false);
+  } else {
+    output = runtime.options.defaultMaxTokens ?? 0;
+  }
+  return {
+    tokens: input + output,
+    input,
+    output,
+    model: options.model === undefined ? null : checkModel("model", options.model),
+    usd: options.projectedUsd === undefined ? null : checkUsd("projectedUsd", options.projectedUsd),
+  };
+}
+
+/**
+ * The projection's USD: as declared, or its tokens priced for the model — input at the
+ * input rate, output at the higher of the output and reasoning rates (the call may reason).
+ */
+function project(runtime: CostRuntime, declared: Declared): { tokens: number; femto: bigint } {
+  if (declared.usd !== null) return { tokens: declared.tokens, femto: declared.usd };
+  if (declared.model === null) return { tokens: declared.tokens, femto: 0n };
+  const asOutput = exactFemto(
+    priceOf(
+      runtime,
+      declared.model,
+      countsOf({ inputTokens: declared.input, outputTokens: declared.output }),
+    ),
+  );
+  const asReasoning = exactFemto(
+    priceOf(
+      runtime,
+      declared.model,
+      countsOf({ inputTokens: declared.input, reasoningTokens: declared.output }),
+    ),
+  );
+  // biome-ignore lint/complexity/useMathMinMax: bigints; Math.max takes numbers only
+  return { tokens: declared.tokens, femto: asOutput > asReasoning ? asOutput : asReasoning };
+}
