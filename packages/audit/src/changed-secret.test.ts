@@ -1,28 +1,13 @@
 import { ChainKey, Keyring } from "@gov/core";
 import { recordingLogger, type TestEngine, testEngines } from "@gov/core/testing";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  type AuditHarness,
-  auditHarness,
-  chainError,
-  SECRET_A,
-  SECRET_B,
-  tamper,
-} from "./__fixtures__";
+import { describe, expect, it } from "vitest";
+import { chainError, SECRET_A, SECRET_B, tamper, useAuditHarness } from "./__fixtures__";
 
 const KEY_A = new ChainKey(SECRET_A);
 const KEY_B = new ChainKey(SECRET_B);
 
 describe.each(testEngines())("a changed audit secret on $name", (engine: TestEngine) => {
-  let h: AuditHarness;
-
-  beforeEach(async () => {
-    if (engine.available) h = await auditHarness(engine);
-  });
-
-  afterEach(async () => {
-    await h?.close();
-  });
+  const h = useAuditHarness(engine);
 
   async function logUnderA() {
     for (const sessionId of ["s-1", "s-2", "s-3"]) {

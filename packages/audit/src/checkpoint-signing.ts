@@ -2,6 +2,7 @@ import type { KeyObject } from "node:crypto";
 import {
   canonicalJson,
   InvalidArgumentError,
+  isUuid,
   type Keyring,
   parseOptions,
   VerifyingKey,
@@ -123,7 +124,6 @@ export function checkCheckpoint(
 }
 
 const HEX_64 = /^[0-9a-f]{64}$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** A timestamp as ISO text: drivers return `timestamptz` columns as Dates. */
 function isoText(value: unknown): unknown {
@@ -156,8 +156,7 @@ export function parseCheckpoint(value: unknown): StoredCheckpoint | null {
   };
   const optionalText = (text: unknown) => text === null || typeof text === "string";
   if (
-    typeof checkpoint.checkpointId !== "string" ||
-    !UUID.test(checkpoint.checkpointId) ||
+    !isUuid(checkpoint.checkpointId) ||
     typeof checkpoint.chain !== "string" ||
     checkpoint.chain === "" ||
     !Number.isSafeInteger(checkpoint.seq) ||

@@ -4,13 +4,13 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger, sql } from "@gov/core";
 import { type TestEngine, testEngines } from "@gov/core/testing";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   type AuditHarness,
-  auditHarness,
   eventually,
   flakyStore,
   recordingLogger,
+  useAuditHarness,
 } from "./__fixtures__";
 import { normalizeEvent } from "./models";
 import type { AuditModule } from "./module";
@@ -24,16 +24,10 @@ async function kindsOf(h: AuditHarness, sessionId: string): Promise<string[]> {
 describe.each(testEngines())(
   "the audit chain when the database is away, on $name",
   (engine: TestEngine) => {
-    let h: AuditHarness;
     let logger: ReturnType<typeof recordingLogger>;
-
-    beforeEach(async () => {
+    const h = useAuditHarness(engine, () => {
       logger = recordingLogger();
-      if (engine.available) h = await auditHarness(engine, { logger });
-    });
-
-    afterEach(async () => {
-      await h?.close();
+      return { logger };
     });
 
     function flakyModule(): { audit: AuditModule; setDown(down: boolean): void } {

@@ -7,8 +7,8 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { sql } from "@gov/core";
 import { type TestEngine, testEngines } from "@gov/core/testing";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type AuditHarness, auditHarness, SECRET_A, SECRET_B, tamper } from "./__fixtures__";
+import { describe, expect, it } from "vitest";
+import { SECRET_A, SECRET_B, tamper, useAuditHarness } from "./__fixtures__";
 
 /** RFC 8785 for the JSON the format allows (integers, strings, booleans, null, arrays, objects). */
 function jcs(value: unknown): string {
@@ -75,15 +75,7 @@ function verifyPerSpec(rows: readonly Row[], secrets: readonly string[]): string
 }
 
 describe.each(testEngines())("the record format (FORMAT.md) on $name", (engine: TestEngine) => {
-  let h: AuditHarness;
-
-  beforeEach(async () => {
-    if (engine.available) h = await auditHarness(engine);
-  });
-
-  afterEach(async () => {
-    await h?.close();
-  });
+  const h = useAuditHarness(engine);
 
   const readAll = () =>
     h.store.query<Row>(

@@ -1,7 +1,7 @@
 import { ChainKey, type GovernanceError, sql } from "@gov/core";
 import { rejectionOf, type TestEngine, testEngines, thrown } from "@gov/core/testing";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type AuditHarness, auditHarness, SECRET_A, tamper } from "./__fixtures__";
+import { describe, expect, it } from "vitest";
+import { SECRET_A, tamper, useAuditHarness } from "./__fixtures__";
 import { ChainIntegrityError, InvalidAuditEventError } from "./errors";
 import { InMemoryAuditStore } from "./memory-store";
 import { AUDIT_LIMITS } from "./models";
@@ -203,15 +203,7 @@ describe("metadata that has no faithful JSON form (InMemoryAuditStore, no databa
 });
 
 describe.each(testEngines())("bad input and empty chains on $name", (engine: TestEngine) => {
-  let h: AuditHarness;
-
-  beforeEach(async () => {
-    if (engine.available) h = await auditHarness(engine);
-  });
-
-  afterEach(async () => {
-    await h?.close();
-  });
+  const h = useAuditHarness(engine);
 
   // Guards against: promise-returning functions that throw synchronously on bad input.
   it.skipIf(!engine.available)(

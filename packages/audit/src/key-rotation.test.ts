@@ -1,16 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { ChainKey, Keyring, type Store, sql } from "@gov/core";
 import { rejectionOf, type TestEngine, testEngines } from "@gov/core/testing";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
-  type AuditHarness,
-  auditHarness,
   chainError,
   eventually,
   recordingLogger,
   SECRET_A,
   SECRET_B,
   tamper,
+  useAuditHarness,
 } from "./__fixtures__";
 import { ChainIntegrityError } from "./errors";
 import { normalizeEvent } from "./models";
@@ -141,15 +140,7 @@ function forgedRotation(
 }
 
 describe.each(testEngines())("key rotation held to its history on $name", (engine: TestEngine) => {
-  let h: AuditHarness;
-
-  beforeEach(async () => {
-    if (engine.available) h = await auditHarness(engine);
-  });
-
-  afterEach(async () => {
-    await h?.close();
-  });
+  const h = useAuditHarness(engine);
 
   const log = (sessionId: string, kind = "tool.call") => {
     h.clock.advance(1_000);

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, type Store, sql } from "@gov/core";
+import { InvalidArgumentError, isUuid, type Store, sql } from "@gov/core";
 import { AGENT_CHAIN_PREFIX } from "./models";
 import {
   chainName,
@@ -68,10 +68,9 @@ export function chainFilter(chain: string): VerifyChainOptions {
  * root (at most 256 steps).
  */
 export async function traceEvent(store: Store, eventId: string): Promise<AuditEventRecord[]> {
-  if (
-    typeof eventId !== "string" ||
-    !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(eventId)
-  ) {
+  // Either case, unlike core's isUuid (lower case only): Postgres reads a `uuid` in either case,
+  // and trace() has always accepted both.
+  if (typeof eventId !== "string" || !isUuid(eventId.toLowerCase())) {
     throw new InvalidArgumentError(
       "eventId",
       "must be the UUID of an audit event.",

@@ -4,15 +4,14 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { ChainKey, Keyring, type Store } from "@gov/core";
 import { type TestEngine, testEngines } from "@gov/core/testing";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
-  type AuditHarness,
-  auditHarness,
   eventually,
   flakyStore,
   recordingLogger,
   SECRET_A,
   SECRET_B,
+  useAuditHarness,
 } from "./__fixtures__";
 import { normalizeEvent } from "./models";
 import type { AuditModule } from "./module";
@@ -27,15 +26,10 @@ const DEAD_PID = 2 ** 22 + 777;
 describe.each(testEngines())(
   "what the audit spool replays, and explicit imports, on $name",
   (engine: TestEngine) => {
-    let h: AuditHarness;
     let logger: ReturnType<typeof recordingLogger>;
-
-    beforeEach(async () => {
+    const h = useAuditHarness(engine, () => {
       logger = recordingLogger();
-      if (engine.available) h = await auditHarness(engine, { logger });
-    });
-    afterEach(async () => {
-      await h?.close();
+      return { logger };
     });
 
     const log = (sessionId: string, kind = "tool.call") => {

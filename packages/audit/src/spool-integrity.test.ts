@@ -2,14 +2,8 @@ import { copyFile, mkdtemp, readdir, readFile, rename, rm, writeFile } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TestEngine, testEngines } from "@gov/core/testing";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  type AuditHarness,
-  auditHarness,
-  eventually,
-  flakyStore,
-  recordingLogger,
-} from "./__fixtures__";
+import { describe, expect, it } from "vitest";
+import { eventually, flakyStore, recordingLogger, useAuditHarness } from "./__fixtures__";
 import { AuditSpool } from "./spool";
 
 /** Replace a file in one step, as an attacker with a text editor would (and without a torn read). */
@@ -19,16 +13,10 @@ async function replaceFile(path: string, text: string): Promise<void> {
 }
 
 describe.each(testEngines())("the audit spool's signatures on $name", (engine: TestEngine) => {
-  let h: AuditHarness;
   let logger: ReturnType<typeof recordingLogger>;
-
-  beforeEach(async () => {
+  const h = useAuditHarness(engine, () => {
     logger = recordingLogger();
-    if (engine.available) h = await auditHarness(engine, { logger });
-  });
-
-  afterEach(async () => {
-    await h?.close();
+    return { logger };
   });
 
   /** A spool line of another spool file signed with the same key: valid there, not here. */

@@ -3,6 +3,7 @@ import {
   canonicalJson,
   DurableSpool,
   type DurableSpoolOptions,
+  isUuid,
   type Logger,
   SpoolFileError,
 } from "@gov/core";
@@ -41,8 +42,6 @@ export class AuditSpool extends DurableSpool<SpoolEntry> {
   }
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 /**
  * Entry `index` (from 1) of a spool file given to `importSpool`, as the spool writes it: a
  * version 1 entry with a lower-case UUID, a time as `toISOString()` writes it, an event in its
@@ -62,8 +61,7 @@ export function importedEntry(value: unknown, index: number, file: string): Spoo
     throw refuse("is not an object");
   const raw = value as Record<string, unknown>;
   if (raw.v !== 1) throw refuse(`has version ${JSON.stringify(raw.v) ?? "none"}, not 1`);
-  if (typeof raw.eventId !== "string" || !UUID.test(raw.eventId))
-    throw refuse("has no valid eventId (a lower-case UUID)");
+  if (!isUuid(raw.eventId)) throw refuse("has no valid eventId (a lower-case UUID)");
   const createdAt = raw.createdAt;
   if (
     typeof createdAt !== "string" ||

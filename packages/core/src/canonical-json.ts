@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
+import { describeValue, typeOf } from "./describe";
 import { InvalidArgumentError } from "./errors";
 
 /** A value that has one canonical JSON form. */
@@ -11,11 +12,9 @@ export type JsonValue =
   | JsonValue[]
   | { [key: string]: JsonValue };
 
-function describe(value: unknown): string {
-  if (value === undefined) return "undefined";
-  if (typeof value === "number") return String(value);
-  if (typeof value === "object" && value !== null) return value.constructor?.name ?? "object";
-  return typeof value;
+/** The class of an object that is not plain data, by its constructor's name ("Map"). */
+function className(value: object): string {
+  return value.constructor?.name ?? "object";
 }
 
 function check(value: unknown, path: string, seen: Set<object>): void {
@@ -27,7 +26,7 @@ function check(value: unknown, path: string, seen: Set<object>): void {
       if (!Number.isFinite(value)) {
         throw new InvalidArgumentError(
           path,
-          `is ${describe(value)}, which JSON cannot represent.`,
+          `is ${describeValue(value)}, which JSON cannot represent.`,
           "Use a finite number, or a string.",
         );
       }
@@ -57,7 +56,7 @@ function check(value: unknown, path: string, seen: Set<object>): void {
         if (prototype !== Object.prototype && prototype !== null) {
           throw new InvalidArgumentError(
             path,
-            `is a ${describe(value)}, which has no single JSON form.`,
+            `is a ${className(value)}, which has no single JSON form.`,
             "Convert it to a plain object, array, string or number first.",
           );
         }
@@ -72,7 +71,7 @@ function check(value: unknown, path: string, seen: Set<object>): void {
     default:
       throw new InvalidArgumentError(
         path,
-        `is ${describe(value)}, which JSON cannot represent.`,
+        `is ${typeOf(value)}, which JSON cannot represent.`,
         "Pass only JSON values.",
       );
   }

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { type ChainKey, KEY_ID_LENGTH, type Keyring } from "@gov/core";
+import { type ChainKey, isUuid, KEY_ID_LENGTH, type Keyring } from "@gov/core";
 import { ApprovalTokenError } from "./errors";
 import { GATES_LIMITS } from "./models";
 
@@ -38,7 +38,6 @@ export type ParsedToken = TokenFields & {
   signed: string;
 };
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 const KEY_ID = new RegExp(`^[0-9a-f]{${KEY_ID_LENGTH}}$`);
 const MILLIS = /^[1-9][0-9]{0,15}$/;
@@ -96,7 +95,7 @@ export function parseToken(token: string): ParsedToken {
     throw malformed();
   }
   const [requestId, actionHash, expiresAt, mac] = rest as [string, string, string, string];
-  if (!UUID.test(requestId)) throw malformed("Its request id is not a lower-case UUID.");
+  if (!isUuid(requestId)) throw malformed("Its request id is not a lower-case UUID.");
   if (!HEX64.test(actionHash))
     throw malformed("Its action hash is not 64 lower-case hex characters.");
   if (!MILLIS.test(expiresAt) || !Number.isSafeInteger(Number(expiresAt)))

@@ -11,6 +11,7 @@ import {
   sql,
 } from "@gov/core";
 import { createTestStore, type TestEngine, type TestStore, thrown } from "@gov/core/testing";
+import { afterEach, beforeEach } from "vitest";
 import { ChainIntegrityError } from "../errors";
 import { AuditModule, type AuditOptions, auditMigrations } from "../module";
 
@@ -33,10 +34,13 @@ export interface AuditHarness {
   close(): Promise<void>;
 }
 
+/** Options of {@link auditHarness}: the module's, and the logger it writes to. */
+export type AuditHarnessOptions = AuditOptions & { logger?: Logger };
+
 /** A fresh database with the audit schema, and a module on it. */
 export async function auditHarness(
   engine: TestEngine,
-  { logger, ...options }: AuditOptions & { logger?: Logger } = {},
+  { logger, ...options }: AuditHarnessOptions = {},
 ): Promise<AuditHarness> {
   const store = await createTestStore(engine, { migrations: [auditMigrations] });
   const keyring = new Keyring(new ChainKey(SECRET_A));
@@ -71,6 +75,63 @@ export async function auditHarness(
       await store.close();
       await rm(spoolDirectory, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * A fresh {@link auditHarness} before each test of a `describe.each(testEngines())` block (none
+ * on an engine that is not available), closed after it. Call it in the block's body; what it
+ * returns stands for the current test's harness, so read it only inside tests. `options` may be
+ * a function, called before each test (on every engine), to give each test its own logger:
+ *
+ * ```ts
+ * let logger: ReturnType<typeof recordingLogger>;
+ * const h = useAuditHarness(engine, () => {
+ *   logger = recordingLogger();
+ *   return { logger };
+ * });
+ * ```
+ */
+export function useAuditHarness(
+  engine: TestEngine,
+  options: AuditHarnessOptions | (() => AuditHarnessOptions) = {},
+): AuditHarness {
+  let current: AuditHarness | undefined;
+  beforeEach(async () => {
+    const resolved = typeof options === "function" ? options() : options;
+    if (engine.available) current = await auditHarness(engine, resolved);
+  });
+  afterEach(async () => {
+    const closing = current;
+    current = undefined;
+    await closing?.close();
+  });
+  const harness = (): AuditHarness => {
+    if (current === undefined) {
+      throw new Error(
+        `There is no audit harness here (${engine.name}): it exists only inside a test, on an available engine.`,
+      );
+    }
+    return current;
+  };
+  return {
+    get store() {
+      return harness().store;
+    },
+    get audit() {
+      return harness().audit;
+    },
+    get keyring() {
+      return harness().keyring;
+    },
+    get clock() {
+      return harness().clock;
+    },
+    get spoolDirectory() {
+      return harness().spoolDirectory;
+    },
+    another: (extra) => harness().another(extra),
+    close: () => harness().close(),
   };
 }
 
