@@ -23,6 +23,7 @@ import { createStore, silentLogger, sql } from "@gov/core";
 import { createTestDatabase, TEST_DATABASE_URL_ENV, testEngines } from "@gov/core/testing";
 import { extractBlocks } from "@gov/docs-test/src/markdown";
 import { cleanEnvironment, runCommand } from "./command";
+import { refuseAccidentalMajors, releasePlan, stampRelease } from "./release";
 import { buildAndPack, publishablePackages, ROOT } from "./tarballs";
 
 const EXAMPLE = { file: "README.md", name: "usage" };
@@ -70,8 +71,24 @@ async function main(): Promise<void> {
     const example = usageExample();
     const packages = publishablePackages();
     let step = performance.now();
-    const packed = await buildAndPack(packages, tarballs);
-    say(`built and packed ${packed.length} packages (${since(step)})`);
+    const built = await buildAndPack(packages, tarballs);
+    say(`built and packed ${built.length} packages (${since(step)})`);
+
+    // The versions the next release gives them (changesets' plan), as publishing would write them.
+    step = performance.now();
+    const plan = await releasePlan(ROOT, workspace);
+    refuseAccidentalMajors(plan);
+    const versions = new Map(
+      plan.filter((release) => release.type !== "none").map((r) => [r.name, r.newVersion]),
+    );
+    const packed = await Promise.all(
+      built.map((tarball, index) =>
+        stampRelease(tarball, packages[index] as (typeof packages)[number], versions, tarballs),
+      ),
+    );
+    say(
+      `stamped the release plan: ${packages.map((pkg) => `${pkg.name}@${versions.get(pkg.name) ?? pkg.version}`).join(", ")} (${since(step)})`,
+    );
 
     // A fresh npm project, as a user starts one: `npm install` of the tarballs.
     mkdirSync(project);
