@@ -333,6 +333,7 @@ describe("error identities", () => {
       "GovernanceError",
       "InvalidArgumentError",
       "MigrationError",
+      "ModuleInputError",
       "SecretError",
       "SpoolFileError",
       "StoreError",

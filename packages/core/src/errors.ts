@@ -375,6 +375,49 @@ export class InvalidArgumentError extends GovernanceError {
 }
 
 /**
+ * The base of a module's own bad-input class (`InvalidGatesInputError`,
+ * `InvalidLoopPolicyError`, …): an {@link InvalidArgumentError} constructed the way every
+ * module's is — field, problem, fix, then the limit and the details — named after its
+ * identity, with {@link ModuleInputError.from} to re-report core's refusals. A subclass
+ * declares its identity and its code, and nothing else it does not need:
+ *
+ * @example
+ * ```ts
+ * export class InvalidGatesInputError extends ModuleInputError {
+ *   static override readonly errorIdentity = "@gov/gates.InvalidGatesInputError";
+ *   override readonly code: string = GATES_ERROR_CODES.GATES_INPUT_INVALID;
+ * }
+ * ```
+ */
+export abstract class ModuleInputError extends InvalidArgumentError {
+  static override readonly errorIdentity: string = "@gov/core.ModuleInputError";
+
+  constructor(
+    field: string,
+    problem: string,
+    fix: string,
+    limit?: number,
+    details: { issues?: readonly InputIssue[]; cause?: unknown } = {},
+  ) {
+    super(field, problem, fix, { ...(limit === undefined ? {} : { limit }), ...details });
+    const identity = (new.target as unknown as { errorIdentity: string }).errorIdentity;
+    this.name = identity.slice(identity.lastIndexOf(".") + 1);
+  }
+
+  /**
+   * Core's refusal as this class reports it: the same field, problem, fix, limit and issues,
+   * core's error as its cause ({@link reportInvalidAs}).
+   */
+  static from<E extends InvalidArgumentError>(
+    this: InvalidArgumentErrorClass<E>,
+    error: InvalidArgumentError,
+  ): E {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the subclass it is called on
+    return reportInvalidAs(this, error);
+  }
+}
+
+/**
  * A module's own class for bad input: a subclass of {@link InvalidArgumentError} with the
  * module's code (`GATES_INPUT_INVALID`, `LOOP_POLICY_INVALID`, …), constructed the way every
  * module's is — field, problem, fix, then the limit and the details.

@@ -60,6 +60,7 @@ export {
   type InvalidArgumentDetails,
   InvalidArgumentError,
   type InvalidArgumentErrorClass,
+  ModuleInputError,
   reportInvalidAs,
   requireOptionsObject,
 } from "./errors";

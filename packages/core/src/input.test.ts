@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { InvalidArgumentError, reportInvalidAs } from "./errors";
+import { InvalidArgumentError, ModuleInputError, reportInvalidAs } from "./errors";
 import {
   agentIdSchema,
   checkId,
@@ -769,5 +769,35 @@ describe("parseOptions", () => {
       expect(error.field).toBe('options.caps["a\\nb"]');
       expect(error.message).not.toMatch(/\n/);
     });
+  });
+});
+
+describe("ModuleInputError", () => {
+  class InvalidGadgetError extends ModuleInputError {
+    static override readonly errorIdentity = "@gov/test.InvalidGadgetError";
+    override readonly code: string = "GADGET_INPUT_INVALID";
+  }
+
+  it("is an InvalidArgumentError named after its identity, with the module's code", () => {
+    const error = new InvalidGadgetError("options.size", "is too big.", "Make it smaller.", 10);
+    expect(InvalidArgumentError.isInstance(error)).toBe(true);
+    expect(InvalidGadgetError.isInstance(error)).toBe(true);
+    expect(error.name).toBe("InvalidGadgetError");
+    expect(error.code).toBe("GADGET_INPUT_INVALID");
+    expect(error.limit).toBe(10);
+    expect(error.message).toBe("Invalid options.size: is too big.");
+    expect(error.issues).toEqual([
+      { field: "options.size", problem: "is too big.", fix: "Make it smaller.", limit: 10 },
+    ]);
+  });
+
+  it("re-reports core's refusal with from(), keeping issues and cause", () => {
+    const core = refusal(() => checkId("", "agentId"));
+    const error = InvalidGadgetError.from(core);
+    expect(InvalidGadgetError.isInstance(error)).toBe(true);
+    expect(error.field).toBe("agentId");
+    expect(error.issues).toEqual(core.issues);
+    expect(error.cause).toBe(core);
+    expect(InvalidGadgetError.from(error)).toBe(error);
   });
 });

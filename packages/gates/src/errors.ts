@@ -1,4 +1,4 @@
-import { describeError, GovernanceError, InvalidArgumentError, reportInvalidAs } from "@gov/core";
+import { describeError, GovernanceError, ModuleInputError } from "@gov/core";
 
 /** The stable error codes of `@gov/gates`. A code never changes meaning once released. */
 export const GATES_ERROR_CODES = {
@@ -477,28 +477,9 @@ export class ApprovalIntegrityError extends GovernanceError {
  * }
  * ```
  */
-export class InvalidGatesInputError extends InvalidArgumentError {
+export class InvalidGatesInputError extends ModuleInputError {
   static override readonly errorIdentity = "@gov/gates.InvalidGatesInputError";
 
   /** Always `GATES_INPUT_INVALID`. */
   override readonly code: string = GATES_ERROR_CODES.GATES_INPUT_INVALID;
-
-  constructor(
-    field: string,
-    problem: string,
-    fix: string,
-    limit?: number,
-    details: { issues?: InvalidArgumentError["issues"]; cause?: unknown } = {},
-  ) {
-    super(field, problem, fix, { ...(limit === undefined ? {} : { limit }), ...details });
-    this.name = "InvalidGatesInputError";
-  }
-
-  /**
-   * The same error, as `@gov/gates` reports it: core's field, problem, fix, limit and issues,
-   * with core's error as its cause.
-   */
-  static from(error: InvalidArgumentError): InvalidGatesInputError {
-    return reportInvalidAs(InvalidGatesInputError, error);
-  }
 }

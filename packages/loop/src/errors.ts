@@ -1,4 +1,4 @@
-import { GovernanceError, InvalidArgumentError, reportInvalidAs } from "@gov/core";
+import { GovernanceError, type InvalidArgumentError, ModuleInputError } from "@gov/core";
 
 /** The stable error codes of `@gov/loop`. A code never changes meaning once released. */
 export const LOOP_ERROR_CODES = {
@@ -132,7 +132,7 @@ export class LoopDetected extends GovernanceError {
  * is true, as for every module's bad input) with the code of `@gov/loop`,
  * `LOOP_POLICY_INVALID`; every problem found is in `issues`.
  */
-export class InvalidLoopPolicyError extends InvalidArgumentError {
+export class InvalidLoopPolicyError extends ModuleInputError {
   static override readonly errorIdentity = "@gov/loop.InvalidLoopPolicyError";
 
   /** Always `LOOP_POLICY_INVALID`. */
@@ -145,17 +145,8 @@ export class InvalidLoopPolicyError extends InvalidArgumentError {
     limit?: number,
     details: { issues?: InvalidArgumentError["issues"]; cause?: unknown } = {},
   ) {
-    super(field, problem, fix, { ...(limit === undefined ? {} : { limit }), ...details });
-    this.name = "InvalidLoopPolicyError";
+    super(field, problem, fix, limit, details);
     // A policy's own refusal says what was refused; options (from core) keep core's message.
     if (details.issues === undefined) this.message = `Invalid loop policy: ${field} ${problem}`;
-  }
-
-  /**
-   * The same error, as `@gov/loop` reports it: core's field, problem, fix, limit and issues,
-   * with core's error as its cause.
-   */
-  static from(error: InvalidArgumentError): InvalidLoopPolicyError {
-    return reportInvalidAs(InvalidLoopPolicyError, error);
   }
 }

@@ -1,4 +1,4 @@
-import { describeError, GovernanceError, InvalidArgumentError, reportInvalidAs } from "@gov/core";
+import { describeError, GovernanceError, ModuleInputError } from "@gov/core";
 
 /**
  * The stable error codes of `@gov/presence`. A halted agent is refused with core's
@@ -36,30 +36,11 @@ export type PresenceErrorCode = (typeof PRESENCE_ERROR_CODES)[keyof typeof PRESE
  * }
  * ```
  */
-export class InvalidPresenceInputError extends InvalidArgumentError {
+export class InvalidPresenceInputError extends ModuleInputError {
   static override readonly errorIdentity = "@gov/presence.InvalidPresenceInputError";
 
   /** Always `PRESENCE_INPUT_INVALID`. */
   override readonly code: string = PRESENCE_ERROR_CODES.PRESENCE_INPUT_INVALID;
-
-  constructor(
-    field: string,
-    problem: string,
-    fix: string,
-    limit?: number,
-    details: { issues?: InvalidArgumentError["issues"]; cause?: unknown } = {},
-  ) {
-    super(field, problem, fix, { ...(limit === undefined ? {} : { limit }), ...details });
-    this.name = "InvalidPresenceInputError";
-  }
-
-  /**
-   * The same error, as `@gov/presence` reports it: core's field, problem, fix, limit and
-   * issues, with core's error as its cause.
-   */
-  static from(error: InvalidArgumentError): InvalidPresenceInputError {
-    return reportInvalidAs(InvalidPresenceInputError, error);
-  }
 }
 
 /**
