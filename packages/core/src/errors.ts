@@ -453,13 +453,16 @@ export function reportInvalidAs<E extends InvalidArgumentError>(
   error: InvalidArgumentError,
 ): E {
   if (errorClass.isInstance(error)) return error as E;
-  const first = error.issues[0];
+  // Read defensively: anything can carry the marker, and the module's error must come out.
+  const issues = Array.isArray(error.issues) ? error.issues : undefined;
+  const first = issues?.[0];
+  const message = typeof error.message === "string" ? error.message : "";
   return new errorClass(
-    error.field,
-    first?.problem ?? error.message.replace(/^Invalid [^:]+: /, ""),
-    error.recoveryHint,
-    error.limit,
-    { issues: error.issues, cause: error },
+    typeof error.field === "string" ? error.field : "options",
+    first?.problem ?? (message.replace(/^Invalid [^:]+: /, "") || "is invalid."),
+    typeof error.recoveryHint === "string" ? error.recoveryHint : "Correct the input.",
+    typeof error.limit === "number" ? error.limit : undefined,
+    { ...(issues === undefined ? {} : { issues }), cause: error },
   );
 }
 

@@ -788,8 +788,18 @@ export function parseOptions<Schema extends z.ZodType>(
   try {
     return readOptions(schema, value, options);
   } catch (error) {
-    if (InvalidArgumentError.isInstance(error)) throw reportInvalidAs(errorClass, error);
+    if (isGovernanceError(error) && InvalidArgumentError.isInstance(error))
+      throw reportInvalidAs(errorClass, error);
     throw error;
+  }
+}
+
+/** True for a real governance error; false for anything else, including what throws when looked at. */
+function isGovernanceError(value: unknown): value is GovernanceError {
+  try {
+    return value instanceof Error && GovernanceError.isInstance(value);
+  } catch {
+    return false;
   }
 }
 
@@ -808,12 +818,12 @@ function readOptions<Schema extends z.ZodType>(
     );
   }
   const input = value === undefined ? {} : value;
+  // The fix says why it could not be read, whatever `fixes` says about the option's value.
   const unreadable = (path: readonly PropertyKey[], cause: unknown) =>
     new InvalidArgumentError(
       joinPath(field, path),
       "could not be read.",
-      fixes[fixKey(path)] ??
-        "Pass plain data: an object whose properties are values, not getters or proxies that throw.",
+      "Pass plain data: an object whose properties are values, not getters or proxies that throw.",
       { cause },
     );
   let plain: boolean;
@@ -826,7 +836,10 @@ function readOptions<Schema extends z.ZodType>(
     throw new InvalidArgumentError(
       field,
       `must be a plain object, got ${typeOf(input)}.`,
-      fixes[""] ?? "Pass an object of options, e.g. { timeoutMs: 5000 }, or nothing.",
+      fixes[""] ??
+        (options.required
+          ? "Pass an object of options."
+          : "Pass an object of options, e.g. { timeoutMs: 5000 }, or nothing."),
     );
   }
   const issues: InputIssue[] = [];
@@ -838,8 +851,10 @@ function readOptions<Schema extends z.ZodType>(
     >;
   } catch (error) {
     if (error instanceof Unreadable) throw unreadable(error.path, error.cause);
-    // A refinement of the schema may refuse with a governance error of its own: keep it.
-    if (GovernanceError.isInstance(error)) throw error;
+    // A refinement of the schema may refuse with a governance error of its own: keep it (a
+    // real one: an Error with the marker, not a thrown object that forges it or whose traps
+    // throw when looked at).
+    if (isGovernanceError(error)) throw error;
     // Anything else was thrown while zod read the value again (a getter that throws on its
     // second read) or by the schema itself: never a raw error.
     throw unreadable([], error);

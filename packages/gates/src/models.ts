@@ -512,23 +512,22 @@ export type ResolvedGatesOptions = z.output<typeof gatesOptionsSchema>;
 /**
  * Read an options object with core's `parseOptions` (a non-object refused, unknown options
  * refused with a "did you mean", every issue listed), reported as an
- * {@link InvalidGatesInputError}.
+ * {@link InvalidGatesInputError}. With `required`, the call cannot do without the object:
+ * `undefined` is refused too, and the fix shows `required` — an example of that call's own
+ * options.
  * @throws {InvalidGatesInputError} naming the option, the limit and the fix.
  */
 export function validateOptions<T extends z.ZodType>(
   schema: T,
   value: unknown,
-  options: { field?: string; required?: boolean } = {},
+  options: { field?: string; required?: string } = {},
 ): z.output<T> {
   return parseOptions(schema, value, {
     field: options.field ?? "options",
     errorClass: InvalidGatesInputError,
-    ...(options.required
-      ? {
-          required: true,
-          fixes: { "": 'Pass an options object, e.g. { reviewerId: "alice@company.com" }.' },
-        }
-      : {}),
+    ...(options.required === undefined
+      ? {}
+      : { required: true, fixes: { "": `Pass an options object, e.g. ${options.required}.` } }),
   });
 }
 

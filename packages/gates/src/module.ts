@@ -49,6 +49,9 @@ import { Waiters, waitForDecision } from "./wait";
 /** How much longer than `auditTimeoutMs` `close()` waits for decisions in flight. */
 const CLOSE_GRACE_MS = 5_000;
 
+/** The options `grant` and `deny` cannot do without, as their refusal shows them. */
+const REVIEWER_EXAMPLE = '{ reviewerId: "alice@company.com" }';
+
 /**
  * Human approval requests with signed, single-use, action-bound tokens.
  *
@@ -252,7 +255,7 @@ export class GatesModule {
    * @throws {InvalidGatesInputError} bad input; nothing was read or written.
    */
   async grant(token: string, options: GrantOptions): Promise<ApprovalDecision> {
-    const checked = validateOptions(grantOptionsSchema, options, { required: true });
+    const checked = validateOptions(grantOptionsSchema, options, { required: REVIEWER_EXAMPLE });
     return this.#resolve("granted", token, {
       reviewerId: checked.reviewerId,
       reason: checked.reason ?? null,
@@ -272,7 +275,7 @@ export class GatesModule {
    * @throws the same errors as {@link grant}, except the self-approval ones.
    */
   async deny(token: string, options: DenyOptions): Promise<ApprovalDecision> {
-    const checked = validateOptions(denyOptionsSchema, options, { required: true });
+    const checked = validateOptions(denyOptionsSchema, options, { required: REVIEWER_EXAMPLE });
     return this.#resolve("denied", token, {
       reviewerId: checked.reviewerId,
       reason: checked.reason,
@@ -405,7 +408,10 @@ export class GatesModule {
     options: RequireApprovalOptions<Args>,
     fn: (...args: Args) => Result,
   ): ApprovalGatedFunction<Args, Result> {
-    const checked = validateOptions(requireApprovalOptionsSchema, options, { required: true });
+    const checked = validateOptions(requireApprovalOptionsSchema, options, {
+      required:
+        '{ kind: "payment.refund", agentId: "billing-agent", payload: (customer, amount) => ({ customer, amount }) }',
+    });
     if (typeof fn !== "function") {
       throw new InvalidGatesInputError(
         "fn",

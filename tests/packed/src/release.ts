@@ -54,8 +54,10 @@ function publishedRange(spec: string, version: string): string {
 /**
  * Re-pack `tarball` with the planned versions: its own `version`, and every `workspace:`
  * range of another workspace package (read from the package's own manifest in the
- * workspace) written as `pnpm publish` would write it with the planned versions. Resolves
- * with the new tarball's path (in `destination`).
+ * workspace) written as `pnpm publish` would write it with the planned versions. What
+ * `changeset version` also does and this does not: write the new CHANGELOG.md entries (the
+ * tarball ships the current one), which nothing installs or runs. Resolves with the new
+ * tarball's path (in `destination`).
  */
 export async function stampRelease(
   tarball: string,
@@ -74,7 +76,12 @@ export async function stampRelease(
       Record<string, string> | undefined
     >;
     manifest.version = versions.get(pkg.name) ?? pkg.version;
-    for (const field of ["dependencies", "peerDependencies", "optionalDependencies"]) {
+    for (const field of [
+      "dependencies",
+      "peerDependencies",
+      "optionalDependencies",
+      "devDependencies",
+    ]) {
       const ranges = manifest[field] as Record<string, string> | undefined;
       for (const [name, spec] of Object.entries(source[field] ?? {})) {
         if (!ranges || !spec.startsWith("workspace:")) continue;
