@@ -65,6 +65,24 @@ export {
   requireOptionsObject,
 } from "./errors";
 export {
+  type BudgetCheckOptions,
+  type BudgetGuard,
+  type BudgetReservationLike,
+  type CoverageRecorder,
+  type GovernancePorts,
+  type HasGovernancePorts,
+  type LoopCallOptions,
+  type LoopGuard,
+  noopCoverageRecorder,
+  type ProviderUsageLike,
+  type ResolvedGovernancePorts,
+  resolveGovernancePorts,
+  type ScopeGuard,
+  type ScopeTarget,
+  type ToolLike,
+  type UsageCounts,
+} from "./governance-ports";
+export {
   agentIdSchema,
   checkId,
   checkText,

@@ -1,3 +1,8 @@
+/**
+ * A tool as `filterTools` accepts it: its name, an object with a `name` (Anthropic, MCP), or
+ * an OpenAI tool spec with `function.name`. The same type as `@gov/core`'s `ToolLike`.
+ */
+export type { ToolLike } from "@gov/core";
 export {
   type ApiParseProblem,
   type ApiRequest,
@@ -32,7 +37,6 @@ export {
   type ScopeOptions,
   scopeMigrations,
   scopeModule,
-  type ToolLike,
 } from "./module";
 export { SCOPE_POLICY_REJECTED_KIND, SCOPE_POLICY_ROLLED_BACK_KIND } from "./policy-sync";
 export {

@@ -163,7 +163,11 @@ export interface ScopePolicyInput {
   allowedApis?: Iterable<string>;
   /** Tools removed from the agent's tool list by `filterTools` and refused by `check`. @default [] */
   hiddenTools?: Iterable<string>;
-  /** Models the agent may use, for the wrappers that enforce it. @default [] */
+  /**
+   * Models the agent may call (`check(agentId, { model })`, and the wrappers of model
+   * clients): exact, case-sensitive names. Empty — the default — places no limit on models.
+   * @default []
+   */
   allowedModels?: Iterable<string>;
 }
 
@@ -299,7 +303,7 @@ export class ScopePolicy {
   readonly allowedApis: ReadonlySet<string>;
   /** Tools never shown to the agent and never callable. */
   readonly hiddenTools: ReadonlySet<string>;
-  /** Models the agent may use. */
+  /** Models the agent may call (exact, case-sensitive); empty: any model. */
   readonly allowedModels: ReadonlySet<string>;
   /** @internal The parsed API entries. */
   readonly apiRules: readonly ApiRule[];

@@ -418,6 +418,10 @@ describe("bad input", () => {
     expect(() => scope.requireTool({ agentId: "", tool: "x" }, fn)).toThrow(/agentId/);
     expect(() => scope.requireTool({ agentId: "a", tool: 1 as never }, fn)).toThrow(/tool/);
     expect(() => scope.requireTool({ agentId: "a", tool: "x" }, "fn" as never)).toThrow(/fn/);
+    // A misspelt option is refused, never ignored.
+    expect(() => scope.requireTool({ agentId: "a", tool: "x", toool: "y" } as never, fn)).toThrow(
+      /options\.toool: is not an option; did you mean `tool`\?/,
+    );
   });
 
   it("refuses an invalid policy at register, and keeps the old one", async () => {

@@ -13,6 +13,8 @@ import {
   parseOptions,
   requireKeyring,
   requirePort,
+  type ScopeTarget,
+  type ToolLike,
   typeOf,
 } from "@gov/core";
 import { z } from "zod";
@@ -71,31 +73,22 @@ export interface ScopeOptions {
   pollIntervalMs?: number | null;
 }
 
-/** What {@link ScopeModule.check} checks: one tool, or one API call — never both. */
-export type ScopeCheckTarget =
-  | {
-      /** An exact, case-sensitive tool name. */
-      tool: string;
-      api?: undefined;
-    }
-  | {
-      /** `"METHOD URL"`, e.g. `"GET https://api.stripe.com/v1/invoices"`. */
-      api: string;
-      tool?: undefined;
-    };
-
 /**
- * A tool as `filterTools` accepts it: its name, an object with a `name` (Anthropic, MCP), or
- * an OpenAI tool spec with `function.name`.
+ * What {@link ScopeModule.check} checks: one tool (`{ tool }`), one API call (`{ api }`) or
+ * one model (`{ model }`) — never two. The same type as `@gov/core`'s `ScopeTarget`.
  */
-export type ToolLike = string | { name: string } | { function: { name: string } };
+export type ScopeCheckTarget = ScopeTarget;
 
 const SCOPE_CHECK: HaltCheckContext = Object.freeze({ path: "scope.check" });
 
+/** `requireTool`'s options: both read here, each checked as `check` checks it. */
+const REQUIRE_TOOL_OPTIONS = z.strictObject({ agentId: z.unknown(), tool: z.unknown() });
+
 /**
  * What each agent may call: exact tool allow-lists, API entries that never cross hosts,
- * hidden tools, and default deny. An enforcement surface: `check` fails closed, and every
- * denial is written to the audit chain (`scope.violation`) before it is thrown.
+ * hidden tools, model allow-lists, and default deny. An enforcement surface: `check` fails
+ * closed, and every denial is written to the audit chain (`scope.violation`) before it is
+ * thrown. It is `@gov/core`'s `ScopeGuard`, the port the composers (wrappers, contracts) use.
  *
  * Policies live in memory (the hot path is a Set lookup after the halt check) and are
  * persisted to `gov_scope.policies`, each row signed (HMAC-SHA256 under the keyring's current
@@ -111,9 +104,11 @@ const SCOPE_CHECK: HaltCheckContext = Object.freeze({ path: "scope.check" });
  *   allowedTools: ["read_invoice", "send_email"],
  *   allowedApis: ["GET https://api.stripe.com/v1/*"],
  *   hiddenTools: ["delete_all", "admin_reset"],
+ *   allowedModels: ["gpt-4o-mini"],
  * }));
  * await sdk.scope.check("billing-agent", { tool: "read_invoice" });      // passes
  * await sdk.scope.check("billing-agent", { tool: "delete_user" });       // ScopeViolation
+ * await sdk.scope.check("billing-agent", { model: "gpt-4o" });           // ScopeViolation
  * const visible = sdk.scope.filterTools("billing-agent", openAiTools);   // hidden ones removed
  * ```
  */
@@ -229,24 +224,26 @@ export class ScopeModule {
   }
 
   /**
-   * Check that the agent may call a tool or an API. In order: the operator's halt
+   * Check that the agent may call a tool, an API or a model. In order: the operator's halt
    * (`AgentHaltedError`, before anything else is looked at), then default deny (no policy →
    * `PolicyNotRegistered`), then the allow-list: tools exact and case-sensitive, hidden
    * tools always refused; APIs exact or by a trailing-`*` prefix on the same scheme, host
-   * and port. Each denial is written to the audit chain as `scope.violation` (agent, tool or
-   * api, reason) before it is thrown.
+   * and port; models exact and case-sensitive against `allowedModels`, where an **empty**
+   * `allowedModels` (the default) places no limit on models. Each denial is written to the
+   * audit chain as `scope.violation` (agent, tool, api or model, reason) before it is thrown.
    *
    * What the agent sent is a denial, never an argument error: an API call that is not a
    * canonical `"METHOD scheme://host[:port]/path[?query]"` (not http(s), unparseable, not
-   * normalized, `\\`, `@`, dot segments, `%25`, `%2e`, overlong UTF-8, …) or an empty or
-   * over-long tool name is refused after the halt check as a `ScopeViolation` with reason
-   * `invalid_request`, and recorded. API calls are recorded and reported redacted: no user
-   * name or password, query values as `REDACTED`, cut when long.
+   * normalized, `\\`, `@`, dot segments, `%25`, `%2e`, overlong UTF-8, …), an empty or
+   * over-long tool name, or an empty or over-long model name (limit
+   * `SCOPE_LIMITS.modelName`) is refused after the halt check as a `ScopeViolation` with
+   * reason `invalid_request`, and recorded. API calls are recorded and reported redacted: no
+   * user name or password, query values as `REDACTED`, cut when long.
    *
    * Caller bugs are `InvalidArgumentError`s, rejected before anything is checked or logged:
    * an agentId that breaks core's id rule (`checkId`: 1–256 characters, no control or
-   * invisible characters, no white space at either end), neither or both of `tool`
-   * and `api`, a `tool` or `api` that is not a string.
+   * invisible characters, no white space at either end), none or more than one of `tool`,
+   * `api` and `model`, a `tool`, `api` or `model` that is not a string.
    *
    * @throws {AgentHaltedError} the agent is halted.
    * @throws {PolicyNotRegistered} no policy for the agent.
@@ -258,28 +255,35 @@ export class ScopeModule {
     if (typeof target !== "object" || target === null) throw invalidTarget(target);
     const tool: unknown = target.tool;
     const api: unknown = target.api;
+    const model: unknown = target.model;
     if (tool !== undefined) {
-      if (api !== undefined) throw invalidTarget(target);
+      if (api !== undefined || model !== undefined) throw invalidTarget(target);
       if (typeof tool !== "string") throw invalidName("tool", tool, SCOPE_LIMITS.toolName);
-    } else if (api === undefined) {
+    } else if (api !== undefined) {
+      if (model !== undefined) throw invalidTarget(target);
+      if (typeof api !== "string") throw invalidName("api", api, MAX_API_LENGTH);
+    } else if (model === undefined) {
       throw invalidTarget(target);
-    } else if (typeof api !== "string") {
-      throw invalidName("api", api, MAX_API_LENGTH);
+    } else if (typeof model !== "string") {
+      throw invalidName("model", model, SCOPE_LIMITS.modelName);
     }
     await this.#halt.assertAlive(agentId, SCOPE_CHECK);
     const entry = this.#entries.get(agentId);
     if (typeof tool === "string") {
       if (entry?.tools.has(tool)) return;
       if (tool.length === 0 || tool.length > SCOPE_LIMITS.toolName) {
-        const note =
-          tool.length === 0
-            ? "The tool name is empty."
-            : `The tool name is ${tool.length} characters long; the limit is ${SCOPE_LIMITS.toolName}.`;
-        return this.#denyInvalid(agentId, { tool: cutName(tool) }, entry?.toolList ?? [], note);
+        const note = lengthNote("tool", tool, SCOPE_LIMITS.toolName);
+        return this.#denyInvalid(
+          agentId,
+          { tool: cutName(tool, SCOPE_LIMITS.toolName) },
+          entry?.toolList ?? [],
+          note,
+        );
       }
       return this.#denyTool(agentId, tool, entry);
     }
-    return this.#checkApi(agentId, api as string, entry);
+    if (typeof api === "string") return this.#checkApi(agentId, api, entry);
+    return this.#checkModel(agentId, model as string, entry);
   }
 
   /**
@@ -332,15 +336,13 @@ export class ScopeModule {
     options: { agentId: string; tool: string },
     fn: (...args: Args) => Result,
   ): (...args: Args) => Promise<Awaited<Result>> {
-    if (typeof options !== "object" || options === null) {
-      throw new InvalidArgumentError(
-        "options",
-        `must be an object, got ${typeOf(options)}.`,
-        "Pass { agentId, tool }.",
-      );
-    }
-    const { agentId, tool } = options;
-    checkId(agentId, "agentId");
+    const { agentId, tool } = parseOptions(REQUIRE_TOOL_OPTIONS, options, {
+      required: true,
+      fixes: {
+        "": 'Pass { agentId, tool }, e.g. { agentId: "billing-agent", tool: "send_email" }.',
+      },
+    });
+    const id = checkId(agentId, "agentId");
     if (typeof tool !== "string" || tool.length === 0 || tool.length > SCOPE_LIMITS.toolName)
       throw invalidName("tool", tool, SCOPE_LIMITS.toolName);
     if (typeof fn !== "function") {
@@ -353,7 +355,7 @@ export class ScopeModule {
     const target = Object.freeze({ tool });
     const scope = this;
     return async function (this: unknown, ...args: Args): Promise<Awaited<Result>> {
-      await scope.check(agentId, target);
+      await scope.check(id, target);
       return await fn.apply(this, args);
     };
   }
@@ -411,17 +413,14 @@ export class ScopeModule {
     const reason: ScopeDenialReason = entry.hidden.has(tool) ? "hidden" : "not_allowed";
     let note: string | undefined;
     if (reason === "not_allowed") {
-      const lower = tool.toLowerCase();
-      const nearMiss = entry.toolList.find((name) => name.toLowerCase() === lower);
-      if (nearMiss !== undefined) {
-        note = `Tool names are case-sensitive: the policy allows ${JSON.stringify(nearMiss)}, not ${JSON.stringify(tool)}.`;
-      }
+      note = caseNote("Tool", tool, entry.toolList);
     }
     await this.#record(agentId, { tool }, reason);
     throw new ScopeViolation({
       agentId,
       tool,
       api: null,
+      model: null,
       reason,
       allowed: entry.toolList,
       ...(note ? { note } : {}),
@@ -452,16 +451,45 @@ export class ScopeModule {
       agentId,
       tool: null,
       api: redacted,
+      model: null,
       reason: "not_allowed",
       allowed: entry.apiList,
       ...(note ? { note } : {}),
     });
   }
 
-  /** A tool name or API call that cannot be checked: a denial, recorded like any other. */
+  /**
+   * A model call: an empty or over-long name is `invalid_request`; with a policy, an empty
+   * `allowedModels` allows any model, a non-empty one only its exact names.
+   */
+  async #checkModel(agentId: string, model: string, entry: Entry | undefined): Promise<void> {
+    if (model.length === 0 || model.length > SCOPE_LIMITS.modelName) {
+      return this.#denyInvalid(
+        agentId,
+        { model: cutName(model, SCOPE_LIMITS.modelName) },
+        entry?.modelList ?? [],
+        lengthNote("model", model, SCOPE_LIMITS.modelName),
+      );
+    }
+    if (entry === undefined) return this.#denyUnregistered(agentId, { model });
+    if (entry.models.size === 0 || entry.models.has(model)) return;
+    const note = caseNote("Model", model, entry.modelList);
+    await this.#record(agentId, { model }, "not_allowed");
+    throw new ScopeViolation({
+      agentId,
+      tool: null,
+      api: null,
+      model,
+      reason: "not_allowed",
+      allowed: entry.modelList,
+      ...(note ? { note } : {}),
+    });
+  }
+
+  /** A tool name, API call or model name that cannot be checked: a denial, recorded like any other. */
   async #denyInvalid(
     agentId: string,
-    target: { tool: string; api?: undefined } | { api: string; tool?: undefined },
+    target: ScopeTarget,
     allowed: readonly string[],
     note: string,
   ): Promise<never> {
@@ -470,26 +498,20 @@ export class ScopeModule {
       agentId,
       tool: target.tool ?? null,
       api: target.api ?? null,
+      model: target.model ?? null,
       reason: "invalid_request",
       allowed,
       note,
     });
   }
 
-  async #denyUnregistered(
-    agentId: string,
-    target: { tool: string } | { api: string },
-  ): Promise<never> {
+  async #denyUnregistered(agentId: string, target: ScopeTarget): Promise<never> {
     await this.#record(agentId, target, "no_policy");
     throw new PolicyNotRegistered(agentId);
   }
 
   /** Write a denial to the audit chain; never lets a logging failure turn a denial into a pass. */
-  async #record(
-    agentId: string,
-    target: { tool: string } | { api: string },
-    reason: ScopeDenialReason,
-  ): Promise<void> {
+  async #record(agentId: string, target: ScopeTarget, reason: ScopeDenialReason): Promise<void> {
     try {
       await this.#audit.log({
         agentId,
@@ -528,9 +550,25 @@ function isHidden(tool: unknown, index: number, hidden: ReadonlySet<string>): bo
   );
 }
 
-/** A tool name as recorded: cut at the limit, so that an over-long one cannot flood the chain. */
-function cutName(tool: string): string {
-  return tool.length > SCOPE_LIMITS.toolName ? `${tool.slice(0, SCOPE_LIMITS.toolName)}…` : tool;
+/** A tool or model name as recorded: cut at the limit, so that an over-long one cannot flood the chain. */
+function cutName(name: string, limit: number): string {
+  return name.length > limit ? `${name.slice(0, limit)}…` : name;
+}
+
+/** Why an empty or over-long name cannot be checked, for the message. */
+function lengthNote(what: "tool" | "model", name: string, limit: number): string {
+  return name.length === 0
+    ? `The ${what} name is empty.`
+    : `The ${what} name is ${name.length} characters long; the limit is ${limit}.`;
+}
+
+/** The sentence about a case-only near miss of an allowed name, if there is one. */
+function caseNote(what: "Tool" | "Model", name: string, allowed: readonly string[]) {
+  const lower = name.toLowerCase();
+  const nearMiss = allowed.find((candidate) => candidate.toLowerCase() === lower);
+  return nearMiss === undefined
+    ? undefined
+    : `${what} names are case-sensitive: the policy allows ${JSON.stringify(nearMiss)}, not ${JSON.stringify(name)}.`;
 }
 
 function invalidName(field: string, value: unknown, limit: number): InvalidArgumentError {
@@ -552,22 +590,24 @@ function invalidName(field: string, value: unknown, limit: number): InvalidArgum
 
 function invalidTarget(target: unknown): InvalidArgumentError {
   const fix =
-    'Pass exactly one of them: check(agentId, { tool: "read_invoice" }) or check(agentId, { api: "GET https://api.x.com/v1/invoices" }).';
+    'Pass exactly one of them: check(agentId, { tool: "read_invoice" }), check(agentId, { api: "GET https://api.x.com/v1/invoices" }) or check(agentId, { model: "gpt-4o-mini" }).';
   if (typeof target !== "object" || target === null) {
     return new InvalidArgumentError(
       "target",
-      `must be an object with tool or api, got ${typeOf(target)}.`,
+      `must be an object with tool, api or model, got ${typeOf(target)}.`,
       fix,
     );
   }
-  const both =
-    (target as { tool?: unknown }).tool !== undefined &&
-    (target as { api?: unknown }).api !== undefined;
-  return new InvalidArgumentError(
-    "target",
-    both ? "has both tool and api." : "has neither tool nor api.",
-    fix,
+  const given = (["tool", "api", "model"] as const).filter(
+    (key) => (target as Record<string, unknown>)[key] !== undefined,
   );
+  const problem =
+    given.length === 0
+      ? "has neither tool nor api nor model."
+      : given.length === 2
+        ? `has both ${given[0]} and ${given[1]}.`
+        : "has tool, api and model.";
+  return new InvalidArgumentError("target", problem, fix);
 }
 
 /** The scope module's definition, for `@gov/sdk` and for composing it by hand. */

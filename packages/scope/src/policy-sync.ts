@@ -86,8 +86,11 @@ export interface Entry {
   readonly tools: ReadonlySet<string>;
   readonly hidden: ReadonlySet<string>;
   readonly rules: readonly ApiRule[];
+  /** The allowed models; empty: any model. */
+  readonly models: ReadonlySet<string>;
   readonly toolList: readonly string[];
   readonly apiList: readonly string[];
+  readonly modelList: readonly string[];
   /** The stored revision this policy is (or replaced), 0 when none is known. */
   revision: number;
   /**
@@ -108,8 +111,10 @@ export function compile(policy: ScopePolicy, revision: number, learnedAt: number
     tools: new Set(snapshot.allowedTools),
     hidden: new Set(snapshot.hiddenTools),
     rules: policy.apiRules,
+    models: new Set(snapshot.allowedModels),
     toolList: snapshot.allowedTools,
     apiList: snapshot.allowedApis,
+    modelList: snapshot.allowedModels,
     revision,
     learnedAt,
     pending: 0,

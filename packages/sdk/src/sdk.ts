@@ -13,6 +13,7 @@ import {
   createConsoleLogger,
   createStore,
   type EnvBinding,
+  type GovernancePorts,
   type HaltGuard,
   type HealthReport,
   InvalidArgumentError,
@@ -96,7 +97,8 @@ interface Composed {
 /**
  * Runtime governance for an AI agent: one store, its migrations, the keyring, and the
  * modules enabled by the `enable*` options, wired together through core's ports (the
- * audit module's sink, the presence module's halt guard).
+ * audit module's sink, the presence module's halt guard), and handed to composers (the
+ * wrappers of model clients, contracts) as {@link GovernanceSDK.ports}.
  *
  * @example
  * ```ts
@@ -116,6 +118,21 @@ export class GovernanceSDK implements AsyncDisposable {
   readonly config: GovernanceConfig;
   /** What the migrations runner did at start. */
   readonly migrations: MigrationReport;
+  /**
+   * The enabled modules as `@gov/core`'s ports, for composers that take
+   * `{ governance: sdk }` (or `sdk.ports`): `halt` (the presence module's guard), `scope`,
+   * `loop`, `cost`, `audit` (the audit module's sink) — each the module itself, the object
+   * `sdk.scope` & co. return — and `logger`. Frozen. A disabled module's port is absent (not a
+   * getter that throws), so that a composer treats it as a port nobody provides; read them
+   * with core's `resolveGovernancePorts(sdk)`.
+   *
+   * @example
+   * ```ts
+   * const { scope, cost } = sdk.ports; // undefined when started with enableScope / enableCost: false
+   * const ports = resolveGovernancePorts(sdk); // no-ops and nulls where a port is absent
+   * ```
+   */
+  readonly ports: GovernancePorts;
   readonly #modules: ReadonlyMap<string, Composed>;
   readonly #flags: ReadonlyMap<string, { flag: string; enabledByDefault: boolean }>;
   #closing: Promise<void> | null = null;
@@ -129,6 +146,7 @@ export class GovernanceSDK implements AsyncDisposable {
     migrations: MigrationReport;
     modules: Map<string, Composed>;
     flags: Map<string, { flag: string; enabledByDefault: boolean }>;
+    ports: GovernancePorts;
   }) {
     this.store = parts.store;
     this.keyring = parts.keyring;
@@ -138,6 +156,7 @@ export class GovernanceSDK implements AsyncDisposable {
     this.migrations = parts.migrations;
     this.#modules = parts.modules;
     this.#flags = parts.flags;
+    this.ports = parts.ports;
   }
 
   /**
@@ -265,6 +284,7 @@ export class GovernanceSDK implements AsyncDisposable {
         halt = provided.halt ?? halt;
         operators = provided.operators ?? operators;
       }
+      const modules = new Map(composed.map((part) => [part.entry.definition.name, part]));
       return new GovernanceSDK({
         store,
         keyring,
@@ -272,7 +292,8 @@ export class GovernanceSDK implements AsyncDisposable {
         logger,
         config,
         migrations,
-        modules: new Map(composed.map((part) => [part.entry.definition.name, part])),
+        modules,
+        ports: portsOf(modules, { audit, halt, logger }),
         flags: new Map(
           registry.map((entry) => [
             entry.definition.name,
@@ -320,7 +341,7 @@ export class GovernanceSDK implements AsyncDisposable {
   }
 
   /**
-   * What each agent may call: tool and API allow-lists, hidden tools, default deny.
+   * What each agent may call: tool, API and model allow-lists, hidden tools, default deny.
    * @throws {ModuleDisabledError} when started with `enableScope: false`.
    */
   get scope(): ScopeModule {
@@ -428,6 +449,29 @@ function publicConfig(
     }
   }
   return config as GovernanceConfig;
+}
+
+/**
+ * The ports of what was composed ({@link GovernanceSDK.ports}): the audit sink and the halt
+ * guard that modules provided (none when no module did), the scope, loop and cost modules when
+ * composed, and the logger. Absent ports are left out.
+ */
+function portsOf(
+  modules: ReadonlyMap<string, Composed>,
+  provided: { audit: AuditSink; halt: HaltGuard; logger: Logger },
+): GovernancePorts {
+  const instance = <Instance>(name: string) => modules.get(name)?.instance as Instance | undefined;
+  const ports: GovernancePorts = {};
+  if (provided.halt !== noopHaltGuard) ports.halt = provided.halt;
+  const scope = instance<ScopeModule>("scope");
+  if (scope !== undefined) ports.scope = scope;
+  const loop = instance<LoopModule>("loop");
+  if (loop !== undefined) ports.loop = loop;
+  const cost = instance<CostModule>("cost");
+  if (cost !== undefined) ports.cost = cost;
+  if (provided.audit !== noopAuditSink) ports.audit = provided.audit;
+  ports.logger = provided.logger;
+  return Object.freeze(ports);
 }
 
 async function closeModules(composed: readonly Composed[], logger: Logger): Promise<void> {

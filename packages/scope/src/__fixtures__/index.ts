@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import {
   ChainKey,
+  type HaltGuard,
   Keyring,
   type LogFields,
   type Logger,
@@ -68,6 +69,8 @@ export interface HarnessPorts {
   logger?: Logger;
   audit?: ReturnType<typeof recordingAudit>;
   keyring?: Keyring;
+  /** The halt guard (a fresh {@link fakeHalt} that halts nobody, unless given). */
+  halt?: HaltGuard;
 }
 
 export interface ScopeHarness {
@@ -174,7 +177,7 @@ export async function scopeHarness(engine: TestEngine): Promise<ScopeHarness> {
           keyring: ports.keyring ?? keyring,
           logger: ports.logger ?? silentLogger,
           audit: ports.audit ?? audit,
-          halt: fakeHalt(),
+          halt: ports.halt ?? fakeHalt(),
         },
         { pollIntervalMs: null, ...options },
       );
