@@ -377,10 +377,10 @@ export const METHOD_OPTION_KEYS = {
 };
 
 /**
- * Refuse what is not an options object (`fix` says how to call the method), and the keys its
- * method does not take, with a "did you mean" (core's `parseOptions`; `field` names the
- * argument, e.g. `options.sesionId`). The values are checked by the method, under their own
- * names.
+ * Refuse what is not an options object, `undefined` included (`fix` says how to call the
+ * method), and the keys its method does not take, with a "did you mean" (core's
+ * `parseOptions` with `required`; `field` names the argument, e.g. `options.sesionId`). The
+ * values are checked by the method, under their own names.
  * @throws {InvalidArgumentError} naming `field`, or the first unknown key.
  */
 export function refuseUnknownOptions<T>(
@@ -389,10 +389,7 @@ export function refuseUnknownOptions<T>(
   fix: string,
   field = "options",
 ): asserts value is T & object {
-  if (value === undefined) {
-    throw new InvalidArgumentError(field, "must be an object, got undefined.", fix);
-  }
-  parseOptions(keys, value, { field, fixes: { "": fix } });
+  parseOptions(keys, value, { field, required: true, fixes: { "": fix } });
 }
 
 /** The chains `checkpoint()` was asked for: null for all; refuses what is not a list of ids. */

@@ -1,8 +1,17 @@
-import { GovernanceError, sql } from "@gov/core";
-import { rejectionOf, type TestEngine, testEngines } from "@gov/core/testing";
+import { GovernanceError, InvalidArgumentError, ManualClock, sql } from "@gov/core";
+import {
+  recordingAuditSink,
+  recordingHaltGuard,
+  recordingLogger,
+  rejectionOf,
+  type TestEngine,
+  testEngines,
+  unreachableStore,
+} from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type CostHarness, costHarness } from "./__fixtures__";
 import { BudgetPolicy } from "./budget-policy";
+import { CostModule } from "./module";
 
 const A = "billing-agent";
 const S = "session-1";
@@ -50,7 +59,10 @@ describe.each(testEngines())(
       return Number(row?.n);
     }
 
-    /** Each call must reject (never throw) with `code`, naming `field`. */
+    /**
+     * Each call must reject (never throw) with `code`, naming `field`: a value by its key
+     * (`tokens`), an unknown option as core's parseOptions names it (`options.kind`).
+     */
     async function expectRefused(
       calls: [string, () => unknown][],
       code: string,
@@ -71,7 +83,7 @@ describe.each(testEngines())(
       async () => {
         const c = h.cost;
         const calls: [string, () => unknown][] = [
-          ["kind", () => c.track(A, S, { tokens: 1, usd: 0, kind: null } as never)],
+          ["options.kind", () => c.track(A, S, { tokens: 1, usd: 0, kind: null } as never)],
           ...notPlain().map((options, index): [string, () => unknown] => [
             `options#${index}`,
             () => c.track(A, S, options as never),
@@ -165,8 +177,8 @@ describe.each(testEngines())(
         const usage = { model: "gpt-4o", inputTokens: 1 };
         const stream = { reservationId: RESERVATION, model: "gpt-4o", reason: "done", chunks: 1 };
         const calls: [string, () => unknown][] = [
-          ["kind", () => c.trackUsage(A, S, { ...usage, kind: null } as never)],
-          ["kind", () => c.reconcile(A, S, { ...stream, kind: null } as never)],
+          ["options.kind", () => c.trackUsage(A, S, { ...usage, kind: null } as never)],
+          ["options.kind", () => c.reconcile(A, S, { ...stream, kind: null } as never)],
           ...notPlain().flatMap((options, index): [string, () => unknown][] => [
             [`options#usage${index}`, () => c.trackUsage(A, S, options as never)],
             [`options#reconcile${index}`, () => c.reconcile(A, S, options as never)],
@@ -209,7 +221,7 @@ describe.each(testEngines())(
       async () => {
         const c = h.cost;
         const calls: [string, () => unknown][] = [
-          ["kind", () => c.checkOrRaise(A, S, { kind: null } as never)],
+          ["options.kind", () => c.checkOrRaise(A, S, { kind: null } as never)],
           ...notPlain().map((options, index): [string, () => unknown] => [
             `options#${index}`,
             () => c.checkOrRaise(A, S, options as never),
@@ -255,7 +267,7 @@ describe.each(testEngines())(
           ["agentId", () => c.modelBreakdown(null as never)],
           ...[null, "x", new Map(), { kind: null }].map(
             (options, index): [string, () => unknown] => [
-              index === 3 ? "kind" : `options#${index}`,
+              index === 3 ? "options.kind" : `options#${index}`,
               () => c.modelBreakdown(A, options as never),
             ],
           ),
@@ -291,5 +303,78 @@ describe("register", () => {
     expect(
       () => new BudgetPolicy({ agentId: "a", perSessionUsd: 1, alert: new Map() as never }),
     ).toThrow(expect.objectContaining({ code: "BUDGET_POLICY_INVALID", field: "alert" }));
+  });
+});
+
+// Issue 13 (attack): cost read its per-call options with its own copy of parseOptions
+// (checkOptions), so core's guarantees (CONTRIBUTING, Input) did not hold here.
+describe("per-call options are read with core's parseOptions", () => {
+  let opened: CostModule[] = [];
+  afterEach(async () => {
+    for (const cost of opened) await cost.close();
+    opened = [];
+  });
+
+  function cost(): CostModule {
+    const module = new CostModule(
+      {
+        store: unreachableStore(),
+        audit: recordingAuditSink(),
+        logger: recordingLogger(),
+        halt: recordingHaltGuard(),
+        clock: new ManualClock(new Date("2026-01-01T00:00:00.000Z")),
+      },
+      { sweepIntervalMs: null, spoolDirectory: null },
+    );
+    opened.push(module);
+    return module;
+  }
+
+  // Break: "caller keys in messages are escaped and cut at 64 characters" — the raw key went
+  // into `field` and the message: a line break forged a log line, U+202E reordered the text,
+  // and a 5,000-character key was repeated whole.
+  it("escapes and cuts an unknown key before repeating it", async () => {
+    const module = cost();
+    const keys = ['maxTokens\nlevel=error msg="budget disabled"', "\u202emodel", "k".repeat(5_000)];
+    for (const key of keys) {
+      const error = await rejectionOf(() =>
+        module.checkOrRaise("agent", "session", { [key]: 1 } as never),
+      );
+      expect(InvalidArgumentError.isInstance(error)).toBe(true);
+      const { message, field } = error as InvalidArgumentError;
+      expect(message).not.toMatch(/[\n\u202e]/);
+      expect(field).not.toMatch(/[\n\u202e]/);
+      expect(message.length).toBeLessThan(400);
+    }
+  });
+
+  // Break: "a getter or proxy that throws becomes an InvalidArgumentError ('could not be read',
+  // with cause)" — cost's observation and enforcement calls rejected with the raw error instead.
+  it("reports options that cannot be read as an InvalidArgumentError", async () => {
+    const module = cost();
+    const getter = await rejectionOf(() =>
+      module.trackUsage("agent", "session", {
+        model: "gpt-4o",
+        get inputTokens(): number {
+          throw new Error("getter boom");
+        },
+      }),
+    );
+    expect(InvalidArgumentError.isInstance(getter)).toBe(true);
+    const proxy = await rejectionOf(() =>
+      module.checkOrRaise(
+        "agent",
+        "session",
+        new Proxy(
+          {},
+          {
+            ownKeys() {
+              throw new Error("trap boom");
+            },
+          },
+        ),
+      ),
+    );
+    expect(InvalidArgumentError.isInstance(proxy)).toBe(true);
   });
 });

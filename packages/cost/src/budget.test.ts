@@ -754,7 +754,7 @@ describe.each(testEngines())("budgets on $name", (engine: TestEngine) => {
           [{ tokens: 1, usd: "abc" }, "usd"],
           [{ tokens: 1, usd: 0.1, reservationId: "not-a-uuid" }, "reservationId"],
           [{ tokens: 1, usd: 0.1, model: "bad model" }, "model"],
-          [{ tokens: 1, usd: 0.1, reservation_id: "x" }, "reservation_id"],
+          [{ tokens: 1, usd: 0.1, reservation_id: "x" }, "options.reservation_id"],
           [{ tokens: 1, usd: 0.1, model: "gpt\ud800" }, "model"],
           [null, "options"],
         ];
@@ -784,7 +784,7 @@ describe.each(testEngines())("budgets on $name", (engine: TestEngine) => {
           [{ maxTokens: 1.5 }, "maxTokens"],
           [{ inputTokens: -1 }, "inputTokens"],
           [{ projectedUsd: "1e-16" }, "projectedUsd"],
-          [{ max_tokens: 10 }, "max_tokens"],
+          [{ max_tokens: 10 }, "options.max_tokens"],
           ["gpt-4o", "options"],
         ];
         for (const [options, field] of checks) {
@@ -794,7 +794,7 @@ describe.each(testEngines())("budgets on $name", (engine: TestEngine) => {
           });
         }
         const usages: [unknown, string][] = [
-          [{ model: "gpt-4o", prompt_tokens: 5000, completion_tokens: 9000 }, "prompt_tokens"],
+          [{ model: "gpt-4o", prompt_tokens: 5000, completion_tokens: 9000 }, "options.prompt_tokens"],
           [{ model: "gpt-4o" }, "usage"],
           [{ model: "gpt-4o", usage: null }, "usage"],
         ];
@@ -814,7 +814,7 @@ describe.each(testEngines())("budgets on $name", (engine: TestEngine) => {
         ).rejects.toMatchObject({ field: "reason" });
         await expect(
           h.cost.reconcile(A, S1, { ...stream, extra: 1 } as never),
-        ).rejects.toMatchObject({ field: "extra" });
+        ).rejects.toMatchObject({ field: "options.extra" });
         expect(
           await h.store.query(
             sql`select 1 from gov_cost.sessions union all select 1 from gov_cost.usage`,

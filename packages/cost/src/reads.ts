@@ -10,9 +10,12 @@ import { BUDGET_LIMITS, type ExactCaps } from "./budget-policy";
 import type { BudgetSnapshot } from "./models";
 import { decimalToUnits, FEMTO_DIGITS, femtoToUsd } from "./money";
 import { type CostRuntime, today } from "./runtime";
-import { checkIds, checkOptions } from "./validate";
+import { callOptions, checkIds, readCallOptions } from "./validate";
 
-const BREAKDOWN_OPTIONS = new Set(["since"]);
+const BREAKDOWN_OPTIONS = callOptions(
+  ["since"],
+  "modelBreakdown(agentId, { since: new Date(Date.now() - 86_400_000) })",
+);
 
 /** A session's counters as the snapshot reads them (`gov_cost.sessions`), decimals as text. */
 export interface SessionCounters {
@@ -207,14 +210,7 @@ export async function modelBreakdown(
   options: { since?: Date },
 ): Promise<Record<string, { usd: number; tokens: number }>> {
   checkId(agentId, "agentId", { max: BUDGET_LIMITS.agentId });
-  checkOptions(
-    options,
-    BREAKDOWN_OPTIONS,
-    "modelBreakdown",
-    "{ since? }",
-    "modelBreakdown(agentId, { since: new Date(Date.now() - 86_400_000) })",
-  );
-  const since = options.since;
+  const since = readCallOptions(BREAKDOWN_OPTIONS, options).since;
   if (since !== undefined && !(since instanceof Date && Number.isFinite(since.getTime()))) {
     throw new InvalidArgumentError(
       "since",

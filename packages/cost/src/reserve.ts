@@ -14,24 +14,22 @@ import { femtoToUsd, trimDecimal } from "./money";
 import { type CostRuntime, priceOf, today } from "./runtime";
 import { callBudgetFunction, capLimitsOf, type ReserveRequest, type ReserveResult } from "./sql";
 import {
+  callOptions,
   checkIds,
   checkModel,
-  checkOptions,
   checkTokens,
   checkUsd,
   countsOf,
   exactFemto,
+  readCallOptions,
 } from "./validate";
 
 const CHECK_CONTEXT: HaltCheckContext = Object.freeze({ path: "cost.checkOrRaise" });
 
-const CHECK_OPTIONS = new Set([
-  "model",
-  "inputTokens",
-  "maxTokens",
-  "projectedTokens",
-  "projectedUsd",
-]);
+const CHECK_OPTIONS = callOptions(
+  ["model", "inputTokens", "maxTokens", "projectedTokens", "projectedUsd"],
+  'checkOrRaise(agentId, sessionId, { model: "gpt-4o", maxTokens: 1024 })',
+);
 
 /** A check's projection as declared, validated. */
 interface Declared {
@@ -201,14 +199,8 @@ function warnUnprojected(
 }
 
 /** The projection's inputs, validated (caller bugs are thrown before anything is checked). */
-function declaredOf(runtime: CostRuntime, options: CheckOptions): Declared {
-  checkOptions(
-    options,
-    CHECK_OPTIONS,
-    "checkOrRaise",
-    "{ model?, inputTokens?, maxTokens?, projectedTokens?, projectedUsd? }",
-    'checkOrRaise(agentId, sessionId, { model: "gpt-4o", maxTokens: 1024 })',
-  );
+function declaredOf(runtime: CostRuntime, given: CheckOptions): Declared {
+  const options = readCallOptions(CHECK_OPTIONS, given);
   const input =
     options.inputTokens === undefined ? 0 : checkTokens("inputTokens", options.inputTokens, true);
   let output: number;

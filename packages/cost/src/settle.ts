@@ -29,20 +29,24 @@ import {
 } from "./sql";
 import type { ProviderUsage } from "./usage";
 import {
+  callOptions,
   checkCounts,
   checkIds,
   checkModel,
-  checkOptions,
   checkReservationId,
   checkTokens,
   checkUsd,
   countsOf,
   exactFemto,
   hasCounts,
+  readCallOptions,
 } from "./validate";
 
-const TRACK_OPTIONS = new Set(["tokens", "usd", "model", "reservationId"]);
-const TRACK_USAGE_OPTIONS = new Set([
+const TRACK_OPTIONS = callOptions(
+  ["tokens", "usd", "model", "reservationId"],
+  "track(agentId, sessionId, { tokens: 150, usd: 0.003 })",
+);
+const USAGE_KEYS = [
   "model",
   "usage",
   "reservationId",
@@ -51,8 +55,15 @@ const TRACK_USAGE_OPTIONS = new Set([
   "cachedInputTokens",
   "cacheWriteTokens",
   "reasoningTokens",
-]);
-const RECONCILE_OPTIONS = new Set([...TRACK_USAGE_OPTIONS, "chunks", "reason"]);
+];
+const TRACK_USAGE_OPTIONS = callOptions(
+  USAGE_KEYS,
+  'trackUsage(agentId, sessionId, { model: "gpt-4o", usage: response.usage })',
+);
+const RECONCILE_OPTIONS = callOptions(
+  [...USAGE_KEYS, "chunks", "reason"],
+  'reconcile(agentId, sessionId, { reservationId, model: "gpt-4o", reason: "cancelled", chunks: 12 })',
+);
 
 /** Reservations one `release` call may name. */
 const MAX_RELEASE = 10_000;
@@ -62,16 +73,10 @@ export async function trackSpend(
   runtime: CostRuntime,
   agentId: string,
   sessionId: string,
-  options: TrackSpendOptions,
+  given: TrackSpendOptions,
 ): Promise<UsageReceipt> {
   checkIds(agentId, sessionId);
-  checkOptions(
-    options,
-    TRACK_OPTIONS,
-    "track",
-    "{ tokens, usd, model?, reservationId? }",
-    "track(agentId, sessionId, { tokens: 150, usd: 0.003 })",
-  );
+  const options = readCallOptions(TRACK_OPTIONS, given);
   const tokens = checkTokens("tokens", options.tokens, true);
   const femto = checkUsd("usd", options.usd);
   const model = options.model == null ? null : checkModel("model", options.model);
@@ -93,16 +98,10 @@ export async function trackUsage(
   runtime: CostRuntime,
   agentId: string,
   sessionId: string,
-  options: TrackUsageOptions,
+  given: TrackUsageOptions,
 ): Promise<UsageReceipt> {
   checkIds(agentId, sessionId);
-  checkOptions(
-    options,
-    TRACK_USAGE_OPTIONS,
-    "trackUsage",
-    "{ model, usage | inputTokens/outputTokens, reservationId? }",
-    'trackUsage(agentId, sessionId, { model: "gpt-4o", usage: response.usage })',
-  );
+  const options = readCallOptions(TRACK_USAGE_OPTIONS, given);
   checkCounts(options);
   const reservationId = checkReservationId(options.reservationId, false);
   if ((options.usage === undefined || options.usage === null) && !hasCounts(options)) {
@@ -130,16 +129,10 @@ export async function reconcileUsage(
   runtime: CostRuntime,
   agentId: string,
   sessionId: string,
-  options: ReconcileOptions,
+  given: ReconcileOptions,
 ): Promise<UsageReceipt> {
   checkIds(agentId, sessionId);
-  checkOptions(
-    options,
-    RECONCILE_OPTIONS,
-    "reconcile",
-    "{ reservationId, model, reason, usage | chunks }",
-    'reconcile(agentId, sessionId, { reservationId, model: "gpt-4o", reason: "cancelled", chunks: 12 })',
-  );
+  const options = readCallOptions(RECONCILE_OPTIONS, given);
   checkCounts(options);
   const reservationId = checkReservationId(options.reservationId, true) as string;
   checkId(options.reason, "reason", { max: 64 });

@@ -2,9 +2,10 @@
  * Validation of the cost module's arguments: each refuses with an `InvalidArgumentError`
  * naming the field, the limit and the fix, before anything is checked or written.
  */
-import { checkId, InvalidArgumentError, isUuid, suggestKey, typeOf } from "@gov/core";
+import { checkId, InvalidArgumentError, isUuid, parseOptions, typeOf } from "@gov/core";
+import { z } from "zod";
 import { BUDGET_LIMITS } from "./budget-policy";
-import { COST_LIMITS, isPlainObject, modelIdProblem, type TokenCounts } from "./models";
+import { COST_LIMITS, modelIdProblem, type TokenCounts } from "./models";
 import { decimalToUnits, FEMTO_DIGITS, isDecimalProblem } from "./money";
 import type { PriceBreakdown } from "./price-table";
 import type { NormalizedUsageInput } from "./usage";
@@ -95,39 +96,35 @@ export function checkReservationId(value: unknown, required: boolean): string | 
   return value.toLowerCase();
 }
 
+/** How core's `parseOptions` reads one method's per-call options: its keys and its fixes. */
+export interface CallOptions {
+  readonly schema: z.ZodType<Record<string, unknown>>;
+  readonly fixes: Readonly<Record<string, string>>;
+}
+
 /**
- * Refuse options that are not a plain object — a `Map`, a class instance or an object whose
- * fields come from its prototype is not read as it looks — and keys a method does not know,
- * so that a typo (`reservation_id`) is not ignored: core's `parseOptions` rule without zod,
- * for the per-call options of the hot path (the field is the key, as for the other fields of
- * these options).
+ * The per-call options of a method, for {@link readCallOptions}: the keys it knows (each
+ * value is checked by the method itself, naming the key: `tokens`, `usd`) and how to fix a
+ * non-object (`example`, a call). Built once per method.
  */
-export function checkOptions(
-  options: unknown,
-  known: ReadonlySet<string>,
-  method: string,
-  shape: string,
-  example: string,
-): asserts options is Record<string, unknown> {
-  if (!isPlainObject(options)) {
-    throw new InvalidArgumentError(
-      "options",
-      `must be a plain object ${shape}, got ${typeOf(options)}.`,
-      `Pass an object literal, e.g. ${example}.`,
-    );
-  }
-  for (const key of Object.keys(options)) {
-    if (!known.has(key)) {
-      const suggestion = suggestKey(key, [...known]);
-      throw new InvalidArgumentError(
-        key,
-        suggestion === undefined
-          ? `is not a ${method} option.`
-          : `is not a ${method} option; did you mean \`${suggestion}\`?`,
-        `Use ${[...known].join(", ")}.`,
-      );
-    }
-  }
+export function callOptions(keys: readonly string[], example: string): CallOptions {
+  return {
+    schema: z.strictObject(Object.fromEntries(keys.map((key) => [key, z.unknown().optional()]))),
+    fixes: { "": `Pass an object literal, e.g. ${example}.` },
+  };
+}
+
+/**
+ * Read a call's options with core's `parseOptions`: refused when not a plain object (a `Map`,
+ * a class instance or an object whose fields come from its prototype is not read as it looks)
+ * or missing, an unknown key refused with a "did you mean" (`options.reservation_id`, escaped
+ * and cut), a getter or proxy that throws reported ("could not be read"). Returns a plain copy
+ * of the options — each read once here — for the method to check and use.
+ *
+ * @throws {InvalidArgumentError} `INVALID_ARGUMENT`
+ */
+export function readCallOptions<T extends object>(reader: CallOptions, options: T): T {
+  return parseOptions(reader.schema, options, { required: true, fixes: reader.fixes }) as T;
 }
 
 const COUNT_FIELDS = [

@@ -60,7 +60,8 @@ describe("forged notifications from a role with no privileges (real Postgres)", 
       // Polling is an hour away: every read of this waiter is a wake-up.
       const waiter = h.another({ store: counting.store, gates: { pollIntervalMs: 60_000 } });
       const started = performance.now();
-      const waiting = thrown(() => waiter.waitFor(request.requestId, { timeoutMs: 1_500 }));
+      // Long enough for well over 100 notifications on a loaded machine (about 50 a second).
+      const waiting = thrown(() => waiter.waitFor(request.requestId, { timeoutMs: 3_000 }));
       // Every other notification names the request (a wake-up for the waiter); the others are
       // forged states and garbage.
       const forged = [

@@ -440,3 +440,36 @@ export function parseLoopOptions(options: LoopOptions | undefined): ResolvedLoop
     },
   });
 }
+
+/** The schema of `recordCall`'s options (`RecordCallOptions`), read on its failure path. */
+const recordCallOptionsSchema = z.strictObject({ args: z.unknown().optional() });
+
+const RECORD_CALL_FIXES: Readonly<Record<string, string>> = {
+  "": "Pass { args } or leave it out.",
+  args: 'Pass the call\'s arguments as JSON values, e.g. { args: { query: "weather" } }.',
+};
+
+/**
+ * The `args` of `recordCall`'s options — the hot path: a plain object whose only own key is
+ * `args` (or none) is read directly; anything else (an unknown key, an array, a class
+ * instance, a getter or proxy that throws) goes to core's `parseOptions`, which refuses it
+ * with its error (a "did you mean" for a misspelt key).
+ *
+ * @throws {InvalidArgumentError} naming the option (`options.argz`).
+ */
+export function readCallArgs(options: unknown): unknown {
+  try {
+    if (typeof options === "object" && options !== null) {
+      const prototype = Object.getPrototypeOf(options);
+      if (prototype === Object.prototype || prototype === null) {
+        const keys = Object.keys(options);
+        if (keys.length === 0 || (keys.length === 1 && keys[0] === "args")) {
+          return (options as { args?: unknown }).args;
+        }
+      }
+    }
+  } catch {
+    // A getter or proxy trap that throws: parseOptions reports it ("could not be read").
+  }
+  return parseOptions(recordCallOptionsSchema, options, { fixes: RECORD_CALL_FIXES }).args;
+}

@@ -678,6 +678,18 @@ describe("policies", () => {
   });
 });
 
+/** A module refusing the same arguments a third time (identical-call detection on). */
+function watchedForIdenticalCalls() {
+  const { loop } = setup();
+  loop.register({
+    agentId: "agent",
+    maxCalls: 100,
+    windowSeconds: 60,
+    identicalCalls: { maxCalls: 2 },
+  });
+  return loop;
+}
+
 describe("bad input to every method", () => {
   const bad: [unknown, RegExp][] = [
     [undefined, /must be a string, got undefined/],
@@ -712,6 +724,39 @@ describe("bad input to every method", () => {
     );
     expect(loop.stats().sessions).toBe(0);
     expect(sink.events).toEqual([]);
+  });
+
+  // Issue 13 (attack): a misspelt `args` was accepted silently, and identical-call detection
+  // (an enforcement surface: action "raise") was then off for every such call.
+  it("recordCall refuses a misspelt option instead of ignoring it", async () => {
+    const loop = watchedForIdenticalCalls();
+    const error = await thrown(() =>
+      loop.recordCall("agent", "session", "refund", { argz: { id: 1 } } as never),
+    );
+    expect(InvalidArgumentError.isInstance(error)).toBe(true);
+    expect((error as InvalidArgumentError).field).toBe("options.argz");
+    expect((error as InvalidArgumentError).message).toMatch(/did you mean `args`/);
+  });
+
+  // Issue 13 (attack): an array is an object to `typeof`; it was taken as options (no `args`).
+  it("recordCall refuses options that are not a plain object", async () => {
+    const loop = watchedForIdenticalCalls();
+    const error = await thrown(() => loop.recordCall("agent", "session", "refund", [1] as never));
+    expect(InvalidArgumentError.isInstance(error)).toBe(true);
+  });
+
+  // The fast path reads `args` itself: a getter that throws must not escape raw.
+  it("recordCall reports options that cannot be read, and records nothing", () => {
+    const loop = watchedForIdenticalCalls();
+    const options = {
+      get args(): unknown {
+        throw new Error("getter boom");
+      },
+    };
+    const error = thrown(() => loop.recordCall("agent", "session", "refund", options));
+    expect(error).toMatchObject({ code: "INVALID_ARGUMENT", field: "options.args" });
+    expect((error as Error).message).toMatch(/could not be read/);
+    expect(loop.stats().sessions).toBe(0);
   });
 
   it("check, resetSession, unregister and getPolicy refuse bad ids", () => {

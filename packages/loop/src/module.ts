@@ -22,6 +22,7 @@ import {
   LoopPolicy,
   type LoopPolicyInput,
   parseLoopOptions,
+  readCallArgs,
 } from "./models";
 import { loopSdkContribution } from "./sdk-options";
 
@@ -258,8 +259,9 @@ export class LoopModule {
    *
    * @returns the detection with `action: "log"`, or null when there is no loop (or no policy).
    * @throws {LoopDetected} on a loop with `action: "raise"`.
-   * @throws {InvalidArgumentError} for a missing, blank or over-long id or tool name, or
-   *   (with `identicalCalls` on) arguments that have no JSON form; nothing is recorded then.
+   * @throws {InvalidArgumentError} for a missing, blank or over-long id or tool name, options
+   *   that are not a plain object or hold an unknown key (with a "did you mean"), or (with
+   *   `identicalCalls` on) arguments that have no JSON form; nothing is recorded then.
    */
   recordCall(
     agentId: string,
@@ -270,22 +272,14 @@ export class LoopModule {
     this.#checkName(agentId, "agentId");
     this.#checkName(sessionId, "sessionId");
     this.#checkName(toolName, "toolName");
-    if (options !== undefined && (typeof options !== "object" || options === null)) {
-      throw new InvalidArgumentError(
-        "options",
-        "must be an object.",
-        "Pass { args } or leave it out.",
-      );
-    }
+    const args = options === undefined ? undefined : readCallArgs(options);
     const compiled = this.#policies.get(agentId);
     if (compiled === undefined) return null;
     const policy = compiled.policy;
     const tool = toolName.toLowerCase();
     // Hash before anything is recorded: arguments without a JSON form change nothing.
     const argsHash =
-      policy.identicalCalls !== null && options?.args !== undefined
-        ? canonicalJsonHash(options.args, "args")
-        : null;
+      policy.identicalCalls !== null && args !== undefined ? canonicalJsonHash(args, "args") : null;
 
     const now = this.#clock.nowMs();
     if (now >= this.#nextSweepMs) this.prune();

@@ -634,13 +634,23 @@ export class PresenceModule implements HaltGuard {
   }
 
   #checkedPath(options: unknown): string {
-    const path = (options as { path?: unknown } | null | undefined)?.path;
-    if (
-      typeof path === "string" &&
-      this.#knownPaths.has(path) &&
-      Object.keys(options as object).length === 1
-    )
-      return path;
+    // The fast path: a plain `{ path }` whose path was checked before. Anything else, and a
+    // getter or proxy trap that throws here, is read by validateOptions, which reports it.
+    try {
+      if (typeof options === "object" && options !== null) {
+        const prototype = Object.getPrototypeOf(options);
+        const path = (options as { path?: unknown }).path;
+        if (
+          (prototype === Object.prototype || prototype === null) &&
+          typeof path === "string" &&
+          this.#knownPaths.has(path) &&
+          Object.keys(options).length === 1
+        )
+          return path;
+      }
+    } catch {
+      // Reported below ("could not be read"), as an InvalidPresenceInputError.
+    }
     const checked = validateOptions(checkOptionsSchema, options, { required: true }).path;
     if (this.#knownPaths.size >= MAX_KNOWN) this.#knownPaths.clear();
     this.#knownPaths.add(checked);

@@ -441,3 +441,45 @@ describe.each(testEngines())(
     );
   },
 );
+
+describe("assertNotHalted's fast path reads nothing it has not checked", () => {
+  function presence(): PresenceModule {
+    return new PresenceModule(
+      {
+        store: fakeStore,
+        keyring: testKeyring(),
+        clock: new ManualClock(new Date("2026-01-01T00:00:00.000Z")),
+        logger: silentLogger,
+      },
+      {},
+    );
+  }
+
+  // Issue 13 (attack): `options.path` was read before the options were validated, so a getter
+  // that throws escaped raw, not as the documented InvalidPresenceInputError.
+  it("reports a path getter that throws as InvalidPresenceInputError", async () => {
+    const module = presence();
+    const error = await rejectionOf(() =>
+      module.assertNotHalted("agent", {
+        get path(): string {
+          throw new Error("getter boom");
+        },
+      }),
+    );
+    expect(InvalidArgumentError.isInstance(error)).toBe(true);
+    expect(InvalidPresenceInputError.isInstance(error)).toBe(true);
+    expect((error as InvalidPresenceInputError).code).toBe("PRESENCE_INPUT_INVALID");
+    await module.close();
+  });
+
+  // The fast path took any object whose one own key was a path seen before: one that inherits
+  // other options was refused on its first call and accepted once the path was known.
+  it("refuses options that are not a plain object, even with a path seen before", async () => {
+    const module = presence();
+    await module.assertNotHalted("agent", { path: "scope.check" });
+    const inherited = Object.assign(Object.create({ extra: 1 }), { path: "scope.check" });
+    const error = await rejectionOf(() => module.assertNotHalted("agent", inherited));
+    expect(error).toMatchObject({ code: "PRESENCE_INPUT_INVALID", field: "options" });
+    await module.close();
+  });
+});

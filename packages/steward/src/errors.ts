@@ -1,4 +1,9 @@
-import { AgentHaltedError, GovernanceError } from "@gov/core";
+import {
+  AgentHaltedError,
+  GovernanceError,
+  type InputIssue,
+  type InvalidArgumentError,
+} from "@gov/core";
 
 /** The stable error codes of `@gov/steward`. A code never changes meaning once released. */
 export const STEWARD_ERROR_CODES = {
@@ -39,7 +44,8 @@ export class StewardError extends GovernanceError {
 
 /**
  * A blueprint was refused: `path` names the field (`tripwires[3].condition`), `problem` says
- * what is wrong. Nothing was loaded.
+ * what is wrong, `issues` lists every problem found (the one named by `path` first). Nothing
+ * was loaded.
  *
  * @example
  * ```ts
@@ -57,6 +63,11 @@ export class PolicyError extends StewardError {
   readonly problem: string;
   /** The blueprint, when known. */
   readonly blueprintId: string | null;
+  /**
+   * Every problem found, the one named by `path` first; each `field` is a path like `path`
+   * (`auditTimeoutMs`, not `options.auditTimeoutMs`).
+   */
+  readonly issues: readonly InputIssue[];
 
   constructor(
     path: string,
@@ -65,11 +76,15 @@ export class PolicyError extends StewardError {
     blueprintId: string | null = null,
     subject = "blueprint",
     cause?: unknown,
+    issues?: readonly InputIssue[],
   ) {
     const where = blueprintId ? `${subject} "${blueprintId}"` : subject;
+    const others = (issues ?? []).slice(1);
     super({
       code: STEWARD_ERROR_CODES.POLICY_INVALID,
-      message: `Invalid ${where}${path ? ` at ${path}` : ""}: ${problem}`,
+      message: `Invalid ${where}${path ? ` at ${path}` : ""}: ${problem}${others
+        .map((issue) => `\n  - also ${issue.field || "the document"}: ${issue.problem}`)
+        .join("")}`,
       recoveryHint: fix,
       ...(cause === undefined ? {} : { cause }),
     });
@@ -77,6 +92,28 @@ export class PolicyError extends StewardError {
     this.path = path;
     this.problem = problem;
     this.blueprintId = blueprintId;
+    this.issues = issues ?? [{ field: path, problem, fix }];
+  }
+
+  /**
+   * Core's refusal of an options object (`parseOptions`), as a policy error of `subject`
+   * (`steward options`): the same problem, fix and issues — every one of them — their fields
+   * relative to the options (`options.auditTimeoutMs` becomes `auditTimeoutMs`), core's error as
+   * the `cause`.
+   */
+  static fromInputError(error: InvalidArgumentError, subject: string): PolicyError {
+    const relative = (field: string) => field.replace(/^options\.?/, "");
+    const issues = error.issues.map((issue) => ({ ...issue, field: relative(issue.field) }));
+    const first = issues[0];
+    return new PolicyError(
+      relative(error.field),
+      first?.problem ?? error.message,
+      error.recoveryHint,
+      null,
+      subject,
+      error,
+      issues,
+    );
   }
 }
 

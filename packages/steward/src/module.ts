@@ -119,6 +119,9 @@ export class StewardModule {
     requirePort(context.store, "store", ["query", "transaction"], "a Store", {
       optional: options.persist === false,
     });
+    // Named as the module's context ports (the registry would name them as its own options).
+    requirePort(context.audit, "audit", ["log"], "an AuditSink", { optional: true });
+    requirePort(context.logger, "logger", ["warn", "error"], "a Logger", { optional: true });
     this.#context = context;
     this.#options = options;
     this.registry = new PostgresBlueprintRegistry(context.store, {

@@ -8,8 +8,10 @@ import {
   type Clock,
   type HaltGuard,
   InvalidArgumentError,
+  type Keyring,
   type Logger,
   parseOptions,
+  requireKeyring,
   requirePort,
   suggestKey,
 } from "@gov/core";
@@ -196,17 +198,63 @@ export type ParsedStewardOptions = z.output<typeof stewardOptionsSchema>;
  * Read a steward's options: a plain object with known keys (a misspelt one is refused with a
  * "did you mean"), each value checked.
  *
- * @throws {PolicyError} `POLICY_INVALID` naming the option (every problem in its `cause`).
+ * @throws {PolicyError} `POLICY_INVALID` naming the option, every problem in its `issues` and
+ *   its message (core's error as its `cause`).
  */
 export function parseStewardOptions(value: unknown): ParsedStewardOptions {
   try {
     return parseOptions(stewardOptionsSchema, value, { fixes: STEWARD_OPTION_FIXES });
   } catch (error) {
     if (!InvalidArgumentError.isInstance(error)) throw error;
-    const path = error.field.replace(/^options\.?/, "");
-    const problem = error.issues[0]?.problem ?? error.message;
-    throw new PolicyError(path, problem, error.recoveryHint, null, "steward options", error);
+    throw PolicyError.fromInputError(error, "steward options");
   }
+}
+
+/** Whether `value` is a Keyring core accepts (it finds keys and has a current key that signs). */
+function isKeyring(value: unknown): boolean {
+  try {
+    requireKeyring(value, "options.keyring", "blueprints are signed and verified with it");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The options of `PostgresBlueprintRegistry` (`PostgresBlueprintRegistryOptions`). */
+const registryOptionsSchema = z.strictObject({
+  keyring: z
+    .custom<Keyring>(isKeyring, {
+      error: "must be a Keyring with a current key (blueprints are signed and verified with it).",
+    })
+    .optional(),
+  audit: z
+    .custom<AuditSink>((value) => hasMethods(value, ["log"]), {
+      error: "must be an AuditSink (with a log method).",
+    })
+    .optional(),
+  logger: z
+    .custom<Logger>((value) => hasMethods(value, ["warn", "error"]), {
+      error: "must be a Logger (with warn and error methods).",
+    })
+    .optional(),
+});
+
+const REGISTRY_OPTION_FIXES: Readonly<Record<string, string>> = {
+  "": "Pass { keyring, audit, logger } (each optional), or nothing.",
+  keyring:
+    "Pass the deployment's Keyring (resolveKeyring, or new Keyring(new ChainKey(secret))); @gov/sdk wires it for you.",
+  audit: "Pass an AuditSink (e.g. the audit module), or leave it out.",
+  logger: "Pass a Logger (createConsoleLogger(), silentLogger), or leave it out.",
+};
+
+/**
+ * Read a `PostgresBlueprintRegistry`'s options: a plain object (or nothing) with known keys (a
+ * misspelt one is refused with a "did you mean"), each value checked.
+ *
+ * @throws {InvalidArgumentError} naming the option (`options.keyring`).
+ */
+export function parseRegistryOptions(value: unknown): z.output<typeof registryOptionsSchema> {
+  return parseOptions(registryOptionsSchema, value, { fixes: REGISTRY_OPTION_FIXES });
 }
 
 /** The keys of a steward's context: its ports, and the rest of a `ModuleContext`. */

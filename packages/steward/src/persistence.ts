@@ -8,7 +8,6 @@ import {
   type Keyring,
   type Logger,
   noopAuditSink,
-  requireKeyring,
   requirePort,
   type Store,
   sanitizeName,
@@ -18,6 +17,7 @@ import { requireFinite, requireIdList, requireStore } from "./arguments";
 import { readBlueprintFile, validateBlueprint } from "./blueprint";
 import { BlueprintNotFound, BlueprintSignatureInvalid, PolicyError } from "./errors";
 import { type BlueprintDocument, STEWARD_AUDIT_KINDS, STEWARD_LIMITS } from "./models";
+import { parseRegistryOptions } from "./options";
 import { agentState, blueprintLedger, blueprints, trustDebt } from "./schema";
 import {
   type BlueprintRejectionReason,
@@ -441,28 +441,17 @@ export class PostgresBlueprintRegistry implements BlueprintRegistry {
   readonly #audit: AuditSink;
   readonly #logger: Logger;
 
-  /** @throws {InvalidArgumentError} for a store, keyring, audit sink or logger of the wrong shape. */
+  /**
+   * @throws {InvalidArgumentError} for a store, keyring, audit sink or logger of the wrong shape,
+   *   or an unknown option (with a "did you mean").
+   */
   constructor(store: Store, options: PostgresBlueprintRegistryOptions = {}) {
     requirePort(store, "store", ["query"], "a Store", { optional: true });
-    if (typeof options !== "object" || options === null) {
-      throw new InvalidArgumentError(
-        "options",
-        "must be an object.",
-        "Pass { keyring, audit, logger }, or nothing.",
-      );
-    }
-    if (options.keyring !== undefined)
-      requireKeyring(
-        options.keyring,
-        "options.keyring",
-        "blueprints are signed and verified with it",
-      );
-    requirePort(options.audit, "audit", ["log"], "an AuditSink", { optional: true });
-    requirePort(options.logger, "logger", ["warn", "error"], "a Logger", { optional: true });
+    const parsed = parseRegistryOptions(options);
     this.#store = store;
-    this.#keyring = options.keyring ?? null;
-    this.#audit = options.audit ?? noopAuditSink;
-    this.#logger = options.logger ?? createConsoleLogger();
+    this.#keyring = parsed.keyring ?? null;
+    this.#audit = parsed.audit ?? noopAuditSink;
+    this.#logger = parsed.logger ?? createConsoleLogger();
   }
 
   get #db(): Store {

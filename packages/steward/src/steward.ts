@@ -271,7 +271,7 @@ export class GovernanceSteward {
   async evaluate(
     input: CognitiveTrace,
     context: Record<string, unknown> = EMPTY_CONTEXT,
-    givenOptions: EvaluateOptions = {},
+    givenOptions?: EvaluateOptions,
   ): Promise<InterventionResult> {
     // Elapsed time for the latency metrics, not wall time: the clock is for instants.
     const started = performance.now();

@@ -2,10 +2,10 @@
  * Reading what `evaluate` is given — the trace, the host's context and options — once, into
  * plain data, and checking it: what is checked is what is evaluated, audited and counted.
  */
-import { checkId, InvalidArgumentError } from "@gov/core";
+import { agentIdSchema, checkId, InvalidArgumentError, parseOptions } from "@gov/core";
+import { z } from "zod";
 import { firstLineOf } from "./cel";
 import { type CognitiveTrace, HOOKS, type Hook, STEWARD_LIMITS } from "./models";
-import type { EvaluateOptions } from "./options";
 
 /** Whether `value` is a plain object (an object literal, or one without a prototype). */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -176,6 +176,23 @@ export function checkContext(context: unknown): asserts context is Record<string
   }
 }
 
+/** `evaluate`'s options (`EvaluateOptions`): the host's view of the evaluation. */
+const evaluateOptionsSchema = z.strictObject({
+  hook: z.enum(HOOKS).optional(),
+  agentTier: z.string().max(STEWARD_LIMITS.idLength).optional(),
+  agentId: agentIdSchema.optional(),
+});
+
+/** How to fix each of `evaluate`'s options (`agentId`'s fix is core's id rule's). */
+const EVALUATE_OPTION_FIXES: Readonly<Record<string, string>> = {
+  "": "Pass { hook, agentTier, agentId } (each optional), or nothing.",
+  hook: 'Pass one of the hooks exactly, e.g. { hook: "pre_action" }.',
+  agentTier:
+    "Pass the agent's tier as a short string (evaluate's option, or the steward's agentTiers).",
+};
+
+const NO_OPTIONS: z.output<typeof evaluateOptionsSchema> = Object.freeze({});
+
 /** Who and where an evaluation is for, as the host says (never the agent). */
 export interface HostView {
   hook: Hook;
@@ -188,23 +205,21 @@ export interface HostView {
  * options (each read once) and the steward's `agentTiers`, checked against the trace's own
  * assertions (a trace's `hook` and `agentId` must agree with the host's).
  *
- * @throws {InvalidArgumentError} for options that are not an object or cannot be read, an
- *   unknown hook, or a trace that disagrees with the host.
+ * @throws {InvalidArgumentError} for options that are not a plain object or cannot be read,
+ *   an unknown option (with a "did you mean": a misspelt option is never dropped), a bad value
+ *   (`options.hook`, `options.agentId`, …), or a trace that disagrees with the host.
  */
 export function readHostView(
   givenOptions: unknown,
   trace: CognitiveTrace,
   tierOf: (agentId: string) => string | undefined,
 ): HostView {
-  const options = readOptions(givenOptions);
+  // No options (the common call) costs nothing; given ones are read by core's parseOptions.
+  const options: z.output<typeof evaluateOptionsSchema> =
+    givenOptions === undefined
+      ? NO_OPTIONS
+      : parseOptions(evaluateOptionsSchema, givenOptions, { fixes: EVALUATE_OPTION_FIXES });
   const hook: Hook = options.hook ?? "pre_action";
-  if (!(HOOKS as readonly unknown[]).includes(hook)) {
-    throw new InvalidArgumentError(
-      "options.hook",
-      `is ${JSON.stringify(String(hook)).slice(0, 80)}, not one of ${HOOKS.join(", ")}.`,
-      'Pass one of the hooks exactly, e.g. { hook: "pre_action" }.',
-    );
-  }
   if (trace.hook !== undefined && trace.hook !== hook) {
     throw new InvalidArgumentError(
       "trace.hook",
@@ -213,17 +228,15 @@ export function readHostView(
     );
   }
   const hostAgentId = options.agentId;
-  if (hostAgentId !== undefined) {
-    checkId(hostAgentId, "options.agentId");
-    if (trace.agentId !== undefined && trace.agentId !== hostAgentId) {
-      throw new InvalidArgumentError(
-        "trace.agentId",
-        `is ${JSON.stringify(trace.agentId).slice(0, 80)} but the host evaluates for "${hostAgentId}".`,
-        "The host sets the agent (evaluate's option { agentId }); leave trace.agentId out.",
-      );
-    }
+  if (hostAgentId !== undefined && trace.agentId !== undefined && trace.agentId !== hostAgentId) {
+    throw new InvalidArgumentError(
+      "trace.agentId",
+      `is ${JSON.stringify(trace.agentId).slice(0, 80)} but the host evaluates for "${hostAgentId}".`,
+      "The host sets the agent (evaluate's option { agentId }); leave trace.agentId out.",
+    );
   }
   const agentId = hostAgentId ?? trace.agentId ?? "anonymous";
+  // The option is checked by its schema; a tier from the steward's agentTiers is checked here.
   const agentTier = options.agentTier ?? tierOf(agentId) ?? "";
   if (typeof agentTier !== "string" || agentTier.length > STEWARD_LIMITS.idLength) {
     throw new InvalidArgumentError(
@@ -233,21 +246,4 @@ export function readHostView(
     );
   }
   return { hook, agentId, agentTier };
-}
-
-/**
- * The host's options, each read once.
- *
- * @throws {InvalidArgumentError} for options that are not an object or cannot be read.
- */
-function readOptions(options: unknown): EvaluateOptions {
-  if (typeof options !== "object" || options === null) {
-    throw new InvalidArgumentError("options", "must be an object.", "Pass { hook }, or nothing.");
-  }
-  try {
-    const { hook, agentTier, agentId } = options as EvaluateOptions;
-    return { hook, agentTier, agentId };
-  } catch (error) {
-    throw unreadable("options", error);
-  }
 }
