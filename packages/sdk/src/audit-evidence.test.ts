@@ -235,5 +235,6 @@ describe("the SDK's audit evidence options", () => {
         await third.close();
       }
     }
-  });
+    // Five starts of an embedded database in one test: on a loaded 2-core machine, over 60 s.
+  }, 180_000);
 });

@@ -21,156 +21,37 @@
  * exactly as written, as `agent.mjs`, with no `GOVERNANCE_*` variable at all: the embedded
  * database in `./.governance/`.
  *
+ * The blocks and what is done with them are in docs-blocks.ts; their runs are spread over the
+ * files `docs-run-<n>.test.ts` (one per group of READMEs, so that vitest can run the groups
+ * side by side), and this file checks that every runnable block is in one of them.
+ *
  * The blocks import the built packages: run through `pnpm test` (turbo builds them first),
  * or run `pnpm build` before `npx vitest run` here. `GOV_DOCS_FROM=source npx vitest run`
  * checks them against the packages' sources instead (no build; slower, as tsx compiles
  * them in every block's process).
  */
-import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CHAIN_KEY_ENV_PREFIX } from "@gov/core";
-import { createTestDatabase, testEngines } from "@gov/core/testing";
 import { compileBlueprint, parseBlueprintYaml } from "@gov/steward";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CodeBlock, extractBlocks } from "./markdown";
-import { type BlockFile, runNode, typeCheck, writeProject } from "./run";
+import {
+  blocks,
+  EXPECTED_OPT_OUTS,
+  expectRuns,
+  FIRST_EXAMPLE,
+  files,
+  origin,
+  PRELUDES,
+  PROJECTS,
+  ROOT,
+  RUN_GROUPS,
+  runGroups,
+  runnable,
+} from "./docs-blocks";
+import { typeCheck, writeProject } from "./run";
 import { checkShellBlock, type ShellContext } from "./shell";
-
-const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-/** Where the blocks are written: inside this package, so that `@gov/*` resolve from it. */
-const PROJECT = fileURLToPath(new URL("../node_modules/.cache/docs-blocks/", import.meta.url));
-/** Generous: a block starts Node, PGlite and every module's migrations on a 2-core machine. */
-const RUN_TIMEOUT_MS = 120_000;
-
-/**
- * Hidden setup for blocks that are fragments of a longer program. Keep them few: a block that
- * can define what it uses should.
- */
-const PRELUDES: Record<string, { purpose: string; head: string; tail: string }> = {
-  sdk: {
-    purpose:
-      "an `sdk` started as a user starts it, `await GovernanceSDK.start()` (the database from GOVERNANCE_DATABASE_URL), and closed after the block",
-    head: [
-      'import { GovernanceSDK as PreludeGovernanceSDK } from "@gov/sdk";',
-      "const sdk = await PreludeGovernanceSDK.start();",
-      "",
-    ].join("\n"),
-    tail: "\nawait sdk.close();\n",
-  },
-  session: {
-    purpose:
-      "the `sdk` prelude's `sdk`, and a `sessionId` with one event logged to it (a README's earlier example)",
-    head: [
-      'import { randomUUID as preludeRandomUUID } from "node:crypto";',
-      'import { GovernanceSDK as PreludeGovernanceSDK } from "@gov/sdk";',
-      "const sdk = await PreludeGovernanceSDK.start();",
-      "const sessionId = preludeRandomUUID();",
-      'await sdk.audit.log({ agentId: "billing-agent", kind: "llm.call", sessionId });',
-      "",
-    ].join("\n"),
-    tail: "\nawait sdk.close();\n",
-  },
-};
-
-/**
- * Blocks that are not run, by file, with their reasons. A new `<!-- not executed -->` fails
- * the test until it is added here: think twice, most blocks can run.
- */
-const EXPECTED_OPT_OUTS: readonly { file: string; reason: string }[] = [
-  {
-    file: "packages/core/README.md",
-    reason: "a vitest suite, run by vitest rather than as a program",
-  },
-];
-
-/** The root README's usage example, run as written too (and from packed tarballs, elsewhere). */
-const FIRST_EXAMPLE = { file: "README.md", example: "usage" };
-
-// ---------------------------------------------------------------------------------------
-
-function markdownFiles(): string[] {
-  const files = ["README.md"];
-  for (const folder of ["packages", "apps", "tests"]) {
-    for (const name of readdirSync(join(ROOT, folder)).sort()) {
-      let entries: string[];
-      try {
-        entries = readdirSync(join(ROOT, folder, name));
-      } catch {
-        continue;
-      }
-      // READMEs only: the packages' other Markdown files (BLUEPRINTS.md, FORMAT.md) hold
-      // fragments written for reading, not yet marked for this test.
-      if (entries.includes("README.md")) files.push(`${folder}/${name}/README.md`);
-    }
-  }
-  return files;
-}
-
-const blocks: CodeBlock[] = markdownFiles().flatMap((file) =>
-  extractBlocks(readFileSync(join(ROOT, file), "utf8"), file),
-);
-const origin = (block: CodeBlock) => `${block.file}:${block.line}`;
-const runnable = blocks.filter(
-  (block) => (block.kind === "ts" || block.kind === "js") && block.notRun === null,
-);
-
-function blockFile(block: CodeBlock): BlockFile {
-  const prelude = block.prelude === null ? null : PRELUDES[block.prelude];
-  const head = prelude?.head ?? "";
-  return {
-    id: `${block.file.replace(/[^A-Za-z0-9]+/g, "-").toLowerCase()}-${block.line}`,
-    origin: origin(block),
-    language: block.kind === "js" ? "js" : "ts",
-    source: `${head}${block.code}${prelude?.tail ?? ""}`,
-    preludeLines: head === "" ? 0 : head.split("\n").length - 1,
-    line: block.line,
-    file: block.file,
-  };
-}
-
-const files = new Map(runnable.map((block) => [block, blockFile(block)]));
-
-/** The environment of a block's process: this one's, without anything of the test runner's. */
-function cleanEnvironment(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (/^(GOVERNANCE_|VITEST|NODE_OPTIONS$|NODE_ENV$|TURBO_)/.test(name)) continue;
-    env[name] = value;
-  }
-  return { ...env, ...extra };
-}
-
-/** Whether a block (with its prelude) opens a database, and so runs on both engines. */
-function usesDatabase(file: BlockFile): boolean {
-  return /GovernanceSDK|createStore|databaseUrl|GOVERNANCE_DATABASE_URL/.test(file.source);
-}
-
-async function expectRuns(file: string, where: string, env: Record<string, string>): Promise<void> {
-  const cwd = mkdtempSync(join(tmpdir(), "gov-docs-"));
-  try {
-    const result = await runNode(file, {
-      cwd,
-      env: cleanEnvironment(env),
-      timeoutMs: RUN_TIMEOUT_MS,
-    });
-    const ending = result.timedOut
-      ? `did not exit within ${RUN_TIMEOUT_MS / 1000} s (does it close what it opens?)`
-      : result.code === 0
-        ? null
-        : `exited with ${result.signal ?? `status ${result.code}`}`;
-    expect(
-      ending,
-      `${where} ${ending}; its output:\n${result.output.slice(-6000)}\n(the file run: ${relative(ROOT, file)})`,
-    ).toBeNull();
-  } finally {
-    rmSync(cwd, { recursive: true, force: true });
-  }
-}
-
-// ---------------------------------------------------------------------------------------
 
 describe("the docs' code blocks", () => {
   it("are found, and opt-outs are the listed ones", () => {
@@ -231,14 +112,42 @@ const jsonBlocks = blocks.filter((block) => block.kind === "json" && block.notRu
   },
 );
 
+// Regression guard of the split into docs-run-<n>.test.ts: a block no file runs would pass
+// unnoticed.
+describe("the runs of the blocks", () => {
+  it("are each in one group, and every group has its docs-run-<n>.test.ts", () => {
+    const groups = runGroups();
+    expect(
+      groups
+        .flat()
+        .map((file) => file.origin)
+        .sort(),
+    ).toEqual(runnable.map(origin).sort());
+    for (const [index, group] of groups.entries())
+      expect(group.length, `group ${index + 1} has no block`).toBeGreaterThan(0);
+    const here = fileURLToPath(new URL(".", import.meta.url));
+    const runFiles = readdirSync(here).filter((name) => /^docs-run-.*\.test\.ts$/.test(name));
+    const expected = Array.from(
+      { length: RUN_GROUPS },
+      (_, index) => `docs-run-${index + 1}.test.ts`,
+    );
+    expect(runFiles.sort()).toEqual(expected.sort());
+    for (const [index, name] of expected.entries())
+      expect(readFileSync(join(here, name), "utf8"), name).toContain(
+        `describeBlockRuns(${index + 1});`,
+      );
+  });
+});
+
 describe("TypeScript and JavaScript blocks", () => {
   let diagnostics = new Map<string, string[]>();
+  const project = join(PROJECTS, "type-check");
 
   // One program for every block: slow on a loaded 2-core machine, hence the timeout.
   beforeAll(() => {
-    rmSync(PROJECT, { recursive: true, force: true });
-    writeProject(PROJECT, [...files.values()]);
-    diagnostics = typeCheck(PROJECT, [...files.values()]);
+    rmSync(project, { recursive: true, force: true });
+    writeProject(project, [...files.values()]);
+    diagnostics = typeCheck(project, [...files.values()]);
   }, 300_000);
 
   it("type-check as a whole (no diagnostic outside a block)", () => {
@@ -251,37 +160,13 @@ describe("TypeScript and JavaScript blocks", () => {
     const found = diagnostics.get(file.id) ?? [];
     expect(found, found.join("\n")).toEqual([]);
   });
-
-  const postgres = testEngines().find((engine) => engine.name === "postgres");
-  describe.concurrent("run", () => {
-    for (const file of files.values()) {
-      it(`${file.origin} runs on PGlite`, async () => {
-        await expectRuns(join(PROJECT, `${file.id}.mjs`), file.origin, {
-          GOVERNANCE_DATABASE_URL: "memory://",
-          GOVERNANCE_AUDIT_SECRET: randomBytes(48).toString("base64url"),
-        });
-      });
-      if (!usesDatabase(file)) continue;
-      it.skipIf(!postgres?.available)(`${file.origin} runs on Postgres`, async () => {
-        const database = await createTestDatabase(postgres as NonNullable<typeof postgres>);
-        try {
-          await expectRuns(join(PROJECT, `${file.id}.mjs`), file.origin, {
-            GOVERNANCE_DATABASE_URL: database.databaseUrl,
-            GOVERNANCE_AUDIT_SECRET: randomBytes(48).toString("base64url"),
-          });
-        } finally {
-          await database.dispose();
-        }
-      });
-    }
-  });
 });
 
 describe("the root README's first example", () => {
   const first = blocks.find(
     (block) => block.file === FIRST_EXAMPLE.file && block.example === FIRST_EXAMPLE.example,
   );
-  const directory = join(PROJECT, "..", "docs-first-example");
+  const directory = join(PROJECTS, "..", "docs-first-example");
   afterAll(() => rmSync(directory, { recursive: true, force: true }));
 
   it("exists, after its marker, with no hidden setup", () => {
