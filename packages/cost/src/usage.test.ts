@@ -1,4 +1,4 @@
-import { type TestEngine, testEngines } from "@gov/core/testing";
+import { type TestEngine, testEngines, thrown } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, expectTypeOf, it } from "vitest";
 import { type CostHarness, costHarness, rejection } from "./__fixtures__";
 import { COST_ERROR_CODES, InvalidUsageError } from "./errors";
@@ -83,6 +83,52 @@ describe("normalizeUsage", () => {
       reasoningTokens: 1000,
       totalTokens: 51_200,
     });
+  });
+
+  // Guards against: the usage the Anthropic API really sends (output_tokens_details with the
+  // thinking tokens, cache_creation per lifetime, nulls) refused as "mixes several shapes", so
+  // that a wrapped call's spend was recorded as nothing.
+  it("reads Anthropic usage as the API sends it, thinking tokens as reasoning", () => {
+    expect(
+      normalizeUsage({
+        input_tokens: 1200,
+        cache_creation_input_tokens: 3000,
+        cache_read_input_tokens: 20_000,
+        cache_creation: { ephemeral_1h_input_tokens: 0, ephemeral_5m_input_tokens: 3000 },
+        output_tokens: 850,
+        output_tokens_details: { thinking_tokens: 600 },
+        server_tool_use: null,
+        service_tier: "standard",
+        inference_geo: null,
+        speed: null,
+      }),
+    ).toEqual({
+      format: "anthropic",
+      inputTokens: 1200,
+      cachedInputTokens: 20_000,
+      cacheWriteTokens: 3000,
+      outputTokens: 250,
+      reasoningTokens: 600,
+      totalTokens: 25_050,
+    });
+    expect(
+      normalizeUsage({
+        input_tokens: 10,
+        cache_creation_input_tokens: null,
+        cache_read_input_tokens: null,
+        output_tokens: 5,
+        output_tokens_details: null,
+      }),
+    ).toMatchObject({ format: "anthropic", inputTokens: 10, outputTokens: 5, totalTokens: 15 });
+    const error = thrown(() =>
+      normalizeUsage({
+        input_tokens: 10,
+        cache_read_input_tokens: 0,
+        output_tokens: 5,
+        output_tokens_details: { thinking_tokens: 6 },
+      }),
+    );
+    expect(error).toMatchObject({ field: "usage.output_tokens_details.thinking_tokens" });
   });
 
   // Anthropic's input_tokens EXCLUDE cache reads and writes: they are added, never subtracted.

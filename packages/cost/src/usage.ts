@@ -101,6 +101,8 @@ export interface AnthropicUsage {
   output_tokens: number;
   cache_creation_input_tokens?: Count;
   cache_read_input_tokens?: Count;
+  /** The thinking tokens, part of `output_tokens`. */
+  output_tokens_details?: { thinking_tokens?: Count; readonly [field: string]: unknown } | null;
   readonly [field: string]: unknown;
 }
 
@@ -263,6 +265,7 @@ const anthropicSchema = z.looseObject({
   output_tokens: count,
   cache_creation_input_tokens: optionalCount,
   cache_read_input_tokens: optionalCount,
+  output_tokens_details: details("thinking_tokens"),
 });
 
 const aiSdkV4Schema = z.looseObject({ promptTokens: count, completionTokens: count });
@@ -455,9 +458,20 @@ export function normalizeUsage(usage: ProviderUsage): NormalizedUsage {
   }
   const openAiChat = has(usage, "prompt_tokens") || has(usage, "completion_tokens");
   const inputOutput = has(usage, "input_tokens") || has(usage, "output_tokens");
-  const responses = has(usage, "input_tokens_details") || has(usage, "output_tokens_details");
+  // Anthropic reports its thinking tokens as output_tokens_details.thinking_tokens; the
+  // Responses API its reasoning tokens as output_tokens_details.reasoning_tokens.
+  const outputDetails = (usage as { output_tokens_details?: unknown }).output_tokens_details;
+  const thinking =
+    typeof outputDetails === "object" &&
+    outputDetails !== null &&
+    has(outputDetails, "thinking_tokens");
   const anthropic =
-    has(usage, "cache_creation_input_tokens") || has(usage, "cache_read_input_tokens");
+    has(usage, "cache_creation_input_tokens") ||
+    has(usage, "cache_read_input_tokens") ||
+    has(usage, "cache_creation") ||
+    thinking;
+  const responses =
+    has(usage, "input_tokens_details") || (has(usage, "output_tokens_details") && !anthropic);
   const langChain = has(usage, "input_token_details") || has(usage, "output_token_details");
   const normalized = has(usage, "format");
   const aiSdkV4 = has(usage, "promptTokens") || has(usage, "completionTokens");
@@ -574,12 +588,21 @@ export function normalizeUsage(usage: ProviderUsage): NormalizedUsage {
   }
   if (inputOutput) {
     const data = parse(anthropicSchema, usage);
+    // Thinking tokens are part of output_tokens (billed at the output rate).
+    const thinkingTokens = data.output_tokens_details?.thinking_tokens ?? 0;
+    subset(
+      thinkingTokens,
+      data.output_tokens,
+      "output_tokens_details.thinking_tokens",
+      "output_tokens",
+      "includes the thinking tokens",
+    );
     return build(anthropic ? "anthropic" : "input-output", {
       inputTokens: data.input_tokens,
       cachedInputTokens: data.cache_read_input_tokens,
       cacheWriteTokens: data.cache_creation_input_tokens,
-      outputTokens: data.output_tokens,
-      reasoningTokens: 0,
+      outputTokens: data.output_tokens - thinkingTokens,
+      reasoningTokens: thinkingTokens,
     });
   }
   if (aiSdkV4) {
