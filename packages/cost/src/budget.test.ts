@@ -794,7 +794,10 @@ describe.each(testEngines())("budgets on $name", (engine: TestEngine) => {
           });
         }
         const usages: [unknown, string][] = [
-          [{ model: "gpt-4o", prompt_tokens: 5000, completion_tokens: 9000 }, "options.prompt_tokens"],
+          [
+            { model: "gpt-4o", prompt_tokens: 5000, completion_tokens: 9000 },
+            "options.prompt_tokens",
+          ],
           [{ model: "gpt-4o" }, "usage"],
           [{ model: "gpt-4o", usage: null }, "usage"],
         ];
