@@ -23,7 +23,9 @@ export function govTestProject(
     test: {
       name,
       include: ["src/**/*.test.ts"],
-      testTimeout: 60_000,
+      // Long enough for a multi-process test on a 2-core machine running every package's suite
+      // at once (CI); a hang still fails.
+      testTimeout: 120_000,
       hookTimeout: 120_000,
       globalSetup: [fileURLToPath(new URL("./vitest-global-setup.ts", import.meta.url))],
     },

@@ -1,13 +1,16 @@
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { InvalidArgumentError } from "./errors";
 import {
+  type ApprovalGate,
   type BudgetGuard,
   type GovernancePorts,
+  type InterventionResultLike,
   type LoopGuard,
   noopCoverageRecorder,
   type ResolvedGovernancePorts,
   resolveGovernancePorts,
   type ScopeGuard,
+  type StewardGuard,
 } from "./governance-ports";
 import * as core from "./index";
 import { silentLogger } from "./logger";
@@ -29,6 +32,48 @@ const cost: BudgetGuard = {
     return 0;
   },
 };
+const gates: ApprovalGate = {
+  async request(kind, agentId) {
+    return {
+      requestId: "r1",
+      kind,
+      agentId,
+      expiresAt: new Date(0),
+      stored: true,
+      token: "t",
+    };
+  },
+  async waitFor() {
+    return true;
+  },
+  async verifyAction(requestId) {
+    return {
+      requestId,
+      decision: "granted",
+      reviewerId: "alice",
+      reason: null,
+      resolvedAt: new Date(0),
+    };
+  },
+  async getRequest() {
+    return null;
+  },
+};
+const verdict: InterventionResultLike = {
+  intervention: "OK",
+  message: "",
+  traceId: "t1",
+  governanceStatus: { firedTripwires: [], flagged: false, blueprintId: null },
+  metadata: {},
+};
+const steward: StewardGuard = {
+  async evaluate() {
+    return verdict;
+  },
+  async commit() {
+    return false;
+  },
+};
 const halt: HaltGuard = { async assertAlive() {} };
 const audit: AuditSink = {
   async log() {
@@ -47,39 +92,62 @@ function refusal(value: unknown): InvalidArgumentError {
 
 describe("resolveGovernancePorts", () => {
   it("reads the ports an SDK-like object carries, ignoring its other members", () => {
-    const sdk = { store: {}, close: async () => {}, ports: { halt, scope, cost, audit } };
+    const sdk = { store: {}, close: async () => {}, ports: { halt, scope, cost, gates, audit } };
     const ports = resolveGovernancePorts(sdk);
     expect(ports.halt).toBe(halt);
     expect(ports.scope).toBe(scope);
     expect(ports.cost).toBe(cost);
+    expect(ports.gates).toBe(gates);
     expect(ports.audit).toBe(audit);
     expect(ports.loop).toBeNull();
+    expect(ports.steward).toBeNull();
     expect(Object.isFrozen(ports)).toBe(true);
   });
 
   it("reads a bare ports object, each port as given", () => {
     const logger = { ...silentLogger };
     const coverage = { record() {} };
-    const ports = resolveGovernancePorts({ halt, scope, loop, cost, audit, coverage, logger });
-    expect(ports).toEqual({ halt, scope, loop, cost, audit, coverage, logger });
+    const ports = resolveGovernancePorts({
+      halt,
+      scope,
+      loop,
+      cost,
+      gates,
+      steward,
+      audit,
+      coverage,
+      logger,
+    });
+    expect(ports).toEqual({ halt, scope, loop, cost, gates, steward, audit, coverage, logger });
     expect(ports.loop).toBe(loop);
+    expect(ports.gates).toBe(gates);
+    expect(ports.steward).toBe(steward);
     expect(ports.coverage).toBe(coverage);
     expect(ports.logger).toBe(logger);
   });
 
-  it("fills missing ports with no-ops (observation, halt) and null (scope, loop, cost)", () => {
+  it("fills missing ports with no-ops (observation, halt) and null (scope, loop, cost, gates, steward)", () => {
     const expected: ResolvedGovernancePorts = {
       halt: noopHaltGuard,
       scope: null,
       loop: null,
       cost: null,
+      gates: null,
+      steward: null,
       audit: noopAuditSink,
       coverage: noopCoverageRecorder,
       logger: silentLogger,
     };
     expect(resolveGovernancePorts({})).toEqual(expected);
     expect(resolveGovernancePorts({ ports: {} })).toEqual(expected);
-    expect(resolveGovernancePorts({ scope: undefined, cost: undefined })).toEqual(expected);
+    expect(
+      resolveGovernancePorts({
+        scope: undefined,
+        cost: undefined,
+        gates: undefined,
+        steward: undefined,
+      }),
+    ).toEqual(expected);
     const resolved = resolveGovernancePorts({});
     expect(resolved.halt).toBe(noopHaltGuard);
     expect(resolved.audit).toBe(noopAuditSink);
@@ -91,7 +159,7 @@ describe("resolveGovernancePorts", () => {
     const error = refusal({ scope, budget: cost });
     expect(error.field).toBe("governance.budget");
     expect(error.message).toContain(
-      "is not a port; the ports are halt, scope, loop, cost, audit, coverage, logger.",
+      "is not a port; the ports are halt, scope, loop, cost, gates, steward, audit, coverage, logger.",
     );
     expect(refusal({ ports: { scopes: scope } }).field).toBe("governance.ports.scopes");
     // A caller's key is cut in the message, so that it cannot flood a log.
@@ -116,6 +184,33 @@ describe("resolveGovernancePorts", () => {
       "must be a HaltGuard (@gov/presence), got string.",
     );
     expect(refusal({ audit: null }).field).toBe("governance.audit");
+  });
+
+  it("refuses an approval gate or a steward without one of its methods, naming it", () => {
+    for (const method of ["request", "waitFor", "verifyAction", "getRequest"] as const) {
+      const { [method]: _removed, ...partial } = gates;
+      const error = refusal({ gates: partial });
+      expect(error.field).toBe("governance.gates");
+      expect(error.message).toContain(
+        `must be an ApprovalGate (@gov/gates), but it has no ${method} method.`,
+      );
+    }
+    // A gates module that only opens requests cannot be waited on: refused, not half used.
+    expect(refusal({ ports: { gates: { request: gates.request } } }).message).toContain(
+      "it has no waitFor, verifyAction, getRequest methods.",
+    );
+    for (const method of ["evaluate", "commit"] as const) {
+      const { [method]: _removed, ...partial } = steward;
+      const error = refusal({ steward: partial });
+      expect(error.field).toBe("governance.steward");
+      expect(error.message).toContain(
+        `must be a StewardGuard (@gov/steward), but it has no ${method} method.`,
+      );
+    }
+    expect(refusal({ steward: "steward" }).message).toContain(
+      "must be a StewardGuard (@gov/steward), got string.",
+    );
+    expect(refusal({ ports: { gates: null } }).field).toBe("governance.ports.gates");
   });
 
   it.each([
@@ -143,5 +238,8 @@ describe("@gov/core's index", () => {
     expectTypeOf<core.ScopeGuard>().toEqualTypeOf<ScopeGuard>();
     expectTypeOf<core.BudgetGuard>().toEqualTypeOf<BudgetGuard>();
     expectTypeOf<core.LoopGuard>().toEqualTypeOf<LoopGuard>();
+    expectTypeOf<core.ApprovalGate>().toEqualTypeOf<ApprovalGate>();
+    expectTypeOf<core.StewardGuard>().toEqualTypeOf<StewardGuard>();
+    expectTypeOf<core.InterventionResultLike>().toEqualTypeOf<InterventionResultLike>();
   });
 });
