@@ -58,7 +58,9 @@ describe("GovernanceSDK.compose refuses contributions that collide, before openi
   });
 
   it("refuses the same module composed twice", async () => {
-    const loop = BUILT_IN_MODULES.at(-1) as SdkModuleEntry;
+    const loop = BUILT_IN_MODULES.find(
+      (entry) => entry.definition.name === "loop",
+    ) as SdkModuleEntry;
     const error = await refusal([...BUILT_IN_MODULES, loop]);
     expect(error.issues.map((issue) => issue.name)).toEqual(["loop", "enableLoop"]);
   });

@@ -22,6 +22,7 @@ describe("the umbrella's re-exports", () => {
       ["gates", "enableGates"],
       ["steward", "enableSteward"],
       ["loop", "enableLoop"],
+      ["coverage", "enableCoverage"],
     ]);
     for (const entry of sdk.BUILT_IN_MODULES) expect(entry.definition.sdk?.flag).toBe(entry.flag);
     expect(() => sdk.sdkEntry({ name: "widgets", create: () => ({}) })).toThrow(

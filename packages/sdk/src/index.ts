@@ -18,12 +18,26 @@ export {
   BudgetExceeded as LatencyBudgetExceeded,
   BudgetExceeded as StewardBudgetExceeded,
 } from "@gov/steward";
+export {
+  COVERAGE_LIMITS,
+  type CoverageEntry,
+  type CoverageOptions,
+  CoverageRegistry,
+  type CoverageReport,
+  coverageModule,
+  InvalidWrapperOptionsError,
+  NO_WRAPPERS_WARNING,
+  ToolCallBlockedError,
+  ToolCallOutOfScopeError,
+  WRAPPERS_ERROR_CODES,
+} from "@gov/wrappers";
 export { ModuleDisabledError, SDK_ERROR_CODES } from "./errors";
 export {
   type AgentControlSdkOptions,
   type AuditSdkOptions,
   BUILT_IN_MODULES,
   type CostSdkOptions,
+  type CoverageSdkOptions,
   type GatesSdkOptions,
   type LoopSdkOptions,
   type PresenceSdkOptions,

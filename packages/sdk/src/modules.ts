@@ -6,10 +6,12 @@ import { type LoopSdkOptions, loopModule } from "@gov/loop";
 import { type PresenceSdkOptions, presenceModule } from "@gov/presence";
 import { type ScopeSdkOptions, scopeModule } from "@gov/scope";
 import { type StewardSdkOptions, stewardModule } from "@gov/steward";
+import { type CoverageSdkOptions, coverageModule } from "@gov/wrappers";
 
 export type {
   AuditSdkOptions,
   CostSdkOptions,
+  CoverageSdkOptions,
   GatesSdkOptions,
   LoopSdkOptions,
   PresenceSdkOptions,
@@ -66,4 +68,5 @@ export const BUILT_IN_MODULES: readonly SdkModuleEntry[] = [
   gatesModule,
   stewardModule,
   loopModule,
+  coverageModule,
 ].map(sdkEntry);

@@ -12,6 +12,16 @@ import {
   silentLogger,
 } from "./index";
 
+const TRANSFERS_BLUEPRINT = `
+id: transfers@1.0
+version: "1.0"
+tripwires:
+  - id: large-transfer
+    when: { tool: transfer_funds }
+    condition: "args.amount > 1000"
+    onFail: { decision: ESCALATE, reason: "Transfers above 1,000 need a human." }
+`;
+
 /** An SDK on an in-memory embedded database, closed when the test ends. */
 async function start(options: GovernanceSDKOptions = {}): Promise<GovernanceSDK> {
   const sdk = await GovernanceSDK.start({
@@ -29,11 +39,24 @@ describe("sdk.ports", () => {
     const sdk = await start();
     expectTypeOf(sdk.ports).toEqualTypeOf<GovernancePorts>();
     expect(Object.isFrozen(sdk.ports)).toBe(true);
-    expect(Object.keys(sdk.ports)).toEqual(["halt", "scope", "loop", "cost", "audit", "logger"]);
+    // The steward is off by default: its port is absent.
+    expect(Object.keys(sdk.ports)).toEqual([
+      "halt",
+      "scope",
+      "loop",
+      "cost",
+      "gates",
+      "coverage",
+      "audit",
+      "logger",
+    ]);
     expect(sdk.ports.halt).toBe(sdk.presence);
     expect(sdk.ports.scope).toBe(sdk.scope);
     expect(sdk.ports.loop).toBe(sdk.loop);
     expect(sdk.ports.cost).toBe(sdk.cost);
+    expect(sdk.ports.gates).toBe(sdk.gates);
+    expect(sdk.ports.steward).toBeUndefined();
+    expect(sdk.ports.coverage).toBe(sdk.coverage);
     expect(sdk.ports.audit).toBe(sdk.audit);
     expect(sdk.ports.logger).toBe(sdk.logger);
     expect(sdk.ports).toBe(sdk.ports);
@@ -44,6 +67,8 @@ describe("sdk.ports", () => {
       scope: sdk.scope,
       loop: sdk.loop,
       cost: sdk.cost,
+      gates: sdk.gates,
+      steward: null,
       audit: sdk.audit,
       logger: sdk.logger,
     });
@@ -76,9 +101,10 @@ describe("sdk.ports", () => {
       enableCost: false,
       enableGates: false,
       enableAudit: false,
+      enableCoverage: false,
     });
     expect(Object.keys(sdk.ports)).toEqual(["logger"]);
-    for (const name of ["halt", "scope", "loop", "cost", "audit"] as const) {
+    for (const name of ["halt", "scope", "loop", "cost", "gates", "steward", "audit"] as const) {
       expect(Object.getOwnPropertyDescriptor(sdk.ports, name), name).toBeUndefined();
       expect(sdk.ports[name], name).toBeUndefined();
     }
@@ -87,6 +113,8 @@ describe("sdk.ports", () => {
       scope: null,
       loop: null,
       cost: null,
+      gates: null,
+      steward: null,
       audit: noopAuditSink,
       coverage: expect.objectContaining({ record: expect.any(Function) }),
       logger: sdk.logger,
@@ -95,11 +123,74 @@ describe("sdk.ports", () => {
 
   it("leaves out only the modules that are disabled", async () => {
     const sdk = await start({ enableCost: false, enablePresence: false });
-    expect(Object.keys(sdk.ports)).toEqual(["scope", "loop", "audit", "logger"]);
+    expect(Object.keys(sdk.ports)).toEqual([
+      "scope",
+      "loop",
+      "gates",
+      "coverage",
+      "audit",
+      "logger",
+    ]);
     const ports = resolveGovernancePorts(sdk.ports);
     expect(ports.cost).toBeNull();
     expect(ports.halt).toBe(noopHaltGuard);
     expect(ports.scope).toBe(sdk.scope);
     expect(ports.audit).toBe(sdk.audit);
+  });
+
+  it("hands over the steward when enabled, and the gates and steward ports work together on the chain", async () => {
+    const sdk = await start({ enableSteward: true, stewardBlueprints: [TRANSFERS_BLUEPRINT] });
+    expect(Object.keys(sdk.ports)).toEqual([
+      "halt",
+      "scope",
+      "loop",
+      "cost",
+      "gates",
+      "steward",
+      "coverage",
+      "audit",
+      "logger",
+    ]);
+    expect(sdk.ports.steward).toBe(sdk.steward);
+    const { gates, steward } = resolveGovernancePorts(sdk);
+    if (gates === null || steward === null) throw new Error("gates and steward must be resolved");
+
+    // What a tool wrapper does: the steward escalates, a reviewer approves through gates, the
+    // approval is verified and committed, and only then would the tool run.
+    const args = { to: "acct-7", amount: 5_000 };
+    const verdict = await steward.evaluate(
+      { action: "transfer_funds", parameters: args },
+      {},
+      { agentId: "billing-agent" },
+    );
+    expect([verdict.intervention, verdict.message]).toEqual([
+      "ESCALATE",
+      expect.stringContaining("Transfers above 1,000 need a human."),
+    ]);
+    const request = await gates.request("tool.transfer_funds", "billing-agent", { payload: args });
+    expect(request.stored).toBe(true);
+    expect((await gates.getRequest(request.requestId))?.status).toBe("pending");
+    await sdk.gates.grant(request.token, { reviewerId: "alice@example.com" });
+    expect((await gates.getRequest(request.requestId))?.status).toBe("granted");
+    const decision = await gates.verifyAction(request.requestId, args, {
+      kind: "tool.transfer_funds",
+      agentId: "billing-agent",
+    });
+    expect(decision.reviewerId).toBe("alice@example.com");
+    expect(await steward.commit(verdict)).toBe(false); // not a stateful ESCALATE: nothing to count
+
+    // Both modules wrote to the one audit chain the SDK composed.
+    await sdk.steward.flush();
+    const kinds = (await sdk.audit.getEvents({ agentId: "billing-agent" })).map(
+      (event) => event.kind,
+    );
+    expect(kinds).toEqual(
+      expect.arrayContaining([
+        "steward.intervention",
+        "approval.requested",
+        "approval.granted",
+        "approval.executed",
+      ]),
+    );
   });
 });

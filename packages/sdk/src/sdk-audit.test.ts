@@ -84,6 +84,7 @@ describe.each(testEngines())("GovernanceSDK with the audit module on $name", (en
       const sdk = await startOn(engine, { enableAudit: false });
       expect(sdk.migrations.modules.map((report) => report.module)).toEqual([
         "cost",
+        "coverage",
         "gates",
         "presence",
         "scope",

@@ -211,12 +211,14 @@ describe.each(testEngines())("GovernanceSDK wiring the modules together on $name
       enableLoop: false,
       enableCost: false,
       enableGates: false,
+      enableCoverage: false,
     });
     expect(() => sdk.presence).toThrow("enablePresence");
     expect(() => sdk.scope).toThrow("enableScope");
     expect(() => sdk.loop).toThrow("enableLoop");
     expect(() => sdk.cost).toThrow("enableCost");
     expect(() => sdk.gates).toThrow("enableGates");
+    expect(() => sdk.coverage).toThrow("enableCoverage");
     expect(sdk.migrations.modules.map((report) => report.module)).toEqual(["audit"]);
   });
 });

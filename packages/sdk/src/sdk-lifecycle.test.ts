@@ -36,6 +36,7 @@ describe("GovernanceSDK with core alone", () => {
     expect(sdk.migrations.modules.map((report) => report.module)).toEqual([
       "audit",
       "cost",
+      "coverage",
       "gates",
       "presence",
       "scope",

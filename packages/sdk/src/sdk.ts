@@ -42,6 +42,7 @@ import type { LoopModule } from "@gov/loop";
 import type { PresenceModule } from "@gov/presence";
 import type { ScopeModule } from "@gov/scope";
 import type { StewardModule } from "@gov/steward";
+import type { CoverageRegistry } from "@gov/wrappers";
 import { z } from "zod";
 import { ModuleDisabledError } from "./errors";
 import {
@@ -49,6 +50,7 @@ import {
   type AuditSdkOptions,
   BUILT_IN_MODULES,
   type CostSdkOptions,
+  type CoverageSdkOptions,
   type GatesSdkOptions,
   type SdkModuleEntry,
   type StewardSdkOptions,
@@ -65,7 +67,8 @@ export interface GovernanceSDKOptions
     AgentControlSdkOptions,
     CostSdkOptions,
     GatesSdkOptions,
-    StewardSdkOptions {
+    StewardSdkOptions,
+    CoverageSdkOptions {
   /** Where log lines go. @default a console logger at `logLevel` */
   logger?: Logger;
   /** The source of time for governance decisions. @default the system clock */
@@ -121,14 +124,17 @@ export class GovernanceSDK implements AsyncDisposable {
   /**
    * The enabled modules as `@gov/core`'s ports, for composers that take
    * `{ governance: sdk }` (or `sdk.ports`): `halt` (the presence module's guard), `scope`,
-   * `loop`, `cost`, `audit` (the audit module's sink) — each the module itself, the object
-   * `sdk.scope` & co. return — and `logger`. Frozen. A disabled module's port is absent (not a
-   * getter that throws), so that a composer treats it as a port nobody provides; read them
-   * with core's `resolveGovernancePorts(sdk)`.
+   * `loop`, `cost`, `gates` (an `ApprovalGate`), `steward` (a `StewardGuard`; the steward is
+   * off unless `enableSteward`), `coverage` (the `CoverageRegistry` of `@gov/wrappers`),
+   * `audit` (the audit module's sink) — each the module itself,
+   * the object `sdk.scope`, `sdk.gates`, `sdk.steward` & co. return — and `logger`. Frozen. A
+   * disabled module's port is absent (not a getter that throws), so that a composer treats it
+   * as a port nobody provides; read them with core's `resolveGovernancePorts(sdk)`.
    *
    * @example
    * ```ts
    * const { scope, cost } = sdk.ports; // undefined when started with enableScope / enableCost: false
+   * const { gates, steward } = sdk.ports; // steward: undefined unless started with enableSteward: true
    * const ports = resolveGovernancePorts(sdk); // no-ops and nulls where a port is absent
    * ```
    */
@@ -380,6 +386,15 @@ export class GovernanceSDK implements AsyncDisposable {
     return this.getModule<LoopModule>("loop");
   }
 
+  /**
+   * The registry of wrapped model clients (`@gov/wrappers`): which agents make governed calls,
+   * through which clients, and the coverage of a set of agents (`coveragePct`).
+   * @throws {ModuleDisabledError} when started with `enableCoverage: false`.
+   */
+  get coverage(): CoverageRegistry {
+    return this.getModule<CoverageRegistry>("coverage");
+  }
+
   /** Whether a module is composed in this SDK. */
   isEnabled(name: string): boolean {
     return this.#modules.has(name);
@@ -453,8 +468,9 @@ function publicConfig(
 
 /**
  * The ports of what was composed ({@link GovernanceSDK.ports}): the audit sink and the halt
- * guard that modules provided (none when no module did), the scope, loop and cost modules when
- * composed, and the logger. Absent ports are left out.
+ * guard that modules provided (none when no module did), the scope, loop, cost, gates and
+ * steward modules and the coverage registry when composed, and the logger. Absent ports are
+ * left out.
  */
 function portsOf(
   modules: ReadonlyMap<string, Composed>,
@@ -469,6 +485,12 @@ function portsOf(
   if (loop !== undefined) ports.loop = loop;
   const cost = instance<CostModule>("cost");
   if (cost !== undefined) ports.cost = cost;
+  const gates = instance<GatesModule>("gates");
+  if (gates !== undefined) ports.gates = gates;
+  const steward = instance<StewardModule>("steward");
+  if (steward !== undefined) ports.steward = steward;
+  const coverage = instance<CoverageRegistry>("coverage");
+  if (coverage !== undefined) ports.coverage = coverage;
   if (provided.audit !== noopAuditSink) ports.audit = provided.audit;
   ports.logger = provided.logger;
   return Object.freeze(ports);

@@ -14,7 +14,19 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createTestDatabase, testEngines } from "@gov/core/testing";
-import { beforeAll, describe, expect, it } from "vitest";
+import {
+  type AnthropicServer,
+  chatChunks,
+  chatCompletion,
+  message,
+  messageEvents,
+  type OpenAIServer,
+  response,
+  responseEvents,
+  startAnthropicServer,
+  startOpenAIServer,
+} from "@gov/wrappers/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CodeBlock, extractBlocks } from "./markdown";
 import { type BlockFile, runNode, writeProject } from "./run";
 
@@ -121,10 +133,35 @@ export const files = new Map(runnable.map((block) => [block, blockFile(block)]))
 function cleanEnvironment(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) {
-    if (/^(GOVERNANCE_|VITEST|NODE_OPTIONS$|NODE_ENV$|TURBO_)/.test(name)) continue;
+    if (/^(GOVERNANCE_|VITEST|NODE_OPTIONS$|NODE_ENV$|TURBO_|OPENAI_|ANTHROPIC_)/.test(name))
+      continue;
     env[name] = value;
   }
-  return { ...env, ...extra };
+  return { ...env, ...providers, ...extra };
+}
+
+/**
+ * Where the model clients of the blocks (`new OpenAI()`, `new Anthropic()`, `openai(…)` of the
+ * AI SDK) send their requests: loopback servers of ours that speak each provider's wire format,
+ * started once per test file by {@link describeBlockRuns}, their addresses given to the blocks
+ * the way a user gives them to a client — its own environment variables.
+ */
+let providers: Record<string, string> = {};
+
+/** Answer every model call: a completion or a message, streamed when asked. */
+function answerEverything(openai: OpenAIServer, anthropic: AnthropicServer): void {
+  openai.reply = (request) => {
+    const model = String(request.body.model);
+    if (request.path.startsWith("/responses"))
+      return request.body.stream === true
+        ? { sse: responseEvents(), done: false }
+        : { json: response({ model }) };
+    return request.body.stream === true
+      ? { sse: chatChunks(request.body) }
+      : { json: chatCompletion({ model }) };
+  };
+  anthropic.reply = (request) =>
+    request.body.stream === true ? { sse: messageEvents() } : { json: message() };
 }
 
 /** Whether a block (with its prelude) opens a database, and so runs on both engines. */
@@ -196,9 +233,24 @@ export function describeBlockRuns(group: number): void {
   const groupFiles = runGroups()[group - 1] ?? [];
   const project = join(PROJECTS, `run-${group}`);
   describe("TypeScript and JavaScript blocks", () => {
-    beforeAll(() => {
+    let openai: OpenAIServer | null = null;
+    let anthropic: AnthropicServer | null = null;
+    beforeAll(async () => {
       rmSync(project, { recursive: true, force: true });
       writeProject(project, groupFiles);
+      openai = await startOpenAIServer();
+      anthropic = await startAnthropicServer();
+      answerEverything(openai, anthropic);
+      providers = {
+        OPENAI_BASE_URL: openai.baseURL,
+        OPENAI_API_KEY: "sk-docs-loopback",
+        ANTHROPIC_BASE_URL: anthropic.baseURL,
+        ANTHROPIC_API_KEY: "sk-ant-docs-loopback",
+      };
+    });
+    afterAll(async () => {
+      await openai?.close();
+      await anthropic?.close();
     });
 
     const postgres = testEngines().find((engine) => engine.name === "postgres");

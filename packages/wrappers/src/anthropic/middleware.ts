@@ -1,0 +1,210 @@
+/**
+ * The governance middleware: the `@anthropic-ai/sdk` client runs it around every HTTP attempt
+ * it makes (its own `middleware` option), and it governs the Messages calls among them —
+ * `POST /v1/messages`, beta included — whichever method made them (`create`, `stream`,
+ * `parse`, the tool runner, `withOptions()` copies).
+ */
+import { InvalidWrapperOptionsError } from "../errors";
+import type { GovernedCall, Governor } from "../governed-call";
+import { isObject, type Json, withoutUnscopedProviderTools } from "../shapes";
+import { governedEventStream, withBody } from "./event-stream";
+import {
+  AnthropicApiError,
+  errorTypeOf,
+  filterMessage,
+  maxTokensOf,
+  namedTools,
+  runsAtProvider,
+  usageOf,
+  withTools,
+} from "./messages";
+
+/** An HTTP request as the client's middleware sees it (`APIRequest`: `RequestInit` and `url`). */
+export interface AnthropicHttpRequest extends RequestInit {
+  url: string;
+  headers: Headers;
+}
+
+/** The client's `Middleware` type, structurally (the client package is an optional peer). */
+export type AnthropicMiddleware = ((
+  request: AnthropicHttpRequest,
+  next: (request: AnthropicHttpRequest) => Promise<Response>,
+  context?: {
+    readonly options?: { readonly body?: unknown; readonly middleware?: unknown } | undefined;
+  },
+) => Promise<Response>) & { readonly [GOVERNED]?: string };
+
+/** Marks the governance middleware (its value: the agent id), across copies of this package. */
+export const GOVERNED = Symbol.for("@gov/wrappers.anthropic.governed");
+
+/** True for the governance middleware of this package (any copy). */
+export function isGovernanceMiddleware(middleware: unknown): boolean {
+  return typeof middleware === "function" && GOVERNED in middleware;
+}
+
+/** `POST …/v1/messages` (and `?beta=true`); not `count_tokens`, not `batches`. */
+function isMessagesCall(request: AnthropicHttpRequest): boolean {
+  if ((request.method ?? "GET").toUpperCase() !== "POST") return false;
+  try {
+    return new URL(request.url).pathname.endsWith("/v1/messages");
+  } catch {
+    return false;
+  }
+}
+
+/** The operation the audit names: `messages.create`, `beta.messages.stream`, … */
+function operationOf(request: AnthropicHttpRequest): string {
+  const beta = new URL(request.url).searchParams.get("beta") === "true";
+  const helper = request.headers.get("x-stainless-helper-method");
+  return `${beta ? "beta.messages" : "messages"}.${helper === "stream" ? "stream" : "create"}`;
+}
+
+function bodyOf(request: AnthropicHttpRequest, context: { options?: { body?: unknown } }): Json {
+  let body: unknown = request.body;
+  if (typeof body === "string") {
+    try {
+      body = JSON.parse(body);
+    } catch {
+      body = undefined;
+    }
+  } else body = context.options?.body;
+  if (!isObject(body) || typeof body.model !== "string")
+    throw new InvalidWrapperOptionsError(
+      "body",
+      "must be the JSON parameters of a Messages call, with a model.",
+      "Call messages.create({ model, max_tokens, messages }) as the client expects.",
+    );
+  return body;
+}
+
+/**
+ * The MCP connector's servers (`mcp_servers`, beta) run at Anthropic: each is checked when
+ * offered, as `mcp:<name>` (the scope name of its `mcp_toolset` tools too), and one scope
+ * refuses is not sent. The body is not changed; a copy is returned when a server was removed.
+ */
+async function withScopedMcpServers(governor: Governor, body: Json): Promise<Json> {
+  if (!Array.isArray(body.mcp_servers)) return body;
+  const servers = body.mcp_servers.map((server) => ({
+    name: `mcp:${isObject(server) ? String(server.name ?? "") : ""}`,
+    tool: server as unknown,
+  }));
+  const kept = await withoutUnscopedProviderTools(governor, servers, () => true);
+  if (kept === null || kept.length === servers.length) return body;
+  return { ...body, mcp_servers: kept.map((named) => named.tool) };
+}
+
+/** Step 3 on an HTTP error status: `llm.error` with the API's error type, then released. */
+async function failedWithStatus(call: GovernedCall, response: Response): Promise<void> {
+  let type: string | undefined;
+  try {
+    type = errorTypeOf(JSON.parse(await response.clone().text()));
+  } catch {
+    type = undefined;
+  }
+  await call.failed(new AnthropicApiError(response.status, type));
+}
+
+/** A whole Message: tool calls checked, usage settled, the body passed on (changed if need be). */
+async function governedMessage(call: GovernedCall, response: Response): Promise<Response> {
+  let text: string;
+  try {
+    text = await response.text();
+  } catch (error) {
+    await call.failed(error);
+    throw error;
+  }
+  let message: unknown;
+  try {
+    message = JSON.parse(text);
+  } catch {
+    message = null;
+  }
+  if (!isObject(message)) {
+    await call.succeeded({ usage: null, finishReason: null });
+    return withBody(response, text);
+  }
+  let removed: string[];
+  try {
+    removed = await filterMessage(call, message);
+  } catch (error) {
+    // A refused tool call (or a halt meanwhile): the usage is still settled.
+    await call.succeeded({ usage: usageOf(message.usage), finishReason: null }, "refused");
+    throw error;
+  }
+  await call.succeeded({
+    usage: usageOf(message.usage),
+    finishReason: typeof message.stop_reason === "string" ? message.stop_reason : null,
+    removedToolCalls: removed,
+    output: message.content,
+  });
+  return withBody(response, removed.length > 0 ? JSON.stringify(message) : text);
+}
+
+/**
+ * The middleware that governs one wrapped client's Messages calls, each HTTP attempt on its own
+ * (a retry is admitted again: a halt between attempts stops it).
+ */
+export function governanceMiddleware(governor: Governor): AnthropicMiddleware {
+  const middleware: AnthropicMiddleware = async (request, next, context = {}) => {
+    if (!isMessagesCall(request)) {
+      // batches, count_tokens, files, models: not governed, but never sent for a halted agent
+      await governor.options.ports.halt.assertAlive(governor.options.agentId, {
+        path: "anthropic.http",
+      });
+      return next(request);
+    }
+    const perRequest = context.options?.middleware;
+    if (Array.isArray(perRequest) && perRequest.length > 0)
+      throw new InvalidWrapperOptionsError(
+        "options.middleware",
+        "runs after governance, so it could change a request governance already admitted; a governed client does not accept per-request middleware on a Messages call.",
+        "Add it to a copy instead: client.withOptions({ middleware: [yours] }) keeps governance last.",
+      );
+    const read = bodyOf(request, context);
+    const body = await withScopedMcpServers(governor, read);
+    const stream = body.stream === true;
+    const maxTokens = maxTokensOf(body);
+    const offered = await withoutUnscopedProviderTools(
+      governor,
+      namedTools(body.tools),
+      runsAtProvider,
+    );
+    const { call, tools } = await governor.admit(
+      {
+        operation: operationOf(request),
+        model: body.model as string,
+        ...(maxTokens === undefined ? {} : { maxTokens }),
+        stream,
+        input: { system: body.system, messages: body.messages },
+      },
+      offered,
+    );
+    let sent = request;
+    const sentBody = withTools(body, tools);
+    if (sentBody !== read) {
+      const headers = new Headers(request.headers);
+      headers.delete("content-length");
+      sent = { ...request, headers, body: JSON.stringify(sentBody) };
+    }
+    let response: Response;
+    try {
+      response = await next(sent);
+    } catch (error) {
+      await call.failed(error);
+      throw error;
+    }
+    if (!response.ok) {
+      await failedWithStatus(call, response);
+      return response;
+    }
+    const type = response.headers.get("content-type") ?? "";
+    if (stream && type.includes("text/event-stream"))
+      return governedEventStream(call, response, request.signal);
+    return governedMessage(call, response);
+  };
+  Object.defineProperty(middleware, GOVERNED, {
+    value: governor.options.agentId,
+    enumerable: false,
+  });
+  return middleware;
+}

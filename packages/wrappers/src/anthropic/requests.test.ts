@@ -1,0 +1,231 @@
+/**
+ * What a governed Anthropic client sends: nothing for a halted agent (copies and batches
+ * included), only the request governance checked, no server tool scope does not allow and no
+ * hidden tool's name (issue 14's attack, breaks 2, 5, 10, 26, 29).
+ */
+import { AgentHaltedError } from "@gov/core";
+import { testEngines } from "@gov/core/testing";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  AGENT,
+  type AnthropicHarness,
+  anthropicHarness,
+  ask,
+} from "../__fixtures__/anthropic-harness";
+import { MODEL, message } from "../__fixtures__/anthropic-server";
+import { ANTHROPIC_CLIENTS } from "../__fixtures__/harness";
+import { attempt } from "../__fixtures__/openai-agent";
+import { InvalidWrapperOptionsError } from "../errors";
+import { wrapAnthropic } from "./wrap";
+
+const tool = (name: string) => ({ name, input_schema: { type: "object" as const } });
+
+/** A middleware of the host's: logs nothing, passes the request on. */
+const passThrough = async (request: unknown, next: (request: unknown) => Promise<Response>) =>
+  next(request);
+
+describe.each(testEngines())("Anthropic requests on $name", (engine) => {
+  describe.each(ANTHROPIC_CLIENTS)("with $major", (client) => {
+    let h: AnthropicHarness;
+    beforeEach(async () => {
+      if (engine.available) h = await anthropicHarness(engine, client);
+    });
+    afterEach(async () => {
+      if (engine.available) await h.close();
+    });
+
+    // Guards against: the README says copies made with `withOptions(…)` are governed "which share the
+    // list". They share it only when the copy does not pass its own `middleware`: the client
+    // builds the copy from `{ middleware: this.middleware, ...options }`, so
+    // `withOptions({ middleware: [logging] })` replaces the list and drops governance. A
+    // halted agent's call through the copy reaches the server. Expected: the copy is governed
+    // (or the README says it is not, and how to keep it).
+    it.skipIf(!engine.available)(
+      "governs a withOptions() copy that brings its own middleware",
+      async () => {
+        h.server.reply = () => ({ json: message() });
+        const anthropic = h.wrapped();
+        await h.presence.halt(AGENT, { haltedBy: "ops", reason: "review" });
+        const copy = anthropic.withOptions({ middleware: [passThrough] } as never);
+        const error = await attempt(() => copy.messages.create({ model: MODEL, ...ask }));
+        expect(h.server.received).toEqual([]);
+        expect(AgentHaltedError.isInstance(error)).toBe(true);
+      },
+    );
+
+    // Guards against: the client runs per-request `middleware` (a request option) *after* the client's
+    // own list, so after governance: it can change the request governance admitted. Here it
+    // rewrites the model, and a model outside `allowedModels` reaches the server, budgeted at
+    // the admitted model's price. Expected: governance sees the request as it leaves (or
+    // refuses calls with per-request middleware).
+    it.skipIf(!engine.available)("governs the request a per-request middleware sends", async () => {
+      h.server.reply = () => ({ json: message() });
+      const anthropic = h.wrapped();
+      const swapModel = async (
+        request: { body?: unknown },
+        next: (request: unknown) => Promise<Response>,
+      ) =>
+        next({
+          ...request,
+          body: JSON.stringify({
+            ...JSON.parse(String(request.body)),
+            model: "claude-opus-4-1",
+          }),
+        });
+      const error = await attempt(() =>
+        anthropic.messages.create({ model: MODEL, ...ask }, {
+          middleware: [swapModel],
+        } as never),
+      );
+      expect(InvalidWrapperOptionsError.isInstance(error)).toBe(true);
+      expect(h.server.received).toEqual([]);
+      expect(h.server.received.map((request) => request.body.model)).not.toContain(
+        "claude-opus-4-1",
+      );
+    });
+
+    // Guards against: only `POST /v1/messages` is governed. `messages.batches.create` sends a batch of
+    // Messages requests — each with its model, tools and max_tokens — that Anthropic runs
+    // later: a halted agent submits it, with models outside scope, unbudgeted. The README says
+    // batches "go through untouched"; the reference's halt applies across the wrappers.
+    // Expected: a halted agent's batch is refused before it is sent (and each request in it
+    // scoped and reserved), or the README warns that batches bypass governance.
+    it.skipIf(!engine.available)(
+      "refuses a halted agent's message batch before it reaches the server",
+      async () => {
+        h.server.reply = () => ({ json: { id: "msgbatch_1", type: "message_batch" } });
+        const anthropic = h.wrapped();
+        await h.presence.halt(AGENT, { haltedBy: "ops", reason: "review" });
+        await attempt(() =>
+          anthropic.messages.batches.create({
+            requests: [
+              {
+                custom_id: "a",
+                params: { model: "claude-opus-4-1", ...ask, tools: [tool("delete_all")] },
+              },
+            ],
+          }),
+        );
+        expect(h.server.received.map((request) => request.path)).toEqual([]);
+      },
+    );
+
+    // Guards against: server tools (`web_fetch`, `code_execution`, `web_search`, …) run at Anthropic;
+    // the wrapper only filters hidden ones and says they are "governed when offered". One the
+    // agent may not use (not in `allowedTools`) is sent and runs at the provider — there is
+    // no returned call to refuse afterwards. Expected: a server tool is checked against scope
+    // when offered (refused or removed), never sent.
+    it.skipIf(!engine.available)("never offers a server tool outside allowedTools", async () => {
+      h.server.reply = () => ({ json: message() });
+      const anthropic = h.wrapped();
+      await attempt(() =>
+        anthropic.messages.create({
+          model: MODEL,
+          ...ask,
+          tools: [
+            tool("lookup_invoice"),
+            { type: "web_fetch_20250910", name: "web_fetch", max_uses: 5 },
+          ],
+        } as never),
+      );
+      const names = h.server.received.flatMap((request) =>
+        ((request.body.tools as { name: string }[] | undefined) ?? []).map((t) => t.name),
+      );
+      expect(names).not.toContain("web_fetch");
+    });
+
+    it.skipIf(!engine.available)(
+      "offers a server tool scope allows, by its name, and a host-run typed tool as any tool",
+      async () => {
+        h.scope.register({
+          agentId: AGENT,
+          allowedTools: ["lookup_invoice", "web_fetch"],
+          hiddenTools: ["delete_all"],
+          allowedModels: [MODEL],
+        });
+        h.server.reply = () => ({ json: message() });
+        const anthropic = h.wrapped();
+        await anthropic.messages.create({
+          model: MODEL,
+          ...ask,
+          tools: [
+            tool("lookup_invoice"),
+            { type: "web_fetch_20250910", name: "web_fetch", max_uses: 5 },
+            { type: "web_search_20250305", name: "web_search" },
+            { type: "bash_20250124", name: "bash" },
+          ],
+        } as never);
+        const names = h.server.received.flatMap((request) =>
+          ((request.body.tools as { name: string }[] | undefined) ?? []).map((t) => t.name),
+        );
+        expect(names).toEqual(["lookup_invoice", "web_fetch", "bash"]);
+      },
+    );
+
+    it.skipIf(!engine.available)(
+      "offers an MCP connector server, and its toolset, only when scope allows mcp:<name>",
+      async () => {
+        h.scope.register({
+          agentId: AGENT,
+          allowedTools: ["lookup_invoice", "mcp:billing"],
+          hiddenTools: ["delete_all"],
+          allowedModels: [MODEL],
+        });
+        h.server.reply = () => ({ json: message() });
+        const anthropic = h.wrapped();
+        const server = (name: string) => ({ type: "url", name, url: `https://${name}.example` });
+        await anthropic.messages.create({
+          model: MODEL,
+          ...ask,
+          mcp_servers: [server("billing"), server("payments")],
+          tools: [
+            { type: "mcp_toolset", mcp_server_name: "billing" },
+            { type: "mcp_toolset", mcp_server_name: "payments" },
+          ],
+        } as never);
+        const body = h.server.received[0]?.body as {
+          mcp_servers: { name: string }[];
+          tools: { mcp_server_name: string }[];
+        };
+        expect(body.mcp_servers.map((entry) => entry.name)).toEqual(["billing"]);
+        expect(body.tools.map((entry) => entry.mcp_server_name)).toEqual(["billing"]);
+      },
+    );
+
+    it.skipIf(!engine.available)(
+      "refuses to wrap a client again for another agent, and keeps governance last in copies",
+      async () => {
+        const anthropic = h.wrapped();
+        const error = await attempt(() =>
+          wrapAnthropic(anthropic, { governance: h.governance, agentId: "other-agent" }),
+        );
+        expect(InvalidWrapperOptionsError.isInstance(error)).toBe(true);
+        expect(anthropic.middleware).toHaveLength(1);
+        const governance = anthropic.middleware[0];
+        const copy = anthropic.withOptions({ middleware: [passThrough] } as never);
+        expect(copy.middleware).toEqual([passThrough, governance]);
+        const again = copy.withOptions({ middleware: [governance, passThrough] } as never);
+        expect(again.middleware).toEqual([passThrough, governance]);
+      },
+    );
+
+    // Guards against: `tool_choice` is rewritten only when a hidden tool was removed from `tools`. A
+    // choice that names a hidden tool the request does not offer is sent as it is: the hidden
+    // name reaches the model. Expected: the hidden name never reaches the server.
+    it.skipIf(!engine.available)("never sends a hidden tool's name in tool_choice", async () => {
+      h.server.reply = () => ({ json: message() });
+      const anthropic = h.wrapped();
+      await attempt(() =>
+        anthropic.messages.create({
+          model: MODEL,
+          ...ask,
+          tools: [tool("lookup_invoice")],
+          tool_choice: { type: "tool", name: "delete_all" },
+        }),
+      );
+      expect(JSON.stringify(h.server.received.map((request) => request.body))).not.toContain(
+        "delete_all",
+      );
+    });
+  });
+});

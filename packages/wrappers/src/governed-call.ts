@@ -1,0 +1,746 @@
+/**
+ * The governed-call pipeline every wrapper shares: admit (halt, model scope, tools, budget),
+ * audit the call, settle or release the reservation, check the tool calls the model returned,
+ * and audit the result. Provider-neutral: the adapters (`./openai`) read the provider's shapes.
+ * @module
+ */
+import { createHash } from "node:crypto";
+import {
+  AgentHaltedError,
+  type AuditReceipt,
+  type Logger,
+  type ProviderUsageLike,
+} from "@gov/core";
+import { ToolCallOutOfScopeError } from "./errors";
+import type { ContentToRedact, ResolvedWrapOptions } from "./options";
+
+/** A model call about to be made. */
+export interface CallRequest {
+  /** The client operation, e.g. `chat.completions.create`. */
+  operation: string;
+  model: string;
+  /** The call's output ceiling (`max_tokens`, `max_completion_tokens`, `max_output_tokens`). */
+  maxTokens?: number;
+  stream: boolean;
+  /**
+   * The prompt as sent (messages, instructions, system): the input-token estimate is read
+   * from it ({@link estimateInputTokens}), and it is recorded only with `recordContent`.
+   */
+  input?: unknown;
+  /** The completions the call asks for (OpenAI's `n`): the output ceiling is `choices × maxTokens`. @default 1 */
+  choices?: number;
+}
+
+/**
+ * UTF-8 bytes of a value as a provider serializes it: strings by their UTF-8 length, binary
+ * parts (`Uint8Array`, `ArrayBuffer`) by their size, numbers and booleans by their text, plus
+ * the punctuation and keys of objects and arrays. Cycles and anything past depth 64 count 0.
+ */
+function utf8Bytes(value: unknown, seen: Set<object> = new Set(), depth = 0): number {
+  if (value === null || value === undefined) return 4;
+  if (typeof value === "string") return Buffer.byteLength(value, "utf8") + 2;
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint")
+    return String(value).length;
+  if (typeof value !== "object" || depth > 64 || seen.has(value)) return 0;
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return value.byteLength;
+  seen.add(value);
+  let bytes = 2;
+  if (Array.isArray(value)) for (const item of value) bytes += utf8Bytes(item, seen, depth + 1) + 1;
+  else
+    for (const [key, item] of Object.entries(value))
+      bytes += Buffer.byteLength(key, "utf8") + 4 + utf8Bytes(item, seen, depth + 1);
+  seen.delete(value);
+  return bytes;
+}
+
+/** The most input tokens one estimate projects (`@gov/cost`'s limit for one count). */
+const MAX_ESTIMATED_TOKENS = 10_000_000_000;
+
+/**
+ * The input-token estimate of a request: **one token per UTF-8 byte** of its prompt parts and
+ * of the tools it offers, serialized. An upper bound for text: every byte-level BPE tokenizer
+ * in use (OpenAI's, Anthropic's) emits tokens of at least one byte, and the serialization's
+ * keys and punctuation outweigh the few tokens a provider adds per message. It is not an
+ * upper bound for media passed by reference (an image URL or a file id, which the provider
+ * turns into hundreds of tokens); inline media (base64, bytes) are over-counted. Typical
+ * English runs about four bytes per token, so the estimate is about 4× the real count: the
+ * reservation is released as soon as the real usage is known, and only a call whose usage
+ * never arrives is charged it.
+ */
+export function estimateInputTokens(request: CallRequest, tools: readonly unknown[] = []): number {
+  const bytes = utf8Bytes(request.input) + (tools.length === 0 ? 0 : utf8Bytes(tools));
+  return Math.min(bytes, MAX_ESTIMATED_TOKENS);
+}
+
+/**
+ * Call a logger method, swallowing what it throws: observation never breaks the host, and a
+ * failing logger is the last resort, so its own failure is dropped.
+ */
+export function safeLog(
+  logger: Logger,
+  level: "debug" | "info" | "warn" | "error",
+  message: string,
+  context?: Record<string, unknown>,
+): void {
+  try {
+    logger[level](message, context);
+  } catch {
+    // the logger is the last resort: nothing is left to report its failure to
+  }
+}
+
+/**
+ * Bytes of one recorded metadata value, in JSON. The audit module refuses a value over 8 KiB
+ * (and 64 KiB in all); this leaves room for its sanitizing and for the other keys.
+ */
+const RECORDED_VALUE_BYTES = 6 * 1024;
+
+/**
+ * Levels of objects and arrays in one recorded value. The audit module refuses metadata
+ * nested more than 32 levels (the metadata object is the first); deeper content is recorded
+ * as its JSON text instead.
+ */
+const RECORDED_VALUE_DEPTH = 24;
+
+/** Levels of objects and arrays in a value (0 for a scalar), counted up to `stop`. */
+function depthOf(value: unknown, stop = RECORDED_VALUE_DEPTH + 1, level = 0): number {
+  if (typeof value !== "object" || value === null || level >= stop) return level;
+  let deepest = level + 1;
+  for (const item of Object.values(value)) {
+    deepest = Math.max(deepest, depthOf(item, stop, level + 1));
+    if (deepest >= stop) break;
+  }
+  return deepest;
+}
+
+/** A value recorded in audit metadata, cut to fit when it is too large. */
+interface Fitted {
+  /** The value, or (cut) the start of its JSON. */
+  value: unknown;
+  /** SHA-256 (hex) of the whole value's JSON. */
+  sha256: string;
+  /** Present when the value was cut: its full size. */
+  cut?: { bytes: number; recordedBytes: number };
+}
+
+/** JSON of a value for recording; a value JSON cannot hold is described instead. */
+function jsonOf(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? "null";
+  } catch (error) {
+    return JSON.stringify({ unserializable: describe(error) });
+  }
+}
+
+/** The longest start of `text` whose JSON string is at most `limit` bytes. */
+function prefixFitting(text: string, limit: number): string {
+  let bytes = 2;
+  let end = 0;
+  for (const char of text) {
+    const size = Buffer.byteLength(JSON.stringify(char), "utf8") - 2;
+    if (bytes + size > limit) break;
+    bytes += size;
+    end += char.length;
+  }
+  return text.slice(0, end);
+}
+
+/**
+ * Fit a value into one audit metadata value: kept as is when its JSON is small enough (and
+ * not too deeply nested), otherwise replaced by the start of its JSON (a string), with its
+ * full size. The hash is of the whole JSON either way.
+ */
+export function fitForAudit(value: unknown, limit = RECORDED_VALUE_BYTES): Fitted {
+  const json = jsonOf(value);
+  const bytes = Buffer.byteLength(json, "utf8");
+  const sha256 = createHash("sha256").update(json).digest("hex");
+  if (bytes <= limit && depthOf(value) <= RECORDED_VALUE_DEPTH) return { value, sha256 };
+  const recorded = prefixFitting(json, limit);
+  return {
+    value: recorded,
+    sha256,
+    cut: { bytes, recordedBytes: Buffer.byteLength(recorded, "utf8") },
+  };
+}
+
+/** Tool names as recorded: all of them when they fit, else the first ones and the count. */
+function fitNames(names: readonly string[]): { names: string[]; cut?: Record<string, unknown> } {
+  const kept: string[] = [];
+  let bytes = 2;
+  for (const name of names) {
+    const size = Buffer.byteLength(JSON.stringify(name), "utf8") + 1;
+    if (bytes + size > RECORDED_VALUE_BYTES) break;
+    bytes += size;
+    kept.push(name);
+  }
+  if (kept.length === names.length) return { names: kept };
+  return {
+    names: kept,
+    cut: {
+      total: names.length,
+      recorded: kept.length,
+      sha256: createHash("sha256").update(JSON.stringify(names)).digest("hex"),
+    },
+  };
+}
+
+/** A tool as offered to the model, with the name scope knows it by. */
+export interface NamedTool<T> {
+  name: string;
+  tool: T;
+}
+
+/** Why a stream was reconciled, as `@gov/cost` records it. */
+const RECONCILE_REASONS: Record<CallEnd, string> = {
+  completed: "completed",
+  abandoned: "abandoned",
+  aborted: "cancelled",
+  failed: "error",
+  refused: "refused",
+};
+
+/** How a call ended, for its `llm.result` event. */
+export type CallEnd = "completed" | "abandoned" | "aborted" | "failed" | "refused";
+
+/** What a finished call returned. */
+export interface CallOutcome {
+  usage: ProviderUsageLike | null;
+  finishReason: string | null;
+  /** The answer, recorded only with `recordContent`. */
+  output?: unknown;
+  /** The tool calls the model returned that were removed (out of scope). */
+  removedToolCalls?: readonly string[];
+}
+
+/**
+ * One wrapped client's governance: its options and ports, and the provider's name
+ * (`openai`). Creates a {@link GovernedCall} per call.
+ */
+export class Governor {
+  constructor(
+    readonly options: ResolvedWrapOptions,
+    readonly provider: string,
+  ) {}
+
+  /**
+   * Step 1 of every call, before any byte leaves the process: the halt check, the model
+   * against the agent's scope, the tools offered filtered (hidden ones removed), and the
+   * budget checked and reserved. Then the `llm.call` event is handed to the audit sink
+   * (not awaited: the sink makes it durable or spools it; see the README).
+   *
+   * @returns The call, and the tools that may be offered.
+   * @throws {AgentHaltedError} · the scope module's `ScopeViolation` / `PolicyNotRegistered` ·
+   *   the cost module's `BudgetExceeded`; nothing was sent.
+   */
+  async admit<T>(
+    request: CallRequest,
+    tools: readonly NamedTool<T>[] | null,
+  ): Promise<{ call: GovernedCall; tools: T[] | null }> {
+    const { ports, agentId } = this.options;
+    await ports.halt.assertAlive(agentId, { path: `${this.provider}.${request.operation}` });
+    let offered: NamedTool<T>[] | null = tools === null ? null : [...tools];
+    if (ports.scope !== null) {
+      await ports.scope.check(agentId, { model: request.model });
+      if (offered !== null && offered.length > 0) {
+        const kept = new Set(
+          ports.scope.filterTools(
+            agentId,
+            offered.map((named) => ({ name: named.name, named })),
+          ),
+        );
+        const hidden = offered.length - kept.size;
+        offered = [...kept].map((entry) => entry.named);
+        return this.#reserve(request, offered, hidden);
+      }
+    }
+    return this.#reserve(request, offered, 0);
+  }
+
+  async #reserve<T>(
+    request: CallRequest,
+    offered: NamedTool<T>[] | null,
+    hidden: number,
+  ): Promise<{ call: GovernedCall; tools: T[] | null }> {
+    const { ports, agentId, sessionId } = this.options;
+    let reservationId: string | null = null;
+    let reservedTokens: number | null = null;
+    const inputTokens = estimateInputTokens(
+      request,
+      offered === null ? [] : offered.map((named) => named.tool),
+    );
+    const maxTokens = outputCeiling(request);
+    if (ports.cost !== null) {
+      const reservation = await ports.cost.checkOrRaise(agentId, sessionId, {
+        model: request.model,
+        inputTokens,
+        ...(maxTokens === undefined ? {} : { maxTokens }),
+      });
+      reservationId = reservation.reservationId;
+      // @gov/cost's reservation says how many tokens it holds; the port does not require it
+      const tokens = (reservation as { tokens?: unknown }).tokens;
+      if (typeof tokens === "number" && Number.isFinite(tokens)) reservedTokens = tokens;
+    }
+    const call = new GovernedCall(this, request, reservationId, {
+      inputTokens,
+      outputTokens:
+        maxTokens ?? (reservedTokens === null ? null : Math.max(0, reservedTokens - inputTokens)),
+    });
+    this.#cover("call");
+    call.logCall(offered === null ? [] : offered.map((named) => named.name), hidden);
+    return { call, tools: offered === null ? null : offered.map((named) => named.tool) };
+  }
+
+  /**
+   * A client was wrapped: recorded in the coverage registry (`wrapped`) and in the audit chain
+   * (`wrapper.registered`, with `details` such as the operations governed). Never throws.
+   */
+  registered(details: Record<string, unknown> = {}): void {
+    const { agentId, sessionId } = this.options;
+    this.#cover("wrapped");
+    void this.log({
+      agentId,
+      kind: "wrapper.registered",
+      sessionId,
+      metadata: { provider: this.provider, ...details },
+    });
+  }
+
+  /** Record the client in the coverage registry; a registry that throws is logged. */
+  #cover(event: "wrapped" | "call"): void {
+    const { ports, agentId } = this.options;
+    try {
+      ports.coverage.record(agentId, this.provider, event);
+    } catch (error) {
+      this.report("could not record coverage.", error);
+    }
+  }
+
+  /** Log a failure of observation through the logger, which may fail too (then dropped). */
+  report(message: string, error: unknown, context: Record<string, unknown> = {}): void {
+    safeLog(this.options.ports.logger, "error", `@gov/wrappers: ${message}`, {
+      ...context,
+      error: describe(error),
+    });
+  }
+
+  /** `content` as the audit chain may hold it: nothing unless `recordContent`, then redacted. */
+  recordable(part: ContentToRedact["part"], operation: string, content: unknown): unknown {
+    const { recordContent, redact } = this.options;
+    if (!recordContent || content === undefined) return undefined;
+    if (redact === null) return content;
+    let copy: unknown;
+    try {
+      // the hook gets a copy: redacting in place must not change what the model receives
+      copy = copyOf(content);
+    } catch (error) {
+      this.report(
+        `the ${part} could not be copied for the redact hook; it was not recorded.`,
+        error,
+      );
+      return undefined;
+    }
+    try {
+      return redact({ part, provider: this.provider, operation, content: copy });
+    } catch (error) {
+      this.report(`the redact hook threw; the ${part} was not recorded.`, error);
+      return undefined;
+    }
+  }
+
+  /** Hand an event to the audit sink without awaiting it; a failure is logged, never thrown. */
+  log(
+    event: Parameters<ResolvedWrapOptions["ports"]["audit"]["log"]>[0],
+  ): Promise<AuditReceipt | null> {
+    const { ports } = this.options;
+    try {
+      return Promise.resolve(ports.audit.log(event)).then(
+        (receipt) => receipt ?? null,
+        (error: unknown) => {
+          this.report(`could not audit ${event.kind}.`, error);
+          return null;
+        },
+      );
+    } catch (error) {
+      this.report(`could not audit ${event.kind}.`, error);
+      return Promise.resolve(null);
+    }
+  }
+}
+
+/** A short, secret-free description of an error for logs and audit metadata. */
+export function describe(error: unknown): Record<string, unknown> {
+  if (typeof error !== "object" || error === null) return { type: typeof error };
+  const record = error as Record<string, unknown>;
+  return {
+    type: (error as Error).constructor?.name ?? "Error",
+    ...(typeof record.name === "string" ? { name: record.name } : {}),
+    ...(typeof record.code === "string" ? { code: record.code } : {}),
+    ...(typeof record.status === "number" ? { status: record.status } : {}),
+  };
+}
+
+/**
+ * A deep copy of content for the redact hook: a structured clone, or, for content a clone
+ * refuses (a `URL` part of an AI SDK prompt), its JSON form. Throws when neither works.
+ */
+function copyOf(content: unknown): unknown {
+  try {
+    return structuredClone(content);
+  } catch {
+    return JSON.parse(JSON.stringify(content) ?? "null");
+  }
+}
+
+/** What settling a call returned, as recorded in `llm.result`. */
+interface SettleReceipt {
+  usd?: unknown;
+  tokens?: unknown;
+  /** Present when the call was charged its worst case (no usage, or an unreadable one). */
+  charged?: Record<string, unknown>;
+}
+
+/** The cost module's receipt, as far as `llm.result` records it. */
+function receiptOf(receipt: unknown): SettleReceipt | null {
+  return typeof receipt === "object" && receipt !== null ? (receipt as SettleReceipt) : null;
+}
+
+/** True for an abort the caller asked for (an `AbortSignal`, the client's user abort). */
+export function isAbort(error: unknown): boolean {
+  const name = (error as { name?: unknown } | null)?.name;
+  return name === "AbortError" || name === "APIUserAbortError";
+}
+
+/** The output ceiling of a request: `choices × maxTokens` (undefined without `maxTokens`). */
+function outputCeiling(request: CallRequest): number | undefined {
+  if (request.maxTokens === undefined) return undefined;
+  const choices =
+    typeof request.choices === "number" && Number.isInteger(request.choices) && request.choices > 1
+      ? request.choices
+      : 1;
+  return Math.min(request.maxTokens * choices, MAX_ESTIMATED_TOKENS);
+}
+
+/** What a call was admitted with: its worst case, charged when its usage is never known. */
+export interface WorstCase {
+  /** The input-token estimate ({@link estimateInputTokens}). */
+  inputTokens: number;
+  /** The output ceiling (`choices × maxTokens`, or what the reservation holds beyond the input); null when unknown. */
+  outputTokens: number | null;
+}
+
+/**
+ * One admitted call: it settles its reservation exactly once (usage, reconcile or release),
+ * checks the tool calls the model returned, and writes `llm.result` / `llm.error`.
+ */
+export class GovernedCall {
+  #settled = false;
+  #callEvent: Promise<AuditReceipt | null> = Promise.resolve(null);
+  // performance.now() measures the call's duration (not an instant): no injected clock needed.
+  readonly #startedAt = performance.now();
+
+  constructor(
+    readonly governor: Governor,
+    readonly request: CallRequest,
+    readonly reservationId: string | null,
+    readonly worstCase: WorstCase = {
+      inputTokens: estimateInputTokens(request),
+      outputTokens: outputCeiling(request) ?? null,
+    },
+  ) {}
+
+  get #o() {
+    return this.governor.options;
+  }
+
+  /**
+   * @internal Step 2: the `llm.call` event (not awaited). Content and long tool lists are cut
+   * to fit the audit module's limits (`inputCut` / `toolsCut` say what was cut), and the
+   * input's SHA-256 goes in `inputHash`, so that the event is always written.
+   */
+  logCall(tools: string[], hidden: number): void {
+    const input = this.governor.recordable("input", this.request.operation, this.request.input);
+    const fittedInput = input === undefined ? null : fitForAudit(input);
+    const fittedTools = fitNames(tools);
+    this.#callEvent = this.governor.log({
+      agentId: this.#o.agentId,
+      kind: "llm.call",
+      sessionId: this.#o.sessionId,
+      model: this.request.model,
+      ...(fittedInput === null ? {} : { inputHash: fittedInput.sha256 }),
+      metadata: {
+        provider: this.governor.provider,
+        operation: this.request.operation,
+        stream: this.request.stream,
+        tools: fittedTools.names,
+        ...(fittedTools.cut === undefined ? {} : { toolsCut: fittedTools.cut }),
+        ...(hidden > 0 ? { hiddenToolsRemoved: hidden } : {}),
+        ...(this.request.maxTokens === undefined ? {} : { maxTokens: this.request.maxTokens }),
+        ...(this.request.choices === undefined ? {} : { choices: this.request.choices }),
+        estimatedInputTokens: this.worstCase.inputTokens,
+        reservationId: this.reservationId,
+        ...(fittedInput === null ? {} : { input: fittedInput.value }),
+        ...(fittedInput?.cut === undefined ? {} : { inputCut: fittedInput.cut }),
+      },
+    });
+  }
+
+  #elapsedMs(): number {
+    return Math.round(performance.now() - this.#startedAt);
+  }
+
+  #logAfterCall(kind: string, metadata: Record<string, unknown>, outputHash?: string): void {
+    const { agentId, sessionId } = this.#o;
+    void this.#callEvent.then((receipt) =>
+      this.governor.log({
+        agentId,
+        kind,
+        sessionId,
+        model: this.request.model,
+        parentEventId: receipt?.eventId || null,
+        ...(outputHash === undefined ? {} : { outputHash }),
+        metadata: {
+          provider: this.governor.provider,
+          operation: this.request.operation,
+          stream: this.request.stream,
+          durationMs: this.#elapsedMs(),
+          ...metadata,
+        },
+      }),
+    );
+  }
+
+  /**
+   * Step 3, on error: `llm.error` (not awaited), the reservation released. Never throws: the
+   * caller rethrows the original error.
+   */
+  async failed(error: unknown): Promise<void> {
+    this.#logAfterCall("llm.error", { error: describe(error) });
+    if (this.#settled) return;
+    this.#settled = true;
+    const { cost } = this.#o.ports;
+    if (cost === null || this.reservationId === null) return;
+    try {
+      await cost.release(this.reservationId);
+    } catch (error) {
+      this.governor.report(
+        "could not release a failed call's reservation (it expires by itself).",
+        error,
+      );
+    }
+  }
+
+  /**
+   * Step 4: settle the usage (awaited, so that the next budget check sees it) and write
+   * `llm.result` (not awaited). A response without usage is charged the call's worst case
+   * (the input estimate and the output ceiling). Never throws.
+   */
+  async succeeded(outcome: CallOutcome, end: CallEnd = "completed"): Promise<void> {
+    const receipt = await this.#settle(() =>
+      outcome.usage === null ? { worstCase: "no_usage" } : { usage: outcome.usage },
+    );
+    this.#result(outcome, end, receipt);
+  }
+
+  /**
+   * Step 5: a stream that ended without usage, or was cut: reconcile from what was received
+   * (the input estimate, and 8 output tokens per chunk); a stream that completed without
+   * usage is charged the call's worst case. Never throws.
+   */
+  async reconciled(
+    outcome: CallOutcome,
+    end: CallEnd,
+    chunks: number,
+    error?: unknown,
+  ): Promise<void> {
+    const receipt = await this.#settle(() =>
+      outcome.usage !== null && end === "completed"
+        ? { usage: outcome.usage }
+        : outcome.usage === null && end === "completed"
+          ? { worstCase: "no_usage" }
+          : {
+              reconcile: {
+                chunks,
+                reason: RECONCILE_REASONS[end],
+                ...(outcome.usage === null
+                  ? { inputTokens: this.worstCase.inputTokens }
+                  : { usage: outcome.usage }),
+              },
+            },
+    );
+    if (end === "failed")
+      this.#logAfterCall("llm.error", {
+        error: describe(error),
+        chunks,
+        usd: receipt?.usd ?? null,
+      });
+    else this.#result(outcome, end, receipt, chunks);
+  }
+
+  #result(
+    outcome: CallOutcome,
+    end: CallEnd,
+    receipt: SettleReceipt | null,
+    chunks?: number,
+  ): void {
+    const output = this.governor.recordable("output", this.request.operation, outcome.output);
+    const fittedOutput = output === undefined ? null : fitForAudit(output);
+    const removed = outcome.removedToolCalls ? fitNames(outcome.removedToolCalls) : null;
+    this.#logAfterCall(
+      "llm.result",
+      {
+        end,
+        usage: outcome.usage === null ? null : fitForAudit(outcome.usage, 2048).value,
+        ...(typeof receipt?.usd === "number" ? { usd: receipt.usd } : {}),
+        ...(receipt?.charged === undefined ? {} : { charged: receipt.charged }),
+        finishReason: outcome.finishReason,
+        ...(chunks === undefined ? {} : { chunks }),
+        ...(removed !== null && removed.names.length > 0
+          ? { removedToolCalls: removed.names }
+          : {}),
+        ...(removed?.cut === undefined ? {} : { removedToolCallsCut: removed.cut }),
+        ...(fittedOutput === null ? {} : { output: fittedOutput.value }),
+        ...(fittedOutput?.cut === undefined ? {} : { outputCut: fittedOutput.cut }),
+      },
+      fittedOutput?.sha256,
+    );
+  }
+
+  /** The worst case as token counts for `trackUsage` / `reconcile`. */
+  #worstCounts(): { inputTokens: number; outputTokens?: number } {
+    const { inputTokens, outputTokens } = this.worstCase;
+    return outputTokens === null ? { inputTokens } : { inputTokens, outputTokens };
+  }
+
+  /**
+   * Charge the worst case (a usage that is missing or that the cost module refused): the
+   * reservation is reconciled with it, or, without a reservation, it is tracked.
+   */
+  async #chargeWorstCase(reason: string): Promise<SettleReceipt | null> {
+    const { cost } = this.#o.ports;
+    if (cost === null) return null;
+    const { agentId, sessionId } = this.#o;
+    const counts = this.#worstCounts();
+    const receipt =
+      this.reservationId === null
+        ? await cost.trackUsage(agentId, sessionId, {
+            model: this.request.model,
+            ...counts,
+            reservationId: null,
+          })
+        : await cost.reconcile(agentId, sessionId, {
+            model: this.request.model,
+            ...counts,
+            reservationId: this.reservationId,
+            reason,
+          });
+    return { ...receiptOf(receipt), charged: { worstCase: reason, ...counts } };
+  }
+
+  async #settle(
+    how: () =>
+      | { usage: ProviderUsageLike }
+      | { worstCase: string }
+      | {
+          reconcile: {
+            chunks: number;
+            reason: string;
+            usage?: ProviderUsageLike;
+            inputTokens?: number;
+          };
+        },
+  ): Promise<SettleReceipt | null> {
+    if (this.#settled) return null;
+    this.#settled = true;
+    const { cost } = this.#o.ports;
+    if (cost === null) return null;
+    const { agentId, sessionId } = this.#o;
+    const plan = how();
+    const reservationId = this.reservationId;
+    try {
+      if ("worstCase" in plan) return await this.#chargeWorstCase(plan.worstCase);
+      if ("usage" in plan)
+        return receiptOf(
+          await cost.trackUsage(agentId, sessionId, {
+            model: this.request.model,
+            usage: plan.usage,
+            reservationId,
+          }),
+        );
+      // reconcile settles a reservation: without one (no budget), the counts are tracked
+      if (reservationId === null)
+        return receiptOf(
+          await cost.trackUsage(agentId, sessionId, {
+            model: this.request.model,
+            ...(plan.reconcile.usage === undefined
+              ? {
+                  inputTokens: plan.reconcile.inputTokens ?? 0,
+                  outputTokens: plan.reconcile.chunks * 8,
+                }
+              : { usage: plan.reconcile.usage }),
+            reservationId: null,
+          }),
+        );
+      return receiptOf(
+        await cost.reconcile(agentId, sessionId, {
+          model: this.request.model,
+          ...plan.reconcile,
+          reservationId,
+        }),
+      );
+    } catch (error) {
+      // The usage could not be read or priced: charge the worst case the call was admitted
+      // with, never zero. If that fails too, the reservation stays held until it expires.
+      this.governor.report(
+        "could not record a model call's usage; charging its worst case.",
+        error,
+        {
+          agentId,
+          model: this.request.model,
+        },
+      );
+      if ("worstCase" in plan) return null;
+      try {
+        return await this.#chargeWorstCase("unreadable_usage");
+      } catch (again) {
+        this.governor.report(
+          "could not charge a model call's worst case; its reservation is held until it expires.",
+          again,
+          { agentId, model: this.request.model },
+        );
+        return null;
+      }
+    }
+  }
+
+  /**
+   * Check a tool call the model returned against the agent's scope. Resolves true when it may
+   * be shown to the host, false when it must be removed (audited); throws
+   * {@link ToolCallOutOfScopeError} with `onToolOutOfScope: "throw"`, and `AgentHaltedError`
+   * when the agent was halted meanwhile.
+   */
+  async allowToolCall(name: string): Promise<boolean> {
+    const { ports, agentId, sessionId, onToolOutOfScope } = this.#o;
+    if (ports.scope === null) return true;
+    try {
+      await ports.scope.check(agentId, { tool: name });
+      return true;
+    } catch (error) {
+      if (AgentHaltedError.isInstance(error)) throw error;
+      this.governor.log({
+        agentId,
+        kind: "llm.tool_call_blocked",
+        sessionId,
+        model: this.request.model,
+        metadata: {
+          provider: this.governor.provider,
+          operation: this.request.operation,
+          tool: name,
+          action: onToolOutOfScope === "throw" ? "refused" : "removed",
+          reason: describe(error),
+        },
+      });
+      if (onToolOutOfScope === "throw") throw new ToolCallOutOfScopeError(agentId, name, error);
+      return false;
+    }
+  }
+}

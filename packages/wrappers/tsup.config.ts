@@ -1,0 +1,13 @@
+import { defineConfig } from "tsup";
+import { govTsupConfig } from "../../tooling/tsup-preset";
+
+export default defineConfig(
+  govTsupConfig({
+    entries: [
+      "src/openai/index.ts",
+      "src/anthropic/index.ts",
+      "src/ai-sdk/index.ts",
+      "src/testing/index.ts",
+    ],
+  }),
+);
