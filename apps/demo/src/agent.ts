@@ -1,158 +1,211 @@
 /**
- * A scripted agent with a fake LLM: no network, the same run every time. Each step goes
- * through the agent's governance hooks (before and after each plan, model call and tool
- * call), which later modules fill in: scope checks, budgets, approvals, the operator's halt,
- * the steward's judgement, and the audit chain underneath.
+ * The billing agent: it plans, calls its tools and answers, through an `openai` client that
+ * it is given. It knows nothing of governance: the demo hands it a client wrapped with
+ * `wrapOpenAI` (every model call halt-checked, scoped, budgeted and audited by the wrapper),
+ * and hooks around each plan and tool call, where the demo checks scope, loops, the steward
+ * and a human's approval.
  */
+import type OpenAI from "openai";
 
-/** One message of the fake conversation. */
-export interface ChatMessage {
-  role: "system" | "user" | "assistant" | "tool";
-  content: string;
+type Message = OpenAI.Chat.ChatCompletionMessageParam;
+type Completion = OpenAI.Chat.ChatCompletion;
+
+/** A tool the agent may call: what the model is told about it, and the code that runs it. */
+export interface Tool {
+  description: string;
+  /** The JSON Schema of its arguments. */
+  parameters: Record<string, unknown>;
+  run(args: Record<string, unknown>): Promise<unknown>;
 }
 
-/** What the fake LLM answers: a plan, a tool call, or a final answer. */
-export type ModelReply =
-  | { type: "plan"; steps: string[]; usage: Usage }
-  | { type: "tool_call"; tool: string; args: Record<string, unknown>; usage: Usage }
-  | { type: "final"; text: string; usage: Usage };
-
-/**
- * Token usage, shaped like the OpenAI response's. A type, not an interface: like the
- * provider's own type, it must be assignable to `trackUsage`'s usage (an object type with
- * an index signature, which interfaces do not satisfy).
- */
-export type Usage = {
-  prompt_tokens: number;
-  completion_tokens: number;
-};
-
-/** A model that replays a script, keyed by turn. */
-export class FakeLLM {
-  readonly model = "gpt-4o-mini";
-  readonly #script: ModelReply[];
-  #turn = 0;
-
-  constructor(script: ModelReply[]) {
-    this.#script = script;
-  }
-
-  async complete(messages: readonly ChatMessage[]): Promise<ModelReply> {
-    const reply = this.#script[this.#turn++];
-    if (!reply)
-      throw new Error(
-        `the fake LLM's script has no turn ${this.#turn} (after ${messages.length} messages)`,
-      );
-    return reply;
-  }
-}
-
-/** A tool the agent may call. */
-export type Tool = (args: Record<string, unknown>) => Promise<unknown>;
-
-/** The points where governance hooks in. Every hook may refuse by throwing. */
-export interface GovernanceHooks {
+/** The points where the demo hooks in around the agent's steps. Every hook may refuse by throwing. */
+export interface AgentHooks {
+  /** After each model call, with the completion the client returned (usage included). */
+  afterModelCall(turn: number, completion: Completion, streamed: boolean): Promise<void>;
   beforePlan(steps: readonly string[]): Promise<void>;
-  beforeModelCall(model: string, turn: number): Promise<void>;
-  afterModelCall(model: string, reply: ModelReply): Promise<void>;
   beforeToolCall(tool: string, args: Record<string, unknown>): Promise<void>;
   afterToolCall(tool: string, result: unknown): Promise<void>;
 }
 
-/** The billing agent's script: look up an invoice, refund it, tell the customer. */
-export function refundScript(): ModelReply[] {
-  return [
-    {
-      type: "plan",
-      steps: ["lookup_invoice", "issue_refund", "send_email"],
-      usage: { prompt_tokens: 120, completion_tokens: 30 },
-    },
-    {
-      type: "tool_call",
-      tool: "lookup_invoice",
-      args: { invoiceId: "INV-42" },
-      usage: { prompt_tokens: 160, completion_tokens: 20 },
-    },
-    {
-      type: "tool_call",
-      tool: "issue_refund",
-      args: { invoiceId: "INV-42", amount: 120 },
-      usage: { prompt_tokens: 210, completion_tokens: 25 },
-    },
-    {
-      type: "tool_call",
-      tool: "send_email",
-      args: { to: "customer@example.com", subject: "Your refund" },
-      usage: { prompt_tokens: 260, completion_tokens: 40 },
-    },
-    {
-      type: "final",
-      text: "Refunded 120.00 EUR on INV-42 and emailed the customer.",
-      usage: { prompt_tokens: 300, completion_tokens: 18 },
-    },
-  ];
-}
-
-/** The billing agent's tools, all local. */
-export function billingTools(): Record<string, Tool> {
-  return {
-    lookup_invoice: async (args) => ({
-      invoiceId: args.invoiceId,
-      amount: 120,
-      currency: "EUR",
-      status: "paid",
-    }),
-    issue_refund: async (args) => ({
-      refundId: "RF-7",
-      invoiceId: args.invoiceId,
-      amount: args.amount,
-    }),
-    send_email: async (args) => ({ delivered: true, to: args.to }),
-  };
+/** How the agent calls its model. */
+export interface AgentOptions {
+  /** @default "gpt-4o-mini" */
+  model?: string;
+  /** The output ceiling of each model call (what the wrapper reserves). @default 1024 */
+  maxOutputTokens?: number;
+  /** @default 20 */
+  maxTurns?: number;
 }
 
 /** What one run of the agent did. */
 export interface AgentRun {
   answer: string;
   modelCalls: number;
+  /** How many of the model calls streamed. */
+  streamedCalls: number;
   toolCalls: string[];
+  /** Prompt plus completion tokens, as the API reported them. */
   tokens: number;
+  /** The conversation, the answer included, to go on from. */
+  messages: Message[];
 }
 
-/** Run the agent to its final answer, through the hooks. */
+const SYSTEM_PROMPT =
+  'You are a billing agent. First reply with your plan as JSON, {"steps": [tool names]}; then carry it out with your tools.';
+
+/** The billing agent's tools, all local. `admin_reset` is an administrator's tool of the same toolbox. */
+export function billingTools(): Record<string, Tool> {
+  const invoice = { invoiceId: { type: "string" } };
+  return {
+    lookup_invoice: {
+      description: "Look up an invoice by id.",
+      parameters: { type: "object", properties: invoice, required: ["invoiceId"] },
+      run: async (args) => ({
+        invoiceId: args.invoiceId,
+        amount: 120,
+        currency: "EUR",
+        status: "paid",
+      }),
+    },
+    issue_refund: {
+      description: "Refund an invoice, in EUR.",
+      parameters: {
+        type: "object",
+        properties: { ...invoice, amount: { type: "number" } },
+        required: ["invoiceId", "amount"],
+      },
+      run: async (args) => ({ refundId: "RF-7", invoiceId: args.invoiceId, amount: args.amount }),
+    },
+    send_email: {
+      description: "Email the customer.",
+      parameters: {
+        type: "object",
+        properties: { to: { type: "string" }, subject: { type: "string" } },
+        required: ["to", "subject"],
+      },
+      run: async (args) => ({ delivered: true, to: args.to }),
+    },
+    admin_reset: {
+      description: "Reset a customer's account (administrators only).",
+      parameters: { type: "object", properties: { customerId: { type: "string" } } },
+      run: async (args) => ({ reset: true, customerId: args.customerId }),
+    },
+  };
+}
+
+/** The tools as the Chat Completions API takes them. */
+function toolDefinitions(tools: Record<string, Tool>): OpenAI.Chat.ChatCompletionTool[] {
+  return Object.entries(tools).map(([name, tool]) => ({
+    type: "function",
+    function: { name, description: tool.description, parameters: tool.parameters },
+  }));
+}
+
+/** The plan the model answered with: `{"steps": [tool names]}`. */
+function planOf(content: string | null): string[] {
+  let plan: unknown;
+  try {
+    plan = JSON.parse(content ?? "");
+  } catch {
+    plan = null;
+  }
+  const steps = (plan as { steps?: unknown } | null)?.steps;
+  if (!Array.isArray(steps) || !steps.every((step) => typeof step === "string"))
+    throw new Error(`the model answered no plan ({"steps": [tool names]}): ${content}`);
+  return steps;
+}
+
+/** The arguments of a tool call the model made (a JSON object). */
+function argumentsOf(tool: string, json: string): Record<string, unknown> {
+  let args: unknown;
+  try {
+    args = JSON.parse(json);
+  } catch {
+    args = null;
+  }
+  if (typeof args !== "object" || args === null || Array.isArray(args))
+    throw new Error(`the model called ${tool} with arguments that are not a JSON object: ${json}`);
+  return args as Record<string, unknown>;
+}
+
+/**
+ * Run the agent to its final answer. Turn 1 asks for the plan (a whole completion, as JSON,
+ * no tool call yet); the turns after it stream (`chat.completions.stream`, built on
+ * `create({ stream: true })`), each a tool call or the answer.
+ */
 export async function runAgent(
-  llm: FakeLLM,
+  openai: OpenAI,
   tools: Record<string, Tool>,
-  hooks: GovernanceHooks,
+  hooks: AgentHooks,
   task: string,
+  options: AgentOptions = {},
 ): Promise<AgentRun> {
-  const messages: ChatMessage[] = [
-    { role: "system", content: "You are a billing agent." },
+  const model = options.model ?? "gpt-4o-mini";
+  const request = {
+    model,
+    tools: toolDefinitions(tools),
+    max_completion_tokens: options.maxOutputTokens ?? 1024,
+  };
+  const messages: Message[] = [
+    { role: "system", content: SYSTEM_PROMPT },
     { role: "user", content: task },
   ];
-  const run: AgentRun = { answer: "", modelCalls: 0, toolCalls: [], tokens: 0 };
-  for (let turn = 1; turn <= 20; turn++) {
-    await hooks.beforeModelCall(llm.model, turn);
-    const reply = await llm.complete(messages);
+  const run: AgentRun = {
+    answer: "",
+    modelCalls: 0,
+    streamedCalls: 0,
+    toolCalls: [],
+    tokens: 0,
+    messages,
+  };
+  const answered = async (turn: number, completion: Completion, streamed: boolean) => {
     run.modelCalls++;
-    run.tokens += reply.usage.prompt_tokens + reply.usage.completion_tokens;
-    await hooks.afterModelCall(llm.model, reply);
-    if (reply.type === "final") {
-      run.answer = reply.text;
+    if (streamed) run.streamedCalls++;
+    run.tokens +=
+      (completion.usage?.prompt_tokens ?? 0) + (completion.usage?.completion_tokens ?? 0);
+    await hooks.afterModelCall(turn, completion, streamed);
+    const message = completion.choices[0]?.message;
+    if (!message) throw new Error(`the model answered turn ${turn} with no choice`);
+    messages.push({
+      role: "assistant",
+      content: message.content,
+      ...(message.tool_calls?.length ? { tool_calls: message.tool_calls } : {}),
+    });
+    return message;
+  };
+
+  const planned = await openai.chat.completions.create({
+    ...request,
+    messages,
+    tool_choice: "none",
+    response_format: { type: "json_object" },
+  });
+  const steps = planOf((await answered(1, planned, false)).content);
+  await hooks.beforePlan(steps);
+
+  for (let turn = 2; turn <= (options.maxTurns ?? 20); turn++) {
+    const stream = openai.chat.completions.stream({
+      ...request,
+      messages,
+      stream_options: { include_usage: true },
+    });
+    const message = await answered(turn, await stream.finalChatCompletion(), true);
+    const calls = (message.tool_calls ?? []).filter((call) => call.type === "function");
+    if (calls.length === 0) {
+      run.answer = message.content ?? "";
       return run;
     }
-    if (reply.type === "plan") {
-      await hooks.beforePlan(reply.steps);
-      messages.push({ role: "assistant", content: `plan: ${reply.steps.join(" → ")}` });
-      continue;
+    for (const call of calls) {
+      const name = call.function.name;
+      const tool = tools[name];
+      if (!tool) throw new Error(`the model asked for an unknown tool ${name}`);
+      const args = argumentsOf(name, call.function.arguments);
+      await hooks.beforeToolCall(name, args);
+      const result = await tool.run(args);
+      run.toolCalls.push(name);
+      await hooks.afterToolCall(name, result);
+      messages.push({ role: "tool", tool_call_id: call.id, content: JSON.stringify(result) });
     }
-    const tool = tools[reply.tool];
-    if (!tool) throw new Error(`the agent asked for an unknown tool ${reply.tool}`);
-    await hooks.beforeToolCall(reply.tool, reply.args);
-    const result = await tool(reply.args);
-    run.toolCalls.push(reply.tool);
-    await hooks.afterToolCall(reply.tool, result);
-    messages.push({ role: "tool", content: JSON.stringify(result) });
   }
-  throw new Error("the agent did not finish within 20 turns");
+  throw new Error(`the agent did not finish within ${options.maxTurns ?? 20} turns`);
 }
