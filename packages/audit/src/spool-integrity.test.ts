@@ -1,6 +1,7 @@
 import { copyFile, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Store } from "@gov/core";
 import { type TestEngine, testEngines } from "@gov/core/testing";
 import { describe, expect, it } from "vitest";
 import { eventually, flakyStore, recordingLogger, useAuditHarness } from "./__fixtures__";
@@ -194,7 +195,30 @@ describe.each(testEngines())("the audit spool's signatures on $name", (engine: T
     "refuses its spool file swapped for an earlier one of the same length, and records the spooled events lost",
     async () => {
       const flaky = flakyStore(h.store);
-      const audit = h.another({ store: flaky.store, logger });
+      // The database comes back inside the next call made to it, after the file is swapped:
+      // a replay that read the spool before asking the database would write the real events
+      // and never look at the swapped file (the race this test once lost under load).
+      let onNextCall: (() => Promise<void>) | null = null;
+      const beforeCall = async () => {
+        const hook = onNextCall;
+        onNextCall = null;
+        await hook?.();
+      };
+      const store: Store = Object.create(flaky.store, {
+        query: {
+          value: async (query: Parameters<Store["query"]>[0]) => {
+            await beforeCall();
+            return flaky.store.query(query);
+          },
+        },
+        transaction: {
+          value: async (...args: Parameters<Store["transaction"]>) => {
+            await beforeCall();
+            return flaky.store.transaction(...args);
+          },
+        },
+      });
+      const audit = h.another({ store, logger });
       const spoolFiles = async () =>
         (await readdir(h.spoolDirectory)).filter((file) => file.startsWith("audit-spool-"));
       // Outage 1: spooled, then replayed; someone keeps a copy of the file.
@@ -214,8 +238,10 @@ describe.each(testEngines())("the audit spool's signatures on $name", (engine: T
       const secondPath = join(h.spoolDirectory, second as string);
       const swapped = await readFile(saved, "utf8");
       await rm(saved);
-      await replaceFile(secondPath, swapped);
-      flaky.setDown(false);
+      onNextCall = async () => {
+        await replaceFile(secondPath, swapped);
+        flaky.setDown(false);
+      };
       await eventually(() => audit.metrics().spoolDepth === 0 && !audit.metrics().degraded, 30_000);
       await audit.flush();
       expect(audit.metrics().spoolRejections).toBe(1);

@@ -192,6 +192,11 @@ export function rebuildHeadsStatement(chains: readonly string[]): SQL {
 }
 
 /** Which of these events are in the chain already (a replay interrupted by a crash). */
+/** One row from the database: whether it answers at all (the spool's replay asks first). */
+export function probeQuery(): SQL {
+  return sql`select 1 as up`;
+}
+
 export function presentEventsQuery(eventIds: readonly string[]): SQL {
   return sql`select event_id::text from gov_audit.events where event_id = any(${sql.param([...eventIds])}::uuid[])`;
 }

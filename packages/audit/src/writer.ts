@@ -11,6 +11,7 @@ import {
   isUniqueViolation,
   lockHeadsStatement,
   presentEventsQuery,
+  probeQuery,
   rebuildHeadsStatement,
   sortedLocks,
 } from "./sql";
@@ -535,8 +536,21 @@ export class ChainWriter {
       return false;
     }
     const { spool, store, metrics, logger } = this.#state;
-    // Which keys are retired decides which spool files may be replayed: know it first.
-    const historyError = this.#history.known ? null : await this.#history.read();
+    // Which keys are retired decides which spool files may be replayed: know it first. That
+    // read (or, once known, a one-row probe) also says whether the database is back before the
+    // spool is read and its MACs checked: no work while it is away, and what is replayed is
+    // the spool as it is once the database answers, not as it was during the outage.
+    const historyKnown = this.#history.known;
+    const historyError = historyKnown ? null : await this.#history.read();
+    if (historyKnown) {
+      try {
+        await store.query(probeQuery());
+      } catch (error) {
+        this.#enterDegraded(error);
+        this.#retryDelayMs = Math.min(this.#retryDelayMs * 2, MAX_RETRY_MS);
+        return false;
+      }
+    }
     const entries = spool ? await spool.readAll().catch(() => null) : [];
     if (entries === null) return false;
     let done = 0;

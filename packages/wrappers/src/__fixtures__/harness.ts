@@ -143,3 +143,14 @@ export async function harness<Server extends { close(): Promise<void> } = OpenAI
     },
   };
 }
+
+/**
+ * The client versions a suite runs on `engine`: every one on PGlite, and on real Postgres the
+ * newest only (each list is newest first). What differs between a client's versions is its
+ * wire format and its shapes, which the engine does not change; what differs between engines
+ * (the budget's SQL, the audit writes) is then tested once per engine, which keeps CI within
+ * its time.
+ */
+export function versionsOn<T>(engine: TestEngine, versions: readonly T[]): readonly T[] {
+  return engine.name === "postgres" ? versions.slice(0, 1) : versions;
+}

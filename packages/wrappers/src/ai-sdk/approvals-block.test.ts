@@ -9,6 +9,7 @@ import {
   firstToolError,
   toolCallCompletion,
 } from "../__fixtures__/ai-sdk";
+import { versionsOn } from "../__fixtures__/harness";
 import { chatCompletion } from "../__fixtures__/openai-server";
 import type { ApprovalRequestNotice } from "./approval-options";
 import { governTools } from "./tools";
@@ -18,7 +19,7 @@ const SESSION = "s-1";
 const PAYMENT = { to: "acct-7", amount: 120 };
 
 describe.each(testEngines())("governTools approvals (block mode) on $name", (engine) => {
-  describe.each(AI_SDKS)("with $version", (sdk) => {
+  describe.each(versionsOn(engine, AI_SDKS))("with $version", (sdk) => {
     const { generateText, tool, jsonSchema, stepCountIs } = sdk.ai;
     let h: ApprovalHarness;
     let notices: ApprovalRequestNotice[];

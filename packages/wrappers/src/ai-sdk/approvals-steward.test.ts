@@ -9,6 +9,7 @@ import {
   firstToolError,
   toolCallCompletion,
 } from "../__fixtures__/ai-sdk";
+import { versionsOn } from "../__fixtures__/harness";
 import { chatCompletion } from "../__fixtures__/openai-server";
 import { ToolCallBlockedError } from "../errors";
 import type { ApprovalRequestNotice } from "./approval-options";
@@ -19,7 +20,12 @@ const AGENT = "billing-agent";
 const SESSION = "s-1";
 
 describe.each(testEngines())("governTools and the steward on $name", (engine) => {
-  describe.each(AI_SDKS.filter((sdk) => sdk.major >= 6))("with $version", (sdk) => {
+  describe.each(
+    versionsOn(
+      engine,
+      AI_SDKS.filter((sdk) => sdk.major >= 6),
+    ),
+  )("with $version", (sdk) => {
     const { generateText, tool, jsonSchema, stepCountIs } = sdk.ai;
     let h: ApprovalHarness;
     let notices: ApprovalRequestNotice[];

@@ -9,6 +9,7 @@ import {
   firstToolError,
   toolCallCompletion,
 } from "../__fixtures__/ai-sdk";
+import { versionsOn } from "../__fixtures__/harness";
 import { chatCompletion } from "../__fixtures__/openai-server";
 import { InvalidWrapperOptionsError, ToolCallBlockedError } from "../errors";
 import type { ApprovalRequestNotice } from "./approval-options";
@@ -42,7 +43,12 @@ function approvedOutputs(result: object): { toolName: string; type: string; valu
 }
 
 describe.each(testEngines())("governTools approvals (framework mode) on $name", (engine) => {
-  describe.each(AI_SDKS.filter((sdk) => sdk.major >= 6))("with $version", (sdk) => {
+  describe.each(
+    versionsOn(
+      engine,
+      AI_SDKS.filter((sdk) => sdk.major >= 6),
+    ),
+  )("with $version", (sdk) => {
     const { generateText, tool, jsonSchema, stepCountIs } = sdk.ai;
     let h: ApprovalHarness;
     let notices: ApprovalRequestNotice[];

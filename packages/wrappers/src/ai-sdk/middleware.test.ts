@@ -3,7 +3,7 @@ import { eventually, recordingAuditSink, rejectionOf, testEngines } from "@gov/c
 import { generateText, wrapLanguageModel } from "ai";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AI_SDKS, expectedUsd } from "../__fixtures__/ai-sdk";
-import { type Harness, harness } from "../__fixtures__/harness";
+import { type Harness, harness, versionsOn } from "../__fixtures__/harness";
 import { chatCompletion, startOpenAIServer } from "../__fixtures__/openai-server";
 import { InvalidWrapperOptionsError, ToolCallOutOfScopeError } from "../errors";
 import { governanceMiddleware } from "./middleware";
@@ -12,7 +12,7 @@ const AGENT = "billing-agent";
 const SESSION = "s-1";
 
 describe.each(testEngines())("governanceMiddleware on $name", (engine) => {
-  describe.each(AI_SDKS)("with $version", (sdk) => {
+  describe.each(versionsOn(engine, AI_SDKS))("with $version", (sdk) => {
     const { generateText, wrapLanguageModel, tool, jsonSchema } = sdk.ai;
     let h: Harness;
     beforeEach(async () => {

@@ -4,7 +4,7 @@ import { AgentHaltedError } from "@gov/core";
 import { eventually, rejectionOf, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AI_SDKS, expectedUsd } from "../__fixtures__/ai-sdk";
-import { type Harness, harness } from "../__fixtures__/harness";
+import { type Harness, harness, versionsOn } from "../__fixtures__/harness";
 import { chatChunks } from "../__fixtures__/openai-server";
 import { ToolCallOutOfScopeError } from "../errors";
 import { governanceMiddleware } from "./middleware";
@@ -19,7 +19,7 @@ const AGENT = "billing-agent";
 const SESSION = "s-1";
 
 describe.each(testEngines())("governanceMiddleware streams on $name", (engine) => {
-  describe.each(AI_SDKS)("with $version", (sdk) => {
+  describe.each(versionsOn(engine, AI_SDKS))("with $version", (sdk) => {
     const { streamText, wrapLanguageModel, tool, jsonSchema } = sdk.ai;
     let h: Harness;
     beforeEach(async () => {

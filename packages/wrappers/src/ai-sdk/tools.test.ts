@@ -4,7 +4,7 @@ import { LoopDetected, LoopModule } from "@gov/loop";
 import { ScopeViolation } from "@gov/scope";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AI_SDKS } from "../__fixtures__/ai-sdk";
-import { type Harness, harness } from "../__fixtures__/harness";
+import { type Harness, harness, versionsOn } from "../__fixtures__/harness";
 import { chatCompletion } from "../__fixtures__/openai-server";
 import { InvalidWrapperOptionsError } from "../errors";
 import { governTools } from "./tools";
@@ -14,7 +14,7 @@ const SESSION = "s-1";
 const EXECUTION = { toolCallId: "call_x", messages: [] };
 
 describe.each(testEngines())("governTools on $name", (engine) => {
-  describe.each(AI_SDKS)("with $version", (sdk) => {
+  describe.each(versionsOn(engine, AI_SDKS))("with $version", (sdk) => {
     const { generateText, tool, jsonSchema, stepCountIs } = sdk.ai;
     let h: Harness;
     let loop: LoopModule;

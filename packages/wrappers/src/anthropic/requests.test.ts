@@ -13,7 +13,7 @@ import {
   ask,
 } from "../__fixtures__/anthropic-harness";
 import { MODEL, message } from "../__fixtures__/anthropic-server";
-import { ANTHROPIC_CLIENTS } from "../__fixtures__/harness";
+import { ANTHROPIC_CLIENTS, versionsOn } from "../__fixtures__/harness";
 import { attempt } from "../__fixtures__/openai-agent";
 import { InvalidWrapperOptionsError } from "../errors";
 import { wrapAnthropic } from "./wrap";
@@ -25,7 +25,7 @@ const passThrough = async (request: unknown, next: (request: unknown) => Promise
   next(request);
 
 describe.each(testEngines())("Anthropic requests on $name", (engine) => {
-  describe.each(ANTHROPIC_CLIENTS)("with $major", (client) => {
+  describe.each(versionsOn(engine, ANTHROPIC_CLIENTS))("with $major", (client) => {
     let h: AnthropicHarness;
     beforeEach(async () => {
       if (engine.available) h = await anthropicHarness(engine, client);

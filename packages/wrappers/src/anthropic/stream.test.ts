@@ -2,14 +2,14 @@ import { eventually, rejectionOf, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type AnthropicHarness, anthropicHarness, ask } from "../__fixtures__/anthropic-harness";
 import { errorEvent, MODEL, messageEvents, USAGE, usdOf } from "../__fixtures__/anthropic-server";
-import { ANTHROPIC_CLIENTS } from "../__fixtures__/harness";
+import { ANTHROPIC_CLIENTS, versionsOn } from "../__fixtures__/harness";
 import { ToolCallOutOfScopeError } from "../errors";
 
 /** The input part of {@link USAGE} and `outputTokens`, priced: what a stream cut short costs. */
 const inputAnd = (outputTokens: number) => usdOf({ ...USAGE, output_tokens: outputTokens });
 
 describe.each(testEngines())("wrapAnthropic streams on $name", (engine) => {
-  describe.each(ANTHROPIC_CLIENTS)("with $major", (client) => {
+  describe.each(versionsOn(engine, ANTHROPIC_CLIENTS))("with $major", (client) => {
     let h: AnthropicHarness;
 
     beforeEach(async () => {

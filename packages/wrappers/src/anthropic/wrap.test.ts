@@ -14,7 +14,7 @@ import {
   ask,
 } from "../__fixtures__/anthropic-harness";
 import { errorBody, MODEL, message, USAGE, usdOf } from "../__fixtures__/anthropic-server";
-import { ANTHROPIC_CLIENTS } from "../__fixtures__/harness";
+import { ANTHROPIC_CLIENTS, versionsOn } from "../__fixtures__/harness";
 import { InvalidWrapperOptionsError, ToolCallOutOfScopeError } from "../errors";
 import { wrapAnthropic } from "./wrap";
 
@@ -23,7 +23,7 @@ const expectedUsd = () => usdOf(USAGE);
 const tool = (name: string) => ({ name, input_schema: { type: "object" as const } });
 
 describe.each(testEngines())("wrapAnthropic on $name", (engine) => {
-  describe.each(ANTHROPIC_CLIENTS)("with $major", (client) => {
+  describe.each(versionsOn(engine, ANTHROPIC_CLIENTS))("with $major", (client) => {
     let h: AnthropicHarness;
 
     beforeEach(async () => {

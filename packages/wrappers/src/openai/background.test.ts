@@ -4,11 +4,12 @@
  */
 import { testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { versionsOn } from "../__fixtures__/harness";
 import { CLIENTS, type OpenAIAgent, openAIAgent } from "../__fixtures__/openai-agent";
 import { response } from "../__fixtures__/openai-server";
 
 describe.each(testEngines())("OpenAI background responses on $name", (engine) => {
-  describe.each(CLIENTS)("with $major", (client) => {
+  describe.each(versionsOn(engine, CLIENTS))("with $major", (client) => {
     let h: OpenAIAgent;
     beforeEach(async () => {
       if (engine.available) h = await openAIAgent(engine, client);

@@ -6,6 +6,7 @@
 import { AgentHaltedError } from "@gov/core";
 import { testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { versionsOn } from "../__fixtures__/harness";
 import {
   attempt,
   CLIENTS,
@@ -21,7 +22,7 @@ const tool = (name: string) => ({ type: "function" as const, function: { name, p
 const ask = { model: "gpt-4o", messages: [{ role: "user" as const, content: "hi" }] };
 
 describe.each(testEngines())("OpenAI requests on $name", (engine) => {
-  describe.each(CLIENTS)("with $major", (client) => {
+  describe.each(versionsOn(engine, CLIENTS))("with $major", (client) => {
     let h: OpenAIAgent;
     beforeEach(async () => {
       if (engine.available) h = await openAIAgent(engine, client);

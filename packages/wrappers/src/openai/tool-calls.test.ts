@@ -5,6 +5,7 @@
  */
 import { testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { versionsOn } from "../__fixtures__/harness";
 import {
   AGENT,
   attempt,
@@ -29,7 +30,7 @@ function responseWith(item: Record<string, unknown>): Record<string, unknown> {
 }
 
 describe.each(testEngines())("OpenAI returned and provider-run tool calls on $name", (engine) => {
-  describe.each(CLIENTS)("with $major", (client) => {
+  describe.each(versionsOn(engine, CLIENTS))("with $major", (client) => {
     let h: OpenAIAgent;
     beforeEach(async () => {
       if (engine.available) h = await openAIAgent(engine, client);

@@ -8,7 +8,7 @@ import {
 } from "@gov/core/testing";
 import { PriceTable } from "@gov/cost";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { CLIENTS, type Harness, harness } from "../__fixtures__/harness";
+import { CLIENTS, type Harness, harness, versionsOn } from "../__fixtures__/harness";
 import {
   CHAT_USAGE,
   chatChunks,
@@ -37,7 +37,7 @@ function expectedUsd(): number {
 }
 
 describe.each(testEngines())("wrapOpenAI on $name", (engine) => {
-  describe.each(CLIENTS)("with $major", (client) => {
+  describe.each(versionsOn(engine, CLIENTS))("with $major", (client) => {
     let h: Harness;
     beforeEach(async () => {
       if (!engine.available) return;
