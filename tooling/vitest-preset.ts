@@ -26,6 +26,10 @@ export function govTestProject(
       // Long enough for a multi-process test on a 2-core machine running every package's suite
       // at once (CI); a hang still fails.
       testTimeout: 120_000,
+      // One module graph per worker, not per test file: most of a file's CPU was spent
+      // importing (and, for the AI SDK, transforming) the same modules again. No test mocks
+      // modules or stubs globals, and each test opens its own database.
+      isolate: false,
       hookTimeout: 120_000,
       globalSetup: [fileURLToPath(new URL("./vitest-global-setup.ts", import.meta.url))],
     },

@@ -8,6 +8,7 @@ import {
   GovernanceSDK,
   type GovernanceSDKOptions,
 } from "@gov/sdk";
+import { settled } from "@gov/wrappers";
 import { wrapOpenAI } from "@gov/wrappers/openai";
 import type { OpenAIServer } from "@gov/wrappers/testing";
 import OpenAI from "openai";
@@ -257,8 +258,9 @@ async function runAgentGoverned(
   output(
     `  tools      the agent offered ${Object.keys(tools).join(", ")}; all ${server.received.length} requests reached the server with ${[...sent].join(" | ")} (the wrapper removed the hidden admin_reset)`,
   );
-  // The wrapper's llm.call / llm.result events are written as the calls go (not awaited by
-  // the calls): flush them before reading the chain.
+  // The wrapper settles each call's usage and writes its llm.result just after the call
+  // returns (the calls do not wait for the database): wait for that, then flush the events.
+  await settled();
   await audit.flush();
   // false would mean "nothing to verify": the session's events must be there.
   if ((await audit.verifyChain({ sessionId })) !== true)
@@ -297,6 +299,7 @@ async function runAgentGoverned(
     if (++chunks === 1) reserved = (await sdk.cost.snapshot(agentId, sessionId)).sessionUsdReserved;
     if (chunks === 12) break;
   }
+  await settled();
   const after = await sdk.cost.snapshot(agentId, sessionId);
   output(
     `  stream     a summary for the customer, read for ${chunks} chunks then dropped, before the usage came: $${reserved} reserved while it streamed, ${after.sessionTokensUsed - spent.sessionTokensUsed} tokens recorded (the prompt's estimate, and 8 per chunk received) = $${exact(after.sessionUsdUsed - spent.sessionUsdUsed)}, nothing left reserved: ${after.sessionUsdReserved === 0}`,

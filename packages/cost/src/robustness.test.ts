@@ -172,54 +172,57 @@ describe.each(testEngines())("failure isolation on $name", (engine: TestEngine) 
 describe.each(testEngines())(
   "a process of the previous version calling reserve()/settle() after 0004 on $name",
   (engine: TestEngine) => {
-    it("reserve() in letters still enforces perSessionUsd, settle() in letters still records", async () => {
-      const h = await costHarness(engine);
-      try {
-        const request = (i: string) => ({
-          i,
-          a: "old",
-          s: "s1",
-          d: "2026-11-23",
-          t: "0",
-          u: "0.6",
-          m: null,
-          ttl: 60,
-          su: "1",
-        });
-        const reserve = (i: string) =>
-          h.store.query<{ r: { ok: boolean; cap?: string }[] }>(
-            sql`select gov_cost.reserve(${JSON.stringify([request(i)])}::jsonb) as r`,
+    it.skipIf(!engine.available)(
+      "reserve() in letters still enforces perSessionUsd, settle() in letters still records",
+      async () => {
+        const h = await costHarness(engine);
+        try {
+          const request = (i: string) => ({
+            i,
+            a: "old",
+            s: "s1",
+            d: "2026-11-23",
+            t: "0",
+            u: "0.6",
+            m: null,
+            ttl: 60,
+            su: "1",
+          });
+          const reserve = (i: string) =>
+            h.store.query<{ r: { ok: boolean; cap?: string }[] }>(
+              sql`select gov_cost.reserve(${JSON.stringify([request(i)])}::jsonb) as r`,
+            );
+          const first = await reserve("00000000-0000-4000-8000-000000000001");
+          const second = await reserve("00000000-0000-4000-8000-000000000002");
+          expect(first[0]?.r[0]?.ok).toBe(true);
+          expect(second[0]?.r[0]).toMatchObject({ ok: false, cap: "perSessionUsd" });
+          const item = {
+            id: "00000000-0000-4000-8000-0000000000a1",
+            a: "old",
+            s: "s1",
+            d: "2026-11-23",
+            m: null,
+            k: "usage",
+            t: "5",
+            u: "0.5",
+            r: "00000000-0000-4000-8000-000000000001",
+            detail: { x: null },
+          };
+          const settled = await h.store.query<{ r: { recorded: boolean; released: boolean }[] }>(
+            sql`select gov_cost.settle(${JSON.stringify([item])}::jsonb) as r`,
           );
-        const first = await reserve("00000000-0000-4000-8000-000000000001");
-        const second = await reserve("00000000-0000-4000-8000-000000000002");
-        expect(first[0]?.r[0]?.ok).toBe(true);
-        expect(second[0]?.r[0]).toMatchObject({ ok: false, cap: "perSessionUsd" });
-        const item = {
-          id: "00000000-0000-4000-8000-0000000000a1",
-          a: "old",
-          s: "s1",
-          d: "2026-11-23",
-          m: null,
-          k: "usage",
-          t: "5",
-          u: "0.5",
-          r: "00000000-0000-4000-8000-000000000001",
-          detail: { x: null },
-        };
-        const settled = await h.store.query<{ r: { recorded: boolean; released: boolean }[] }>(
-          sql`select gov_cost.settle(${JSON.stringify([item])}::jsonb) as r`,
-        );
-        expect(settled[0]?.r[0]).toMatchObject({ recorded: true, released: true });
-        const row = await h.sessionRow("old", "s1");
-        expect(Number(row?.usd)).toBe(0.5);
-        expect(Number(row?.reserved_usd)).toBe(0);
-        const detail = await h.store.query<{ detail: unknown }>(
-          sql`select detail from gov_cost.usage`,
-        );
-        expect(detail[0]?.detail).toEqual({ x: null });
-      } finally {
-        await h.close();
-      }
-    });
+          expect(settled[0]?.r[0]).toMatchObject({ recorded: true, released: true });
+          const row = await h.sessionRow("old", "s1");
+          expect(Number(row?.usd)).toBe(0.5);
+          expect(Number(row?.reserved_usd)).toBe(0);
+          const detail = await h.store.query<{ detail: unknown }>(
+            sql`select detail from gov_cost.usage`,
+          );
+          expect(detail[0]?.detail).toEqual({ x: null });
+        } finally {
+          await h.close();
+        }
+      },
+    );
   },
 );

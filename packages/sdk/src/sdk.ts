@@ -42,7 +42,7 @@ import type { LoopModule } from "@gov/loop";
 import type { PresenceModule } from "@gov/presence";
 import type { ScopeModule } from "@gov/scope";
 import type { StewardModule } from "@gov/steward";
-import type { CoverageRegistry } from "@gov/wrappers";
+import { type CoverageRegistry, settled } from "@gov/wrappers";
 import { z } from "zod";
 import { ModuleDisabledError } from "./errors";
 import {
@@ -406,11 +406,13 @@ export class GovernanceSDK implements AsyncDisposable {
   }
 
   /**
-   * Close the modules (in reverse order of composition, so that the audit module flushes
-   * last) and then the store. Idempotent.
+   * Wait for the wrapped model calls of this process to settle their usage (`settled()` of
+   * `@gov/wrappers`), then close the modules (in reverse order of composition, so that the
+   * audit module flushes last) and the store. Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      await settled();
       await closeModules([...this.#modules.values()], this.logger);
       await this.store.close();
     })();

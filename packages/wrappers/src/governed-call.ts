@@ -14,6 +14,59 @@ import {
 import { ToolCallOutOfScopeError } from "./errors";
 import type { ContentToRedact, ResolvedWrapOptions } from "./options";
 
+/**
+ * Settlements still in flight, per agent and session. A call's usage is settled after its
+ * response reached the host, not before (the host does not wait for the database); until
+ * then the call's reservation holds its worst case, so no budget can be overrun meanwhile,
+ * and the next budget check of the same agent and session waits for them, so that it sees
+ * the usage exactly.
+ */
+const inFlight = new Map<string, Set<Promise<void>>>();
+
+function settlementKey(agentId: string, sessionId: string): string {
+  return `${agentId}\u0000${sessionId}`;
+}
+
+/** Track a settlement (a promise that never rejects) until it is done. */
+function trackSettlement(agentId: string, sessionId: string, work: Promise<void>): void {
+  const key = settlementKey(agentId, sessionId);
+  let pending = inFlight.get(key);
+  if (pending === undefined) {
+    pending = new Set();
+    inFlight.set(key, pending);
+  }
+  pending.add(work);
+  const done = () => {
+    pending.delete(work);
+    if (pending.size === 0 && inFlight.get(key) === pending) inFlight.delete(key);
+  };
+  void work.then(done, done);
+}
+
+/** Wait for the settlements of an agent and session that are in flight, if any. */
+async function settlementsOf(agentId: string, sessionId: string): Promise<void> {
+  for (;;) {
+    const pending = inFlight.get(settlementKey(agentId, sessionId));
+    if (pending === undefined || pending.size === 0) return;
+    await Promise.all(pending);
+  }
+}
+
+/**
+ * Resolves when every governed call of this process has settled its usage with the cost
+ * module and handed its `llm.result` / `llm.error` event to the audit sink (a wrapped call
+ * returns to the host before that). Await it before reading spend right after a call, and
+ * before closing the modules yourself; `GovernanceSDK.close()` awaits it.
+ *
+ * @example
+ * const reply = await openai.chat.completions.create({ model: "gpt-4o", messages });
+ * await settled();
+ * console.log(await cost.snapshot(agentId, sessionId));
+ */
+export async function settled(): Promise<void> {
+  while (inFlight.size > 0) await Promise.all([...inFlight.values()].flatMap((set) => [...set]));
+}
+
 /** A model call about to be made. */
 export interface CallRequest {
   /** The client operation, e.g. `chat.completions.create`. */
@@ -270,6 +323,8 @@ export class Governor {
     );
     const maxTokens = outputCeiling(request);
     if (ports.cost !== null) {
+      // The previous calls' usage first (usually settled while the host read the answer).
+      if (inFlight.size > 0) await settlementsOf(agentId, sessionId);
       const reservation = await ports.cost.checkOrRaise(agentId, sessionId, {
         model: request.model,
         inputTokens,
@@ -399,6 +454,25 @@ interface SettleReceipt {
   charged?: Record<string, unknown>;
 }
 
+/** How a call is settled: its usage, its worst case, or a stream's reconciliation. */
+type SettlePlan =
+  | { usage: ProviderUsageLike }
+  | { worstCase: string }
+  | {
+      reconcile: {
+        chunks: number;
+        reason: string;
+        usage?: ProviderUsageLike;
+        inputTokens?: number;
+      };
+    };
+
+/** What `llm.result` records, read when the call returns; the settlement adds its receipt. */
+interface ResultMetadata {
+  outputHash: string | undefined;
+  metadata: { end: CallEnd; usage: unknown } & Record<string, unknown>;
+}
+
 /** The cost module's receipt, as far as `llm.result` records it. */
 function receiptOf(receipt: unknown): SettleReceipt | null {
   return typeof receipt === "object" && receipt !== null ? (receipt as SettleReceipt) : null;
@@ -509,50 +583,66 @@ export class GovernedCall {
     );
   }
 
+  /** Run a settlement after the call returned, tracked for {@link settled}; never rejects. */
+  #inBackground(work: () => Promise<void>): void {
+    const { agentId, sessionId } = this.#o;
+    const running = work().catch((error: unknown) =>
+      this.governor.report("could not settle a model call.", error),
+    );
+    trackSettlement(agentId, sessionId, running);
+  }
+
   /**
-   * Step 3, on error: `llm.error` (not awaited), the reservation released. Never throws: the
-   * caller rethrows the original error.
+   * Step 3, on error: `llm.error` and the reservation released, both after the caller has
+   * the error back (tracked for {@link settled}). Never throws: the caller rethrows the
+   * original error.
    */
-  async failed(error: unknown): Promise<void> {
+  failed(error: unknown): void {
     this.#logAfterCall("llm.error", { error: describe(error) });
     if (this.#settled) return;
     this.#settled = true;
     const { cost } = this.#o.ports;
-    if (cost === null || this.reservationId === null) return;
-    try {
-      await cost.release(this.reservationId);
-    } catch (error) {
-      this.governor.report(
-        "could not release a failed call's reservation (it expires by itself).",
-        error,
-      );
-    }
+    const reservationId = this.reservationId;
+    if (cost === null || reservationId === null) return;
+    this.#inBackground(async () => {
+      try {
+        await cost.release(reservationId);
+      } catch (error) {
+        this.governor.report(
+          "could not release a failed call's reservation (it expires by itself).",
+          error,
+        );
+      }
+    });
   }
 
   /**
-   * Step 4: settle the usage (awaited, so that the next budget check sees it) and write
-   * `llm.result` (not awaited). A response without usage is charged the call's worst case
-   * (the input estimate and the output ceiling). Never throws.
+   * Step 4: settle the usage and write `llm.result`, after the host has the response (tracked
+   * for {@link settled}; the next budget check of the agent and session waits for it). A
+   * response without usage is charged the call's worst case (the input estimate and the
+   * output ceiling). What is recorded is read now: the host may change the response later.
+   * Never throws.
    */
-  async succeeded(outcome: CallOutcome, end: CallEnd = "completed"): Promise<void> {
-    const receipt = await this.#settle(() =>
+  succeeded(outcome: CallOutcome, end: CallEnd = "completed"): void {
+    const result = this.#resultMetadata(outcome, end);
+    const plan = this.#plan(() =>
       outcome.usage === null ? { worstCase: "no_usage" } : { usage: outcome.usage },
     );
-    this.#result(outcome, end, receipt);
+    this.#inBackground(async () => {
+      const receipt = await this.#settle(plan);
+      this.#logResult(result, receipt);
+    });
   }
 
   /**
    * Step 5: a stream that ended without usage, or was cut: reconcile from what was received
    * (the input estimate, and 8 output tokens per chunk); a stream that completed without
-   * usage is charged the call's worst case. Never throws.
+   * usage is charged the call's worst case. In the background, as {@link succeeded}. Never
+   * throws.
    */
-  async reconciled(
-    outcome: CallOutcome,
-    end: CallEnd,
-    chunks: number,
-    error?: unknown,
-  ): Promise<void> {
-    const receipt = await this.#settle(() =>
+  reconciled(outcome: CallOutcome, end: CallEnd, chunks: number, error?: unknown): void {
+    const result = end === "failed" ? null : this.#resultMetadata(outcome, end, chunks);
+    const plan = this.#plan(() =>
       outcome.usage !== null && end === "completed"
         ? { usage: outcome.usage }
         : outcome.usage === null && end === "completed"
@@ -567,31 +657,25 @@ export class GovernedCall {
               },
             },
     );
-    if (end === "failed")
-      this.#logAfterCall("llm.error", {
-        error: describe(error),
-        chunks,
-        usd: receipt?.usd ?? null,
-      });
-    else this.#result(outcome, end, receipt, chunks);
+    const failure = end === "failed" ? describe(error) : null;
+    this.#inBackground(async () => {
+      const receipt = await this.#settle(plan);
+      if (result === null)
+        this.#logAfterCall("llm.error", { error: failure, chunks, usd: receipt?.usd ?? null });
+      else this.#logResult(result, receipt);
+    });
   }
 
-  #result(
-    outcome: CallOutcome,
-    end: CallEnd,
-    receipt: SettleReceipt | null,
-    chunks?: number,
-  ): void {
+  /** What `llm.result` records of a call's outcome, read when the call returns. */
+  #resultMetadata(outcome: CallOutcome, end: CallEnd, chunks?: number): ResultMetadata {
     const output = this.governor.recordable("output", this.request.operation, outcome.output);
     const fittedOutput = output === undefined ? null : fitForAudit(output);
     const removed = outcome.removedToolCalls ? fitNames(outcome.removedToolCalls) : null;
-    this.#logAfterCall(
-      "llm.result",
-      {
+    return {
+      outputHash: fittedOutput?.sha256,
+      metadata: {
         end,
         usage: outcome.usage === null ? null : fitForAudit(outcome.usage, 2048).value,
-        ...(typeof receipt?.usd === "number" ? { usd: receipt.usd } : {}),
-        ...(receipt?.charged === undefined ? {} : { charged: receipt.charged }),
         finishReason: outcome.finishReason,
         ...(chunks === undefined ? {} : { chunks }),
         ...(removed !== null && removed.names.length > 0
@@ -601,7 +685,21 @@ export class GovernedCall {
         ...(fittedOutput === null ? {} : { output: fittedOutput.value }),
         ...(fittedOutput?.cut === undefined ? {} : { outputCut: fittedOutput.cut }),
       },
-      fittedOutput?.sha256,
+    };
+  }
+
+  #logResult(result: ResultMetadata, receipt: SettleReceipt | null): void {
+    const { end, usage, ...rest } = result.metadata;
+    this.#logAfterCall(
+      "llm.result",
+      {
+        end,
+        usage,
+        ...(typeof receipt?.usd === "number" ? { usd: receipt.usd } : {}),
+        ...(receipt?.charged === undefined ? {} : { charged: receipt.charged }),
+        ...rest,
+      },
+      result.outputHash,
     );
   }
 
@@ -636,25 +734,21 @@ export class GovernedCall {
     return { ...receiptOf(receipt), charged: { worstCase: reason, ...counts } };
   }
 
-  async #settle(
-    how: () =>
-      | { usage: ProviderUsageLike }
-      | { worstCase: string }
-      | {
-          reconcile: {
-            chunks: number;
-            reason: string;
-            usage?: ProviderUsageLike;
-            inputTokens?: number;
-          };
-        },
-  ): Promise<SettleReceipt | null> {
+  /**
+   * How the call is settled, decided (and the call marked settled) when it returns; null when
+   * it was settled already or there is no cost module.
+   */
+  #plan(how: () => SettlePlan): SettlePlan | null {
     if (this.#settled) return null;
     this.#settled = true;
+    if (this.#o.ports.cost === null) return null;
+    return how();
+  }
+
+  async #settle(plan: SettlePlan | null): Promise<SettleReceipt | null> {
     const { cost } = this.#o.ports;
-    if (cost === null) return null;
+    if (plan === null || cost === null) return null;
     const { agentId, sessionId } = this.#o;
-    const plan = how();
     const reservationId = this.reservationId;
     try {
       if ("worstCase" in plan) return await this.#chargeWorstCase(plan.worstCase);

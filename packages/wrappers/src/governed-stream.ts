@@ -48,7 +48,7 @@ export async function* governStream<Chunk>(
     throw error;
   } finally {
     try {
-      await call.reconciled(
+      call.reconciled(
         {
           usage: hooks.usage(),
           finishReason: hooks.finishReason(),

@@ -33,6 +33,7 @@ export {
   GovernedCall,
   Governor,
   type NamedTool,
+  settled,
 } from "./governed-call";
 export { GovernedPromise, type GovernedSource } from "./governed-promise";
 export { governStream, type StreamHooks } from "./governed-stream";

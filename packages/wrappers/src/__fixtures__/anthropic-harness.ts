@@ -5,6 +5,7 @@
  */
 import type { TestEngine } from "@gov/core/testing";
 import { wrapAnthropic } from "../anthropic/wrap";
+import { settled } from "../governed-call";
 import { type AnthropicServer, MODEL, startAnthropicServer } from "./anthropic-server";
 import { type ANTHROPIC_CLIENTS, type Harness, harness } from "./harness";
 
@@ -50,7 +51,10 @@ export async function anthropicHarness(
         sessionId: SESSION,
         ...options,
       }),
-    snapshot: () => h.cost.snapshot(AGENT, SESSION),
+    snapshot: async () => {
+      await settled();
+      return h.cost.snapshot(AGENT, SESSION);
+    },
     kinds: () => h.audit.events.map((event) => event.kind),
     event: (kind: string) => h.audit.events.find((entry) => entry.kind === kind),
     errors: () => h.logger.lines.filter((line) => line.level === "error"),

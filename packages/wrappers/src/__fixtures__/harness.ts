@@ -20,6 +20,7 @@ import { ScopeModule, scopeMigrations } from "@gov/scope";
 import Anthropic0 from "anthropic-v0";
 import OpenAI6 from "openai";
 import OpenAI4 from "openai-v4";
+import { settled } from "../governed-call";
 import { type OpenAIServer, startOpenAIServer } from "./openai-server";
 
 /** The two majors of the real client under test. */
@@ -135,6 +136,7 @@ export async function harness<Server extends { close(): Promise<void> } = OpenAI
     allowedModels,
     governance: { halt: presence, scope: scopePort, cost: costPort, audit, logger },
     close: async () => {
+      await settled();
       await server.close();
       await cost.close();
       await scope.close();

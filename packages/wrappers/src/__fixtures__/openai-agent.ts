@@ -4,6 +4,7 @@
  * budget; a real OpenAI client of one major is wrapped for it.
  */
 import type { TestEngine } from "@gov/core/testing";
+import { settled } from "../governed-call";
 import { wrapOpenAI } from "../openai/wrap";
 import { CLIENTS, type Harness, harness } from "./harness";
 
@@ -41,7 +42,10 @@ export async function openAIAgent(
         sessionId: SESSION,
         ...options,
       }),
-    snapshot: () => h.cost.snapshot(AGENT, SESSION),
+    snapshot: async () => {
+      await settled();
+      return h.cost.snapshot(AGENT, SESSION);
+    },
     kinds: () => h.audit.events.map((event) => event.kind),
   });
 }

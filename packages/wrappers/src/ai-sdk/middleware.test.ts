@@ -6,6 +6,7 @@ import { AI_SDKS, expectedUsd } from "../__fixtures__/ai-sdk";
 import { type Harness, harness, versionsOn } from "../__fixtures__/harness";
 import { chatCompletion, startOpenAIServer } from "../__fixtures__/openai-server";
 import { InvalidWrapperOptionsError, ToolCallOutOfScopeError } from "../errors";
+import { settled } from "../governed-call";
 import { governanceMiddleware } from "./middleware";
 
 const AGENT = "billing-agent";
@@ -57,7 +58,10 @@ describe.each(testEngines())("governanceMiddleware on $name", (engine) => {
       wire_money: tool({ description: "Wire money", inputSchema: schema }),
       delete_all: tool({ description: "Delete everything", inputSchema: schema }),
     };
-    const snapshot = () => h.cost.snapshot(AGENT, SESSION);
+    const snapshot = async () => {
+      await settled();
+      return h.cost.snapshot(AGENT, SESSION);
+    };
     const kinds = () => h.audit.events.map((event) => event.kind);
 
     it.skipIf(!engine.available)(

@@ -3,8 +3,9 @@
  * that puts every model call of an agent on the governed path.
  * @module
  */
-import { type GovernedCall, Governor } from "../governed-call";
+import { type GovernedCall, Governor, safeLog } from "../governed-call";
 import { resolveWrapOptions, type WrapOptions } from "../options";
+import { withoutUnscopedProviderTools } from "../shapes";
 import {
   finishReasonOf,
   forcedTool,
@@ -73,6 +74,19 @@ export interface GovernanceMiddleware {
 
 const OPERATIONS = { generate: "doGenerate", stream: "doStream" } as const;
 
+/**
+ * Marks the call options a governance middleware passes down (an enumerable symbol key, so
+ * that a middleware in between that copies the options with a spread keeps it; providers
+ * never see symbol keys). A governance middleware that finds it is wrapped by another and
+ * stands aside: a model wrapped twice is governed, and charged, once.
+ */
+const GOVERNED_BY = Symbol.for("@gov/wrappers.ai-sdk.governedBy");
+
+function governedBy(params: unknown): string | null {
+  const mark = isObject(params) ? (params as Record<symbol, unknown>)[GOVERNED_BY] : undefined;
+  return typeof mark === "string" ? mark : null;
+}
+
 /** The content the host sees: the model's, without the tool calls the agent may not make. */
 async function filterContent(
   call: GovernedCall,
@@ -129,7 +143,14 @@ export function governanceMiddleware(options: GovernanceMiddlewareOptions): Gove
   ): Promise<{ call: GovernedCall; sent: Json | null }> {
     const body = params as Json;
     const maxTokens = maxOutputTokensOf(body);
-    const offered = namedTools(body.tools);
+    const original = namedTools(body.tools);
+    // Provider-run tools (web search, code interpreter, remote MCP: any tool that is not a
+    // `function`) run before their call could be checked: scope decides when they are offered.
+    const offered = await withoutUnscopedProviderTools(
+      governor,
+      original,
+      (tool) => !isObject(tool) || tool.type !== "function",
+    );
     const { call, tools } = await governor.admit(
       {
         operation: `${providerOf(model)}.${OPERATIONS[kind]}`,
@@ -140,7 +161,7 @@ export function governanceMiddleware(options: GovernanceMiddlewareOptions): Gove
       },
       offered,
     );
-    if (tools === null || offered === null || tools.length === offered.length)
+    if (tools === null || original === null || tools.length === original.length)
       return { call, sent: null };
     const forced = forcedTool(body.toolChoice);
     const scope = resolved.ports.scope;
@@ -149,12 +170,29 @@ export function governanceMiddleware(options: GovernanceMiddlewareOptions): Gove
       try {
         await scope.check(resolved.agentId, { tool: forced });
       } catch (error) {
-        await call.failed(error);
+        call.failed(error);
         throw error;
       }
     }
     return { call, sent: { ...body, tools } };
   }
+
+  let warnedNested = false;
+  /** The outer governance's agent, when this middleware is wrapped by another (then it stands aside). */
+  function outerGovernance(params: unknown): string | null {
+    const outer = governedBy(params);
+    if (outer !== null && !warnedNested) {
+      warnedNested = true;
+      safeLog(
+        resolved.ports.logger,
+        "warn",
+        `@gov/wrappers: this model is wrapped with governanceMiddleware twice; the outer one (agent ${JSON.stringify(outer)}) governs its calls and this one (agent ${JSON.stringify(resolved.agentId)}) stands aside, so that each call is governed and charged once. Wrap the model once.`,
+      );
+    }
+    return outer;
+  }
+  /** The options sent down, marked as governed. */
+  const marked = (options: Json): Json => ({ ...options, [GOVERNED_BY]: resolved.agentId });
 
   return {
     specificationVersion: "v3",
@@ -165,19 +203,17 @@ export function governanceMiddleware(options: GovernanceMiddlewareOptions): Gove
       params,
       model,
     }: MiddlewareCallLike<Generated, Streamed>): Promise<Generated> {
+      if (outerGovernance(params) !== null) return doGenerate();
       const { call, sent } = await admit("generate", params, model);
       let result: Generated;
       try {
-        result =
-          sent === null
-            ? await doGenerate()
-            : ((await model.doGenerate(sent as never)) as Generated);
+        result = (await model.doGenerate(marked(sent ?? (params as Json)) as never)) as Generated;
       } catch (error) {
-        await call.failed(error);
+        call.failed(error);
         throw error;
       }
       if (!isObject(result)) {
-        await call.succeeded({ usage: null, finishReason: null });
+        call.succeeded({ usage: null, finishReason: null });
         return result;
       }
       const usage = usageOf(result.usage, providerOf(model), result.providerMetadata);
@@ -187,10 +223,10 @@ export function governanceMiddleware(options: GovernanceMiddlewareOptions): Gove
         filtered = await filterContent(call, result.content);
       } catch (error) {
         // A refused tool call (or a halt meanwhile): the usage is still settled.
-        await call.succeeded({ usage, finishReason }, "refused");
+        call.succeeded({ usage, finishReason }, "refused");
         throw error;
       }
-      await call.succeeded({
+      call.succeeded({
         usage,
         finishReason,
         removedToolCalls: filtered.removed,
@@ -206,17 +242,17 @@ export function governanceMiddleware(options: GovernanceMiddlewareOptions): Gove
       params,
       model,
     }: MiddlewareCallLike<Generated, Streamed>): Promise<Streamed> {
+      if (outerGovernance(params) !== null) return doStream();
       const { call, sent } = await admit("stream", params, model);
       let result: Streamed;
       try {
-        result =
-          sent === null ? await doStream() : ((await model.doStream(sent as never)) as Streamed);
+        result = (await model.doStream(marked(sent ?? (params as Json)) as never)) as Streamed;
       } catch (error) {
-        await call.failed(error);
+        call.failed(error);
         throw error;
       }
       if (!isObject(result) || !isReadable(result.stream)) {
-        await call.reconciled({ usage: null, finishReason: null }, "completed", 0);
+        call.reconciled({ usage: null, finishReason: null }, "completed", 0);
         return result;
       }
       return {

@@ -7,6 +7,7 @@ import { AI_SDKS, expectedUsd } from "../__fixtures__/ai-sdk";
 import { type Harness, harness, versionsOn } from "../__fixtures__/harness";
 import { chatChunks } from "../__fixtures__/openai-server";
 import { ToolCallOutOfScopeError } from "../errors";
+import { settled } from "../governed-call";
 import { governanceMiddleware } from "./middleware";
 
 /** A full garbage collection (the test process runs without --expose-gc). */
@@ -61,10 +62,13 @@ describe.each(testEngines())("governanceMiddleware streams on $name", (engine) =
       lookup_invoice: tool({ description: "Look up an invoice", inputSchema: schema }),
       wire_money: tool({ description: "Wire money", inputSchema: schema }),
     };
-    const snapshot = () => h.cost.snapshot(AGENT, SESSION);
+    const snapshot = async () => {
+      await settled();
+      return h.cost.snapshot(AGENT, SESSION);
+    };
     const kinds = () => h.audit.events.map((event) => event.kind);
     /** Nothing is held: the reservation was settled (or reconciled), and something was recorded. */
-    const settled = async () => {
+    const nothingHeld = async () => {
       const after = await snapshot();
       return after.sessionUsdReserved === 0 && after.sessionUsdUsed > 0;
     };
@@ -141,7 +145,7 @@ describe.each(testEngines())("governanceMiddleware streams on $name", (engine) =
         });
         expect(ToolCallOutOfScopeError.isInstance(error)).toBe(true);
         expect(started).toEqual([]);
-        await eventually(settled);
+        await eventually(nothingHeld);
         await eventually(() => kinds().includes("llm.tool_call_blocked"));
         const blocked = h.audit.events.find((event) => event.kind === "llm.tool_call_blocked");
         expect(blocked?.metadata).toMatchObject({ tool: "wire_money", action: "refused" });
@@ -187,7 +191,7 @@ describe.each(testEngines())("governanceMiddleware streams on $name", (engine) =
         });
         let count = 0;
         for await (const _ of result.textStream) if (++count === 2) controller.abort();
-        await eventually(settled);
+        await eventually(nothingHeld);
         await eventually(() => kinds().includes("llm.result"));
         const done = h.audit.events.find((event) => event.kind === "llm.result");
         expect(done?.metadata?.end).toBe("aborted");
@@ -211,8 +215,8 @@ describe.each(testEngines())("governanceMiddleware streams on $name", (engine) =
         let deltas = 0;
         while (deltas < 2) if ((await reader.read()).value?.type === "text-delta") deltas++;
         await reader.cancel();
-        // settled before cancel() resolved: nothing left to wait for
-        expect(await settled()).toBe(true);
+        // the reconciliation began when cancel() resolved: settled() has it to wait for
+        expect(await nothingHeld()).toBe(true);
         await eventually(() => kinds().includes("llm.result"));
         const done = h.audit.events.find((event) => event.kind === "llm.result");
         expect(done?.metadata?.end).toBe("abandoned");
@@ -293,7 +297,7 @@ describe.each(testEngines())("governanceMiddleware streams on $name", (engine) =
         expect((await snapshot()).sessionUsdReserved).toBeGreaterThan(0);
         await eventually(async () => {
           collectGarbage();
-          return settled();
+          return nothingHeld();
         });
         await eventually(() => kinds().includes("llm.result"));
         const done = h.audit.events.find((event) => event.kind === "llm.result");
@@ -319,7 +323,7 @@ describe.each(testEngines())("governanceMiddleware streams on $name", (engine) =
         }
       });
       expect((error as { name?: string }).name).toBe("AI_APICallError");
-      await eventually(settled);
+      await eventually(nothingHeld);
       await eventually(() => kinds().includes("llm.error"));
       expect(kinds()).not.toContain("llm.result");
     });
@@ -344,7 +348,7 @@ describe.each(testEngines())("governanceMiddleware streams on $name", (engine) =
         for await (const _ of result.fullStream) {
         }
         expect(failures.length).toBeGreaterThan(0);
-        await eventually(settled);
+        await eventually(nothingHeld);
         await eventually(() => kinds().includes("llm.error"));
         expect(kinds()).not.toContain("llm.result");
       },

@@ -66,7 +66,7 @@ export function governPartStream(
     ended = true;
     unreachable.unregister(token);
     try {
-      await call.reconciled(
+      call.reconciled(
         {
           usage,
           finishReason,

@@ -5,8 +5,9 @@
  * with its deltas (later blocks renumbered). The call is settled when the stream ends, and
  * reconciled from what was received when it is aborted, cut, errored or abandoned.
  */
-import { type CallEnd, type CallOutcome, type GovernedCall, isAbort } from "../governed-call";
-import { endOf, isObject, type Json } from "../shapes";
+import type { CallOutcome, GovernedCall } from "../governed-call";
+import { isObject, type Json } from "../shapes";
+import { type EventState, governedEventStream, parseEventData, readEvent, withBody } from "../sse";
 import { AnthropicApiError, errorTypeOf, isToolUse, mergeUsage, usageOf } from "./messages";
 
 /**
@@ -15,62 +16,10 @@ import { AnthropicApiError, errorTypeOf, isToolUse, mergeUsage, usageOf } from "
  */
 const TOKENS_PER_DELTA = 8;
 
-/** Splits decoded text into server-sent events (blocks separated by a blank line). */
-class EventSplitter {
-  readonly #decoder = new TextDecoder("utf-8", { ignoreBOM: true });
-  #text = "";
-
-  push(bytes: Uint8Array): string[] {
-    return this.#split(this.#decoder.decode(bytes, { stream: true }), false);
-  }
-
-  flush(): string[] {
-    return this.#split(this.#decoder.decode(), true);
-  }
-
-  #split(decoded: string, end: boolean): string[] {
-    let text = this.#text + decoded;
-    // a CR at the end may be the first half of a CRLF: keep it for the next chunk
-    let pending = "";
-    if (!end && text.endsWith("\r")) {
-      pending = "\r";
-      text = text.slice(0, -1);
-    }
-    if (text.includes("\r")) text = text.replace(/\r\n?/g, "\n");
-    const blocks = text.split("\n\n");
-    this.#text = end ? "" : (blocks.pop() ?? "") + pending;
-    return blocks.filter((block) => block.trim() !== "");
-  }
-}
-
-/** One event: its name (the `event:` field, else the data's `type`) and its data. */
-function readEvent(block: string): { name: string; data: string } {
-  let name = "";
-  const data: string[] = [];
-  for (const line of block.split("\n")) {
-    const colon = line.indexOf(":");
-    if (colon <= 0) continue;
-    const field = line.slice(0, colon);
-    const value = line.slice(line.charCodeAt(colon + 1) === 0x20 ? colon + 2 : colon + 1);
-    if (field === "event") name = value;
-    else if (field === "data") data.push(value);
-  }
-  return { name, data: data.join("\n") };
-}
-
-function parse(data: string): Json | null {
-  try {
-    const value: unknown = JSON.parse(data);
-    return isObject(value) ? value : null;
-  } catch {
-    return null;
-  }
-}
-
 const serialize = (name: string, data: Json) => `event: ${name}\ndata: ${JSON.stringify(data)}`;
 
 /** What one stream has shown so far, and the events it passes on. */
-class StreamState {
+class StreamState implements EventState {
   events = 0;
   #deltas = 0;
   #usage: Json | null = null;
@@ -90,13 +39,13 @@ class StreamState {
     const { name, data } = readEvent(block);
     switch (name) {
       case "message_start": {
-        const event = parse(data);
+        const event = parseEventData(data);
         const message = event?.message;
         if (isObject(message) && isObject(message.usage)) this.#usage = { ...message.usage };
         return block;
       }
       case "content_block_start": {
-        const event = parse(data);
+        const event = parseEventData(data);
         if (event === null) return block;
         const index = typeof event.index === "number" ? event.index : -1;
         if (isToolUse(event.content_block)) {
@@ -113,14 +62,14 @@ class StreamState {
       case "content_block_stop": {
         if (name === "content_block_delta") this.#deltas++;
         if (this.#dropped.length === 0) return block;
-        const event = parse(data);
+        const event = parseEventData(data);
         if (event === null) return block;
         const index = typeof event.index === "number" ? event.index : -1;
         if (this.#dropped.includes(index)) return null;
         return this.#renumbered(name, event, index, block);
       }
       case "message_delta": {
-        const event = parse(data);
+        const event = parseEventData(data);
         if (event === null) return block;
         if (isObject(event.usage)) {
           this.#usage = mergeUsage(this.#usage, event.usage);
@@ -139,7 +88,7 @@ class StreamState {
         return block;
       }
       case "error": {
-        const event = parse(data);
+        const event = parseEventData(data);
         this.error = new AnthropicApiError(undefined, errorTypeOf(event) ?? "error");
         return block;
       }
@@ -167,98 +116,13 @@ class StreamState {
   }
 }
 
-/**
- * The response the client reads instead of `response`: the same status and headers, its body
- * the governed events.
- */
-export function governedEventStream(
+/** The response the client reads instead of `response`: the governed Message events. */
+export function governedMessageStream(
   call: GovernedCall,
   response: Response,
   signal: AbortSignal | null | undefined,
 ): Response {
-  const body = response.body;
-  if (body === null) {
-    void call.reconciled({ usage: null, finishReason: null }, "completed", 0);
-    return response;
-  }
-  const reader = body.getReader();
-  const splitter = new EventSplitter();
-  const state = new StreamState(call);
-  const encoder = new TextEncoder();
-  let settled: Promise<void> | null = null;
-  const onAbort = () => void settle("aborted");
-  /** Settles the call once, whoever ends the stream first (the end, the consumer, an abort). */
-  function settle(end: CallEnd, error?: unknown): Promise<void> {
-    if (settled === null) {
-      signal?.removeEventListener("abort", onAbort);
-      // an `error` event ends the stream as failed, however the stream then stops
-      const failure = state.error ?? error;
-      settled = call.reconciled(
-        state.outcome(),
-        state.error === null ? end : "failed",
-        state.events,
-        failure,
-      );
-    }
-    return settled;
-  }
-  signal?.addEventListener("abort", onAbort, { once: true });
-  const passAll = async (blocks: string[]): Promise<string> => {
-    let out = "";
-    for (const block of blocks) {
-      const passed = await state.pass(block);
-      if (passed !== null) out += `${passed}\n\n`;
-    }
-    return out;
-  };
-  let cancelled = false;
-  const governed = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        // read until there is something to pass on: a pull that enqueues nothing is not repeated
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (cancelled) return;
-          if (done) {
-            const tail = await passAll(splitter.flush());
-            await settle("completed");
-            if (tail !== "") controller.enqueue(encoder.encode(tail));
-            controller.close();
-            return;
-          }
-          const out = await passAll(splitter.push(value));
-          if (out !== "") {
-            controller.enqueue(encoder.encode(out));
-            return;
-          }
-        }
-      } catch (error) {
-        await settle(endOf(error), error);
-        if (cancelled) return;
-        reader.cancel(error).catch(() => undefined);
-        controller.error(error);
-      }
-    },
-    async cancel(reason) {
-      // the consumer stopped reading (a `break`, or the client aborting)
-      cancelled = true;
-      await settle(isAbort(reason) ? "aborted" : "abandoned");
-      await reader.cancel(reason).catch(() => undefined);
-    },
-  });
-  return withBody(response, governed);
+  return governedEventStream(call, response, signal, new StreamState(call));
 }
 
-/**
- * `response` with another body: the same status and headers, less the length and encoding of
- * the body it replaces (the new body is sent as it is, uncompressed).
- */
-export function withBody(
-  response: Response,
-  body: ConstructorParameters<typeof Response>[0],
-): Response {
-  const headers = new Headers(response.headers);
-  headers.delete("content-length");
-  headers.delete("content-encoding");
-  return new Response(body, { status: response.status, statusText: response.statusText, headers });
-}
+export { withBody };

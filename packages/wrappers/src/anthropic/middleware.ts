@@ -7,7 +7,7 @@
 import { InvalidWrapperOptionsError } from "../errors";
 import type { GovernedCall, Governor } from "../governed-call";
 import { isObject, type Json, withoutUnscopedProviderTools } from "../shapes";
-import { governedEventStream, withBody } from "./event-stream";
+import { governedMessageStream, withBody } from "./event-stream";
 import {
   AnthropicApiError,
   errorTypeOf,
@@ -101,7 +101,7 @@ async function failedWithStatus(call: GovernedCall, response: Response): Promise
   } catch {
     type = undefined;
   }
-  await call.failed(new AnthropicApiError(response.status, type));
+  call.failed(new AnthropicApiError(response.status, type));
 }
 
 /** A whole Message: tool calls checked, usage settled, the body passed on (changed if need be). */
@@ -110,7 +110,7 @@ async function governedMessage(call: GovernedCall, response: Response): Promise<
   try {
     text = await response.text();
   } catch (error) {
-    await call.failed(error);
+    call.failed(error);
     throw error;
   }
   let message: unknown;
@@ -120,7 +120,7 @@ async function governedMessage(call: GovernedCall, response: Response): Promise<
     message = null;
   }
   if (!isObject(message)) {
-    await call.succeeded({ usage: null, finishReason: null });
+    call.succeeded({ usage: null, finishReason: null });
     return withBody(response, text);
   }
   let removed: string[];
@@ -128,10 +128,10 @@ async function governedMessage(call: GovernedCall, response: Response): Promise<
     removed = await filterMessage(call, message);
   } catch (error) {
     // A refused tool call (or a halt meanwhile): the usage is still settled.
-    await call.succeeded({ usage: usageOf(message.usage), finishReason: null }, "refused");
+    call.succeeded({ usage: usageOf(message.usage), finishReason: null }, "refused");
     throw error;
   }
-  await call.succeeded({
+  call.succeeded({
     usage: usageOf(message.usage),
     finishReason: typeof message.stop_reason === "string" ? message.stop_reason : null,
     removedToolCalls: removed,
@@ -190,7 +190,7 @@ export function governanceMiddleware(governor: Governor): AnthropicMiddleware {
     try {
       response = await next(sent);
     } catch (error) {
-      await call.failed(error);
+      call.failed(error);
       throw error;
     }
     if (!response.ok) {
@@ -199,7 +199,7 @@ export function governanceMiddleware(governor: Governor): AnthropicMiddleware {
     }
     const type = response.headers.get("content-type") ?? "";
     if (stream && type.includes("text/event-stream"))
-      return governedEventStream(call, response, request.signal);
+      return governedMessageStream(call, response, request.signal);
     return governedMessage(call, response);
   };
   Object.defineProperty(middleware, GOVERNED, {

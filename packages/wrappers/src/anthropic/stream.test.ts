@@ -37,7 +37,7 @@ describe.each(testEngines())("wrapAnthropic streams on $name", (engine) => {
           "message_delta",
           "message_stop",
         ]);
-        // settled before the consumer's loop ended
+        // settling began when the consumer's loop ended (snapshot() waits for it)
         const after = await h.snapshot();
         expect(after.sessionUsdReserved).toBe(0);
         expect(after.sessionUsdUsed).toBeCloseTo(usdOf(USAGE), 12);
@@ -129,7 +129,7 @@ describe.each(testEngines())("wrapAnthropic streams on $name", (engine) => {
         const stream = await anthropic.messages.create({ model: MODEL, ...ask, stream: true });
         let count = 0;
         for await (const _ of stream) if (++count === 4) break;
-        // settled before the consumer's break returned
+        // settling began when the consumer's break returned (snapshot() waits for it)
         const after = await h.snapshot();
         expect(after.sessionUsdReserved).toBe(0);
         // input as message_start reported it; output estimated at 8 tokens per delta received

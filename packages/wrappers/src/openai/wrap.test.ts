@@ -18,6 +18,7 @@ import {
   responseEvents,
 } from "../__fixtures__/openai-server";
 import { InvalidWrapperOptionsError, ToolCallOutOfScopeError } from "../errors";
+import { settled } from "../governed-call";
 import { wrapOpenAI } from "./wrap";
 
 const AGENT = "billing-agent";
@@ -78,7 +79,10 @@ describe.each(testEngines())("wrapOpenAI on $name", (engine) => {
       });
     }
 
-    const snapshot = () => h.cost.snapshot(AGENT, SESSION);
+    const snapshot = async () => {
+      await settled();
+      return h.cost.snapshot(AGENT, SESSION);
+    };
     const kinds = () => h.audit.events.map((event) => event.kind);
 
     it.skipIf(!engine.available)(

@@ -5,6 +5,7 @@ import { type ApiPromiseLike, GovernedPromise } from "../governed-promise";
 import { governStream, type StreamHooks } from "../governed-stream";
 import { resolveWrapOptions, type WrapOptions } from "../options";
 import { isObject, type Json, withoutUnscopedProviderTools } from "../shapes";
+import { type EventState, governedEventStream, parseEventData, readEvent } from "../sse";
 import { chatFinishReason, chatStreamHooks, chatUsage, filterChatCompletion } from "./chat";
 import {
   filterResponse,
@@ -135,7 +136,7 @@ function governedCreate(governor: Governor, original: Create, operation: Operati
       try {
         inner = original.call(this, sentBody, requestOptions);
       } catch (error) {
-        await call.failed(error);
+        call.failed(error);
         throw error;
       }
       return { call, inner, hooks };
@@ -149,22 +150,38 @@ function governedCreate(governor: Governor, original: Create, operation: Operati
         try {
           value = await inner;
         } catch (error) {
-          await call.failed(error);
+          call.failed(error);
           throw haltBehind(error);
         }
         if (hooks !== null && isObject(value) && typeof value.iterator === "function") {
-          const streamObject = value as { iterator: () => AsyncIterator<Json> };
+          const streamObject = value as {
+            iterator: () => AsyncIterator<Json>;
+            controller?: unknown;
+          };
           const source = streamObject.iterator.bind(streamObject);
           let used = false;
+          // Aborted before it is read (a user's cancel): nothing will be read, so it is
+          // reconciled now rather than held until the reservation's TTL.
+          const signal =
+            streamObject.controller instanceof AbortController
+              ? streamObject.controller.signal
+              : null;
+          const onAbort = () => {
+            if (used) return;
+            used = true;
+            call.reconciled({ usage: null, finishReason: null }, "aborted", 0);
+          };
+          signal?.addEventListener("abort", onAbort, { once: true });
           streamObject.iterator = () => {
             if (used) return source();
             used = true;
+            signal?.removeEventListener("abort", onAbort);
             return governStream(call, source(), hooks);
           };
           return value;
         }
         if (!isObject(value)) {
-          await call.succeeded({ usage: null, finishReason: null });
+          call.succeeded({ usage: null, finishReason: null });
           return value;
         }
         let finished: Awaited<ReturnType<Operation["finish"]>>;
@@ -172,13 +189,10 @@ function governedCreate(governor: Governor, original: Create, operation: Operati
           finished = await operation.finish(call, value);
         } catch (error) {
           // A refused tool call (or a halt meanwhile): the usage is still settled.
-          await call.succeeded(
-            { usage: chatOrResponseUsage(value), finishReason: null },
-            "refused",
-          );
+          call.succeeded({ usage: chatOrResponseUsage(value), finishReason: null }, "refused");
           throw error;
         }
-        await call.succeeded({
+        call.succeeded({
           usage: finished.usage,
           finishReason: finished.finish,
           removedToolCalls: finished.removed,
@@ -187,19 +201,22 @@ function governedCreate(governor: Governor, original: Create, operation: Operati
         return value;
       },
       response: async (valueRead) => {
-        const { call, inner } = await sent;
+        const { call, inner, hooks } = await sent;
         let response: Response;
         try {
           response = await inner.asResponse();
         } catch (error) {
-          await call.failed(error);
+          call.failed(error);
           throw haltBehind(error);
         }
         if (valueRead) return response;
-        if (call.request.stream) {
-          void settleStreamResponse(call);
-          return response;
-        }
+        if (hooks !== null)
+          return governedEventStream(
+            call,
+            response,
+            isObject(requestOptions) ? (requestOptions.signal as AbortSignal | undefined) : null,
+            new HookedEvents(hooks),
+          );
         return governedResponse(call, response, operation);
       },
     });
@@ -242,12 +259,44 @@ function governedRetrieve(governor: Governor, original: Create): Create {
   } as Create;
 }
 
-/** `asResponse()` on a stream: the host reads the raw events (see the README). */
-async function settleStreamResponse(call: GovernedCall): Promise<void> {
-  call.governor.options.ports.logger.warn(
-    "@gov/wrappers: asResponse() on a stream: the usage cannot be read; the call is reconciled as if no chunk was received.",
-  );
-  await call.reconciled({ usage: null, finishReason: null }, "abandoned", 0);
+/**
+ * A stream read raw (`asResponse()`), as the stream hooks read it when the client iterates:
+ * each `data:` event parsed and handed to the hooks (usage, finish reason, tool calls checked),
+ * passed on as the hooks return it, or dropped. `[DONE]` and what does not parse pass as they are.
+ */
+class HookedEvents implements EventState {
+  events = 0;
+  error: Error | null = null;
+
+  constructor(readonly hooks: StreamHooks<Json>) {}
+
+  async pass(block: string): Promise<string | null> {
+    const { name, data } = readEvent(block);
+    if (data === "" || data === "[DONE]") return block;
+    const chunk = parseEventData(data);
+    if (chunk === null) return block;
+    this.events++;
+    if (isObject(chunk.error)) {
+      // the client throws an APIError for such an event: the call ends as failed
+      const type = typeof chunk.error.type === "string" ? chunk.error.type : "error";
+      this.error = Object.assign(new Error(`The stream carried an error event (${type}).`), {
+        name: "APIError",
+      });
+      return block;
+    }
+    const out = await this.hooks.onChunk(chunk);
+    if (out === null) return null;
+    return `${name === "" ? "" : `event: ${name}\n`}data: ${JSON.stringify(out)}`;
+  }
+
+  outcome() {
+    return {
+      usage: this.hooks.usage(),
+      finishReason: this.hooks.finishReason(),
+      removedToolCalls: this.hooks.removedToolCalls(),
+      ...(this.hooks.output ? { output: this.hooks.output() } : {}),
+    };
+  }
 }
 
 /**
@@ -264,7 +313,7 @@ async function governedResponse(
   try {
     text = await response.text();
   } catch (error) {
-    await call.failed(error);
+    call.failed(error);
     throw error;
   }
   let value: unknown;
@@ -278,17 +327,17 @@ async function governedResponse(
   const rebuilt = (body: string) =>
     new Response(body, { status: response.status, statusText: response.statusText, headers });
   if (!isObject(value)) {
-    await call.succeeded({ usage: null, finishReason: null });
+    call.succeeded({ usage: null, finishReason: null });
     return rebuilt(text);
   }
   let finished: Awaited<ReturnType<Operation["finish"]>>;
   try {
     finished = await operation.finish(call, value);
   } catch (error) {
-    await call.succeeded({ usage: chatOrResponseUsage(value), finishReason: null }, "refused");
+    call.succeeded({ usage: chatOrResponseUsage(value), finishReason: null }, "refused");
     throw error;
   }
-  await call.succeeded({
+  call.succeeded({
     usage: finished.usage,
     finishReason: finished.finish,
     removedToolCalls: finished.removed,
