@@ -12,6 +12,9 @@ const config = mergeConfig(govTestProject("@gov/wrappers"), {
     // `ai` imports @opentelemetry/api, whose `module` build (picked by the preset's
     // conditions) uses extensionless imports that Node cannot load: let Vite transform it.
     server: { deps: { inline: ["ai", "@opentelemetry/api"] } },
+    // The longest suite, and mostly waiting on loopback servers and the database: more
+    // workers than cores keep it from being the last to finish when every suite runs at once.
+    maxWorkers: 4,
   },
 });
 config.test.include = attack ? ["src/attack/**/*.test.ts"] : ["src/**/*.test.ts"];
