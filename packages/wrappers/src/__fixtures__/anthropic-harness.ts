@@ -41,7 +41,6 @@ export async function anthropicHarness(
     hiddenTools: ["delete_all"],
     allowedModels: [MODEL],
   });
-  h.allowedModels.set(AGENT, new Set([MODEL]));
   h.cost.register({ agentId: AGENT, perSessionUsd: 1 });
   return Object.assign(h, {
     wrapped: (options: Record<string, unknown> = {}) =>

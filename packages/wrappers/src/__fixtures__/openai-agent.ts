@@ -32,7 +32,6 @@ export async function openAIAgent(
     hiddenTools: ["delete_all"],
     allowedModels: ["gpt-4o"],
   });
-  h.allowedModels.set(AGENT, new Set(["gpt-4o"]));
   h.cost.register({ agentId: AGENT, perSessionUsd: 1 });
   return Object.assign(h, {
     wrapped: (options: Record<string, unknown> = {}) =>

@@ -8,12 +8,9 @@
  */
 import type { ProviderUsageLike } from "@gov/core";
 import type { NamedTool } from "../governed-call";
+import { isObject, type Json } from "../shapes";
 
-type Json = Record<string, unknown>;
-
-export function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null;
-}
+export { isObject };
 
 /** A whole, non-negative token count, or undefined. */
 function countOf(value: unknown): number | undefined {

@@ -32,7 +32,6 @@ describe.each(testEngines())("governanceMiddleware streams on $name", (engine) =
         hiddenTools: ["delete_all"],
         allowedModels: ["gpt-4o"],
       });
-      h.allowedModels.set(AGENT, new Set(["gpt-4o"]));
       h.cost.register({ agentId: AGENT, perSessionUsd: 1 });
     });
     afterEach(async () => {

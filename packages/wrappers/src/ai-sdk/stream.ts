@@ -4,8 +4,8 @@
  * once — at the `finish` part, or when the stream errors, is cut, or is cancelled.
  * @module
  */
-import { ToolCallOutOfScopeError } from "../errors";
 import { type CallEnd, describe, type GovernedCall, isAbort } from "../governed-call";
+import { endOf } from "../shapes";
 import { finishReasonOf, hostToolCall, isObject, usageOf } from "./shapes";
 
 /**
@@ -16,15 +16,6 @@ import { finishReasonOf, hostToolCall, isObject, usageOf } from "./shapes";
  * reservation TTL is the last resort there.
  */
 const unreachable = new FinalizationRegistry<{ abandon: () => void }>((held) => held.abandon());
-
-/** How a failed read or a refusal ends the call, as the shared stream pipeline names it. */
-function endOf(error: unknown): CallEnd {
-  return ToolCallOutOfScopeError.isInstance(error)
-    ? "refused"
-    : isAbort(error)
-      ? "aborted"
-      : "failed";
-}
 
 /**
  * Govern a stream of language-model parts (V2, V3 and V4 alike).
