@@ -13,18 +13,21 @@ export const SESSION = "s-1";
 
 export type OpenAIClient = ReturnType<(typeof CLIENTS)[number]["create"]>;
 
-export interface OpenAIAgent extends Harness {
-  /** A client of the major under test, pointed at the loopback server and wrapped for AGENT. */
-  wrapped(options?: Record<string, unknown>): OpenAIClient;
+/** The billing agent's modules on a fresh harness, with readers of its spend and its events. */
+export interface AgentHarness extends Harness {
+  /** The session's spend, once every governed call has settled. */
   snapshot(): ReturnType<Harness["cost"]["snapshot"]>;
+  /** The kinds of the audit events recorded so far, in order. */
   kinds(): string[];
 }
 
-/** The agent's scope and budget on a fresh harness. */
-export async function openAIAgent(
-  engine: TestEngine,
-  client: (typeof CLIENTS)[number],
-): Promise<OpenAIAgent> {
+export interface OpenAIAgent extends AgentHarness {
+  /** A client of the major under test, pointed at the loopback server and wrapped for AGENT. */
+  wrapped(options?: Record<string, unknown>): OpenAIClient;
+}
+
+/** The agent's scope and budget on a fresh harness, for any client. */
+export async function agentHarness(engine: TestEngine): Promise<AgentHarness> {
   const h = await harness(engine);
   h.scope.register({
     agentId: AGENT,
@@ -34,6 +37,21 @@ export async function openAIAgent(
   });
   h.cost.register({ agentId: AGENT, perSessionUsd: 1 });
   return Object.assign(h, {
+    snapshot: async () => {
+      await settled();
+      return h.cost.snapshot(AGENT, SESSION);
+    },
+    kinds: () => h.audit.events.map((event) => event.kind),
+  });
+}
+
+/** The agent with a real OpenAI client of one major wrapped for it. */
+export async function openAIAgent(
+  engine: TestEngine,
+  client: (typeof CLIENTS)[number],
+): Promise<OpenAIAgent> {
+  const h = await agentHarness(engine);
+  return Object.assign(h, {
     wrapped: (options: Record<string, unknown> = {}) =>
       wrapOpenAI(client.create(h.server.baseURL), {
         governance: h.governance,
@@ -41,11 +59,6 @@ export async function openAIAgent(
         sessionId: SESSION,
         ...options,
       }),
-    snapshot: async () => {
-      await settled();
-      return h.cost.snapshot(AGENT, SESSION);
-    },
-    kinds: () => h.audit.events.map((event) => event.kind),
   });
 }
 

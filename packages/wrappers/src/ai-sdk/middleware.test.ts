@@ -3,29 +3,18 @@ import { eventually, recordingAuditSink, rejectionOf, testEngines } from "@gov/c
 import { generateText, wrapLanguageModel } from "ai";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AI_SDKS, expectedUsd } from "../__fixtures__/ai-sdk";
-import { type Harness, harness, versionsOn } from "../__fixtures__/harness";
+import { versionsOn } from "../__fixtures__/harness";
+import { AGENT, type AgentHarness, agentHarness, SESSION } from "../__fixtures__/openai-agent";
 import { chatCompletion, startOpenAIServer } from "../__fixtures__/openai-server";
 import { InvalidWrapperOptionsError, ToolCallOutOfScopeError } from "../errors";
-import { settled } from "../governed-call";
 import { governanceMiddleware } from "./middleware";
-
-const AGENT = "billing-agent";
-const SESSION = "s-1";
 
 describe.each(testEngines())("governanceMiddleware on $name", (engine) => {
   describe.each(versionsOn(engine, AI_SDKS))("with $version", (sdk) => {
     const { generateText, wrapLanguageModel, tool, jsonSchema } = sdk.ai;
-    let h: Harness;
+    let h: AgentHarness;
     beforeEach(async () => {
-      if (!engine.available) return;
-      h = await harness(engine);
-      h.scope.register({
-        agentId: AGENT,
-        allowedTools: ["lookup_invoice"],
-        hiddenTools: ["delete_all"],
-        allowedModels: ["gpt-4o"],
-      });
-      h.cost.register({ agentId: AGENT, perSessionUsd: 1 });
+      if (engine.available) h = await agentHarness(engine);
     });
     afterEach(async () => {
       if (engine.available) await h.close();
@@ -37,13 +26,7 @@ describe.each(testEngines())("governanceMiddleware on $name", (engine) => {
       return wrapLanguageModel({
         model: inner,
         middleware: governanceMiddleware({
-          governance: {
-            halt: h.presence,
-            scope: h.scopePort,
-            cost: h.costPort,
-            audit: h.audit,
-            logger: h.logger,
-          },
+          governance: h.governance,
           agentId: AGENT,
           sessionId: SESSION,
           ...options,
@@ -57,11 +40,8 @@ describe.each(testEngines())("governanceMiddleware on $name", (engine) => {
       wire_money: tool({ description: "Wire money", inputSchema: schema }),
       delete_all: tool({ description: "Delete everything", inputSchema: schema }),
     };
-    const snapshot = async () => {
-      await settled();
-      return h.cost.snapshot(AGENT, SESSION);
-    };
-    const kinds = () => h.audit.events.map((event) => event.kind);
+    const snapshot = () => h.snapshot();
+    const kinds = () => h.kinds();
 
     it.skipIf(!engine.available)(
       "refuses a halted agent before any request reaches the server",

@@ -4,10 +4,10 @@ import { AgentHaltedError } from "@gov/core";
 import { eventually, rejectionOf, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AI_SDKS, expectedUsd } from "../__fixtures__/ai-sdk";
-import { type Harness, harness, versionsOn } from "../__fixtures__/harness";
+import { versionsOn } from "../__fixtures__/harness";
+import { AGENT, type AgentHarness, agentHarness, SESSION } from "../__fixtures__/openai-agent";
 import { chatChunks } from "../__fixtures__/openai-server";
 import { ToolCallOutOfScopeError } from "../errors";
-import { settled } from "../governed-call";
 import { governanceMiddleware } from "./middleware";
 
 /** A full garbage collection (the test process runs without --expose-gc). */
@@ -16,23 +16,12 @@ const collectGarbage = (() => {
   return runInNewContext("gc") as () => void;
 })();
 
-const AGENT = "billing-agent";
-const SESSION = "s-1";
-
 describe.each(testEngines())("governanceMiddleware streams on $name", (engine) => {
   describe.each(versionsOn(engine, AI_SDKS))("with $version", (sdk) => {
     const { streamText, wrapLanguageModel, tool, jsonSchema } = sdk.ai;
-    let h: Harness;
+    let h: AgentHarness;
     beforeEach(async () => {
-      if (!engine.available) return;
-      h = await harness(engine);
-      h.scope.register({
-        agentId: AGENT,
-        allowedTools: ["lookup_invoice"],
-        hiddenTools: ["delete_all"],
-        allowedModels: ["gpt-4o"],
-      });
-      h.cost.register({ agentId: AGENT, perSessionUsd: 1 });
+      if (engine.available) h = await agentHarness(engine);
     });
     afterEach(async () => {
       if (engine.available) await h.close();
@@ -42,13 +31,7 @@ describe.each(testEngines())("governanceMiddleware streams on $name", (engine) =
       return wrapLanguageModel({
         model: sdk.chat(h.server.baseURL),
         middleware: governanceMiddleware({
-          governance: {
-            halt: h.presence,
-            scope: h.scopePort,
-            cost: h.costPort,
-            audit: h.audit,
-            logger: h.logger,
-          },
+          governance: h.governance,
           agentId: AGENT,
           sessionId: SESSION,
           ...options,
@@ -61,11 +44,8 @@ describe.each(testEngines())("governanceMiddleware streams on $name", (engine) =
       lookup_invoice: tool({ description: "Look up an invoice", inputSchema: schema }),
       wire_money: tool({ description: "Wire money", inputSchema: schema }),
     };
-    const snapshot = async () => {
-      await settled();
-      return h.cost.snapshot(AGENT, SESSION);
-    };
-    const kinds = () => h.audit.events.map((event) => event.kind);
+    const snapshot = () => h.snapshot();
+    const kinds = () => h.kinds();
     /** Nothing is held: the reservation was settled (or reconciled), and something was recorded. */
     const nothingHeld = async () => {
       const after = await snapshot();

@@ -8,7 +8,8 @@ import {
 } from "@gov/core/testing";
 import { PriceTable } from "@gov/cost";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { CLIENTS, type Harness, harness, versionsOn } from "../__fixtures__/harness";
+import { CLIENTS, versionsOn } from "../__fixtures__/harness";
+import { AGENT, type AgentHarness, agentHarness, SESSION } from "../__fixtures__/openai-agent";
 import {
   CHAT_USAGE,
   chatChunks,
@@ -18,11 +19,7 @@ import {
   responseEvents,
 } from "../__fixtures__/openai-server";
 import { InvalidWrapperOptionsError, ToolCallOutOfScopeError } from "../errors";
-import { settled } from "../governed-call";
 import { wrapOpenAI } from "./wrap";
-
-const AGENT = "billing-agent";
-const SESSION = "s-1";
 
 /** gpt-4o's rates from the price table, applied part by part. */
 function expectedUsd(): number {
@@ -39,17 +36,9 @@ function expectedUsd(): number {
 
 describe.each(testEngines())("wrapOpenAI on $name", (engine) => {
   describe.each(versionsOn(engine, CLIENTS))("with $major", (client) => {
-    let h: Harness;
+    let h: AgentHarness;
     beforeEach(async () => {
-      if (!engine.available) return;
-      h = await harness(engine);
-      h.scope.register({
-        agentId: AGENT,
-        allowedTools: ["lookup_invoice"],
-        hiddenTools: ["delete_all"],
-        allowedModels: ["gpt-4o"],
-      });
-      h.cost.register({ agentId: AGENT, perSessionUsd: 1 });
+      if (engine.available) h = await agentHarness(engine);
     });
     afterEach(async () => {
       if (engine.available) await h.close();
@@ -62,11 +51,7 @@ describe.each(testEngines())("wrapOpenAI on $name", (engine) => {
       covered = [];
       return wrapOpenAI(openai, {
         governance: {
-          halt: h.presence,
-          scope: h.scopePort,
-          cost: h.costPort,
-          audit: h.audit,
-          logger: h.logger,
+          ...h.governance,
           coverage: {
             record: (agentId: string, name: string, event?: string) =>
               void covered.push(`${agentId}:${name}:${event ?? "call"}`),
@@ -78,11 +63,8 @@ describe.each(testEngines())("wrapOpenAI on $name", (engine) => {
       });
     }
 
-    const snapshot = async () => {
-      await settled();
-      return h.cost.snapshot(AGENT, SESSION);
-    };
-    const kinds = () => h.audit.events.map((event) => event.kind);
+    const snapshot = () => h.snapshot();
+    const kinds = () => h.kinds();
 
     it.skipIf(!engine.available)(
       "records the client as covered when wrapped and on each admitted call",
