@@ -43,6 +43,15 @@ function trackSettlement(agentId: string, sessionId: string, work: Promise<void>
   void work.then(done, done);
 }
 
+/** Result and error events waiting for their `llm.call` receipt before they are logged. */
+const eventsInFlight = new Set<Promise<void>>();
+
+function trackEvent(handedOver: Promise<void>): void {
+  eventsInFlight.add(handedOver);
+  const done = () => eventsInFlight.delete(handedOver);
+  void handedOver.then(done, done);
+}
+
 /** Wait for the settlements of an agent and session that are in flight, if any. */
 async function settlementsOf(agentId: string, sessionId: string): Promise<void> {
   for (;;) {
@@ -64,7 +73,8 @@ async function settlementsOf(agentId: string, sessionId: string): Promise<void> 
  * console.log(await cost.snapshot(agentId, sessionId));
  */
 export async function settled(): Promise<void> {
-  while (inFlight.size > 0) await Promise.all([...inFlight.values()].flatMap((set) => [...set]));
+  while (inFlight.size > 0 || eventsInFlight.size > 0)
+    await Promise.all([...[...inFlight.values()].flatMap((set) => [...set]), ...eventsInFlight]);
 }
 
 /** A model call about to be made. */
@@ -564,8 +574,10 @@ export class GovernedCall {
 
   #logAfterCall(kind: string, metadata: Record<string, unknown>, outputHash?: string): void {
     const { agentId, sessionId } = this.#o;
-    void this.#callEvent.then((receipt) =>
-      this.governor.log({
+    // Written once llm.call has its receipt (its id is the parent); settled() waits for the
+    // hand-over, the next budget check does not.
+    const handedOver = this.#callEvent.then((receipt) => {
+      void this.governor.log({
         agentId,
         kind,
         sessionId,
@@ -579,8 +591,9 @@ export class GovernedCall {
           durationMs: this.#elapsedMs(),
           ...metadata,
         },
-      }),
-    );
+      });
+    });
+    trackEvent(handedOver);
   }
 
   /** Run a settlement after the call returned, tracked for {@link settled}; never rejects. */
