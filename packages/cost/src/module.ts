@@ -38,6 +38,7 @@ import {
   trackSpend,
   trackUsage,
 } from "./settle";
+import { SettlementsInFlight } from "./settling";
 import type { SpoolLine } from "./sql";
 
 /** The longest wait of `flush` (a day). */
@@ -169,6 +170,7 @@ export class CostModule {
         maxBatch: data.maxBatchSize,
         maxInFlight: 2,
       }),
+      settling: new SettlementsInFlight(),
       backlog: new UsageBacklog({
         logger,
         spool,
@@ -258,6 +260,10 @@ export class CostModule {
    *
    * An agent without a registered policy is not checked (a warning is logged once).
    *
+   * A check refused while this process is still writing usage or releases of the same agent
+   * waits for them and checks again (a call's worst case, still reserved, may be what is in
+   * the way); only a refusal that stands after them is thrown and audited.
+   *
    * @returns The reservation, to pass to `trackUsage` / `reconcile`.
    * @throws {AgentHaltedError} the agent is halted.
    * @throws {BudgetExceeded} a cap would be exceeded (audit-logged as `budget.exceeded`).
@@ -286,7 +292,10 @@ export class CostModule {
     sessionId: string,
     options: TrackSpendOptions,
   ): Promise<UsageReceipt> {
-    return trackSpend(this.#runtime, agentId, sessionId, options);
+    return this.#runtime.settling.track(
+      agentId,
+      trackSpend(this.#runtime, agentId, sessionId, options),
+    );
   }
 
   /**
@@ -306,7 +315,10 @@ export class CostModule {
     sessionId: string,
     options: TrackUsageOptions,
   ): Promise<UsageReceipt> {
-    return trackUsage(this.#runtime, agentId, sessionId, options);
+    return this.#runtime.settling.track(
+      agentId,
+      trackUsage(this.#runtime, agentId, sessionId, options),
+    );
   }
 
   /**
@@ -325,7 +337,10 @@ export class CostModule {
     sessionId: string,
     options: ReconcileOptions,
   ): Promise<UsageReceipt> {
-    return reconcileUsage(this.#runtime, agentId, sessionId, options);
+    return this.#runtime.settling.track(
+      agentId,
+      reconcileUsage(this.#runtime, agentId, sessionId, options),
+    );
   }
 
   /**
@@ -337,7 +352,7 @@ export class CostModule {
    * @throws {StoreError} when the store cannot be reached (the reservation then expires by itself).
    */
   async release(...reservationIds: string[]): Promise<number> {
-    return releaseReservations(this.#runtime, reservationIds);
+    return this.#runtime.settling.track(null, releaseReservations(this.#runtime, reservationIds));
   }
 
   /**

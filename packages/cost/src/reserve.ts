@@ -24,6 +24,12 @@ import {
   readCallOptions,
 } from "./validate";
 
+/**
+ * How many times a refused check waits for the settlements in flight and checks again; a
+ * settlement that starts meanwhile can refuse it once more, but not forever.
+ */
+const MAX_RECHECKS = 3;
+
 const CHECK_CONTEXT: HaltCheckContext = Object.freeze({ path: "cost.checkOrRaise" });
 
 const CHECK_OPTIONS = callOptions(
@@ -92,37 +98,49 @@ export async function reserveBudget(
     ttlMs: runtime.options.reservationTtlMs,
     ...capLimitsOf(policy.exact),
   };
-  let result: ReserveResult;
-  try {
-    result = await runtime.reserve.submit(request);
-  } catch (error) {
-    runtime.metrics.checkFailures++;
-    const failOpen = runtime.options.failOpen;
-    runtime.logger.error(
-      failOpen
-        ? "checkOrRaise could not read the budget; the call is let through unchecked (costFailOpen)."
-        : "checkOrRaise could not read the budget; the call is denied (fail-closed).",
-      { agentId, sessionId, error: describeError(error) },
-    );
-    await writeEvidence(runtime, {
-      agentId,
-      sessionId,
-      kind: "budget.check_failed",
-      model: options.model ?? null,
-      metadata: {
-        failOpen,
-        decision: failOpen ? "allowed" : "denied",
-        error: describeError(error),
-        projectedTokens: projection.tokens,
-        projectedUsd: femtoToUsd(projection.femto),
-      },
-    });
-    if (failOpen) {
-      runtime.metrics.failOpenPasses++;
-      return unchecked(true, false);
+  const send = async (): Promise<ReserveResult | BudgetReservation> => {
+    try {
+      return await runtime.reserve.submit(request);
+    } catch (error) {
+      runtime.metrics.checkFailures++;
+      const failOpen = runtime.options.failOpen;
+      runtime.logger.error(
+        failOpen
+          ? "checkOrRaise could not read the budget; the call is let through unchecked (costFailOpen)."
+          : "checkOrRaise could not read the budget; the call is denied (fail-closed).",
+        { agentId, sessionId, error: describeError(error) },
+      );
+      await writeEvidence(runtime, {
+        agentId,
+        sessionId,
+        kind: "budget.check_failed",
+        model: options.model ?? null,
+        metadata: {
+          failOpen,
+          decision: failOpen ? "allowed" : "denied",
+          error: describeError(error),
+          projectedTokens: projection.tokens,
+          projectedUsd: femtoToUsd(projection.femto),
+        },
+      });
+      if (failOpen) {
+        runtime.metrics.failOpenPasses++;
+        return unchecked(true, false);
+      }
+      throw new BudgetCheckFailedError(agentId, sessionId, error);
     }
-    throw new BudgetCheckFailedError(agentId, sessionId, error);
+  };
+  let result = await send();
+  // A refusal may come from reservations that settlements in flight are releasing (the worst
+  // case of a call whose real usage is on its way): wait for them and check again, so that a
+  // check right after a call sees its usage exactly, and only a real breach is refused.
+  for (let again = 0; again < MAX_RECHECKS && "ok" in result && !result.ok; again++) {
+    const settling = runtime.settling.of(agentId);
+    if (settling.length === 0) break;
+    await Promise.all(settling);
+    result = await send();
   }
+  if (!("ok" in result)) return result;
   if (!result.ok) {
     runtime.metrics.exceeded++;
     const cap = result.cap as BudgetCap;

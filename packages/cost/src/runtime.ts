@@ -7,6 +7,7 @@ import type { CostMetrics } from "./models";
 import { rateToUsdPerMillion } from "./money";
 import type { ParsedCostOptions } from "./options";
 import type { PriceBreakdown, PriceTable } from "./price-table";
+import type { SettlementsInFlight } from "./settling";
 import type { ReserveRequest, ReserveResult, SettleItem, SettleResult } from "./sql";
 import type { ProviderUsage } from "./usage";
 import { checkModel } from "./validate";
@@ -33,6 +34,8 @@ export interface CostRuntime {
   readonly metrics: CostMetrics;
   readonly reserve: Batcher<ReserveRequest, ReserveResult>;
   readonly settle: Batcher<SettleItem, SettleResult>;
+  /** Usage records and releases in flight, waited for by a check they may have refused. */
+  readonly settling: SettlementsInFlight;
   readonly backlog: UsageBacklog;
   readonly alerts: AlertDispatcher;
 }

@@ -207,7 +207,11 @@ export async function callBudgetFunction<R>(
       const json = JSON.stringify(batch);
       const rows = await store.query<{ r: R[] }>(
         fn === "reserve"
-          ? sql`select gov_cost.check_and_reserve(${json}::jsonb) as r`
+          ? // A reservation is a hold, not a record of spend: it commits without waiting for the
+            // WAL flush (visible to every other check at once, as any commit). A database crash
+            // can lose the last few; their calls' usage is recorded anyway (as spend with no
+            // reservation to release), so a lost hold never loses money.
+            sql`select gov_cost.check_and_reserve(${json}::jsonb) as r, set_config('synchronous_commit', 'off', true)`
           : sql`select gov_cost.record_usage(${json}::jsonb) as r`,
       );
       return rows[0]?.r ?? [];

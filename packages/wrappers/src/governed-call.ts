@@ -15,56 +15,38 @@ import { ToolCallOutOfScopeError } from "./errors";
 import type { ContentToRedact, ResolvedWrapOptions } from "./options";
 
 /**
- * Settlements still in flight, per agent and session. A call's usage is settled after its
- * response reached the host, not before (the host does not wait for the database); until
- * then the call's reservation holds its worst case, so no budget can be overrun meanwhile,
- * and the next budget check of the same agent and session waits for them, so that it sees
- * the usage exactly.
+ * Settlements still in flight. A call's usage is settled after its response reached the host,
+ * not before (the host does not wait for the database); until then the call's reservation
+ * holds its worst case, so no budget can be overrun meanwhile. The next budget check does not
+ * wait for them: the cost module checks at once and, only when that check is refused, waits
+ * for the settlements it has in flight and checks again, so that a refusal is never caused by
+ * a worst case already known to be smaller.
  */
-const inFlight = new Map<string, Set<Promise<void>>>();
-
-function settlementKey(agentId: string, sessionId: string): string {
-  return `${agentId}\u0000${sessionId}`;
-}
+const settlementsInFlight = new Set<Promise<void>>();
 
 /** Track a settlement (a promise that never rejects) until it is done. */
-function trackSettlement(agentId: string, sessionId: string, work: Promise<void>): void {
-  const key = settlementKey(agentId, sessionId);
-  let pending = inFlight.get(key);
-  if (pending === undefined) {
-    pending = new Set();
-    inFlight.set(key, pending);
-  }
-  pending.add(work);
-  const done = () => {
-    pending.delete(work);
-    if (pending.size === 0 && inFlight.get(key) === pending) inFlight.delete(key);
-  };
+function trackSettlement(work: Promise<void>): void {
+  settlementsInFlight.add(work);
+  const done = () => settlementsInFlight.delete(work);
   void work.then(done, done);
 }
 
-/** Result and error events waiting for their `llm.call` receipt before they are logged. */
-const eventsInFlight = new Set<Promise<void>>();
+/**
+ * Result and error events not yet logged: waiting for their `llm.call` receipt, or for the
+ * audit sink to take them (written, or spooled while the database is away).
+ */
+const eventsInFlight = new Set<Promise<unknown>>();
 
-function trackEvent(handedOver: Promise<void>): void {
-  eventsInFlight.add(handedOver);
-  const done = () => eventsInFlight.delete(handedOver);
-  void handedOver.then(done, done);
-}
-
-/** Wait for the settlements of an agent and session that are in flight, if any. */
-async function settlementsOf(agentId: string, sessionId: string): Promise<void> {
-  for (;;) {
-    const pending = inFlight.get(settlementKey(agentId, sessionId));
-    if (pending === undefined || pending.size === 0) return;
-    await Promise.all(pending);
-  }
+function trackEvent(logged: Promise<unknown>): void {
+  eventsInFlight.add(logged);
+  const done = () => eventsInFlight.delete(logged);
+  void logged.then(done, done);
 }
 
 /**
  * Resolves when every governed call of this process has settled its usage with the cost
- * module and handed its `llm.result` / `llm.error` event to the audit sink (a wrapped call
- * returns to the host before that). Await it before reading spend right after a call, and
+ * module and logged its `llm.result` / `llm.error` event (the audit sink has written or
+ * spooled it); a wrapped call returns to the host before that. Await it before reading spend right after a call, and
  * before closing the modules yourself; `GovernanceSDK.close()` awaits it.
  *
  * @example
@@ -73,8 +55,8 @@ async function settlementsOf(agentId: string, sessionId: string): Promise<void> 
  * console.log(await cost.snapshot(agentId, sessionId));
  */
 export async function settled(): Promise<void> {
-  while (inFlight.size > 0 || eventsInFlight.size > 0)
-    await Promise.all([...[...inFlight.values()].flatMap((set) => [...set]), ...eventsInFlight]);
+  while (settlementsInFlight.size > 0 || eventsInFlight.size > 0)
+    await Promise.all([...settlementsInFlight, ...eventsInFlight]);
 }
 
 /** A model call about to be made. */
@@ -333,8 +315,6 @@ export class Governor {
     );
     const maxTokens = outputCeiling(request);
     if (ports.cost !== null) {
-      // The previous calls' usage first (usually settled while the host read the answer).
-      if (inFlight.size > 0) await settlementsOf(agentId, sessionId);
       const reservation = await ports.cost.checkOrRaise(agentId, sessionId, {
         model: request.model,
         inputTokens,
@@ -574,10 +554,9 @@ export class GovernedCall {
 
   #logAfterCall(kind: string, metadata: Record<string, unknown>, outputHash?: string): void {
     const { agentId, sessionId } = this.#o;
-    // Written once llm.call has its receipt (its id is the parent); settled() waits for the
-    // hand-over, the next budget check does not.
-    const handedOver = this.#callEvent.then((receipt) => {
-      void this.governor.log({
+    // Written once llm.call has its receipt (its id is the parent); settled() waits for it.
+    const logged = this.#callEvent.then((receipt) =>
+      this.governor.log({
         agentId,
         kind,
         sessionId,
@@ -591,18 +570,17 @@ export class GovernedCall {
           durationMs: this.#elapsedMs(),
           ...metadata,
         },
-      });
-    });
-    trackEvent(handedOver);
+      }),
+    );
+    trackEvent(logged);
   }
 
   /** Run a settlement after the call returned, tracked for {@link settled}; never rejects. */
   #inBackground(work: () => Promise<void>): void {
-    const { agentId, sessionId } = this.#o;
     const running = work().catch((error: unknown) =>
       this.governor.report("could not settle a model call.", error),
     );
-    trackSettlement(agentId, sessionId, running);
+    trackSettlement(running);
   }
 
   /**
@@ -631,7 +609,7 @@ export class GovernedCall {
 
   /**
    * Step 4: settle the usage and write `llm.result`, after the host has the response (tracked
-   * for {@link settled}; the next budget check of the agent and session waits for it). A
+   * for {@link settled}; a budget check it would refuse waits for it in the cost module). A
    * response without usage is charged the call's worst case (the input estimate and the
    * output ceiling). What is recorded is read now: the host may change the response later.
    * Never throws.

@@ -3,6 +3,7 @@
  * guard, and stores that are down.
  * @module
  */
+import { PgDialect } from "drizzle-orm/pg-core";
 import { AgentHaltedError } from "../errors";
 import type { LogFields, Logger, LogLevel } from "../logger";
 import type { AuditEventInput, AuditSink, HaltCheckContext, HaltGuard } from "../ports";
@@ -179,5 +180,51 @@ export function flakyStore(store: Store): { store: Store; setDown(down: boolean)
     setDown: (value) => {
       down = value;
     },
+  };
+}
+
+/** A store whose matching statements can be held at a gate ({@link gatedStore}). */
+export interface GatedStore {
+  store: Store;
+  /** Hold every statement whose text matches from now on, until the returned function is called. */
+  hold(): () => void;
+  /** Statements held so far. */
+  held(): number;
+}
+
+/**
+ * A store whose statements matching `pattern` (their SQL text) wait while the gate is held;
+ * everything else goes straight through. For tests that need a write to be in flight at a
+ * known moment (a usage record still on its way when the next check runs).
+ */
+export function gatedStore(store: Store, pattern: RegExp): GatedStore {
+  const dialect = new PgDialect();
+  let gate: Promise<void> | null = null;
+  let held = 0;
+  const wrapped: Store = Object.create(store, {
+    query: {
+      value: async (query: Parameters<Store["query"]>[0]) => {
+        if (gate !== null && pattern.test(dialect.sqlToQuery(query).sql)) {
+          held++;
+          await gate;
+        }
+        return store.query(query);
+      },
+    },
+  });
+  return {
+    store: wrapped,
+    hold: () => {
+      let open: () => void = () => undefined;
+      const current = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      gate = current;
+      return () => {
+        if (gate === current) gate = null;
+        open();
+      };
+    },
+    held: () => held,
   };
 }

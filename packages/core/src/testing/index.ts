@@ -37,6 +37,8 @@ export {
 } from "./error-classes";
 export {
   flakyStore,
+  type GatedStore,
+  gatedStore,
   type RecordedLogLine,
   type RecordingAuditSinkOptions,
   recordingAuditSink,

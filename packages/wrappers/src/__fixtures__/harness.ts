@@ -2,6 +2,7 @@ import Anthropic1 from "@anthropic-ai/sdk";
 import { type BudgetGuard, ChainKey, Keyring, type ScopeGuard, systemClock } from "@gov/core";
 import {
   createTestStore,
+  gatedStore,
   recordingAuditSink,
   recordingLogger,
   type TestEngine,
@@ -10,6 +11,7 @@ import { CostModule, costMigrations } from "@gov/cost";
 import { PresenceModule, presenceMigrations } from "@gov/presence";
 import { ScopeModule, scopeMigrations } from "@gov/scope";
 import Anthropic0 from "anthropic-v0";
+import AnthropicFetch from "anthropic-v0-fetch";
 import OpenAI6 from "openai";
 import OpenAI4 from "openai-v4";
 import { settled } from "../governed-call";
@@ -29,17 +31,33 @@ export const CLIENTS = [
   },
 ] as const;
 
-/** The two majors of the real Anthropic client under test (both have the `middleware` option). */
+/**
+ * The real Anthropic clients under test: the two majors that have the `middleware` option
+ * (governed through it), and the oldest version the wrapper supports, which has not (governed
+ * around its `fetch`).
+ */
 export const ANTHROPIC_CLIENTS = [
   {
     major: "@anthropic-ai/sdk@1",
+    via: "middleware",
     create: (baseURL: string) => new Anthropic1({ apiKey: "sk-ant-test", baseURL, maxRetries: 0 }),
   },
-  // Typed as the newest major so that one test body serves both; at run time it is 0.x.
+  // Typed as the newest major so that one test body serves all; at run time it is 0.x.
   {
     major: "@anthropic-ai/sdk@0",
+    via: "middleware",
     create: (baseURL: string) =>
       new Anthropic0({ apiKey: "sk-ant-test", baseURL, maxRetries: 0 }) as unknown as Anthropic1,
+  },
+  {
+    major: "@anthropic-ai/sdk@0.50",
+    via: "fetch",
+    create: (baseURL: string) =>
+      new AnthropicFetch({
+        apiKey: "sk-ant-test",
+        baseURL,
+        maxRetries: 0,
+      }) as unknown as Anthropic1,
   },
 ] as const;
 
@@ -52,6 +70,11 @@ export interface Harness<Server extends { close(): Promise<void> } = OpenAIServe
   cost: CostModule;
   /** The cost module as the wrappers' port. */
   costPort: BudgetGuard;
+  /**
+   * Hold the cost module's usage records at the database from now on (they are in flight in
+   * the module, as a slow write would be) until the returned function is called.
+   */
+  holdUsageRecords(): () => void;
   audit: ReturnType<typeof recordingAuditSink>;
   logger: ReturnType<typeof recordingLogger>;
   /** The modules as a wrapper's `governance` ports: halt, scope, cost, audit and logger. */
@@ -81,8 +104,9 @@ export async function harness<Server extends { close(): Promise<void> } = OpenAI
   await presence.start();
   const scope = new ScopeModule({ ...context, halt: presence });
   await scope.start();
+  const costStore = gatedStore(store, /record_usage/);
   const cost = new CostModule(
-    { ...context, halt: presence },
+    { ...context, store: costStore.store, halt: presence },
     { sweepIntervalMs: null, spoolDirectory: null },
   );
   await cost.start();
@@ -96,6 +120,7 @@ export async function harness<Server extends { close(): Promise<void> } = OpenAI
     scopePort,
     cost,
     costPort,
+    holdUsageRecords: costStore.hold,
     audit,
     logger,
     governance: { halt: presence, scope: scopePort, cost: costPort, audit, logger },

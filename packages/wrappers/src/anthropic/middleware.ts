@@ -104,8 +104,20 @@ async function failedWithStatus(call: GovernedCall, response: Response): Promise
   call.failed(new AnthropicApiError(response.status, type));
 }
 
+/**
+ * What to do with a refusal found in a whole Message (a tool call outside scope with
+ * `onToolOutOfScope: "throw"`, or a halt meanwhile): the middleware throws it; the `fetch`
+ * path returns it as the response body's error, so that the client does not take it for a
+ * connection failure (and retry the call).
+ */
+export type RefusalInResponse = (error: unknown) => Response;
+
 /** A whole Message: tool calls checked, usage settled, the body passed on (changed if need be). */
-async function governedMessage(call: GovernedCall, response: Response): Promise<Response> {
+async function governedMessage(
+  call: GovernedCall,
+  response: Response,
+  refused: RefusalInResponse,
+): Promise<Response> {
   let text: string;
   try {
     text = await response.text();
@@ -129,7 +141,7 @@ async function governedMessage(call: GovernedCall, response: Response): Promise<
   } catch (error) {
     // A refused tool call (or a halt meanwhile): the usage is still settled.
     call.succeeded({ usage: usageOf(message.usage), finishReason: null }, "refused");
-    throw error;
+    return refused(error);
   }
   call.succeeded({
     usage: usageOf(message.usage),
@@ -140,68 +152,110 @@ async function governedMessage(call: GovernedCall, response: Response): Promise<
   return withBody(response, removed.length > 0 ? JSON.stringify(message) : text);
 }
 
+/** A request admitted (step 1 done, `llm.call` handed over), or one that is not governed. */
+export interface AdmittedRequest {
+  /** The Messages call; null for other requests (batches, count_tokens, …), sent as they are. */
+  call: GovernedCall | null;
+  /** The request to send: the hidden tools taken out, when there were any. */
+  sent: AnthropicHttpRequest;
+  stream: boolean;
+}
+
+/**
+ * Step 1 for one HTTP attempt: a Messages call admitted (halt, scope, tools, budget), any
+ * other request halt-checked only. Nothing is sent.
+ *
+ * @throws {AgentHaltedError} · the scope module's refusals · `BudgetExceeded` ·
+ *   {@link InvalidWrapperOptionsError}; nothing was reserved.
+ */
+export async function admitRequest(
+  governor: Governor,
+  request: AnthropicHttpRequest,
+  context: { options?: { body?: unknown; middleware?: unknown } | undefined } = {},
+): Promise<AdmittedRequest> {
+  if (!isMessagesCall(request)) {
+    // batches, count_tokens, files, models: not governed, but never sent for a halted agent
+    await governor.options.ports.halt.assertAlive(governor.options.agentId, {
+      path: "anthropic.http",
+    });
+    return { call: null, sent: request, stream: false };
+  }
+  const perRequest = context.options?.middleware;
+  if (Array.isArray(perRequest) && perRequest.length > 0)
+    throw new InvalidWrapperOptionsError(
+      "options.middleware",
+      "runs after governance, so it could change a request governance already admitted; a governed client does not accept per-request middleware on a Messages call.",
+      "Add it to a copy instead: client.withOptions({ middleware: [yours] }) keeps governance last.",
+    );
+  const read = bodyOf(request, context);
+  const body = await withScopedMcpServers(governor, read);
+  const stream = body.stream === true;
+  const maxTokens = maxTokensOf(body);
+  const offered = await withoutUnscopedProviderTools(
+    governor,
+    namedTools(body.tools),
+    runsAtProvider,
+  );
+  const { call, tools } = await governor.admit(
+    {
+      operation: operationOf(request),
+      model: body.model as string,
+      ...(maxTokens === undefined ? {} : { maxTokens }),
+      stream,
+      input: { system: body.system, messages: body.messages },
+    },
+    offered,
+  );
+  let sent = request;
+  const sentBody = withTools(body, tools);
+  if (sentBody !== read) {
+    const headers = new Headers(request.headers);
+    headers.delete("content-length");
+    sent = { ...request, headers, body: JSON.stringify(sentBody) };
+  }
+  return { call, sent, stream };
+}
+
+/**
+ * Steps 3 to 5 for an admitted request: send it, and govern what comes back (an error
+ * status, a whole Message, or an event stream).
+ */
+export async function governedResponse(
+  admitted: AdmittedRequest,
+  send: (request: AnthropicHttpRequest) => Promise<Response>,
+  refused: RefusalInResponse,
+): Promise<Response> {
+  const { call, sent, stream } = admitted;
+  if (call === null) return send(sent);
+  let response: Response;
+  try {
+    response = await send(sent);
+  } catch (error) {
+    call.failed(error);
+    throw error;
+  }
+  if (!response.ok) {
+    await failedWithStatus(call, response);
+    return response;
+  }
+  const type = response.headers.get("content-type") ?? "";
+  if (stream && type.includes("text/event-stream"))
+    return governedMessageStream(call, response, sent.signal);
+  return governedMessage(call, response, refused);
+}
+
+/** The middleware's way with a refusal in a whole Message: thrown to the caller as it is. */
+const rethrow: RefusalInResponse = (error) => {
+  throw error;
+};
+
 /**
  * The middleware that governs one wrapped client's Messages calls, each HTTP attempt on its own
  * (a retry is admitted again: a halt between attempts stops it).
  */
 export function governanceMiddleware(governor: Governor): AnthropicMiddleware {
-  const middleware: AnthropicMiddleware = async (request, next, context = {}) => {
-    if (!isMessagesCall(request)) {
-      // batches, count_tokens, files, models: not governed, but never sent for a halted agent
-      await governor.options.ports.halt.assertAlive(governor.options.agentId, {
-        path: "anthropic.http",
-      });
-      return next(request);
-    }
-    const perRequest = context.options?.middleware;
-    if (Array.isArray(perRequest) && perRequest.length > 0)
-      throw new InvalidWrapperOptionsError(
-        "options.middleware",
-        "runs after governance, so it could change a request governance already admitted; a governed client does not accept per-request middleware on a Messages call.",
-        "Add it to a copy instead: client.withOptions({ middleware: [yours] }) keeps governance last.",
-      );
-    const read = bodyOf(request, context);
-    const body = await withScopedMcpServers(governor, read);
-    const stream = body.stream === true;
-    const maxTokens = maxTokensOf(body);
-    const offered = await withoutUnscopedProviderTools(
-      governor,
-      namedTools(body.tools),
-      runsAtProvider,
-    );
-    const { call, tools } = await governor.admit(
-      {
-        operation: operationOf(request),
-        model: body.model as string,
-        ...(maxTokens === undefined ? {} : { maxTokens }),
-        stream,
-        input: { system: body.system, messages: body.messages },
-      },
-      offered,
-    );
-    let sent = request;
-    const sentBody = withTools(body, tools);
-    if (sentBody !== read) {
-      const headers = new Headers(request.headers);
-      headers.delete("content-length");
-      sent = { ...request, headers, body: JSON.stringify(sentBody) };
-    }
-    let response: Response;
-    try {
-      response = await next(sent);
-    } catch (error) {
-      call.failed(error);
-      throw error;
-    }
-    if (!response.ok) {
-      await failedWithStatus(call, response);
-      return response;
-    }
-    const type = response.headers.get("content-type") ?? "";
-    if (stream && type.includes("text/event-stream"))
-      return governedMessageStream(call, response, request.signal);
-    return governedMessage(call, response);
-  };
+  const middleware: AnthropicMiddleware = async (request, next, context = {}) =>
+    governedResponse(await admitRequest(governor, request, context), next, rethrow);
   Object.defineProperty(middleware, GOVERNED, {
     value: governor.options.agentId,
     enumerable: false,

@@ -4,18 +4,19 @@
  * hidden tool's name (issue 14's attack, breaks 2, 5, 10, 26, 29).
  */
 import { AgentHaltedError } from "@gov/core";
-import { testEngines } from "@gov/core/testing";
+import { eventually, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   AGENT,
   type AnthropicHarness,
   anthropicHarness,
   ask,
+  SESSION,
 } from "../__fixtures__/anthropic-harness";
 import { MODEL, message } from "../__fixtures__/anthropic-server";
 import { ANTHROPIC_CLIENTS, versionsOn } from "../__fixtures__/harness";
 import { attempt } from "../__fixtures__/openai-agent";
-import { InvalidWrapperOptionsError } from "../errors";
+import { InvalidWrapperOptionsError, ToolCallOutOfScopeError } from "../errors";
 import { wrapAnthropic } from "./wrap";
 
 const tool = (name: string) => ({ name, input_schema: { type: "object" as const } });
@@ -40,7 +41,7 @@ describe.each(testEngines())("Anthropic requests on $name", (engine) => {
     // `withOptions({ middleware: [logging] })` replaces the list and drops governance. A
     // halted agent's call through the copy reaches the server. Expected: the copy is governed
     // (or the README says it is not, and how to keep it).
-    it.skipIf(!engine.available)(
+    it.skipIf(!engine.available || client.via !== "middleware")(
       "governs a withOptions() copy that brings its own middleware",
       async () => {
         h.server.reply = () => ({ json: message() });
@@ -58,31 +59,34 @@ describe.each(testEngines())("Anthropic requests on $name", (engine) => {
     // rewrites the model, and a model outside `allowedModels` reaches the server, budgeted at
     // the admitted model's price. Expected: governance sees the request as it leaves (or
     // refuses calls with per-request middleware).
-    it.skipIf(!engine.available)("governs the request a per-request middleware sends", async () => {
-      h.server.reply = () => ({ json: message() });
-      const anthropic = h.wrapped();
-      const swapModel = async (
-        request: { body?: unknown },
-        next: (request: unknown) => Promise<Response>,
-      ) =>
-        next({
-          ...request,
-          body: JSON.stringify({
-            ...JSON.parse(String(request.body)),
-            model: "claude-opus-4-1",
-          }),
-        });
-      const error = await attempt(() =>
-        anthropic.messages.create({ model: MODEL, ...ask }, {
-          middleware: [swapModel],
-        } as never),
-      );
-      expect(InvalidWrapperOptionsError.isInstance(error)).toBe(true);
-      expect(h.server.received).toEqual([]);
-      expect(h.server.received.map((request) => request.body.model)).not.toContain(
-        "claude-opus-4-1",
-      );
-    });
+    it.skipIf(!engine.available || client.via !== "middleware")(
+      "governs the request a per-request middleware sends",
+      async () => {
+        h.server.reply = () => ({ json: message() });
+        const anthropic = h.wrapped();
+        const swapModel = async (
+          request: { body?: unknown },
+          next: (request: unknown) => Promise<Response>,
+        ) =>
+          next({
+            ...request,
+            body: JSON.stringify({
+              ...JSON.parse(String(request.body)),
+              model: "claude-opus-4-1",
+            }),
+          });
+        const error = await attempt(() =>
+          anthropic.messages.create({ model: MODEL, ...ask }, {
+            middleware: [swapModel],
+          } as never),
+        );
+        expect(InvalidWrapperOptionsError.isInstance(error)).toBe(true);
+        expect(h.server.received).toEqual([]);
+        expect(h.server.received.map((request) => request.body.model)).not.toContain(
+          "claude-opus-4-1",
+        );
+      },
+    );
 
     // Guards against: only `POST /v1/messages` is governed. `messages.batches.create` sends a batch of
     // Messages requests — each with its model, tools and max_tokens — that Anthropic runs
@@ -192,7 +196,7 @@ describe.each(testEngines())("Anthropic requests on $name", (engine) => {
       },
     );
 
-    it.skipIf(!engine.available)(
+    it.skipIf(!engine.available || client.via !== "middleware")(
       "refuses to wrap a client again for another agent, and keeps governance last in copies",
       async () => {
         const anthropic = h.wrapped();
@@ -206,6 +210,111 @@ describe.each(testEngines())("Anthropic requests on $name", (engine) => {
         expect(copy.middleware).toEqual([passThrough, governance]);
         const again = copy.withOptions({ middleware: [governance, passThrough] } as never);
         expect(again.middleware).toEqual([passThrough, governance]);
+      },
+    );
+
+    // Guards against: a client without the middleware option (before 0.101.0) governed around its
+    // `fetch`, but a copy made with its own `fetch` (or a copy of a copy) sends around it.
+    it.skipIf(!engine.available || client.via !== "fetch")(
+      "governs withOptions() copies that bring their own fetch, and copies of copies",
+      async () => {
+        h.server.reply = () => ({ json: message() });
+        const anthropic = h.wrapped();
+        await h.presence.halt(AGENT, { haltedBy: "ops", reason: "review" });
+        const own = (url: string, init: RequestInit) => fetch(url, init);
+        const copy = anthropic.withOptions({ fetch: own } as never);
+        const copies = [copy, copy.withOptions({ fetch: own } as never), copy.withOptions({})];
+        for (const each of copies) {
+          const error = await attempt(() => each.messages.create({ model: MODEL, ...ask }));
+          expect(AgentHaltedError.isInstance(error)).toBe(true);
+        }
+        expect(h.server.received).toEqual([]);
+      },
+    );
+
+    it.skipIf(!engine.available || client.via !== "fetch")(
+      "refuses to wrap a fetch-governed client again for another agent",
+      async () => {
+        const anthropic = h.wrapped();
+        const governed = (anthropic as unknown as { fetch: unknown }).fetch;
+        const error = await attempt(() =>
+          wrapAnthropic(anthropic, { governance: h.governance, agentId: "other-agent" }),
+        );
+        expect(InvalidWrapperOptionsError.isInstance(error)).toBe(true);
+        expect((anthropic as unknown as { fetch: unknown }).fetch).toBe(governed);
+        wrapAnthropic(anthropic, { governance: h.governance, agentId: AGENT });
+        expect((anthropic as unknown as { fetch: unknown }).fetch).toBe(governed);
+        expect(h.logger.lines.filter((line) => line.level === "warn")).toHaveLength(1);
+        await eventually(() => h.event("wrapper.registered") !== undefined);
+        expect(h.event("wrapper.registered")?.metadata).toMatchObject({ via: "fetch" });
+      },
+    );
+
+    // Guards against: a client before 0.101.0 takes what its `fetch` throws for a connection failure:
+    // a refusal thrown there reaches the caller wrapped in `APIConnectionError`, and the
+    // client retries it (admitted again, and — for a refused tool call — the model called and
+    // paid for again). Expected: refusals reach the caller as they are, with no retry.
+    it.skipIf(!engine.available || client.via !== "fetch")(
+      "passes refusals to the caller as they are, never retried by the client",
+      async () => {
+        const Client = client.create(h.server.baseURL).constructor as new (
+          options: object,
+        ) => ReturnType<typeof client.create>;
+        const retrying = () =>
+          wrapAnthropic(
+            new Client({ apiKey: "sk-ant-test", baseURL: h.server.baseURL, maxRetries: 2 }),
+            {
+              governance: h.governance,
+              agentId: AGENT,
+              sessionId: SESSION,
+              onToolOutOfScope: "throw",
+            },
+          );
+        h.server.reply = () => ({ json: message({ toolUses: ["wire_money"] }) });
+        const refused = await attempt(() => retrying().messages.create({ model: MODEL, ...ask }));
+        expect(ToolCallOutOfScopeError.isInstance(refused)).toBe(true);
+        expect(h.server.received).toHaveLength(1);
+        await h.presence.halt(AGENT, { haltedBy: "ops", reason: "review" });
+        const halted = await attempt(() => retrying().messages.create({ model: MODEL, ...ask }));
+        expect(AgentHaltedError.isInstance(halted)).toBe(true);
+        expect(h.server.received).toHaveLength(1);
+        expect(h.kinds().filter((kind) => kind === "llm.call")).toHaveLength(1);
+      },
+    );
+
+    // Guards against: a call aborted by the caller while it was being admitted: the client checks
+    // the signal after its `prepareRequest` hook and never calls `fetch`, so the reservation
+    // made in the hook is never settled (held until it expires).
+    it.skipIf(!engine.available || client.via !== "fetch")(
+      "releases the reservation of a call aborted while it was admitted",
+      async () => {
+        let open: () => void = () => undefined;
+        const gate = new Promise<void>((resolve) => {
+          open = resolve;
+        });
+        const halt = {
+          assertAlive: async (agentId: string, context: { path: string }) => {
+            await h.presence.assertAlive(agentId, context);
+            if (context.path === "anthropic.messages.create") await gate;
+          },
+        };
+        const anthropic = wrapAnthropic(client.create(h.server.baseURL), {
+          governance: { ...h.governance, halt },
+          agentId: AGENT,
+          sessionId: SESSION,
+        });
+        const controller = new AbortController();
+        const call = attempt(() =>
+          anthropic.messages.create({ model: MODEL, ...ask }, { signal: controller.signal }),
+        );
+        await eventually(() => h.kinds().includes("wrapper.registered"));
+        controller.abort();
+        open();
+        const error = (await call) as Error;
+        expect(error?.constructor.name).toBe("APIUserAbortError");
+        expect(h.server.received).toEqual([]);
+        const after = await h.snapshot();
+        expect(after.sessionUsdReserved).toBe(0);
       },
     );
 

@@ -302,7 +302,11 @@ describe.each(testEngines())("wrapAnthropic on $name", (engine) => {
     it.skipIf(!engine.available)("governs messages.parse and beta.messages.create", async () => {
       h.server.reply = () => ({ json: message({ text: '{"ok":true}' }) });
       const anthropic = h.wrapped();
-      const parsed = await anthropic.messages.parse({ model: MODEL, ...ask });
+      // messages.parse came with 0.6x: the oldest client governed sends a create instead
+      const parsed =
+        typeof anthropic.messages.parse === "function"
+          ? await anthropic.messages.parse({ model: MODEL, ...ask })
+          : await anthropic.messages.create({ model: MODEL, ...ask });
       expect(parsed.content[0]).toMatchObject({ type: "text", text: '{"ok":true}' });
       await anthropic.beta.messages.create({ model: MODEL, ...ask });
       // 0.x marks beta calls with ?beta=true; 1.x sends them like the others
@@ -325,10 +329,11 @@ describe.each(testEngines())("wrapAnthropic on $name", (engine) => {
     it.skipIf(!engine.available)(
       "never lets concurrent calls jointly exceed a tight budget",
       async () => {
-        // each call reserves 1000 output tokens at $15/M (and its input): only a few fit in $0.05
+        // each call reserves 1000 output tokens at $15/M (and its input), and uses them: only a
+        // few fit in $0.05, whether admitted together or after the others' usage is known
         h.cost.register({ agentId: AGENT, perSessionUsd: 0.05 });
         h.server.reply = () => ({
-          json: message({ usage: { input_tokens: 10, output_tokens: 10 } }),
+          json: message({ usage: { input_tokens: 10, output_tokens: 1000 } }),
         });
         const anthropic = h.wrapped();
         const results = await Promise.allSettled(
@@ -374,11 +379,11 @@ describe("wrapAnthropic's options", () => {
     expect(client.middleware).toEqual([]);
   });
 
-  it("refuses what is not an Anthropic client with the middleware option", () => {
+  it("refuses what is not an Anthropic client with the middleware option or a fetch", () => {
     expect(() => wrapAnthropic({ chat: {} }, { governance: {}, agentId: "a" })).toThrow(
       InvalidWrapperOptionsError,
     );
-    // a client from before 0.101.0 has messages.create but no middleware list
+    // a client from before 0.50.0 has messages.create but neither a middleware list nor a fetch
     const old = { messages: { create: () => undefined } };
     const error = (() => {
       try {
@@ -388,7 +393,7 @@ describe("wrapAnthropic's options", () => {
       }
     })();
     expect(InvalidWrapperOptionsError.isInstance(error)).toBe(true);
-    expect(error?.message).toContain("0.101.0");
+    expect(error?.message).toContain("0.50.0");
   });
 
   it("wraps in place, once (withOptions copies included); a second wrap warns and changes nothing", async () => {

@@ -3,10 +3,14 @@ import { Governor } from "../governed-call";
 import { resolveWrapOptions, type WrapOptions } from "../options";
 import { isObject } from "../shapes";
 import {
+  type AdmittedRequest,
   type AnthropicMiddleware,
+  admitRequest,
   GOVERNED,
   governanceMiddleware,
+  governedResponse,
   isGovernanceMiddleware,
+  type RefusalInResponse,
 } from "./middleware";
 
 /** What `llm.call` names the calls the middleware governs (beta: 0.x marks them on the wire). */
@@ -22,33 +26,39 @@ export type WrapAnthropicOptions = WrapOptions;
 
 /**
  * The part of an `Anthropic` client the wrapper uses: `messages.create`, and the `middleware`
- * list the client runs around every HTTP request (`@anthropic-ai/sdk` 0.101.0 and later).
+ * list the client runs around every HTTP request (`@anthropic-ai/sdk` 0.101.0 and later) or,
+ * before that, the `fetch` it sends them through.
  */
 export interface AnthropicClientLike {
   messages?: { create: (...args: never[]) => unknown };
   middleware?: readonly unknown[];
+  /** The `fetch` the client sends every HTTP attempt through (governed on 0.50 – 0.100). */
+  fetch?: (url: string, init?: RequestInit) => Promise<Response>;
   /** A copy of the client with other options (governed too, governance last). */
   withOptions?: (options: never) => unknown;
 }
 
 /**
- * Govern an `Anthropic` client (`@anthropic-ai/sdk` 0.101.0 and later, 1.x included) in place:
+ * Govern an `Anthropic` client (`@anthropic-ai/sdk` 0.50.0 and later, 1.x included) in place:
  * every Messages call it makes — `messages.create` (plain and `stream: true`),
  * `messages.stream`, `messages.parse`, `beta.messages.*`, the tool runner — is halt-checked,
- * scoped, budgeted and audited. Governance is added to the client's own `middleware` (last,
- * so that it sees the request as it leaves); copies made with `withOptions()` afterwards are
- * governed too, also when they bring their own `middleware` (governance stays last). A
- * Messages call with per-request `middleware` is refused (it would run after governance).
- * Returns the same client; existing references keep working. Wrapping a client again for the
- * same agent changes nothing (a warning is logged).
+ * scoped, budgeted and audited. From 0.101.0 on, governance is added to the client's own
+ * `middleware` (last, so that it sees the request as it leaves); copies made with
+ * `withOptions()` afterwards are governed too, also when they bring their own `middleware`
+ * (governance stays last), and a Messages call with per-request `middleware` is refused (it
+ * would run after governance). Before 0.101.0 (no `middleware` option) the same governance
+ * runs around the client's `fetch`, through which it sends every HTTP attempt; copies made
+ * with `withOptions()` are governed too, also when they bring their own `fetch`. Returns the
+ * same client; existing references keep working. Wrapping a client again for the same agent
+ * changes nothing (a warning is logged).
  *
  * @example
  * ```ts
  * const anthropic = wrapAnthropic(new Anthropic(), { governance: sdk, agentId: "billing-agent" });
  * ```
- * @throws {InvalidWrapperOptionsError} a client that is not an Anthropic client, one older than
- *   0.101.0 (no middleware), one already wrapped for another agent, or bad options; nothing
- *   was wrapped.
+ * @throws {InvalidWrapperOptionsError} a client that is not an Anthropic client (or one older
+ *   than 0.50.0, which has neither `middleware` nor a `fetch` of its own), one already wrapped
+ *   for another agent, or bad options; nothing was wrapped.
  */
 export function wrapAnthropic<Client extends object>(
   client: Client,
@@ -62,16 +72,17 @@ export function wrapAnthropic<Client extends object>(
       "is not an Anthropic client: it has no messages.create.",
       "Pass the client of the @anthropic-ai/sdk package: wrapAnthropic(new Anthropic(), { governance, agentId }).",
     );
-  if (!Array.isArray(target.middleware))
+  const viaMiddleware = Array.isArray(target.middleware);
+  if (!viaMiddleware && typeof target.fetch !== "function")
     throw new InvalidWrapperOptionsError(
       "client",
-      "is an @anthropic-ai/sdk client without the middleware option (a version before 0.101.0), through which the wrapper governs its calls.",
-      "Upgrade @anthropic-ai/sdk to 0.101.0 or later (any 1.x).",
+      "is an @anthropic-ai/sdk client with neither the middleware option nor a fetch of its own (a version before 0.50.0), through which the wrapper governs its calls.",
+      "Upgrade @anthropic-ai/sdk to 0.50.0 or later (0.101.0 or any 1.x governs through its middleware).",
     );
   const resolved = resolveWrapOptions(options);
-  const existing = target.middleware.find(isGovernanceMiddleware) as
-    | { [GOVERNED]?: string }
-    | undefined;
+  const existing = (
+    viaMiddleware ? target.middleware?.find(isGovernanceMiddleware) : governedFetchOf(target)
+  ) as { [GOVERNED]?: string } | undefined;
   if (existing !== undefined) {
     if (existing[GOVERNED] !== resolved.agentId)
       throw new InvalidWrapperOptionsError(
@@ -89,9 +100,120 @@ export function wrapAnthropic<Client extends object>(
     return client;
   }
   const governor = new Governor(resolved, "anthropic");
-  govern(target, governanceMiddleware(governor));
-  governor.registered({ via: "middleware", operations: OPERATIONS });
+  const middleware = governanceMiddleware(governor);
+  if (viaMiddleware) govern(target, middleware);
+  else governFetch(target as AnthropicClientLike & Record<string, unknown>, governor);
+  governor.registered({ via: viaMiddleware ? "middleware" : "fetch", operations: OPERATIONS });
   return client;
+}
+
+/** The client's `fetch` when it is already governed (by any copy of this package), else undefined. */
+function governedFetchOf(target: AnthropicClientLike): unknown {
+  return isGovernanceMiddleware(target.fetch) ? target.fetch : undefined;
+}
+
+/** Where `prepareRequest` leaves the admitted request for `fetch` (copied with the init). */
+const ADMITTED = Symbol("@gov/wrappers.anthropic.admitted");
+
+/** An admitted request on its way from `prepareRequest` to `fetch`. */
+interface Prepared {
+  admitted: AdmittedRequest;
+  /** Stop watching the caller's signal (the request reached `fetch`). */
+  dispatched(): void;
+}
+
+/**
+ * In the `fetch` path, a refusal found in a whole Message is the response body's error: the
+ * client reads the body and throws it to the caller as it is (thrown from `fetch`, it would be
+ * taken for a connection failure and the call retried).
+ */
+const refusedInBody: RefusalInResponse = (error) =>
+  new Response(
+    new ReadableStream({
+      start(controller) {
+        controller.error(error);
+      },
+    }),
+    { status: 200, headers: { "content-type": "application/json" } },
+  );
+
+/** Mark a function as this package's governance for an agent (as the middleware is). */
+function marked<F extends object>(fn: F, agentId: string): F {
+  Object.defineProperty(fn, GOVERNED, { value: agentId, enumerable: false });
+  return fn;
+}
+
+/**
+ * Clients before 0.101.0 (no `middleware` option): each HTTP attempt is admitted in the
+ * client's `prepareRequest` hook — before its `fetch`, whose errors it takes for connection
+ * failures and retries, so that a refusal reaches the caller as it is — and sent and governed
+ * in its `fetch`. `withOptions` copies get the same (a copy inherits the governed `fetch`
+ * unless it is given its own; its `prepareRequest` is the class's).
+ */
+function governFetch(
+  target: AnthropicClientLike & Record<string, unknown>,
+  governor: Governor,
+): void {
+  const agentId = governor.options.agentId;
+  const send = target.fetch;
+  if (typeof send === "function" && !isGovernanceMiddleware(send)) {
+    target.fetch = marked(async (url: string | URL, init: RequestInit = {}) => {
+      const { [ADMITTED]: prepared, ...rest } = init as RequestInit & { [ADMITTED]?: Prepared };
+      const request = { ...rest, url: String(url), headers: new Headers(rest.headers) };
+      // Not prepared (a request that did not pass prepareRequest): admitted here; a refusal
+      // then reaches the caller as the cause of the client's connection error.
+      const admitted = prepared?.admitted ?? (await admitRequest(governor, request));
+      prepared?.dispatched();
+      return governedResponse(
+        { ...admitted, sent: request },
+        ({ url: sentUrl, ...sent }) => send.call(undefined, sentUrl, sent),
+        refusedInBody,
+      );
+    }, agentId);
+  }
+  const prepare = target.prepareRequest;
+  if (!isGovernanceMiddleware(prepare)) {
+    target.prepareRequest = marked(async function governedPrepare(
+      this: unknown,
+      request: RequestInit & Record<PropertyKey, unknown>,
+      context: { url?: string; options?: { signal?: AbortSignal | null } } = {},
+    ) {
+      if (typeof prepare === "function") await prepare.call(this, request, context);
+      const admitted = await admitRequest(governor, {
+        ...request,
+        url: String(context.url ?? ""),
+        headers: new Headers(request.headers),
+      });
+      if (admitted.sent.body !== request.body) {
+        request.body = admitted.sent.body;
+        request.headers = admitted.sent.headers;
+      }
+      // The client checks the caller's signal once more before it sends: a call aborted
+      // there never reaches fetch, and its reservation is released here.
+      const signal = context.options?.signal ?? undefined;
+      const aborted = () => admitted.call?.failed(signal?.reason);
+      if (signal?.aborted)
+        aborted(); // aborted while it was admitted: it is not sent
+      else signal?.addEventListener("abort", aborted, { once: true });
+      const prepared: Prepared = {
+        admitted,
+        dispatched: () => signal?.removeEventListener("abort", aborted),
+      };
+      Object.defineProperty(request, ADMITTED, {
+        value: prepared,
+        enumerable: true,
+        configurable: true,
+      });
+    }, agentId);
+  }
+  const withOptions = target.withOptions;
+  if (typeof withOptions !== "function" || isGovernanceMiddleware(withOptions)) return;
+  target.withOptions = marked(function governedWithOptions(this: unknown, ...args: unknown[]) {
+    const copy = (withOptions as (...args: unknown[]) => unknown).apply(this, args);
+    if (isObject(copy))
+      governFetch(copy as AnthropicClientLike & Record<string, unknown>, governor);
+    return copy;
+  }, agentId) as never;
 }
 
 /**

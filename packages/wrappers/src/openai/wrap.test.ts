@@ -410,7 +410,13 @@ describe.each(testEngines())("wrapOpenAI on $name", (engine) => {
       "never lets concurrent calls jointly exceed a tight budget",
       async () => {
         h.cost.register({ agentId: AGENT, perSessionUsd: 0.02 });
-        h.server.reply = () => ({ json: chatCompletion() });
+        // each call uses what it reserves, so that the calls admitted after the first ones'
+        // usage is known are as few as those admitted together
+        h.server.reply = () => ({
+          json: chatCompletion({
+            usage: { prompt_tokens: 10, completion_tokens: 1000, total_tokens: 1010 },
+          }),
+        });
         const openai = wrapped();
         // each call reserves 1000 output tokens of gpt-4o: only a few fit under $0.02
         const results = await Promise.allSettled(
