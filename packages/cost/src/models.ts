@@ -327,6 +327,8 @@ export interface CostMetrics {
   checks: number;
   passed: number;
   exceeded: number;
+  /** Refused checks that waited for this process's usage records in flight and checked again. */
+  rechecks: number;
   checkFailures: number;
   failOpenPasses: number;
   usageRecorded: number;

@@ -139,6 +139,7 @@ export class CostModule {
       checks: 0,
       passed: 0,
       exceeded: 0,
+      rechecks: 0,
       checkFailures: 0,
       failOpenPasses: 0,
       usageRecorded: 0,
@@ -260,9 +261,10 @@ export class CostModule {
    *
    * An agent without a registered policy is not checked (a warning is logged once).
    *
-   * A check refused while this process is still writing usage or releases of the same agent
-   * waits for them and checks again (a call's worst case, still reserved, may be what is in
-   * the way); only a refusal that stands after them is thrown and audited.
+   * A check refused while this process is still writing usage of the same agent (or releases,
+   * which name no agent) waits for them and checks again — a call's worst case, still reserved,
+   * may be what is in the way — at most three times and one second in all, the halt checked
+   * again each time; only a refusal that stands after them is thrown and audited.
    *
    * @returns The reservation, to pass to `trackUsage` / `reconcile`.
    * @throws {AgentHaltedError} the agent is halted.

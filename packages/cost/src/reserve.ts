@@ -30,6 +30,12 @@ import {
  */
 const MAX_RECHECKS = 3;
 
+/**
+ * The longest a refused check waits for the usage records in flight, in all (they are one
+ * round trip each; one that takes longer does not hold the caller: the refusal stands).
+ */
+const RECHECK_WAIT_MS = 1_000;
+
 const CHECK_CONTEXT: HaltCheckContext = Object.freeze({ path: "cost.checkOrRaise" });
 
 const CHECK_OPTIONS = callOptions(
@@ -98,49 +104,38 @@ export async function reserveBudget(
     ttlMs: runtime.options.reservationTtlMs,
     ...capLimitsOf(policy.exact),
   };
-  const send = async (): Promise<ReserveResult | BudgetReservation> => {
-    try {
-      return await runtime.reserve.submit(request);
-    } catch (error) {
-      runtime.metrics.checkFailures++;
-      const failOpen = runtime.options.failOpen;
-      runtime.logger.error(
-        failOpen
-          ? "checkOrRaise could not read the budget; the call is let through unchecked (costFailOpen)."
-          : "checkOrRaise could not read the budget; the call is denied (fail-closed).",
-        { agentId, sessionId, error: describeError(error) },
-      );
-      await writeEvidence(runtime, {
-        agentId,
-        sessionId,
-        kind: "budget.check_failed",
-        model: options.model ?? null,
-        metadata: {
-          failOpen,
-          decision: failOpen ? "allowed" : "denied",
-          error: describeError(error),
-          projectedTokens: projection.tokens,
-          projectedUsd: femtoToUsd(projection.femto),
-        },
-      });
-      if (failOpen) {
-        runtime.metrics.failOpenPasses++;
-        return unchecked(true, false);
-      }
-      throw new BudgetCheckFailedError(agentId, sessionId, error);
+  let first: ReserveResult;
+  try {
+    first = await runtime.reserve.submit(request);
+  } catch (error) {
+    runtime.metrics.checkFailures++;
+    const failOpen = runtime.options.failOpen;
+    runtime.logger.error(
+      failOpen
+        ? "checkOrRaise could not read the budget; the call is let through unchecked (costFailOpen)."
+        : "checkOrRaise could not read the budget; the call is denied (fail-closed).",
+      { agentId, sessionId, error: describeError(error) },
+    );
+    await writeEvidence(runtime, {
+      agentId,
+      sessionId,
+      kind: "budget.check_failed",
+      model: options.model ?? null,
+      metadata: {
+        failOpen,
+        decision: failOpen ? "allowed" : "denied",
+        error: describeError(error),
+        projectedTokens: projection.tokens,
+        projectedUsd: femtoToUsd(projection.femto),
+      },
+    });
+    if (failOpen) {
+      runtime.metrics.failOpenPasses++;
+      return unchecked(true, false);
     }
-  };
-  let result = await send();
-  // A refusal may come from reservations that settlements in flight are releasing (the worst
-  // case of a call whose real usage is on its way): wait for them and check again, so that a
-  // check right after a call sees its usage exactly, and only a real breach is refused.
-  for (let again = 0; again < MAX_RECHECKS && "ok" in result && !result.ok; again++) {
-    const settling = runtime.settling.of(agentId);
-    if (settling.length === 0) break;
-    await Promise.all(settling);
-    result = await send();
+    throw new BudgetCheckFailedError(agentId, sessionId, error);
   }
-  if (!("ok" in result)) return result;
+  const result = first.ok ? first : await recheck(runtime, request, first);
   if (!result.ok) {
     runtime.metrics.exceeded++;
     const cap = result.cap as BudgetCap;
@@ -166,7 +161,7 @@ export async function reserveBudget(
         committed: trimDecimal(result.committed),
         projected: trimDecimal(result.projected),
         limit: trimDecimal(result.limit),
-        day,
+        day: request.day,
       },
     });
     throw new BudgetExceeded(details);
@@ -179,10 +174,58 @@ export async function reserveBudget(
     tokens: projection.tokens,
     usd: Number(request.usd),
     exactUsd: request.usd,
-    day,
+    day: request.day,
     failOpen: false,
     unbudgeted: false,
   });
+}
+
+/**
+ * A refused check, while this process is still writing usage records or releases that may
+ * concern the agent: wait for them and check again, so that a check right after a call sees
+ * that call's real spend rather than its worst case still reserved. At most
+ * {@link MAX_RECHECKS} times and {@link RECHECK_WAIT_MS} of waiting in all; the agent's halt
+ * is checked before each new check. A check that cannot be made again keeps the refusal it
+ * has (a breach already seen is not turned into a failure, nor let through by `failOpen`).
+ *
+ * @returns The last answer: a reservation made, or the refusal that stands.
+ * @throws {AgentHaltedError} the agent was halted meanwhile; nothing was reserved.
+ */
+async function recheck(
+  runtime: CostRuntime,
+  request: ReserveRequest,
+  refused: ReserveResult,
+): Promise<ReserveResult> {
+  const deadline = performance.now() + RECHECK_WAIT_MS;
+  let result = refused;
+  for (let again = 0; again < MAX_RECHECKS && !result.ok; again++) {
+    const settling = runtime.settling.of(request.agentId);
+    const left = deadline - performance.now();
+    if (settling.length === 0 || left <= 0) break;
+    runtime.metrics.rechecks++;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finished = await Promise.race([
+      Promise.all(settling).then(() => true),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), left);
+        timer.unref?.();
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!finished) break;
+    await runtime.halt.assertAlive(request.agentId, CHECK_CONTEXT);
+    request.day = today(runtime);
+    try {
+      result = await runtime.reserve.submit(request);
+    } catch (error) {
+      runtime.logger.warn(
+        "checkOrRaise could not check again after waiting for usage in flight; the refusal stands.",
+        { agentId: request.agentId, sessionId: request.sessionId, error: describeError(error) },
+      );
+      break;
+    }
+  }
+  return result;
 }
 
 /** Send a batch of checks to `gov_cost.check_and_reserve` (the reserve batcher's run). */

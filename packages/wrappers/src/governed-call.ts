@@ -24,8 +24,12 @@ import type { ContentToRedact, ResolvedWrapOptions } from "./options";
  */
 const settlementsInFlight = new Set<Promise<void>>();
 
-/** Track a settlement (a promise that never rejects) until it is done. */
-function trackSettlement(work: Promise<void>): void {
+/**
+ * @internal Track a settlement (a promise that never rejects) until it is done: {@link settled}
+ * waits for it. An adapter tracks here what may still settle a call after the host has its
+ * answer (a prepared request not sent yet).
+ */
+export function trackSettlement(work: Promise<void>): void {
   settlementsInFlight.add(work);
   const done = () => settlementsInFlight.delete(work);
   void work.then(done, done);
@@ -46,8 +50,9 @@ function trackEvent(logged: Promise<unknown>): void {
 /**
  * Resolves when every governed call of this process has settled its usage with the cost
  * module and logged its `llm.result` / `llm.error` event (the audit sink has written or
- * spooled it); a wrapped call returns to the host before that. Await it before reading spend right after a call, and
- * before closing the modules yourself; `GovernanceSDK.close()` awaits it.
+ * spooled it); a wrapped call returns to the host before that. Await it before reading spend
+ * right after a call, and before closing the modules yourself; `GovernanceSDK.close()` awaits
+ * it.
  *
  * @example
  * const reply = await openai.chat.completions.create({ model: "gpt-4o", messages });

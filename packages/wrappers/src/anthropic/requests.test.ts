@@ -13,7 +13,7 @@ import {
   ask,
   SESSION,
 } from "../__fixtures__/anthropic-harness";
-import { MODEL, message } from "../__fixtures__/anthropic-server";
+import { MODEL, message, USAGE, usdOf } from "../__fixtures__/anthropic-server";
 import { ANTHROPIC_CLIENTS, versionsOn } from "../__fixtures__/harness";
 import { attempt } from "../__fixtures__/openai-agent";
 import { InvalidWrapperOptionsError, ToolCallOutOfScopeError } from "../errors";
@@ -313,6 +313,109 @@ describe.each(testEngines())("Anthropic requests on $name", (engine) => {
         const error = (await call) as Error;
         expect(error?.constructor.name).toBe("APIUserAbortError");
         expect(h.server.received).toEqual([]);
+        const after = await h.snapshot();
+        expect(after.sessionUsdReserved).toBe(0);
+      },
+    );
+
+    // Guards against: the governed `fetch` called directly (or handed to another client) admits the
+    // request and audits the hidden tools as removed, but sends the body as it came.
+    it.skipIf(!engine.available || client.via !== "fetch")(
+      "sends what it admitted when its fetch is called directly",
+      async () => {
+        h.server.reply = () => ({ json: message() });
+        const anthropic = h.wrapped() as unknown as {
+          fetch: (url: string, init: RequestInit) => Promise<Response>;
+        };
+        const tool = (name: string) => ({ name, input_schema: { type: "object" } });
+        const response = await anthropic.fetch(`${h.server.baseURL}/v1/messages`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-api-key": "sk-ant-test" },
+          body: JSON.stringify({
+            model: MODEL,
+            ...ask,
+            tools: [tool("lookup_invoice"), tool("delete_all")],
+          }),
+        });
+        expect(response.ok).toBe(true);
+        await response.text();
+        const sent = h.server.received[0]?.body as { tools: { name: string }[] };
+        expect(sent.tools.map((entry) => entry.name)).toEqual(["lookup_invoice"]);
+      },
+    );
+
+    // Guards against: a copy whose own fetch calls the governed client's fetch: one request,
+    // admitted and charged twice.
+    it.skipIf(!engine.available || client.via !== "fetch")(
+      "governs a request once when one governed fetch calls another",
+      async () => {
+        h.server.reply = () => ({ json: message() });
+        const anthropic = h.wrapped();
+        const viaParent = (url: string, init: RequestInit) =>
+          (anthropic as unknown as { fetch: typeof fetch }).fetch(url, init);
+        const copy = anthropic.withOptions({ fetch: viaParent } as never);
+        await copy.messages.create({ model: MODEL, ...ask });
+        const after = await h.snapshot();
+        expect(h.server.received).toHaveLength(1);
+        expect(h.kinds().filter((kind) => kind === "llm.call")).toHaveLength(1);
+        expect(after.sessionUsdUsed).toBeCloseTo(usdOf(USAGE), 12);
+      },
+    );
+
+    // Guards against: a `fetch` assigned after wrapping (as instrumentation does) bypassing the
+    // governed one: the call admitted in prepareRequest is never settled (held until it expires)
+    // and its response never governed.
+    it.skipIf(!engine.available || client.via !== "fetch")(
+      "keeps governing when the client's fetch is replaced after wrapping",
+      async () => {
+        h.server.reply = () => ({ json: message({ toolUses: ["wire_money"] }) });
+        const anthropic = h.wrapped();
+        let through = 0;
+        (anthropic as unknown as { fetch: typeof fetch }).fetch = (url, init) => {
+          through++;
+          return fetch(url, init);
+        };
+        const result = await anthropic.messages.create({ model: MODEL, ...ask });
+        expect(through).toBe(1);
+        expect(result.content.map((block) => block.type)).toEqual(["text"]); // wire_money removed
+        const after = await h.snapshot();
+        expect(after.sessionUsdReserved).toBe(0);
+        expect(h.kinds()).toContain("llm.result");
+      },
+    );
+
+    // Guards against: a request prepared (admitted, reserved) that the client then never sends
+    // (here its logger throws between the hook and fetch): the reservation held until it expires.
+    it.skipIf(!engine.available || client.via !== "fetch")(
+      "releases a prepared request the client never sends",
+      async () => {
+        const Client = client.create(h.server.baseURL).constructor as new (
+          options: object,
+        ) => ReturnType<typeof client.create>;
+        const noisy = {
+          debug: (message: string) => {
+            if (String(message).includes("sending request")) throw new Error("logger broke");
+          },
+          info: () => undefined,
+          warn: () => undefined,
+          error: () => undefined,
+        };
+        const anthropic = wrapAnthropic(
+          new Client({
+            apiKey: "sk-ant-test",
+            baseURL: h.server.baseURL,
+            maxRetries: 0,
+            logLevel: "debug",
+            logger: noisy,
+          }),
+          { governance: h.governance, agentId: AGENT, sessionId: SESSION },
+        );
+        const error = (await attempt(() =>
+          anthropic.messages.create({ model: MODEL, ...ask }),
+        )) as Error;
+        expect(error?.message).toBe("logger broke");
+        expect(h.server.received).toEqual([]);
+        await eventually(() => h.kinds().includes("llm.error"));
         const after = await h.snapshot();
         expect(after.sessionUsdReserved).toBe(0);
       },

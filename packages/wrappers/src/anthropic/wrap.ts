@@ -1,5 +1,6 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { InvalidWrapperOptionsError } from "../errors";
-import { Governor } from "../governed-call";
+import { Governor, trackSettlement } from "../governed-call";
 import { resolveWrapOptions, type WrapOptions } from "../options";
 import { isObject } from "../shapes";
 import {
@@ -33,7 +34,9 @@ export interface AnthropicClientLike {
   messages?: { create: (...args: never[]) => unknown };
   middleware?: readonly unknown[];
   /** The `fetch` the client sends every HTTP attempt through (governed on 0.50 – 0.100). */
-  fetch?: (url: string, init?: RequestInit) => Promise<Response>;
+  fetch?: (url: string | URL, init?: RequestInit) => Promise<Response>;
+  /** The hook the client runs before each HTTP attempt (where 0.50 – 0.100 are admitted). */
+  prepareRequest?: (request: never, context: never) => Promise<void>;
   /** A copy of the client with other options (governed too, governance last). */
   withOptions?: (options: never) => unknown;
 }
@@ -118,9 +121,22 @@ const ADMITTED = Symbol("@gov/wrappers.anthropic.admitted");
 /** An admitted request on its way from `prepareRequest` to `fetch`. */
 interface Prepared {
   admitted: AdmittedRequest;
-  /** Stop watching the caller's signal (the request reached `fetch`). */
-  dispatched(): void;
+  /**
+   * `prepared` until `fetch` takes it (`sent`); `released` when it did not come in time
+   * (the client aborted, or something between the two threw): its reservation was released,
+   * and a `fetch` that still comes admits the request anew.
+   */
+  state: "prepared" | "sent" | "released";
+  /** Called once it is sent or released ({@link settled} waits for it). */
+  decided(): void;
 }
+
+/**
+ * A governed `fetch` is sending: a governed `fetch` called from inside it (a `fetch` of the
+ * host's that calls another governed client's) passes the request on as it is, so that one
+ * request is governed once.
+ */
+const sending = new AsyncLocalStorage<true>();
 
 /**
  * In the `fetch` path, a refusal found in a whole Message is the response body's error: the
@@ -143,33 +159,62 @@ function marked<F extends object>(fn: F, agentId: string): F {
   return fn;
 }
 
+/** The error a prepared request that never reached `fetch` is released with. */
+function notSent(signal: AbortSignal | undefined): unknown {
+  if (signal?.aborted) return signal.reason;
+  const error = new Error("The client did not send the request it had prepared.");
+  error.name = "AbortError";
+  return error;
+}
+
 /**
- * Clients before 0.101.0 (no `middleware` option): each HTTP attempt is admitted in the
- * client's `prepareRequest` hook — before its `fetch`, whose errors it takes for connection
- * failures and retries, so that a refusal reaches the caller as it is — and sent and governed
- * in its `fetch`. `withOptions` copies get the same (a copy inherits the governed `fetch`
- * unless it is given its own; its `prepareRequest` is the class's).
+ * Clients before 0.101.0 (no `middleware` option). Each HTTP attempt is admitted in the
+ * client's `prepareRequest` hook — before its `fetch`, whose errors the client takes for
+ * connection failures and retries, so that a refusal reaches the caller as it is — and sent
+ * and governed in its `fetch`, which the client calls right after the hook (a prepared request
+ * that is not sent by then, e.g. aborted, is released). `fetch` becomes an accessor: a `fetch`
+ * assigned later (by instrumentation) is what the governed one calls. A `withOptions` copy is
+ * governed the same way: it gets the `fetch` its options name (the client's, or one passed),
+ * and the class's `prepareRequest`.
  */
 function governFetch(
   target: AnthropicClientLike & Record<string, unknown>,
   governor: Governor,
 ): void {
   const agentId = governor.options.agentId;
-  const send = target.fetch;
+  let send = target.fetch;
   if (typeof send === "function" && !isGovernanceMiddleware(send)) {
-    target.fetch = marked(async (url: string | URL, init: RequestInit = {}) => {
+    const governed = marked(async (url: string | URL, init: RequestInit = {}) => {
+      const raw = send as NonNullable<typeof send>;
+      if (sending.getStore() === true) return raw.call(undefined, String(url), init);
       const { [ADMITTED]: prepared, ...rest } = init as RequestInit & { [ADMITTED]?: Prepared };
       const request = { ...rest, url: String(url), headers: new Headers(rest.headers) };
-      // Not prepared (a request that did not pass prepareRequest): admitted here; a refusal
-      // then reaches the caller as the cause of the client's connection error.
-      const admitted = prepared?.admitted ?? (await admitRequest(governor, request));
-      prepared?.dispatched();
+      let admitted: AdmittedRequest;
+      if (prepared?.state === "prepared") {
+        prepared.state = "sent";
+        prepared.decided();
+        admitted = { ...prepared.admitted, sent: request };
+      } else {
+        // Not prepared (this fetch called directly, or given to another client), or released
+        // before it came: admitted here. A refusal then reaches that caller as the cause of
+        // its connection error.
+        admitted = await admitRequest(governor, request);
+      }
       return governedResponse(
-        { ...admitted, sent: request },
-        ({ url: sentUrl, ...sent }) => send.call(undefined, sentUrl, sent),
+        admitted,
+        ({ url: sentUrl, ...sent }) => sending.run(true, () => raw.call(undefined, sentUrl, sent)),
         refusedInBody,
       );
     }, agentId);
+    Object.defineProperty(target, "fetch", {
+      get: () => governed,
+      set: (replacement: unknown) => {
+        if (typeof replacement === "function" && !isGovernanceMiddleware(replacement))
+          send = replacement as typeof send;
+      },
+      configurable: true,
+      enumerable: true,
+    });
   }
   const prepare = target.prepareRequest;
   if (!isGovernanceMiddleware(prepare)) {
@@ -178,7 +223,12 @@ function governFetch(
       request: RequestInit & Record<PropertyKey, unknown>,
       context: { url?: string; options?: { signal?: AbortSignal | null } } = {},
     ) {
-      if (typeof prepare === "function") await prepare.call(this, request, context);
+      if (typeof prepare === "function")
+        await (prepare as (request: unknown, context: unknown) => Promise<void>).call(
+          this,
+          request,
+          context,
+        );
       const admitted = await admitRequest(governor, {
         ...request,
         url: String(context.url ?? ""),
@@ -188,21 +238,27 @@ function governFetch(
         request.body = admitted.sent.body;
         request.headers = admitted.sent.headers;
       }
-      // The client checks the caller's signal once more before it sends: a call aborted
-      // there never reaches fetch, and its reservation is released here.
-      const signal = context.options?.signal ?? undefined;
-      const aborted = () => admitted.call?.failed(signal?.reason);
-      if (signal?.aborted)
-        aborted(); // aborted while it was admitted: it is not sent
-      else signal?.addEventListener("abort", aborted, { once: true });
-      const prepared: Prepared = {
-        admitted,
-        dispatched: () => signal?.removeEventListener("abort", aborted),
-      };
+      let decided: () => void = () => undefined;
+      // settled() waits until the request is sent or released
+      trackSettlement(
+        new Promise<void>((resolve) => {
+          decided = resolve;
+        }),
+      );
+      const prepared: Prepared = { admitted, state: "prepared", decided: () => decided() };
       Object.defineProperty(request, ADMITTED, {
         value: prepared,
-        enumerable: true,
+        enumerable: true, // the client copies the init it was given into fetch's
         configurable: true,
+      });
+      // The client calls fetch right after this hook returns, in the same turn: a request not
+      // sent by the next turn never will be (the caller aborted, or the client threw).
+      setImmediate(() => {
+        if (prepared.state === "prepared") {
+          prepared.state = "released";
+          admitted.call?.failed(notSent(context.options?.signal ?? undefined));
+        }
+        prepared.decided();
       });
     }, agentId);
   }
