@@ -5,7 +5,7 @@
  */
 import { testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { versionsOn } from "./__fixtures__/harness";
+import { newestOn } from "./__fixtures__/harness";
 import {
   AGENT,
   attempt,
@@ -18,7 +18,7 @@ import { CHAT_USAGE, chatChunks, chatCompletion } from "./__fixtures__/openai-se
 const ask = { model: "gpt-4o", messages: [{ role: "user" as const, content: "hi" }] };
 
 describe.each(testEngines())("OpenAI budgets on $name", (engine) => {
-  describe.each(versionsOn(engine, CLIENTS))("with $major", (client) => {
+  describe.each(newestOn(engine, CLIENTS))("with $major", (client) => {
     let h: OpenAIAgent;
     beforeEach(async () => {
       if (engine.available) h = await openAIAgent(engine, client);

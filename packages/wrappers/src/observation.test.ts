@@ -1,4 +1,4 @@
-import { versionsOn } from "./__fixtures__/harness";
+import { newestOn } from "./__fixtures__/harness";
 /**
  * Observation (audit, coverage, logging, redaction) never breaks the host's call, and never
  * loses the evidence it exists for (content and tool lists cut to fit the audit limits).
@@ -39,7 +39,7 @@ const throwingLogger: Logger = {
 };
 
 describe.each(testEngines())("observation faults on $name", (engine) => {
-  describe.each(versionsOn(engine, CLIENTS))("with $major", (client) => {
+  describe.each(newestOn(engine, CLIENTS))("with $major", (client) => {
     let h: OpenAIAgent;
     beforeEach(async () => {
       if (engine.available) h = await openAIAgent(engine, client);

@@ -145,3 +145,12 @@ export async function harness<Server extends { close(): Promise<void> } = OpenAI
 export function versionsOn<T>(engine: TestEngine, versions: readonly T[]): readonly T[] {
   return engine.name === "postgres" ? versions.slice(0, 1) : versions;
 }
+
+/**
+ * The newest client version only, on either engine: for suites of the provider-neutral
+ * pipeline (observation, the governed call, governance applied once), where the client's
+ * version changes nothing that {@link versionsOn}'s suites do not already cover.
+ */
+export function newestOn<T>(_engine: TestEngine, versions: readonly T[]): readonly T[] {
+  return versions.slice(0, 1);
+}

@@ -7,7 +7,7 @@ import { testEngines } from "@gov/core/testing";
 import { generateText as generateText6, wrapLanguageModel as wrapLanguageModel6 } from "ai";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AI_SDKS, expectedUsd } from "../__fixtures__/ai-sdk";
-import { versionsOn } from "../__fixtures__/harness";
+import { newestOn } from "../__fixtures__/harness";
 import {
   AGENT,
   attempt,
@@ -31,7 +31,7 @@ describe.each(testEngines())("governance once, and provider-run tools, on $name"
   const middleware = () =>
     governanceMiddleware({ governance: h.governance, agentId: AGENT, sessionId: SESSION });
 
-  describe.each(versionsOn(engine, AI_SDKS))("with $version", (sdk) => {
+  describe.each(newestOn(engine, AI_SDKS))("with $version", (sdk) => {
     // Guards against (attack, issue 14): a model wrapped with the governance middleware twice
     // (a library wraps it, the application wraps it again) governed twice: two reservations,
     // two `llm.call`s, the usage settled twice — the call charged double. The inner one
