@@ -126,6 +126,7 @@ describe("the SDK contribution", () => {
     expect(costSdkContribution.enabledByDefault).toBe(true);
     expect(Object.keys(costSdkContribution.options ?? {}).sort()).toEqual([
       "costFailOpen",
+      "costLease",
       "costSpoolDirectory",
       "costStrictUnknownModels",
       "costUnknownModelFallbackUsdPerMillion",
@@ -151,6 +152,7 @@ describe("the SDK contribution", () => {
       costStrictUnknownModels: false,
       costUnknownModelFallbackUsdPerMillion: 10,
       costSpoolDirectory: "spool" as string | false | undefined,
+      costLease: { calls: 8 },
     };
     const options = costSdkContribution.moduleOptions?.(config, environment);
     expect(options).toEqual({
@@ -159,8 +161,9 @@ describe("the SDK contribution", () => {
       defaultMaxTokens: 512,
       strictUnknownModels: false,
       unknownModelFallbackUsdPerMillion: 10,
+      lease: { calls: 8 },
     });
-    expect(() => parseCostOptions(options)).not.toThrow();
+    expect(parseCostOptions(options).lease).toEqual({ calls: 8, idleMs: 1_000 });
     expect(
       costSdkContribution.moduleOptions?.({ ...config, costSpoolDirectory: false }, environment),
     ).toMatchObject({ spoolDirectory: null });

@@ -329,6 +329,10 @@ export interface CostMetrics {
   exceeded: number;
   /** Refused checks that waited for this process's usage records in flight and checked again. */
   rechecks: number;
+  /** Budget leases opened (`lease` option): one round trip that holds the budget of several calls. */
+  leasesOpened: number;
+  /** Checks admitted in a lease, without a round trip. */
+  leaseAdmissions: number;
   checkFailures: number;
   failOpenPasses: number;
   usageRecorded: number;

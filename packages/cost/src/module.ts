@@ -13,6 +13,7 @@ import { UsageBacklog } from "./backlog";
 import { Batcher } from "./batcher";
 import { BudgetPolicy, type BudgetPolicyInput } from "./budget-policy";
 import { spoolProblemEvidence, spoolStrandedEvidence, writeEvidence } from "./evidence";
+import { LeaseBook } from "./leases";
 import type {
   BudgetReservation,
   BudgetSnapshot,
@@ -140,6 +141,8 @@ export class CostModule {
       passed: 0,
       exceeded: 0,
       rechecks: 0,
+      leasesOpened: 0,
+      leaseAdmissions: 0,
       checkFailures: 0,
       failOpenPasses: 0,
       usageRecorded: 0,
@@ -172,6 +175,7 @@ export class CostModule {
         maxInFlight: 2,
       }),
       settling: new SettlementsInFlight(),
+      leases: null,
       backlog: new UsageBacklog({
         logger,
         spool,
@@ -191,6 +195,7 @@ export class CostModule {
         attempts: data.alertAttempts,
       }),
     };
+    if (data.lease !== null) this.#runtime.leases = new LeaseBook(this.#runtime, data.lease);
   }
 
   /**
@@ -233,12 +238,15 @@ export class CostModule {
     }
     const built = policy instanceof BudgetPolicy ? policy : new BudgetPolicy(policy);
     this.#runtime.policies.set(built.agentId, built);
+    this.#runtime.leases?.retire(built.agentId);
+
     this.#runtime.warnedUnbudgeted.delete(built.agentId);
     return built;
   }
 
   /** Remove an agent's policy; returns whether there was one. Spend already recorded stays. */
   unregister(agentId: string): boolean {
+    this.#runtime.leases?.retire(agentId);
     return this.#runtime.policies.delete(agentId);
   }
 
@@ -448,6 +456,7 @@ export class CostModule {
     ) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
+    await this.#runtime.leases?.close();
     const left = await this.flush(5_000);
     this.#runtime.alerts.abort();
     await this.#runtime.alerts.settled();

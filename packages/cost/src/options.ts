@@ -70,6 +70,20 @@ export interface CostOptions {
    * @default []
    */
   spoolAdoptHosts?: readonly string[];
+  /**
+   * Budget leases, for agents that make many calls per session: a check that finds no room in
+   * the session's lease takes a new one — the worst case of `calls` calls like it, checked
+   * against every cap and reserved in one round trip — and the checks that follow are
+   * admitted in it locally, without a round trip, until it has no room left. Each call's usage
+   * releases its part of the lease; what is left is released after `idleMs` without a call, on
+   * a new day or policy, and at `close()` (or by the sweep, when the process died).
+   *
+   * The caps hold across processes as without leases (a lease is a reservation like any
+   * other), but a lease holds budget other processes cannot use until it ends: near a cap,
+   * where no lease fits, checks reserve one call at a time again. `null`: one reservation, and
+   * one round trip, per check. @default null
+   */
+  lease?: { calls?: number; idleMs?: number } | null;
 }
 
 /** Renamed options: the current name and its deprecated form (kept: both are in the README). */
@@ -95,6 +109,13 @@ const optionsSchema = z
     maxBacklog: z.int().min(0).max(10_000_000).default(100_000),
     spoolDirectory: z.string().min(1).nullable().optional(),
     spoolAdoptHosts: z.array(z.unknown()).optional(),
+    lease: z
+      .strictObject({
+        calls: z.int().min(2).max(1_000).default(16),
+        idleMs: z.int().min(10).max(600_000).default(1_000),
+      })
+      .nullable()
+      .default(null),
   })
   .superRefine((options, context) => {
     for (const [current, old] of DEPRECATED) {
@@ -134,6 +155,10 @@ const OPTION_FIXES: Record<string, string> = {
   maxBacklog: "Use a whole number from 0 to 10000000.",
   spoolDirectory: "Use a writable directory path, or null to keep unwritten usage in memory only.",
   spoolAdoptHosts: 'Use an array of host names that are gone, e.g. ["old-container-1"].',
+  lease:
+    "Use { calls, idleMs } (calls from 2 to 1000, idleMs from 10 to 600000, both optional), or null for one reservation per check.",
+  "lease.calls": "Use a whole number of calls from 2 to 1000.",
+  "lease.idleMs": "Use whole milliseconds from 10 to 600000.",
 };
 
 /**

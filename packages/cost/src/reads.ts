@@ -74,6 +74,7 @@ export const RAW_SQL_FUNCTIONS = [
   "record_usage",
   "release",
   "release_expired",
+  "lease",
 ] as const;
 
 /** Both counters of a snapshot; undefined where there is no row yet. Rejects when the store does. */

@@ -104,9 +104,18 @@ export async function reserveBudget(
     ttlMs: runtime.options.reservationTtlMs,
     ...capLimitsOf(policy.exact),
   };
-  let first: ReserveResult;
+  const leases = projection.tokens > 0 || projection.femto > 0n ? runtime.leases : null;
+  const share = leases?.admit(request, policy, projection) ?? null;
+  if (share !== null) {
+    runtime.metrics.passed++;
+    return reserved(request, projection, share);
+  }
+  let first: ReserveResult & { reservationId: string };
   try {
-    first = await runtime.reserve.submit(request);
+    first =
+      leases === null
+        ? { ...(await runtime.reserve.submit(request)), reservationId: request.reservationId }
+        : await leases.reserve(request, policy, projection);
   } catch (error) {
     runtime.metrics.checkFailures++;
     const failOpen = runtime.options.failOpen;
@@ -136,6 +145,7 @@ export async function reserveBudget(
     throw new BudgetCheckFailedError(agentId, sessionId, error);
   }
   const result = first.ok ? first : await recheck(runtime, request, first);
+  const reservationId = result === first ? first.reservationId : request.reservationId;
   if (!result.ok) {
     runtime.metrics.exceeded++;
     const cap = result.cap as BudgetCap;
@@ -167,10 +177,19 @@ export async function reserveBudget(
     throw new BudgetExceeded(details);
   }
   runtime.metrics.passed++;
+  return reserved(request, projection, result.reserved ? reservationId : null);
+}
+
+/** The reservation a passed check returns (`reservationId`: its own, a lease's share, or none). */
+function reserved(
+  request: ReserveRequest,
+  projection: { tokens: number },
+  reservationId: string | null,
+): BudgetReservation {
   return Object.freeze({
-    reservationId: result.reserved ? request.reservationId : null,
-    agentId,
-    sessionId,
+    reservationId,
+    agentId: request.agentId,
+    sessionId: request.sessionId,
     tokens: projection.tokens,
     usd: Number(request.usd),
     exactUsd: request.usd,

@@ -3,6 +3,7 @@ import type { AlertDispatcher } from "./alert-dispatch";
 import type { UsageBacklog } from "./backlog";
 import type { Batcher } from "./batcher";
 import type { BudgetPolicy } from "./budget-policy";
+import type { LeaseBook } from "./leases";
 import type { CostMetrics } from "./models";
 import { rateToUsdPerMillion } from "./money";
 import type { ParsedCostOptions } from "./options";
@@ -36,6 +37,8 @@ export interface CostRuntime {
   readonly settle: Batcher<SettleItem, SettleResult>;
   /** Usage records and releases in flight, waited for by a check they may have refused. */
   readonly settling: SettlementsInFlight;
+  /** The budget leases of this process (`lease` option), or null when checks reserve one call each. */
+  leases: LeaseBook | null;
   readonly backlog: UsageBacklog;
   readonly alerts: AlertDispatcher;
 }

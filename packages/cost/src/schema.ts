@@ -97,6 +97,12 @@ export const reservations = costSchema.table(
       .notNull()
       .default(sql`now()`),
     expiresAt: timestamp("expires_at", { withTimezone: true, mode: "string" }).notNull(),
+    /**
+     * A budget lease: one process's hold on the budget of several calls, which it admits
+     * locally. Its calls' usage releases their part of it; it is never matched to a usage
+     * that names no reservation, and whatever is left is released when the lease ends.
+     */
+    lease: boolean("lease").notNull().default(false),
   },
   (table) => [
     index("reservations_session").on(table.agentId, table.sessionId, table.createdAt),

@@ -35,6 +35,11 @@ export interface CostSdkOptions {
    * @default `<embedded database>/cost-spool`, or `./.governance/cost-spool`
    */
   costSpoolDirectory?: string | false;
+  /**
+   * Budget leases (`CostOptions.lease`): checks admitted locally in a lease that holds the
+   * budget of several calls, one round trip per lease instead of per check. @default null
+   */
+  costLease?: { calls?: number; idleMs?: number } | null;
 }
 
 /** The cost module's SDK options once parsed (defaults applied). */
@@ -44,6 +49,7 @@ interface CostSdkConfig {
   costStrictUnknownModels: boolean;
   costUnknownModelFallbackUsdPerMillion: number | null;
   costSpoolDirectory?: string | false;
+  costLease: { calls?: number; idleMs?: number } | null;
 }
 
 /**
@@ -65,6 +71,13 @@ export const costSdkContribution: SdkContribution<CostSdkConfig> = {
       .nullable()
       .default(null),
     costSpoolDirectory: z.union([z.string().min(1), z.literal(false)]).optional(),
+    costLease: z
+      .strictObject({
+        calls: z.int().min(2).max(1_000).optional(),
+        idleMs: z.int().min(10).max(600_000).optional(),
+      })
+      .nullable()
+      .default(null),
   },
   env: [
     { env: "GOVERNANCE_COST_SPOOL_DIR", path: ["costSpoolDirectory"], kind: "string" },
@@ -90,6 +103,8 @@ export const costSdkContribution: SdkContribution<CostSdkConfig> = {
       "Use a positive rate in USD per million tokens (at most 100000), e.g. 10.",
     costSpoolDirectory:
       "Use a writable directory path, or false to keep unwritten usage in memory.",
+    costLease:
+      "Use { calls, idleMs } (calls from 2 to 1000, idleMs from 10 to 600000, both optional), or null for one reservation per check.",
   },
   moduleOptions: (config, { cwd }): CostOptions => ({
     ...(config.costSpoolDirectory === undefined
@@ -102,5 +117,6 @@ export const costSdkContribution: SdkContribution<CostSdkConfig> = {
     defaultMaxTokens: config.defaultMaxTokens,
     strictUnknownModels: config.costStrictUnknownModels,
     unknownModelFallbackUsdPerMillion: config.costUnknownModelFallbackUsdPerMillion,
+    lease: config.costLease,
   }),
 };

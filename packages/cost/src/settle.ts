@@ -181,12 +181,15 @@ export async function releaseReservations(
       `Release at most ${MAX_RELEASE} reservations per call (expired ones are released by the sweep anyway).`,
     );
   }
-  const ids = reservationIds.map((id) => checkReservationId(id, true) as string);
-  if (ids.length === 0) return 0;
+  const checked = reservationIds.map((id) => checkReservationId(id, true) as string);
+  // Shares of a budget lease go back to the lease, here.
+  const ids = checked.filter((id) => runtime.leases?.release(id) !== true);
+  const shares = checked.length - ids.length;
+  if (ids.length === 0) return shares;
   const rows = await runtime.store.query<{ released: unknown[] }>(
     sql`select gov_cost.release(${`{${ids.join(",")}}`}::uuid[]) as released`,
   );
-  return rows[0]?.released.length ?? 0;
+  return shares + (rows[0]?.released.length ?? 0);
 }
 
 /** Release reservations whose time ran out, each audit-logged (`CostModule.releaseExpired`). */
@@ -316,6 +319,9 @@ async function recordUsage(
   },
 ): Promise<UsageReceipt> {
   const policy = runtime.policies.get(agentId);
+  // A share of a budget lease: the record releases the share's part of the lease.
+  const share =
+    entry.reservationId === null ? null : (runtime.leases?.settle(entry.reservationId) ?? null);
   const item: SettleItem = {
     usageId: entry.usageId ?? randomUUID(),
     agentId,
@@ -326,7 +332,7 @@ async function recordUsage(
     tokens: String(entry.tokens),
     usd: femtoToUsd(entry.femto),
     ...(entry.reservationId
-      ? { reservationId: entry.reservationId }
+      ? { reservationId: entry.reservationId, ...share }
       : entry.matchOldest
         ? { oldestReservation: true as const }
         : {}),

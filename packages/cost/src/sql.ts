@@ -68,8 +68,12 @@ export interface SettleItem {
   kind: UsageKind;
   tokens: string;
   usd: string;
-  /** The reservation it settles; absent: none named. */
+  /** The reservation it settles (for a share of a lease: the share's id); absent: none named. */
   reservationId?: string;
+  /** A share of a budget lease: the lease, and the share's part of it that the record releases. */
+  leaseId?: string;
+  shareUsd?: string;
+  shareTokens?: string;
   /** Without a named reservation: settle the session's oldest open one. */
   oldestReservation?: true;
   /** Why a stream ended (reconcile). */

@@ -5,7 +5,8 @@
  * governed by the real modules — presence (halt), scope (model and tools), cost (a reservation
  * before the call, the usage settled after it), the audit chain and the coverage registry —
  * on real Postgres (GOVERNANCE_BENCH_DATABASE_URL or GOVERNANCE_TEST_DATABASE_URL) and on
- * PGlite. The added latency is the difference of the medians. Results:
+ * PGlite. The cost module runs with budget leases (`lease: {}`: most checks are admitted
+ * without a round trip); GOVERNANCE_BENCH_LEASE=0 measures one reservation per call. The added latency is the difference of the medians. Results:
  * bench/results/wrappers.json.
  *
  * GOVERNANCE_BENCH_SAMPLES (default 2000) sets the calls of each kind.
@@ -23,6 +24,8 @@ import { wrapOpenAI } from "../src/openai/index";
 import { chatChunks, chatCompletion, startOpenAIServer } from "../src/testing/index";
 
 const SAMPLES = Number(process.env.GOVERNANCE_BENCH_SAMPLES ?? 2_000);
+/** Budget leases on (the cost module's `lease` option), unless GOVERNANCE_BENCH_LEASE=0. */
+const LEASE = process.env.GOVERNANCE_BENCH_LEASE !== "0";
 const AGENT = "bench-agent";
 const results: BenchResult[] = [];
 const server = await startOpenAIServer();
@@ -44,7 +47,10 @@ async function bench(name: string, store: Store) {
   await presence.start();
   const scope = new ScopeModule({ ...context, halt: presence });
   await scope.start();
-  const cost = new CostModule({ ...context, halt: presence }, { sweepIntervalMs: null });
+  const cost = new CostModule(
+    { ...context, halt: presence },
+    { sweepIntervalMs: null, lease: LEASE ? {} : null },
+  );
   await cost.start();
   const coverage = new CoverageRegistry(base, { warnOnNoWrappers: false });
   await coverage.start();
