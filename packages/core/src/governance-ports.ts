@@ -79,6 +79,11 @@ export interface BudgetCheckOptions {
   inputTokens?: number;
   /** The call's output ceiling (`max_tokens`, `maxOutputTokens`); the module's default otherwise. */
   maxTokens?: number;
+  /**
+   * The completions the call asks for (OpenAI's `n`): the output ceiling — given, or the
+   * module's default — is projected once per completion. @default 1
+   */
+  choices?: number;
 }
 
 /** What a passed budget check reserved: settle or release it by its id. */
@@ -157,6 +162,24 @@ export interface ApprovalRequestOptions {
   payload?: unknown;
   /** How long the request stays open, in ms. @default the module's (one hour for `@gov/gates`) */
   expiresInMs?: number;
+  /**
+   * The caller's name for the request (1–256 characters, e.g. the AI SDK's tool call id), by
+   * which {@link ApprovalGate.findRequest} finds it from any process. Unique per agent and
+   * kind: a key already in use is refused (the request rejects, nothing is stored). Pass it
+   * only to a gate that has `findRequest` (a gate without it may not know the option).
+   * @default none
+   */
+  key?: string;
+}
+
+/** What {@link ApprovalGate.findRequest} looks a request up by. */
+export interface ApprovalLookup {
+  /** The agent that made the request. */
+  agentId: string;
+  /** The kind it was made as, e.g. `tool.transfer_funds`. */
+  kind: string;
+  /** The {@link ApprovalRequestOptions.key} it was made with. */
+  key: string;
 }
 
 /** What {@link ApprovalGate.request} returns: `@gov/gates`' `ApprovalRequest`. */
@@ -225,6 +248,11 @@ export interface ApprovalRecordLike {
   readonly kind: string;
   readonly agentId: string;
   /**
+   * The payload it was made for, as stored (`@gov/gates` withholds it, as null, when it no
+   * longer matches the hash the token is bound to). Optional: a gate may not return it.
+   */
+  readonly payload?: unknown;
+  /**
    * As stored, not verified: only `waitFor` and `verifyAction` check the signed decision. A
    * request still `pending` past `expiresAt` is expired in effect (it is marked so by a clean-up).
    */
@@ -285,6 +313,21 @@ export interface ApprovalGate {
   ): Promise<ApprovalDecisionLike>;
   /** The request and where it stands, or null when no such request is stored. */
   getRequest(requestId: string): Promise<ApprovalRecordLike | null>;
+  /**
+   * The request an agent made with a {@link ApprovalRequestOptions.key} for a kind of action,
+   * and where it stands (as {@link getRequest} reads it), or null when there is none: how a
+   * process that did not make the request — the agent restarted, another instance resumes its
+   * run — finds it. An unverified read: `verifyAction` still decides whether the action runs.
+   * Optional: a gate without it has no keys, and a composer then finds only the requests it
+   * made itself (`@gov/gates` has it).
+   *
+   * @example
+   * ```ts
+   * const asked = await gate.findRequest?.({ agentId: "billing-agent", kind: "tool.transfer_funds", key: toolCallId });
+   * if (asked) await gate.verifyAction(asked.requestId, args, { kind: "tool.transfer_funds", agentId: "billing-agent" });
+   * ```
+   */
+  findRequest?(lookup: ApprovalLookup): Promise<ApprovalRecordLike | null>;
 }
 
 /** The steward's interventions: OK < NUDGE < ESCALATE < BLOCK < HALT in strictness; FLAG is a flagged OK. */

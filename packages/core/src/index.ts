@@ -67,6 +67,7 @@ export {
 export {
   type ApprovalDecisionLike,
   type ApprovalGate,
+  type ApprovalLookup,
   type ApprovalRecordLike,
   type ApprovalRecordStatus,
   type ApprovalRequestLike,

@@ -169,3 +169,59 @@ BEGIN
   RETURN r || jsonb_build_object('leased', false);
 END
 $$;
+
+--> statement-breakpoint
+-- release_leases(items): per item { id, usd?, tokens? }: release that much of a lease (never
+-- more than it holds; the lease stays, holding the part of its calls still running), or —
+-- without amounts — all that is left of it, and the lease is deleted. Only leases: the ids of
+-- one-call reservations are ignored. Returns how many leases it found.
+CREATE FUNCTION "gov_cost"."release_leases"(items jsonb) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+  x jsonb;
+  ids uuid[];
+  held "gov_cost"."reservations"%ROWTYPE;
+  u numeric;
+  t bigint;
+  n integer := 0;
+BEGIN
+  ids := ARRAY(SELECT (e->>'id')::uuid FROM jsonb_array_elements(items) AS e);
+  PERFORM 1 FROM "gov_cost"."reservations" WHERE id = ANY(ids) AND lease ORDER BY id FOR UPDATE;
+  PERFORM 1 FROM "gov_cost"."agent_days"
+    WHERE (agent_id, day) IN (SELECT agent_id, day FROM "gov_cost"."reservations" WHERE id = ANY(ids) AND lease)
+    ORDER BY agent_id, day FOR UPDATE;
+  PERFORM 1 FROM "gov_cost"."sessions"
+    WHERE (agent_id, session_id) IN (SELECT agent_id, session_id FROM "gov_cost"."reservations" WHERE id = ANY(ids) AND lease)
+    ORDER BY agent_id, session_id FOR UPDATE;
+  FOR x IN SELECT value FROM jsonb_array_elements(items) LOOP
+    SELECT * INTO held FROM "gov_cost"."reservations" WHERE id = (x->>'id')::uuid AND lease;
+    CONTINUE WHEN held.id IS NULL;
+    u := least(held.usd, coalesce((x->>'usd')::numeric, held.usd));
+    t := least(held.tokens, coalesce((x->>'tokens')::bigint, held.tokens));
+    UPDATE "gov_cost"."agent_days"
+      SET reserved_usd = reserved_usd - u, reserved_tokens = reserved_tokens - t, updated_at = now()
+      WHERE agent_id = held.agent_id AND day = held.day;
+    UPDATE "gov_cost"."sessions"
+      SET reserved_usd = reserved_usd - u, reserved_tokens = reserved_tokens - t, updated_at = now()
+      WHERE agent_id = held.agent_id AND session_id = held.session_id;
+    IF x ? 'usd' OR x ? 'tokens' THEN
+      UPDATE "gov_cost"."reservations" SET usd = usd - u, tokens = tokens - t WHERE id = held.id;
+    ELSE
+      DELETE FROM "gov_cost"."reservations" WHERE id = held.id;
+    END IF;
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END
+$$;
+
+--> statement-breakpoint
+-- release(ids), revised: a lease is released only by its process (release_leases) or by the
+-- sweep when it expires, never by the id of a call: its process admits calls in it.
+CREATE OR REPLACE FUNCTION "gov_cost"."release"(ids uuid[]) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+  locked uuid[];
+BEGIN
+  locked := ARRAY(SELECT id FROM "gov_cost"."reservations" WHERE id = ANY(ids) AND NOT lease ORDER BY id FOR UPDATE);
+  RETURN "gov_cost"."release_locked"(locked);
+END
+$$;

@@ -172,6 +172,33 @@ describe.each(testEngines())("budgets on $name", (engine: TestEngine) => {
   });
 
   describe("reservations", () => {
+    // Guards against: n completions projected as one (a tight budget overrun by n − 1 calls).
+    it.skipIf(!engine.available)(
+      "choices projects the output ceiling, or the default, once per completion",
+      async () => {
+        h.cost.register({ agentId: A, perSessionTokens: 100_000 });
+        const given = { model: "gpt-4o", inputTokens: 100, maxTokens: 50, choices: 3 };
+        expect(await h.cost.checkOrRaise(A, S1, given)).toMatchObject({ tokens: 250 });
+        const defaulted = await costHarness(engine, { defaultMaxTokens: 40 });
+        try {
+          defaulted.cost.register({ agentId: A, perSessionTokens: 100_000 });
+          const reservation = await defaulted.cost.checkOrRaise(A, S1, {
+            model: "gpt-4o",
+            choices: 4,
+          });
+          expect(reservation).toMatchObject({ tokens: 160 });
+          for (const choices of [0, 1.5, 1_001, "2"])
+            expect(
+              await rejection(
+                defaulted.cost.checkOrRaise(A, S1, { model: "gpt-4o", choices } as never),
+              ),
+            ).toMatchObject({ code: "INVALID_ARGUMENT", field: "choices" });
+        } finally {
+          await defaulted.close();
+        }
+      },
+    );
+
     it.skipIf(!engine.available)(
       "a check projects model × (input + maxTokens) and reserves it; usage settles it and releases the rest",
       async () => {

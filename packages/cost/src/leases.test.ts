@@ -3,37 +3,18 @@
  * the database, each call's usage releasing its part, what is left released when the lease
  * ends — and the caps holding across processes as they do with one reservation per call.
  */
-import { InvalidArgumentError, type Store, sql } from "@gov/core";
+import { InvalidArgumentError } from "@gov/core";
 import { type TestEngine, testEngines } from "@gov/core/testing";
-import { PgDialect } from "drizzle-orm/pg-core";
 import { afterEach, describe, expect, it } from "vitest";
-import { type CostHarness, costHarness, rejection, testKeyring } from "./__fixtures__";
+import { type CostHarness, costHarness, rejection } from "./__fixtures__";
+import { leaseRowsOf, leasingModules, reservedTokensOf } from "./__fixtures__/leases";
 import { BudgetExceeded } from "./errors";
 import { CostModule } from "./module";
-import type { CostOptions } from "./options";
 
 const A = "billing-agent";
 const S = "session-1";
 const USAGE = { model: "gpt-4o", inputTokens: 100, outputTokens: 50 }; // 150 tokens
 const WORST = { model: "gpt-4o", inputTokens: 100, maxTokens: 1000 }; // 1,100 tokens
-
-/** A store that counts the budget statements sent through it. */
-function countingStore(store: Store) {
-  const dialect = new PgDialect();
-  const counts = { lease: 0, reserve: 0, record: 0 };
-  const wrapped: Store = Object.create(store, {
-    query: {
-      value: (query: Parameters<Store["query"]>[0]) => {
-        const text = dialect.sqlToQuery(query).sql;
-        if (text.includes("gov_cost.lease(")) counts.lease++;
-        if (text.includes("check_and_reserve(")) counts.reserve++;
-        if (text.includes("record_usage(")) counts.record++;
-        return store.query(query);
-      },
-    },
-  });
-  return { store: wrapped, counts };
-}
 
 async function until(condition: () => Promise<boolean> | boolean): Promise<void> {
   for (let turn = 0; turn < 500; turn++) {
@@ -45,40 +26,18 @@ async function until(condition: () => Promise<boolean> | boolean): Promise<void>
 
 describe.each(testEngines())("budget leases on $name", (engine: TestEngine) => {
   let h: CostHarness;
-  const modules: CostModule[] = [];
-
-  /** A cost module with leases on the harness's database (several make several processes). */
-  const leasing = (options: CostOptions = {}) => {
-    const counting = countingStore(h.store);
-    const cost = new CostModule(
-      {
-        store: counting.store,
-        audit: h.audit,
-        logger: h.logger,
-        halt: h.halt,
-        clock: h.clock,
-        keyring: testKeyring,
-      },
-      { sweepIntervalMs: null, spoolDirectory: null, lease: { calls: 4 }, ...options },
-    );
-    modules.push(cost);
-    return { cost, counts: counting.counts };
-  };
+  const modules = leasingModules(() => h, { lease: { calls: 4 } });
+  const leasing = modules.leasing;
   const setup = async () => {
     h = await costHarness(engine);
   };
   afterEach(async () => {
     if (!engine.available) return;
-    for (const cost of modules.splice(0)) await cost.close();
+    await modules.close();
     await h.close();
   });
-  const reservedTokens = async () => Number((await h.sessionRow(A, S))?.reserved_tokens ?? 0);
-  const leaseRows = async () =>
-    (
-      await h.store.query<{ tokens: string }>(
-        sql`select tokens::text as tokens from gov_cost.reservations where lease order by created_at`,
-      )
-    ).map((row) => Number(row.tokens));
+  const reservedTokens = () => reservedTokensOf(h, A, S);
+  const leaseRows = async () => (await leaseRowsOf(h)).map((row) => Number(row.tokens));
 
   // Guards against: a round trip per check with leases on (the point of a lease), or usage that
   // does not release its call's part of the lease (budget held twice).
@@ -227,12 +186,13 @@ describe.each(testEngines())("budget leases on $name", (engine: TestEngine) => {
       cost.register({ agentId: A, perSessionTokens: 100_000 });
       await cost.checkOrRaise(A, S, WORST);
       expect(await reservedTokens()).toBe(4_400);
-      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      // A lease is held for one and a half reservationTtlMs (it admits calls for half of it).
+      await new Promise((resolve) => setTimeout(resolve, 1_600));
       const sweeper = new CostModule(
         { store: h.store, audit: h.audit, logger: h.logger, halt: h.halt, clock: h.clock },
         { sweepIntervalMs: null, spoolDirectory: null },
       );
-      modules.push(sweeper);
+      modules.adopt(sweeper);
       expect(await sweeper.releaseExpired()).toBe(1);
       expect(await reservedTokens()).toBe(0);
     },

@@ -6,17 +6,20 @@
  * share's part of the lease in the same statement; a share released by hand goes back to the
  * lease. What is left of a lease is released when it ends: idle for `idleMs`, replaced by a
  * new one (it had no room left, the day turned, the policy changed), or at `close()`; a lease
- * whose process died is released by the sweep when its reservation expires.
+ * whose process died is released by the sweep when its reservation expires. A lease admits
+ * calls for half of `reservationTtlMs` and is held for one and a half, so that every call
+ * admitted in it is held at least as long as its own reservation would be.
  *
  * Every lease is a reservation in the database, so the caps hold across processes exactly as
  * with one reservation per call; the price is that a lease holds budget that other processes
  * cannot use until it ends. Near a cap, where a lease does not fit, checks fall back to one
- * reservation per call, in the same round trip.
+ * reservation per call, in the same round trip; a check refused while this process's leases
+ * hold room it cannot use releases that room ({@link LeaseBook.free}) and is checked again.
  * @module
  */
 import { randomUUID } from "node:crypto";
 import { describeError, sql } from "@gov/core";
-import type { BudgetPolicy } from "./budget-policy";
+import type { BudgetCap, BudgetPolicy } from "./budget-policy";
 import { femtoToUsd } from "./money";
 import type { CostRuntime } from "./runtime";
 import type { ReserveRequest, ReserveResult } from "./sql";
@@ -56,14 +59,24 @@ interface Lease {
   leftTokens: number;
   /** Shares admitted and not yet settled or released, by share id. */
   readonly shares: Map<string, Projection>;
-  /** Admissions stop here (half the reservation's time to live: it must not expire under a call). */
+  /**
+   * Admissions stop here: half the reservation's time to live after the request was sent. The
+   * lease is held for one and a half, so a call admitted last still has a whole one.
+   */
   readonly admitUntilMs: number;
-  /** The session's age at the grant, in seconds (database clock), and when that was (here). */
+  /**
+   * The session's age in seconds as the database measured it for the lease, and when the
+   * request was sent (here): never later than the measure, so the age is never underestimated.
+   */
   readonly secondsAtGrant: number;
   readonly grantedAtMs: number;
   /** False once replaced or ended: it admits nothing more, and ends when its last share does. */
   current: boolean;
+  /** True once released, or forgotten after it expired (the sweep releases it then). */
+  ended: boolean;
   idleTimer: NodeJS.Timeout | null;
+  /** When the lease expires in the database: its shares are forgotten (no call outlives it). */
+  expiryTimer: NodeJS.Timeout | null;
 }
 
 /** The part of a lease a usage record releases (`record_usage`'s `leaseId`, `shareUsd`, `shareTokens`). */
@@ -79,11 +92,14 @@ export class LeaseBook {
   readonly #current = new Map<string, Lease>();
   /** Every share admitted and not yet settled or released, with its lease. */
   readonly #shares = new Map<string, Lease>();
+  /** Every lease not ended, current or not (a replaced lease waits for its calls). */
+  readonly #live = new Set<Lease>();
   /** Lease requests in flight, by key: checks of the same session wait for them. */
   readonly #opening = new Map<string, Promise<unknown>>();
   /** Keys where a lease did not fit, until when: checks reserve one call at a time there. */
   readonly #noRoomUntil = new Map<string, number>();
   readonly #ending = new Set<Promise<void>>();
+  #closed = false;
 
   constructor(
     private readonly runtime: CostRuntime,
@@ -116,6 +132,12 @@ export class LeaseBook {
     projection: Projection,
   ): Promise<ReserveResult & { reservationId: string }> {
     const key = keyOf(request);
+    if (this.#closed) {
+      return {
+        ...(await this.runtime.reserve.submit(request)),
+        reservationId: request.reservationId,
+      };
+    }
     for (let waits = 0; waits < 3; waits++) {
       const opening = this.#opening.get(key);
       if (opening === undefined) break;
@@ -140,12 +162,17 @@ export class LeaseBook {
   }
 
   /**
-   * The share a usage record settles, taken out of its lease (a share is settled once).
+   * The share a usage record settles, taken out of its lease (a share is settled once). A
+   * usage of another session naming it leaves it to its call: the record names the lease, so
+   * that the database notes the mismatch (and keeps the share's unique slot free), and
+   * releases nothing.
    * @returns What the record releases from the lease, or null when `reservationId` is no share.
    */
-  settle(reservationId: string): ShareSettlement | null {
+  settle(reservationId: string, agentId: string, sessionId: string): ShareSettlement | null {
     const lease = this.#shares.get(reservationId);
     if (lease === undefined) return null;
+    if (lease.agentId !== agentId || lease.sessionId !== sessionId)
+      return { leaseId: lease.id, shareUsd: "0", shareTokens: "0" };
     const share = lease.shares.get(reservationId) as Projection;
     this.#forget(lease, reservationId);
     return {
@@ -178,11 +205,47 @@ export class LeaseBook {
   }
 
   /**
-   * Retire every lease, release those with no call in flight, and wait for the releases.
-   * A lease with calls still in flight keeps their part until they are settled, and the sweep
-   * releases the rest when it expires.
+   * A check refused under `cap`: release the room this process's leases hold and cannot use
+   * for it — what is left of the session's leases (session caps), or of the agent's leases of
+   * the day (daily caps) — in one statement; those leases admit nothing more. The statement is
+   * a settlement in flight (`runtime.settling`): the refused check waits for it and checks
+   * again.
+   * @returns Whether there was room to release.
+   */
+  free(request: Pick<ReserveRequest, "agentId" | "sessionId" | "day">, cap: BudgetCap): boolean {
+    const daily = cap === "perAgentUsdDaily" || cap === "perAgentTokensDaily";
+    if (!daily && cap !== "perSessionUsd" && cap !== "perSessionTokens") return false;
+    const trims: { id: string; usd: string; tokens: string }[] = [];
+    let freed = false;
+    for (const lease of [...this.#live]) {
+      if (lease.agentId !== request.agentId) continue;
+      if (daily ? lease.day !== request.day : lease.sessionId !== request.sessionId) continue;
+      if (lease.leftFemto === 0n && lease.leftTokens === 0) continue;
+      freed = true;
+      if (lease.shares.size > 0) {
+        trims.push({
+          id: lease.id,
+          usd: femtoToUsd(lease.leftFemto),
+          tokens: String(lease.leftTokens),
+        });
+      }
+      lease.leftFemto = 0n;
+      lease.leftTokens = 0;
+      this.#retire(lease); // with no call in flight: released whole (#end)
+    }
+    if (trims.length > 0) this.#release(request.agentId, trims, request.sessionId);
+    return freed;
+  }
+
+  /**
+   * Retire every lease (and those being opened), release those with no call in flight, and
+   * wait for the releases. A lease with calls still in flight keeps their part until they are
+   * settled, and the sweep releases the rest when it expires. Checks after this reserve one
+   * call each.
    */
   async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#opening.values()].map((opening) => opening.catch(() => undefined)));
     for (const lease of [...this.#current.values()]) this.#retire(lease);
     await Promise.all(this.#ending);
   }
@@ -229,12 +292,15 @@ export class LeaseBook {
     const calls = this.#settings.calls;
     const femto = projection.femto * BigInt(calls);
     const tokens = projection.tokens * calls;
+    const admitMs = Math.floor(request.ttlMs / 2);
     const leaseRequest: ReserveRequest = {
       ...request,
       reservationId: randomUUID(),
       usd: femtoToUsd(femto),
       tokens: String(tokens),
+      ttlMs: request.ttlMs + admitMs,
     };
+    const sentAt = performance.now();
     const rows = await this.runtime.store.query<{ r: LeaseResult }>(
       sql`select gov_cost.lease(${JSON.stringify({ lease: leaseRequest, single: request })}::jsonb) as r`,
     );
@@ -250,7 +316,6 @@ export class LeaseBook {
     }
     const previous = this.#current.get(key);
     if (previous !== undefined) this.#retire(previous);
-    const now = performance.now();
     const lease: Lease = {
       id: leaseRequest.reservationId,
       key,
@@ -261,21 +326,32 @@ export class LeaseBook {
       leftFemto: femto,
       leftTokens: tokens,
       shares: new Map(),
-      admitUntilMs: now + request.ttlMs / 2,
+      admitUntilMs: sentAt + admitMs,
       secondsAtGrant: Number(result.elapsed ?? 0),
-      grantedAtMs: now,
+      grantedAtMs: sentAt,
       current: true,
+      ended: false,
       idleTimer: null,
+      expiryTimer: null,
     };
+    lease.expiryTimer = setTimeout(
+      () => this.#expire(lease),
+      Math.max(0, sentAt + leaseRequest.ttlMs - performance.now()),
+    );
+    lease.expiryTimer.unref?.();
+    this.#live.add(lease);
     this.#current.set(key, lease);
     this.runtime.metrics.leasesOpened++;
-    return { ok: true, reserved: true, reservationId: this.#share(lease, projection) };
+    const share = this.#share(lease, projection);
+    // Opened while the module closed: its calls settle it, then it ends.
+    if (this.#closed) this.#retire(lease);
+    return { ok: true, reserved: true, reservationId: share };
   }
 
   #forget(lease: Lease, shareId: string): void {
     lease.shares.delete(shareId);
     this.#shares.delete(shareId);
-    if (lease.shares.size > 0) return;
+    if (lease.shares.size > 0 || lease.ended) return;
     if (!lease.current) this.#end(lease);
     else {
       lease.idleTimer = setTimeout(() => this.#retire(lease), this.#settings.idleMs);
@@ -294,18 +370,54 @@ export class LeaseBook {
 
   /** Release what is left of a lease (its shares are settled or released). */
   #end(lease: Lease): void {
+    if (lease.ended) return;
+    this.#close(lease);
+    this.#release(lease.agentId, [{ id: lease.id }], lease.sessionId);
+  }
+
+  /**
+   * The lease expired in the database (the sweep releases it, and audits it): forget its
+   * shares, whose calls never reported — a usage that names one later is recorded unmatched.
+   */
+  #expire(lease: Lease): void {
+    if (lease.ended) return;
+    this.#retire(lease);
+    if (lease.ended) return;
+    for (const shareId of lease.shares.keys()) this.#shares.delete(shareId);
+    lease.shares.clear();
+    this.#close(lease);
+  }
+
+  /** Mark a lease ended: it admits nothing, and nothing of it is kept here. */
+  #close(lease: Lease): void {
+    lease.ended = true;
+    lease.current = false;
+    if (this.#current.get(lease.key) === lease) this.#current.delete(lease.key);
+    if (lease.idleTimer !== null) clearTimeout(lease.idleTimer);
+    if (lease.expiryTimer !== null) clearTimeout(lease.expiryTimer);
+    lease.idleTimer = null;
+    lease.expiryTimer = null;
+    this.#live.delete(lease);
+  }
+
+  /** `gov_cost.release_leases`, as a settlement in flight of the agent (a refused check waits). */
+  #release(
+    agentId: string,
+    items: { id: string; usd?: string; tokens?: string }[],
+    sessionId: string,
+  ): void {
     const released = this.runtime.store
-      .query(sql`select gov_cost.release(${`{${lease.id}}`}::uuid[]) as released`)
+      .query(sql`select gov_cost.release_leases(${JSON.stringify(items)}::jsonb) as released`)
       .then(
         () => undefined,
         (error: unknown) => {
           this.runtime.logger.warn(
             "A budget lease could not be released; the sweep releases it when it expires.",
-            { agentId: lease.agentId, sessionId: lease.sessionId, error: describeError(error) },
+            { agentId, sessionId, error: describeError(error) },
           );
         },
       );
-    const tracked = this.runtime.settling.track(lease.agentId, released);
+    const tracked = this.runtime.settling.track(agentId, released);
     this.#ending.add(tracked);
     void tracked.then(() => this.#ending.delete(tracked));
   }

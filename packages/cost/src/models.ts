@@ -190,7 +190,12 @@ export interface CheckOptions {
   inputTokens?: number;
   /** The call's `max_tokens`: output tokens projected (priced at the higher of the output and reasoning rates). @default defaultMaxTokens */
   maxTokens?: number;
-  /** Total tokens to project instead (input + output); overrides `maxTokens`. */
+  /**
+   * The completions the call asks for (OpenAI's `n`, whole, 1 to 1000): the output tokens
+   * (`maxTokens`, or `defaultMaxTokens`) are projected once per completion. @default 1
+   */
+  choices?: number;
+  /** Total tokens to project instead (input + output); overrides `maxTokens` and `choices`. */
   projectedTokens?: number;
   /** USD to project instead of pricing the tokens (a number or a decimal string). */
   projectedUsd?: number | string;
@@ -331,7 +336,7 @@ export interface CostMetrics {
   rechecks: number;
   /** Budget leases opened (`lease` option): one round trip that holds the budget of several calls. */
   leasesOpened: number;
-  /** Checks admitted in a lease, without a round trip. */
+  /** Checks admitted in a lease: the one that opened it, and those admitted without a round trip. */
   leaseAdmissions: number;
   checkFailures: number;
   failOpenPasses: number;

@@ -75,6 +75,7 @@ export const RAW_SQL_FUNCTIONS = [
   "release",
   "release_expired",
   "lease",
+  "release_leases",
 ] as const;
 
 /** Both counters of a snapshot; undefined where there is no row yet. Rejects when the store does. */

@@ -4,12 +4,18 @@
  * one statement — or the evidence of a breach or of a check that could not be made.
  */
 import { randomUUID } from "node:crypto";
-import { describeError, type HaltCheckContext, type Store } from "@gov/core";
+import {
+  describeError,
+  type HaltCheckContext,
+  InvalidArgumentError,
+  type Store,
+  typeOf,
+} from "@gov/core";
 import type { ItemFailure } from "./batcher";
 import { type BudgetCap, type BudgetPolicy, CAP_UNITS } from "./budget-policy";
 import { BudgetCheckFailedError, BudgetExceeded } from "./errors";
 import { writeEvidence } from "./evidence";
-import type { BudgetReservation, CheckOptions } from "./models";
+import { type BudgetReservation, type CheckOptions, COST_LIMITS } from "./models";
 import { femtoToUsd, trimDecimal } from "./money";
 import { type CostRuntime, priceOf, today } from "./runtime";
 import { callBudgetFunction, capLimitsOf, type ReserveRequest, type ReserveResult } from "./sql";
@@ -39,7 +45,7 @@ const RECHECK_WAIT_MS = 1_000;
 const CHECK_CONTEXT: HaltCheckContext = Object.freeze({ path: "cost.checkOrRaise" });
 
 const CHECK_OPTIONS = callOptions(
-  ["model", "inputTokens", "maxTokens", "projectedTokens", "projectedUsd"],
+  ["model", "inputTokens", "maxTokens", "choices", "projectedTokens", "projectedUsd"],
   'checkOrRaise(agentId, sessionId, { model: "gpt-4o", maxTokens: 1024 })',
 );
 
@@ -202,7 +208,9 @@ function reserved(
 /**
  * A refused check, while this process is still writing usage records or releases that may
  * concern the agent: wait for them and check again, so that a check right after a call sees
- * that call's real spend rather than its worst case still reserved. At most
+ * that call's real spend rather than its worst case still reserved. Room that this process's
+ * budget leases hold and cannot use for the check is released first (and waited for the same
+ * way), so that a lease never refuses what a reservation would pass. At most
  * {@link MAX_RECHECKS} times and {@link RECHECK_WAIT_MS} of waiting in all; the agent's halt
  * is checked before each new check. A check that cannot be made again keeps the refusal it
  * has (a breach already seen is not turned into a failure, nor let through by `failOpen`).
@@ -218,6 +226,7 @@ async function recheck(
   const deadline = performance.now() + RECHECK_WAIT_MS;
   let result = refused;
   for (let again = 0; again < MAX_RECHECKS && !result.ok; again++) {
+    runtime.leases?.free(request, result.cap as BudgetCap);
     const settling = runtime.settling.of(request.agentId);
     const left = deadline - performance.now();
     if (settling.length === 0 || left <= 0) break;
@@ -278,6 +287,27 @@ function warnUnprojected(
   );
 }
 
+/** The most completions one check projects (OpenAI allows 128). */
+const MAX_CHOICES = 1_000;
+
+/** `choices`, validated: whole, 1 to {@link MAX_CHOICES}; 1 when not given. */
+function checkChoices(choices: unknown): number {
+  if (choices === undefined) return 1;
+  if (
+    typeof choices === "number" &&
+    Number.isInteger(choices) &&
+    choices >= 1 &&
+    choices <= MAX_CHOICES
+  )
+    return choices;
+  throw new InvalidArgumentError(
+    "choices",
+    `must be a whole number of completions from 1 to ${MAX_CHOICES}, got ${typeof choices === "number" ? choices : typeOf(choices)}.`,
+    "Pass the request's n (e.g. choices: 2), or leave it out for one completion.",
+    { limit: MAX_CHOICES },
+  );
+}
+
 /** The projection's inputs, validated (caller bugs are thrown before anything is checked). */
 function declaredOf(runtime: CostRuntime, given: CheckOptions): Declared {
   const options = readCallOptions(CHECK_OPTIONS, given);
@@ -286,10 +316,12 @@ function declaredOf(runtime: CostRuntime, given: CheckOptions): Declared {
   let output: number;
   if (options.projectedTokens !== undefined) {
     output = Math.max(0, checkTokens("projectedTokens", options.projectedTokens, true) - input);
-  } else if (options.maxTokens !== undefined) {
-    output = checkTokens("maxTokens", options.maxTokens, false);
   } else {
-    output = runtime.options.defaultMaxTokens ?? 0;
+    const ceiling =
+      options.maxTokens === undefined
+        ? (runtime.options.defaultMaxTokens ?? 0)
+        : checkTokens("maxTokens", options.maxTokens, false);
+    output = Math.min(ceiling * checkChoices(options.choices), COST_LIMITS.tokens);
   }
   return {
     tokens: input + output,

@@ -321,7 +321,9 @@ async function recordUsage(
   const policy = runtime.policies.get(agentId);
   // A share of a budget lease: the record releases the share's part of the lease.
   const share =
-    entry.reservationId === null ? null : (runtime.leases?.settle(entry.reservationId) ?? null);
+    entry.reservationId === null
+      ? null
+      : (runtime.leases?.settle(entry.reservationId, agentId, sessionId) ?? null);
   const item: SettleItem = {
     usageId: entry.usageId ?? randomUUID(),
     agentId,

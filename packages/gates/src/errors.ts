@@ -22,6 +22,8 @@ export const GATES_ERROR_CODES = {
   APPROVAL_STORE_UNAVAILABLE: "APPROVAL_STORE_UNAVAILABLE",
   /** A stored request or decision does not verify: it was not written, as it is, by this module's keys. */
   APPROVAL_INTEGRITY: "APPROVAL_INTEGRITY",
+  /** `request()` was given a key that the agent already used for a request of that kind. */
+  APPROVAL_KEY_IN_USE: "APPROVAL_KEY_IN_USE",
   /** An argument or option failed validation; nothing was read or written. */
   GATES_INPUT_INVALID: "GATES_INPUT_INVALID",
 } as const;
@@ -459,6 +461,45 @@ export class ApprovalIntegrityError extends GovernanceError {
     this.name = "ApprovalIntegrityError";
     this.requestId = requestId;
     this.subject = subject;
+  }
+}
+
+/**
+ * `request()` was given a `key` that the agent already used for a request of the same kind:
+ * a key names one request, and its token was handed out when that request was made. Nothing
+ * was stored or recorded, and no token was returned. Look the request up instead
+ * (`findRequest({ agentId, kind, key })`), or choose another key for another request.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await gates.request("tool.wire_money", "billing-agent", { payload, key: toolCallId });
+ * } catch (error) {
+ *   if (!ApprovalKeyInUseError.isInstance(error)) throw error;
+ *   const asked = await gates.findRequest({ agentId: "billing-agent", kind: "tool.wire_money", key: toolCallId });
+ * }
+ * ```
+ */
+export class ApprovalKeyInUseError extends GovernanceError {
+  static override readonly errorIdentity = "@gov/gates.ApprovalKeyInUseError";
+
+  readonly agentId: string;
+  readonly kind: string;
+  /** The key already in use. */
+  readonly key: string;
+
+  constructor(details: { agentId: string; kind: string; key: string; cause?: unknown }) {
+    super({
+      code: GATES_ERROR_CODES.APPROVAL_KEY_IN_USE,
+      message: `Agent ${JSON.stringify(details.agentId)} already has a request of kind ${JSON.stringify(details.kind)} with key ${JSON.stringify(details.key)}; a key names one request. Nothing was stored.`,
+      recoveryHint:
+        "Read that request with findRequest({ agentId, kind, key }) (its token was handed out when it was made), or pass another key for another request.",
+      cause: details.cause,
+    });
+    this.name = "ApprovalKeyInUseError";
+    this.agentId = details.agentId;
+    this.kind = details.kind;
+    this.key = details.key;
   }
 }
 

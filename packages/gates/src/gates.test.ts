@@ -81,6 +81,7 @@ describe.each(testEngines())("requests and decisions on $name", (engine: TestEng
           kind: "deploy.production",
           agentId: "deploy-agent",
           actionHash: request.actionHash,
+          key: null,
           payload: PAYLOAD,
           payloadIntact: true,
           requestIntact: true,
@@ -126,6 +127,7 @@ describe.each(testEngines())("requests and decisions on $name", (engine: TestEng
         createdAt: "2026-01-01T00:00:00.000Z",
         expiresAt: "2026-01-01T01:00:00.000Z",
         tokenVersion: 2,
+        key: null,
         stored: true,
       });
       expect(inspect(request)).not.toContain(macOf(request.token));

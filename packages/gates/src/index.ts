@@ -7,6 +7,7 @@ export { gatesMigrations, gatesModule } from "./definition";
 export {
   ApprovalDenied,
   ApprovalIntegrityError,
+  ApprovalKeyInUseError,
   ApprovalNotRecordedError,
   ApprovalPending,
   ApprovalStoreError,
@@ -42,6 +43,7 @@ export type {
   ApprovalRecord,
   ApprovalStatus,
   DenyOptions,
+  FindRequestOptions,
   GatesContext,
   GrantOptions,
   ListPendingOptions,

@@ -12,7 +12,7 @@ import { InvalidGatesInputError } from "./errors";
 
 /** The limits every input of `@gov/gates` is held to. */
 export const GATES_LIMITS = {
-  /** Characters of an agent id and a reviewer id. */
+  /** Characters of an agent id, a reviewer id and a request's key. */
   id: 256,
   /** Characters of a request kind, e.g. `deploy.production`. */
   kind: 128,
@@ -152,6 +152,16 @@ export const kindSchema = boundedText({
   max: GATES_LIMITS.kind,
   id: true,
   fix: 'Name what is being approved, e.g. "deploy.production".',
+});
+
+/**
+ * A request's key, chosen by the caller (the AI SDK's tool call id, a job id): 1–256
+ * characters, no control, invisible or blank characters (the ASCII space aside).
+ */
+export const requestKeySchema = boundedText({
+  max: GATES_LIMITS.id,
+  id: true,
+  fix: 'Pass a key that names what the request is for, e.g. the tool call id "call_8f2b", or leave it out.',
 });
 
 const reasonSchema = boundedText({
@@ -324,8 +334,16 @@ export const requestOptionsSchema = z
     payload: payloadSchema.optional(),
     expiresInMs: optional(expiresInSchema),
     expiresIn: optional(expiresInSchema),
+    key: optional(requestKeySchema),
   })
   .transform(renamed("expiresIn", "expiresInMs"));
+
+/** What `findRequest()` looks a request up by. */
+export const findRequestSchema = z.strictObject({
+  agentId: agentIdSchema,
+  kind: kindSchema,
+  key: requestKeySchema,
+});
 
 /** Options of `grant()`. */
 export const grantOptionsSchema = z.strictObject({

@@ -13,6 +13,7 @@ import {
   agentIdSchema,
   denyOptionsSchema,
   expirePendingOptionsSchema,
+  findRequestSchema,
   type GatesOptions,
   gatesOptionsSchema,
   grantOptionsSchema,
@@ -27,7 +28,7 @@ import {
   verifyActionOptionsSchema,
   waitForOptionsSchema,
 } from "./models";
-import { listPendingRequests, readRequest } from "./reads";
+import { findRequestByKey, listPendingRequests, readRequest } from "./reads";
 import { type ApprovalRequest, openRequest } from "./request";
 import type { GatesRuntime } from "./runtime";
 import type {
@@ -35,6 +36,7 @@ import type {
   ApprovalGatedFunction,
   ApprovalRecord,
   DenyOptions,
+  FindRequestOptions,
   GatesContext,
   GrantOptions,
   ListPendingOptions,
@@ -206,17 +208,21 @@ export class GatesModule {
    * the lookup fails, the request can be denied but not granted). A store failure does not
    * throw: the request is returned with `stored: false`, a warning is logged and
    * `approval.request_failed` recorded; its token will be refused. A stored request is
-   * recorded as `approval.requested`.
+   * recorded as `approval.requested`. With a `key`, {@link findRequest} finds the request again
+   * from any process; a key the agent already used for this kind is refused.
    *
    * @example
    * ```ts
    * const request = await gates.request("deploy.production", "deploy-agent", {
    *   payload: { pr: 142, environment: "production" },
    *   expiresInMs: 15 * 60_000,
+   *   key: "deploy-142", // optional: findRequest finds it by this, from any process
    * });
    * await slack.send(reviewers, `Approve deploy #142: ${request.token}`);
    * ```
    * @throws {AgentHaltedError} the agent is halted (nothing was stored).
+   * @throws {ApprovalKeyInUseError} the agent already made a request of this kind with this
+   *   key; nothing was stored or recorded, and no token is returned.
    * @throws {InvalidGatesInputError} bad input; nothing was checked or stored.
    */
   async request(
@@ -448,6 +454,30 @@ export class GatesModule {
   async getRequest(requestId: string): Promise<ApprovalRecord | null> {
     const id = validate(requestIdSchema, requestId, "requestId");
     return readRequest(this.#runtime, id);
+  }
+
+  /**
+   * The request an agent made with a `key` for a kind of action (`request(kind, agentId, { key
+   * })`), and where it stands — as {@link getRequest} reads it — or null when there is none. How
+   * a process that did not make the request (the agent restarted, another instance resumes its
+   * run) finds it: the token is not needed, and not returned. An unverified read, like
+   * `getRequest`: `granted` means "go and `verifyAction`", which checks the signed decision —
+   * and the key, which the request's signature covers.
+   *
+   * @example
+   * ```ts
+   * const asked = await gates.findRequest({ agentId: "deploy-agent", kind: "deploy.production", key: "deploy-142" });
+   * if (asked?.status === "granted") await gates.verifyAction(asked.requestId, payload, { kind, agentId });
+   * ```
+   * @throws {ApprovalStoreError} the database could not be read.
+   * @throws {InvalidGatesInputError} bad input (all three fields are required); nothing was read.
+   */
+  async findRequest(lookup: FindRequestOptions): Promise<ApprovalRecord | null> {
+    const checked = validateOptions(findRequestSchema, lookup, {
+      field: "lookup",
+      required: '{ agentId: "deploy-agent", kind: "deploy.production", key: "deploy-142" }',
+    });
+    return findRequestByKey(this.#runtime, checked);
   }
 
   /**

@@ -9,7 +9,7 @@ import {
 import { rejectionOf, type TestEngine, testEngines } from "@gov/core/testing";
 import { afterEach, beforeEach, describe, expect, expectTypeOf, it } from "vitest";
 import { type GatesHarness, gatesHarness } from "./__fixtures__";
-import { ApprovalDenied, ApprovalTokenError } from "./errors";
+import { ApprovalDenied, ApprovalKeyInUseError, ApprovalTokenError } from "./errors";
 import { GatesModule } from "./module";
 import type { ApprovalRequest } from "./request";
 import type { ApprovalDecision, ApprovalRecord, ApprovalStatus } from "./types";
@@ -33,6 +33,9 @@ describe("GatesModule is core's ApprovalGate", () => {
     expectTypeOf<Parameters<ApprovalGate["getRequest"]>>().toExtend<
       Parameters<GatesModule["getRequest"]>
     >();
+    expectTypeOf<Parameters<NonNullable<ApprovalGate["findRequest"]>>>().toExtend<
+      Parameters<GatesModule["findRequest"]>
+    >();
     expectTypeOf<ApprovalRequest>().toExtend<ApprovalRequestLike>();
     expectTypeOf<ApprovalDecision>().toExtend<ApprovalDecisionLike>();
     expectTypeOf<ApprovalRecord>().toExtend<ApprovalRecordLike>();
@@ -47,6 +50,9 @@ describe("GatesModule is core's ApprovalGate", () => {
     >();
     expectTypeOf<ReturnType<GatesModule["getRequest"]>>().toExtend<
       ReturnType<ApprovalGate["getRequest"]>
+    >();
+    expectTypeOf<ReturnType<GatesModule["findRequest"]>>().toExtend<
+      ReturnType<NonNullable<ApprovalGate["findRequest"]>>
     >();
     // A status the module adds must be one a composer knows how to read: the two are equal.
     expectTypeOf<ApprovalStatus>().toEqualTypeOf<ApprovalRecordStatus>();
@@ -144,6 +150,28 @@ describe.each(testEngines())(
         }
         expect(reasons).toEqual(["request_mismatch", "request_mismatch", "action_hash_mismatch"]);
         expect((await gate.getRequest(request.requestId))?.executedAt).toBeNull();
+      },
+    );
+
+    it.skipIf(!engine.available)(
+      "a request made with a key is found by it (how another process finds it); the key is used once",
+      async () => {
+        const key = "call_8f2b1c";
+        const request = await gate.request(kind, agentId, { payload, key });
+        const lookup = { agentId, kind, key };
+        expect(await gate.findRequest?.(lookup)).toMatchObject({
+          requestId: request.requestId,
+          status: "pending",
+          payload,
+          requestIntact: true,
+        });
+        const reused = await rejectionOf(() => gate.request(kind, agentId, { payload, key }));
+        expect(ApprovalKeyInUseError.isInstance(reused)).toBe(true);
+        await h.gates.grant(request.token, { reviewerId: "bob@company.com" });
+        const found = await gate.findRequest?.(lookup);
+        expect(found?.status).toBe("granted");
+        await gate.verifyAction(found?.requestId as string, payload, { kind, agentId });
+        expect(await gate.findRequest?.({ ...lookup, key: "call_other" })).toBeNull();
       },
     );
 

@@ -1,4 +1,4 @@
-import { canonicalJson, constantTimeEqualHex, sql } from "@gov/core";
+import { canonicalJson, constantTimeEqualHex, type SQL, sql } from "@gov/core";
 import { ApprovalStoreError } from "./errors";
 import { requestProblem } from "./integrity";
 import { publicStatus, type RequestRow, ROW_COLUMNS, sha256 } from "./rows";
@@ -36,16 +36,37 @@ export async function listPendingRequests(
 }
 
 /** One request and where it stands, or null (what `GatesModule.getRequest` does). */
-export async function readRequest(
+export function readRequest(runtime: GatesRuntime, id: string): Promise<ApprovalRecord | null> {
+  return readRecord(runtime, sql`request_id = ${id}::uuid`, id);
+}
+
+/**
+ * The request an agent made with a key for a kind of action, and where it stands, or null
+ * (what `GatesModule.findRequest` does). One at most: the key is unique per agent and kind.
+ */
+export function findRequestByKey(
   runtime: GatesRuntime,
-  id: string,
+  lookup: { agentId: string; kind: string; key: string },
+): Promise<ApprovalRecord | null> {
+  return readRecord(
+    runtime,
+    sql`agent_id = ${lookup.agentId} and kind = ${lookup.kind} and request_key = ${lookup.key}`,
+    null,
+  );
+}
+
+/** The request the condition `where` selects, as a record, or null. */
+async function readRecord(
+  runtime: GatesRuntime,
+  where: SQL,
+  requestId: string | null,
 ): Promise<ApprovalRecord | null> {
   let rows: (RequestRow & { payload: unknown })[];
   try {
     rows = await runtime.store.query(sql`
-      select ${ROW_COLUMNS}, payload from ${requests} where request_id = ${id}::uuid`);
+      select ${ROW_COLUMNS}, payload from ${requests} where ${where} limit 1`);
   } catch (error) {
-    throw new ApprovalStoreError("read", id, error);
+    throw new ApprovalStoreError("read", requestId, error);
   }
   const row = rows[0];
   if (!row) return null;
@@ -95,6 +116,7 @@ function pendingOf(runtime: GatesRuntime, row: RequestRow & { payload: unknown }
     kind: row.kind,
     agentId: row.agent_id,
     actionHash,
+    key: row.request_key,
     payload: intact ? stored : null,
     payloadIntact: intact,
     requestIntact: problem === null,

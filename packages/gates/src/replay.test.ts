@@ -168,7 +168,7 @@ async function readRow(h: GatesHarness, requestId: string): Promise<Record<strin
   const [row] = await h.store.query<Record<string, unknown>>(sql`
     select request_id::text as request_id, kind, agent_id, action_hash, token_version, key_id,
       token_digest, ${ISO("created_at")} as created_at, ${ISO("expires_at")} as expires_at,
-      ${ISO("resolved_at")} as resolved_at, operator_id, operator_lookup, status
+      ${ISO("resolved_at")} as resolved_at, operator_id, operator_lookup, request_key, status
     from gov_gates.requests where request_id = ${requestId}::uuid`);
   if (!row) throw new Error(`request ${requestId} is not stored`);
   return row;
@@ -188,6 +188,7 @@ function signedRequestOfRow(row: Record<string, unknown>): SignedRequest {
     expiresAt: row.expires_at as string,
     operatorId: row.operator_id as string | null,
     operatorLookup: row.operator_lookup as string | null,
+    key: row.request_key as string | null,
   };
 }
 
@@ -200,11 +201,13 @@ function format2DecisionMac(
   row: Record<string, unknown>,
   decision: { decision: string; reviewerId: string; reason: string | null; resolvedAt: string },
 ): string {
+  // That version signed no key (and these requests have none).
+  const { key: _none, ...request } = signedRequestOfRow(row);
   return key.hmacHex(
     `gov.gates.decision\0${canonicalJson({
       type: "gov.gates.decision",
       v: 2,
-      request: signedRequestOfRow(row),
+      request,
       ...decision,
     })}`,
   );

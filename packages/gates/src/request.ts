@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { inspect } from "node:util";
-import { describeError, type HaltCheckContext, sql } from "@gov/core";
+import { describeError, type HaltCheckContext, StoreError, sql } from "@gov/core";
 import { lookUpOperator } from "./decision";
+import { ApprovalKeyInUseError } from "./errors";
 import { APPROVAL_EVENT_KINDS } from "./events";
 import type { CanonicalPayload } from "./models";
 import { record } from "./recorder";
@@ -29,6 +30,8 @@ export class ApprovalRequest {
   readonly expiresAt: Date;
   /** The token's format version: 2, or 1 when `enableV2Tokens` is false. */
   readonly tokenVersion: 1 | 2;
+  /** The caller's key for the request (`request(…, { key })`), or null. */
+  readonly key: string | null;
   /**
    * False when the request could not be stored (`request()` is an observation surface and
    * does not throw for that): the failure was logged and recorded
@@ -46,6 +49,7 @@ export class ApprovalRequest {
     createdAt: Date;
     expiresAt: Date;
     tokenVersion: 1 | 2;
+    key: string | null;
     stored: boolean;
     token: string;
   }) {
@@ -56,6 +60,7 @@ export class ApprovalRequest {
     this.createdAt = fields.createdAt;
     this.expiresAt = fields.expiresAt;
     this.tokenVersion = fields.tokenVersion;
+    this.key = fields.key;
     this.stored = fields.stored;
     this.#token = fields.token;
     Object.freeze(this);
@@ -79,6 +84,7 @@ export class ApprovalRequest {
       createdAt: this.createdAt.toISOString(),
       expiresAt: this.expiresAt.toISOString(),
       tokenVersion: this.tokenVersion,
+      key: this.key,
       stored: this.stored,
     };
   }
@@ -97,18 +103,28 @@ export interface ApprovalRequestJson {
   createdAt: string;
   expiresAt: string;
   tokenVersion: 1 | 2;
+  key: string | null;
   stored: boolean;
 }
+
+/** The unique constraint that holds one request per agent, kind and key. */
+const KEY_CONSTRAINT = "requests_agent_kind_key";
 
 /**
  * Open a request (what `GatesModule.request` does, its input validated): the halt check, the
  * operator look-up, the token, the row and its request MAC, and the audit event.
+ * @throws {ApprovalKeyInUseError} the key is the agent's for another request of this kind
+ *   (nothing was stored or recorded, and the token is dropped).
  */
 export async function openRequest(
   runtime: GatesRuntime,
   checkedKind: string,
   id: string,
-  parsed: { payload?: CanonicalPayload | undefined; expiresInMs?: number | undefined },
+  parsed: {
+    payload?: CanonicalPayload | undefined;
+    expiresInMs?: number | undefined;
+    key?: string | undefined;
+  },
 ): Promise<ApprovalRequest> {
   await runtime.halt.assertAlive(id, REQUEST_PATH);
   // The operator answering for the agent now is bound to the request: neither they nor the
@@ -131,6 +147,7 @@ export async function openRequest(
   const createdAt = new Date(createdAtMs);
   const expiresAt = new Date(expiresAtMs);
   const digest = tokenDigest(token);
+  const requestKey = parsed.key ?? null;
   // What the request is, signed now: a row re-targeted in the table cannot be granted.
   const requestMac = key.hmacHex(
     requestMacInput({
@@ -145,6 +162,7 @@ export async function openRequest(
       expiresAt: expiresAt.toISOString(),
       operatorId: operator.operatorId,
       operatorLookup: operator.lookup,
+      key: requestKey,
     }),
   );
   const metadata = {
@@ -154,17 +172,26 @@ export async function openRequest(
     expiresAt: expiresAt.toISOString(),
     tokenVersion: version,
     keyId: key.id,
+    ...(requestKey === null ? {} : { key: requestKey }),
   };
   let stored = true;
   try {
     await runtime.store.query(sql`
       insert into ${requests}
         (request_id, kind, agent_id, action_hash, payload, token_version, key_id, token_digest, status,
-          created_at, expires_at, operator_id, operator_lookup, request_mac)
+          created_at, expires_at, operator_id, operator_lookup, request_mac, request_key)
       values (${requestId}::uuid, ${checkedKind}, ${id}, ${actionHash}, ${payload.canonical}::jsonb, ${version},
         ${key.id}, ${digest}, 'pending', ${createdAt.toISOString()}::timestamptz, ${expiresAt.toISOString()}::timestamptz,
-        ${operator.operatorId}, ${operator.lookup}, ${requestMac})`);
+        ${operator.operatorId}, ${operator.lookup}, ${requestMac}, ${requestKey})`);
   } catch (error) {
+    // Not a failure to store: the caller's key names another request. Nothing was stored.
+    if (requestKey !== null && StoreError.isInstance(error) && error.constraint === KEY_CONSTRAINT)
+      throw new ApprovalKeyInUseError({
+        agentId: id,
+        kind: checkedKind,
+        key: requestKey,
+        cause: error,
+      });
     stored = false;
     runtime.logger.warn(
       "An approval request could not be stored; it was returned with stored: false and its token cannot be granted.",
@@ -184,6 +211,7 @@ export async function openRequest(
     createdAt,
     expiresAt,
     tokenVersion: version,
+    key: requestKey,
     stored,
     token,
   });

@@ -32,6 +32,7 @@ export type RequestRow = {
   operator_id: string | null;
   operator_lookup: string | null;
   request_mac: string | null;
+  request_key: string | null;
 };
 
 type RequestColumns = (typeof requests)["_"]["columns"];
@@ -94,6 +95,7 @@ export function signedRequestOf(row: RequestRow): SignedRequest {
     expiresAt: row.expires_at,
     operatorId: row.operator_id,
     operatorLookup: row.operator_lookup,
+    key: row.request_key,
   };
 }
 

@@ -7,6 +7,7 @@ import {
   smallint,
   text,
   timestamp,
+  unique,
   uuid,
 } from "drizzle-orm/pg-core";
 
@@ -27,8 +28,8 @@ export const gatesSchema = pgSchema("gov_gates");
  * `decision_key_id`, which must be the request's `key_id`), so that a row flipped to `granted`
  * by hand is refused by every waiter; the decision MAC is written only when the decision is
  * published (a claim holds a claim MAC, which never verifies as a decision), so a released
- * claim copied back grants nothing. A trigger (migrations 0002, 0004 and 0005) keeps a row born
- * pending and undecided, what was signed immutable, statuses one-way, a decision published
+ * claim copied back grants nothing. A trigger (migrations 0002, 0004, 0005 and 0007) keeps a row
+ * born pending and undecided, what was signed immutable, statuses one-way, a decision published
  * only with its own MAC, and an executed row (`executed_at` set) final.
  */
 export const requests = gatesSchema.table(
@@ -83,6 +84,13 @@ export const requests = gatesSchema.table(
      * those can be denied, not granted.
      */
     requestMac: text("request_mac"),
+    /**
+     * The caller's key for the request (`request(kind, agentId, { key })`, e.g. the AI SDK's tool
+     * call id), by which `findRequest` finds it again from any process; unique per agent and
+     * kind. Covered by the request MAC when set. Null for requests made without one, and for
+     * requests made before this column existed.
+     */
+    requestKey: text("request_key"),
   },
   (table) => [
     check(
@@ -100,5 +108,7 @@ export const requests = gatesSchema.table(
     ),
     index("requests_pending_expiry").on(table.expiresAt).where(sql`${table.status} = 'pending'`),
     index("requests_agent_created").on(table.agentId, table.createdAt),
+    // Nulls are distinct: requests without a key never conflict.
+    unique("requests_agent_kind_key").on(table.agentId, table.kind, table.requestKey),
   ],
 );

@@ -2,8 +2,8 @@
  * What the request MAC and the decision MAC sign. Whoever can edit `gov_gates.requests` (a
  * table owner can also drop its guard trigger) but does not hold the keys must not be able to
  * make a row approve anything it was not made and decided for. Every field that a decision or
- * a check relies on is therefore covered by a MAC (or needs none), and the trigger of migration
- * 0004 keeps the same fields immutable as defence in depth:
+ * a check relies on is therefore covered by a MAC (or needs none), and the trigger (migrations
+ * 0004 and 0007) keeps the same fields immutable as defence in depth:
  *
  * | Column                          | Relied on by                              | Covered by                                                            |
  * | ------------------------------- | ----------------------------------------- | --------------------------------------------------------------------- |
@@ -16,6 +16,7 @@
  * | `created_at`                    | the reviewer, the evidence                | the request MAC, the decision MAC                                     |
  * | `expires_at`                    | `grant`, `waitFor`, `verifyAction`        | the token's MAC, the request MAC, the decision MAC                    |
  * | `operator_id`, `operator_lookup`| self-approval (operator at request time)  | the request MAC (checked by `grant`), the decision MAC                |
+ * | `request_key`                   | `findRequest` (a run resumed elsewhere finds its request by it) | the request MAC and the decision MAC, when set (a row moved to another key, or given one, does not verify); null: signed as before keys existed |
  * | `status`                        | everything                                | `granted` / `denied`: the decision MAC; `pending`, `expired` and the claims grant nothing (a waiter keeps waiting or refuses); the trigger makes transitions one-way |
  * | `reviewer_id`, `reason`, `resolved_at` | `ApprovalDenied`, the evidence     | the decision MAC                                                      |
  * | `decision_mac`                  | —                                         | it signs the request id: one request's decision does not verify on another; during a claim it holds the claim MAC, which never verifies as a decision |
@@ -73,6 +74,8 @@ export interface SignedRequest {
   operatorId: string | null;
   /** Whether that operator was looked up (`failed`: the request cannot be granted). */
   operatorLookup: string | null;
+  /** The caller's key for the request (`request(…, { key })`), or null: none. */
+  key: string | null;
 }
 
 /** A decision on a request, as the decision MAC signs it. */
@@ -84,7 +87,12 @@ export interface SignedDecision {
   resolvedAt: string;
 }
 
-/** The request's fields, in a fixed shape (nothing else can slip into a signature). */
+/**
+ * The request's fields, in a fixed shape (nothing else can slip into a signature). The key is
+ * signed only when the request has one, so that a request made without a key — and every row
+ * written before keys existed — signs exactly the fields it always did; a key written into such
+ * a row, or a keyed row's key erased, changes what is signed and does not verify.
+ */
 function requestFields(request: SignedRequest) {
   return {
     requestId: request.requestId,
@@ -98,6 +106,7 @@ function requestFields(request: SignedRequest) {
     expiresAt: request.expiresAt,
     operatorId: request.operatorId,
     operatorLookup: request.operatorLookup,
+    ...(request.key === null ? {} : { key: request.key }),
   };
 }
 

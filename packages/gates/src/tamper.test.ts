@@ -59,6 +59,7 @@ const REQUEST_EDITS: [field: string, set: SQL][] = [
   ["created_at", sql`created_at = created_at - interval '1 day'`],
   ["operator_id", sql`operator_id = 'mallory@company.com'`],
   ["operator_lookup", sql`operator_lookup = 'failed'`],
+  ["request_key", sql`request_key = 'call_other'`],
   [
     "key_id",
     sql`key_id = ${new ChainKey(SECRET_B).id}, decision_key_id = case when decision_key_id is null then null else ${new ChainKey(SECRET_B).id} end`,

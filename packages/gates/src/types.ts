@@ -15,6 +15,25 @@ export interface RequestOptions {
   expiresInMs?: number;
   /** @deprecated use `expiresInMs` (the same value, in ms); giving both is refused. */
   expiresIn?: number;
+  /**
+   * The caller's name for the request (1–256 characters, an id: no control, invisible or blank
+   * characters but the ASCII space), e.g. the AI SDK's tool call id: `findRequest({ agentId,
+   * kind, key })` finds the request by it from any process — one that restarted, or another one
+   * resuming the work. Unique per agent and kind: a key already used is refused
+   * (`ApprovalKeyInUseError`) and nothing is stored. Signed with the request.
+   * @default none (the request is found by its `requestId` only)
+   */
+  key?: string;
+}
+
+/** What {@link GatesModule.findRequest} looks a request up by: all three are required. */
+export interface FindRequestOptions {
+  /** The agent that made the request. */
+  agentId: string;
+  /** The kind it was made as, e.g. `tool.wire_money`. */
+  kind: string;
+  /** The `key` it was made with. */
+  key: string;
 }
 
 /** Options of {@link GatesModule.grant}. */
@@ -65,6 +84,8 @@ export interface PendingApproval {
   kind: string;
   agentId: string;
   actionHash: string;
+  /** The caller's key for the request (`request(…, { key })`), or null when it was made without one. */
+  key: string | null;
   /**
    * The payload, for the reviewer to read — re-hashed on every read: null when it no longer
    * matches the action hash (see {@link PendingApproval.payloadIntact}).
@@ -77,7 +98,7 @@ export interface PendingApproval {
    */
   payloadIntact: boolean;
   /**
-   * False when what the request is — its kind, agent, expiry, token, operator at request time —
+   * False when what the request is — its kind, agent, expiry, token, operator at request time, key —
    * does not match its request MAC (it was changed in the database), or it has none (it was
    * made by an earlier version): it cannot be granted (`ApprovalIntegrityError`); deny it. An
    * error is logged.

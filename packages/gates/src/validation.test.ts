@@ -270,6 +270,15 @@ describe("bad input changes nothing", () => {
       "options.expiresIn",
       undefined,
     ],
+    ["an empty key", ["deploy", "agent", { key: "" }], "options.key", undefined],
+    ["a key of 257 characters", ["deploy", "agent", { key: long(257) }], "options.key", 256],
+    ["a numeric key", ["deploy", "agent", { key: 42 }], "options.key", undefined],
+    [
+      "a zero-width space in the key",
+      ["deploy", "agent", { key: "call\u200b" }],
+      "options.key",
+      undefined,
+    ],
   ])("request with %s", async (_name, args, field, limit) => {
     const { gates, untouched } = setup();
     const error = await inputError(() =>
@@ -493,6 +502,33 @@ describe("bad input changes nothing", () => {
 
 // Guards against: a promise-returning function of gates throwing synchronously on bad input
 // (a caller's `.catch()` would never see it).
+describe("findRequest with bad input reads nothing", () => {
+  it.each([
+    ["no lookup", undefined, "lookup", undefined],
+    ["no key", { agentId: "agent", kind: "deploy" }, "lookup.key", undefined],
+    [
+      "a key of 257 characters",
+      { agentId: "agent", kind: "deploy", key: "k".repeat(257) },
+      "lookup.key",
+      256,
+    ],
+    ["a blank key", { agentId: "agent", kind: "deploy", key: "  " }, "lookup.key", undefined],
+    ["no agent", { kind: "deploy", key: "call_1" }, "lookup.agentId", undefined],
+    [
+      "an unknown field",
+      { agentId: "agent", kind: "deploy", key: "call_1", id: 1 },
+      "lookup.id",
+      undefined,
+    ],
+  ])("%s", async (_name, lookup, field, limit) => {
+    const { gates, untouched } = setup();
+    const error = await inputError(() => gates.findRequest(lookup as never));
+    expect(error.field).toBe(field);
+    expect(error.limit).toBe(limit);
+    untouched();
+  });
+});
+
 describe("every public async function rejects on bad input, never throws synchronously", () => {
   const gatedCalls = (gates: GatesModule) => {
     const gated = gates.requireApproval({ kind: "k", agentId: "a" }, async (_value: unknown) => 1);
@@ -507,6 +543,7 @@ describe("every public async function rejects on bad input, never throws synchro
       (gates.verifyAction as (...values: unknown[]) => unknown)(null, () => 1, 7),
     listPending: (gates) => (gates.listPending as (...values: unknown[]) => unknown)("all"),
     getRequest: (gates) => (gates.getRequest as (...values: unknown[]) => unknown)(Symbol("id")),
+    findRequest: (gates) => (gates.findRequest as (...values: unknown[]) => unknown)("call_1"),
     expirePending: (gates) =>
       (gates.expirePending as (...values: unknown[]) => unknown)({ limit: Number.NaN }),
     "requireApproval(…)": (gates) => gatedCalls(gates).gated(() => 1),

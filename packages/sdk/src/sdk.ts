@@ -407,12 +407,17 @@ export class GovernanceSDK implements AsyncDisposable {
 
   /**
    * Wait for the wrapped model calls of this process to settle their usage (`settled()` of
-   * `@gov/wrappers`), then close the modules (in reverse order of composition, so that the
+   * `@gov/wrappers`, at most 30 s: what is still in flight then is logged), then close the modules (in reverse order of composition, so that the
    * audit module flushes last) and the store. Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await settled();
+      const left = await settled();
+      if (left > 0)
+        this.logger.warn(
+          "GovernanceSDK.close(): wrapped model calls had not settled after 30 s (an audit sink or database that does not answer); closing anyway.",
+          { inFlight: left },
+        );
       await closeModules([...this.#modules.values()], this.logger);
       await this.store.close();
     })();

@@ -64,9 +64,10 @@ export class ToolCallOutOfScopeError extends GovernanceError {
  *   against the steward's limits (`commit` answered false): evaluate it again;
  * - `approval_unavailable`: the call needs a reviewer's approval and none can be asked for
  *   (no `gates` port, the request was not stored, or `onRequest` failed);
- * - `approval_missing`: the call needs a reviewer's approval and this process opened no request
- *   for it (the run was resumed in another process, the approval was answered by the
- *   application alone, or the AI SDK does not ask `needsApproval`: use `mode: "block"`).
+ * - `approval_missing`: the call needs a reviewer's approval and no request was made for it —
+ *   none by this process, and none in gates under its tool call id (the approval was answered
+ *   by the application alone, the AI SDK does not ask `needsApproval` — use `mode: "block"` —,
+ *   or the run was resumed elsewhere with a gates port that cannot look requests up).
  */
 export type ToolCallBlockedReason =
   | "steward_block"
@@ -85,7 +86,7 @@ const BLOCKED_HINTS: Readonly<Record<ToolCallBlockedReason, string>> = {
   approval_unavailable:
     "Give governTools a gates port (the GovernanceSDK, or { gates }) and an approval.onRequest that delivers the token to a reviewer; see the cause when there is one.",
   approval_missing:
-    'Resume the run in the process that asked for the approval, answer it with toolApprovalResponses(), or use approval: { mode: "block" } (AI SDK 5, or runs resumed elsewhere).',
+    'Answer the approval request with toolApprovalResponses() and resume the run with the call the AI SDK asked about (its tool call id finds the request in gates from any process, with a gates port that has findRequest, as @gov/gates has), or use approval: { mode: "block" } (AI SDK 5).',
 };
 
 /**

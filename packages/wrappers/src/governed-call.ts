@@ -8,8 +8,10 @@ import { createHash } from "node:crypto";
 import {
   AgentHaltedError,
   type AuditReceipt,
+  InvalidArgumentError,
   type Logger,
   type ProviderUsageLike,
+  typeOf,
 } from "@gov/core";
 import { ToolCallOutOfScopeError } from "./errors";
 import type { ContentToRedact, ResolvedWrapOptions } from "./options";
@@ -47,21 +49,55 @@ function trackEvent(logged: Promise<unknown>): void {
   void logged.then(done, done);
 }
 
+/** The longest `settled()` waits by default, in ms. */
+const SETTLED_TIMEOUT_MS = 30_000;
+/** The longest wait `settled()` accepts, in ms (a day). */
+const MAX_SETTLED_TIMEOUT_MS = 86_400_000;
+
 /**
  * Resolves when every governed call of this process has settled its usage with the cost
- * module and logged its `llm.result` / `llm.error` event (the audit sink has written or
- * spooled it); a wrapped call returns to the host before that. Await it before reading spend
- * right after a call, and before closing the modules yourself; `GovernanceSDK.close()` awaits
- * it.
+ * module and handed its `llm.result` / `llm.error` / `llm.tool_call_blocked` events to the
+ * audit sink (written, or spooled while the database is away) — a wrapped call returns to the
+ * host before that — or when `timeoutMs` has passed: an audit sink or a database that never
+ * answers does not hold the process for ever. Await it before reading spend right after a
+ * call, and before closing the modules yourself; `GovernanceSDK.close()` awaits it.
+ *
+ * @param options.timeoutMs How long to wait at most, in whole ms (0 to a day). @default 30000
+ * @returns How many settlements and events were still in flight when it stopped waiting: 0
+ *   when everything settled.
+ * @throws {InvalidArgumentError} a `timeoutMs` that is not whole milliseconds from 0 to a day.
  *
  * @example
  * const reply = await openai.chat.completions.create({ model: "gpt-4o", messages });
  * await settled();
  * console.log(await cost.snapshot(agentId, sessionId));
  */
-export async function settled(): Promise<void> {
-  while (settlementsInFlight.size > 0 || eventsInFlight.size > 0)
-    await Promise.all([...settlementsInFlight, ...eventsInFlight]);
+export async function settled(options: { timeoutMs?: number } = {}): Promise<number> {
+  const timeoutMs = options?.timeoutMs ?? SETTLED_TIMEOUT_MS;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_SETTLED_TIMEOUT_MS)
+    throw new InvalidArgumentError(
+      "timeoutMs",
+      `must be whole milliseconds from 0 to ${MAX_SETTLED_TIMEOUT_MS}, got ${typeof timeoutMs === "number" ? timeoutMs : typeOf(timeoutMs)}.`,
+      "Pass settled({ timeoutMs: 30_000 }), or leave it out.",
+    );
+  const pending = () => settlementsInFlight.size + eventsInFlight.size;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<"expired">((resolve) => {
+    timer = setTimeout(() => resolve("expired"), timeoutMs);
+    timer.unref?.();
+  });
+  try {
+    while (pending() > 0) {
+      const outcome = await Promise.race([
+        Promise.all([...settlementsInFlight, ...eventsInFlight]),
+        expired,
+      ]);
+      if (outcome === "expired") break;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return pending();
 }
 
 /** A model call about to be made. */
@@ -84,23 +120,41 @@ export interface CallRequest {
 /**
  * UTF-8 bytes of a value as a provider serializes it: strings by their UTF-8 length, binary
  * parts (`Uint8Array`, `ArrayBuffer`) by their size, numbers and booleans by their text, plus
- * the punctuation and keys of objects and arrays. Cycles and anything past depth 64 count 0.
+ * the punctuation and keys of objects and arrays. An object with a `toJSON` counts as what it
+ * returns (as the client serializes it); past depth 64, a value counts as its JSON. Cycles
+ * count 0 (the client cannot send them either).
  */
-function utf8Bytes(value: unknown, seen: Set<object> = new Set(), depth = 0): number {
+function utf8Bytes(input: unknown, seen: Set<object> = new Set(), depth = 0, key = ""): number {
+  // as JSON.stringify: a value's toJSON is applied once, not to what it returns
+  const toJSON = (input as { toJSON?: unknown } | null | undefined)?.toJSON;
+  const value: unknown = typeof toJSON === "function" ? toJSON.call(input, key) : input;
   if (value === null || value === undefined) return 4;
   if (typeof value === "string") return Buffer.byteLength(value, "utf8") + 2;
   if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint")
     return String(value).length;
-  if (typeof value !== "object" || depth > 64 || seen.has(value)) return 0;
+  if (typeof value !== "object" || seen.has(value)) return 0;
   if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return value.byteLength;
+  if (depth > 64) return jsonBytes(value);
   seen.add(value);
   let bytes = 2;
-  if (Array.isArray(value)) for (const item of value) bytes += utf8Bytes(item, seen, depth + 1) + 1;
+  if (Array.isArray(value))
+    value.forEach((item, index) => {
+      bytes += utf8Bytes(item, seen, depth + 1, String(index)) + 1;
+    });
   else
-    for (const [key, item] of Object.entries(value))
-      bytes += Buffer.byteLength(key, "utf8") + 4 + utf8Bytes(item, seen, depth + 1);
+    for (const [name, item] of Object.entries(value))
+      bytes += Buffer.byteLength(name, "utf8") + 4 + utf8Bytes(item, seen, depth + 1, name);
   seen.delete(value);
   return bytes;
+}
+
+/** UTF-8 bytes of a value's JSON; 0 for a value JSON cannot hold (nor the client send). */
+function jsonBytes(value: unknown): number {
+  try {
+    return Buffer.byteLength(JSON.stringify(value) ?? "", "utf8");
+  } catch {
+    return 0;
+  }
 }
 
 /** The most input tokens one estimate projects (`@gov/cost`'s limit for one count). */
@@ -320,10 +374,12 @@ export class Governor {
     );
     const maxTokens = outputCeiling(request);
     if (ports.cost !== null) {
+      const choices = choicesOf(request);
       const reservation = await ports.cost.checkOrRaise(agentId, sessionId, {
         model: request.model,
         inputTokens,
-        ...(maxTokens === undefined ? {} : { maxTokens }),
+        // without a ceiling, the module's default is projected once per completion
+        ...(maxTokens === undefined ? (choices > 1 ? { choices } : {}) : { maxTokens }),
       });
       reservationId = reservation.reservationId;
       // @gov/cost's reservation says how many tokens it holds; the port does not require it
@@ -479,14 +535,18 @@ export function isAbort(error: unknown): boolean {
   return name === "AbortError" || name === "APIUserAbortError";
 }
 
+/** The completions a request asks for: its `choices` when a whole number above 1 (at most 1,000), else 1. */
+function choicesOf(request: CallRequest): number {
+  const choices = request.choices;
+  return typeof choices === "number" && Number.isInteger(choices) && choices > 1
+    ? Math.min(choices, 1_000)
+    : 1;
+}
+
 /** The output ceiling of a request: `choices × maxTokens` (undefined without `maxTokens`). */
 function outputCeiling(request: CallRequest): number | undefined {
   if (request.maxTokens === undefined) return undefined;
-  const choices =
-    typeof request.choices === "number" && Number.isInteger(request.choices) && request.choices > 1
-      ? request.choices
-      : 1;
-  return Math.min(request.maxTokens * choices, MAX_ESTIMATED_TOKENS);
+  return Math.min(request.maxTokens * choicesOf(request), MAX_ESTIMATED_TOKENS);
 }
 
 /** What a call was admitted with: its worst case, charged when its usage is never known. */
@@ -816,19 +876,22 @@ export class GovernedCall {
       return true;
     } catch (error) {
       if (AgentHaltedError.isInstance(error)) throw error;
-      this.governor.log({
-        agentId,
-        kind: "llm.tool_call_blocked",
-        sessionId,
-        model: this.request.model,
-        metadata: {
-          provider: this.governor.provider,
-          operation: this.request.operation,
-          tool: name,
-          action: onToolOutOfScope === "throw" ? "refused" : "removed",
-          reason: describe(error),
-        },
-      });
+      // evidence of the refusal: settled() (and so close()) waits for it, as for llm.result
+      trackEvent(
+        this.governor.log({
+          agentId,
+          kind: "llm.tool_call_blocked",
+          sessionId,
+          model: this.request.model,
+          metadata: {
+            provider: this.governor.provider,
+            operation: this.request.operation,
+            tool: name,
+            action: onToolOutOfScope === "throw" ? "refused" : "removed",
+            reason: describe(error),
+          },
+        }),
+      );
       if (onToolOutOfScope === "throw") throw new ToolCallOutOfScopeError(agentId, name, error);
       return false;
     }

@@ -1,7 +1,8 @@
 /**
- * `@gov/wrappers`: the governed-call pipeline shared by the client wrappers, their options
- * and errors, and the coverage registry. Each client has its own subpath
- * (`@gov/wrappers/openai`).
+ * `@gov/wrappers`: what every client wrapper shares — their options, their errors,
+ * `settled()`, and the coverage registry. Each client has its own subpath
+ * (`@gov/wrappers/openai`, `@gov/wrappers/anthropic`, `@gov/wrappers/ai-sdk`); the pipeline
+ * they are built on is internal.
  * @module
  */
 export {
@@ -26,20 +27,5 @@ export {
   WRAPPERS_ERROR_CODES,
   type WrappersErrorCode,
 } from "./errors";
-export {
-  type CallEnd,
-  type CallOutcome,
-  type CallRequest,
-  GovernedCall,
-  Governor,
-  type NamedTool,
-  settled,
-} from "./governed-call";
-export { GovernedPromise, type GovernedSource } from "./governed-promise";
-export { governStream, type StreamHooks } from "./governed-stream";
-export {
-  type ContentToRedact,
-  type ResolvedWrapOptions,
-  resolveWrapOptions,
-  type WrapOptions,
-} from "./options";
+export { settled } from "./governed-call";
+export type { ContentToRedact, WrapOptions } from "./options";

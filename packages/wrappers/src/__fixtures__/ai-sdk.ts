@@ -139,6 +139,12 @@ export interface ApprovalHarness {
   gates: GatesModule;
   /** A second gates module on the same store: the reviewer's process. */
   reviewer: GatesModule;
+  /**
+   * The agent's gates module and steward in another process on the same store (started;
+   * closed with the harness): the agent after a restart, or another instance resuming its run.
+   * Nothing in memory is shared with {@link gates} and {@link steward}.
+   */
+  restarted(): Promise<{ gates: GatesModule; steward: StewardModule }>;
   steward: StewardModule;
   audit: ReturnType<typeof recordingAuditSink>;
   logger: ReturnType<typeof recordingLogger>;
@@ -162,6 +168,7 @@ export async function approvalHarness(engine: TestEngine): Promise<ApprovalHarne
   await gates.start();
   const reviewer = new GatesModule({ ...context, halt: presence, operators: presence });
   await reviewer.start();
+  const others: { close(): Promise<void> }[] = [];
   const steward = await StewardModule.create(
     { ...context, halt: presence },
     { blueprints: [APPROVAL_BLUEPRINT] },
@@ -173,12 +180,24 @@ export async function approvalHarness(engine: TestEngine): Promise<ApprovalHarne
     scope,
     gates,
     reviewer,
+    restarted: async () => {
+      const gates = new GatesModule({ ...context, halt: presence, operators: presence });
+      others.push(gates);
+      await gates.start();
+      const steward = await StewardModule.create(
+        { ...context, halt: presence },
+        { blueprints: [APPROVAL_BLUEPRINT] },
+      );
+      others.push(steward);
+      return { gates, steward };
+    },
     steward,
     audit,
     logger,
     close: async () => {
       await server.close();
       await steward.close();
+      for (const other of others) await other.close();
       await reviewer.close();
       await gates.close();
       await scope.close();
@@ -197,4 +216,27 @@ export function firstToolError(result: {
     if (candidate.type === "tool-error") return candidate.error;
   }
   throw new Error("the run's first step has no tool-error part");
+}
+
+/**
+ * The outputs of the tool calls a resumed run executed before its first step (the approved
+ * ones), as the AI SDK records them in its messages: `response.messages` (AI SDK 6), or
+ * `initialResponseMessages` (AI SDK 7).
+ */
+export function approvedOutputs(
+  result: object,
+): { toolName: string; type: string; value: unknown }[] {
+  const record = result as { response: { messages: unknown[] }; initialResponseMessages?: unknown };
+  const messages = [
+    ...(Array.isArray(record.initialResponseMessages) ? record.initialResponseMessages : []),
+    ...record.response.messages,
+  ] as { role: string; content: unknown }[];
+  return messages
+    .filter((message) => message.role === "tool" && Array.isArray(message.content))
+    .flatMap((message) => message.content as Record<string, unknown>[])
+    .filter((part) => part.type === "tool-result")
+    .map((part) => {
+      const output = part.output as { type: string; value: unknown };
+      return { toolName: part.toolName as string, type: output.type, value: output.value };
+    });
 }

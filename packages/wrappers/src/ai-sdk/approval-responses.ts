@@ -139,20 +139,42 @@ const responsesOptionsSchema = z.strictObject({
     .optional(),
 });
 
-/** The approval requests among what the application holds: result content, steps, or messages. */
-function approvalRequestsIn(parts: unknown): { approvalId: string; toolCallId: string }[] {
-  const found: { approvalId: string; toolCallId: string }[] = [];
+/** An approval request the application holds, and the tool it is for when that can be read. */
+interface HeldApprovalRequest {
+  approvalId: string;
+  toolCallId: string;
+  toolName: string | null;
+}
+
+/**
+ * The approval requests among what the application holds: result content, steps, or messages.
+ * The tool's name comes with the request in a result's content, and from the call's
+ * `tool-call` part in messages.
+ */
+function approvalRequestsIn(parts: unknown): HeldApprovalRequest[] {
+  const found: HeldApprovalRequest[] = [];
+  const toolNames = new Map<string, string>();
   const visit = (part: unknown, depth: number): void => {
     if (!isObject(part) || depth > 3) return;
+    if (part.type === "tool-call") {
+      if (typeof part.toolCallId === "string" && typeof part.toolName === "string")
+        toolNames.set(part.toolCallId, part.toolName);
+      return;
+    }
     if (part.type === "tool-approval-request") {
+      const toolCall = isObject(part.toolCall) ? part.toolCall : {};
       const toolCallId =
         typeof part.toolCallId === "string"
           ? part.toolCallId
-          : isObject(part.toolCall) && typeof part.toolCall.toolCallId === "string"
-            ? part.toolCall.toolCallId
+          : typeof toolCall.toolCallId === "string"
+            ? toolCall.toolCallId
             : null;
       if (typeof part.approvalId === "string" && toolCallId !== null)
-        found.push({ approvalId: part.approvalId, toolCallId });
+        found.push({
+          approvalId: part.approvalId,
+          toolCallId,
+          toolName: typeof toolCall.toolName === "string" ? toolCall.toolName : null,
+        });
       return;
     }
     // An assistant message, or a step: their parts.
@@ -161,7 +183,12 @@ function approvalRequestsIn(parts: unknown): { approvalId: string; toolCallId: s
   if (Array.isArray(parts)) for (const part of parts) visit(part, 0);
   else visit(parts, 0);
   // One response per request, however many times the request was handed over.
-  return [...new Map(found.map((request) => [request.approvalId, request])).values()];
+  return [...new Map(found.map((request) => [request.approvalId, request])).values()].map(
+    (request) => ({
+      ...request,
+      toolName: request.toolName ?? toolNames.get(request.toolCallId) ?? null,
+    }),
+  );
 }
 
 /**
@@ -169,9 +196,10 @@ function approvalRequestsIn(parts: unknown): { approvalId: string; toolCallId: s
  * `tool-approval-response` parts the application sends back to resume the run
  * (`{ role: "tool", content: responses }`): approved once gates reads the request granted,
  * denied (with the reviewer's reason, which the model sees) when denied, expired or changed.
- * A request still undecided gets no response (wait for it with `timeoutMs`); a request this
- * tool set did not open in this process (another tool's, or a run resumed in another
- * process) gets none either.
+ * A request still undecided gets no response (wait for it with `timeoutMs`), nor does one for
+ * a tool this set does not govern. A run resumed after a restart or in another process is
+ * answered too: the requests are found in gates by their tool call ids (hand over the parts
+ * that name the calls' tools — `result.content`, or the messages with their `tool-call` parts).
  *
  * An approval here is not what lets the tool run: its `execute` verifies the grant with gates
  * for exactly the call's input, once — an approval the application makes up is refused.
@@ -203,9 +231,12 @@ export async function toolApprovalResponses(
   });
   const bridges = new Set([...governed.values()].map((approvals) => approvals.bridge));
   const answers = await Promise.all(
-    approvalRequestsIn(parts).map(async ({ approvalId, toolCallId }) => {
-      for (const bridge of bridges) {
-        const answer = await bridge.answer(toolCallId, {
+    approvalRequestsIn(parts).map(async ({ approvalId, toolCallId, toolName }) => {
+      // The bridge of the call's tool (it alone looks the request up in gates), or — the tool
+      // unknown — whichever bridge asked in this process.
+      const tool = toolName === null ? undefined : governed.get(toolName);
+      for (const bridge of tool === undefined ? bridges : [tool.bridge]) {
+        const answer = await bridge.answer(toolCallId, tool === undefined ? null : toolName, {
           timeoutMs,
           ...(signal === undefined ? {} : { signal }),
         });

@@ -11,6 +11,7 @@ import {
 } from "../__fixtures__/ai-sdk";
 import { versionsOn } from "../__fixtures__/harness";
 import { chatCompletion } from "../__fixtures__/openai-server";
+import { paymentSchema } from "../__fixtures__/payment-agent";
 import { ToolCallBlockedError } from "../errors";
 import type { ApprovalRequestNotice } from "./approval-options";
 import { governedToolApproval, toolApprovalResponses } from "./approval-responses";
@@ -26,7 +27,7 @@ describe.each(testEngines())("governTools and the steward on $name", (engine) =>
       AI_SDKS.filter((sdk) => sdk.major >= 6),
     ),
   )("with $version", (sdk) => {
-    const { generateText, tool, jsonSchema, stepCountIs } = sdk.ai;
+    const { generateText, tool, stepCountIs } = sdk.ai;
     let h: ApprovalHarness;
     let notices: ApprovalRequestNotice[];
     let ran: unknown[];
@@ -46,11 +47,7 @@ describe.each(testEngines())("governTools and the steward on $name", (engine) =>
         {
           pay: tool({
             description: "Pay an amount to an account",
-            inputSchema: jsonSchema<{ to: string; amount: number }>({
-              type: "object",
-              properties: { to: { type: "string" }, amount: { type: "number" } },
-              required: ["to", "amount"],
-            }),
+            inputSchema: paymentSchema(sdk.ai),
             execute: async (input: unknown) => {
               ran.push(input);
               return "paid";

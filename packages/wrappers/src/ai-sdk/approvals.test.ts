@@ -6,6 +6,7 @@ import {
   AI_SDKS,
   type ApprovalHarness,
   approvalHarness,
+  approvedOutputs,
   firstToolError,
   toolCallCompletion,
 } from "../__fixtures__/ai-sdk";
@@ -20,27 +21,6 @@ const AGENT = "billing-agent";
 const SESSION = "s-1";
 const PROMPT = "Pay 120 to acct-7.";
 const PAYMENT = { to: "acct-7", amount: 120 };
-
-/**
- * The outputs of the tool calls a resumed run executed before its first step (the approved
- * ones), as the AI SDK records them in its messages: `response.messages` (AI SDK 6), or
- * `initialResponseMessages` (AI SDK 7).
- */
-function approvedOutputs(result: object): { toolName: string; type: string; value: unknown }[] {
-  const record = result as { response: { messages: unknown[] }; initialResponseMessages?: unknown };
-  const messages = [
-    ...(Array.isArray(record.initialResponseMessages) ? record.initialResponseMessages : []),
-    ...record.response.messages,
-  ] as { role: string; content: unknown }[];
-  return messages
-    .filter((message) => message.role === "tool" && Array.isArray(message.content))
-    .flatMap((message) => message.content as Record<string, unknown>[])
-    .filter((part) => part.type === "tool-result")
-    .map((part) => {
-      const output = part.output as { type: string; value: unknown };
-      return { toolName: part.toolName as string, type: output.type, value: output.value };
-    });
-}
 
 describe.each(testEngines())("governTools approvals (framework mode) on $name", (engine) => {
   describe.each(

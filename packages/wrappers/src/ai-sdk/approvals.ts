@@ -4,6 +4,7 @@
  * grant verified for exactly that call.
  * @module
  */
+import { createHash } from "node:crypto";
 import {
   AgentHaltedError,
   type ApprovalGate,
@@ -78,6 +79,9 @@ interface LedgerEntry {
   executed?: boolean;
 }
 
+/** Why a call is refused when gates could not be read for the request made under its id. */
+const LOOKUP_FAILED = "the request made for it could not be looked up in gates.";
+
 /** How long an undecided call is remembered when no `timeoutMs` is given (the gates default). */
 const DEFAULT_REMEMBER_MS = 3_600_000;
 /** Slack past `timeoutMs` before a remembered call is forgotten. */
@@ -104,12 +108,55 @@ function toolCallIdOf(options: ToolCallOptionsLike | undefined): string | null {
   return isObject(options) && typeof options.toolCallId === "string" ? options.toolCallId : null;
 }
 
+/** What a request for a tool call approves: the tool and its input (JSON: `undefined` is null). */
+function payloadOf(toolName: string, input: unknown): { tool: string; input: unknown } {
+  return { tool: toolName, input: input === undefined ? null : input };
+}
+
+/**
+ * Whether a request found under a tool call id is this call's. While it may still run, yes: an
+ * input changed since is refused by gates, against the grant. Once it ran, was denied or
+ * expired, only for the same input: another input under the id is another call (a provider
+ * that reuses ids), to be asked anew.
+ */
+function isSameCall(record: ApprovalRecordLike, payload: unknown): boolean {
+  const over =
+    record.executedAt !== null ||
+    record.status === "denied" ||
+    record.status === "expired" ||
+    record.expiresAt.getTime() <= Date.now();
+  if (!over || record.payload === undefined) return true;
+  const stored = inputKeyOf(record.payload);
+  return stored !== null && stored === inputKeyOf(payload);
+}
+
+/**
+ * The tool call ids that are a request's key as they are: printable ASCII without spaces, at
+ * most 200 characters — the ids providers give. Any other id (longer, or with a character gates
+ * refuses in a key: a control, invisible or blank one) is keyed by its hash instead.
+ */
+const PLAIN_CALL_ID = /^[\x21-\x7e]{1,200}$/;
+/** The prefix of a hashed key; an id that starts with it is hashed too, so two ids never share a key. */
+const HASHED_KEY_PREFIX = "sha256:";
+
+/**
+ * The gates key of a tool call's request: the id itself when it is plain, otherwise
+ * `sha256:<hex of its UTF-16 code units>` — the same in every process, exact (no case folding,
+ * no Unicode normalization: ids that differ are different calls) and always a valid key.
+ */
+function requestKeyOf(toolCallId: string): string {
+  return PLAIN_CALL_ID.test(toolCallId) && !toolCallId.startsWith(HASHED_KEY_PREFIX)
+    ? toolCallId
+    : `${HASHED_KEY_PREFIX}${createHash("sha256").update(toolCallId, "utf16le").digest("hex")}`;
+}
+
 /**
  * One governed tool set's approvals: its options, its ports, and — in framework mode — the
  * calls it decided about, by tool call id, so that `execute` runs what was decided (and
- * verified) when the AI SDK comes back to it. That memory lives in this process: a run resumed
- * in another process finds no request here, and its approved calls are refused
- * (`approval_missing`).
+ * verified) when the AI SDK comes back to it. That memory lives in this process; gates holds
+ * the rest: each request is made with the tool call id as its key (when the gates port has
+ * `findRequest`), so that a run resumed after a restart or in another process finds the
+ * request its calls were asked under — and the steward, asked again there, has its say.
  */
 export class ApprovalBridge {
   readonly #ledger = new Map<string, LedgerEntry>();
@@ -132,7 +179,9 @@ export class ApprovalBridge {
   /**
    * Framework mode, when the AI SDK asks whether a call needs approval (`needsApproval`, or
    * `toolApproval`): the call's decision — remembered for `execute`, and asked again when
-   * the AI SDK checks an approved call once more before it runs it.
+   * the AI SDK checks an approved call once more before it runs it. A call that needs a
+   * reviewer and was asked about before — by this process before a restart, or by another —
+   * gets the request found in gates under its tool call id, not a second one.
    *
    * @throws {AgentHaltedError} the agent is halted, or the steward's verdict is HALT.
    */
@@ -162,7 +211,7 @@ export class ApprovalBridge {
     }
     const verdict = await this.#verdict(toolName, input, options, own, toolCallId);
     const decision =
-      verdict.kind === "approve" ? await this.#open(toolName, input, toolCallId, verdict) : verdict;
+      verdict.kind === "approve" ? await this.#ask(toolName, input, toolCallId, verdict) : verdict;
     if (toolCallId !== null) this.#remember(toolCallId, { toolName, inputKey, decision });
     return decision;
   }
@@ -205,15 +254,25 @@ export class ApprovalBridge {
         if (decision.kind === "blocked") throw decision.error;
       }
       // Not decided here (executed directly, an AI SDK that does not ask needsApproval, a run
-      // resumed in another process, or an input that changed): decide now, without asking.
+      // resumed after a restart or in another process, or an input that changed): decide now,
+      // without asking — a request made for this call by then is the one that lets it run.
       const verdict = await this.#verdict(toolName, input, options, own, toolCallId);
       if (verdict.kind === "run") return null;
       if (verdict.kind === "blocked") throw verdict.error;
+      const found = await this.#lookUp(toolName, toolCallId, verdict);
+      if (found.kind === "blocked") throw found.error;
+      const { stored } = found;
+      if (stored !== null && isSameCall(stored, payloadOf(toolName, input)))
+        return this.#verify(
+          toolName,
+          input,
+          this.#approval(stored.requestId, toolName, input, verdict),
+        );
       throw this.#blocked(
         toolName,
         toolCallId,
         "approval_missing",
-        "it needs a reviewer's approval, and no approval request was made for this call in this process.",
+        "it needs a reviewer's approval, and no approval request was made for this call.",
         { traceId: verdict.steward?.traceId ?? null },
       );
     }
@@ -239,16 +298,24 @@ export class ApprovalBridge {
    * Framework mode: the reviewer's answer to the request opened for a tool call, as the
    * application hands it back to the AI SDK — approved once gates reads it granted (the tool
    * still runs only after `verifyAction`), denied when denied, expired or tampered with, and
-   * null while undecided, or when this bridge opened no request for the call.
+   * null while undecided, or when no request was made for the call: neither by this bridge
+   * nor — looked up in gates by the tool call id, when `toolName` is known — by another
+   * process, or this one before a restart.
+   * @throws the gates module's read errors (`ApprovalStoreError`).
    */
   async answer(
     toolCallId: string,
+    toolName: string | null,
     wait: { timeoutMs: number; signal?: AbortSignal },
   ): Promise<ApprovalAnswer | null> {
+    if (this.#gates === null) return null;
     const entry = this.#ledger.get(toolCallId);
-    if (entry === undefined || entry.decision.kind !== "approval" || this.#gates === null)
-      return null;
-    const { requestId } = entry.decision;
+    let requestId: string | null = null;
+    if (entry !== undefined)
+      requestId = entry.decision.kind === "approval" ? entry.decision.requestId : null;
+    else if (toolName !== null)
+      requestId = (await this.#stored(toolName, toolCallId))?.requestId ?? null;
+    if (requestId === null) return null;
     if (wait.timeoutMs > 0)
       await this.#gates
         .waitFor(requestId, {
@@ -334,58 +401,150 @@ export class ApprovalBridge {
     return { kind: "run" };
   }
 
-  /** Ask gates for a reviewer's approval, and hand the request to `onRequest`. */
-  async #open(
+  /**
+   * The request for a call that needs a reviewer: the one already made for it — under its tool
+   * call id, before a restart or by another process — or a new one.
+   */
+  async #ask(
     toolName: string,
     input: unknown,
     toolCallId: string | null,
     verdict: Extract<Verdict, { kind: "approve" }>,
   ): Promise<ApprovalDecision> {
+    const found = await this.#lookUp(toolName, toolCallId, verdict);
+    if (found.kind === "blocked") return found;
+    const { stored } = found;
+    if (stored === null) return this.#open(toolName, input, toolCallId, verdict);
+    // A row under the key that does not verify was not made by gates (written into the table
+    // by someone without the keys, to take the key first): never this call's request. Asked
+    // anew, without the key, so only this process finds the new request.
+    if (!stored.requestIntact) {
+      this.#keyTaken(toolName, toolCallId, stored.requestId);
+      return this.#open(toolName, input, toolCallId, verdict, null);
+    }
+    // Asked already: the same request. Its grant is verified for the input about to run, once.
+    if (isSameCall(stored, payloadOf(toolName, input)))
+      return this.#approval(stored.requestId, toolName, input, verdict);
+    // Another call under a reused id whose request is over: asked anew, without the key (it is
+    // taken), so only this process finds the new request.
+    return this.#open(toolName, input, toolCallId, verdict, null);
+  }
+
+  /**
+   * {@link #stored} for a call that needs a reviewer: gates that cannot be read refuse the call
+   * (`approval_unavailable`, audited) — it fails closed.
+   */
+  async #lookUp(
+    toolName: string,
+    toolCallId: string | null,
+    verdict: Extract<Verdict, { kind: "approve" }>,
+  ): Promise<
+    | { kind: "found"; stored: ApprovalRecordLike | null }
+    | Extract<ApprovalDecision, { kind: "blocked" }>
+  > {
+    try {
+      return { kind: "found", stored: await this.#stored(toolName, toolCallId) };
+    } catch (error) {
+      return this.#unavailable(toolName, toolCallId, LOOKUP_FAILED, {
+        traceId: verdict.steward?.traceId ?? null,
+        cause: error,
+      });
+    }
+  }
+
+  /**
+   * The request made under a tool call id (its key) by this tool set's agent for the tool, or
+   * null — null too when there is no id, in block mode, or when the gates port cannot look
+   * requests up (no `findRequest`).
+   * @throws the gates module's read errors.
+   */
+  async #stored(toolName: string, toolCallId: string | null): Promise<ApprovalRecordLike | null> {
+    const key = this.#keyOf(toolCallId);
+    if (key === null) return null;
+    const { agentId } = this.governor.options;
+    const gates = this.#gates as Required<ApprovalGate>;
+    return gates.findRequest({ agentId, kind: `tool.${toolName}`, key });
+  }
+
+  /**
+   * The key a call's request is made with — its tool call id ({@link requestKeyOf}) — when gates
+   * can find it by that: framework mode, and a gates port with `findRequest`.
+   */
+  #keyOf(toolCallId: string | null): string | null {
+    return toolCallId !== null &&
+      this.options.mode === "framework" &&
+      typeof this.#gates?.findRequest === "function"
+      ? requestKeyOf(toolCallId)
+      : null;
+  }
+
+  /** A row that does not verify holds a call's key (gates logged it as changed): what it costs, logged. */
+  #keyTaken(toolName: string, toolCallId: string | null, requestId: string): void {
+    this.governor.options.ports.logger.warn(
+      "@gov/wrappers: a request that does not verify holds this tool call's key in gates (the requests table was written by hand); the call is asked anew under no key, and only this process can resume it.",
+      { tool: toolName, toolCallId, requestId },
+    );
+  }
+
+  /** The decision that a call runs once gates granted request `requestId` for it. */
+  #approval(
+    requestId: string,
+    toolName: string,
+    input: unknown,
+    verdict: Extract<Verdict, { kind: "approve" }>,
+  ): Extract<ApprovalDecision, { kind: "approval" }> {
+    return {
+      kind: "approval",
+      requestId,
+      requestKind: `tool.${toolName}`,
+      payload: payloadOf(toolName, input),
+      cause: verdict.cause,
+      steward: verdict.steward,
+    };
+  }
+
+  /**
+   * Ask gates for a reviewer's approval, and hand the request to `onRequest`. The request's key
+   * is the tool call id unless `key` says otherwise; a key already taken by the same call (two
+   * processes asking at once) means it was asked already.
+   */
+  async #open(
+    toolName: string,
+    input: unknown,
+    toolCallId: string | null,
+    verdict: Extract<Verdict, { kind: "approve" }>,
+    key: string | null = this.#keyOf(toolCallId),
+  ): Promise<ApprovalDecision> {
     const { agentId, ports } = this.governor.options;
     const traceId = verdict.steward?.traceId ?? null;
     if (this.#gates === null)
-      return {
-        kind: "blocked",
-        error: this.#blocked(
-          toolName,
-          toolCallId,
-          "approval_unavailable",
-          "it needs a reviewer's approval, and no gates port was given to ask for one.",
-          { traceId },
-        ),
-      };
-    const requestKind = `tool.${toolName}`;
-    const payload = { tool: toolName, input: input === undefined ? null : input };
+      return this.#unavailable(toolName, toolCallId, "no gates port was given to ask for one.", {
+        traceId,
+      });
     let request: Awaited<ReturnType<ApprovalGate["request"]>>;
     try {
-      request = await this.#gates.request(requestKind, agentId, {
-        payload,
+      request = await this.#gates.request(`tool.${toolName}`, agentId, {
+        payload: payloadOf(toolName, input),
         ...(this.options.timeoutMs === null ? {} : { expiresInMs: this.options.timeoutMs }),
+        ...(key === null ? {} : { key }),
       });
     } catch (error) {
       if (AgentHaltedError.isInstance(error)) throw error;
-      return {
-        kind: "blocked",
-        error: this.#blocked(
-          toolName,
-          toolCallId,
-          "approval_unavailable",
-          "it needs a reviewer's approval, and the approval could not be requested.",
-          { traceId, cause: error },
-        ),
-      };
+      // The key is taken: by this very call, asked at the same moment by another process?
+      const stored =
+        key === null ? null : await this.#stored(toolName, toolCallId).catch(() => null);
+      if (stored?.requestIntact === true && isSameCall(stored, payloadOf(toolName, input)))
+        return this.#approval(stored.requestId, toolName, input, verdict);
+      return this.#unavailable(toolName, toolCallId, "the approval could not be requested.", {
+        traceId,
+        cause: error,
+      });
     }
     if (!request.stored)
-      return {
-        kind: "blocked",
-        error: this.#blocked(
-          toolName,
-          toolCallId,
-          "approval_unavailable",
-          "it needs a reviewer's approval, and the approval request could not be stored.",
-          { traceId, requestId: request.requestId },
-        ),
-      };
+      return this.#unavailable(toolName, toolCallId, "the approval request could not be stored.", {
+        traceId,
+        requestId: request.requestId,
+      });
     try {
       await this.options.onRequest({
         request,
@@ -403,25 +562,14 @@ export class ApprovalBridge {
         requestId: request.requestId,
         error: describe(error),
       });
-      return {
-        kind: "blocked",
-        error: this.#blocked(
-          toolName,
-          toolCallId,
-          "approval_unavailable",
-          "it needs a reviewer's approval, and the request could not be delivered (approval.onRequest threw).",
-          { traceId, requestId: request.requestId, cause: error },
-        ),
-      };
+      return this.#unavailable(
+        toolName,
+        toolCallId,
+        "the request could not be delivered (approval.onRequest threw).",
+        { traceId, requestId: request.requestId, cause: error },
+      );
     }
-    return {
-      kind: "approval",
-      requestId: request.requestId,
-      requestKind,
-      payload,
-      cause: verdict.cause,
-      steward: verdict.steward,
-    };
+    return this.#approval(request.requestId, toolName, input, verdict);
   }
 
   /** The grant, checked by gates for this kind, agent and payload, and consumed; then the steward's commit. */
@@ -432,11 +580,10 @@ export class ApprovalBridge {
   ): Promise<GrantedApproval> {
     const { agentId } = this.governor.options;
     const gates = this.#gates as ApprovalGate;
-    const granted = await gates.verifyAction(
-      decision.requestId,
-      { tool: toolName, input: input === undefined ? null : input },
-      { kind: decision.requestKind, agentId },
-    );
+    const granted = await gates.verifyAction(decision.requestId, payloadOf(toolName, input), {
+      kind: decision.requestKind,
+      agentId,
+    });
     const steward = decision.steward;
     if (steward !== null && steward.metadata.commitOnApproval === true) {
       const counted = await (this.#steward as StewardGuard).commit(steward);
@@ -450,6 +597,20 @@ export class ApprovalBridge {
         );
     }
     return { requestId: granted.requestId, reviewerId: granted.reviewerId };
+  }
+
+  /** A call refused because no reviewer can be asked about it (`approval_unavailable`), as its decision. */
+  #unavailable(
+    toolName: string,
+    toolCallId: string | null,
+    why: string,
+    details: { traceId: string | null; requestId?: string; cause?: unknown },
+  ): Extract<ApprovalDecision, { kind: "blocked" }> {
+    const message = `it needs a reviewer's approval, and ${why}`;
+    return {
+      kind: "blocked",
+      error: this.#blocked(toolName, toolCallId, "approval_unavailable", message, details),
+    };
   }
 
   /** A refusal, audited as `tool.blocked` (not awaited). */

@@ -21,7 +21,7 @@ const unreachable = new FinalizationRegistry<{ abandon: () => void }>((held) => 
  * Govern a stream of language-model parts (V2, V3 and V4 alike).
  *
  * - `tool-input-start` / `tool-call` parts of a tool the agent may not use are checked once
- *   per call id (`GovernedCall.allowToolCall`): removed with the call's `tool-input-*` parts,
+ *   per call id and name (`GovernedCall.allowToolCall`): removed with the call's `tool-input-*` parts,
  *   or the stream errors with `ToolCallOutOfScopeError` (`onToolOutOfScope: "throw"`).
  * - `finish`: the usage is settled before the part is passed on (so that the next step's
  *   budget check sees it); a stream that sent an `error` part before it is recorded as failed.
@@ -40,7 +40,8 @@ export function governPartStream(
 ): ReadableStream<unknown> {
   const reader = source.getReader();
   const { recordContent, ports } = call.governor.options;
-  const decisions = new Map<string, boolean>();
+  // per call id: the name checked, and whether the call may be shown
+  const decisions = new Map<string, { name: string; allowed: boolean }>();
   const removed: string[] = [];
   let chunks = 0;
   let usage: ReturnType<typeof usageOf> = null;
@@ -75,11 +76,16 @@ export function governPartStream(
     }
   }
 
+  /**
+   * Check a call once per id and name: a `tool-call` that names its call otherwise than its
+   * `tool-input-start` did (the AI SDK runs the `tool-call`'s) is checked again; a refused
+   * call stays refused.
+   */
   async function allowed(id: string, name: string): Promise<boolean> {
     const known = decisions.get(id);
-    if (known !== undefined) return known;
+    if (known !== undefined && (known.name === name || !known.allowed)) return known.allowed;
     const allow = await call.allowToolCall(name);
-    decisions.set(id, allow);
+    decisions.set(id, { name, allowed: allow });
     if (!allow) removed.push(name);
     return allow;
   }
@@ -102,7 +108,9 @@ export function governPartStream(
           : null;
       case "tool-input-delta":
       case "tool-input-end":
-        return typeof part.id === "string" && decisions.get(part.id) === false ? null : part;
+        return typeof part.id === "string" && decisions.get(part.id)?.allowed === false
+          ? null
+          : part;
       case "tool-call": {
         const toolCall = hostToolCall(part);
         if (toolCall === null) return part;

@@ -34,6 +34,18 @@ export type AnthropicMiddleware = ((
   },
 ) => Promise<Response>) & { readonly [GOVERNED]?: string };
 
+/**
+ * A request to send, copied from the client's: its own `Headers` (so that changing them does
+ * not change the client's), the URL, and the changes given.
+ */
+export function copyRequest(
+  init: RequestInit,
+  url: string,
+  changes: Partial<AnthropicHttpRequest> = {},
+): AnthropicHttpRequest {
+  return { ...init, url, headers: new Headers(init.headers), ...changes };
+}
+
 /** Marks the governance middleware (its value: the agent id), across copies of this package. */
 export const GOVERNED = Symbol.for("@gov/wrappers.anthropic.governed");
 
@@ -209,9 +221,8 @@ export async function admitRequest(
   let sent = request;
   const sentBody = withTools(body, tools);
   if (sentBody !== read) {
-    const headers = new Headers(request.headers);
-    headers.delete("content-length");
-    sent = { ...request, headers, body: JSON.stringify(sentBody) };
+    sent = copyRequest(request, request.url, { body: JSON.stringify(sentBody) });
+    sent.headers.delete("content-length");
   }
   return { call, sent, stream };
 }

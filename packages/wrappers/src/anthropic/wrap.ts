@@ -7,6 +7,7 @@ import {
   type AdmittedRequest,
   type AnthropicMiddleware,
   admitRequest,
+  copyRequest,
   GOVERNED,
   governanceMiddleware,
   governedResponse,
@@ -188,7 +189,7 @@ function governFetch(
       const raw = send as NonNullable<typeof send>;
       if (sending.getStore() === true) return raw.call(undefined, String(url), init);
       const { [ADMITTED]: prepared, ...rest } = init as RequestInit & { [ADMITTED]?: Prepared };
-      const request = { ...rest, url: String(url), headers: new Headers(rest.headers) };
+      const request = copyRequest(rest, String(url));
       let admitted: AdmittedRequest;
       if (prepared?.state === "prepared") {
         prepared.state = "sent";
@@ -229,11 +230,10 @@ function governFetch(
           request,
           context,
         );
-      const admitted = await admitRequest(governor, {
-        ...request,
-        url: String(context.url ?? ""),
-        headers: new Headers(request.headers),
-      });
+      const admitted = await admitRequest(
+        governor,
+        copyRequest(request, String(context.url ?? "")),
+      );
       if (admitted.sent.body !== request.body) {
         request.body = admitted.sent.body;
         request.headers = admitted.sent.headers;

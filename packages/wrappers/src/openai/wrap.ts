@@ -5,7 +5,7 @@ import { type ApiPromiseLike, GovernedPromise } from "../governed-promise";
 import { governStream, type StreamHooks } from "../governed-stream";
 import { resolveWrapOptions, type WrapOptions } from "../options";
 import { isObject, type Json, withoutUnscopedProviderTools } from "../shapes";
-import { type EventState, governedEventStream, parseEventData, readEvent } from "../sse";
+import { type EventState, governedEventStream, parseEventData, readEvent, withBody } from "../sse";
 import { chatFinishReason, chatStreamHooks, chatUsage, filterChatCompletion } from "./chat";
 import {
   filterResponse,
@@ -98,9 +98,20 @@ const RESPONSES: Operation = {
   input: (body) => ({ instructions: body.instructions, input: body.input }),
 };
 
+/**
+ * A shallow copy of the host's request parameters or options, each read once: what governance
+ * checks is what the client sends, even when a getter (or a Proxy) would answer differently
+ * the next time it is read. Anything else is returned as it is.
+ */
+function readOnce(value: unknown): unknown {
+  return isObject(value) ? { ...value } : value;
+}
+
 function governedCreate(governor: Governor, original: Create, operation: Operation): Create {
-  return function create(this: unknown, body: unknown, requestOptions?: unknown) {
+  return function create(this: unknown, parameters: unknown, options?: unknown) {
     const sent = (async () => {
+      const body = readOnce(parameters);
+      const requestOptions = readOnce(options);
       if (!isObject(body) || typeof body.model !== "string")
         throw new InvalidWrapperOptionsError(
           "body",
@@ -113,6 +124,8 @@ function governedCreate(governor: Governor, original: Create, operation: Operati
           "replaces the request's parameters after governance checked them; a governed client does not accept it.",
           `Pass the parameters as the first argument of ${operation.name}(…), not in the request options.`,
         );
+      // an option `body: undefined` would still replace the parameters in the client's spread
+      if (isObject(requestOptions)) delete requestOptions.body;
       const stream = body.stream === true;
       const maxTokens = maxTokensOf(body);
       const offered = await withoutUnscopedProviderTools(governor, offeredTools(body), (tool) =>
@@ -129,17 +142,18 @@ function governedCreate(governor: Governor, original: Create, operation: Operati
         },
         offered,
       );
-      let sentBody: Json = withTools(body, tools);
-      let hooks: StreamHooks<Json> | null = null;
-      if (stream) ({ body: sentBody, hooks } = operation.stream(call, sentBody));
       let inner: ApiPromiseLike<unknown>;
+      let hooks: StreamHooks<Json> | null = null;
       try {
+        let sentBody: Json = withTools(body, tools);
+        if (stream) ({ body: sentBody, hooks } = operation.stream(call, sentBody));
         inner = original.call(this, sentBody, requestOptions);
       } catch (error) {
+        // admitted: whatever throws before the request is handed over releases the reservation
         call.failed(error);
         throw error;
       }
-      return { call, inner, hooks };
+      return { call, inner, hooks, requestOptions };
     })();
     // Observed through the returned promise; this only keeps an unawaited refusal quiet.
     sent.catch(() => undefined);
@@ -201,7 +215,7 @@ function governedCreate(governor: Governor, original: Create, operation: Operati
         return value;
       },
       response: async (valueRead) => {
-        const { call, inner, hooks } = await sent;
+        const { call, inner, hooks, requestOptions } = await sent;
         let response: Response;
         try {
           response = await inner.asResponse();
@@ -322,13 +336,9 @@ async function governedResponse(
   } catch {
     value = null;
   }
-  const headers = new Headers(response.headers);
-  headers.delete("content-length");
-  const rebuilt = (body: string) =>
-    new Response(body, { status: response.status, statusText: response.statusText, headers });
   if (!isObject(value)) {
     call.succeeded({ usage: null, finishReason: null });
-    return rebuilt(text);
+    return withBody(response, text);
   }
   let finished: Awaited<ReturnType<Operation["finish"]>>;
   try {
@@ -343,7 +353,7 @@ async function governedResponse(
     removedToolCalls: finished.removed,
     output: finished.output,
   });
-  return rebuilt(finished.removed.length > 0 ? JSON.stringify(value) : text);
+  return withBody(response, finished.removed.length > 0 ? JSON.stringify(value) : text);
 }
 
 /**

@@ -1,0 +1,2 @@
+ALTER TABLE "gov_gates"."requests" ADD COLUMN "request_key" text;--> statement-breakpoint
+ALTER TABLE "gov_gates"."requests" ADD CONSTRAINT "requests_agent_kind_key" UNIQUE("agent_id","kind","request_key");
