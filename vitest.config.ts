@@ -4,6 +4,6 @@ import { defineConfig } from "vitest/config";
 // package through turbo. Both read the same per-package configs.
 export default defineConfig({
   test: {
-    projects: ["packages/*", "apps/*", "tests/*"],
+    projects: ["packages/*", "apps/*", "tests/*", "examples"],
   },
 });

@@ -7,6 +7,8 @@ export default defineConfig(
       "src/openai/index.ts",
       "src/anthropic/index.ts",
       "src/ai-sdk/index.ts",
+      "src/mcp/index.ts",
+      "src/openai-agents/index.ts",
       "src/testing/index.ts",
     ],
   }),

@@ -14,6 +14,11 @@ export const WRAPPERS_ERROR_CODES = {
    * that could not be asked for or was not found (`ToolCallBlockedError.reason` says which).
    */
   TOOL_CALL_BLOCKED: "TOOL_CALL_BLOCKED",
+  /**
+   * A governed MCP server could not tell which agent called a tool (`governMcpServer`'s
+   * `agentId` returned no valid id, or threw): the handler did not run.
+   */
+  MCP_CALLER_UNIDENTIFIED: "MCP_CALLER_UNIDENTIFIED",
 } as const;
 
 /** One of {@link WRAPPERS_ERROR_CODES}. */

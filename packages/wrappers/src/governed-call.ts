@@ -38,8 +38,8 @@ export function trackSettlement(work: Promise<void>): void {
 }
 
 /**
- * Result and error events not yet logged: waiting for their `llm.call` receipt, or for the
- * audit sink to take them (written, or spooled while the database is away).
+ * Audit events not yet taken by the audit sink (written, or spooled while the database is
+ * away), and those still waiting for their parent's receipt (`llm.result` for its `llm.call`).
  */
 const eventsInFlight = new Set<Promise<unknown>>();
 
@@ -56,7 +56,7 @@ const MAX_SETTLED_TIMEOUT_MS = 86_400_000;
 
 /**
  * Resolves when every governed call of this process has settled its usage with the cost
- * module and handed its `llm.result` / `llm.error` / `llm.tool_call_blocked` events to the
+ * module and handed its audit events (`llm.*`, and the `tool.*` of governed tools) to the
  * audit sink (written, or spooled while the database is away) — a wrapped call returns to the
  * host before that — or when `timeoutMs` has passed: an audit sink or a database that never
  * answers does not hold the process for ever. Await it before reading spend right after a
@@ -458,8 +458,9 @@ export class Governor {
     event: Parameters<ResolvedWrapOptions["ports"]["audit"]["log"]>[0],
   ): Promise<AuditReceipt | null> {
     const { ports } = this.options;
+    let logged: Promise<AuditReceipt | null>;
     try {
-      return Promise.resolve(ports.audit.log(event)).then(
+      logged = Promise.resolve(ports.audit.log(event)).then(
         (receipt) => receipt ?? null,
         (error: unknown) => {
           this.report(`could not audit ${event.kind}.`, error);
@@ -470,6 +471,19 @@ export class Governor {
       this.report(`could not audit ${event.kind}.`, error);
       return Promise.resolve(null);
     }
+    trackEvent(logged);
+    return logged;
+  }
+
+  /**
+   * Audit an event once its parent's receipt is in (e.g. `tool.result` under its `tool.call`),
+   * never awaited by the caller; `settled()` waits for it.
+   */
+  logAfter(
+    parent: Promise<AuditReceipt | null>,
+    event: (receipt: AuditReceipt | null) => Parameters<Governor["log"]>[0],
+  ): void {
+    trackEvent(parent.then((receipt) => this.log(event(receipt))));
   }
 }
 

@@ -13,8 +13,13 @@ import {
   type InterventionResultLike,
   type StewardGuard,
 } from "@gov/core";
-import { ToolCallBlockedError, type ToolCallBlockedReason } from "../errors";
+import {
+  InvalidWrapperOptionsError,
+  ToolCallBlockedError,
+  type ToolCallBlockedReason,
+} from "../errors";
 import { describe, type Governor } from "../governed-call";
+import type { ResolvedWrapOptions } from "../options";
 import type { ApprovalCause, ResolvedApprovalOptions } from "./approval-options";
 import { isObject } from "./shapes";
 
@@ -148,6 +153,31 @@ function requestKeyOf(toolCallId: string): string {
   return PLAIN_CALL_ID.test(toolCallId) && !toolCallId.startsWith(HASHED_KEY_PREFIX)
     ? toolCallId
     : `${HASHED_KEY_PREFIX}${createHash("sha256").update(toolCallId, "utf16le").digest("hex")}`;
+}
+
+/**
+ * Check a wrapper's `approval` against the ports it was given: `approval.steward` without a
+ * steward port is refused (no call could be evaluated: the steward would be skipped silently);
+ * without a gates port, a warning says that every call that needs approval will be refused.
+ * @param wrapper The function given the options, for the warning (`governTools()`, …).
+ * @throws {InvalidWrapperOptionsError} naming `options.approval.steward`.
+ */
+export function checkApprovalPorts(
+  options: ResolvedWrapOptions,
+  approval: ResolvedApprovalOptions,
+  wrapper: string,
+): void {
+  if (approval.steward && options.ports.steward === null)
+    throw new InvalidWrapperOptionsError(
+      "options.approval.steward",
+      "is true, but governance has no steward port: no call could be evaluated.",
+      "Start the SDK with enableSteward: true, pass the steward ({ steward }) in governance, or leave approval.steward out.",
+    );
+  if (options.ports.gates === null)
+    options.ports.logger.warn(
+      `@gov/wrappers: ${wrapper} was given approval without a gates port: every tool call that needs approval will be refused.`,
+      { agentId: options.agentId },
+    );
 }
 
 /**
@@ -374,7 +404,8 @@ export class ApprovalBridge {
             agentId,
             haltedBy: "steward",
             reason: steward.message,
-            path: `ai-sdk.tools.${toolName}`,
+            // the wrapper the call came through: ai-sdk, mcp, openai-agents
+            path: `${this.governor.provider}.tools.${toolName}`,
           });
         case "BLOCK":
           return {

@@ -10,6 +10,7 @@ import { resolveWrapOptions, type WrapOptions } from "../options";
 import { resolveApprovalOptions, type ToolApprovalOptions } from "./approval-options";
 import {
   ApprovalBridge,
+  checkApprovalPorts,
   type GrantedApproval,
   type NeedsApproval,
   type ToolCallOptionsLike,
@@ -116,21 +117,19 @@ class ToolRun {
   #after(kind: string, metadata: Record<string, unknown>): void {
     const { agentId, sessionId } = this.governor.options;
     const durationMs = Math.round(performance.now() - this.#startedAt);
-    void this.#callEvent.then((receipt) =>
-      this.governor.log({
-        agentId,
-        kind,
-        sessionId,
-        parentEventId: receipt?.eventId || null,
-        metadata: {
-          provider: this.governor.provider,
-          tool: this.name,
-          toolCallId: this.toolCallId,
-          durationMs,
-          ...metadata,
-        },
-      }),
-    );
+    this.governor.logAfter(this.#callEvent, (receipt) => ({
+      agentId,
+      kind,
+      sessionId,
+      parentEventId: receipt?.eventId || null,
+      metadata: {
+        provider: this.governor.provider,
+        tool: this.name,
+        toolCallId: this.toolCallId,
+        durationMs,
+        ...metadata,
+      },
+    }));
   }
 
   /** `tool.result` (not awaited): the output only with `recordContent`, redacted. */
@@ -278,17 +277,7 @@ export function governTools<Tools extends Record<string, object>>(
   const governor = new Governor(resolved, "ai-sdk");
   if (approvalOption !== undefined) {
     const approval = resolveApprovalOptions(approvalOption);
-    if (approval.steward && resolved.ports.steward === null)
-      throw new InvalidWrapperOptionsError(
-        "options.approval.steward",
-        "is true, but governance has no steward port: no call could be evaluated.",
-        "Start the SDK with enableSteward: true, pass the steward ({ steward }) in governance, or leave approval.steward out.",
-      );
-    if (resolved.ports.gates === null)
-      resolved.ports.logger.warn(
-        "@gov/wrappers: governTools() was given approval without a gates port: every tool call that needs approval will be refused.",
-        { agentId: resolved.agentId },
-      );
+    checkApprovalPorts(resolved, approval, "governTools()");
     bridge = new ApprovalBridge(governor, approval);
   }
   const governed: Record<string, unknown> = {};
