@@ -89,13 +89,14 @@ const BLOCKED_HINTS: Readonly<Record<ToolCallBlockedReason, string>> = {
   steward_commit_refused:
     "The approval could no longer be counted against the steward's limits (already used, or forgotten): let the agent call the tool again, for a new evaluation and approval.",
   approval_unavailable:
-    "Give governTools a gates port (the GovernanceSDK, or { gates }) and an approval.onRequest that delivers the token to a reviewer; see the cause when there is one.",
+    "Give the wrapper (governTools, governAgent, governMcpClient, governMcpServer) a gates port (the GovernanceSDK, or { gates }) and an approval.onRequest that delivers the token to a reviewer; see the cause when there is one.",
   approval_missing:
-    'Answer the approval request with toolApprovalResponses() and resume the run with the call the AI SDK asked about (its tool call id finds the request in gates from any process, with a gates port that has findRequest, as @gov/gates has), or use approval: { mode: "block" } (AI SDK 5).',
+    'Answer the approval request through the framework — toolApprovalResponses() for the AI SDK, resolveApprovals(state) for the OpenAI Agents SDK — and resume the run with the call it asked about (its tool call id finds the request in gates from any process, with a gates port that has findRequest, as @gov/gates has), or use approval: { mode: "block" }.',
 };
 
 /**
- * A governed tool call was refused before it ran (`governTools` with `approval`): the
+ * A governed tool call was refused before it ran (`governTools`, `governAgent`,
+ * `governMcpClient` or `governMcpServer`, with `approval` or the steward): the
  * steward blocked it, or it needed a reviewer's approval that could not be asked for or was
  * not found; {@link reason} says which. Audited as `tool.blocked` before it is thrown. A
  * reviewer's denial, and an approval that does not match the call, are the gates module's
