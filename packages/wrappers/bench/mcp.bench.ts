@@ -10,18 +10,19 @@
  *
  * GOVERNANCE_BENCH_SAMPLES (default 2000) sets the calls of each kind.
  */
-import { AuditModule, auditMigrations } from "@gov/audit";
+import { auditMigrations } from "@gov/audit";
 import { type BenchResult, type BenchTarget, reportResults, summarize } from "@gov/bench-kit";
-import { ChainKey, Keyring, type Store, silentLogger, systemClock } from "@gov/core";
+import type { Store } from "@gov/core";
 import { forEachBenchEngine } from "@gov/core/testing";
-import { PresenceModule, presenceMigrations } from "@gov/presence";
-import { ScopeModule, scopeMigrations } from "@gov/scope";
+import { presenceMigrations } from "@gov/presence";
+import { scopeMigrations } from "@gov/scope";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
-import { CoverageRegistry, coverageMigrations } from "../src/index";
+import { coverageMigrations } from "../src/index";
 import { governMcpClient } from "../src/mcp/index";
+import { addedRow, benchModules } from "./modules";
 
 const SAMPLES = Number(process.env.GOVERNANCE_BENCH_SAMPLES ?? 2_000);
 const AGENT = "bench-agent";
@@ -60,20 +61,11 @@ async function alternately(
 }
 
 async function bench(name: string, store: Store) {
-  const keyring = new Keyring(new ChainKey("wrappers-mcp-bench-secret-0123456789-abcdefghij"));
-  const base = { store, keyring, clock: systemClock, logger: silentLogger };
-  const audit = new AuditModule(base, { spoolDirectory: null });
-  await audit.start();
-  const context = { ...base, audit };
-  const presence = new PresenceModule(context);
-  await presence.start();
-  const scope = new ScopeModule({ ...context, halt: presence });
-  await scope.start();
-  const coverage = new CoverageRegistry(base, { warnOnNoWrappers: false });
-  await coverage.start();
+  const modules = await benchModules(store, { coverage: true });
+  const { audit, presence, scope, coverage } = modules;
   const plain = await connected();
   const governed = governMcpClient(await connected(), {
-    governance: { halt: presence, scope, audit, coverage },
+    governance: { halt: presence, scope, audit, ...(coverage ? { coverage } : {}) },
     agentId: AGENT,
     sessionId: `bench-${name}`,
     serverName: "billing",
@@ -93,24 +85,15 @@ async function bench(name: string, store: Store) {
     );
     const plainResult = summarize(`${name}.callTool.ungoverned`, "ms", ungoverned ?? []);
     const governedResult = summarize(`${name}.callTool.governed`, "ms", governedTimes ?? []);
-    const difference = (statistic: "median" | "p99") =>
-      Math.round((governedResult[statistic] - plainResult[statistic]) * 1000) / 1000;
-    results.push(plainResult, governedResult, {
-      name: `${name}.callTool.added`,
-      unit: "ms",
-      median: difference("median"),
-      p99: difference("p99"),
-      min: Number.NaN,
-      max: Number.NaN,
-      n: SAMPLES,
-    });
+    results.push(
+      plainResult,
+      governedResult,
+      addedRow(`${name}.callTool.added`, plainResult, governedResult),
+    );
   } finally {
     await plain.close();
     await governed.close();
-    await coverage.close();
-    await scope.close();
-    await presence.close();
-    await audit.close();
+    await modules.close();
   }
 }
 

@@ -13,17 +13,18 @@
  *
  * GOVERNANCE_BENCH_SAMPLES (default 1000) sets the runs of each kind.
  */
-import { AuditModule, auditMigrations } from "@gov/audit";
+import { auditMigrations } from "@gov/audit";
 import { type BenchResult, type BenchTarget, reportResults, summarize } from "@gov/bench-kit";
-import { ChainKey, Keyring, type Store, silentLogger, systemClock } from "@gov/core";
+import { type Store, silentLogger } from "@gov/core";
 import { forEachBenchEngine } from "@gov/core/testing";
 import { LoopModule } from "@gov/loop";
-import { PresenceModule, presenceMigrations } from "@gov/presence";
-import { ScopeModule, scopeMigrations } from "@gov/scope";
+import { presenceMigrations } from "@gov/presence";
+import { scopeMigrations } from "@gov/scope";
 import { Agent, OpenAIResponsesModel, Runner, setTracingDisabled, tool } from "@openai/agents";
 import OpenAI from "openai";
 import { governAgent } from "../src/openai-agents/index";
 import { response, startOpenAIServer } from "../src/testing/index";
+import { addedRow, benchModules } from "./modules";
 
 const SAMPLES = Number(process.env.GOVERNANCE_BENCH_SAMPLES ?? 1_000);
 const AGENT = "bench-agent";
@@ -67,15 +68,8 @@ const plain = new Agent({
 const runner = new Runner({ tracingDisabled: true });
 
 async function bench(name: string, store: Store) {
-  const keyring = new Keyring(new ChainKey("agents-bench-secret-0123456789-abcdefghijklmnopq"));
-  const base = { store, keyring, clock: systemClock, logger: silentLogger };
-  const audit = new AuditModule(base, { spoolDirectory: null });
-  await audit.start();
-  const context = { ...base, audit };
-  const presence = new PresenceModule(context);
-  await presence.start();
-  const scope = new ScopeModule({ ...context, halt: presence });
-  await scope.start();
+  const modules = await benchModules(store);
+  const { audit, presence, scope } = modules;
   const loop = new LoopModule({ audit, logger: silentLogger });
   try {
     scope.register({ agentId: AGENT, allowedTools: ["lookup_invoice"], allowedModels: ["gpt-4o"] });
@@ -117,20 +111,13 @@ async function bench(name: string, store: Store) {
     if (plainResult === undefined) throw new Error("unreachable");
     results.push(plainResult);
     for (const governedResult of governedResults)
-      results.push(governedResult, {
-        name: `${governedResult.name}.added`,
-        unit: "ms",
-        median: Math.round((governedResult.median - plainResult.median) * 1000) / 1000,
-        p99: Math.round((governedResult.p99 - plainResult.p99) * 1000) / 1000,
-        min: Number.NaN,
-        max: Number.NaN,
-        n: SAMPLES,
-      });
+      results.push(
+        governedResult,
+        addedRow(`${governedResult.name}.added`, plainResult, governedResult),
+      );
   } finally {
     await loop.close();
-    await scope.close();
-    await presence.close();
-    await audit.close();
+    await modules.close();
   }
 }
 

@@ -11,17 +11,18 @@
  *
  * GOVERNANCE_BENCH_SAMPLES (default 2000) sets the calls of each kind.
  */
-import { AuditModule, auditMigrations } from "@gov/audit";
+import { auditMigrations } from "@gov/audit";
 import { type BenchResult, type BenchTarget, reportResults, summarize } from "@gov/bench-kit";
-import { ChainKey, Keyring, type Store, silentLogger, systemClock } from "@gov/core";
+import type { Store } from "@gov/core";
 import { forEachBenchEngine } from "@gov/core/testing";
-import { CostModule, costMigrations } from "@gov/cost";
-import { PresenceModule, presenceMigrations } from "@gov/presence";
-import { ScopeModule, scopeMigrations } from "@gov/scope";
+import { type CostModule, costMigrations } from "@gov/cost";
+import { presenceMigrations } from "@gov/presence";
+import { scopeMigrations } from "@gov/scope";
 import OpenAI from "openai";
-import { CoverageRegistry, coverageMigrations } from "../src/index";
+import { coverageMigrations } from "../src/index";
 import { wrapOpenAI } from "../src/openai/index";
 import { chatChunks, chatCompletion, startOpenAIServer } from "../src/testing/index";
+import { addedRow, benchModules } from "./modules";
 
 const SAMPLES = Number(process.env.GOVERNANCE_BENCH_SAMPLES ?? 2_000);
 /** Budget leases on (the cost module's `lease` option), unless GOVERNANCE_BENCH_LEASE=0. */
@@ -38,29 +39,19 @@ const BODY = {
 };
 
 async function bench(name: string, store: Store) {
-  const keyring = new Keyring(new ChainKey("wrappers-bench-secret-0123456789-abcdefghijklmnop"));
-  const base = { store, keyring, clock: systemClock, logger: silentLogger };
-  const audit = new AuditModule(base, { spoolDirectory: null });
-  await audit.start();
-  const context = { ...base, audit };
-  const presence = new PresenceModule(context);
-  await presence.start();
-  const scope = new ScopeModule({ ...context, halt: presence });
-  await scope.start();
-  const cost = new CostModule(
-    { ...context, halt: presence },
-    { sweepIntervalMs: null, lease: LEASE ? {} : null },
-  );
-  await cost.start();
-  const coverage = new CoverageRegistry(base, { warnOnNoWrappers: false });
-  await coverage.start();
+  const modules = await benchModules(store, {
+    cost: { sweepIntervalMs: null, lease: LEASE ? {} : null },
+    coverage: true,
+  });
+  const { audit, presence, scope, coverage } = modules;
+  const cost = modules.cost as CostModule;
   try {
     scope.register({ agentId: AGENT, allowedTools: ["lookup_invoice"], allowedModels: ["gpt-4o"] });
     cost.register({ agentId: AGENT, perSessionUsd: 1_000_000 });
     const client = () => new OpenAI({ apiKey: "sk-bench", baseURL: server.baseURL, maxRetries: 0 });
     const plain = client();
     const governed = wrapOpenAI(client(), {
-      governance: { halt: presence, scope, cost, audit, coverage },
+      governance: { halt: presence, scope, cost, audit, ...(coverage ? { coverage } : {}) },
       agentId: AGENT,
       sessionId: `bench-${name}`,
     });
@@ -99,22 +90,14 @@ async function bench(name: string, store: Store) {
       }
       const plainResult = summarize(`${name}.${kind}.unwrapped`, "ms", unwrapped);
       const wrappedResult = summarize(`${name}.${kind}.wrapped`, "ms", wrapped);
-      results.push(plainResult, wrappedResult, {
-        name: `${name}.${kind}.added`,
-        unit: "ms",
-        median: Math.round((wrappedResult.median - plainResult.median) * 1000) / 1000,
-        p99: Math.round((wrappedResult.p99 - plainResult.p99) * 1000) / 1000,
-        min: Number.NaN,
-        max: Number.NaN,
-        n: SAMPLES,
-      });
+      results.push(
+        plainResult,
+        wrappedResult,
+        addedRow(`${name}.${kind}.added`, plainResult, wrappedResult),
+      );
     }
   } finally {
-    await coverage.close();
-    await cost.close();
-    await scope.close();
-    await presence.close();
-    await audit.close();
+    await modules.close();
   }
 }
 
